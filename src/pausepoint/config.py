@@ -1,0 +1,62 @@
+"""One settings object for the whole process.
+
+Every interval, grace period and timeout lives here so that tests can shrink
+them instead of sleeping. Environment variables use the ``PAUSEPOINT_`` prefix
+(``PAUSEPOINT_DB=sqlite:///runs.db``, ``PAUSEPOINT_SHELL_ENABLED=true``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_db_url() -> str:
+    return f"sqlite:///{Path.cwd() / 'pausepoint.db'}"
+
+
+class Settings(BaseSettings):
+    """Process-wide settings; construct with keywords or from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PAUSEPOINT_", frozen=True, extra="forbid")
+
+    db: str = Field(default_factory=default_db_url, description="Database URL (sqlite:///path).")
+    sqlite_synchronous: str = Field(
+        default="NORMAL",
+        description="SQLite synchronous mode: NORMAL survives a process crash, FULL survives "
+        "power loss as well.",
+    )
+    poll_interval: float = Field(
+        default=0.2,
+        gt=0,
+        description="Seconds between looks for commands and due timers written by other processes.",
+    )
+    lease_ttl: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds a process owns an execution without renewing; after that another "
+        "process may take it over.",
+    )
+    lease_renew_interval: float = Field(default=5.0, gt=0)
+    cancel_grace_period: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds a subprocess gets between SIGTERM and SIGKILL when cancelled.",
+    )
+    shell_enabled: bool = Field(default=False, description="Allow `shell` tasks to run.")
+    python_paths: tuple[str, ...] = Field(
+        default=(), description="Extra directories searched when importing `python` task functions."
+    )
+    max_task_threads: int = Field(default=16, gt=0, description="Threads for sync Python tasks.")
+    secret_env_prefix: str = Field(
+        default="SECRET_",
+        description="Environment variables with this prefix are exposed as {{ secrets.NAME }}.",
+    )
+    command_wait_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a control call waits for its command to be applied before replying "
+        "with the state at that moment.",
+    )
