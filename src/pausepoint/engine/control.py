@@ -1,0 +1,160 @@
+"""Which control commands are legal, and what they become.
+
+One set of rules serves two moments: the control plane *admits* a command
+(against the last checkpoint plus the commands already accepted but not yet
+applied) before it acknowledges it, and the engine *applies* it later against
+the live state. Both call :func:`admit`; the engine rejects a command whose
+premise no longer holds (say, the execution completed in between) and records
+why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pausepoint.engine.flowindex import FlowIndex
+from pausepoint.engine.model import Command, ExecutionStatus
+from pausepoint.errors import Conflict, FieldError, InvalidInput
+from pausepoint.flow.inputs import InputSpec, coerce_inputs
+
+S = ExecutionStatus
+
+
+@dataclass(frozen=True)
+class OpenPause:
+    """An open pause point: a manual pause, or a Pause task waiting for a human."""
+
+    id: str
+    kind: str  # "manual" | "task"
+    task_path: str | None = None
+    task_id: str | None = None
+    deadline: float | None = None
+
+
+@dataclass(frozen=True)
+class ControlView:
+    """The control-relevant part of an execution's state."""
+
+    execution_id: str
+    status: ExecutionStatus
+    pauses: dict[str, OpenPause] = field(default_factory=dict)
+    stopping: bool = False  # cancel or terminate accepted
+
+    @property
+    def manual_pause(self) -> OpenPause | None:
+        return next((p for p in self.pauses.values() if p.kind == "manual"), None)
+
+
+def view_of(state: dict[str, Any]) -> ControlView:
+    pauses = {
+        pause_id: OpenPause(
+            id=pause_id,
+            kind=pause["kind"],
+            task_path=pause.get("task_path"),
+            task_id=pause.get("task_id"),
+            deadline=pause.get("deadline"),
+        )
+        for pause_id, pause in state["pauses"].items()
+    }
+    return ControlView(
+        execution_id=state["execution_id"],
+        status=S(state["status"]),
+        pauses=pauses,
+        stopping=state["stop"] is not None,
+    )
+
+
+def _describe(status: ExecutionStatus) -> str:
+    return status.value.lower().replace("_", " ")
+
+
+def on_resume_specs(index: FlowIndex, pause: OpenPause) -> list[InputSpec]:
+    if pause.kind != "task" or pause.task_path is None:
+        return []
+    return list(getattr(index.task(pause.task_path), "on_resume", []))
+
+
+def admit(view: ControlView, command: Command, index: FlowIndex) -> Command:
+    """Check ``command`` against ``view``; return it with its payload normalised.
+
+    Raises :class:`Conflict` (409) when the operation is not legal in the
+    current state and :class:`InvalidInput` (422) for a bad payload, such as
+    resume inputs that do not match the Pause task's ``onResume``.
+    """
+    kind = command.kind
+    subject = f"execution {view.execution_id}"
+    if view.status.is_terminal:
+        raise Conflict(f"cannot {kind} {_describe(view.status)} {subject}")
+    if kind in ("cancel", "terminate"):
+        return command
+    if view.stopping:
+        raise Conflict(f"cannot {kind} {subject}: it is being cancelled or terminated")
+    if kind == "inject":
+        return command
+    if kind == "pause":
+        if view.status is S.PAUSING:
+            raise Conflict(f"{subject} is already pausing")
+        if view.manual_pause is not None:
+            raise Conflict(f"{subject} is already paused")
+        return command
+    return _admit_resume(view, command, index, subject)
+
+
+def _admit_resume(
+    view: ControlView, command: Command, index: FlowIndex, subject: str
+) -> Command:
+    pause_id = command.payload.get("pause_id")
+    inputs = command.payload.get("inputs") or {}
+    if not view.pauses:
+        raise Conflict(f"cannot resume {subject}: it is {view.status.value}, not paused")
+    if pause_id is None:
+        if len(view.pauses) > 1:
+            listed = ", ".join(
+                f"{p.id} ({'manual pause' if p.kind == 'manual' else 'task ' + str(p.task_id)})"
+                for p in view.pauses.values()
+            )
+            raise InvalidInput(
+                f"{subject} has several open pause points; name one with pause_id: {listed}",
+                [FieldError(("body", "pause_id"), f"required: several pause points are open "
+                            f"({listed})", "missing")],
+            )
+        pause = next(iter(view.pauses.values()))
+    else:
+        found = view.pauses.get(pause_id)
+        if found is None:
+            raise Conflict(
+                f"cannot resume {subject}: pause point {pause_id!r} is not open "
+                f"(open: {', '.join(view.pauses) or 'none'})"
+            )
+        pause = found
+    specs = on_resume_specs(index, pause)
+    if specs:
+        values = coerce_inputs(specs, inputs, loc_prefix=("body", "inputs"))
+    elif inputs:
+        raise InvalidInput(
+            f"pause point {pause.id} takes no inputs",
+            [FieldError(("body", "inputs"), f"pause point {pause.id} takes no inputs")],
+        )
+    else:
+        values = {}
+    return replace(command, payload={"pause_id": pause.id, "inputs": values})
+
+
+def project(view: ControlView, command: Command) -> ControlView:
+    """The control view after ``command`` (already admitted) is applied."""
+    kind = command.kind
+    if kind == "terminate":
+        return replace(view, status=S.TERMINATED, pauses={}, stopping=True)
+    if kind == "cancel":
+        return replace(view, pauses={}, stopping=True, status=S.CANCELLING)
+    if kind == "pause":
+        pause = OpenPause(id=command.id, kind="manual")
+        status = S.PAUSED if view.status in (S.QUEUED, S.PAUSED) else S.PAUSING
+        return replace(view, status=status, pauses={**view.pauses, pause.id: pause})
+    if kind == "resume":
+        pauses = {k: v for k, v in view.pauses.items() if k != command.payload["pause_id"]}
+        blocked = any(p.kind == "manual" for p in pauses.values())
+        status = view.status if blocked else S.RUNNING
+        return replace(view, status=status, pauses=pauses)
+    return view

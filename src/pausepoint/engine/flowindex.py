@@ -1,0 +1,62 @@
+"""Addressing tasks inside a flow by path.
+
+Task runs record the path of their task (``tasks[2].then[0]``) rather than a
+copy of it, so a checkpoint stays small. A :class:`FlowIndex` resolves paths
+in O(1) and caches each task's unrendered properties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pausepoint.flow.model import Flow, TaskBase
+
+# Properties the engine itself interprets; they are never handed to a leaf task.
+ENGINE_PROPERTIES = frozenset(
+    {"id", "type", "description", "timeout", "retry", "allowFailure", "disabled"}
+)
+
+
+@dataclass
+class FlowIndex:
+    flow: Flow
+    tasks: dict[str, TaskBase] = field(default_factory=dict)
+    lists: dict[str, list[Any]] = field(default_factory=dict)
+    _specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, flow: Flow) -> FlowIndex:
+        index = cls(flow)
+        for name, tasks in flow.blocks().items():
+            index._add_list(name, tasks)
+        return index
+
+    def _add_list(self, list_path: str, tasks: list[Any]) -> None:
+        self.lists[list_path] = tasks
+        for position, task in enumerate(tasks):
+            task_path = f"{list_path}[{position}]"
+            self.tasks[task_path] = task
+            for name, children in task.blocks().items():
+                self._add_list(f"{task_path}.{name}", children)
+
+    def task(self, path: str) -> TaskBase:
+        return self.tasks[path]
+
+    def task_list(self, path: str) -> list[Any]:
+        return self.lists[path]
+
+    def leaf_spec(self, path: str) -> dict[str, Any]:
+        """The task's own properties as written in YAML, unrendered."""
+        spec = self._specs.get(path)
+        if spec is None:
+            task = self.tasks[path]
+            spec = {
+                key: value
+                for key, value in task.model_dump(
+                    mode="json", by_alias=True, exclude_none=True
+                ).items()
+                if key not in ENGINE_PROPERTIES
+            }
+            self._specs[path] = spec
+        return spec

@@ -1,0 +1,208 @@
+"""What goes into the engine and what comes out of it.
+
+Inputs are events (things that happened: a task finished, a timer fired, a
+control command arrived); outputs are actions (things the runtime must do:
+run a task, cancel one, arm or clear a durable timer) and log events. All of
+them are plain data so that a runtime can persist them and so that Temporal
+can replay them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+
+class ExecutionStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    PAUSING = "PAUSING"
+    PAUSED = "PAUSED"
+    CANCELLING = "CANCELLING"
+    COMPLETED = "COMPLETED"
+    WARNING = "WARNING"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TERMINATED = "TERMINATED"
+    TIMED_OUT = "TIMED_OUT"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        ExecutionStatus.COMPLETED,
+        ExecutionStatus.WARNING,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.CANCELLED,
+        ExecutionStatus.TERMINATED,
+        ExecutionStatus.TIMED_OUT,
+    }
+)
+
+
+class TaskRunState(StrEnum):
+    CREATED = "CREATED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    SUCCESS = "SUCCESS"
+    WARNING = "WARNING"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    SKIPPED = "SKIPPED"
+    RETRYING = "RETRYING"
+
+
+TERMINAL_TASK_STATES = frozenset(
+    {
+        TaskRunState.SUCCESS,
+        TaskRunState.WARNING,
+        TaskRunState.FAILED,
+        TaskRunState.CANCELLED,
+        TaskRunState.SKIPPED,
+    }
+)
+
+CommandKind = Literal["pause", "resume", "cancel", "terminate", "inject"]
+COMMAND_KINDS: tuple[CommandKind, ...] = ("pause", "resume", "cancel", "terminate", "inject")
+
+
+# ---------------------------------------------------------------------------
+# Events in
+
+
+@dataclass(frozen=True)
+class Started:
+    """The runtime picked the execution up for the first time."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """A runtime (re)loaded the execution from its last checkpoint.
+
+    The engine answers by re-issuing every in-flight task (at-least-once) and
+    re-arming every durable timer.
+    """
+
+    at: float
+
+
+@dataclass(frozen=True)
+class TaskSucceeded:
+    task_run_id: str
+    attempt: int
+    at: float
+    outputs: dict[str, Any] = field(default_factory=dict)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TaskFailed:
+    task_run_id: str
+    attempt: int
+    at: float
+    error: str
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TaskCancelled:
+    """An in-flight task acknowledged cancellation (or was killed)."""
+
+    task_run_id: str
+    attempt: int
+    at: float
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    timer_id: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Command:
+    """A control command accepted by the control plane, in acceptance order."""
+
+    id: str
+    kind: CommandKind
+    at: float
+    by: str = "anonymous"
+    reason: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Event = Started | Recovered | TaskSucceeded | TaskFailed | TaskCancelled | TimerFired | Command
+
+
+# ---------------------------------------------------------------------------
+# Actions out
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """Run a leaf task. ``task_run_id`` is stable across re-runs after a crash."""
+
+    task_run_id: str
+    attempt: int
+    task_id: str
+    task_type: str
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CancelTask:
+    """Stop an in-flight task: cooperatively, or at once when ``kill`` is set."""
+
+    task_run_id: str
+    kill: bool = False
+
+
+@dataclass(frozen=True)
+class SetTimer:
+    timer_id: str
+    deadline: float
+
+
+@dataclass(frozen=True)
+class ClearTimer:
+    timer_id: str
+
+
+Action = RunTask | CancelTask | SetTimer | ClearTimer
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """An entry for the execution's append-only event log."""
+
+    type: str
+    at: float
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command_id: str
+    applied: bool
+    message: str
+    status: ExecutionStatus
+
+
+@dataclass
+class Transition:
+    """Everything one call to :func:`advance` produced."""
+
+    state: dict[str, Any]
+    actions: list[Action] = field(default_factory=list)
+    events: list[LogEvent] = field(default_factory=list)
+    command_results: list[CommandResult] = field(default_factory=list)
+    changed_task_runs: set[str] = field(default_factory=set)

@@ -1,0 +1,115 @@
+"""Kestra task types accepted as aliases of pausepoint's short task types.
+
+One table, :data:`TASK_TYPE_ALIASES`: a Kestra ``type:`` name maps to the
+pausepoint short type, the Kestra property names to rename, and defaults to
+fill in when the property is absent. To accept another Kestra type, add a row.
+
+Notable mappings (the engine sees only the pausepoint form):
+
+- ``core.debug.Echo`` is a ``log`` whose ``format`` becomes ``message``.
+- ``core.flow.ForEach`` is a ``foreach``; ``concurrencyLimit`` becomes
+  ``concurrency`` (default 1; 0 = every iteration at once).
+- ``core.flow.EachSequential`` / ``EachParallel`` are ``foreach`` with
+  ``value`` renamed ``values`` and ``concurrency`` 1 / 0 (0 = all at once;
+  EachParallel's ``concurrent`` becomes ``concurrency``).
+- ``core.flow.Parallel``'s ``concurrent`` becomes ``concurrency``.
+- A retry's ``maxAttempt`` becomes ``maxAttempts`` (any task).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from pausepoint.flow.model import Task
+
+
+@dataclass(frozen=True)
+class TaskAlias:
+    """How one Kestra task type becomes a pausepoint task."""
+
+    short: str
+    renames: Mapping[str, str] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _short_types() -> tuple[str, ...]:
+    names: list[str] = []
+    for model in get_args(get_args(Task)[0]):
+        names.extend(get_args(model.model_fields["type"].annotation))
+    return tuple(names)
+
+
+SHORT_TYPES: tuple[str, ...] = _short_types()
+"""pausepoint's own task types, in the order of the model's union."""
+
+BlockKind = Literal["list", "single", "cases"]
+
+TASK_BLOCKS: Mapping[str, Mapping[str, BlockKind]] = {
+    "pause": {"tasks": "list", "onPause": "single"},
+    "sequential": {"tasks": "list"},
+    "parallel": {"tasks": "list"},
+    "foreach": {"tasks": "list"},
+    "if": {"then": "list", "else": "list"},
+    "switch": {"cases": "cases", "defaults": "list"},
+}
+"""Properties (as written in YAML) that hold child tasks, per short type."""
+
+RETRY_RENAMES: Mapping[str, str] = {"maxAttempt": "maxAttempts"}
+
+_PAUSE = TaskAlias("pause")
+_LOG = TaskAlias("log")
+_ECHO = TaskAlias("log", renames={"format": "message"})
+_RETURN = TaskAlias("return")
+_OUTPUTS = TaskAlias("outputs")
+_SEQUENTIAL = TaskAlias("sequential")
+_PARALLEL = TaskAlias("parallel", renames={"concurrent": "concurrency"})
+_IF = TaskAlias("if")
+_SWITCH = TaskAlias("switch")
+_FOREACH = TaskAlias(
+    "foreach", renames={"concurrencyLimit": "concurrency"}, defaults={"concurrency": 1}
+)
+_EACH_SEQUENTIAL = TaskAlias("foreach", renames={"value": "values"}, defaults={"concurrency": 1})
+_EACH_PARALLEL = TaskAlias(
+    "foreach", renames={"value": "values", "concurrent": "concurrency"}, defaults={"concurrency": 0}
+)
+_SHELL = TaskAlias("shell")
+_HTTP = TaskAlias("http")
+
+TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
+    "io.kestra.plugin.core.flow.Pause": _PAUSE,
+    "io.kestra.core.tasks.flows.Pause": _PAUSE,
+    "io.kestra.plugin.core.log.Log": _LOG,
+    "io.kestra.core.tasks.log.Log": _LOG,
+    "io.kestra.plugin.core.debug.Echo": _ECHO,
+    "io.kestra.core.tasks.debugs.Echo": _ECHO,
+    "io.kestra.plugin.core.debug.Return": _RETURN,
+    "io.kestra.core.tasks.debugs.Return": _RETURN,
+    "io.kestra.plugin.core.output.OutputValues": _OUTPUTS,
+    "io.kestra.core.tasks.outputs.OutputValues": _OUTPUTS,
+    "io.kestra.plugin.core.flow.Sequential": _SEQUENTIAL,
+    "io.kestra.core.tasks.flows.Sequential": _SEQUENTIAL,
+    "io.kestra.plugin.core.flow.Parallel": _PARALLEL,
+    "io.kestra.core.tasks.flows.Parallel": _PARALLEL,
+    "io.kestra.plugin.core.flow.If": _IF,
+    "io.kestra.core.tasks.flows.If": _IF,
+    "io.kestra.plugin.core.flow.Switch": _SWITCH,
+    "io.kestra.core.tasks.flows.Switch": _SWITCH,
+    "io.kestra.plugin.core.flow.ForEach": _FOREACH,
+    "io.kestra.core.tasks.flows.ForEach": _FOREACH,
+    "io.kestra.plugin.core.flow.EachSequential": _EACH_SEQUENTIAL,
+    "io.kestra.core.tasks.flows.EachSequential": _EACH_SEQUENTIAL,
+    "io.kestra.plugin.core.flow.EachParallel": _EACH_PARALLEL,
+    "io.kestra.core.tasks.flows.EachParallel": _EACH_PARALLEL,
+    "io.kestra.plugin.scripts.shell.Commands": _SHELL,
+    "io.kestra.plugin.core.http.Request": _HTTP,
+    "io.kestra.plugin.fs.http.Request": _HTTP,
+}
+
+
+def resolve_task_type(name: str) -> TaskAlias | None:
+    """The alias for a Kestra type or a pausepoint short type; None when unknown."""
+    if name in SHORT_TYPES:
+        return TaskAlias(name)
+    return TASK_TYPE_ALIASES.get(name)

@@ -1,0 +1,141 @@
+"""Public data shapes: what the Python API, the HTTP API and the CLI return."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+TERMINAL_EVENT_TYPES = frozenset(
+    {
+        "workflow.completed",
+        "workflow.failed",
+        "workflow.cancelled",
+        "workflow.terminated",
+        "workflow.timed_out",
+    }
+)
+
+
+class TaskRunView(BaseModel):
+    id: str
+    task_id: str
+    type: str
+    state: str
+    attempt: int
+    parent: str | None = None
+    value: Any = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class PausePointView(BaseModel):
+    """An open pause point: a manual pause, or a Pause task waiting for a human."""
+
+    id: str
+    kind: Literal["manual", "task"]
+    task_id: str | None = None
+    task_run_id: str | None = None
+    opened_at: str
+    deadline: str | None = None
+    reason: str | None = None
+    by: str | None = None
+    on_resume_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema of the inputs a resume of this pause takes."
+    )
+
+
+class ContextMessage(BaseModel):
+    seq: int
+    role: str
+    message: str
+    by: str
+    at: str
+
+
+class StateView(BaseModel):
+    execution_id: str
+    state: str
+    checkpoint: str | None = None
+    pause_reason: str | None = None
+    pause_points: list[PausePointView] = Field(default_factory=list)
+
+
+class ExecutionView(BaseModel):
+    id: str
+    namespace: str
+    flow_id: str
+    flow_revision: int
+    state: str
+    inputs: dict[str, Any]
+    labels: dict[str, str]
+    created_at: str
+    started_at: str | None = None
+    ended_at: str | None = None
+    checkpoint: str | None = None
+    pause_reason: str | None = None
+    pause_points: list[PausePointView] = Field(default_factory=list)
+    task_runs: list[TaskRunView] = Field(default_factory=list)
+    context: list[ContextMessage] = Field(default_factory=list)
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in ("COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED",
+                              "TIMED_OUT")
+
+    def task_run(self, task_id: str) -> TaskRunView:
+        """The last run of ``task_id``; raises ``KeyError`` if it never ran."""
+        for run in reversed(self.task_runs):
+            if run.task_id == task_id:
+                return run
+        raise KeyError(task_id)
+
+
+class EventView(BaseModel):
+    execution_id: str
+    seq: int
+    type: str
+    at: str
+    data: dict[str, Any]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.type in TERMINAL_EVENT_TYPES
+
+
+class ControlResult(BaseModel):
+    """The reply to a control command (Syntropic137/Shannon shape, plus bookkeeping)."""
+
+    success: bool = True
+    execution_id: str
+    state: str
+    message: str
+    command_id: str
+    applied: bool | None = Field(
+        default=None,
+        description="True once applied, False if it was refused when applied, null while pending.",
+    )
+    replayed: bool = Field(default=False, description="An Idempotency-Key repeated a request.")
+    pause_id: str | None = None
+    terminated_at: str | None = None
+
+
+class CommandView(BaseModel):
+    id: str
+    seq: int
+    kind: str
+    actor: str
+    reason: str | None
+    payload: dict[str, Any]
+    idempotency_key: str | None
+    request_id: str | None
+    status: str
+    message: str | None
+    state_before: str | None
+    state_after: str | None
+    created_at: str
+    applied_at: str | None

@@ -1,0 +1,250 @@
+"""One loaded execution: feeds events to the engine, checkpoints, then acts.
+
+The order inside one step is the durability contract: the engine's new state,
+its log events and the results of the commands it applied are committed in one
+transaction *before* any action (start a task, arm a timer) is carried out. A
+crash therefore loses at most work in flight, which recovery re-runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pausepoint.engine.interpreter import EngineEnv, advance
+from pausepoint.engine.model import (
+    CancelTask,
+    ClearTimer,
+    Command,
+    Event,
+    ExecutionStatus,
+    RunTask,
+    SetTimer,
+    TaskCancelled,
+    TaskFailed,
+    TaskSucceeded,
+    TimerFired,
+    Transition,
+)
+from pausepoint.errors import TaskError
+from pausepoint.store.records import Checkpoint, CommandRecord, EventRecord
+from pausepoint.tasks import LeafContext, run_leaf
+
+if TYPE_CHECKING:
+    from pausepoint.runtime.embedded import EmbeddedRuntime
+
+log = logging.getLogger("pausepoint.runtime")
+
+CORE_EXCLUDED = ("task_runs", "outputs")
+
+
+def core_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The part of the state stored in the executions row (task runs have their own table)."""
+    return {key: value for key, value in state.items() if key not in CORE_EXCLUDED}
+
+
+def command_event(record: CommandRecord) -> Command:
+    return Command(
+        id=record.id,
+        kind=record.kind,  # type: ignore[arg-type]
+        at=record.created_at,
+        by=record.actor,
+        reason=record.reason,
+        payload=record.payload,
+    )
+
+
+class ExecutionActor:
+    """Runs one execution in this process while it holds the lease."""
+
+    def __init__(
+        self,
+        runtime: EmbeddedRuntime,
+        state: dict[str, Any],
+        env: EngineEnv,
+        *,
+        event_seq: int,
+        commands_version: int,
+    ) -> None:
+        self.runtime = runtime
+        self.state = state
+        self.env = env
+        self.execution_id: str = state["execution_id"]
+        self.event_seq = event_seq
+        self.commands_version = commands_version
+        self.inbox: asyncio.Queue[Event] = asyncio.Queue()
+        self.seen_commands: set[str] = set()
+        self.leaves: dict[str, asyncio.Task[None]] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.closed = False
+        self.task: asyncio.Task[None] | None = None
+
+    # -- inputs ----------------------------------------------------------------
+
+    def deliver_command(self, record: CommandRecord) -> None:
+        if record.id in self.seen_commands or record.status != "pending":
+            return
+        self.seen_commands.add(record.id)
+        self.inbox.put_nowait(command_event(record))
+
+    def note_commands_version(self, version: int) -> None:
+        self.commands_version = max(self.commands_version, version)
+
+    # -- the loop --------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            while not self.closed:
+                events = [await self.inbox.get()]
+                while not self.inbox.empty():
+                    events.append(self.inbox.get_nowait())
+                await self.step(events)
+        except asyncio.CancelledError:
+            self.abandon()
+            raise
+        except Exception:
+            log.exception("execution %s: runtime error; releasing it", self.execution_id)
+            self.abandon()
+        finally:
+            self.runtime.forget(self)
+
+    async def step(self, events: list[Event]) -> None:
+        combined = Transition(self.state)
+        for event in events:
+            transition = advance(self.state, event, self.env)
+            combined.actions.extend(transition.actions)
+            combined.events.extend(transition.events)
+            combined.command_results.extend(transition.command_results)
+            combined.changed_task_runs |= transition.changed_task_runs
+        status = ExecutionStatus(self.state["status"])
+        release = status.is_terminal or (
+            status is ExecutionStatus.PAUSED and not self.state["inflight"]
+        )
+        records = [
+            EventRecord(self.execution_id, self.event_seq + offset + 1, ev.type, ev.at, ev.data)
+            for offset, ev in enumerate(combined.events)
+        ]
+        checkpoint = Checkpoint(
+            execution_id=self.execution_id,
+            owner=self.runtime.owner,
+            status=status.value,
+            state=core_state(self.state),
+            started_at=self.state["started_at"],
+            ended_at=self.state["ended_at"],
+            updated_at=self.runtime.clock(),
+            task_runs=[self.state["task_runs"][rid] for rid in combined.changed_task_runs],
+            events=records,
+            command_results=[
+                (r.command_id, r.applied, r.message, r.status.value)
+                for r in combined.command_results
+            ],
+            event_seq=self.event_seq + len(records),
+            release=release,
+            wake_at=self.next_deadline() if release and not status.is_terminal else None,
+            commands_version_seen=self.commands_version,
+        )
+        if not await self.runtime.committer.commit(checkpoint):
+            log.warning("execution %s: lease lost; another process runs it now",
+                        self.execution_id)
+            self.abandon()
+            return
+        self.event_seq += len(records)
+        if release:
+            self.closed = True
+        for action in combined.actions:
+            self.perform(action)
+        self.runtime.published(self.execution_id, records, combined.command_results)
+        if release:
+            self.abandon()
+
+    def next_deadline(self) -> float | None:
+        deadlines = [timer["deadline"] for timer in self.state["timers"].values()]
+        return min(deadlines) if deadlines else None
+
+    # -- actions ---------------------------------------------------------------
+
+    def perform(self, action: Any) -> None:
+        if isinstance(action, RunTask):
+            if not self.closed:
+                self.leaves[action.task_run_id] = asyncio.create_task(
+                    self.run_task(action), name=f"{self.execution_id}/{action.task_run_id}"
+                )
+        elif isinstance(action, CancelTask):
+            leaf = self.leaves.get(action.task_run_id)
+            if leaf is not None:
+                if action.kill:
+                    self.leaves.pop(action.task_run_id, None)
+                leaf.cancel()
+        elif isinstance(action, SetTimer):
+            self.arm(action.timer_id, action.deadline)
+        elif isinstance(action, ClearTimer):
+            handle = self.timers.pop(action.timer_id, None)
+            if handle is not None:
+                handle.cancel()
+
+    def arm(self, timer_id: str, deadline: float) -> None:
+        if self.closed:
+            return
+        old = self.timers.pop(timer_id, None)
+        if old is not None:
+            old.cancel()
+        delay = max(0.0, deadline - self.runtime.clock())
+        loop = asyncio.get_running_loop()
+        self.timers[timer_id] = loop.call_later(delay, self.fire, timer_id)
+
+    def fire(self, timer_id: str) -> None:
+        self.timers.pop(timer_id, None)
+        self.inbox.put_nowait(TimerFired(timer_id, self.runtime.clock()))
+
+    async def run_task(self, action: RunTask) -> None:
+        logs: list[dict[str, Any]] = []
+        clock = self.runtime.clock
+
+        def record_log(level: str, message: str) -> None:
+            logs.append({"level": level, "message": message, "at": clock()})
+
+        context = LeafContext(
+            execution_id=self.execution_id,
+            task_run_id=f"{self.execution_id}/{action.task_run_id}",
+            attempt=action.attempt,
+            settings=self.runtime.settings,
+            log=record_log,
+        )
+        result: Event
+        try:
+            outputs = await run_leaf(action.task_type, action.spec, context)
+        except asyncio.CancelledError:
+            if self.closed or action.task_run_id not in self.leaves:
+                return  # terminated, shutting down or lease lost: nobody waits for an answer
+            result = TaskCancelled(action.task_run_id, action.attempt, clock())
+        except TaskError as error:
+            result = TaskFailed(action.task_run_id, action.attempt, clock(), error.message, logs)
+        except Exception as error:  # a bug in an executor still fails only this task
+            message = f"{type(error).__name__}: {error}"
+            result = TaskFailed(action.task_run_id, action.attempt, clock(), message, logs)
+        else:
+            result = TaskSucceeded(action.task_run_id, action.attempt, clock(), outputs, logs)
+        finally:
+            if self.leaves.get(action.task_run_id) is asyncio.current_task():
+                del self.leaves[action.task_run_id]
+        self.inbox.put_nowait(result)
+
+    def abandon(self) -> None:
+        """Stop everything this process does for the execution (without recording anything)."""
+        self.closed = True
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+        for leaf in self.leaves.values():
+            leaf.cancel()
+        self.leaves.clear()
+
+    async def cancel(self) -> None:
+        """Stop the loop (process shutdown); in-flight tasks are re-run by whoever takes over."""
+        self.abandon()
+        if self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task

@@ -1,0 +1,244 @@
+"""The embedded runtime: executions run as asyncio tasks in this process.
+
+Several processes may share one database. Each execution is run by one process
+at a time under a lease; a process renews all its leases with one statement,
+and another process takes an execution over once its lease expires. Commands
+written by another process, and timers of executions nobody holds, are found
+by a poll every ``poll_interval`` seconds.
+
+A paused execution holds no coroutine and no thread: its actor checkpoints,
+releases the lease and exits; its earliest timer deadline is stored as
+``wake_at`` so that whoever polls brings it back in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pausepoint.config import Settings
+from pausepoint.engine.interpreter import EngineEnv, rebuild_outputs
+from pausepoint.engine.model import CommandResult, Recovered, Started
+from pausepoint.runtime.actor import ExecutionActor
+from pausepoint.runtime.committer import GroupCommitter
+from pausepoint.store.records import CommandRecord, EventRecord
+from pausepoint.store.sql import SqlStore
+from pausepoint.tasks import shutdown_executors
+
+log = logging.getLogger("pausepoint.runtime")
+
+EnvLoader = Callable[[str, str, str, int], "asyncio.Future[EngineEnv] | Any"]
+
+
+class EmbeddedRuntime:
+    """Runs executions in-process.
+
+    With ``serve=True`` it takes on any work it finds in the database (a
+    server); otherwise only the executions it is asked to run or to watch (a
+    CLI process).
+    """
+
+    def __init__(
+        self,
+        store: SqlStore,
+        settings: Settings,
+        *,
+        env_for: Callable[[str], Any],
+        clock: Callable[[], float],
+        serve: bool = False,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.serve = serve
+        self._env_for = env_for
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.committer = GroupCommitter(store)
+        self.actors: dict[str, ExecutionActor] = {}
+        self.watched: set[str] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._adopting: dict[str, asyncio.Future[bool]] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[EventRecord]]] = defaultdict(set)
+        self._command_waiters: dict[str, asyncio.Future[CommandResult]] = {}
+        self._stopped = False
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.committer.start()
+        self._loops = [
+            asyncio.create_task(self._poll_loop(), name="pausepoint-poll"),
+            asyncio.create_task(self._lease_loop(), name="pausepoint-leases"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop running executions here and release their leases so others can continue."""
+        self._stopped = True
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for actor in list(self.actors.values()):
+            await actor.cancel()
+        await self.committer.stop()
+        with contextlib.suppress(Exception):
+            await self.store.release_leases(self.owner, self.clock())
+        await shutdown_executors()
+
+    # -- running executions ------------------------------------------------------
+
+    def watch(self, execution_id: str) -> None:
+        """Bring ``execution_id`` back here when its timers fall due (non-serving processes)."""
+        self.watched.add(execution_id)
+
+    async def submit(self, execution_id: str) -> None:
+        await self.adopt(execution_id)
+
+    async def deliver(self, command: CommandRecord) -> None:
+        actor = self.actors.get(command.execution_id)
+        if actor is not None and not actor.closed:
+            actor.deliver_command(command)
+            return
+        await self.adopt(command.execution_id)
+
+    def owns(self, execution_id: str) -> bool:
+        actor = self.actors.get(execution_id)
+        return actor is not None and not actor.closed
+
+    async def adopt(self, execution_id: str) -> bool:
+        """Claim the lease, load the last checkpoint and continue from it."""
+        if self._stopped:
+            return False
+        if self.owns(execution_id):
+            return True
+        pending = self._adopting.get(execution_id)
+        if pending is not None:
+            return await pending
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._adopting[execution_id] = future
+        try:
+            result = await self._adopt(execution_id)
+            future.set_result(result)
+            return result
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # mark retrieved
+            raise
+        finally:
+            del self._adopting[execution_id]
+
+    async def _adopt(self, execution_id: str) -> bool:
+        if not await self.store.claim(
+            execution_id, self.owner, self.settings.lease_ttl, self.clock()
+        ):
+            return False
+        record = await self.store.get_execution(execution_id)
+        if record is None:
+            return False
+        state = dict(record.state)
+        state["task_runs"] = {run["id"]: run for run in await self.store.load_task_runs(
+            execution_id)}
+        rebuild_outputs(state)
+        env = await self._env_for(record)
+        pending, version = await self.store.pending_commands(execution_id)
+        actor = ExecutionActor(
+            self, state, env, event_seq=record.event_seq, commands_version=version
+        )
+        self.actors[execution_id] = actor
+        now = self.clock()
+        if record.status == "QUEUED" and record.event_seq == 0:
+            actor.inbox.put_nowait(Started(now))
+        else:
+            actor.inbox.put_nowait(Recovered(now))
+        for command in pending:
+            actor.deliver_command(command)
+        actor.task = asyncio.create_task(actor.run(), name=f"execution-{execution_id}")
+        return True
+
+    def forget(self, actor: ExecutionActor) -> None:
+        if self.actors.get(actor.execution_id) is actor:
+            del self.actors[actor.execution_id]
+        if not actor.inbox.empty() and not self._stopped:
+            # Something arrived while the actor was letting go: pick it up again.
+            asyncio.get_running_loop().create_task(self.adopt(actor.execution_id))
+
+    # -- notifications -----------------------------------------------------------
+
+    def published(
+        self, execution_id: str, events: list[EventRecord], results: Iterable[CommandResult]
+    ) -> None:
+        for queue in self._subscribers.get(execution_id, ()):
+            for event in events:
+                queue.put_nowait(event)
+        for result in results:
+            waiter = self._command_waiters.pop(result.command_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(result)
+
+    def subscribe(self, execution_id: str) -> asyncio.Queue[EventRecord]:
+        queue: asyncio.Queue[EventRecord] = asyncio.Queue()
+        self._subscribers[execution_id].add(queue)
+        return queue
+
+    def unsubscribe(self, execution_id: str, queue: asyncio.Queue[EventRecord]) -> None:
+        queues = self._subscribers.get(execution_id)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._subscribers[execution_id]
+
+    def command_waiter(self, command_id: str) -> asyncio.Future[CommandResult]:
+        future = self._command_waiters.get(command_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._command_waiters[command_id] = future
+        return future
+
+    def drop_command_waiter(self, command_id: str) -> None:
+        self._command_waiters.pop(command_id, None)
+
+    # -- background loops ----------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        while True:
+            try:
+                await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("poll failed; retrying")
+            await asyncio.sleep(self.settings.poll_interval)
+
+    async def poll_once(self) -> None:
+        work = await self.store.find_work(self.owner, self.clock())
+        for execution_id, ours in work:
+            if ours and self.owns(execution_id):
+                pending, version = await self.store.pending_commands(execution_id)
+                actor = self.actors.get(execution_id)
+                if actor is not None:
+                    actor.note_commands_version(version)
+                    for command in pending:
+                        actor.deliver_command(command)
+                if not pending:
+                    await self.store.settle_wake(execution_id, self.owner, version)
+                continue
+            if self.serve or execution_id in self.watched:
+                await self.adopt(execution_id)
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_renew_interval)
+            try:
+                await self.store.renew_leases(self.owner, self.settings.lease_ttl, self.clock())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("lease renewal failed; retrying")

@@ -1,0 +1,555 @@
+"""``Engine``: the control plane of one process, and pausepoint's Python API.
+
+It loads flows, starts executions, accepts control commands (recording each
+durably before acknowledging it), reads state and follows events. The CLI and
+the HTTP API use nothing else. Executions run in the embedded runtime of this
+process, or of any other process sharing the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pausepoint.config import Settings
+from pausepoint.engine.control import admit, on_resume_specs, project, view_of
+from pausepoint.engine.flowindex import FlowIndex
+from pausepoint.engine.interpreter import EngineEnv, iso, new_state
+from pausepoint.engine.model import Command, ExecutionStatus
+from pausepoint.errors import Conflict, FlowError, NotFound
+from pausepoint.flow import coerce_inputs, inputs_json_schema, load_flow
+from pausepoint.flow.model import Flow
+from pausepoint.models import (
+    CommandView,
+    ContextMessage,
+    ControlResult,
+    EventView,
+    ExecutionView,
+    PausePointView,
+    StateView,
+    TaskRunView,
+)
+from pausepoint.runtime.actor import command_event, core_state
+from pausepoint.runtime.embedded import EmbeddedRuntime
+from pausepoint.service.requests import ControlRequest, TerminateRequest
+from pausepoint.store.records import (
+    Checkpoint,
+    CommandRecord,
+    EventRecord,
+    ExecutionRecord,
+    FlowRecord,
+)
+from pausepoint.store.sql import SqlStore
+
+DEFAULT_ORG = "default"
+
+
+def new_id(prefix: str = "") -> str:
+    """Sortable, unique ids: milliseconds since the epoch, then randomness."""
+    return f"{prefix}{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+def _iso(at: float | None) -> str | None:
+    return iso(at) if at is not None else None
+
+
+class Engine:
+    """pausepoint in one process: store, control plane and embedded runtime.
+
+    Use as ``async with Engine(Settings(db="sqlite:///runs.db")) as engine: …``.
+    With ``serve=True`` the process also picks up work left by others (a
+    server); otherwise it runs only what it starts or is asked to continue.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        org_id: str = DEFAULT_ORG,
+        serve: bool = False,
+        clock: Callable[[], float] = time.time,
+        secrets: dict[str, str] | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.org_id = org_id
+        self.clock = clock
+        self.store = SqlStore(self.settings.db, synchronous=self.settings.sqlite_synchronous)
+        self._secrets = secrets if secrets is not None else self._secrets_from_env()
+        self._flows: dict[tuple[str, str, str, int], EngineEnv] = {}
+        self.runtime = EmbeddedRuntime(
+            self.store, self.settings, env_for=self._env_for, clock=clock, serve=serve
+        )
+        self._started = False
+
+    def _secrets_from_env(self) -> dict[str, str]:
+        prefix = self.settings.secret_env_prefix
+        return {
+            name.removeprefix(prefix): value
+            for name, value in os.environ.items()
+            if name.startswith(prefix) and len(name) > len(prefix)
+        }
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.runtime.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            await self.runtime.stop()
+            self._started = False
+        await self.store.close()
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- flows -----------------------------------------------------------------
+
+    async def put_flow(self, source: str, *, source_name: str = "<flow>") -> FlowRecord:
+        """Validate and store a flow (YAML text); returns its revision."""
+        flow = load_flow(source, source=source_name)
+        return await self.store.put_flow(self.org_id, flow.namespace, flow.id, source,
+                                         self.clock())
+
+    async def put_flow_file(self, path: str | Path) -> FlowRecord:
+        path = Path(path)
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise FlowError(f"{path}: cannot read the flow: {error}") from None
+        return await self.put_flow(source, source_name=path.name)
+
+    async def load_flow_dir(self, directory: str | Path) -> list[FlowRecord]:
+        """Create or update every ``*.yaml``/``*.yml`` flow in ``directory``."""
+        paths = sorted(Path(directory).glob("*.y*ml"))
+        return [await self.put_flow_file(path) for path in paths]
+
+    async def flow(self, namespace: str, flow_id: str, revision: int | None = None) -> Flow:
+        record = await self._flow_record(namespace, flow_id, revision)
+        return (await self._env(record)).index.flow
+
+    async def list_flows(self) -> list[FlowRecord]:
+        return await self.store.list_flows(self.org_id)
+
+    async def delete_flow(self, namespace: str, flow_id: str) -> None:
+        if not await self.store.delete_flow(self.org_id, namespace, flow_id):
+            raise NotFound(f"flow {namespace}.{flow_id} not found")
+
+    async def _flow_record(
+        self, namespace: str, flow_id: str, revision: int | None = None
+    ) -> FlowRecord:
+        record = await self.store.get_flow(self.org_id, namespace, flow_id, revision)
+        if record is None:
+            which = f" revision {revision}" if revision is not None else ""
+            raise NotFound(f"flow {namespace}.{flow_id}{which} not found")
+        return record
+
+    async def _env(self, record: FlowRecord) -> EngineEnv:
+        key = (record.org_id, record.namespace, record.flow_id, record.revision)
+        env = self._flows.get(key)
+        if env is None:
+            flow = load_flow(record.source, source=f"{record.namespace}.{record.flow_id}")
+            flow = flow.model_copy(update={"revision": record.revision})
+            env = EngineEnv(FlowIndex.build(flow), self._secrets)
+            self._flows[key] = env
+        return env
+
+    async def _env_for(self, execution: ExecutionRecord) -> EngineEnv:
+        record = await self._flow_record(
+            execution.namespace, execution.flow_id, execution.flow_revision
+        )
+        return await self._env(record)
+
+    # -- executions --------------------------------------------------------------
+
+    async def start_execution(
+        self,
+        namespace: str,
+        flow_id: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        labels: dict[str, str] | None = None,
+        revision: int | None = None,
+    ) -> ExecutionView:
+        """Create an execution (inputs validated and coerced) and start running it here."""
+        record = await self._flow_record(namespace, flow_id, revision)
+        env = await self._env(record)
+        flow = env.index.flow
+        values = coerce_inputs(flow.inputs, inputs or {}, loc_prefix=("inputs",))
+        now = self.clock()
+        execution_id = new_id()
+        all_labels = {**flow.labels, **(labels or {})}
+        state = new_state(execution_id, env.index, inputs=values, labels=all_labels, at=now)
+        execution = ExecutionRecord(
+            id=execution_id,
+            org_id=self.org_id,
+            namespace=flow.namespace,
+            flow_id=flow.id,
+            flow_revision=record.revision,
+            status=ExecutionStatus.QUEUED.value,
+            state=core_state(state),
+            labels=all_labels,
+            created_at=now,
+            updated_at=now,
+            started_at=None,
+            ended_at=None,
+            event_seq=0,
+            lease_owner=self.runtime.owner,
+            lease_expires_at=now + self.settings.lease_ttl,
+            commands_version=0,
+        )
+        await self.store.create_execution(
+            execution,
+            Checkpoint(execution_id, "", "QUEUED", {}, None, None, now),
+        )
+        self.runtime.watch(execution_id)
+        await self.runtime.submit(execution_id)
+        return await self.execution(execution_id)
+
+    async def _record(self, execution_id: str) -> ExecutionRecord:
+        record = await self.store.get_execution(execution_id)
+        if record is None or record.org_id != self.org_id:
+            raise NotFound(f"execution {execution_id} not found")
+        return record
+
+    async def execution(self, execution_id: str) -> ExecutionView:
+        """Everything about one execution, as of its last checkpoint."""
+        record = await self._record(execution_id)
+        runs = await self.store.load_task_runs(execution_id)
+        env = await self._env_for(record)
+        state = record.state
+        runs.sort(key=lambda run: int(run["id"][1:]))
+        return ExecutionView(
+            id=record.id,
+            namespace=record.namespace,
+            flow_id=record.flow_id,
+            flow_revision=record.flow_revision,
+            state=record.status,
+            inputs=state["inputs"],
+            labels=record.labels,
+            created_at=iso(record.created_at),
+            started_at=_iso(record.started_at),
+            ended_at=_iso(record.ended_at),
+            checkpoint=state.get("checkpoint"),
+            pause_reason=state.get("pause_reason"),
+            pause_points=self._pause_points(state, env),
+            task_runs=[_task_run_view(run) for run in runs],
+            context=[ContextMessage(**m) for m in state["context"]["messages"]],
+            outputs=state.get("result"),
+            error=(state.get("error") or {}).get("message") or _first_failure(runs),
+        )
+
+    def _pause_points(self, state: dict[str, Any], env: EngineEnv) -> list[PausePointView]:
+        points = []
+        view = view_of(state)
+        for pause_id, pause in state["pauses"].items():
+            specs = on_resume_specs(env.index, view.pauses[pause_id])
+            points.append(
+                PausePointView(
+                    id=pause_id,
+                    kind=pause["kind"],
+                    task_id=pause.get("task_id"),
+                    task_run_id=pause.get("task_run_id"),
+                    opened_at=iso(pause["opened_at"]),
+                    deadline=_iso(pause.get("deadline")),
+                    reason=pause.get("reason"),
+                    by=pause.get("by"),
+                    on_resume_schema=inputs_json_schema(specs) if pause["kind"] == "task"
+                    else None,
+                )
+            )
+        return points
+
+    async def state(self, execution_id: str) -> StateView:
+        record = await self._record(execution_id)
+        env = await self._env_for(record)
+        return StateView(
+            execution_id=record.id,
+            state=record.status,
+            checkpoint=record.state.get("checkpoint"),
+            pause_reason=record.state.get("pause_reason"),
+            pause_points=self._pause_points(record.state, env),
+        )
+
+    async def list_executions(
+        self,
+        *,
+        states: Sequence[str] = (),
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: dict[str, str] | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> list[ExecutionRecord]:
+        unknown = [s for s in states if s not in ExecutionStatus.__members__]
+        if unknown:
+            raise NotFound(
+                f"unknown state {unknown[0]!r}; states are {', '.join(ExecutionStatus)}"
+            )
+        return await self.store.list_executions(
+            self.org_id, statuses=states, namespace=namespace, flow_id=flow_id, labels=labels,
+            limit=limit, before=before,
+        )
+
+    # -- control -------------------------------------------------------------------
+
+    async def control(self, request: ControlRequest) -> ControlResult:
+        """Accept a control command: validate, record durably, then have it applied.
+
+        Raises ``NotFound`` (404), ``Conflict`` (409: not legal in the current
+        state) or ``InvalidInput`` (422: bad payload, bad resume inputs).
+        """
+        request.validate()
+        record = await self._record(request.execution_id)
+        env = await self._env_for(record)
+        now = self.clock()
+        command_id = new_id("cmd_")
+
+        def decide(execution: ExecutionRecord, pending: list[CommandRecord]) -> dict[str, Any]:
+            view = view_of(execution.state)
+            for earlier in pending:
+                view = project(view, command_event(earlier))
+            command = admit(
+                view,
+                Command(command_id, request.kind, now, request.actor,  # type: ignore[arg-type]
+                        request.reason, request.payload()),
+                env.index,
+            )
+            return {
+                "id": command.id,
+                "kind": command.kind,
+                "payload": command.payload,
+                "actor": request.actor,
+                "reason": request.reason,
+                "request_id": request.request_id,
+            }
+
+        command, replayed = await self.store.accept_command(
+            request.execution_id, request.idempotency_key, decide, now
+        )
+        if replayed and command.kind != request.kind:
+            raise Conflict(
+                f"idempotency key {request.idempotency_key!r} was already used for a "
+                f"{command.kind} command on execution {request.execution_id}"
+            )
+        if not replayed:
+            waiter = self.runtime.command_waiter(command.id)
+            await self.runtime.deliver(command)
+            if request.wait:
+                command = await self._wait_applied(command, waiter)
+            self.runtime.drop_command_waiter(command.id)
+        return await self._control_result(command, replayed)
+
+    async def _wait_applied(self, command: CommandRecord, waiter: asyncio.Future[Any]) -> CommandRecord:
+        deadline = self.clock() + self.settings.command_wait_timeout
+        while True:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return command
+            if self.runtime.owns(command.execution_id):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(waiter),
+                                           min(remaining, self.settings.poll_interval))
+            else:
+                await asyncio.sleep(min(remaining, self.settings.poll_interval))
+            latest = await self.store.get_command(command.id)
+            if latest is not None and latest.status != "pending":
+                return latest
+
+    async def _control_result(self, command: CommandRecord, replayed: bool) -> ControlResult:
+        state = (await self._record(command.execution_id)).status
+        applied = None if command.status == "pending" else command.status == "applied"
+        if applied is None:
+            message = f"{command.kind} accepted; it will be applied at the next checkpoint"
+        elif applied:
+            message = f"{command.kind} applied"
+        else:
+            message = f"{command.kind} accepted but not applied: {command.message}"
+        result = ControlResult(
+            execution_id=command.execution_id,
+            state=command.state_after or state if applied else state,
+            message=message,
+            command_id=command.id,
+            applied=applied,
+            replayed=replayed,
+            pause_id=command.payload.get("pause_id") or (
+                command.id if command.kind == "pause" else None),
+        )
+        if command.kind == "terminate" and applied:
+            result.terminated_at = _iso(command.applied_at)
+        return result
+
+    async def pause(self, execution_id: str, *, reason: str | None = None,
+                    actor: str = "anonymous", idempotency_key: str | None = None) -> ControlResult:
+        from pausepoint.service.requests import PauseRequest
+
+        return await self.control(PauseRequest(execution_id=execution_id, reason=reason,
+                                               actor=actor, idempotency_key=idempotency_key))
+
+    async def resume(self, execution_id: str, *, inputs: dict[str, Any] | None = None,
+                     pause_id: str | None = None, actor: str = "anonymous",
+                     idempotency_key: str | None = None) -> ControlResult:
+        from pausepoint.service.requests import ResumeRequest
+
+        return await self.control(ResumeRequest(execution_id=execution_id, inputs=inputs or {},
+                                                pause_id=pause_id, actor=actor,
+                                                idempotency_key=idempotency_key))
+
+    async def cancel(self, execution_id: str, *, reason: str | None = None,
+                     actor: str = "anonymous", idempotency_key: str | None = None) -> ControlResult:
+        from pausepoint.service.requests import CancelRequest
+
+        return await self.control(CancelRequest(execution_id=execution_id, reason=reason,
+                                                actor=actor, idempotency_key=idempotency_key))
+
+    async def terminate(self, execution_id: str, *, reason: str, actor: str = "anonymous",
+                        idempotency_key: str | None = None) -> ControlResult:
+        return await self.control(TerminateRequest(execution_id=execution_id, reason=reason,
+                                                   actor=actor, idempotency_key=idempotency_key))
+
+    async def inject(self, execution_id: str, message: str, *, role: str = "user",
+                     actor: str = "anonymous", idempotency_key: str | None = None
+                     ) -> ControlResult:
+        from pausepoint.service.requests import InjectRequest
+
+        return await self.control(InjectRequest(execution_id=execution_id, message=message,
+                                                role=role, actor=actor,  # type: ignore[arg-type]
+                                                idempotency_key=idempotency_key))
+
+    async def validate_resume(
+        self, execution_id: str, inputs: dict[str, Any], pause_id: str | None = None
+    ) -> dict[str, Any]:
+        """Dry run of resume: the coerced inputs, or ``InvalidInput`` naming each field."""
+        record = await self._record(execution_id)
+        env = await self._env_for(record)
+        command = admit(
+            view_of(record.state),
+            Command("dry-run", "resume", self.clock(), payload={"inputs": inputs,
+                                                                 "pause_id": pause_id}),
+            env.index,
+        )
+        values: dict[str, Any] = command.payload["inputs"]
+        return values
+
+    async def commands(self, execution_id: str) -> list[CommandView]:
+        """Every control command ever accepted for the execution (the audit trail)."""
+        await self._record(execution_id)
+        return [
+            CommandView(
+                id=c.id, seq=c.seq, kind=c.kind, actor=c.actor, reason=c.reason,
+                payload=c.payload, idempotency_key=c.idempotency_key, request_id=c.request_id,
+                status=c.status, message=c.message, state_before=c.state_before,
+                state_after=c.state_after, created_at=iso(c.created_at),
+                applied_at=_iso(c.applied_at),
+            )
+            for c in await self.store.list_commands(execution_id)
+        ]
+
+    # -- events ------------------------------------------------------------------------
+
+    async def events(self, execution_id: str, *, after: int = 0, limit: int = 1000
+                     ) -> list[EventView]:
+        await self._record(execution_id)
+        return [_event_view(e) for e in await self.store.read_events(execution_id, after=after,
+                                                                      limit=limit)]
+
+    async def follow(self, execution_id: str, *, after: int = 0) -> AsyncIterator[EventView]:
+        """Every event after ``after``, live, in order; ends after the terminal event."""
+        await self._record(execution_id)
+        queue = self.runtime.subscribe(execution_id)
+        try:
+            while True:
+                batch = await self.store.read_events(execution_id, after=after)
+                for event in batch:
+                    after = event.seq
+                    view = _event_view(event)
+                    yield view
+                    if view.is_terminal:
+                        return
+                if batch:
+                    continue
+                record = await self._record(execution_id)
+                if ExecutionStatus(record.status).is_terminal and record.event_seq <= after:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queue.get(), self.settings.poll_interval)
+                while not queue.empty():
+                    queue.get_nowait()
+        finally:
+            self.runtime.unsubscribe(execution_id, queue)
+
+    async def wait(
+        self,
+        execution_id: str,
+        *,
+        until: Callable[[ExecutionView], bool] | None = None,
+        timeout: float | None = None,
+    ) -> ExecutionView:
+        """Wait until the execution is terminal (or ``until`` holds); returns its view."""
+        condition = until or (lambda view: view.is_terminal)
+
+        async def watch() -> ExecutionView:
+            async for _ in self.follow(execution_id):
+                view = await self.execution(execution_id)
+                if condition(view):
+                    return view
+            return await self.execution(execution_id)
+
+        view = await self.execution(execution_id)
+        if condition(view):
+            return view
+        return await asyncio.wait_for(watch(), timeout)
+
+    async def adopt(self, execution_id: str) -> bool:
+        """Continue ``execution_id`` in this process if no live process runs it."""
+        await self._record(execution_id)
+        self.runtime.watch(execution_id)
+        return await self.runtime.adopt(execution_id)
+
+
+def _task_run_view(run: dict[str, Any]) -> TaskRunView:
+    return TaskRunView(
+        id=run["id"],
+        task_id=run["task_id"],
+        type=run["type"],
+        state=run["state"],
+        attempt=run["attempt"],
+        parent=run.get("parent"),
+        value=run.get("value"),
+        started_at=_iso(run.get("started_at")),
+        ended_at=_iso(run.get("ended_at")),
+        outputs=run.get("outputs"),
+        error=run.get("error"),
+    )
+
+
+def _first_failure(runs: list[dict[str, Any]]) -> str | None:
+    for run in runs:
+        if run["state"] == "FAILED" and run.get("error") and run["type"] not in (
+            "sequential", "parallel", "if", "switch", "foreach", "iteration",
+        ):
+            return f"task '{run['task_id']}': {run['error']}"
+    return None
+
+
+def _event_view(event: EventRecord) -> EventView:
+    return EventView(execution_id=event.execution_id, seq=event.seq, type=event.type,
+                     at=iso(event.at), data=event.data)

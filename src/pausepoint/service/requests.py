@@ -1,0 +1,88 @@
+"""One frozen request per control operation: the seam auth, audit and idempotency wrap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pausepoint.errors import FieldError, InvalidInput
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlRequest:
+    execution_id: str
+    actor: str = "anonymous"
+    idempotency_key: str | None = None
+    request_id: str | None = None
+    reason: str | None = None
+    wait: bool = True  # wait (up to command_wait_timeout) for the command to be applied
+
+    kind = "control"
+
+    def payload(self) -> dict[str, Any]:
+        return {}
+
+    def validate(self) -> None:
+        if self.reason is not None and len(self.reason) > 500:
+            raise InvalidInput(
+                "reason is longer than 500 characters",
+                [FieldError(("body", "reason"), "at most 500 characters", "string_too_long")],
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PauseRequest(ControlRequest):
+    kind = "pause"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResumeRequest(ControlRequest):
+    inputs: dict[str, Any] = field(default_factory=dict)
+    pause_id: str | None = None
+    kind = "resume"
+
+    def payload(self) -> dict[str, Any]:
+        return {"inputs": self.inputs, "pause_id": self.pause_id}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelRequest(ControlRequest):
+    kind = "cancel"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TerminateRequest(ControlRequest):
+    kind = "terminate"
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.reason or not self.reason.strip():
+            raise InvalidInput(
+                "terminate needs a reason (1-500 characters)",
+                [FieldError(("body", "reason"), "a reason is required to terminate", "missing")],
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class InjectRequest(ControlRequest):
+    message: str
+    role: Literal["user", "system"] = "user"
+    kind = "inject"
+
+    def payload(self) -> dict[str, Any]:
+        return {"message": self.message, "role": self.role}
+
+    def validate(self) -> None:
+        super().validate()
+        errors = []
+        if not isinstance(self.message, str) or not self.message.strip():
+            errors.append(FieldError(("body", "message"), "the message must not be empty",
+                                     "missing"))
+        elif len(self.message) > 100_000:
+            errors.append(FieldError(("body", "message"), "at most 100000 characters",
+                                     "string_too_long"))
+        if self.role not in ("user", "system"):
+            errors.append(FieldError(("body", "role"), f"role must be 'user' or 'system', "
+                                     f"got {self.role!r}", "literal_error"))
+        if errors:
+            raise InvalidInput("; ".join(str(e) for e in errors), errors)

@@ -1,0 +1,96 @@
+"""The control-plane schema: one module, SQLAlchemy Core tables.
+
+Migrations in ``store/migrations`` must produce exactly this schema (a test
+compares them).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+flows = sa.Table(
+    "flows",
+    metadata,
+    sa.Column("org_id", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(255), primary_key=True),
+    sa.Column("flow_id", sa.String(255), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("org_id", sa.String(64), nullable=False),
+    sa.Column("namespace", sa.String(255), nullable=False),
+    sa.Column("flow_id", sa.String(255), nullable=False),
+    sa.Column("flow_revision", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    # The engine state without its task runs (those live in task_runs).
+    sa.Column("state", sa.JSON, nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("ended_at", sa.Float),
+    sa.Column("event_seq", sa.Integer, nullable=False, server_default="0"),
+    # Leases: one process runs an execution at a time.
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_expires_at", sa.Float),
+    # When someone should look at this execution again (a due timer or a new command).
+    sa.Column("wake_at", sa.Float),
+    sa.Column("commands_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_executions_org_created", "org_id", "created_at"),
+    sa.Index("ix_executions_status", "status"),
+    sa.Index("ix_executions_wake", "wake_at"),
+    sa.Index("ix_executions_lease", "lease_owner", "lease_expires_at"),
+    sa.Index("ix_executions_flow", "org_id", "namespace", "flow_id"),
+)
+
+task_runs = sa.Table(
+    "task_runs",
+    metadata,
+    sa.Column("execution_id", sa.String(64), primary_key=True),
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("task_id", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("execution_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+)
+
+commands = sa.Table(
+    "commands",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("execution_id", sa.String(64), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | applied | rejected
+    sa.Column("message", sa.Text),
+    sa.Column("state_before", sa.String(16)),
+    sa.Column("state_after", sa.String(16)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("applied_at", sa.Float),
+    sa.UniqueConstraint("execution_id", "seq", name="uq_commands_execution_seq"),
+    sa.UniqueConstraint("execution_id", "idempotency_key", name="uq_commands_idempotency"),
+    sa.Index("ix_commands_pending", "execution_id", "status"),
+)

@@ -1,0 +1,707 @@
+"""The SQL store: SQLAlchemy Core on SQLite (WAL).
+
+All statements run on one dedicated thread with one connection, so a
+checkpoint costs one thread hop for a whole batch, never one per statement.
+Write transactions use ``BEGIN IMMEDIATE`` so that two processes sharing a
+database file serialise their writes instead of failing on upgrade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from pausepoint.errors import Conflict, InvalidInput, NotFound
+from pausepoint.store import schema
+from pausepoint.store.records import (
+    Checkpoint,
+    CommandRecord,
+    EventRecord,
+    ExecutionRecord,
+    FlowRecord,
+)
+
+R = TypeVar("R")
+TERMINAL = ("COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT")
+
+# Decides, inside the accepting transaction, what command to record.
+CommandDecider = Callable[[ExecutionRecord, list[CommandRecord]], dict[str, Any]]
+
+
+def sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite:///"):
+        return None
+    return Path(url.removeprefix("sqlite:///"))
+
+
+class SqlStore:
+    """Durable storage for flows, executions, task runs, events and commands."""
+
+    def __init__(self, url: str, *, synchronous: str = "NORMAL") -> None:
+        if not url.startswith("sqlite"):
+            raise InvalidInput(
+                f"unsupported database URL {url!r}: the embedded runtime uses sqlite:///PATH"
+            )
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise InvalidInput(f"sqlite_synchronous must be NORMAL or FULL, got {synchronous!r}")
+        self.url = url
+        self.synchronous = synchronous.upper()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pausepoint-db")
+        self._engine: Engine | None = None
+        self._conn: Connection | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._call(self._open)
+
+    def _open(self) -> None:
+        path = sqlite_path(self.url)
+        if path is not None and str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            self.url,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
+        synchronous = self.synchronous
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+
+        self._engine = engine
+        self._conn = engine.connect()
+        from pausepoint.store.migrate import upgrade
+
+        with self._write() as conn:
+            upgrade(conn)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._call(self._close)
+        self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._engine is not None:
+            self._engine.dispose()
+        self._conn = None
+        self._engine = None
+
+    async def _call(self, fn: Callable[..., R], *args: Any) -> R:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        conn = self._connection()
+        conn.info["write"] = True
+        with conn.begin():
+            yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        conn = self._connection()
+        conn.info["write"] = False
+        with conn.begin():
+            yield conn
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("the store is not open")
+        return self._conn
+
+    # -- flows -----------------------------------------------------------------
+
+    async def put_flow(
+        self, org_id: str, namespace: str, flow_id: str, source: str, now: float
+    ) -> FlowRecord:
+        """Store a new revision, or return the latest one if the source is unchanged."""
+        return await self._call(self._put_flow, org_id, namespace, flow_id, source, now)
+
+    def _put_flow(
+        self, org_id: str, namespace: str, flow_id: str, source: str, now: float
+    ) -> FlowRecord:
+        with self._write() as conn:
+            latest = self._latest_flow(conn, org_id, namespace, flow_id, include_deleted=True)
+            if latest is not None and latest.source == source and not latest_deleted(
+                conn, latest
+            ):
+                return latest
+            revision = (latest.revision if latest else 0) + 1
+            conn.execute(
+                schema.flows.insert().values(
+                    org_id=org_id,
+                    namespace=namespace,
+                    flow_id=flow_id,
+                    revision=revision,
+                    source=source,
+                    created_at=now,
+                    deleted=False,
+                )
+            )
+            return FlowRecord(org_id, namespace, flow_id, revision, source, now)
+
+    async def get_flow(
+        self, org_id: str, namespace: str, flow_id: str, revision: int | None = None
+    ) -> FlowRecord | None:
+        return await self._call(self._get_flow, org_id, namespace, flow_id, revision)
+
+    def _get_flow(
+        self, org_id: str, namespace: str, flow_id: str, revision: int | None
+    ) -> FlowRecord | None:
+        with self._read() as conn:
+            if revision is None:
+                return self._latest_flow(conn, org_id, namespace, flow_id)
+            t = schema.flows
+            row = conn.execute(
+                sa.select(t).where(
+                    t.c.org_id == org_id,
+                    t.c.namespace == namespace,
+                    t.c.flow_id == flow_id,
+                    t.c.revision == revision,
+                )
+            ).first()
+            return _flow(row) if row else None
+
+    def _latest_flow(
+        self,
+        conn: Connection,
+        org_id: str,
+        namespace: str,
+        flow_id: str,
+        *,
+        include_deleted: bool = False,
+    ) -> FlowRecord | None:
+        t = schema.flows
+        query = (
+            sa.select(t)
+            .where(t.c.org_id == org_id, t.c.namespace == namespace, t.c.flow_id == flow_id)
+            .order_by(t.c.revision.desc())
+            .limit(1)
+        )
+        row = conn.execute(query).first()
+        if row is None or (row.deleted and not include_deleted):
+            return None
+        return _flow(row)
+
+    async def list_flows(self, org_id: str) -> list[FlowRecord]:
+        return await self._call(self._list_flows, org_id)
+
+    def _list_flows(self, org_id: str) -> list[FlowRecord]:
+        t = schema.flows
+        latest = (
+            sa.select(t.c.namespace, t.c.flow_id, sa.func.max(t.c.revision).label("revision"))
+            .where(t.c.org_id == org_id)
+            .group_by(t.c.namespace, t.c.flow_id)
+            .subquery()
+        )
+        query = (
+            sa.select(t)
+            .join(
+                latest,
+                sa.and_(
+                    t.c.namespace == latest.c.namespace,
+                    t.c.flow_id == latest.c.flow_id,
+                    t.c.revision == latest.c.revision,
+                ),
+            )
+            .where(t.c.org_id == org_id, t.c.deleted.is_(False))
+            .order_by(t.c.namespace, t.c.flow_id)
+        )
+        with self._read() as conn:
+            return [_flow(row) for row in conn.execute(query)]
+
+    async def delete_flow(self, org_id: str, namespace: str, flow_id: str) -> bool:
+        return await self._call(self._delete_flow, org_id, namespace, flow_id)
+
+    def _delete_flow(self, org_id: str, namespace: str, flow_id: str) -> bool:
+        t = schema.flows
+        with self._write() as conn:
+            result = conn.execute(
+                t.update()
+                .where(t.c.org_id == org_id, t.c.namespace == namespace, t.c.flow_id == flow_id)
+                .values(deleted=True)
+            )
+            return bool(result.rowcount)
+
+    # -- executions --------------------------------------------------------------
+
+    async def create_execution(self, record: ExecutionRecord, checkpoint: Checkpoint) -> None:
+        await self._call(self._create_execution, record, checkpoint)
+
+    def _create_execution(self, record: ExecutionRecord, checkpoint: Checkpoint) -> None:
+        with self._write() as conn:
+            conn.execute(
+                schema.executions.insert().values(
+                    id=record.id,
+                    org_id=record.org_id,
+                    namespace=record.namespace,
+                    flow_id=record.flow_id,
+                    flow_revision=record.flow_revision,
+                    status=record.status,
+                    state=record.state,
+                    labels=record.labels,
+                    created_at=record.created_at,
+                    updated_at=record.updated_at,
+                    event_seq=0,
+                    lease_owner=record.lease_owner,
+                    lease_expires_at=record.lease_expires_at,
+                    wake_at=None if record.lease_owner else record.created_at,
+                    commands_version=0,
+                )
+            )
+            if checkpoint.events:
+                self._write_checkpoint(conn, checkpoint)
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        return await self._call(self._get_execution, execution_id)
+
+    def _get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        with self._read() as conn:
+            return self._execution(conn, execution_id)
+
+    def _execution(self, conn: Connection, execution_id: str) -> ExecutionRecord | None:
+        t = schema.executions
+        row = conn.execute(sa.select(t).where(t.c.id == execution_id)).first()
+        return _execution(row) if row else None
+
+    async def list_executions(
+        self,
+        org_id: str,
+        *,
+        statuses: Sequence[str] = (),
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: dict[str, str] | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> list[ExecutionRecord]:
+        """Newest first; ``before`` is the (created_at, id) of the last row of the previous page."""
+        return await self._call(
+            self._list_executions, org_id, statuses, namespace, flow_id, labels, limit, before
+        )
+
+    def _list_executions(
+        self,
+        org_id: str,
+        statuses: Sequence[str],
+        namespace: str | None,
+        flow_id: str | None,
+        labels: dict[str, str] | None,
+        limit: int,
+        before: tuple[float, str] | None,
+    ) -> list[ExecutionRecord]:
+        t = schema.executions
+        query = sa.select(t).where(t.c.org_id == org_id)
+        if statuses:
+            query = query.where(t.c.status.in_(list(statuses)))
+        if namespace:
+            query = query.where(t.c.namespace == namespace)
+        if flow_id:
+            query = query.where(t.c.flow_id == flow_id)
+        for key, value in (labels or {}).items():
+            query = query.where(t.c.labels[key].as_string() == value)
+        if before is not None:
+            created, last_id = before
+            query = query.where(
+                sa.or_(t.c.created_at < created, sa.and_(t.c.created_at == created, t.c.id < last_id))
+            )
+        query = query.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+        with self._read() as conn:
+            return [_execution(row) for row in conn.execute(query)]
+
+    async def load_task_runs(self, execution_id: str) -> list[dict[str, Any]]:
+        return await self._call(self._load_task_runs, execution_id)
+
+    def _load_task_runs(self, execution_id: str) -> list[dict[str, Any]]:
+        t = schema.task_runs
+        with self._read() as conn:
+            rows = conn.execute(sa.select(t.c.data).where(t.c.execution_id == execution_id))
+            return [row.data for row in rows]
+
+    async def read_events(
+        self, execution_id: str, *, after: int = 0, limit: int = 1000
+    ) -> list[EventRecord]:
+        return await self._call(self._read_events, execution_id, after, limit)
+
+    def _read_events(self, execution_id: str, after: int, limit: int) -> list[EventRecord]:
+        t = schema.events
+        query = (
+            sa.select(t)
+            .where(t.c.execution_id == execution_id, t.c.seq > after)
+            .order_by(t.c.seq)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [
+                EventRecord(row.execution_id, row.seq, row.type, row.at, row.data)
+                for row in conn.execute(query)
+            ]
+
+    # -- commands ----------------------------------------------------------------
+
+    async def accept_command(
+        self,
+        execution_id: str,
+        idempotency_key: str | None,
+        decide: CommandDecider,
+        now: float,
+    ) -> tuple[CommandRecord, bool]:
+        """Record a command durably; return it and whether it replays an earlier request.
+
+        ``decide`` runs inside the write transaction with the execution and its
+        pending commands, so admission and recording are atomic.
+        """
+        return await self._call(self._accept_command, execution_id, idempotency_key, decide, now)
+
+    def _accept_command(
+        self,
+        execution_id: str,
+        idempotency_key: str | None,
+        decide: CommandDecider,
+        now: float,
+    ) -> tuple[CommandRecord, bool]:
+        c = schema.commands
+        with self._write() as conn:
+            execution = self._execution(conn, execution_id)
+            if execution is None:
+                raise NotFound(f"execution {execution_id} not found")
+            if idempotency_key is not None:
+                row = conn.execute(
+                    sa.select(c).where(
+                        c.c.execution_id == execution_id, c.c.idempotency_key == idempotency_key
+                    )
+                ).first()
+                if row is not None:
+                    return _command(row), True
+            pending = self._pending(conn, execution_id)
+            values = decide(execution, pending)
+            seq = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(c.c.seq), 0) + 1).where(
+                    c.c.execution_id == execution_id
+                )
+            ).scalar_one()
+            values = {
+                **values,
+                "execution_id": execution_id,
+                "seq": seq,
+                "idempotency_key": idempotency_key,
+                "status": "pending",
+                "state_before": execution.status,
+                "created_at": now,
+            }
+            conn.execute(c.insert().values(**values))
+            e = schema.executions
+            conn.execute(
+                e.update()
+                .where(e.c.id == execution_id)
+                .values(
+                    wake_at=sa.func.min(sa.func.coalesce(e.c.wake_at, now), now),
+                    commands_version=e.c.commands_version + 1,
+                )
+            )
+            row = conn.execute(sa.select(c).where(c.c.id == values["id"])).one()
+            return _command(row), False
+
+    def _pending(self, conn: Connection, execution_id: str) -> list[CommandRecord]:
+        c = schema.commands
+        rows = conn.execute(
+            sa.select(c)
+            .where(c.c.execution_id == execution_id, c.c.status == "pending")
+            .order_by(c.c.seq)
+        )
+        return [_command(row) for row in rows]
+
+    async def pending_commands(self, execution_id: str) -> tuple[list[CommandRecord], int]:
+        """Unapplied commands in acceptance order, and the commands version they reflect."""
+        return await self._call(self._pending_commands, execution_id)
+
+    def _pending_commands(self, execution_id: str) -> tuple[list[CommandRecord], int]:
+        e = schema.executions
+        with self._read() as conn:
+            version = conn.execute(
+                sa.select(e.c.commands_version).where(e.c.id == execution_id)
+            ).scalar_one()
+            return self._pending(conn, execution_id), version
+
+    async def get_command(self, command_id: str) -> CommandRecord | None:
+        return await self._call(self._get_command, command_id)
+
+    def _get_command(self, command_id: str) -> CommandRecord | None:
+        c = schema.commands
+        with self._read() as conn:
+            row = conn.execute(sa.select(c).where(c.c.id == command_id)).first()
+            return _command(row) if row else None
+
+    async def list_commands(self, execution_id: str) -> list[CommandRecord]:
+        return await self._call(self._list_commands, execution_id)
+
+    def _list_commands(self, execution_id: str) -> list[CommandRecord]:
+        c = schema.commands
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(c).where(c.c.execution_id == execution_id).order_by(c.c.seq)
+            )
+            return [_command(row) for row in rows]
+
+    # -- runtime: checkpoints and leases -------------------------------------------
+
+    async def checkpoint(self, batch: Sequence[Checkpoint]) -> list[bool]:
+        """Commit many executions' checkpoints in one transaction (group commit).
+
+        Returns, per checkpoint, whether it was written; ``False`` means the
+        writer no longer holds the execution's lease.
+        """
+        return await self._call(self._checkpoint, batch)
+
+    def _checkpoint(self, batch: Sequence[Checkpoint]) -> list[bool]:
+        with self._write() as conn:
+            return [self._write_checkpoint(conn, item) for item in batch]
+
+    def _write_checkpoint(self, conn: Connection, item: Checkpoint) -> bool:
+        e = schema.executions
+        values: dict[str, Any] = {
+            "status": item.status,
+            "state": item.state,
+            "updated_at": item.updated_at,
+            "started_at": item.started_at,
+            "ended_at": item.ended_at,
+            "event_seq": item.event_seq,
+        }
+        if item.release:
+            values.update(lease_owner=None, lease_expires_at=None)
+        if item.commands_version_seen is not None:
+            # A command accepted after we looked must still wake someone up.
+            values["wake_at"] = sa.case(
+                (e.c.commands_version == item.commands_version_seen, item.wake_at),
+                else_=e.c.wake_at,
+            )
+        result = conn.execute(
+            e.update().where(e.c.id == item.execution_id, e.c.lease_owner == item.owner).values(
+                **values
+            )
+        )
+        if result.rowcount == 0:
+            return False
+        if item.task_runs:
+            insert = sqlite_insert(schema.task_runs)
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["execution_id", "id"],
+                    set_={"state": insert.excluded.state, "data": insert.excluded.data},
+                ),
+                [
+                    {
+                        "execution_id": item.execution_id,
+                        "id": run["id"],
+                        "task_id": run["task_id"],
+                        "state": run["state"],
+                        "data": run,
+                    }
+                    for run in item.task_runs
+                ],
+            )
+        if item.events:
+            conn.execute(
+                schema.events.insert(),
+                [
+                    {
+                        "execution_id": ev.execution_id,
+                        "seq": ev.seq,
+                        "type": ev.type,
+                        "at": ev.at,
+                        "data": ev.data,
+                    }
+                    for ev in item.events
+                ],
+            )
+        if item.command_results:
+            c = schema.commands
+            conn.execute(
+                c.update()
+                .where(c.c.id == sa.bindparam("cid"), c.c.status == "pending")
+                .values(
+                    status=sa.bindparam("cstatus"),
+                    message=sa.bindparam("cmessage"),
+                    state_after=sa.bindparam("cstate"),
+                    applied_at=item.updated_at,
+                ),
+                [
+                    {
+                        "cid": cid,
+                        "cstatus": "applied" if applied else "rejected",
+                        "cmessage": message,
+                        "cstate": state_after,
+                    }
+                    for cid, applied, message, state_after in item.command_results
+                ],
+            )
+        return True
+
+    async def claim(self, execution_id: str, owner: str, ttl: float, now: float) -> bool:
+        """Take the lease if it is free or expired (or already ours)."""
+        return await self._call(self._claim, execution_id, owner, ttl, now)
+
+    def _claim(self, execution_id: str, owner: str, ttl: float, now: float) -> bool:
+        e = schema.executions
+        with self._write() as conn:
+            result = conn.execute(
+                e.update()
+                .where(
+                    e.c.id == execution_id,
+                    e.c.status.not_in(TERMINAL),
+                    sa.or_(
+                        e.c.lease_owner.is_(None),
+                        e.c.lease_owner == owner,
+                        e.c.lease_expires_at < now,
+                    ),
+                )
+                .values(lease_owner=owner, lease_expires_at=now + ttl, wake_at=None)
+            )
+            return bool(result.rowcount)
+
+    async def find_work(self, owner: str, now: float, limit: int = 100) -> list[tuple[str, bool]]:
+        """Executions someone should look at now: (id, already ours)."""
+        return await self._call(self._find_work, owner, now, limit)
+
+    def _find_work(self, owner: str, now: float, limit: int) -> list[tuple[str, bool]]:
+        e = schema.executions
+        free = sa.or_(
+            e.c.lease_owner.is_(None), e.c.lease_owner == owner, e.c.lease_expires_at < now
+        )
+        due = sa.and_(e.c.wake_at.is_not(None), e.c.wake_at <= now, free)
+        orphaned = sa.and_(
+            e.c.lease_owner.is_not(None), e.c.lease_owner != owner, e.c.lease_expires_at < now
+        )
+        query = (
+            sa.select(e.c.id, e.c.lease_owner)
+            .where(e.c.status.not_in(TERMINAL), sa.or_(due, orphaned))
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [(row.id, row.lease_owner == owner) for row in conn.execute(query)]
+
+    async def settle_wake(
+        self, execution_id: str, owner: str, commands_version: int
+    ) -> None:
+        """Clear ``wake_at`` of an execution we run, unless a newer command arrived."""
+        await self._call(self._settle_wake, execution_id, owner, commands_version)
+
+    def _settle_wake(self, execution_id: str, owner: str, commands_version: int) -> None:
+        e = schema.executions
+        with self._write() as conn:
+            conn.execute(
+                e.update()
+                .where(
+                    e.c.id == execution_id,
+                    e.c.lease_owner == owner,
+                    e.c.commands_version == commands_version,
+                )
+                .values(wake_at=None)
+            )
+
+    async def renew_leases(self, owner: str, ttl: float, now: float) -> None:
+        await self._call(self._renew_leases, owner, ttl, now)
+
+    def _renew_leases(self, owner: str, ttl: float, now: float) -> None:
+        e = schema.executions
+        with self._write() as conn:
+            conn.execute(
+                e.update().where(e.c.lease_owner == owner).values(lease_expires_at=now + ttl)
+            )
+
+    async def release_leases(self, owner: str, wake_at: float) -> None:
+        """Let go of everything ``owner`` holds (graceful shutdown): others may take over now."""
+        await self._call(self._release_leases, owner, wake_at)
+
+    def _release_leases(self, owner: str, wake_at: float) -> None:
+        e = schema.executions
+        with self._write() as conn:
+            conn.execute(
+                e.update()
+                .where(e.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None, wake_at=wake_at)
+            )
+
+
+def latest_deleted(conn: Connection, record: FlowRecord) -> bool:
+    t = schema.flows
+    row = conn.execute(
+        sa.select(t.c.deleted).where(
+            t.c.org_id == record.org_id,
+            t.c.namespace == record.namespace,
+            t.c.flow_id == record.flow_id,
+            t.c.revision == record.revision,
+        )
+    ).scalar_one()
+    return bool(row)
+
+
+def _flow(row: Any) -> FlowRecord:
+    return FlowRecord(row.org_id, row.namespace, row.flow_id, row.revision, row.source,
+                      row.created_at)
+
+
+def _execution(row: Any) -> ExecutionRecord:
+    return ExecutionRecord(
+        id=row.id,
+        org_id=row.org_id,
+        namespace=row.namespace,
+        flow_id=row.flow_id,
+        flow_revision=row.flow_revision,
+        status=row.status,
+        state=row.state,
+        labels=row.labels,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        event_seq=row.event_seq,
+        lease_owner=row.lease_owner,
+        lease_expires_at=row.lease_expires_at,
+        commands_version=row.commands_version,
+    )
+
+
+def _command(row: Any) -> CommandRecord:
+    return CommandRecord(
+        id=row.id,
+        execution_id=row.execution_id,
+        seq=row.seq,
+        kind=row.kind,
+        payload=row.payload,
+        actor=row.actor,
+        reason=row.reason,
+        idempotency_key=row.idempotency_key,
+        request_id=row.request_id,
+        status=row.status,
+        message=row.message,
+        state_before=row.state_before,
+        state_after=row.state_after,
+        created_at=row.created_at,
+        applied_at=row.applied_at,
+    )
+

@@ -1,0 +1,26 @@
+"""What a leaf task executor receives besides its rendered spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pausepoint.config import Settings
+
+LogFn = Callable[[str, str], None]
+"""``log(level, message)``: records one log line for the task run."""
+
+
+@dataclass(frozen=True)
+class LeafContext:
+    """Identity and environment of one attempt of one task run.
+
+    ``task_run_id`` is the same for every retry of a task run, so task code can
+    use it as an idempotency key; ``attempt`` counts from 1.
+    """
+
+    execution_id: str
+    task_run_id: str
+    attempt: int
+    settings: Settings
+    log: LogFn

@@ -1,0 +1,238 @@
+"""The ``python`` task: calls ``module:function`` with ``kwargs``.
+
+Sync functions run in one bounded thread pool per process (``max_task_threads``
+threads, created on first use) so that they never block the event loop; async
+functions are awaited on the loop.
+
+Cancellation: an async function receives ``asyncio.CancelledError`` at its
+current ``await``. A sync function cannot be interrupted — Python has no way to
+stop a thread — so cancelling abandons the await and the function keeps running
+in its thread until it returns; its result is discarded. A function that was
+still queued for a thread never starts. Sync task code that must stop early
+should do its work in small steps or be written as ``async def``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import importlib
+import inspect
+import json
+import sys
+import sysconfig
+import threading
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pausepoint.errors import TaskError
+from pausepoint.tasks.context import LeafContext
+
+CONTEXT_PARAMETER = "pausepoint"
+"""A function that declares a parameter with this name receives the LeafContext."""
+
+_MAX_MESSAGE_CHARS = 500
+
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_paths_added: set[str] = set()
+_TASKS_DIR = str(Path(__file__).resolve().parent)
+_LIBRARY_DIRS = tuple(
+    {str(Path(p).resolve()) for key in ("stdlib", "platstdlib") if (p := sysconfig.get_path(key))}
+)
+
+
+def _thread_pool(max_workers: int) -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=max_workers, thread_name_prefix="pausepoint-task"
+            )
+        return _pool
+
+
+def shutdown_thread_pool() -> None:
+    """Stop the pool: queued calls are cancelled, running ones finish in the background."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _add_python_paths(paths: tuple[str, ...]) -> None:
+    """Put ``paths`` at the front of ``sys.path``, in order, each at most once per process."""
+    with _lock:
+        missing = [path for path in paths if path not in _paths_added]
+        if not missing:
+            return
+        for path in reversed(missing):
+            if path not in sys.path:
+                sys.path.insert(0, path)
+            _paths_added.add(path)
+        importlib.invalidate_caches()
+
+
+def _describe(exc: BaseException) -> str:
+    message = _one_line(str(exc))
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) > _MAX_MESSAGE_CHARS:
+        text = text[: _MAX_MESSAGE_CHARS - 3] + "..."
+    return text
+
+
+def _searched(paths: tuple[str, ...]) -> str:
+    return f"python_paths searched: {list(paths)}" if paths else "no python_paths configured"
+
+
+def _import_function(reference: str, paths: tuple[str, ...]) -> Callable[..., Any]:
+    module_name, _, attribute_path = reference.partition(":")
+    if not module_name or not attribute_path:
+        raise TaskError(
+            f"python task: 'function' must look like 'package.module:function', got {reference!r}"
+        )
+    _add_python_paths(paths)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module_name
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise TaskError(
+                f"python task {reference}: module '{module_name}' not found ({_searched(paths)})"
+            ) from None
+        raise TaskError(
+            f"python task {reference}: importing '{module_name}' failed: "
+            f"{_one_line(str(exc))} ({_searched(paths)})"
+        ) from None
+    except Exception as exc:
+        raise TaskError(
+            f"python task {reference}: importing '{module_name}' raised "
+            f"{_describe(exc)}{_location(exc)}"
+        ) from exc
+    target: Any = module
+    for part in attribute_path.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise TaskError(
+                f"python task {reference}: module '{module_name}' has no attribute "
+                f"'{attribute_path}'"
+            ) from None
+    if not callable(target):
+        raise TaskError(
+            f"python task {reference}: '{attribute_path}' is a {type(target).__name__}, "
+            "not a function"
+        )
+    return target  # type: ignore[no-any-return]
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(function):
+        return True
+    call = getattr(function, "__call__", None)  # noqa: B004 - async callable objects
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _location(exc: BaseException) -> str:
+    """`` (file:line)`` of the innermost frame in user code, best effort."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith(_TASKS_DIR)
+    ]
+    if not frames:
+        return ""
+    user_frames = [
+        frame
+        for frame in frames
+        if not any(frame.filename.startswith(directory) for directory in _LIBRARY_DIRS)
+    ]
+    frame = (user_frames or frames)[-1]
+    return f" (at {frame.filename}:{frame.lineno})"
+
+
+def _call_arguments(
+    reference: str, function: Callable[..., Any], kwargs: dict[str, Any], ctx: LeafContext
+) -> dict[str, Any]:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return kwargs  # builtins without a signature: let the call decide
+    parameter = signature.parameters.get(CONTEXT_PARAMETER)
+    wants_context = parameter is not None and parameter.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+    if wants_context:
+        if CONTEXT_PARAMETER in kwargs:
+            raise TaskError(
+                f"python task {reference}: kwargs must not contain '{CONTEXT_PARAMETER}'; "
+                "it is reserved for the task context"
+            )
+        kwargs = {**kwargs, CONTEXT_PARAMETER: ctx}
+    try:
+        signature.bind(**kwargs)
+    except TypeError as exc:
+        parameters = ", ".join(signature.parameters)
+        raise TaskError(
+            f"python task {reference}: kwargs do not match its parameters ({parameters}): {exc}"
+        ) from None
+    return kwargs
+
+
+def _as_outputs(reference: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    outputs = value if isinstance(value, dict) else {"value": value}
+    try:
+        # The round trip detaches outputs from objects the function may still mutate
+        # and turns tuples into lists, exactly as they will read back from the store.
+        normalised = json.loads(json.dumps(outputs, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TaskError(
+            f"python task {reference} returned a value that is not JSON-serialisable: {exc}"
+        ) from None
+    return normalised  # type: ignore[no-any-return]
+
+
+async def run_python(spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, Any]:
+    """Call the function; its return value becomes the outputs.
+
+    A ``dict`` is the outputs, ``None`` gives ``{}``, any other value gives
+    ``{"value": value}``. Raises TaskError on import, signature, exception or
+    serialisation problems.
+    """
+    reference = spec.get("function")
+    if not isinstance(reference, str):
+        raise TaskError("python task: 'function' is required ('package.module:function')")
+    kwargs = spec.get("kwargs") or {}
+    if not isinstance(kwargs, Mapping):
+        raise TaskError(f"python task {reference}: 'kwargs' must be a mapping")
+    paths = ctx.settings.python_paths
+    pool = _thread_pool(ctx.settings.max_task_threads)
+    loop = asyncio.get_running_loop()
+    # A module's first import runs its top-level code, which may take seconds.
+    function = await loop.run_in_executor(pool, _import_function, reference, paths)
+    arguments = _call_arguments(reference, function, {str(k): v for k, v in kwargs.items()}, ctx)
+    try:
+        if _is_async(function):
+            result = await function(**arguments)
+        else:
+            call = functools.partial(contextvars.copy_context().run, function, **arguments)
+            result = await loop.run_in_executor(pool, call)
+            if inspect.isawaitable(result):
+                result = await result
+    except TaskError:
+        raise
+    except (Exception, SystemExit) as exc:
+        raise TaskError(f"{reference} raised {_describe(exc)}{_location(exc)}") from exc
+    return _as_outputs(reference, result)

@@ -1,0 +1,53 @@
+"""Which executor runs which leaf task type, and the single entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from pausepoint.errors import TaskError
+from pausepoint.tasks.context import LeafContext
+from pausepoint.tasks.http import run_http
+from pausepoint.tasks.log import run_log
+from pausepoint.tasks.python import run_python, shutdown_thread_pool
+from pausepoint.tasks.shell import run_shell
+from pausepoint.tasks.values import run_output_values, run_return
+
+Executor = Callable[[Mapping[str, Any], LeafContext], Awaitable[dict[str, Any]]]
+
+EXECUTORS: Mapping[str, Executor] = {
+    "log": run_log,
+    "return": run_return,
+    "outputs": run_output_values,
+    "python": run_python,
+    "shell": run_shell,
+    "http": run_http,
+}
+
+
+async def run_leaf(task_type: str, spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, Any]:
+    """Run one leaf task and return its outputs (a JSON-serialisable dict).
+
+    Raises TaskError with a one-line message when the task fails.
+    ``asyncio.CancelledError`` propagates once the task has cleaned up: a
+    subprocess group is SIGTERMed, then SIGKILLed after the grace period and
+    reaped; an HTTP request is aborted; an async Python function is cancelled;
+    a sync Python function cannot be stopped and finishes in its thread, its
+    result discarded.
+    """
+    executor = EXECUTORS.get(task_type)
+    if executor is None:
+        raise TaskError(
+            f"unknown leaf task type {task_type!r}; known types: {', '.join(sorted(EXECUTORS))}"
+        )
+    return await executor(spec, ctx)
+
+
+async def shutdown_executors() -> None:
+    """Release process-wide executor resources; call once when the runtime stops.
+
+    The thread pool for sync Python tasks stops taking work: calls still queued
+    are cancelled, calls already running finish in the background (threads
+    cannot be killed). Executors recreate what they need if used again.
+    """
+    shutdown_thread_pool()
