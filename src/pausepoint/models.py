@@ -84,8 +84,14 @@ class ExecutionView(BaseModel):
 
     @property
     def is_terminal(self) -> bool:
-        return self.state in ("COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED",
-                              "TIMED_OUT")
+        return self.state in (
+            "COMPLETED",
+            "WARNING",
+            "FAILED",
+            "CANCELLED",
+            "TERMINATED",
+            "TIMED_OUT",
+        )
 
     def task_run(self, task_id: str) -> TaskRunView:
         """The last run of ``task_id``; raises ``KeyError`` if it never ran."""

@@ -101,9 +101,7 @@ def admit(view: ControlView, command: Command, index: FlowIndex) -> Command:
     return _admit_resume(view, command, index, subject)
 
 
-def _admit_resume(
-    view: ControlView, command: Command, index: FlowIndex, subject: str
-) -> Command:
+def _admit_resume(view: ControlView, command: Command, index: FlowIndex, subject: str) -> Command:
     pause_id = command.payload.get("pause_id")
     inputs = command.payload.get("inputs") or {}
     if not view.pauses:
@@ -116,8 +114,13 @@ def _admit_resume(
             )
             raise InvalidInput(
                 f"{subject} has several open pause points; name one with pause_id: {listed}",
-                [FieldError(("body", "pause_id"), f"required: several pause points are open "
-                            f"({listed})", "missing")],
+                [
+                    FieldError(
+                        ("body", "pause_id"),
+                        f"required: several pause points are open ({listed})",
+                        "missing",
+                    )
+                ],
             )
         pause = next(iter(view.pauses.values()))
     else:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pausepoint.engine.control import admit, on_resume_specs, view_of
+from pausepoint.engine.control import admit, view_of
 from pausepoint.engine.flowindex import FlowIndex
 from pausepoint.engine.model import (
     TERMINAL_TASK_STATES,
@@ -72,8 +72,8 @@ class EngineEnv:
 
 
 def iso(at: float) -> str:
-    return datetime.fromtimestamp(at, tz=UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(at, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )
 
 
@@ -202,8 +202,11 @@ class _Step:
     def handle(self, event: Event) -> None:
         if self.status.is_terminal:
             if isinstance(event, Command):
-                self.reject(event, f"cannot {event.kind} {self.status.value.lower()} execution "
-                            f"{self.state['execution_id']}")
+                self.reject(
+                    event,
+                    f"cannot {event.kind} {self.status.value.lower()} execution "
+                    f"{self.state['execution_id']}",
+                )
             return
         if isinstance(event, Started):
             self.on_started()
@@ -222,8 +225,9 @@ class _Step:
         self.drive()
         for command in self.applied:
             self.transition.command_results.append(
-                CommandResult(command.id, applied=True, message=f"{command.kind} applied",
-                              status=self.status)
+                CommandResult(
+                    command.id, applied=True, message=f"{command.kind} applied", status=self.status
+                )
             )
 
     def on_started(self) -> None:
@@ -459,8 +463,7 @@ class _Step:
         self.state["pause_reason"] = command.reason
         if self.status is S.RUNNING:
             self.set_status(S.PAUSING)
-            self.emit("workflow.pausing", pause_id=command.id, by=command.by,
-                      reason=command.reason)
+            self.emit("workflow.pausing", pause_id=command.id, by=command.by, reason=command.reason)
         else:  # QUEUED, or PAUSED on Pause tasks: nothing is in flight
             self.land_pause("pre_execution")
 
@@ -480,16 +483,22 @@ class _Step:
         if pause["kind"] == "manual":
             del self.state["pauses"][pause_id]
             withdrawn = self.status is S.PAUSING
-            self.emit("workflow.resumed", pause_id=pause_id, by=command.by, withdrawn=withdrawn,
-                      reason=command.reason)
+            self.emit(
+                "workflow.resumed",
+                pause_id=pause_id,
+                by=command.by,
+                withdrawn=withdrawn,
+                reason=command.reason,
+            )
             self.state["pause_reason"] = None
             self.state["checkpoint"] = None
             self.set_status(S.RUNNING)
             if self.state["started_at"] is None:
                 self.begin()
         else:
-            self.resume_task_pause(pause | {"id": pause_id}, command.payload["inputs"],
-                                   by=command.by)
+            self.resume_task_pause(
+                pause | {"id": pause_id}, command.payload["inputs"], by=command.by
+            )
 
     def resume_task_pause(
         self, pause: dict[str, Any], values: dict[str, Any], *, by: str, warn: bool = False
@@ -561,8 +570,13 @@ class _Step:
         """Cancel cooperatively (``kind`` cancel) or because the execution timed out."""
         if self.state["stop"] is not None:
             return  # already stopping: cancel is idempotent
-        self.state["stop"] = {"kind": kind, "by": by, "reason": reason, "at": self.at,
-                              "phase": self.state["phase"]}
+        self.state["stop"] = {
+            "kind": kind,
+            "by": by,
+            "reason": reason,
+            "at": self.at,
+            "phase": self.state["phase"],
+        }
         for pause_id in list(self.state["pauses"]):
             pause = self.close_pause(pause_id)
             if pause["kind"] == "task":
@@ -574,14 +588,18 @@ class _Step:
                 self.finish_run(run, T.CANCELLED)
         self.state["pause_reason"] = None
         self.set_status(S.CANCELLING)
-        self.emit("workflow.cancelling", by=by, reason=reason,
-                  timed_out=kind == "timeout")
+        self.emit("workflow.cancelling", by=by, reason=reason, timed_out=kind == "timeout")
         for run_id in self.state["inflight"]:
             self.act(CancelTask(run_id))
 
     def terminate(self, command: Command) -> None:
-        self.state["stop"] = {"kind": "terminate", "by": command.by, "reason": command.reason,
-                              "at": self.at, "phase": self.state["phase"]}
+        self.state["stop"] = {
+            "kind": "terminate",
+            "by": command.by,
+            "reason": command.reason,
+            "at": self.at,
+            "phase": self.state["phase"],
+        }
         for run_id in self.state["inflight"]:
             self.act(CancelTask(run_id, kill=True))
         self.state["inflight"] = []
@@ -606,8 +624,8 @@ class _Step:
         if status is S.RUNNING:
             return True
         if status is S.CANCELLING:
-            stop = self.state["stop"]
-            return self.state["phase"] == "finally" and stop["phase"] != "finally"
+            stop: dict[str, Any] = self.state["stop"]
+            return bool(self.state["phase"] == "finally" and stop["phase"] != "finally")
         return False
 
     def drive(self) -> None:
@@ -663,8 +681,9 @@ class _Step:
             self.clear_timer(timer_id)
         if outcome is S.COMPLETED:
             try:
-                state["result"] = render(self.index.flow.outputs, self.variables(None),
-                                         where="flow outputs")
+                state["result"] = render(
+                    self.index.flow.outputs, self.variables(None), where="flow outputs"
+                )
             except TemplateError as error:
                 state["error"] = {"message": str(error)}
                 outcome = S.FAILED
@@ -694,14 +713,18 @@ class _Step:
             if not waiting_retry:
                 state["checkpoint"] = "pause_task"
                 self.set_status(S.PAUSED)
-                self.emit("workflow.paused", checkpoint="pause_task", reason=None,
-                          pause_ids=list(state["pauses"]))
+                self.emit(
+                    "workflow.paused",
+                    checkpoint="pause_task",
+                    reason=None,
+                    pause_ids=list(state["pauses"]),
+                )
 
     def next_checkpoint(self) -> str:
         phase = self.state["phase"]
         block = self.state["blocks"][phase]
         done = not block["active"] and block["next"] >= block["count"]
-        later = PHASES[PHASES.index(phase) + 1:]
+        later = PHASES[PHASES.index(phase) + 1 :]
         if done and not any(self.index.flow.blocks()[p] for p in later):
             return "pre_completion"
         return "pre_execution"
@@ -751,8 +774,13 @@ class _Step:
         }
         if block["list"] is None:  # an iteration of a foreach
             assert owner is not None
-            run.update(task_id=owner["task_id"], path=owner["path"], type="iteration",
-                       value=block["values"][position], index=position)
+            run.update(
+                task_id=owner["task_id"],
+                path=owner["path"],
+                type="iteration",
+                value=block["values"][position],
+                index=position,
+            )
         else:
             path = f"{block['list']}[{position}]"
             task = self.index.task(path)
@@ -766,8 +794,9 @@ class _Step:
     def start_run(self, run: dict[str, Any]) -> None:
         if run["type"] == "iteration":
             self.mark_started(run)
-            run["block"] = _block(f"{run['path']}.tasks", len(self.index.task_list(
-                f"{run['path']}.tasks")))
+            run["block"] = _block(
+                f"{run['path']}.tasks", len(self.index.task_list(f"{run['path']}.tasks"))
+            )
             return
         task = self.index.task(run["path"])
         if task.disabled:
@@ -785,15 +814,21 @@ class _Step:
         run["state"] = T.RUNNING.value
         run["started_at"] = self.at
         self.touch(run)
-        self.emit("task.started", task_run_id=run["id"], task_id=run["task_id"],
-                  attempt=run["attempt"], type=run["type"],
-                  **({"value": run["value"]} if "value" in run else {}))
+        self.emit(
+            "task.started",
+            task_run_id=run["id"],
+            task_id=run["task_id"],
+            attempt=run["attempt"],
+            type=run["type"],
+            **({"value": run["value"]} if "value" in run else {}),
+        )
 
     def render_leaf(self, run: dict[str, Any]) -> dict[str, Any] | None:
         task = self.index.task(run["path"])
         try:
-            spec = render(self.index.leaf_spec(run["path"]), self.variables(run),
-                          where=f"task '{task.id}'")
+            spec = render(
+                self.index.leaf_spec(run["path"]), self.variables(run), where=f"task '{task.id}'"
+            )
         except TemplateError as error:
             self.finish_run(run, T.FAILED, error=str(error))
             return None
@@ -808,8 +843,9 @@ class _Step:
         self.act(RunTask(run["id"], run["attempt"], run["task_id"], run["type"], spec))
         timeout = self.index.task(run["path"]).timeout
         if timeout:
-            self.set_timer(f"timeout:{run['id']}", self.at + self.duration(timeout, run),
-                           kind="timeout")
+            self.set_timer(
+                f"timeout:{run['id']}", self.at + self.duration(timeout, run), kind="timeout"
+            )
 
     def duration(self, value: str, run: dict[str, Any]) -> float:
         rendered = render(value, self.variables(run), where=f"task '{run['task_id']}'")
@@ -824,8 +860,11 @@ class _Step:
             self.start_pause(run, task)
             return
         if isinstance(task, IfTask):
-            chosen = "then" if render_condition(task.condition, self.variables(run),
-                                                where=f"task '{task.id}'") else "else"
+            chosen = (
+                "then"
+                if render_condition(task.condition, self.variables(run), where=f"task '{task.id}'")
+                else "else"
+            )
             list_path = f"{path}.{chosen}"
             run["branch"] = chosen
             block = _block(list_path, len(self.index.task_list(list_path)))
@@ -846,12 +885,14 @@ class _Step:
                     ) from None
             if not isinstance(values, list):
                 raise TemplateError(f"task '{task.id}': values must be a list, got {values!r}")
-            block = _block(None, len(values), parallel=task.concurrency != 1,
-                           concurrency=task.concurrency)
+            block = _block(
+                None, len(values), parallel=task.concurrency != 1, concurrency=task.concurrency
+            )
             block["values"] = values
         elif isinstance(task, ParallelTask):
-            block = _block(f"{path}.tasks", len(task.tasks), parallel=True,
-                           concurrency=task.concurrency)
+            block = _block(
+                f"{path}.tasks", len(task.tasks), parallel=True, concurrency=task.concurrency
+            )
         else:
             block = _block(f"{path}.tasks", len(self.index.task_list(f"{path}.tasks")))
         run["block"] = block
@@ -877,10 +918,15 @@ class _Step:
             self.set_timer(f"pause:{pause_id}", self.at + duration, kind="pause")
         if timeout is not None:
             self.set_timer(f"ptimeout:{pause_id}", self.at + timeout, kind="pause_timeout")
-        self.emit("task.paused", task_run_id=run["id"], task_id=task.id, pause_id=pause_id,
-                  deadline=iso(pause["deadline"]) if pause["deadline"] else None,
-                  behavior=task.behavior if duration is not None else None,
-                  on_resume=[spec.id for spec in task.on_resume])
+        self.emit(
+            "task.paused",
+            task_run_id=run["id"],
+            task_id=task.id,
+            pause_id=pause_id,
+            deadline=iso(pause["deadline"]) if pause["deadline"] else None,
+            behavior=task.behavior if duration is not None else None,
+            on_resume=[spec.id for spec in task.on_resume],
+        )
         if task.on_pause is not None:
             child = self.create_child(_block(f"{run['path']}.onPause", 1), run)
             run["on_pause"] = child["id"]
@@ -901,8 +947,10 @@ class _Step:
             if child["state"] == T.FAILED and run["state"] != T.FAILED:
                 pause_id = run.get("pause_id")
                 if pause_id in self.state["pauses"]:
-                    self.fail_pause(self.state["pauses"][pause_id],
-                                    f"onPause task '{child['task_id']}' failed: {child['error']}")
+                    self.fail_pause(
+                        self.state["pauses"][pause_id],
+                        f"onPause task '{child['task_id']}' failed: {child['error']}",
+                    )
                     return
         if run["state"] == T.PAUSED:
             return
@@ -917,8 +965,9 @@ class _Step:
             reason = f"task '{failed['task_id']}' failed" if failed else "failed"
             self.finish_run(run, T.FAILED, error=reason)
         else:
-            self.finish_run(run, T.WARNING if run.get("warn") else T.SUCCESS,
-                            outputs=run.get("outputs"))
+            self.finish_run(
+                run, T.WARNING if run.get("warn") else T.SUCCESS, outputs=run.get("outputs")
+            )
 
     # -- templates ---------------------------------------------------------------
 
@@ -949,8 +998,7 @@ class _Step:
         return variables
 
 
-_CONTAINERS = frozenset({"iteration", "pause", "sequential", "parallel", "if", "switch",
-                         "foreach"})
+_CONTAINERS = frozenset({"iteration", "pause", "sequential", "parallel", "if", "switch", "foreach"})
 
 
 def _switch_key(value: Any) -> str:
@@ -960,10 +1008,10 @@ def _switch_key(value: Any) -> str:
 
 
 def _redact(values: dict[str, Any], secret_ids: set[str]) -> dict[str, Any]:
-    redacted = json.loads(json.dumps(values))
+    redacted: dict[str, Any] = json.loads(json.dumps(values))
     for dotted in secret_ids:
         *parents, leaf = dotted.split(".")
-        node = redacted
+        node: Any = redacted
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
             if node is None:

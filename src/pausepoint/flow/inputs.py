@@ -185,9 +185,11 @@ def _as_string(value: Any, spec: InputSpec) -> str:
     elif isinstance(value, dt.date | dt.time):
         text = value.isoformat()
     else:
-        raise _Invalid(f"expected a string, got {_show(value)}")
+        raise _Invalid(f"expected a string, got {type(value).__name__}")
     if spec.validator is not None and re.fullmatch(spec.validator, text) is None:
-        raise _Invalid(f"{_show(text)} does not match the pattern {spec.validator!r}")
+        # Never echo a secret back in an error message.
+        shown = "the value" if spec.kind == "SECRET" else _show(text)
+        raise _Invalid(f"{shown} does not match the pattern {spec.validator!r}")
     return text
 
 
@@ -620,10 +622,11 @@ def _type_schema(spec: InputSpec) -> dict[str, Any]:
     if spec.validator is not None:
         schema["pattern"] = f"^(?:{spec.validator})$"
     if kind in ("INT", "FLOAT"):
+        bare = spec.model_copy(update={"min": None, "max": None})
         if spec.min is not None:
-            schema["minimum"] = spec.min
+            schema["minimum"] = coerce_value(bare, spec.min)
         if spec.max is not None:
-            schema["maximum"] = spec.max
+            schema["maximum"] = coerce_value(bare, spec.max)
     return schema
 
 

@@ -455,7 +455,8 @@ def _match_key(mapping: Mapping[Any, Any], part: str) -> str | None:
     return None
 
 
-def _loc_to_path(data: Any, loc: tuple[str | int, ...]) -> Path_:
+def _loc_to_path(data: Any, loc: tuple[str | int, ...], *, missing: bool) -> Path_:
+    """The YAML path of a pydantic ``loc``: discriminator and union tags dropped."""
     path: list[str | int] = []
     current = data
     for position, part in enumerate(loc):
@@ -467,7 +468,7 @@ def _loc_to_path(data: Any, loc: tuple[str | int, ...]) -> Path_:
             if key is not None:
                 path.append(key)
                 current = current[key]
-            elif current.get("type") != part and position == len(loc) - 1:
+            elif missing and position == len(loc) - 1:
                 path.append(part)
         # anything else is a union member or discriminator tag, not a YAML key
     return tuple(path)
@@ -502,7 +503,7 @@ def _pydantic_problems(
 ) -> list[_Problem]:
     grouped: dict[Path_, list[ErrorDetails]] = {}
     for error in exc.errors(include_url=False):
-        path = _loc_to_path(data, tuple(error["loc"]))
+        path = _loc_to_path(data, tuple(error["loc"]), missing=error["type"] == "missing")
         if error["type"].startswith("union_tag") or any(
             path[: len(bad)] == bad for bad in bad_tasks
         ):

@@ -28,9 +28,9 @@ from collections.abc import ItemsView, KeysView, Mapping, ValuesView
 from typing import Any, NoReturn
 
 from jinja2 import ChainableUndefined, StrictUndefined, Template, TemplateSyntaxError, Undefined
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
-from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.sandbox import SandboxedEnvironment
 
 from pausepoint.errors import TemplateError
@@ -126,12 +126,6 @@ class _Environment(SandboxedEnvironment):
         return left * right
 
 
-class _NativeEnvironment(_Environment):
-    """Compiles ``{{ expr }}`` without converting the result to a string."""
-
-    code_generator_class = NativeCodeGenerator
-
-
 def _to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
@@ -170,17 +164,11 @@ def _compile_template(source: str) -> Template:
 
 
 @functools.lru_cache(maxsize=2048)
-def _compile_expression(expression: str) -> Template:
-    """A template whose single output node returns the expression's native value."""
-    env = _native_env()
-    return env.from_string(_rewrite_coalesce("{{" + expression + "}}"))
-
-
-@functools.cache
-def _native_env() -> _NativeEnvironment:
-    env = _NativeEnvironment(undefined=_Undefined, autoescape=False)
-    _configure(env)
-    return env
+def _compile_expression(expression: str) -> TemplateExpression:
+    """A callable returning the expression's native value (whitespace markers dropped)."""
+    body = expression[1:] if expression[:1] in "-+" else expression
+    body = body[:-1] if body[-1:] in "-+" else body
+    return _ENV.compile_expression(_rewrite_expression(body.strip()), undefined_to_none=False)
 
 
 # --- Pebble's ``??`` ------------------------------------------------------------------
@@ -354,9 +342,7 @@ def _render_string(text: str, variables: Mapping[str, Any], where: str) -> Any:
     try:
         expression = _single_expression(text)
         if expression is not None:
-            template = _compile_expression(expression)
-            context = template.new_context(dict(variables))
-            return _native(next(iter(template.root_render_func(context))))
+            return _native(_compile_expression(expression)(variables))
         return _compile_template(text).render(variables)
     except Exception as exc:  # every failure becomes a TemplateError naming the template
         _fail(where, text, exc)

@@ -146,8 +146,7 @@ class ExecutionActor:
             commands_version_seen=self.commands_version,
         )
         if not await self.runtime.committer.commit(checkpoint):
-            log.warning("execution %s: lease lost; another process runs it now",
-                        self.execution_id)
+            log.warning("execution %s: lease lost; another process runs it now", self.execution_id)
             self.abandon()
             return
         self.event_seq += len(records)

@@ -20,21 +20,18 @@ import os
 import secrets
 import socket
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
 
 from pausepoint.config import Settings
 from pausepoint.engine.interpreter import EngineEnv, rebuild_outputs
 from pausepoint.engine.model import CommandResult, Recovered, Started
 from pausepoint.runtime.actor import ExecutionActor
 from pausepoint.runtime.committer import GroupCommitter
-from pausepoint.store.records import CommandRecord, EventRecord
+from pausepoint.store.records import CommandRecord, EventRecord, ExecutionRecord
 from pausepoint.store.sql import SqlStore
 from pausepoint.tasks import shutdown_executors
 
 log = logging.getLogger("pausepoint.runtime")
-
-EnvLoader = Callable[[str, str, str, int], "asyncio.Future[EngineEnv] | Any"]
 
 
 class EmbeddedRuntime:
@@ -50,7 +47,7 @@ class EmbeddedRuntime:
         store: SqlStore,
         settings: Settings,
         *,
-        env_for: Callable[[str], Any],
+        env_for: Callable[[ExecutionRecord], Awaitable[EngineEnv]],
         clock: Callable[[], float],
         serve: bool = False,
     ) -> None:
@@ -144,8 +141,9 @@ class EmbeddedRuntime:
         if record is None:
             return False
         state = dict(record.state)
-        state["task_runs"] = {run["id"]: run for run in await self.store.load_task_runs(
-            execution_id)}
+        state["task_runs"] = {
+            run["id"]: run for run in await self.store.load_task_runs(execution_id)
+        }
         rebuild_outputs(state)
         env = await self._env_for(record)
         pending, version = await self.store.pending_commands(execution_id)

@@ -126,20 +126,19 @@ class Engine:
     async def put_flow(self, source: str, *, source_name: str = "<flow>") -> FlowRecord:
         """Validate and store a flow (YAML text); returns its revision."""
         flow = load_flow(source, source=source_name)
-        return await self.store.put_flow(self.org_id, flow.namespace, flow.id, source,
-                                         self.clock())
+        return await self.store.put_flow(self.org_id, flow.namespace, flow.id, source, self.clock())
 
     async def put_flow_file(self, path: str | Path) -> FlowRecord:
         path = Path(path)
         try:
-            source = path.read_text(encoding="utf-8")
+            source = await asyncio.to_thread(path.read_text, encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise FlowError(f"{path}: cannot read the flow: {error}") from None
         return await self.put_flow(source, source_name=path.name)
 
     async def load_flow_dir(self, directory: str | Path) -> list[FlowRecord]:
         """Create or update every ``*.yaml``/``*.yml`` flow in ``directory``."""
-        paths = sorted(Path(directory).glob("*.y*ml"))
+        paths = sorted(await asyncio.to_thread(lambda: list(Path(directory).glob("*.y*ml"))))
         return [await self.put_flow_file(path) for path in paths]
 
     async def flow(self, namespace: str, flow_id: str, revision: int | None = None) -> Flow:
@@ -272,8 +271,7 @@ class Engine:
                     deadline=_iso(pause.get("deadline")),
                     reason=pause.get("reason"),
                     by=pause.get("by"),
-                    on_resume_schema=inputs_json_schema(specs) if pause["kind"] == "task"
-                    else None,
+                    on_resume_schema=inputs_json_schema(specs) if pause["kind"] == "task" else None,
                 )
             )
         return points
@@ -301,12 +299,15 @@ class Engine:
     ) -> list[ExecutionRecord]:
         unknown = [s for s in states if s not in ExecutionStatus.__members__]
         if unknown:
-            raise NotFound(
-                f"unknown state {unknown[0]!r}; states are {', '.join(ExecutionStatus)}"
-            )
+            raise NotFound(f"unknown state {unknown[0]!r}; states are {', '.join(ExecutionStatus)}")
         return await self.store.list_executions(
-            self.org_id, statuses=states, namespace=namespace, flow_id=flow_id, labels=labels,
-            limit=limit, before=before,
+            self.org_id,
+            statuses=states,
+            namespace=namespace,
+            flow_id=flow_id,
+            labels=labels,
+            limit=limit,
+            before=before,
         )
 
     # -- control -------------------------------------------------------------------
@@ -329,8 +330,14 @@ class Engine:
                 view = project(view, command_event(earlier))
             command = admit(
                 view,
-                Command(command_id, request.kind, now, request.actor,  # type: ignore[arg-type]
-                        request.reason, request.payload()),
+                Command(
+                    command_id,
+                    request.kind,  # type: ignore[arg-type]
+                    now,
+                    request.actor,
+                    request.reason,
+                    request.payload(),
+                ),
                 env.index,
             )
             return {
@@ -358,7 +365,9 @@ class Engine:
             self.runtime.drop_command_waiter(command.id)
         return await self._control_result(command, replayed)
 
-    async def _wait_applied(self, command: CommandRecord, waiter: asyncio.Future[Any]) -> CommandRecord:
+    async def _wait_applied(
+        self, command: CommandRecord, waiter: asyncio.Future[Any]
+    ) -> CommandRecord:
         deadline = self.clock() + self.settings.command_wait_timeout
         while True:
             remaining = deadline - self.clock()
@@ -366,8 +375,9 @@ class Engine:
                 return command
             if self.runtime.owns(command.execution_id):
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(waiter),
-                                           min(remaining, self.settings.poll_interval))
+                    await asyncio.wait_for(
+                        asyncio.shield(waiter), min(remaining, self.settings.poll_interval)
+                    )
             else:
                 await asyncio.sleep(min(remaining, self.settings.poll_interval))
             latest = await self.store.get_command(command.id)
@@ -390,49 +400,109 @@ class Engine:
             command_id=command.id,
             applied=applied,
             replayed=replayed,
-            pause_id=command.payload.get("pause_id") or (
-                command.id if command.kind == "pause" else None),
+            pause_id=command.payload.get("pause_id")
+            or (command.id if command.kind == "pause" else None),
         )
         if command.kind == "terminate" and applied:
             result.terminated_at = _iso(command.applied_at)
         return result
 
-    async def pause(self, execution_id: str, *, reason: str | None = None,
-                    actor: str = "anonymous", idempotency_key: str | None = None) -> ControlResult:
+    async def pause(
+        self,
+        execution_id: str,
+        *,
+        reason: str | None = None,
+        actor: str = "anonymous",
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
         from pausepoint.service.requests import PauseRequest
 
-        return await self.control(PauseRequest(execution_id=execution_id, reason=reason,
-                                               actor=actor, idempotency_key=idempotency_key))
+        return await self.control(
+            PauseRequest(
+                execution_id=execution_id,
+                reason=reason,
+                actor=actor,
+                idempotency_key=idempotency_key,
+            )
+        )
 
-    async def resume(self, execution_id: str, *, inputs: dict[str, Any] | None = None,
-                     pause_id: str | None = None, actor: str = "anonymous",
-                     idempotency_key: str | None = None) -> ControlResult:
+    async def resume(
+        self,
+        execution_id: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        pause_id: str | None = None,
+        actor: str = "anonymous",
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
         from pausepoint.service.requests import ResumeRequest
 
-        return await self.control(ResumeRequest(execution_id=execution_id, inputs=inputs or {},
-                                                pause_id=pause_id, actor=actor,
-                                                idempotency_key=idempotency_key))
+        return await self.control(
+            ResumeRequest(
+                execution_id=execution_id,
+                inputs=inputs or {},
+                pause_id=pause_id,
+                actor=actor,
+                idempotency_key=idempotency_key,
+            )
+        )
 
-    async def cancel(self, execution_id: str, *, reason: str | None = None,
-                     actor: str = "anonymous", idempotency_key: str | None = None) -> ControlResult:
+    async def cancel(
+        self,
+        execution_id: str,
+        *,
+        reason: str | None = None,
+        actor: str = "anonymous",
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
         from pausepoint.service.requests import CancelRequest
 
-        return await self.control(CancelRequest(execution_id=execution_id, reason=reason,
-                                                actor=actor, idempotency_key=idempotency_key))
+        return await self.control(
+            CancelRequest(
+                execution_id=execution_id,
+                reason=reason,
+                actor=actor,
+                idempotency_key=idempotency_key,
+            )
+        )
 
-    async def terminate(self, execution_id: str, *, reason: str, actor: str = "anonymous",
-                        idempotency_key: str | None = None) -> ControlResult:
-        return await self.control(TerminateRequest(execution_id=execution_id, reason=reason,
-                                                   actor=actor, idempotency_key=idempotency_key))
+    async def terminate(
+        self,
+        execution_id: str,
+        *,
+        reason: str,
+        actor: str = "anonymous",
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        return await self.control(
+            TerminateRequest(
+                execution_id=execution_id,
+                reason=reason,
+                actor=actor,
+                idempotency_key=idempotency_key,
+            )
+        )
 
-    async def inject(self, execution_id: str, message: str, *, role: str = "user",
-                     actor: str = "anonymous", idempotency_key: str | None = None
-                     ) -> ControlResult:
+    async def inject(
+        self,
+        execution_id: str,
+        message: str,
+        *,
+        role: str = "user",
+        actor: str = "anonymous",
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
         from pausepoint.service.requests import InjectRequest
 
-        return await self.control(InjectRequest(execution_id=execution_id, message=message,
-                                                role=role, actor=actor,  # type: ignore[arg-type]
-                                                idempotency_key=idempotency_key))
+        return await self.control(
+            InjectRequest(
+                execution_id=execution_id,
+                message=message,
+                role=role,  # type: ignore[arg-type]  # validated by the request
+                actor=actor,
+                idempotency_key=idempotency_key,
+            )
+        )
 
     async def validate_resume(
         self, execution_id: str, inputs: dict[str, Any], pause_id: str | None = None
@@ -442,8 +512,9 @@ class Engine:
         env = await self._env_for(record)
         command = admit(
             view_of(record.state),
-            Command("dry-run", "resume", self.clock(), payload={"inputs": inputs,
-                                                                 "pause_id": pause_id}),
+            Command(
+                "dry-run", "resume", self.clock(), payload={"inputs": inputs, "pause_id": pause_id}
+            ),
             env.index,
         )
         values: dict[str, Any] = command.payload["inputs"]
@@ -454,10 +525,19 @@ class Engine:
         await self._record(execution_id)
         return [
             CommandView(
-                id=c.id, seq=c.seq, kind=c.kind, actor=c.actor, reason=c.reason,
-                payload=c.payload, idempotency_key=c.idempotency_key, request_id=c.request_id,
-                status=c.status, message=c.message, state_before=c.state_before,
-                state_after=c.state_after, created_at=iso(c.created_at),
+                id=c.id,
+                seq=c.seq,
+                kind=c.kind,
+                actor=c.actor,
+                reason=c.reason,
+                payload=c.payload,
+                idempotency_key=c.idempotency_key,
+                request_id=c.request_id,
+                status=c.status,
+                message=c.message,
+                state_before=c.state_before,
+                state_after=c.state_after,
+                created_at=iso(c.created_at),
                 applied_at=_iso(c.applied_at),
             )
             for c in await self.store.list_commands(execution_id)
@@ -465,11 +545,14 @@ class Engine:
 
     # -- events ------------------------------------------------------------------------
 
-    async def events(self, execution_id: str, *, after: int = 0, limit: int = 1000
-                     ) -> list[EventView]:
+    async def events(
+        self, execution_id: str, *, after: int = 0, limit: int = 1000
+    ) -> list[EventView]:
         await self._record(execution_id)
-        return [_event_view(e) for e in await self.store.read_events(execution_id, after=after,
-                                                                      limit=limit)]
+        return [
+            _event_view(e)
+            for e in await self.store.read_events(execution_id, after=after, limit=limit)
+        ]
 
     async def follow(self, execution_id: str, *, after: int = 0) -> AsyncIterator[EventView]:
         """Every event after ``after``, live, in order; ends after the terminal event."""
@@ -543,13 +626,28 @@ def _task_run_view(run: dict[str, Any]) -> TaskRunView:
 
 def _first_failure(runs: list[dict[str, Any]]) -> str | None:
     for run in runs:
-        if run["state"] == "FAILED" and run.get("error") and run["type"] not in (
-            "sequential", "parallel", "if", "switch", "foreach", "iteration",
+        if (
+            run["state"] == "FAILED"
+            and run.get("error")
+            and run["type"]
+            not in (
+                "sequential",
+                "parallel",
+                "if",
+                "switch",
+                "foreach",
+                "iteration",
+            )
         ):
             return f"task '{run['task_id']}': {run['error']}"
     return None
 
 
 def _event_view(event: EventRecord) -> EventView:
-    return EventView(execution_id=event.execution_id, seq=event.seq, type=event.type,
-                     at=iso(event.at), data=event.data)
+    return EventView(
+        execution_id=event.execution_id,
+        seq=event.seq,
+        type=event.type,
+        at=iso(event.at),
+        data=event.data,
+    )

@@ -76,13 +76,20 @@ class InjectRequest(ControlRequest):
         super().validate()
         errors = []
         if not isinstance(self.message, str) or not self.message.strip():
-            errors.append(FieldError(("body", "message"), "the message must not be empty",
-                                     "missing"))
+            errors.append(
+                FieldError(("body", "message"), "the message must not be empty", "missing")
+            )
         elif len(self.message) > 100_000:
-            errors.append(FieldError(("body", "message"), "at most 100000 characters",
-                                     "string_too_long"))
+            errors.append(
+                FieldError(("body", "message"), "at most 100000 characters", "string_too_long")
+            )
         if self.role not in ("user", "system"):
-            errors.append(FieldError(("body", "role"), f"role must be 'user' or 'system', "
-                                     f"got {self.role!r}", "literal_error"))
+            errors.append(
+                FieldError(
+                    ("body", "role"),
+                    f"role must be 'user' or 'system', got {self.role!r}",
+                    "literal_error",
+                )
+            )
         if errors:
             raise InvalidInput("; ".join(str(e) for e in errors), errors)

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from pausepoint.errors import Conflict, InvalidInput, NotFound
+from pausepoint.errors import InvalidInput, NotFound
 from pausepoint.store import schema
 from pausepoint.store.records import (
     Checkpoint,
@@ -146,9 +146,7 @@ class SqlStore:
     ) -> FlowRecord:
         with self._write() as conn:
             latest = self._latest_flow(conn, org_id, namespace, flow_id, include_deleted=True)
-            if latest is not None and latest.source == source and not latest_deleted(
-                conn, latest
-            ):
+            if latest is not None and latest.source == source and not latest_deleted(conn, latest):
                 return latest
             revision = (latest.revision if latest else 0) + 1
             conn.execute(
@@ -327,7 +325,9 @@ class SqlStore:
         if before is not None:
             created, last_id = before
             query = query.where(
-                sa.or_(t.c.created_at < created, sa.and_(t.c.created_at == created, t.c.id < last_id))
+                sa.or_(
+                    t.c.created_at < created, sa.and_(t.c.created_at == created, t.c.id < last_id)
+                )
             )
         query = query.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
         with self._read() as conn:
@@ -500,9 +500,9 @@ class SqlStore:
                 else_=e.c.wake_at,
             )
         result = conn.execute(
-            e.update().where(e.c.id == item.execution_id, e.c.lease_owner == item.owner).values(
-                **values
-            )
+            e.update()
+            .where(e.c.id == item.execution_id, e.c.lease_owner == item.owner)
+            .values(**values)
         )
         if result.rowcount == 0:
             return False
@@ -604,9 +604,7 @@ class SqlStore:
         with self._read() as conn:
             return [(row.id, row.lease_owner == owner) for row in conn.execute(query)]
 
-    async def settle_wake(
-        self, execution_id: str, owner: str, commands_version: int
-    ) -> None:
+    async def settle_wake(self, execution_id: str, owner: str, commands_version: int) -> None:
         """Clear ``wake_at`` of an execution we run, unless a newer command arrived."""
         await self._call(self._settle_wake, execution_id, owner, commands_version)
 
@@ -661,8 +659,9 @@ def latest_deleted(conn: Connection, record: FlowRecord) -> bool:
 
 
 def _flow(row: Any) -> FlowRecord:
-    return FlowRecord(row.org_id, row.namespace, row.flow_id, row.revision, row.source,
-                      row.created_at)
+    return FlowRecord(
+        row.org_id, row.namespace, row.flow_id, row.revision, row.source, row.created_at
+    )
 
 
 def _execution(row: Any) -> ExecutionRecord:
@@ -704,4 +703,3 @@ def _command(row: Any) -> CommandRecord:
         created_at=row.created_at,
         applied_at=row.applied_at,
     )
-

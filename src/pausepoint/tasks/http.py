@@ -8,6 +8,7 @@ process. Cancelling the task aborts the request and closes its connection.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,8 +68,16 @@ def _one_line(text: str, limit: int) -> str:
 
 
 def _transport_reason(exc: httpx.HTTPError) -> str:
-    message = str(exc) or repr(exc.__cause__ or "")
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    # httpx says "All connection attempts failed"; the OS error underneath says why.
+    cause: BaseException | None = exc
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno:
+            return f"{reason} ({os.strerror(cause.errno)})"
+        cause = cause.__cause__ or cause.__context__
+    return reason
 
 
 async def run_http(spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import functools
 import importlib
 import inspect
 import json
+import os
 import sys
 import sysconfig
 import threading
@@ -40,10 +41,22 @@ _MAX_MESSAGE_CHARS = 500
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _paths_added: set[str] = set()
-_TASKS_DIR = str(Path(__file__).resolve().parent)
-_LIBRARY_DIRS = tuple(
-    {str(Path(p).resolve()) for key in ("stdlib", "platstdlib") if (p := sysconfig.get_path(key))}
-)
+_TASKS_DIR = str(Path(__file__).resolve().parent) + os.sep
+
+
+def _directories(*keys: str) -> tuple[str, ...]:
+    return tuple(
+        {str(Path(p).resolve()) + os.sep for key in keys if (p := sysconfig.get_path(key))}
+    )
+
+
+_STDLIB_DIRS = _directories("stdlib", "platstdlib")
+# Installed packages can sit below the stdlib directory (a Python without a venv).
+_PACKAGE_DIRS = _directories("purelib", "platlib")
+
+
+def _in_stdlib(filename: str) -> bool:
+    return filename.startswith(_STDLIB_DIRS) and not filename.startswith(_PACKAGE_DIRS)
 
 
 def _thread_pool(max_workers: int) -> ThreadPoolExecutor:
@@ -151,11 +164,7 @@ def _location(exc: BaseException) -> str:
     ]
     if not frames:
         return ""
-    user_frames = [
-        frame
-        for frame in frames
-        if not any(frame.filename.startswith(directory) for directory in _LIBRARY_DIRS)
-    ]
+    user_frames = [frame for frame in frames if not _in_stdlib(frame.filename)]
     frame = (user_frames or frames)[-1]
     return f" (at {frame.filename}:{frame.lineno})"
 

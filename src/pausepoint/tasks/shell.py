@@ -31,7 +31,6 @@ STDOUT_TAIL_BYTES = 64 * 1024
 
 # A line longer than this is logged in pieces, so one huge line cannot exhaust memory.
 _MAX_LINE_BYTES = 64 * 1024
-_READ_CHUNK_BYTES = 64 * 1024
 # A process that escaped the group (setsid, a daemon) can hold our pipes open forever;
 # past this many seconds after the command ended its output is no longer read.
 _PIPE_DRAIN_SECONDS = 2.0
@@ -91,62 +90,108 @@ class _Capture:
         self._ctx.log("WARN", line)
 
 
-async def _pump(
-    stream: asyncio.StreamReader,
-    on_line: Callable[[bytes], None],
-    on_chunk: Callable[[bytes], None] | None = None,
-) -> None:
-    pending = bytearray()
-    while chunk := await stream.read(_READ_CHUNK_BYTES):
-        if on_chunk is not None:
-            on_chunk(chunk)
-        pending += chunk
+class _LineSplitter:
+    """Turns a byte stream into lines; a line longer than the cap is cut into pieces."""
+
+    def __init__(self, on_line: Callable[[bytes], None]) -> None:
+        self._on_line = on_line
+        self._pending = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        pending = self._pending
+        pending += data
         start = 0
         while (end := pending.find(b"\n", start)) >= 0:
-            on_line(bytes(pending[start:end]))
+            self._on_line(bytes(pending[start:end]))
             start = end + 1
         del pending[:start]
         while len(pending) > _MAX_LINE_BYTES:
-            on_line(bytes(pending[:_MAX_LINE_BYTES]))
+            self._on_line(bytes(pending[:_MAX_LINE_BYTES]))
             del pending[:_MAX_LINE_BYTES]
-    if pending:
-        on_line(bytes(pending))
+
+    def flush(self) -> None:
+        if self._pending:
+            self._on_line(bytes(self._pending))
+            self._pending.clear()
 
 
-async def _drain(readers: asyncio.Future[Any], ctx: LeafContext) -> None:
-    try:
-        await asyncio.wait_for(asyncio.shield(readers), _PIPE_DRAIN_SECONDS)
-    except TimeoutError:
-        readers.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await readers
+class _CommandProtocol(asyncio.SubprocessProtocol):
+    """Streams one command's output into the capture and reports exit and end of output.
+
+    Exit and end of output are separate futures because a background process
+    can hold the pipes open after the command itself has exited.
+    """
+
+    def __init__(self, capture: _Capture) -> None:
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.output_closed: asyncio.Future[None] = loop.create_future()
+        self._capture = capture
+        self._splitters = {
+            1: _LineSplitter(capture.stdout_line),
+            2: _LineSplitter(capture.stderr_line),
+        }
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        chunk = data.encode() if isinstance(data, str) else data
+        if fd == 1:
+            self._capture.stdout_chunk(chunk)
+        self._splitters[fd].feed(chunk)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        splitter = self._splitters.pop(fd, None)
+        if splitter is not None:
+            splitter.flush()
+        if not self._splitters and not self.output_closed.done():
+            self.output_closed.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for splitter in self._splitters.values():
+            splitter.flush()
+        self._splitters.clear()
+        for future in (self.exited, self.output_closed):
+            if not future.done():
+                future.set_result(None)
+
+
+async def _settled(future: asyncio.Future[None], within: float | None = None) -> bool:
+    """Wait for ``future`` without cancelling it when the wait is cancelled or times out."""
+    done, _ = await asyncio.wait([future], timeout=within)
+    return bool(done)
+
+
+async def _drain(protocol: _CommandProtocol, ctx: LeafContext) -> None:
+    if not await _settled(protocol.output_closed, _PIPE_DRAIN_SECONDS):
         ctx.log("WARN", "a detached process still holds the output open; it is no longer read")
 
 
-async def _stop(
-    process: asyncio.subprocess.Process, readers: asyncio.Future[Any], ctx: LeafContext
-) -> None:
-    """SIGTERM the group, SIGKILL it after the grace period, reap, drain the pipes."""
+async def _stop(pgid: int, protocol: _CommandProtocol, ctx: LeafContext) -> None:
+    """SIGTERM the group, SIGKILL it after the grace period, wait until reaped, drain."""
     grace = ctx.settings.cancel_grace_period
-    _signal_group(process.pid, signal.SIGTERM)
+    _signal_group(pgid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(process.wait(), grace)
-    except TimeoutError:
-        ctx.log("WARN", f"process group {process.pid} ignored SIGTERM for {grace}s; killing it")
+        if not await _settled(protocol.exited, grace):
+            ctx.log("WARN", f"process group {pgid} ignored SIGTERM for {grace}s; killing it")
     except asyncio.CancelledError:
         # Cancelled again while stopping (a terminate after a cancel): skip the grace.
         pass
     finally:
-        _signal_group(process.pid, signal.SIGKILL)
-    await process.wait()
-    await _drain(readers, ctx)
+        _signal_group(pgid, signal.SIGKILL)
+    await _settled(protocol.exited)
+    await _drain(protocol, ctx)
 
 
 async def _run_command(
     argv: list[str], cwd: str | None, env: dict[str, str], capture: _Capture, ctx: LeafContext
 ) -> int:
+    loop = asyncio.get_running_loop()
     try:
-        process = await asyncio.create_subprocess_exec(
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _CommandProtocol(capture),
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -163,19 +208,19 @@ async def _run_command(
         raise TaskError(
             f"shell task: cannot start interpreter {argv[0]!r}: {exc.strerror or exc}"
         ) from exc
-    assert process.stdout is not None and process.stderr is not None
-    readers = asyncio.gather(
-        _pump(process.stdout, capture.stdout_line, capture.stdout_chunk),
-        _pump(process.stderr, capture.stderr_line),
-    )
+    pgid = transport.get_pid()
     try:
-        returncode = await process.wait()
+        await _settled(protocol.exited)
         # Background processes the command left in its group would hold the pipes open.
-        _signal_group(process.pid, signal.SIGKILL)
-        await _drain(readers, ctx)
+        _signal_group(pgid, signal.SIGKILL)
+        await _drain(protocol, ctx)
     except asyncio.CancelledError:
-        await _stop(process, readers, ctx)
+        await _stop(pgid, protocol, ctx)
         raise
+    finally:
+        transport.close()
+    returncode = transport.get_returncode()
+    assert returncode is not None
     return returncode
 
 

@@ -1,0 +1,3 @@
+from pausepoint.cli import main
+
+main()

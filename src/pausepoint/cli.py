@@ -1,0 +1,488 @@
+"""The ``pausepoint`` command line.
+
+Every command talks to the database through :class:`pausepoint.Engine`, so a
+CLI process and a server can share one SQLite file: commands written here are
+picked up by whichever process runs the execution, and an execution nobody
+runs any more continues in the calling process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Column, Table
+
+from pausepoint.config import Settings
+from pausepoint.errors import InvalidInput, PausepointError
+from pausepoint.models import EventView, ExecutionView, PausePointView
+from pausepoint.service.engine import Engine
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+STATE_STYLES = {
+    "QUEUED": "dim",
+    "RUNNING": "cyan",
+    "PAUSING": "yellow",
+    "PAUSED": "yellow",
+    "CANCELLING": "magenta",
+    "COMPLETED": "green",
+    "SUCCESS": "green",
+    "WARNING": "dark_orange",
+    "FAILED": "red",
+    "CANCELLED": "magenta",
+    "TERMINATED": "red",
+    "TIMED_OUT": "red",
+    "SKIPPED": "dim",
+    "RETRYING": "yellow",
+    "CREATED": "dim",
+}
+
+
+class UsageError(Exception):
+    """A mistake on the command line."""
+
+
+def parse_pairs(pairs: Sequence[str] | None, what: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} must look like key=value, got {pair!r}")
+        values[key] = value
+    return values
+
+
+def styled(state: str) -> str:
+    return f"[{STATE_STYLES.get(state, 'white')}]{state}[/]"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pausepoint",
+        description="Durable workflows you can pause, resume, cancel, terminate and steer.",
+    )
+    parser.add_argument(
+        "--db", help="database URL (default: $PAUSEPOINT_DB or sqlite:///./pausepoint.db)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a flow file in this process, with live progress")
+    run.add_argument("flow", type=Path, help="flow YAML file")
+    run.add_argument("-i", "--input", action="append", metavar="KEY=VALUE", help="flow input")
+    run.add_argument("-l", "--label", action="append", metavar="KEY=VALUE", help="label")
+    run.add_argument("--enable-shell", action="store_true", help="allow shell tasks")
+    run.add_argument("--no-input", action="store_true", help="never prompt, even in a terminal")
+
+    validate = sub.add_parser("validate", help="check a flow file and report every problem")
+    validate.add_argument("flow", type=Path)
+
+    ls = sub.add_parser("ls", help="list executions, newest first")
+    ls.add_argument("--state", action="append", help="only executions in this state")
+    ls.add_argument("--namespace")
+    ls.add_argument("--flow")
+    ls.add_argument("--limit", type=int, default=20)
+
+    for name, text in (
+        ("show", "an execution with its task runs"),
+        ("state", "an execution's state and open pause points"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id")
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+    events = sub.add_parser("events", help="an execution's event log")
+    events.add_argument("id")
+    events.add_argument("--follow", "-f", action="store_true", help="keep printing live events")
+    events.add_argument("--json", action="store_true")
+
+    pause = sub.add_parser("pause", help="pause at the next checkpoint")
+    pause.add_argument("id")
+    pause.add_argument("--reason")
+
+    resume = sub.add_parser(
+        "resume", help="resume a paused execution (continues it here if no process runs it)"
+    )
+    resume.add_argument("id")
+    resume.add_argument("-i", "--input", action="append", metavar="KEY=VALUE")
+    resume.add_argument("--pause-id")
+    resume.add_argument(
+        "--no-follow", action="store_true", help="return once the resume is applied"
+    )
+
+    cancel = sub.add_parser("cancel", help="cancel gracefully (finally tasks run)")
+    cancel.add_argument("id")
+    cancel.add_argument("--reason")
+
+    terminate = sub.add_parser("terminate", help="stop at once; nothing else runs")
+    terminate.add_argument("id")
+    terminate.add_argument("--reason", required=True)
+
+    inject = sub.add_parser("inject", help="append a message to the execution's context")
+    inject.add_argument("id")
+    inject.add_argument("message")
+    inject.add_argument("--role", choices=("user", "system"), default="user")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = asyncio.run(dispatch(args))
+    except UsageError as error:
+        errors.print(f"[red]error:[/] {error}")
+        code = 2
+    except PausepointError as error:
+        errors.print(f"[red]error:[/] {error}")
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+def settings_for(args: argparse.Namespace, **extra: Any) -> Settings:
+    values: dict[str, Any] = dict(extra)
+    if args.db:
+        values["db"] = args.db if "://" in args.db else f"sqlite:///{Path(args.db).resolve()}"
+    return Settings(**values)
+
+
+async def dispatch(args: argparse.Namespace) -> int:
+    if args.command == "validate":
+        from pausepoint.flow import load_flow_file
+
+        flow = load_flow_file(args.flow)
+        console.print(
+            f"[green]ok[/] {args.flow}: flow {flow.namespace}.{flow.id}, "
+            f"{len(flow.tasks)} top-level tasks"
+        )
+        return 0
+    extra: dict[str, Any] = {}
+    if args.command == "run":
+        extra["python_paths"] = (str(args.flow.resolve().parent),)
+        if args.enable_shell:
+            extra["shell_enabled"] = True
+    async with Engine(settings_for(args, **extra)) as engine:
+        handler = COMMANDS[args.command]
+        return await handler(engine, args)
+
+
+# -- commands -----------------------------------------------------------------
+
+
+async def cmd_run(engine: Engine, args: argparse.Namespace) -> int:
+    record = await engine.put_flow_file(args.flow)
+    execution = await engine.start_execution(
+        record.namespace,
+        record.flow_id,
+        inputs=parse_pairs(args.input, "--input"),
+        labels=parse_pairs(args.label, "--label"),
+    )
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.no_input
+    if not interactive:
+        console.print(f"execution {execution.id}")
+    view = await follow_live(engine, execution.id, interactive=interactive)
+    console.print(f"execution {view.id} {styled(view.state)}")
+    if view.error:
+        console.print(f"[red]{view.error}[/]")
+    return 0 if view.state == "COMPLETED" else 1
+
+
+async def follow_live(engine: Engine, execution_id: str, *, interactive: bool) -> ExecutionView:
+    """Show task states live until the execution ends (or is left paused)."""
+    interrupts = 0
+    loop = asyncio.get_running_loop()
+    stop_following = asyncio.Event()
+    pending: set[asyncio.Task[Any]] = set()
+
+    def on_interrupt() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            console.print(
+                "[yellow]pausing at the next checkpoint (Ctrl-C again to leave it "
+                "paused and exit)[/]"
+            )
+            pending.add(loop.create_task(engine.pause(execution_id, reason="Ctrl-C", actor="cli")))
+        else:
+            stop_following.set()
+
+    with _sigint(loop, on_interrupt):
+        while True:
+            view = await _watch(engine, execution_id, stop_following, interactive)
+            if view.is_terminal or stop_following.is_set():
+                return view
+            if view.state != "PAUSED":
+                continue
+            if not interactive:
+                if any(p.deadline for p in view.pause_points):
+                    await engine.wait(execution_id, until=lambda v: v.state != "PAUSED")
+                    continue
+                console.print(f"paused: resume with `pausepoint resume {execution_id}`")
+                return view
+            if interrupts:
+                if not await _ask_resume_after_interrupt():
+                    return view
+                interrupts = 0
+            await prompt_resume(engine, view)
+
+
+async def _watch(
+    engine: Engine, execution_id: str, stop: asyncio.Event, interactive: bool
+) -> ExecutionView:
+    view = await engine.execution(execution_id)
+    if view.is_terminal or view.state == "PAUSED":
+        return view
+    live_console = console if interactive else Console(quiet=True)
+    with Live(render_runs(view), console=live_console, refresh_per_second=8) as live:
+        async for event in _events_until_stop(engine, execution_id, stop):
+            view = await engine.execution(execution_id)
+            live.update(render_runs(view))
+            if not interactive and event.type.startswith("task."):
+                console.print(_event_line(event))
+            if view.is_terminal or view.state == "PAUSED":
+                break
+    return view
+
+
+async def _events_until_stop(engine: Engine, execution_id: str, stop: asyncio.Event) -> Any:
+    last = (await engine.events(execution_id))[-1:]  # start after what already happened
+    after = last[0].seq if last else 0
+    stream = engine.follow(execution_id, after=after).__aiter__()
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            nxt = asyncio.ensure_future(stream.__anext__())
+            done, _ = await asyncio.wait({nxt, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if nxt not in done:
+                nxt.cancel()
+                return
+            try:
+                yield nxt.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        stopper.cancel()
+        await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def _ask_resume_after_interrupt() -> bool:
+    answer = await asyncio.to_thread(console.input, "[yellow]paused.[/] resume now? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+class _sigint:
+    """Route Ctrl-C to a callback while active (asyncio-friendly)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Any) -> None:
+        self.loop = loop
+        self.callback = callback
+
+    def __enter__(self) -> None:
+        self.loop.add_signal_handler(signal.SIGINT, self.callback)
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.remove_signal_handler(signal.SIGINT)
+
+
+def render_runs(view: ExecutionView) -> Table:
+    table = Table(
+        title=f"{view.namespace}.{view.flow_id}  {view.id}  {styled(view.state)}",
+        title_justify="left",
+        expand=False,
+    )
+    table.add_column("task")
+    table.add_column("state")
+    table.add_column("attempt", justify="right")
+    table.add_column("detail", overflow="fold", max_width=60)
+    depth: dict[str, int] = {}
+    for run in view.task_runs:
+        level = depth[run.parent] + 1 if run.parent in depth else 0
+        depth[run.id] = level
+        name = "  " * level + run.task_id + (f" [{run.value}]" if run.value is not None else "")
+        detail = run.error or (json.dumps(run.outputs)[:200] if run.outputs else "")
+        table.add_row(name, styled(run.state), str(run.attempt), detail)
+    return table
+
+
+async def prompt_resume(engine: Engine, view: ExecutionView) -> None:
+    """Ask for each open pause point's onResume inputs, then resume it."""
+    for point in view.pause_points:
+        while True:
+            inputs = await asyncio.to_thread(ask_inputs, point)
+            try:
+                await engine.resume(view.id, inputs=inputs, pause_id=point.id, actor="cli")
+                break
+            except InvalidInput as error:
+                errors.print(f"[red]{error}[/]")
+
+
+def ask_inputs(point: PausePointView) -> dict[str, Any]:
+    label = f"task '{point.task_id}'" if point.kind == "task" else "manual pause"
+    console.print(f"[yellow]paused[/] at {label} ({point.id})")
+    schema = point.on_resume_schema or {}
+    values: dict[str, Any] = {}
+    _ask_properties(schema, "", values)
+    if not schema.get("properties"):
+        console.input("press Enter to resume ")
+    return values
+
+
+def _ask_properties(schema: dict[str, Any], prefix: str, values: dict[str, Any]) -> None:
+    required = set(schema.get("required", ()))
+    for name, prop in (schema.get("properties") or {}).items():
+        key = f"{prefix}{name}"
+        if prop.get("type") == "object" and "properties" in prop:
+            _ask_properties(prop, f"{key}.", values)
+            continue
+        hint = prop.get("x-pausepoint-type", prop.get("type", ""))
+        default = prop.get("default")
+        text = f"{key} ({hint})" + (f" [{default}]" if default is not None else "")
+        if prop.get("description"):
+            console.print(f"  [dim]{prop['description']}[/]")
+        answer = console.input(
+            f"  {text}{'*' if name in required else ''}: ", password=prop.get("writeOnly", False)
+        )
+        if answer != "":
+            values[key] = answer
+
+
+async def cmd_ls(engine: Engine, args: argparse.Namespace) -> int:
+    records = await engine.list_executions(
+        states=[s.upper() for s in args.state or ()],
+        namespace=args.namespace,
+        flow_id=args.flow,
+        limit=args.limit,
+    )
+    table = Table("flow", "state", "created", "labels")
+    table.columns.insert(0, Column("id", no_wrap=True))
+    for record in records:
+        from pausepoint.engine.interpreter import iso
+
+        labels = ", ".join(f"{k}={v}" for k, v in record.labels.items())
+        table.add_row(
+            record.id,
+            f"{record.namespace}.{record.flow_id}",
+            styled(record.status),
+            iso(record.created_at),
+            labels,
+        )
+    console.print(table)
+    return 0
+
+
+async def cmd_show(engine: Engine, args: argparse.Namespace) -> int:
+    view = await engine.execution(args.id)
+    if args.json:
+        console.print_json(view.model_dump_json())
+        return 0
+    console.print(render_runs(view))
+    for point in view.pause_points:
+        console.print(
+            f"open pause point {point.id} ({point.kind}"
+            f"{', task ' + str(point.task_id) if point.task_id else ''})"
+        )
+    for message in view.context:
+        console.print(f"context #{message.seq} {message.role}: {message.message}")
+    if view.error:
+        console.print(f"[red]{view.error}[/]")
+    return 0
+
+
+async def cmd_state(engine: Engine, args: argparse.Namespace) -> int:
+    state = await engine.state(args.id)
+    if args.json:
+        console.print_json(state.model_dump_json())
+        return 0
+    line = f"{state.execution_id} {styled(state.state)}"
+    if state.checkpoint:
+        line += f" at {state.checkpoint}"
+    if state.pause_reason:
+        line += f" ({state.pause_reason})"
+    console.print(line)
+    for point in state.pause_points:
+        console.print(
+            f"  pause point {point.id}: {point.kind}"
+            + (f" task {point.task_id}" if point.task_id else "")
+            + (f", deadline {point.deadline}" if point.deadline else "")
+        )
+    return 0
+
+
+def _event_line(event: EventView) -> str:
+    data = json.dumps(event.data, default=str)
+    return f"{event.seq:>5} {event.at} {event.type} {data}"
+
+
+async def cmd_events(engine: Engine, args: argparse.Namespace) -> int:
+    if args.follow:
+        async for event in engine.follow(args.id):
+            console.print(
+                event.model_dump_json() if args.json else _event_line(event), markup=False
+            )
+        return 0
+    for event in await engine.events(args.id):
+        console.print(event.model_dump_json() if args.json else _event_line(event), markup=False)
+    return 0
+
+
+async def _report(result: Any) -> int:
+    console.print(f"{result.message}; execution {result.execution_id} is {styled(result.state)}")
+    return 0 if result.applied is not False else 1
+
+
+async def cmd_pause(engine: Engine, args: argparse.Namespace) -> int:
+    return await _report(await engine.pause(args.id, reason=args.reason, actor="cli"))
+
+
+async def cmd_resume(engine: Engine, args: argparse.Namespace) -> int:
+    result = await engine.resume(
+        args.id, inputs=parse_pairs(args.input, "--input"), pause_id=args.pause_id, actor="cli"
+    )
+    await _report(result)
+    if args.no_follow or not engine.runtime.owns(args.id):
+        return 0
+    view = await follow_live(engine, args.id, interactive=sys.stdin.isatty())
+    console.print(f"execution {view.id} {styled(view.state)}")
+    return 0 if view.state in ("COMPLETED", "PAUSED") else 1
+
+
+async def cmd_cancel(engine: Engine, args: argparse.Namespace) -> int:
+    result = await engine.cancel(args.id, reason=args.reason, actor="cli")
+    code = await _report(result)
+    if engine.runtime.owns(args.id):
+        view = await engine.wait(args.id)
+        console.print(f"execution {view.id} {styled(view.state)}")
+    return code
+
+
+async def cmd_terminate(engine: Engine, args: argparse.Namespace) -> int:
+    return await _report(await engine.terminate(args.id, reason=args.reason, actor="cli"))
+
+
+async def cmd_inject(engine: Engine, args: argparse.Namespace) -> int:
+    return await _report(await engine.inject(args.id, args.message, role=args.role, actor="cli"))
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "ls": cmd_ls,
+    "show": cmd_show,
+    "state": cmd_state,
+    "events": cmd_events,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
+    "cancel": cmd_cancel,
+    "terminate": cmd_terminate,
+    "inject": cmd_inject,
+}
