@@ -90,7 +90,7 @@ class Driver:
     def __post_init__(self) -> None:
         self.index = FlowIndex.build(self.flow)
         self.env = EngineEnv(self.index, self.secrets)
-        self.now = 0.0
+        self.now = 1000.0  # not 0.0: a real clock never reads the epoch
         self.state: dict[str, Any] = new_state(
             self.execution_id, self.index, inputs=self.inputs, labels={}, at=self.now
         )

@@ -426,11 +426,11 @@ def test_input_defaults_are_checked_where_they_are_written() -> None:
     [
         ("", "flow.yaml: the flow is empty"),
         ("- a\n", "flow.yaml: a flow must be a mapping"),
-        ("id: x\n---\nid: y\n", "flow.yaml:2:1: invalid YAML: a flow file holds exactly one"),
+        ("id: x\n---\nid: y\n", "flow.yaml:2:1: a flow file holds exactly one YAML document"),
         ("id: x\nid: y\n", "flow.yaml:2 id: duplicate key 'id' (first at line 1)"),
         ("id: x\n1: y\n", "flow.yaml:2: key '1' must be a string"),
         ("id: !!binary aGk=\n", "flow.yaml:1 id: unsupported YAML tag"),
-        ("id: x\x07\n", "flow.yaml:1: invalid YAML: special characters are not allowed"),
+        ("id: x\x07\n", "characters are not allowed (character #x0007)"),
         ("x: " + "[" * 150 + "]" * 150, "refused: nesting deeper than 100 levels"),
         ("a: &a [*a]\n", "refused: nesting deeper than 100 levels"),
     ],

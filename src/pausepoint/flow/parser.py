@@ -123,6 +123,65 @@ for _tag, _pattern, _first in (
     _Loader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
 
 
+_CSafeLoader: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+
+
+def _c_loader() -> type[yaml.SafeLoader] | None:
+    """libyaml's loader with the same scalar rules, when PyYAML was built with it."""
+    if _CSafeLoader is None:
+        return None
+    return type(
+        "_CLoader", (_CSafeLoader,), {"yaml_implicit_resolvers": _Loader.yaml_implicit_resolvers}
+    )
+
+
+_C_LOADER = _c_loader()
+
+
+def _check_events(text: str, loader: type[yaml.SafeLoader]) -> None:
+    """Refuse too many nodes, too deep nesting or a second document, before composing.
+
+    libyaml composes recursively in C, so the limits must hold before it starts.
+    """
+    depth = nodes = documents = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise _Refused(
+                    problem="a flow file holds exactly one YAML document; found another",
+                    problem_mark=event.start_mark,  # type: ignore[arg-type]
+                )
+        elif isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+            if depth > MAX_YAML_DEPTH or nodes > MAX_YAML_NODES:
+                what = (
+                    f"nesting deeper than {MAX_YAML_DEPTH} levels"
+                    if depth > MAX_YAML_DEPTH
+                    else f"more than {MAX_YAML_NODES} YAML nodes"
+                )
+                raise _Refused(problem=f"refused: {what}", problem_mark=event.start_mark)  # type: ignore[arg-type]
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _compose_node(text: str) -> Node | None:
+    if _C_LOADER is not None:
+        _check_events(text, _C_LOADER)
+        c_loader = _C_LOADER(text)
+        try:
+            return c_loader.get_single_node()
+        finally:
+            c_loader.dispose()
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
 @dataclass
 class _Problem:
     path: Path_
@@ -246,13 +305,15 @@ def _yaml_error(source: str, text: str, exc: yaml.YAMLError) -> FlowError:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = exc.problem or "malformed YAML"
+        refused = isinstance(exc, _Refused)
         if problem == "but found another document":
             problem = "a flow file holds exactly one YAML document; found another"
+            refused = True
         context = ""
         if exc.context:
             at = exc.context_mark
             context = f" ({exc.context}" + (f" at line {at.line + 1})" if at else ")")
-        msg = problem if isinstance(exc, _Refused) else f"invalid YAML: {problem}{context}"
+        msg = problem if refused else f"invalid YAML: {problem}{context}"
     else:
         position = getattr(exc, "position", None)
         line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
@@ -272,11 +333,7 @@ def _compose(text: str, source: str) -> tuple[Any, _Document]:
         raise FlowError(message, [FieldError((), message.split(": ", 1)[1], "too_large")])
     document = _Document()
     try:
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-        finally:
-            loader.dispose()
+        node = _compose_node(text)
         data = document.build(node, (), 0) if node is not None else None
     except yaml.YAMLError as exc:
         raise _yaml_error(source, text, exc) from None

@@ -27,7 +27,14 @@ import types
 from collections.abc import ItemsView, KeysView, Mapping, ValuesView
 from typing import Any, NoReturn
 
-from jinja2 import ChainableUndefined, StrictUndefined, Template, TemplateSyntaxError, Undefined
+from jinja2 import (
+    ChainableUndefined,
+    StrictUndefined,
+    Template,
+    TemplateSyntaxError,
+    Undefined,
+    nodes,
+)
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
@@ -410,14 +417,24 @@ def find_expressions(value: Any) -> list[str]:
 
 
 def syntax_error(text: str) -> str | None:
-    """Why template ``text`` does not compile, or None when it does (or is no template)."""
+    """Why template ``text`` cannot compile, or None when it can (or is no template).
+
+    Parses without generating code (fast enough for every string of a large
+    flow) and also reports unknown filters and tests, which Jinja would only
+    notice when compiling.
+    """
     if not _is_template(text):
         return None
     try:
-        _compile_template(text)
+        tree = _ENV.parse(_rewrite_coalesce(text))
+        for node in tree.find_all((nodes.Filter, nodes.Test)):
+            known = _ENV.filters if isinstance(node, nodes.Filter) else _ENV.tests
+            if node.name not in known:
+                kind = "filter" if isinstance(node, nodes.Filter) else "test"
+                return f"invalid template {_shorten(text)!r}: no {kind} named {node.name!r}"
     except TemplateSyntaxError as exc:
         return f"invalid template {_shorten(text)!r}: {exc.message} (line {exc.lineno})"
-    except Exception as exc:  # a compiler limit hit by hostile input is a bad template too
+    except Exception as exc:  # a parser limit hit by hostile input is a bad template too
         return f"invalid template {_shorten(text)!r}: {type(exc).__name__}: {exc}"
     return None
 

@@ -50,11 +50,13 @@ class EmbeddedRuntime:
         env_for: Callable[[ExecutionRecord], Awaitable[EngineEnv]],
         clock: Callable[[], float],
         serve: bool = False,
+        run_executions: bool = True,
     ) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.serve = serve
+        self.serve = serve and run_executions
+        self.run_executions = run_executions
         self._env_for = env_for
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.committer = GroupCommitter(store)
@@ -70,6 +72,8 @@ class EmbeddedRuntime:
 
     async def start(self) -> None:
         self.committer.start()
+        if not self.run_executions:
+            return
         self._loops = [
             asyncio.create_task(self._poll_loop(), name="pausepoint-poll"),
             asyncio.create_task(self._lease_loop(), name="pausepoint-leases"),
@@ -112,7 +116,7 @@ class EmbeddedRuntime:
 
     async def adopt(self, execution_id: str) -> bool:
         """Claim the lease, load the last checkpoint and continue from it."""
-        if self._stopped:
+        if self._stopped or not self.run_executions:
             return False
         if self.owns(execution_id):
             return True

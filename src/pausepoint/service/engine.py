@@ -66,6 +66,8 @@ class Engine:
     Use as ``async with Engine(Settings(db="sqlite:///runs.db")) as engine: …``.
     With ``serve=True`` the process also picks up work left by others (a
     server); otherwise it runs only what it starts or is asked to continue.
+    With ``run_executions=False`` it runs nothing at all: commands and new
+    executions are recorded and left to the processes that serve the database.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class Engine:
         *,
         org_id: str = DEFAULT_ORG,
         serve: bool = False,
+        run_executions: bool = True,
         clock: Callable[[], float] = time.time,
         secrets: dict[str, str] | None = None,
     ) -> None:
@@ -84,7 +87,12 @@ class Engine:
         self._secrets = secrets if secrets is not None else self._secrets_from_env()
         self._flows: dict[tuple[str, str, str, int], EngineEnv] = {}
         self.runtime = EmbeddedRuntime(
-            self.store, self.settings, env_for=self._env_for, clock=clock, serve=serve
+            self.store,
+            self.settings,
+            env_for=self._env_for,
+            clock=clock,
+            serve=serve,
+            run_executions=run_executions,
         )
         self._started = False
 
@@ -211,8 +219,8 @@ class Engine:
             started_at=None,
             ended_at=None,
             event_seq=0,
-            lease_owner=self.runtime.owner,
-            lease_expires_at=now + self.settings.lease_ttl,
+            lease_owner=self.runtime.owner if self.runtime.run_executions else None,
+            lease_expires_at=now + self.settings.lease_ttl if self.runtime.run_executions else None,
             commands_version=0,
         )
         await self.store.create_execution(

@@ -1,0 +1,46 @@
+# The single command surface: `make run`, `make test`, `make lint`, `make bench`.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: setup run test test-quick lint format bench bench-quick soak clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The main job: run the vacation-approval example in this terminal (it pauses
+# for your approval and asks for the onResume inputs).
+run: setup
+	$(BIN)/pausepoint --db .pausepoint/examples.db run examples/vacation_approval_process.yaml
+
+# The whole test suite (CI runs exactly this).
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: setup
+	$(PY) bench/run.py
+
+bench-quick: setup
+	$(PY) bench/run.py --quick
+
+# Long chaos runs (the suite runs them in a bounded quick mode).
+soak: setup
+	PAUSEPOINT_CHAOS_FULL=1 $(BIN)/pytest tests/chaos -m "slow or not slow"
+
+clean:
+	rm -rf $(VENV) .pausepoint .pytest_cache .mypy_cache .ruff_cache
