@@ -19,6 +19,7 @@ from pausepoint.flow import (
     iter_tasks,
     load_flow,
     load_flow_file,
+    parser,
     task_at,
 )
 from pausepoint.flow.model import ForEachTask, LogTask, PauseTask, SwitchTask
@@ -579,3 +580,28 @@ def test_junk_task_lists_raise_only_flow_errors(tasks: list[Any]) -> None:
 def test_junk_yaml_text_raises_only_flow_errors(text: str) -> None:
     with contextlib.suppress(FlowError):
         load_flow(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        APPROVAL,
+        "id: x\n---\nid: y\n",
+        "x: " + "[" * 150 + "]" * 150,
+        "id: x\ntasks:\n  - id: a\n   type: log\n",
+        "a: &a [x, x]\nb: [*a, *a]\n",
+    ],
+)
+def test_pure_python_yaml_fallback_reports_the_same(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def outcome() -> str:
+        try:
+            return repr(load_flow(text))
+        except FlowError as exc:
+            return exc.message
+
+    with_libyaml = outcome()
+    monkeypatch.setattr(parser, "_C_LOADER", None)
+    # libyaml words syntax errors differently; the place must be the same.
+    assert outcome().split("invalid YAML:")[0] == with_libyaml.split("invalid YAML:")[0]

@@ -174,6 +174,13 @@ def test_syntax_errors_raise_template_errors() -> None:
     check_syntax({"a": ["ok {{ x ?? 'y' }}", 3, None]}, where="x")
 
 
+def test_unknown_filters_and_tests_are_syntax_errors() -> None:
+    with pytest.raises(TemplateError, match="no filter named 'nosuch'"):
+        check_syntax("{{ x | nosuch }}", where="t")
+    with pytest.raises(TemplateError, match="no test named 'weird'"):
+        check_syntax("{% if x is weird %}{% endif %}", where="t")
+
+
 def test_find_expressions() -> None:
     value = {"a": "{{ inputs.a }} and {{- outputs.b ?? 'x' -}}", "b": ["{{ '}}' }}", 4]}
     assert find_expressions(value) == ["inputs.a", "outputs.b ?? 'x'", "'}}'"]

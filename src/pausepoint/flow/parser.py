@@ -708,38 +708,45 @@ def _build(data: Any, source: str, positions: Mapping[Path_, int]) -> Flow:
     return flow
 
 
-def _plain(data: Any, path: Path_, depth: int, budget: list[int]) -> list[_Problem]:
-    """Problems that make a Python object unfit as flow data (same limits as YAML)."""
+def _plain(data: Any, path: Path_, depth: int, budget: list[int], problems: list[_Problem]) -> Any:
+    """A copy of ``data`` with mappings as dicts and sequences as lists (same limits as YAML).
+
+    Other values (numbers, dates, models) are kept as they are for the models
+    to validate. Non-string keys are added to ``problems`` and left out.
+    """
     budget[0] -= 1
     if budget[0] < 0 or depth > MAX_YAML_DEPTH:
         limit = "too many values" if budget[0] < 0 else f"nesting deeper than {MAX_YAML_DEPTH}"
         raise FlowError(f"refused: {limit}", [FieldError(path, f"refused: {limit}")])
-    problems: list[_Problem] = []
-    if isinstance(data, dict):
+    if isinstance(data, Mapping):
+        copy: dict[str, Any] = {}
         for key, value in data.items():
-            if not isinstance(key, str):
-                problems.append(_Problem(path, f"key {_show(key)} must be a string"))
+            if isinstance(key, str):
+                copy[key] = _plain(value, (*path, key), depth + 1, budget, problems)
             else:
-                problems.extend(_plain(value, (*path, key), depth + 1, budget))
-    elif isinstance(data, list | tuple):
-        for position, value in enumerate(data):
-            problems.extend(_plain(value, (*path, position), depth + 1, budget))
-    return problems
+                problems.append(_Problem(path, f"key {_show(key)} must be a string"))
+        return copy
+    if isinstance(data, list | tuple):
+        return [
+            _plain(value, (*path, position), depth + 1, budget, problems)
+            for position, value in enumerate(data)
+        ]
+    return data
 
 
 def flow_from_dict(data: Mapping[str, Any], *, source: str = "<flow>") -> Flow:
     """A validated flow from already-parsed data (e.g. JSON from the API).
 
     Same rules and messages as :func:`load_flow`, without line numbers.
-    Raises :class:`FlowError` listing every problem.
+    ``data`` is not modified. Raises :class:`FlowError` listing every problem.
     """
+    problems: list[_Problem] = []
     try:
-        problems = _plain(data, (), 0, [MAX_YAML_NODES])
+        plain = _plain(data, (), 0, [MAX_YAML_NODES], problems)
     except FlowError as exc:
         raise FlowError(f"{source}: {exc.message}", exc.errors) from None
     if problems:
         raise _flow_error(source, problems, {}, {})
-    plain = json.loads(json.dumps(data, default=str)) if isinstance(data, Mapping) else data
     return _build(plain, source, {})
 
 

@@ -598,7 +598,11 @@ class Engine:
         condition = until or (lambda view: view.is_terminal)
 
         async def watch() -> ExecutionView:
-            async for _ in self.follow(execution_id):
+            async for event in self.follow(execution_id):
+                # Only workflow.* events change the execution's state: task events
+                # are frequent, and building a full view for each would cost O(n²).
+                if not event.type.startswith("workflow."):
+                    continue
                 view = await self.execution(execution_id)
                 if condition(view):
                     return view
