@@ -19,7 +19,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +194,7 @@ async def paused_memory(workdir: Path, count: int) -> dict[str, Any]:
         create_seconds = time.perf_counter() - started
         # Every execution checkpoints PAUSED and lets go: no actor, no coroutine remains.
         deadline = time.monotonic() + 60
-        while engine.runtime.actors and time.monotonic() < deadline:
+        while engine.runtime.actors and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         gc.collect()
         after = rss_bytes()
@@ -260,7 +259,6 @@ async def run(quick: bool) -> dict[str, Any]:
         "settings": {"journal_mode": "WAL", "synchronous_default": "NORMAL"},
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
-    steps: list[Callable[[], Awaitable[Any]]] = []
     with tempfile.TemporaryDirectory(prefix="pausepoint-bench-") as tmp:
         workdir = Path(tmp)
         progress("F. the disk: raw SQLite commits and fsync")
@@ -276,7 +274,6 @@ async def run(quick: bool) -> dict[str, Any]:
         results["pause_landing"] = await pause_landing(workdir, sizes["pauses"])
         progress(f"D. memory of {sizes['paused']} paused executions")
         results["paused_memory"] = await paused_memory(workdir, sizes["paused"])
-    del steps
     return results
 
 

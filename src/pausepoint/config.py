@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         default="SECRET_",
         description="Environment variables with this prefix are exposed as {{ secrets.NAME }}.",
     )
+    parked_cache_size: int = Field(
+        default=1000,
+        ge=0,
+        description="Paused executions whose state this process keeps to resume them without "
+        "reloading (bounded; a paused execution holds no coroutine either way).",
+    )
     command_wait_timeout: float = Field(
         default=10.0,
         gt=0,

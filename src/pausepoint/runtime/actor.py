@@ -152,6 +152,8 @@ class ExecutionActor:
         self.event_seq += len(records)
         if release:
             self.closed = True
+            if not status.is_terminal:
+                self.runtime.park(self)
         for action in combined.actions:
             self.perform(action)
         self.runtime.published(self.execution_id, records, combined.command_results)

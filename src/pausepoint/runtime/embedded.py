@@ -19,8 +19,9 @@ import logging
 import os
 import secrets
 import socket
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from pausepoint.config import Settings
 from pausepoint.engine.interpreter import EngineEnv, rebuild_outputs
@@ -67,6 +68,7 @@ class EmbeddedRuntime:
         self._subscribers: dict[str, set[asyncio.Queue[EventRecord]]] = defaultdict(set)
         self._command_waiters: dict[str, asyncio.Future[CommandResult]] = {}
         self._stopped = False
+        self._parked: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -137,22 +139,26 @@ class EmbeddedRuntime:
             del self._adopting[execution_id]
 
     async def _adopt(self, execution_id: str) -> bool:
-        if not await self.store.claim(
-            execution_id, self.owner, self.settings.lease_ttl, self.clock()
-        ):
+        parked = self._parked.pop(execution_id, None)
+        loaded = await self.store.claim_and_load(
+            execution_id,
+            self.owner,
+            self.settings.lease_ttl,
+            self.clock(),
+            parked[0] if parked else None,
+        )
+        if loaded is None:
             return False
-        record = await self.store.get_execution(execution_id)
-        if record is None:
-            return False
-        state = dict(record.state)
-        state["task_runs"] = {
-            run["id"]: run for run in await self.store.load_task_runs(execution_id)
-        }
-        rebuild_outputs(state)
+        record = loaded.record
+        if loaded.task_runs is None and parked is not None:
+            state = parked[1]  # nothing happened since we let go: skip reloading task runs
+        else:
+            state = dict(record.state)
+            state["task_runs"] = {run["id"]: run for run in loaded.task_runs or ()}
+            rebuild_outputs(state)
         env = await self._env_for(record)
-        pending, version = await self.store.pending_commands(execution_id)
         actor = ExecutionActor(
-            self, state, env, event_seq=record.event_seq, commands_version=version
+            self, state, env, event_seq=record.event_seq, commands_version=loaded.commands_version
         )
         self.actors[execution_id] = actor
         now = self.clock()
@@ -160,10 +166,17 @@ class EmbeddedRuntime:
             actor.inbox.put_nowait(Started(now))
         else:
             actor.inbox.put_nowait(Recovered(now))
-        for command in pending:
+        for command in loaded.pending:
             actor.deliver_command(command)
         actor.task = asyncio.create_task(actor.run(), name=f"execution-{execution_id}")
         return True
+
+    def park(self, actor: ExecutionActor) -> None:
+        """Keep a released (paused) execution's state, bounded, to skip reloading it on resume."""
+        self._parked[actor.execution_id] = (actor.event_seq, actor.state)
+        self._parked.move_to_end(actor.execution_id)
+        while len(self._parked) > self.settings.parked_cache_size:
+            self._parked.popitem(last=False)
 
     def forget(self, actor: ExecutionActor) -> None:
         if self.actors.get(actor.execution_id) is actor:

@@ -180,6 +180,11 @@ class Engine:
         return env
 
     async def _env_for(self, execution: ExecutionRecord) -> EngineEnv:
+        # A revision never changes once stored, so its parsed flow can be reused.
+        key = (execution.org_id, execution.namespace, execution.flow_id, execution.flow_revision)
+        env = self._flows.get(key)
+        if env is not None:
+            return env
         record = await self._flow_record(
             execution.namespace, execution.flow_id, execution.flow_revision
         )

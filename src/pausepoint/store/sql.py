@@ -13,6 +13,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +56,16 @@ TERMINAL = ("COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED", "TIMED_
 
 # Decides, inside the accepting transaction, what command to record.
 CommandDecider = Callable[[ExecutionRecord, list[CommandRecord]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a runtime reads when it takes an execution on."""
+
+    record: ExecutionRecord
+    task_runs: list[dict[str, Any]] | None  # None: the caller's cached copy is current
+    pending: list[CommandRecord]
+    commands_version: int
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -579,6 +590,45 @@ class SqlStore:
                 .values(lease_owner=owner, lease_expires_at=now + ttl, wake_at=None)
             )
             return bool(result.rowcount)
+
+    async def claim_and_load(
+        self, execution_id: str, owner: str, ttl: float, now: float, known_seq: int | None
+    ) -> Loaded | None:
+        """Claim the lease and read what running the execution needs, in one transaction.
+
+        Task runs are read only when the caller's copy (at event ``known_seq``)
+        is stale; ``None`` means the lease is held by a live process.
+        """
+        return await self._call(self._claim_and_load, execution_id, owner, ttl, now, known_seq)
+
+    def _claim_and_load(
+        self, execution_id: str, owner: str, ttl: float, now: float, known_seq: int | None
+    ) -> Loaded | None:
+        e = schema.executions
+        with self._write() as conn:
+            claimed = conn.execute(
+                e.update()
+                .where(
+                    e.c.id == execution_id,
+                    e.c.status.not_in(TERMINAL),
+                    sa.or_(
+                        e.c.lease_owner.is_(None),
+                        e.c.lease_owner == owner,
+                        e.c.lease_expires_at < now,
+                    ),
+                )
+                .values(lease_owner=owner, lease_expires_at=now + ttl, wake_at=None)
+            )
+            if not claimed.rowcount:
+                return None
+            record = self._execution(conn, execution_id)
+            assert record is not None
+            runs = None
+            if known_seq != record.event_seq:
+                t = schema.task_runs
+                rows = conn.execute(sa.select(t.c.data).where(t.c.execution_id == execution_id))
+                runs = [row.data for row in rows]
+            return Loaded(record, runs, self._pending(conn, execution_id), record.commands_version)
 
     async def find_work(self, owner: str, now: float, limit: int = 100) -> list[tuple[str, bool]]:
         """Executions someone should look at now: (id, already ours)."""

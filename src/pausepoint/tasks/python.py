@@ -229,8 +229,11 @@ async def run_python(spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, Any
     paths = ctx.settings.python_paths
     pool = _thread_pool(ctx.settings.max_task_threads)
     loop = asyncio.get_running_loop()
-    # A module's first import runs its top-level code, which may take seconds.
-    function = await loop.run_in_executor(pool, _import_function, reference, paths)
+    if reference.partition(":")[0] in sys.modules:
+        function = _import_function(reference, paths)  # already imported: no I/O, no hop
+    else:
+        # A module's first import runs its top-level code, which may take seconds.
+        function = await loop.run_in_executor(pool, _import_function, reference, paths)
     arguments = _call_arguments(reference, function, {str(k): v for k, v in kwargs.items()}, ctx)
     try:
         if _is_async(function):
