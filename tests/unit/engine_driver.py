@@ -4,7 +4,7 @@
 ``RunTask`` actions and the armed timers, feeds events to
 :func:`~pausepoint.engine.interpreter.advance` and records everything the engine
 produced. After every step it checks the invariants of the control contract
-(ARCHITECTURE.md §2–§4) and raises :class:`InvariantViolation` naming the step
+(ARCHITECTURE.md §2-§4) and raises :class:`InvariantViolation` naming the step
 when one does not hold, so that every test using the driver checks them too.
 """
 
@@ -133,8 +133,11 @@ class Driver:
         return [e for e in self.events if e.type == type_]
 
     def runs_of(self, task_id: str) -> list[dict[str, Any]]:
-        return [r for r in self.state["task_runs"].values() if r["task_id"] == task_id
-                and r["type"] != "iteration"]
+        return [
+            r
+            for r in self.state["task_runs"].values()
+            if r["task_id"] == task_id and r["type"] != "iteration"
+        ]
 
     def run_of(self, task_id: str) -> dict[str, Any]:
         runs = self.runs_of(task_id)
@@ -231,8 +234,11 @@ class Driver:
         return self.feed(TaskCancelled(action.task_run_id, action.attempt, self.tick()))
 
     def ack_all_cancels(self) -> list[Step]:
-        return [self.ack_cancel(run_id) for run_id, o in list(self.outstanding.items())
-                if o.cancel_requested]
+        return [
+            self.ack_cancel(run_id)
+            for run_id, o in list(self.outstanding.items())
+            if o.cancel_requested
+        ]
 
     def fire(self, timer_id: str, at: float | None = None) -> Step:
         """Deliver ``timer_id`` as fired, armed or not (a late or duplicate delivery)."""
@@ -248,7 +254,7 @@ class Driver:
             due = sorted((d, t) for t, d in self.timers.items() if d <= self.now)
             if not due:
                 return fired
-            deadline, timer_id = due[0]
+            _, timer_id = due[0]
             del self.timers[timer_id]
             fired.append(self.feed(TimerFired(timer_id, self.now)))
 
@@ -270,8 +276,14 @@ class Driver:
     ) -> CommandResult:
         command_id = f"c{self._next_command}"
         self._next_command += 1
-        command = Command(command_id, kind, self.tick(), by=by, reason=reason,
-                          payload={k: v for k, v in payload.items() if v is not None})
+        command = Command(
+            command_id,
+            kind,
+            self.tick(),
+            by=by,
+            reason=reason,
+            payload={k: v for k, v in payload.items() if v is not None},
+        )
         step = self.feed(command)
         results = [r for r in step.transition.command_results if r.command_id == command_id]
         assert len(results) == 1, f"command {command_id} got {len(results)} results"
@@ -311,22 +323,20 @@ class Driver:
                 return self.status
             if self.outstanding:
                 self.run_until_quiet(limit=limit)
-            elif self.state["pauses"]:
-                pause_id = next(iter(self.state["pauses"]))
-                result = self.resume(pause_id)
-                if not result.applied:
-                    raise AssertionError(
-                        f"stuck: cannot resume open pause {pause_id}: {result.message}; "
-                        f"status {self.status}"
-                    )
+            elif self.state["pauses"] and self._resume_any():
+                continue
             elif self.timers:
                 self.fire_next_timer()
             else:
                 raise AssertionError(
-                    f"stuck in {self.status}: nothing outstanding, no pause, no timer; "
+                    f"stuck in {self.status}: nothing outstanding, no timer, and no open "
+                    f"pause can be resumed (open: {self.open_pauses}); "
                     f"inflight={self.state['inflight']}"
                 )
         raise AssertionError(f"not terminal after {limit} steps: {self.status}")
+
+    def _resume_any(self) -> bool:
+        return any(self.resume(pause_id).applied for pause_id in list(self.state["pauses"]))
 
     # -- invariants -----------------------------------------------------------------
 
@@ -367,8 +377,11 @@ class Driver:
                 if not in_finally and not cancelled_too:
                     self._fail(step, f"RunTask for {path} while CANCELLING: {action}")
         if step.after is S.PAUSED:
-            leaf_starts = [e for e in events if e.type == "task.started"
-                           and e.data["type"] not in CONTAINER_TYPES]
+            leaf_starts = [
+                e
+                for e in events
+                if e.type == "task.started" and e.data["type"] not in CONTAINER_TYPES
+            ]
             if leaf_starts:
                 self._fail(step, f"leaf task started while paused: {leaf_starts}")
         if step.after.is_terminal and run_tasks:
@@ -376,13 +389,16 @@ class Driver:
 
         # A pause lands only at a checkpoint, with nothing in flight.
         for event in events:
-            if event.type == "workflow.paused":
-                if event.data.get("checkpoint") not in LANDING_CHECKPOINTS:
-                    self._fail(step, f"workflow.paused at bad checkpoint: {event.data}")
+            if event.type == "workflow.paused" and (
+                event.data.get("checkpoint") not in LANDING_CHECKPOINTS
+            ):
+                self._fail(step, f"workflow.paused at bad checkpoint: {event.data}")
         if any(e.type == "workflow.paused" for e in events) and step.after is not S.PAUSED:
             self._fail(step, "workflow.paused emitted but the step did not end PAUSED")
-        if step.after is S.PAUSED and step.before is not S.PAUSED and not any(
-            e.type == "workflow.paused" for e in events
+        if (
+            step.after is S.PAUSED
+            and step.before is not S.PAUSED
+            and not any(e.type == "workflow.paused" for e in events)
         ):
             self._fail(step, "became PAUSED without a workflow.paused event")
         if step.after is S.PAUSED:
@@ -411,7 +427,8 @@ class Driver:
             if result.status is not step.after:
                 self._fail(step, f"result reports {result.status}, state is {step.after}")
 
-        # Terminate takes effect at once; after cancel, no pause/resume/inject applies.
+        # Terminate takes effect at once; after cancel, no pause/resume/inject applies
+        # (except resuming a Pause task in `finally`, which the cancel itself runs).
         for result in transition.command_results:
             if not result.applied:
                 continue
@@ -422,6 +439,13 @@ class Driver:
                 self._stopped_by = "terminate"
             elif kind == "cancel":
                 self._stopped_by = self._stopped_by or "cancel"
+            elif (
+                kind == "resume"
+                and self._stopped_by == "cancel"
+                and self.state["phase"] == "finally"
+            ):
+                # The one exception: a Pause task in `finally` opened while cancelling.
+                continue
             elif self._stopped_by is not None:
                 self._fail(step, f"{kind} applied after {self._stopped_by} was applied")
 

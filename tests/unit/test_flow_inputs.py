@@ -190,9 +190,9 @@ def test_required_input_without_value_or_default_is_an_error() -> None:
     assert "required input 'asked' is missing" in str(caught.value)
 
 
-def test_optional_input_without_value_is_left_out() -> None:
+def test_optional_input_without_value_is_null_as_in_kestra() -> None:
     specs = [spec("asked", "STRING", required=False), spec("data", "FILE", required=False)]
-    assert coerce_inputs(specs, {}) == {}
+    assert coerce_inputs(specs, {}) == {"asked": None, "data": None}
 
 
 def test_int_and_duration_bounds() -> None:

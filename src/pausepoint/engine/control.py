@@ -88,7 +88,9 @@ def admit(view: ControlView, command: Command, index: FlowIndex) -> Command:
         raise Conflict(f"cannot {kind} {_describe(view.status)} {subject}")
     if kind in ("cancel", "terminate"):
         return command
-    if view.stopping:
+    if view.stopping and not (kind == "resume" and view.pauses):
+        # The only pause points open while cancelling are Pause tasks in `finally`,
+        # which must be resumable or the cancel could never finish.
         raise Conflict(f"cannot {kind} {subject}: it is being cancelled or terminated")
     if kind == "inject":
         return command

@@ -202,11 +202,7 @@ class _Step:
     def handle(self, event: Event) -> None:
         if self.status.is_terminal:
             if isinstance(event, Command):
-                self.reject(
-                    event,
-                    f"cannot {event.kind} {self.status.value.lower()} execution "
-                    f"{self.state['execution_id']}",
-                )
+                self.on_command(event)  # admission refuses it, naming the state
             return
         if isinstance(event, Started):
             self.on_started()
@@ -250,17 +246,28 @@ class _Step:
         return _redact(self.state["inputs"], secret_ids)
 
     def on_recovered(self) -> None:
-        for run_id in self.state["inflight"]:
+        """Re-issue in-flight work (at-least-once) and re-arm every durable timer."""
+        rerun = []
+        for run_id in list(self.state["inflight"]):
             run = self.runs[run_id]
-            if run["type"] in _CONTAINERS:
-                continue
-            spec = self.render_leaf(run)
-            if spec is not None:
-                self.act(RunTask(run_id, run["attempt"], run["task_id"], run["type"], spec))
+            if not self.can_start():
+                # It was being cancelled when the process died: the crash finished the job.
+                self.leave_flight(run)
+                self.finish_run(run, T.CANCELLED)
+            elif run.get("timing_out"):
+                self.leave_flight(run)
+                self.fail_leaf(run, self.timeout_message(run))
+            else:
+                spec = self.render_leaf(run)
+                if spec is None:
+                    self.leave_flight(run)
+                else:
+                    rerun.append(run_id)
+                    self.act(RunTask(run_id, run["attempt"], run["task_id"], run["type"], spec))
         for timer_id, timer in self.state["timers"].items():
             self.act(SetTimer(timer_id, timer["deadline"]))
-        if self.state["inflight"]:
-            self.emit("workflow.recovered", rerun=list(self.state["inflight"]))
+        if rerun:
+            self.emit("workflow.recovered", rerun=rerun)
 
     # -- task results ----------------------------------------------------------
 
@@ -414,6 +421,11 @@ class _Step:
         if behavior == "FAIL":
             self.fail_pause(pause, f"pause '{task.id}' was not resumed within {waited}")
         elif behavior == "CANCEL":
+            if self.state["stop"] is not None:
+                # Already cancelling (a Pause task in `finally`): end just this pause.
+                self.close_pause(f"p-{pause['task_run_id']}")
+                self.finish_run(self.runs[pause["task_run_id"]], T.CANCELLED)
+                return
             self.stop("cancel", by="timer", reason=f"pause '{task.id}' expired after {waited}")
         else:
             try:
@@ -721,13 +733,19 @@ class _Step:
                 )
 
     def next_checkpoint(self) -> str:
+        """``pre_completion`` when finishing is all that is left, else ``pre_execution``."""
         phase = self.state["phase"]
         block = self.state["blocks"][phase]
-        done = not block["active"] and block["next"] >= block["count"]
-        later = PHASES[PHASES.index(phase) + 1 :]
-        if done and not any(self.index.flow.blocks()[p] for p in later):
-            return "pre_completion"
-        return "pre_execution"
+        if block["active"] or block["next"] < block["count"]:
+            return "pre_execution"
+        flow = self.index.flow
+        if phase == "main":
+            later = (flow.errors if block["failed"] is not None else []) + flow.finally_
+        elif phase == "errors":
+            later = flow.finally_
+        else:
+            later = []
+        return "pre_execution" if later else "pre_completion"
 
     def drive_block(self, block: dict[str, Any], owner: dict[str, Any] | None) -> str:
         """Advance a block of child runs; return ``running``, ``success`` or ``failed``."""
@@ -753,6 +771,8 @@ class _Step:
                     progressed = True
             if not progressed:
                 break
+            if owner is not None:
+                self.touch(owner)  # its block changed: the checkpoint must carry it
         if block["active"]:
             return "running"
         if block["failed"] is not None:

@@ -524,7 +524,8 @@ def coerce_inputs(
     ``raw`` may hold strings (CLI) or JSON values (API), nested
     (``{"request": {"name": "x"}}``) or flat dotted (``{"request.name": "x"}``);
     ``None`` counts as not given. Missing values take their ``defaults``; a
-    required input with neither is an error, an optional one is left out.
+    required input with neither is an error; an optional one is ``None`` (as in
+    Kestra, so templates can test it with ``??`` or ``is none``).
     Dates, date-times, times and durations come back as ISO-8601 strings.
 
     Raises :class:`InputValidationError` listing every problem, one
@@ -555,6 +556,8 @@ def coerce_inputs(
                 )
                 msg = f"required input {spec.id!r} is missing (expected {expected})"
                 located.append((spec.id, FieldError(loc, msg, "missing")))
+            else:
+                values[spec.id] = None
             continue
         try:
             values[spec.id] = coerce_value(spec, value)

@@ -120,7 +120,10 @@ class ExecutionActor:
             combined.changed_task_runs |= transition.changed_task_runs
         status = ExecutionStatus(self.state["status"])
         release = status.is_terminal or (
-            status is ExecutionStatus.PAUSED and not self.state["inflight"]
+            status is ExecutionStatus.PAUSED
+            and not self.state["inflight"]
+            and self.inbox.empty()
+            and not self.timer_due()
         )
         records = [
             EventRecord(self.execution_id, self.event_seq + offset + 1, ev.type, ev.at, ev.data)
@@ -159,6 +162,11 @@ class ExecutionActor:
         self.runtime.published(self.execution_id, records, combined.command_results)
         if release:
             self.abandon()
+
+    def timer_due(self) -> bool:
+        """A timer whose deadline has passed must fire here, not wait for the next poll."""
+        now = self.runtime.clock()
+        return any(timer["deadline"] <= now for timer in self.state["timers"].values())
 
     def next_deadline(self) -> float | None:
         deadlines = [timer["deadline"] for timer in self.state["timers"].values()]
