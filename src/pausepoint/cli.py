@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -46,6 +47,9 @@ STATE_STYLES = {
     "RETRYING": "yellow",
     "CREATED": "dim",
 }
+
+
+REFRESH_SECONDS = 0.15
 
 
 class UsageError(Exception):
@@ -240,40 +244,30 @@ async def follow_live(engine: Engine, execution_id: str, *, interactive: bool) -
 async def _watch(
     engine: Engine, execution_id: str, stop: asyncio.Event, interactive: bool
 ) -> ExecutionView:
+    """Refresh the task table until the execution pauses, ends or the user leaves."""
+    # Note the last event before reading the view, so no change falls in between.
+    seen = max((e.seq for e in await engine.events(execution_id)), default=0)
     view = await engine.execution(execution_id)
     if view.is_terminal or view.state == "PAUSED":
         return view
     live_console = console if interactive else Console(quiet=True)
     with Live(render_runs(view), console=live_console, refresh_per_second=8) as live:
-        async for event in _events_until_stop(engine, execution_id, stop):
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), REFRESH_SECONDS)
+            events = await engine.events(execution_id, after=seen)
+            if not events:
+                continue
+            seen = events[-1].seq
+            if not interactive:
+                for event in events:
+                    if event.type.startswith("task."):
+                        console.print(_event_line(event), markup=False)
             view = await engine.execution(execution_id)
             live.update(render_runs(view))
-            if not interactive and event.type.startswith("task."):
-                console.print(_event_line(event))
             if view.is_terminal or view.state == "PAUSED":
                 break
     return view
-
-
-async def _events_until_stop(engine: Engine, execution_id: str, stop: asyncio.Event) -> Any:
-    last = (await engine.events(execution_id))[-1:]  # start after what already happened
-    after = last[0].seq if last else 0
-    stream = engine.follow(execution_id, after=after).__aiter__()
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        while True:
-            nxt = asyncio.ensure_future(stream.__anext__())
-            done, _ = await asyncio.wait({nxt, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if nxt not in done:
-                nxt.cancel()
-                return
-            try:
-                yield nxt.result()
-            except StopAsyncIteration:
-                return
-    finally:
-        stopper.cancel()
-        await stream.aclose()  # type: ignore[attr-defined]
 
 
 async def _ask_resume_after_interrupt() -> bool:
@@ -324,7 +318,10 @@ async def prompt_resume(engine: Engine, view: ExecutionView) -> None:
                 await engine.resume(view.id, inputs=inputs, pause_id=point.id, actor="cli")
                 break
             except InvalidInput as error:
-                errors.print(f"[red]{error}[/]")
+                for field in error.errors or ():
+                    errors.print(f"[red]{field.loc[-1]}: {field.msg}[/]")
+                if not error.errors:
+                    errors.print(f"[red]{error}[/]")
 
 
 def ask_inputs(point: PausePointView) -> dict[str, Any]:

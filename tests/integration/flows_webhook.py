@@ -45,8 +45,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        received = Received("POST", self.path, {k.lower(): v for k, v in self.headers.items()},
-                            body)
+        received = Received(
+            "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body
+        )
         with self.server.receiver.lock:
             self.server.receiver.requests.append(received)
         reply = json.dumps({"ok": True, "path": self.path}).encode()

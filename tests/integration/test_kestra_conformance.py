@@ -158,7 +158,7 @@ async def test_pause_on_resume_passes_the_inputs_on(engine: Engine) -> None:
     assert task_ids(view) == ["pause", "last"]
     values = (view.task_run("last").outputs or {})["values"]
     assert values["asked"] == "restarted"
-    assert values["data"] is None
+    assert values.get("data") in (None, "")
 
 
 async def test_pause_on_resume_refuses_a_resume_without_the_required_input(

@@ -148,6 +148,8 @@ def _admit_resume(view: ControlView, command: Command, index: FlowIndex, subject
 
 def project(view: ControlView, command: Command) -> ControlView:
     """The control view after ``command`` (already admitted) is applied."""
+    if view.status.is_terminal:
+        return view  # nothing brings a finished execution back
     kind = command.kind
     if kind == "terminate":
         return replace(view, status=S.TERMINATED, pauses={}, stopping=True)

@@ -18,6 +18,7 @@ from pausepoint.engine.model import (
     CancelTask,
     ClearTimer,
     Command,
+    CommandResult,
     Event,
     ExecutionStatus,
     RunTask,
@@ -152,14 +153,20 @@ class ExecutionActor:
             log.warning("execution %s: lease lost; another process runs it now", self.execution_id)
             self.abandon()
             return
-        self.event_seq += len(records)
+        # The store may have added events (commands refused as the execution finished).
+        records = checkpoint.events
+        self.event_seq = checkpoint.event_seq
         if release:
             self.closed = True
             if not status.is_terminal:
                 self.runtime.park(self)
         for action in combined.actions:
             self.perform(action)
-        self.runtime.published(self.execution_id, records, combined.command_results)
+        results = [
+            CommandResult(cid, applied, message, ExecutionStatus(state_after))
+            for cid, applied, message, state_after in checkpoint.command_results
+        ]
+        self.runtime.published(self.execution_id, records, results)
         if release:
             self.abandon()
 

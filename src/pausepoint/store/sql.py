@@ -47,6 +47,9 @@ _UPSERT_TASK_RUN = """
 INSERT INTO task_runs (execution_id, id, task_id, state, data) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (execution_id, id) DO UPDATE SET state = excluded.state, data = excluded.data
 """
+_PENDING_COMMANDS = (
+    "SELECT id, kind FROM commands WHERE execution_id = ? AND status = 'pending' ORDER BY seq"
+)
 _INSERT_EVENT = "INSERT INTO events (execution_id, seq, type, at, data) VALUES (?, ?, ?, ?, ?)"
 _APPLY_COMMAND = """
 UPDATE commands SET status = ?, message = ?, state_after = ?, applied_at = ?
@@ -537,6 +540,8 @@ class SqlStore:
         )
         if cursor.rowcount == 0:
             return False
+        if item.status in TERMINAL:
+            self._reject_leftover_commands(cursor, item)
         if item.task_runs:
             cursor.executemany(
                 _UPSERT_TASK_RUN,
@@ -568,6 +573,53 @@ class SqlStore:
                 ],
             )
         return True
+
+    def _reject_leftover_commands(self, cursor: Any, item: Checkpoint) -> None:
+        """Refuse, in the finishing transaction, commands accepted that will never apply.
+
+        A command accepted while the execution was still running can lose the
+        race against its last step. Accepting takes the same write lock, so
+        every such command is visible here; its ``command.rejected`` event goes
+        before the terminal event, which stays the last one.
+        """
+        decided = {result[0] for result in item.command_results}
+        cursor.execute(_PENDING_COMMANDS, (item.execution_id,))
+        leftovers = [(cid, kind) for cid, kind in cursor.fetchall() if cid not in decided]
+        if not leftovers:
+            return
+        state = item.status.lower().replace("_", " ")
+        results = []
+        events = []
+        for cid, kind in leftovers:
+            message = (
+                f"cannot {kind} {state} execution {item.execution_id}: it finished before "
+                f"the command was applied"
+            )
+            results.append((cid, False, message, item.status))
+            events.append(
+                EventRecord(
+                    item.execution_id,
+                    0,
+                    "command.rejected",
+                    item.updated_at,
+                    {"command_id": cid, "kind": kind, "message": message},
+                )
+            )
+        if item.events:
+            *body, last = item.events
+            ordered = [*body, *events, last]
+        else:
+            ordered = events
+        first_seq = item.event_seq - len(item.events) + 1
+        item.events = [
+            EventRecord(ev.execution_id, first_seq + n, ev.type, ev.at, ev.data)
+            for n, ev in enumerate(ordered)
+        ]
+        item.event_seq = first_seq + len(item.events) - 1
+        item.command_results = [*item.command_results, *results]
+        cursor.execute(
+            "UPDATE executions SET event_seq = ? WHERE id = ?", (item.event_seq, item.execution_id)
+        )
 
     async def claim(self, execution_id: str, owner: str, ttl: float, now: float) -> bool:
         """Take the lease if it is free or expired (or already ours)."""
