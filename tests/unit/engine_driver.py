@@ -471,6 +471,17 @@ class Driver:
             self._fail(step, f"timers in state {armed} != armed timers {self.timers}")
         if len(state["inflight"]) != len(set(state["inflight"])):
             self._fail(step, f"duplicate in-flight ids: {state['inflight']}")
+        # A successful end never skips work: no task run was cancelled on the way there
+        # (except an onPause hook cut short when its Pause task ended).
+        if step.after in (S.COMPLETED, S.WARNING) and not step.before.is_terminal:
+            runs = state["task_runs"]
+            for run in runs.values():
+                parent = runs.get(run["parent"]) if run["parent"] else None
+                hook = parent is not None and parent.get("on_pause") == run["id"]
+                if run["state"] == "CANCELLED" and not hook:
+                    self._fail(
+                        step, f"{step.after} with task run {run['id']} ({run['task_id']}) CANCELLED"
+                    )
         if step.after.is_terminal and (state["inflight"] or state["timers"] or state["pauses"]):
             self._fail(step, "terminal with work, timers or pauses left")
 

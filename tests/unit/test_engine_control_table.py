@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pausepoint.engine.model import ExecutionStatus, RunTask
+from pausepoint.engine.model import CommandResult, ExecutionStatus, RunTask
 
 from .engine_driver import Driver
 
@@ -164,8 +164,10 @@ class Rejected:
 
 
 def _terminal_row(name: str) -> dict[str, Applied | Rejected]:
-    return {op: Rejected(f"cannot {op} {name} execution") for op in
-            ("pause", "resume", "cancel", "terminate", "inject")}
+    return {
+        op: Rejected(f"cannot {op} {name} execution")
+        for op in ("pause", "resume", "cancel", "terminate", "inject")
+    }
 
 
 TABLE: dict[str, dict[str, Applied | Rejected]] = {
@@ -228,7 +230,7 @@ CASES = [
 ]
 
 
-def _operate(driver: Driver, op: str) -> object:
+def _operate(driver: Driver, op: str) -> CommandResult:
     if op == "pause":
         return driver.pause("why")
     if op == "resume":
@@ -252,12 +254,12 @@ def test_control_operation(state: str, op: str, expected: Applied | Rejected) ->
     before = driver.status
     result = _operate(driver, op)
     if isinstance(expected, Applied):
-        assert result.applied, result.message  # type: ignore[attr-defined]
+        assert result.applied, result.message
         assert driver.status is expected.status
-        assert result.status is expected.status  # type: ignore[attr-defined]
+        assert result.status is expected.status
     else:
-        assert not result.applied  # type: ignore[attr-defined]
-        assert expected.says.lower() in result.message.lower()  # type: ignore[attr-defined]
+        assert not result.applied
+        assert expected.says.lower() in result.message.lower()
         assert driver.status is before
         assert driver.last.events_of("command.rejected")
 
@@ -315,6 +317,25 @@ def test_manual_pause_lands_pre_completion_after_the_last_task() -> None:
     assert driver.status is S.COMPLETED
 
 
+def test_manual_pause_after_the_last_task_lands_pre_completion_despite_unused_errors() -> None:
+    """The main block succeeded and there is no `finally`: the `errors` block never runs."""
+    driver = Driver.of("""
+id: with-errors
+tasks:
+  - {id: only, type: log, message: only}
+errors:
+  - {id: on-error, type: log, message: handle}
+""")
+    driver.start()
+    driver.pause()
+    driver.complete("only")
+    assert driver.status is S.PAUSED
+    assert driver.state["checkpoint"] == "pre_completion"
+    driver.resume()
+    assert driver.status is S.COMPLETED
+    assert "on-error" not in driver.started_task_ids()
+
+
 def test_cancel_while_paused_on_a_pause_task_cancels_at_once_and_successors_never_start() -> None:
     driver = paused_on_task()
     result = driver.cancel("no")
@@ -334,8 +355,9 @@ def test_cancel_while_paused_manually_cancels_at_once_and_successors_never_start
 
 
 def test_terminate_while_paused_runs_nothing_else_and_skips_finally() -> None:
-    driver = Driver.of(PAUSE_TASK_FIRST + "finally:\n  - id: cleanup\n    type: log\n"
-                       "    message: bye\n")
+    driver = Driver.of(
+        PAUSE_TASK_FIRST + "finally:\n  - id: cleanup\n    type: log\n    message: bye\n"
+    )
     driver.start()
     assert driver.status is S.PAUSED
     result = driver.terminate("stop now")

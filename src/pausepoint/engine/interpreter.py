@@ -250,7 +250,7 @@ class _Step:
         rerun = []
         for run_id in list(self.state["inflight"]):
             run = self.runs[run_id]
-            if not self.can_start():
+            if self.state["stop"] is not None and not self.can_start():
                 # It was being cancelled when the process died: the crash finished the job.
                 self.leave_flight(run)
                 self.finish_run(run, T.CANCELLED)
@@ -653,7 +653,11 @@ class _Step:
                 if state["inflight"]:
                     return
                 self.cancel_leftovers()
-                if phase != "finally" and self.index.flow.finally_ and state["started_at"]:
+                if (
+                    phase != "finally"
+                    and self.index.flow.finally_
+                    and state["started_at"] is not None
+                ):
                     self.enter_phase("finally")
                     continue
                 self.finish(S.TIMED_OUT if stop["kind"] == "timeout" else S.CANCELLED)
@@ -1000,7 +1004,7 @@ class _Step:
             "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},
             "execution": {
                 "id": state["execution_id"],
-                "startDate": iso(state["started_at"] or self.at),
+                "startDate": iso(self.at if state["started_at"] is None else state["started_at"]),
                 "labels": state["labels"],
             },
             "labels": state["labels"],
