@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -184,9 +185,11 @@ class ExecutionActor:
     def perform(self, action: Any) -> None:
         if isinstance(action, RunTask):
             if not self.closed:
-                self.leaves[action.task_run_id] = asyncio.create_task(
+                started = asyncio.create_task(
                     self.run_task(action), name=f"{self.execution_id}/{action.task_run_id}"
                 )
+                started.add_done_callback(functools.partial(self.leaf_done, action))
+                self.leaves[action.task_run_id] = started
         elif isinstance(action, CancelTask):
             leaf = self.leaves.get(action.task_run_id)
             if leaf is not None:
@@ -246,6 +249,20 @@ class ExecutionActor:
             if self.leaves.get(action.task_run_id) is asyncio.current_task():
                 del self.leaves[action.task_run_id]
         self.inbox.put_nowait(result)
+
+    def leaf_done(self, action: RunTask, leaf: asyncio.Task[None]) -> None:
+        """Report a leaf cancelled before its body ever ran (cancel in the step that started it).
+
+        Its coroutine never got to catch the cancellation, so nobody else will.
+        """
+        if not leaf.cancelled():
+            return
+        if self.leaves.get(action.task_run_id) is leaf:
+            del self.leaves[action.task_run_id]
+            if not self.closed:
+                self.inbox.put_nowait(
+                    TaskCancelled(action.task_run_id, action.attempt, self.runtime.clock())
+                )
 
     def abandon(self) -> None:
         """Stop everything this process does for the execution (without recording anything)."""

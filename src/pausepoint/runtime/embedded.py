@@ -68,6 +68,7 @@ class EmbeddedRuntime:
         self._subscribers: dict[str, set[asyncio.Queue[EventRecord]]] = defaultdict(set)
         self._command_waiters: dict[str, asyncio.Future[CommandResult]] = {}
         self._stopped = False
+        self._background: set[asyncio.Task[bool]] = set()
         self._parked: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------
@@ -84,9 +85,9 @@ class EmbeddedRuntime:
     async def stop(self) -> None:
         """Stop running executions here and release their leases so others can continue."""
         self._stopped = True
-        for task in self._loops:
+        for task in [*self._loops, *self._background]:
             task.cancel()
-        for task in self._loops:
+        for task in [*self._loops, *self._background]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for actor in list(self.actors.values()):
@@ -183,7 +184,9 @@ class EmbeddedRuntime:
             del self.actors[actor.execution_id]
         if not actor.inbox.empty() and not self._stopped:
             # Something arrived while the actor was letting go: pick it up again.
-            asyncio.get_running_loop().create_task(self.adopt(actor.execution_id))
+            task = asyncio.get_running_loop().create_task(self.adopt(actor.execution_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     # -- notifications -----------------------------------------------------------
 

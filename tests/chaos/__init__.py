@@ -1,0 +1,1 @@
+"""Crash-recovery (chaos) tests: workers SIGKILLed at random points while executions run."""
