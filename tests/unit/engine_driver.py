@@ -105,6 +105,8 @@ class Driver:
         # invariant bookkeeping
         self._started: set[tuple[str, int]] = set()
         self._stopped_by: str | None = None  # "cancel" | "terminate" once applied
+        # What a runtime would have stored: only task runs reported as changed.
+        self._stored_runs: dict[str, Any] = {}
 
     # -- construction --------------------------------------------------------------
 
@@ -351,6 +353,16 @@ class Driver:
         run_tasks = step.run_tasks
         events = transition.events
         is_recovery = isinstance(step.event, Recovered)
+
+        # A checkpoint writes only the task runs reported as changed: the stored copy
+        # must equal the live state, or a process taking over would resume from a lie.
+        for run_id in transition.changed_task_runs:
+            self._stored_runs[run_id] = copy.deepcopy(state["task_runs"][run_id])
+        if self._stored_runs != state["task_runs"]:
+            stale = sorted(
+                rid for rid, run in state["task_runs"].items() if self._stored_runs.get(rid) != run
+            )
+            self._fail(step, f"task runs changed without being reported: {stale}")
 
         # A terminal status never changes, and nothing comes out of a terminal execution.
         if step.before.is_terminal:
