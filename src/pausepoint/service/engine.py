@@ -23,7 +23,7 @@ from pausepoint.engine.control import admit, on_resume_specs, project, view_of
 from pausepoint.engine.flowindex import FlowIndex
 from pausepoint.engine.interpreter import EngineEnv, iso, new_state
 from pausepoint.engine.model import Command, ExecutionStatus
-from pausepoint.errors import Conflict, FlowError, NotFound
+from pausepoint.errors import Conflict, FieldError, FlowError, InvalidInput, NotFound
 from pausepoint.flow import coerce_inputs, inputs_json_schema, load_flow
 from pausepoint.flow.model import Flow
 from pausepoint.models import (
@@ -312,7 +312,10 @@ class Engine:
     ) -> list[ExecutionRecord]:
         unknown = [s for s in states if s not in ExecutionStatus.__members__]
         if unknown:
-            raise NotFound(f"unknown state {unknown[0]!r}; states are {', '.join(ExecutionStatus)}")
+            raise InvalidInput(
+                f"unknown state {unknown[0]!r}; states are {', '.join(ExecutionStatus)}",
+                [FieldError(("query", "state"), f"unknown state {unknown[0]!r}", "enum")],
+            )
         return await self.store.list_executions(
             self.org_id,
             statuses=states,
