@@ -1,0 +1,544 @@
+"""Scheduling: walking the flow tree, starting what may start, finishing what is done.
+
+Pause takes effect here: :meth:`Scheduler.can_start` is false between an
+accepted pause and its resume, so no new task starts; a pending pause lands in
+:meth:`Scheduler.settle` once nothing is in flight.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pausepoint.engine.model import (
+    TERMINAL_TASK_STATES,
+    CancelTask,
+    ClearTimer,
+    Command,
+    ExecutionStatus,
+    LogEvent,
+    RunTask,
+    SetTimer,
+    TaskRunState,
+    Transition,
+)
+from pausepoint.engine.state import (
+    CONTAINERS,
+    EngineEnv,
+    index_output,
+    iso,
+    new_block,
+    switch_key,
+)
+from pausepoint.errors import TemplateError
+from pausepoint.flow.durations import parse_duration
+from pausepoint.flow.model import ForEachTask, IfTask, ParallelTask, PauseTask, SwitchTask, TaskBase
+from pausepoint.flow.templates import render, render_condition
+
+S = ExecutionStatus
+T = TaskRunState
+
+
+class Scheduler:
+    """State bookkeeping and the tree walk; the event handlers build on it."""
+
+    def __init__(self, state: dict[str, Any], env: EngineEnv, at: float) -> None:
+        self.state = state
+        self.env = env
+        self.index = env.index
+        self.at = at
+        self.runs: dict[str, dict[str, Any]] = state["task_runs"]
+        self.transition = Transition(state)
+        self.applied: list[Command] = []
+
+    # -- bookkeeping ---------------------------------------------------------
+
+    @property
+    def status(self) -> ExecutionStatus:
+        return S(self.state["status"])
+
+    def emit(self, type_: str, **data: Any) -> None:
+        self.transition.events.append(LogEvent(type_, self.at, data))
+
+    def act(self, action: Any) -> None:
+        self.transition.actions.append(action)
+
+    def touch(self, run: dict[str, Any]) -> None:
+        self.transition.changed_task_runs.add(run["id"])
+
+    def set_timer(self, timer_id: str, deadline: float, **info: Any) -> None:
+        self.state["timers"][timer_id] = {"deadline": deadline, **info}
+        self.act(SetTimer(timer_id, deadline))
+
+    def clear_timer(self, timer_id: str) -> None:
+        if self.state["timers"].pop(timer_id, None) is not None:
+            self.act(ClearTimer(timer_id))
+
+    def set_status(self, status: ExecutionStatus) -> None:
+        self.state["status"] = status.value
+
+    # -- scheduling ------------------------------------------------------------
+
+    def can_start(self) -> bool:
+        """May new work start now? False between a pause and its resume."""
+        status = self.status
+        if status is S.RUNNING:
+            return True
+        if status is S.CANCELLING:
+            stop: dict[str, Any] = self.state["stop"]
+            return bool(self.state["phase"] == "finally" and stop["phase"] != "finally")
+        return False
+
+    def drive(self) -> None:
+        self.drive_phases()
+        self.settle()
+
+    def drive_phases(self) -> None:
+        state = self.state
+        while not self.status.is_terminal and self.status is not S.QUEUED:
+            phase = state["phase"]
+            stop = state["stop"]
+            if stop is not None and (phase != "finally" or stop["phase"] == "finally"):
+                if state["inflight"]:
+                    return
+                self.cancel_leftovers()
+                if (
+                    phase != "finally"
+                    and self.index.flow.finally_
+                    and state["started_at"] is not None
+                ):
+                    self.enter_phase("finally")
+                    continue
+                self.finish(S.TIMED_OUT if stop["kind"] == "timeout" else S.CANCELLED)
+                return
+            outcome = self.drivenew_block(state["blocks"][phase], None)
+            if outcome == "running" or not self.can_start():
+                return
+            if phase == "main":
+                if outcome == "failed":
+                    state["outcome"] = S.FAILED.value
+                    self.enter_phase("errors" if self.index.flow.errors else "finally")
+                else:
+                    state["outcome"] = S.COMPLETED.value
+                    self.enter_phase("finally")
+            elif phase == "errors":
+                self.enter_phase("finally")
+            else:
+                if outcome == "failed" and state["outcome"] == S.COMPLETED:
+                    state["outcome"] = S.FAILED.value
+                if stop is not None:
+                    self.finish(S.TIMED_OUT if stop["kind"] == "timeout" else S.CANCELLED)
+                else:
+                    self.finish(S(state["outcome"]))
+                return
+
+    def enter_phase(self, phase: str) -> None:
+        tasks = self.index.flow.blocks()[phase]
+        self.state["phase"] = phase
+        self.state["blocks"][phase] = new_block(phase, len(tasks))
+
+    def finish(self, outcome: ExecutionStatus) -> None:
+        state = self.state
+        for run_id in state["inflight"]:
+            self.act(CancelTask(run_id, kill=True))
+        state["inflight"] = []
+        for timer_id in list(state["timers"]):
+            self.clear_timer(timer_id)
+        if outcome is S.COMPLETED:
+            try:
+                state["result"] = render(
+                    self.index.flow.outputs, self.variables(None), where="flow outputs"
+                )
+            except TemplateError as error:
+                state["error"] = {"message": str(error)}
+                outcome = S.FAILED
+            if outcome is S.COMPLETED and state["warning"]:
+                outcome = S.WARNING
+        state["ended_at"] = self.at
+        self.set_status(outcome)
+        if outcome in (S.COMPLETED, S.WARNING):
+            self.emit("workflow.completed", state=outcome.value, outputs=state["result"] or {})
+        elif outcome is S.FAILED:
+            self.emit("workflow.failed", error=(state["error"] or {}).get("message"))
+        elif outcome is S.CANCELLED:
+            stop = state["stop"] or {}
+            self.emit("workflow.cancelled", by=stop.get("by"), reason=stop.get("reason"))
+        elif outcome is S.TIMED_OUT:
+            self.emit("workflow.timed_out", reason=(state["stop"] or {}).get("reason"))
+
+    def settle(self) -> None:
+        """Land a pending pause once nothing is in flight; note when only Pause tasks wait."""
+        state = self.state
+        if state["inflight"]:
+            return
+        if self.status is S.PAUSING:
+            self.land_pause(self.next_checkpoint())
+        elif self.status is S.RUNNING and state["pauses"]:
+            waiting_retry = any(t.get("kind") == "retry" for t in state["timers"].values())
+            if not waiting_retry:
+                state["checkpoint"] = "pause_task"
+                self.set_status(S.PAUSED)
+                self.emit(
+                    "workflow.paused",
+                    checkpoint="pause_task",
+                    reason=None,
+                    pause_ids=list(state["pauses"]),
+                )
+
+    def next_checkpoint(self) -> str:
+        """``pre_completion`` when finishing is all that is left, else ``pre_execution``."""
+        phase = self.state["phase"]
+        block = self.state["blocks"][phase]
+        if block["active"] or block["next"] < block["count"]:
+            return "pre_execution"
+        flow = self.index.flow
+        if phase == "main":
+            later = (flow.errors if block["failed"] is not None else []) + flow.finally_
+        elif phase == "errors":
+            later = flow.finally_
+        else:
+            later = []
+        return "pre_execution" if later else "pre_completion"
+
+    def drivenew_block(self, block: dict[str, Any], owner: dict[str, Any] | None) -> str:
+        """Advance a block of child runs; return ``running``, ``success`` or ``failed``."""
+        while True:
+            progressed = False
+            for child_id in list(block["active"]):
+                child = self.runs[child_id]
+                self.drive_run(child)
+                if child["state"] in TERMINAL_TASK_STATES:
+                    block["active"].remove(child_id)
+                    progressed = True
+                    if child["state"] == T.FAILED and block["failed"] is None:
+                        block["failed"] = child_id
+            if block["failed"] is None and self.can_start():
+                limit = block["concurrency"] if block["parallel"] else 1
+                while block["next"] < block["count"] and (
+                    limit == 0 or len(block["active"]) < limit
+                ):
+                    child = self.create_child(block, owner)
+                    block["next"] += 1
+                    block["active"].append(child["id"])
+                    self.start_run(child)
+                    progressed = True
+            if not progressed:
+                break
+            if owner is not None:
+                self.touch(owner)  # its block changed: the checkpoint must carry it
+        if block["active"]:
+            return "running"
+        if block["failed"] is not None:
+            return "failed"
+        return "success" if block["next"] >= block["count"] else "running"
+
+    def create_child(self, block: dict[str, Any], owner: dict[str, Any] | None) -> dict[str, Any]:
+        position = block["next"]
+        run_id = f"t{self.state['next_run']}"
+        self.state["next_run"] += 1
+        run: dict[str, Any] = {
+            "id": run_id,
+            "parent": owner["id"] if owner else None,
+            "state": T.CREATED.value,
+            "attempt": 1,
+            "created_at": self.at,
+            "started_at": None,
+            "ended_at": None,
+        }
+        if block["list"] is None:  # an iteration of a foreach
+            assert owner is not None
+            run.update(
+                task_id=owner["task_id"],
+                path=owner["path"],
+                type="iteration",
+                value=block["values"][position],
+                index=position,
+            )
+        else:
+            path = f"{block['list']}[{position}]"
+            task = self.index.task(path)
+            run.update(task_id=task.id, path=path, type=task.type)
+            if owner is not None and "value" in owner:
+                run["value"] = owner["value"]
+        self.runs[run_id] = run
+        self.touch(run)
+        return run
+
+    def start_run(self, run: dict[str, Any]) -> None:
+        if run["type"] == "iteration":
+            self.mark_started(run)
+            run["block"] = new_block(
+                f"{run['path']}.tasks", len(self.index.task_list(f"{run['path']}.tasks"))
+            )
+            return
+        task = self.index.task(run["path"])
+        if task.disabled:
+            self.finish_run(run, T.SKIPPED)
+            return
+        if task.is_leaf:
+            self.start_leaf(run)
+            return
+        try:
+            self.start_container(run, task)
+        except TemplateError as error:
+            self.finish_run(run, T.FAILED, error=str(error))
+
+    def mark_started(self, run: dict[str, Any]) -> None:
+        run["state"] = T.RUNNING.value
+        run["started_at"] = self.at
+        self.touch(run)
+        self.emit(
+            "task.started",
+            task_run_id=run["id"],
+            task_id=run["task_id"],
+            attempt=run["attempt"],
+            type=run["type"],
+            **({"value": run["value"]} if "value" in run else {}),
+        )
+
+    def render_leaf(self, run: dict[str, Any]) -> dict[str, Any] | None:
+        task = self.index.task(run["path"])
+        try:
+            spec = render(
+                self.index.leaf_spec(run["path"]), self.variables(run), where=f"task '{task.id}'"
+            )
+        except TemplateError as error:
+            self.finish_run(run, T.FAILED, error=str(error))
+            return None
+        return dict(spec)
+
+    def start_leaf(self, run: dict[str, Any]) -> None:
+        spec = self.render_leaf(run)
+        if spec is None:
+            return
+        self.mark_started(run)
+        self.state["inflight"].append(run["id"])
+        self.act(RunTask(run["id"], run["attempt"], run["task_id"], run["type"], spec))
+        timeout = self.index.task(run["path"]).timeout
+        if timeout:
+            self.set_timer(
+                f"timeout:{run['id']}", self.at + self.duration(timeout, run), kind="timeout"
+            )
+
+    def duration(self, value: str, run: dict[str, Any]) -> float:
+        rendered = render(value, self.variables(run), where=f"task '{run['task_id']}'")
+        try:
+            return parse_duration(str(rendered))
+        except ValueError as error:
+            raise TemplateError(f"task '{run['task_id']}': {error}") from None
+
+    def start_container(self, run: dict[str, Any], task: TaskBase) -> None:
+        path = run["path"]
+        if isinstance(task, PauseTask):
+            self.start_pause(run, task)
+            return
+        if isinstance(task, IfTask):
+            chosen = (
+                "then"
+                if render_condition(task.condition, self.variables(run), where=f"task '{task.id}'")
+                else "else"
+            )
+            list_path = f"{path}.{chosen}"
+            run["branch"] = chosen
+            block = new_block(list_path, len(self.index.task_list(list_path)))
+        elif isinstance(task, SwitchTask):
+            value = render(task.value, self.variables(run), where=f"task '{task.id}'")
+            key = switch_key(value)
+            list_path = f"{path}.cases.{key}" if key in task.cases else f"{path}.defaults"
+            run["branch"] = key if key in task.cases else "defaults"
+            block = new_block(list_path, len(self.index.task_list(list_path)))
+        elif isinstance(task, ForEachTask):
+            values = render(task.values, self.variables(run), where=f"task '{task.id}'")
+            if isinstance(values, str):
+                try:
+                    values = json.loads(values)
+                except ValueError:
+                    raise TemplateError(
+                        f"task '{task.id}': values must be a list or a JSON array, got {values!r}"
+                    ) from None
+            if not isinstance(values, list):
+                raise TemplateError(f"task '{task.id}': values must be a list, got {values!r}")
+            block = new_block(
+                None, len(values), parallel=task.concurrency != 1, concurrency=task.concurrency
+            )
+            block["values"] = values
+        elif isinstance(task, ParallelTask):
+            block = new_block(
+                f"{path}.tasks", len(task.tasks), parallel=True, concurrency=task.concurrency
+            )
+        else:
+            block = new_block(f"{path}.tasks", len(self.index.task_list(f"{path}.tasks")))
+        run["block"] = block
+        self.mark_started(run)
+
+    def start_pause(self, run: dict[str, Any], task: PauseTask) -> None:
+        pause_id = f"p-{run['id']}"
+        duration = self.duration(task.duration, run) if task.duration else None
+        pause: dict[str, Any] = {
+            "kind": "task",
+            "task_path": run["path"],
+            "task_id": task.id,
+            "task_run_id": run["id"],
+            "opened_at": self.at,
+            "deadline": self.at + duration if duration is not None else None,
+        }
+        timeout = self.duration(task.timeout, run) if task.timeout else None
+        self.mark_started(run)
+        run["state"] = T.PAUSED.value
+        run["pause_id"] = pause_id
+        self.state["pauses"][pause_id] = pause
+        if duration is not None:
+            self.set_timer(f"pause:{pause_id}", self.at + duration, kind="pause")
+        if timeout is not None:
+            self.set_timer(f"ptimeout:{pause_id}", self.at + timeout, kind="pause_timeout")
+        self.emit(
+            "task.paused",
+            task_run_id=run["id"],
+            task_id=task.id,
+            pause_id=pause_id,
+            deadline=iso(pause["deadline"]) if pause["deadline"] else None,
+            behavior=task.behavior if duration is not None else None,
+            on_resume=[spec.id for spec in task.on_resume],
+        )
+        if task.on_pause is not None:
+            child = self.create_child(new_block(f"{run['path']}.onPause", 1), run)
+            run["on_pause"] = child["id"]
+            self.start_run(child)
+
+    def drive_run(self, run: dict[str, Any]) -> None:
+        state = run["state"]
+        if state in TERMINAL_TASK_STATES:
+            return
+        if run["type"] not in CONTAINERS:
+            if state == T.CREATED and self.can_start():
+                self.start_leaf(run)
+            return
+        on_pause = run.get("on_pause")
+        if on_pause is not None:
+            child = self.runs[on_pause]
+            self.drive_run(child)
+            if child["state"] == T.FAILED and run["state"] != T.FAILED:
+                pause_id = run.get("pause_id")
+                if pause_id in self.state["pauses"]:
+                    self.fail_pause(
+                        self.state["pauses"][pause_id],
+                        f"onPause task '{child['task_id']}' failed: {child['error']}",
+                    )
+                    return
+        if run["state"] == T.PAUSED:
+            return
+        block = run.get("block")
+        outcome = self.drivenew_block(block, run) if block is not None else "success"
+        if outcome == "running":
+            return
+        if on_pause is not None and self.runs[on_pause]["state"] not in TERMINAL_TASK_STATES:
+            return
+        if outcome == "failed":
+            failed = self.runs[block["failed"]] if block else None
+            reason = f"task '{failed['task_id']}' failed" if failed else "failed"
+            self.finish_run(run, T.FAILED, error=reason)
+        else:
+            self.finish_run(
+                run, T.WARNING if run.get("warn") else T.SUCCESS, outputs=run.get("outputs")
+            )
+
+    def finish_run(
+        self,
+        run: dict[str, Any],
+        outcome: TaskRunState,
+        *,
+        outputs: dict[str, Any] | None = None,
+        error: str | None = None,
+        logs: list[Any] | None = None,
+    ) -> None:
+        """Move a task run to a terminal state and log it."""
+        task = self.index.task(run["path"]) if run["type"] != "iteration" else None
+        if outcome is T.FAILED and task is not None and task.allow_failure:
+            outcome = T.WARNING
+        if outcome is T.WARNING:
+            self.state["warning"] = True
+        run["state"] = outcome.value
+        run["ended_at"] = self.at
+        if error is not None:
+            run["error"] = error
+        if outputs is not None:
+            run["outputs"] = outputs
+            index_output(self.state["outputs"], run)
+        self.touch(run)
+        data: dict[str, Any] = {"task_run_id": run["id"], "task_id": run["task_id"]}
+        if outcome in (T.SUCCESS, T.WARNING):
+            if outputs:
+                data["outputs"] = outputs
+            if error:
+                data["error"] = error
+            self.emit("task.completed", state=outcome.value, logs=logs or [], **data)
+        elif outcome is T.FAILED:
+            self.emit("task.failed", error=error, logs=logs or [], **data)
+        elif outcome is T.CANCELLED:
+            self.emit("task.cancelled", **data)
+        elif outcome is T.SKIPPED:
+            self.emit("task.skipped", **data)
+
+    def cancel_leftovers(self) -> None:
+        for run in self.runs.values():
+            if run["state"] not in TERMINAL_TASK_STATES:
+                self.finish_run(run, T.CANCELLED)
+
+    def land_pause(self, checkpoint: str) -> None:
+        self.set_status(S.PAUSED)
+        self.state["checkpoint"] = checkpoint
+        self.emit(
+            "workflow.paused",
+            checkpoint=checkpoint,
+            reason=self.state["pause_reason"],
+            pause_ids=list(self.state["pauses"]),
+        )
+
+    def manual_pause_open(self) -> bool:
+        return any(p["kind"] == "manual" for p in self.state["pauses"].values())
+
+    def close_pause(self, pause_id: str) -> dict[str, Any]:
+        pause: dict[str, Any] = self.state["pauses"].pop(pause_id)
+        self.clear_timer(f"pause:{pause_id}")
+        self.clear_timer(f"ptimeout:{pause_id}")
+        return pause
+
+    def fail_pause(self, pause: dict[str, Any], error: str) -> None:
+        run = self.runs[pause["task_run_id"]]
+        self.close_pause(f"p-{run['id']}")
+        child_id = run.get("on_pause")
+        if child_id and child_id in self.state["inflight"]:
+            self.state["inflight"].remove(child_id)
+            self.act(CancelTask(child_id))
+            self.finish_run(self.runs[child_id], T.CANCELLED)
+        self.finish_run(run, T.FAILED, error=error)
+        if self.status is S.PAUSED and not self.manual_pause_open():
+            self.set_status(S.RUNNING)
+
+    # -- templates ---------------------------------------------------------------
+
+    def variables(self, run: dict[str, Any] | None) -> dict[str, Any]:
+        state = self.state
+        flow = self.index.flow
+        variables: dict[str, Any] = {
+            "inputs": state["inputs"],
+            "outputs": state["outputs"],
+            "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},
+            "execution": {
+                "id": state["execution_id"],
+                "startDate": iso(self.at if state["started_at"] is None else state["started_at"]),
+                "labels": state["labels"],
+            },
+            "labels": state["labels"],
+            "context": state["context"],
+            "secrets": self.env.secrets,
+        }
+        if run is not None:
+            variables["task"] = {"id": run["task_id"], "type": run["type"]}
+            variables["taskrun"] = {
+                "id": f"{state['execution_id']}/{run['id']}",
+                "startDate": iso(self.at),
+                "attemptsCount": run["attempt"],
+                "value": run.get("value"),
+            }
+        return variables
