@@ -63,17 +63,19 @@ def make_engine(db: Path, synchronous: str = "NORMAL") -> Engine:
     )
 
 
-async def until_event(engine: Engine, execution_id: str, types: set[str]) -> float:
-    """Wait for one of ``types`` on the in-process event feed; returns when it arrived."""
+async def until_event(
+    engine: Engine, execution_id: str, types: set[str], *, after: int = 0
+) -> tuple[float, int]:
+    """Wait for one of ``types`` after event ``after``; returns when it arrived and its seq."""
     queue = engine.runtime.subscribe(execution_id)
     try:
-        for event in await engine.events(execution_id):
+        for event in await engine.events(execution_id, after=after):
             if event.type in types:
-                return time.perf_counter()
+                return time.perf_counter(), event.seq
         while True:
-            event = await queue.get()
-            if event.type in types:
-                return time.perf_counter()
+            record = await queue.get()
+            if record.seq > after and record.type in types:
+                return time.perf_counter(), record.seq
     finally:
         engine.runtime.unsubscribe(execution_id, queue)
 
@@ -115,8 +117,9 @@ async def resume_latency(workdir: Path, count: int) -> dict[str, Any]:
     async with make_engine(workdir / "resume.db") as engine:
         await engine.put_flow(resume_flow(count))
         execution = await engine.start_execution("bench", "resumes")
+        seen = 0
         for _ in range(count):
-            await until_event(engine, execution.id, {"workflow.paused"})
+            _, seen = await until_event(engine, execution.id, {"workflow.paused"}, after=seen)
             bench_tasks.started_event = asyncio.Event()
             before = time.perf_counter()
             await engine.resume(execution.id)
@@ -152,7 +155,7 @@ async def pause_landing(workdir: Path, count: int) -> dict[str, Any]:
             execution = await engine.start_execution("bench", "landing")
             paused = asyncio.ensure_future(until_event(engine, execution.id, {"workflow.paused"}))
             await engine.pause(execution.id, reason="bench")
-            landed = await paused
+            landed, _ = await paused
             overheads.append((landed - bench_tasks.step_ended[-1]) * 1000)
             await engine.cancel(execution.id)
     return {
