@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Column, Table
 
 from pausepoint.config import Settings
-from pausepoint.errors import InvalidInput, PausepointError
+from pausepoint.errors import InvalidInput, NotFound, PausepointError
 from pausepoint.models import EventView, ExecutionView, PausePointView
 from pausepoint.service.engine import Engine
 
@@ -86,6 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-l", "--label", action="append", metavar="KEY=VALUE", help="label")
     run.add_argument("--enable-shell", action="store_true", help="allow shell tasks")
     run.add_argument("--no-input", action="store_true", help="never prompt, even in a terminal")
+
+    server = sub.add_parser("server", help="run the HTTP API (and UI) with the embedded runtime")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=8080)
+    server.add_argument("--flows", type=Path, help="load (create or update) the flows in DIR")
+    server.add_argument("--enable-shell", action="store_true", help="allow shell tasks")
+
+    keys = sub.add_parser("keys", help="manage API keys (in the database directly)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys_create = keys_sub.add_parser("create", help="create a key; it is shown once")
+    keys_create.add_argument("--org", default="default")
+    keys_create.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
+    keys_create.add_argument("--name", default="")
+    keys_list = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
+    keys_list.add_argument("--org")
+    keys_revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    keys_revoke.add_argument("key_id")
 
     validate = sub.add_parser("validate", help="check a flow file and report every problem")
     validate.add_argument("flow", type=Path)
@@ -171,6 +188,8 @@ async def dispatch(args: argparse.Namespace) -> int:
             f"{len(flow.tasks)} top-level tasks"
         )
         return 0
+    if args.command == "server":
+        return await serve(args)
     extra: dict[str, Any] = {}
     if args.command == "run":
         extra["python_paths"] = (str(args.flow.resolve().parent),)
@@ -471,7 +490,75 @@ async def cmd_inject(engine: Engine, args: argparse.Namespace) -> int:
     return await _report(await engine.inject(args.id, args.message, role=args.role, actor="cli"))
 
 
+async def serve(args: argparse.Namespace) -> int:
+    """Run the HTTP API with the embedded runtime until SIGINT/SIGTERM, then drain."""
+    import uvicorn
+
+    from pausepoint.api import create_app
+
+    extra: dict[str, Any] = {"shell_enabled": True} if args.enable_shell else {}
+    if args.flows:
+        extra["python_paths"] = (str(args.flows.resolve()),)
+    settings = settings_for(args, **extra)
+    engine = Engine(settings, serve=True)
+    await engine.start()
+    try:
+        if args.flows:
+            loaded = await engine.load_flow_dir(args.flows)
+            console.print(f"loaded {len(loaded)} flows from {args.flows}")
+        key = await engine.bootstrap_admin_key()
+        base = f"http://{args.host}:{args.port}"
+        if key:
+            console.print(
+                f"[bold]admin API key for org 'default' (shown once, stored only hashed):[/]\n"
+                f"  {key}\n  sign in: {base}/#key={key}",
+                soft_wrap=True,
+            )
+        console.print(f"pausepoint serving {base} (API docs: {base}/docs)")
+        config = uvicorn.Config(
+            create_app(engine),
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            lifespan="off",
+        )
+        await uvicorn.Server(config).serve()
+        console.print("stopping: letting in-flight tasks reach a checkpoint")
+        await engine.runtime.drain(settings.shutdown_grace_period)
+    finally:
+        await engine.stop()
+    return 0
+
+
+async def cmd_keys(engine: Engine, args: argparse.Namespace) -> int:
+    if args.keys_command == "create":
+        key, record = await engine.as_org(args.org).create_api_key(args.role, args.name)
+        console.print(f"key {record.id} ({record.role}, org {record.org_id}) — shown once:")
+        console.print(key, markup=False, soft_wrap=True)
+        return 0
+    if args.keys_command == "list":
+        from pausepoint.engine.state import iso
+
+        table = Table("id", "org", "role", "name", "created", "revoked")
+        for record in await engine.store.list_api_keys(args.org):
+            table.add_row(
+                record.id,
+                record.org_id,
+                record.role,
+                record.name,
+                iso(record.created_at),
+                iso(record.revoked_at) if record.revoked_at else "",
+            )
+        console.print(table)
+        return 0
+    if not await engine.store.revoke_api_key(args.key_id, engine.clock()):
+        raise NotFound(f"API key {args.key_id} not found (or already revoked)")
+    console.print(f"revoked key {args.key_id}")
+    return 0
+
+
 COMMANDS = {
+    "keys": cmd_keys,
     "run": cmd_run,
     "ls": cmd_ls,
     "show": cmd_show,

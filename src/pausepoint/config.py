@@ -60,6 +60,22 @@ class Settings(BaseSettings):
         description="Paused executions whose state this process keeps to resume them without "
         "reloading (bounded; a paused execution holds no coroutine either way).",
     )
+    secrets_key: str | None = Field(
+        default=None,
+        description="Fernet key sealing stored secrets; unset: a key file beside the database.",
+    )
+    jwt_algorithm: str = Field(default="HS256", pattern="^(HS256|RS256)$")
+    jwt_key: str | None = Field(
+        default=None,
+        description="HS256 shared secret or RS256 public key (PEM); unset disables JWT auth.",
+    )
+    jwt_audience: str | None = None
+    max_body_bytes: int = Field(default=1_048_576, gt=0, description="Largest request body.")
+    shutdown_grace_period: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds a stopping server lets in-flight tasks finish before letting go.",
+    )
     command_wait_timeout: float = Field(
         default=10.0,
         gt=0,

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 BIN = Path(sys.executable).parent
 PAUSEPOINT = BIN / "pausepoint"
 COMMAND = [str(PAUSEPOINT)] if PAUSEPOINT.exists() else [sys.executable, "-m", "pausepoint"]
+# (both absolute: the pseudo-terminal helper execs COMMAND[0] directly)
 
 EXECUTION_ID = re.compile(r"\b[0-9a-f]{24}\b")
 ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
@@ -189,7 +190,7 @@ class Background:
         try:
             out, err = self.process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.kill()
+            self.process.kill()
             out, err = self.process.communicate()
             raise AssertionError(
                 f"pausepoint {' '.join(self.args)} still running after {timeout}s:\n{out}{err}"
@@ -200,6 +201,9 @@ class Background:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def eventually(
@@ -244,10 +248,8 @@ class Terminal:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
         env = {**env, "TERM": "xterm"}
-        executable = argv[0] if os.path.isabs(argv[0]) else sys.executable
-        rest = list(argv[1:]) if os.path.isabs(argv[0]) else list(argv)
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _TAKE_TTY, executable, *rest],
+            [sys.executable, "-c", _TAKE_TTY, *argv],  # argv[0] is an absolute path
             stdin=slave,
             stdout=slave,
             stderr=slave,
@@ -279,25 +281,22 @@ class Terminal:
         return True
 
     def expect(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
-        """Wait for ``pattern`` (a regex) in the output after the last match."""
+        """Wait for ``pattern`` (a regex) in the output after the previous match."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
+        alive = True
         while True:
             match = regex.search(self.text, self.pos)
             if match:
                 self.pos = match.end()
                 return match
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._read(min(remaining, 0.1)):
-                if not self._read(0):  # drain whatever is left once
-                    match = regex.search(self.text, self.pos)
-                    if match:
-                        self.pos = match.end()
-                        return match
-                    raise AssertionError(
-                        f"{pattern!r} not seen within {timeout}s "
-                        f"(exit {self.process.poll()}); output:\n{self.text}"
-                    )
+            if remaining <= 0 or not alive:
+                raise AssertionError(
+                    f"{pattern!r} not seen within {timeout}s "
+                    f"(exit {self.process.poll()}); output:\n{self.text}"
+                )
+            alive = self._read(min(remaining, 0.1))
 
     def send(self, data: bytes) -> None:
         os.write(self.master, data)
@@ -325,4 +324,6 @@ class Terminal:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-        os.close(self.master)
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1

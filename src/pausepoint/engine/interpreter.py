@@ -42,6 +42,7 @@ from pausepoint.engine.state import (
     new_state,
     rebuild_outputs,
     redact,
+    scrub,
 )
 from pausepoint.errors import Conflict, InputValidationError, InvalidInput
 from pausepoint.flow.durations import format_duration, parse_duration
@@ -154,18 +155,23 @@ class _Step(Scheduler):
         if run is None:
             return
         self.leave_flight(run)
+        logs = self.scrub(event.logs)
         if run.get("timing_out"):
-            self.fail_leaf(run, self.timeout_message(run), logs=event.logs)
+            self.fail_leaf(run, self.timeout_message(run), logs=logs)
             return
-        self.finish_run(run, T.SUCCESS, outputs=event.outputs, logs=event.logs)
+        self.finish_run(run, T.SUCCESS, outputs=self.scrub(event.outputs), logs=logs)
 
     def on_task_failed(self, event: TaskFailed) -> None:
         run = self.running_attempt(event.task_run_id, event.attempt)
         if run is None:
             return
         self.leave_flight(run)
-        error = self.timeout_message(run) if run.get("timing_out") else event.error
-        self.fail_leaf(run, error, logs=event.logs)
+        error = self.timeout_message(run) if run.get("timing_out") else self.scrub(event.error)
+        self.fail_leaf(run, error, logs=self.scrub(event.logs))
+
+    def scrub(self, value: Any) -> Any:
+        """Mask secret values in what a task reports before anything records it."""
+        return scrub(value, self.env.secrets)
 
     def on_task_cancelled(self, event: TaskCancelled) -> None:
         run = self.running_attempt(event.task_run_id, event.attempt)

@@ -136,3 +136,32 @@ def redact(values: dict[str, Any], secret_ids: set[str]) -> dict[str, Any]:
         if isinstance(node, dict) and leaf in node:
             node[leaf] = "******"
     return redacted
+
+
+MASK = "******"
+SCRUB_MIN_LENGTH = 4  # shorter values would mask ordinary words
+
+
+def scrub(value: Any, secrets: Mapping[str, str]) -> Any:
+    """``value`` with every occurrence of a secret's value replaced by ``******``."""
+    needles = sorted(
+        (v for v in secrets.values() if isinstance(v, str) and len(v) >= SCRUB_MIN_LENGTH),
+        key=len,
+        reverse=True,
+    )
+    if not needles:
+        return value
+    return _scrub(value, needles)
+
+
+def _scrub(value: Any, needles: list[str]) -> Any:
+    if isinstance(value, str):
+        for needle in needles:
+            if needle in value:
+                value = value.replace(needle, MASK)
+        return value
+    if isinstance(value, dict):
+        return {key: _scrub(item, needles) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item, needles) for item in value]
+    return value

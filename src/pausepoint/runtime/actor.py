@@ -184,7 +184,8 @@ class ExecutionActor:
 
     def perform(self, action: Any) -> None:
         if isinstance(action, RunTask):
-            if not self.closed:
+            # While draining, new work stays recorded as in flight; the next owner runs it.
+            if not self.closed and not self.runtime.draining:
                 started = asyncio.create_task(
                     self.run_task(action), name=f"{self.execution_id}/{action.task_run_id}"
                 )

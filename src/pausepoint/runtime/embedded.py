@@ -68,6 +68,7 @@ class EmbeddedRuntime:
         self._subscribers: dict[str, set[asyncio.Queue[EventRecord]]] = defaultdict(set)
         self._command_waiters: dict[str, asyncio.Future[CommandResult]] = {}
         self._stopped = False
+        self.draining = False
         self._background: set[asyncio.Task[bool]] = set()
         self._parked: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
 
@@ -81,6 +82,20 @@ class EmbeddedRuntime:
             asyncio.create_task(self._poll_loop(), name="pausepoint-poll"),
             asyncio.create_task(self._lease_loop(), name="pausepoint-leases"),
         ]
+
+    async def drain(self, grace: float) -> None:
+        """Start nothing new; give in-flight tasks ``grace`` seconds to finish and checkpoint.
+
+        Work that does not finish in time is re-run by whoever runs the
+        execution next (at-least-once), exactly as after a crash.
+        """
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while loop.time() < deadline and any(
+            actor.leaves or not actor.inbox.empty() for actor in self.actors.values()
+        ):
+            await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
         """Stop running executions here and release their leases so others can continue."""

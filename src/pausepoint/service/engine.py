@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import functools
 import os
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,7 +42,10 @@ from pausepoint.models import (
 )
 from pausepoint.runtime.actor import command_event, core_state
 from pausepoint.runtime.embedded import EmbeddedRuntime
+from pausepoint.service.auth import Authenticator, JwtSettings, check_role, new_api_key
 from pausepoint.service.requests import ControlRequest, TerminateRequest
+from pausepoint.service.secretbox import SecretBox
+from pausepoint.store.access import ApiKeyRecord
 from pausepoint.store.records import (
     Checkpoint,
     CommandRecord,
@@ -46,7 +53,7 @@ from pausepoint.store.records import (
     ExecutionRecord,
     FlowRecord,
 )
-from pausepoint.store.sql import SqlStore
+from pausepoint.store.sql import SqlStore, sqlite_path
 
 DEFAULT_ORG = "default"
 
@@ -58,6 +65,18 @@ def new_id(prefix: str = "") -> str:
 
 def _iso(at: float | None) -> str | None:
     return iso(at) if at is not None else None
+
+
+SECRETS_CACHE_SECONDS = 2.0
+SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+@dataclass
+class _Caches:
+    """Caches shared by an engine and its per-organization views."""
+
+    flows: dict[tuple[str, str, str, int], FlowIndex] = field(default_factory=dict)
+    org_secrets: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
 
 
 class Engine:
@@ -85,7 +104,8 @@ class Engine:
         self.clock = clock
         self.store = SqlStore(self.settings.db, synchronous=self.settings.sqlite_synchronous)
         self._secrets = secrets if secrets is not None else self._secrets_from_env()
-        self._flows: dict[tuple[str, str, str, int], EngineEnv] = {}
+        self._shared = _Caches()
+        self._flows = self._shared.flows
         self.runtime = EmbeddedRuntime(
             self.store,
             self.settings,
@@ -110,6 +130,67 @@ class Engine:
         await self.store.open()
         await self.runtime.start()
         self._started = True
+
+    def as_org(self, org_id: str) -> Engine:
+        """The same engine acting for another organization (shares store, runtime, caches)."""
+        scoped = copy.copy(self)
+        scoped.org_id = org_id
+        return scoped
+
+    @functools.cached_property
+    def secret_box(self) -> SecretBox:
+        path = sqlite_path(self.settings.db)
+        key_file = (path.parent if path else Path.cwd()) / ".pausepoint-secrets.key"
+        return SecretBox.from_settings(self.settings.secrets_key, key_file)
+
+    @functools.cached_property
+    def authenticator(self) -> Authenticator:
+        jwt_settings = None
+        if self.settings.jwt_key:
+            jwt_settings = JwtSettings(
+                self.settings.jwt_algorithm, self.settings.jwt_key, self.settings.jwt_audience
+            )
+        return Authenticator(self.store, jwt_settings)
+
+    # -- keys and secrets ----------------------------------------------------------
+
+    async def create_api_key(self, role: str, name: str = "") -> tuple[str, ApiKeyRecord]:
+        """A new API key for this organization; the key itself is returned once, never stored."""
+        key, record = new_api_key(self.org_id, check_role(role), name or role, self.clock())
+        await self.store.create_api_key(record)
+        return key, record
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        return await self.store.list_api_keys(self.org_id)
+
+    async def revoke_api_key(self, key_id: str) -> None:
+        if not await self.store.revoke_api_key(key_id, self.clock(), self.org_id):
+            raise NotFound(f"API key {key_id} not found (or already revoked)")
+
+    async def bootstrap_admin_key(self) -> str | None:
+        """On a database without any key, create an admin key for the default org (once)."""
+        if await self.store.count_api_keys():
+            return None
+        key, _ = await self.as_org(DEFAULT_ORG).create_api_key("admin", "bootstrap admin")
+        return key
+
+    async def put_secret(self, name: str, value: str) -> None:
+        """Store a secret, sealed; templates read it as ``{{ secrets.NAME }}``."""
+        if not SECRET_NAME.match(name):
+            raise InvalidInput(
+                f"secret name {name!r} must be letters, digits and underscores",
+                [FieldError(("path", "name"), "letters, digits and underscores", "pattern")],
+            )
+        await self.store.put_secret(self.org_id, name, self.secret_box.seal(value), self.clock())
+        self._shared.org_secrets.pop(self.org_id, None)
+
+    async def delete_secret(self, name: str) -> None:
+        if not await self.store.delete_secret(self.org_id, name):
+            raise NotFound(f"secret {name} not found")
+        self._shared.org_secrets.pop(self.org_id, None)
+
+    async def secret_names(self) -> list[str]:
+        return list(await self.store.sealed_secrets(self.org_id))
 
     async def stop(self) -> None:
         if self._started:
@@ -151,7 +232,7 @@ class Engine:
 
     async def flow(self, namespace: str, flow_id: str, revision: int | None = None) -> Flow:
         record = await self._flow_record(namespace, flow_id, revision)
-        return (await self._env(record)).index.flow
+        return (await self._index(record)).flow
 
     async def list_flows(self) -> list[FlowRecord]:
         return await self.store.list_flows(self.org_id)
@@ -161,34 +242,55 @@ class Engine:
             raise NotFound(f"flow {namespace}.{flow_id} not found")
 
     async def _flow_record(
-        self, namespace: str, flow_id: str, revision: int | None = None
+        self,
+        namespace: str,
+        flow_id: str,
+        revision: int | None = None,
+        *,
+        org_id: str | None = None,
     ) -> FlowRecord:
-        record = await self.store.get_flow(self.org_id, namespace, flow_id, revision)
+        record = await self.store.get_flow(org_id or self.org_id, namespace, flow_id, revision)
         if record is None:
             which = f" revision {revision}" if revision is not None else ""
             raise NotFound(f"flow {namespace}.{flow_id}{which} not found")
         return record
 
-    async def _env(self, record: FlowRecord) -> EngineEnv:
+    async def _index(self, record: FlowRecord) -> FlowIndex:
         key = (record.org_id, record.namespace, record.flow_id, record.revision)
-        env = self._flows.get(key)
-        if env is None:
+        index = self._flows.get(key)
+        if index is None:
             flow = load_flow(record.source, source=f"{record.namespace}.{record.flow_id}")
-            flow = flow.model_copy(update={"revision": record.revision})
-            env = EngineEnv(FlowIndex.build(flow), self._secrets)
-            self._flows[key] = env
-        return env
+            index = FlowIndex.build(flow.model_copy(update={"revision": record.revision}))
+            self._flows[key] = index
+        return index
 
     async def _env_for(self, execution: ExecutionRecord) -> EngineEnv:
+        """The flow revision the execution started with, and its organization's secrets."""
         # A revision never changes once stored, so its parsed flow can be reused.
         key = (execution.org_id, execution.namespace, execution.flow_id, execution.flow_revision)
-        env = self._flows.get(key)
-        if env is not None:
-            return env
-        record = await self._flow_record(
-            execution.namespace, execution.flow_id, execution.flow_revision
-        )
-        return await self._env(record)
+        index = self._flows.get(key)
+        if index is None:
+            record = await self._flow_record(
+                execution.namespace,
+                execution.flow_id,
+                execution.flow_revision,
+                org_id=execution.org_id,
+            )
+            index = await self._index(record)
+        return EngineEnv(index, await self._secrets_for(execution.org_id))
+
+    async def _secrets_for(self, org_id: str) -> dict[str, str]:
+        cached = self._shared.org_secrets.get(org_id)
+        now = self.clock()
+        if cached is not None and now - cached[0] < SECRETS_CACHE_SECONDS:
+            return cached[1]
+        # SECRET_* environment variables belong to the default organization only:
+        # one tenant must never read another's.
+        values = dict(self._secrets) if org_id == DEFAULT_ORG else {}
+        for name, (sealed, _) in (await self.store.sealed_secrets(org_id)).items():
+            values[name] = self.secret_box.open(sealed)
+        self._shared.org_secrets[org_id] = (now, values)
+        return values
 
     # -- executions --------------------------------------------------------------
 
@@ -203,13 +305,13 @@ class Engine:
     ) -> ExecutionView:
         """Create an execution (inputs validated and coerced) and start running it here."""
         record = await self._flow_record(namespace, flow_id, revision)
-        env = await self._env(record)
-        flow = env.index.flow
+        index = await self._index(record)
+        flow = index.flow
         values = coerce_inputs(flow.inputs, inputs or {}, loc_prefix=("inputs",))
         now = self.clock()
         execution_id = new_id()
         all_labels = {**flow.labels, **(labels or {})}
-        state = new_state(execution_id, env.index, inputs=values, labels=all_labels, at=now)
+        state = new_state(execution_id, index, inputs=values, labels=all_labels, at=now)
         execution = ExecutionRecord(
             id=execution_id,
             org_id=self.org_id,

@@ -94,3 +94,39 @@ commands = sa.Table(
     sa.UniqueConstraint("execution_id", "idempotency_key", name="uq_commands_idempotency"),
     sa.Index("ix_commands_pending", "execution_id", "status"),
 )
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("org_id", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    # SHA-256 of the whole key: keys are long random tokens, so a fast hash is enough.
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+    sa.Index("ix_api_keys_org", "org_id"),
+)
+
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("org_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),  # encrypted (Fernet)
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+idempotency = sa.Table(
+    "idempotency",
+    metadata,
+    sa.Column("org_id", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("body_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

@@ -24,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 
 from pausepoint.errors import InvalidInput, NotFound
 from pausepoint.store import schema
+from pausepoint.store.access import AccessStore
 from pausepoint.store.records import (
     Checkpoint,
     CommandRecord,
@@ -77,7 +78,7 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///"))
 
 
-class SqlStore:
+class SqlStore(AccessStore):
     """Durable storage for flows, executions, task runs, events and commands."""
 
     def __init__(self, url: str, *, synchronous: str = "NORMAL") -> None:

@@ -1,0 +1,125 @@
+"""Who is calling, for which organization, and what they may do.
+
+Callers present an API key (``X-API-Key: …`` or ``Authorization: Bearer …``)
+or a JWT bearer token. API keys are long random tokens shown once; only their
+SHA-256 is stored, and comparison is constant-time. JWTs are verified with the
+configured key, the algorithm pinned, and ``exp``, ``sub``, ``org`` and
+``role`` required.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+
+from pausepoint.errors import Forbidden, InvalidInput, Unauthorized
+from pausepoint.store.access import ApiKeyRecord
+from pausepoint.store.sql import SqlStore
+
+Role = Literal["viewer", "operator", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
+_RANK = {role: rank for rank, role in enumerate(ROLES)}
+KEY_PREFIX = "pp"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller."""
+
+    org_id: str
+    role: Role
+    subject: str  # "key:<id>" or the JWT's sub: recorded as the actor of commands
+
+    def can(self, role: Role) -> bool:
+        return _RANK[self.role] >= _RANK[role]
+
+    def require(self, role: Role, action: str) -> None:
+        """Raise ``Forbidden`` (403) unless the caller has at least ``role``."""
+        if not self.can(role):
+            raise Forbidden(f"{action} needs the {role} role; this caller is a {self.role}")
+
+
+def check_role(role: str) -> Role:
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    return role
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_api_key(org_id: str, role: Role, name: str, now: float) -> tuple[str, ApiKeyRecord]:
+    """A new key (to show once) and the record to store (its hash, never the key)."""
+    key_id = secrets.token_hex(6)
+    key = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+    return key, ApiKeyRecord(key_id, org_id, role, name, hash_key(key), now, None)
+
+
+@dataclass(frozen=True)
+class JwtSettings:
+    algorithm: str  # "HS256" or "RS256"
+    key: str  # the HS256 secret or the RS256 public key (PEM)
+    audience: str | None = None
+
+
+class Authenticator:
+    """Turns request credentials into a :class:`Principal`, or raises ``Unauthorized``."""
+
+    def __init__(self, store: SqlStore, jwt_settings: JwtSettings | None = None) -> None:
+        self.store = store
+        self.jwt = jwt_settings
+
+    async def authenticate(self, *, api_key: str | None, authorization: str | None) -> Principal:
+        token = api_key
+        if token is None and authorization:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise Unauthorized("use 'Authorization: Bearer <API key or JWT>' or X-API-Key")
+            token = value.strip()
+        if not token:
+            raise Unauthorized("authentication required: send an API key or a bearer token")
+        if token.startswith(f"{KEY_PREFIX}_"):
+            return await self._api_key(token)
+        return self._jwt(token)
+
+    async def _api_key(self, key: str) -> Principal:
+        parts = key.split("_", 2)
+        record = await self.store.get_api_key(parts[1]) if len(parts) == 3 else None
+        # Compare even when the id is unknown, so timing does not tell ids apart.
+        expected = record.hash if record is not None else hash_key("")
+        if not hmac.compare_digest(hash_key(key), expected) or record is None:
+            raise Unauthorized("invalid API key")
+        if record.revoked_at is not None:
+            raise Unauthorized("this API key was revoked")
+        return Principal(record.org_id, check_role(record.role), f"key:{record.id}")
+
+    def _jwt(self, token: str) -> Principal:
+        if self.jwt is None:
+            raise Unauthorized("invalid credentials (JWT is not enabled on this server)")
+        try:
+            claims = jwt.decode(
+                token,
+                self.jwt.key,
+                algorithms=[self.jwt.algorithm],
+                audience=self.jwt.audience,
+                options={"require": ["exp", "sub", "org", "role"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("the token has expired") from None
+        except jwt.InvalidTokenError as error:
+            raise Unauthorized(f"invalid token: {error}") from None
+        role = claims.get("role")
+        if role not in ROLES or not isinstance(claims.get("org"), str):
+            raise Unauthorized("invalid token: 'role' must be viewer, operator or admin")
+        return Principal(str(claims["org"]), role, str(claims["sub"]))
+
+
+def local_admin(org_id: str = "default") -> Principal:
+    """The in-process caller of the Python API and the local CLI: full rights."""
+    return Principal(org_id, "admin", "local")

@@ -1,0 +1,215 @@
+"""Storage for access control: API keys, secrets and HTTP idempotency records.
+
+A mixin of :class:`pausepoint.store.sql.SqlStore`: the same connection, the
+same thread, the same transactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from pausepoint.store import schema
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
+    from sqlalchemy.engine import Connection
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    id: str
+    org_id: str
+    role: str
+    name: str
+    hash: str
+    created_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    org_id: str
+    key: str
+    method: str
+    path: str
+    body_hash: str
+    status_code: int
+    response: Any
+    created_at: float
+
+
+class AccessStore:
+    """API keys, secrets and idempotency records."""
+
+    if TYPE_CHECKING:
+
+        async def _call(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+        def _write(self) -> AbstractContextManager[Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
+
+    # -- API keys ------------------------------------------------------------------
+
+    async def create_api_key(self, record: ApiKeyRecord) -> None:
+        await self._call(self._create_api_key, record)
+
+    def _create_api_key(self, record: ApiKeyRecord) -> None:
+        with self._write() as conn:
+            conn.execute(
+                schema.api_keys.insert().values(
+                    id=record.id,
+                    org_id=record.org_id,
+                    role=record.role,
+                    name=record.name,
+                    hash=record.hash,
+                    created_at=record.created_at,
+                    revoked_at=None,
+                )
+            )
+
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        result: ApiKeyRecord | None = await self._call(self._get_api_key, key_id)
+        return result
+
+    def _get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        t = schema.api_keys
+        with self._read() as conn:
+            row = conn.execute(sa.select(t).where(t.c.id == key_id)).first()
+            return _key(row) if row else None
+
+    async def list_api_keys(self, org_id: str | None = None) -> list[ApiKeyRecord]:
+        result: list[ApiKeyRecord] = await self._call(self._list_api_keys, org_id)
+        return result
+
+    def _list_api_keys(self, org_id: str | None) -> list[ApiKeyRecord]:
+        t = schema.api_keys
+        query = sa.select(t).order_by(t.c.created_at)
+        if org_id is not None:
+            query = query.where(t.c.org_id == org_id)
+        with self._read() as conn:
+            return [_key(row) for row in conn.execute(query)]
+
+    async def revoke_api_key(self, key_id: str, now: float, org_id: str | None = None) -> bool:
+        result: bool = await self._call(self._revoke_api_key, key_id, now, org_id)
+        return result
+
+    def _revoke_api_key(self, key_id: str, now: float, org_id: str | None) -> bool:
+        t = schema.api_keys
+        query = t.update().where(t.c.id == key_id, t.c.revoked_at.is_(None))
+        if org_id is not None:
+            query = query.where(t.c.org_id == org_id)
+        with self._write() as conn:
+            return bool(conn.execute(query.values(revoked_at=now)).rowcount)
+
+    async def count_api_keys(self) -> int:
+        result: int = await self._call(self._count_api_keys)
+        return result
+
+    def _count_api_keys(self) -> int:
+        with self._read() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(schema.api_keys)).scalar_one()
+            )
+
+    # -- secrets -------------------------------------------------------------------
+
+    async def put_secret(self, org_id: str, name: str, sealed: str, now: float) -> None:
+        await self._call(self._put_secret, org_id, name, sealed, now)
+
+    def _put_secret(self, org_id: str, name: str, sealed: str, now: float) -> None:
+        t = schema.secrets
+        with self._write() as conn:
+            updated = conn.execute(
+                t.update()
+                .where(t.c.org_id == org_id, t.c.name == name)
+                .values(value=sealed, updated_at=now)
+            )
+            if not updated.rowcount:
+                conn.execute(
+                    t.insert().values(org_id=org_id, name=name, value=sealed, updated_at=now)
+                )
+
+    async def delete_secret(self, org_id: str, name: str) -> bool:
+        result: bool = await self._call(self._delete_secret, org_id, name)
+        return result
+
+    def _delete_secret(self, org_id: str, name: str) -> bool:
+        t = schema.secrets
+        with self._write() as conn:
+            return bool(
+                conn.execute(t.delete().where(t.c.org_id == org_id, t.c.name == name)).rowcount
+            )
+
+    async def sealed_secrets(self, org_id: str) -> dict[str, tuple[str, float]]:
+        """Name → (sealed value, updated_at) for one organization."""
+        result: dict[str, tuple[str, float]] = await self._call(self._sealed_secrets, org_id)
+        return result
+
+    def _sealed_secrets(self, org_id: str) -> dict[str, tuple[str, float]]:
+        t = schema.secrets
+        with self._read() as conn:
+            rows = conn.execute(sa.select(t).where(t.c.org_id == org_id).order_by(t.c.name))
+            return {row.name: (row.value, row.updated_at) for row in rows}
+
+    # -- idempotency -----------------------------------------------------------------
+
+    async def get_idempotency(self, org_id: str, key: str) -> IdempotencyRecord | None:
+        result: IdempotencyRecord | None = await self._call(self._get_idempotency, org_id, key)
+        return result
+
+    def _get_idempotency(self, org_id: str, key: str) -> IdempotencyRecord | None:
+        t = schema.idempotency
+        with self._read() as conn:
+            row = conn.execute(sa.select(t).where(t.c.org_id == org_id, t.c.key == key)).first()
+            if row is None:
+                return None
+            return IdempotencyRecord(
+                row.org_id,
+                row.key,
+                row.method,
+                row.path,
+                row.body_hash,
+                row.status_code,
+                row.response,
+                row.created_at,
+            )
+
+    async def put_idempotency(self, record: IdempotencyRecord) -> bool:
+        """Store the first reply for a key; False if another request stored one first."""
+        result: bool = await self._call(self._put_idempotency, record)
+        return result
+
+    def _put_idempotency(self, record: IdempotencyRecord) -> bool:
+        t = schema.idempotency
+        with self._write() as conn:
+            exists = conn.execute(
+                sa.select(t.c.key).where(t.c.org_id == record.org_id, t.c.key == record.key)
+            ).first()
+            if exists is not None:
+                return False
+            conn.execute(
+                t.insert().values(
+                    org_id=record.org_id,
+                    key=record.key,
+                    method=record.method,
+                    path=record.path,
+                    body_hash=record.body_hash,
+                    status_code=record.status_code,
+                    response=record.response,
+                    created_at=record.created_at,
+                )
+            )
+            return True
+
+
+def _key(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        row.id, row.org_id, row.role, row.name, row.hash, row.created_at, row.revoked_at
+    )
+
+
+__all__ = ["AccessStore", "ApiKeyRecord", "IdempotencyRecord"]

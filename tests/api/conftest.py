@@ -1,0 +1,102 @@
+"""A real pausepoint server on a free loopback port (uvicorn), with keys for two orgs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from pausepoint.api import create_app
+from pausepoint.service.engine import Engine
+from tests.conftest import fast_settings
+
+APPROVAL_FLOW = """
+id: approval
+namespace: api.tests
+inputs:
+  - id: amount
+    type: INT
+    defaults: 10
+tasks:
+  - id: prepare
+    type: return
+    format: "amount {{ inputs.amount }}"
+  - id: wait
+    type: pause
+    onResume:
+      - id: approved
+        type: BOOLEAN
+      - id: note
+        type: STRING
+        defaults: none
+  - id: done
+    type: return
+    format: "approved={{ outputs.wait.onResume.approved }}"
+"""
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    engine: Engine
+    keys: dict[str, str] = field(default_factory=dict)  # "<org>:<role>" -> key
+
+    def headers(self, org: str = "acme", role: str = "admin") -> dict[str, str]:
+        return {"X-API-Key": self.keys[f"{org}:{role}"]}
+
+    def client(self, org: str = "acme", role: str = "admin") -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.base_url, headers=self.headers(org, role), timeout=30
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def running_server(db_path: Path, **overrides: object) -> AsyncIterator[RunningServer]:
+    settings = fast_settings(db_path, **overrides)
+    engine = Engine(settings, serve=True)
+    await engine.start()
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(engine), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        running = RunningServer(f"http://127.0.0.1:{port}", engine)
+        for org in ("acme", "globex"):
+            scoped = engine.as_org(org)
+            for role in ("viewer", "operator", "admin"):
+                key, _ = await scoped.create_api_key(role, f"{org} {role}")
+                running.keys[f"{org}:{role}"] = key
+            await scoped.put_flow(APPROVAL_FLOW)
+        yield running
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await engine.stop()
+
+
+@pytest.fixture
+async def server(db_path: Path) -> AsyncIterator[RunningServer]:
+    async with running_server(db_path) as running:
+        yield running
