@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pausepoint.models import EventView
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -78,3 +80,143 @@ class ValidatedInputs(BaseModel):
     valid: bool = True
     inputs: dict[str, Any]
     pause_id: str | None = None
+
+
+# -- flows -------------------------------------------------------------------------
+
+
+class FlowRecordView(BaseModel):
+    """One stored revision of a flow (the source is the YAML text as stored)."""
+
+    namespace: str
+    id: str
+    revision: int
+    source: str
+    created_at: str
+
+
+class FlowSummary(BaseModel):
+    namespace: str
+    id: str
+    revision: int
+    created_at: str
+
+
+class FlowDetail(FlowRecordView):
+    description: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    inputs_schema: dict[str, Any] = Field(description="JSON Schema of the flow's inputs.")
+    task_ids: list[str] = Field(description="Every task id, in document order (nested included).")
+
+
+class FlowValidation(BaseModel):
+    valid: bool = True
+    namespace: str
+    id: str
+
+
+class FlowFieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+    line: int | None = Field(default=None, description="Line in the submitted source, if known.")
+
+
+class FlowErrors(BaseModel):
+    detail: list[FlowFieldError]
+    message: str
+
+
+# -- events ------------------------------------------------------------------------
+
+
+class EventPage(BaseModel):
+    items: list[EventView] = Field(description="Oldest first.")
+    next_after: int | None = Field(
+        default=None, description="Pass as `after` for the next page; null when caught up."
+    )
+
+
+# -- bulk control -------------------------------------------------------------------
+
+
+class BulkFilter(_Body):
+    state: list[str] = Field(default_factory=list, description="Only these states.")
+    namespace: str | None = None
+    flow_id: str | None = None
+    label: list[str] = Field(default_factory=list, description="key:value, all must match.")
+
+
+class BulkBody(_Body):
+    ids: list[str] | None = Field(default=None, min_length=1, max_length=1000)
+    filter: BulkFilter | None = None
+    dry_run: bool = Field(default=False, description="Only list what would be touched.")
+    reason: str | None = Field(default=None, max_length=500)
+    inputs: dict[str, Any] = Field(default_factory=dict, description="resume only")
+    pause_id: str | None = Field(default=None, max_length=64, description="resume only")
+
+
+class BulkItem(BaseModel):
+    execution_id: str
+    status: int = Field(description="The status the single-execution route would answer.")
+    state: str | None = None
+    message: str
+
+
+class BulkReply(BaseModel):
+    dry_run: bool
+    results: list[BulkItem]
+
+
+# -- seed compatibility ---------------------------------------------------------------
+
+
+class ShannonReply(BaseModel):
+    success: bool
+    message: str
+    task_id: str
+
+
+class ShannonError(BaseModel):
+    error: str
+
+
+class ShannonControlState(BaseModel):
+    task_id: str
+    state: str
+    paused: bool
+    checkpoint: str | None = None
+    pause_reason: str | None = None
+
+
+class KubiyaMessageBody(_Body):
+    message: str = Field(min_length=1, max_length=100_000)
+    role: Literal["user", "system"] = "user"
+
+
+class SyntropicReply(BaseModel):
+    success: bool
+    execution_id: str
+    state: str | None = None
+    message: str | None = None
+    error: str | None = None
+
+
+class SyntropicState(BaseModel):
+    execution_id: str
+    state: str
+
+
+# -- ops and secrets ------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: str
+
+
+class SecretBody(_Body):
+    value: str = Field(max_length=65_536)
+
+
+class SecretNames(BaseModel):
+    names: list[str]

@@ -17,7 +17,7 @@ class Runtime(Protocol):
     async def submit(self, execution_id: str) -> None:
         """A new execution was stored: run it (here, or wherever work is picked up)."""
 
-    async def deliver(self, command: CommandRecord) -> None:
+    async def deliver(self, command: CommandRecord, commands_version: int | None = None) -> None:
         """A command was recorded durably: see that it is applied promptly."""
 
     async def adopt(self, execution_id: str) -> bool:

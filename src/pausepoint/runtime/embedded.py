@@ -92,7 +92,7 @@ class EmbeddedRuntime:
         self.draining = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        while loop.time() < deadline and any(
+        while loop.time() < deadline and any(  # noqa: ASYNC110 - a bounded drain
             actor.leaves or not actor.inbox.empty() for actor in self.actors.values()
         ):
             await asyncio.sleep(0.02)
@@ -121,9 +121,12 @@ class EmbeddedRuntime:
     async def submit(self, execution_id: str) -> None:
         await self.adopt(execution_id)
 
-    async def deliver(self, command: CommandRecord) -> None:
+    async def deliver(self, command: CommandRecord, commands_version: int | None = None) -> None:
         actor = self.actors.get(command.execution_id)
         if actor is not None and not actor.closed:
+            if commands_version is not None:
+                # It already knows this command: no poll needs to wake it for it.
+                actor.note_commands_version(commands_version)
             actor.deliver_command(command)
             return
         await self.adopt(command.execution_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import functools
 import os
 import re
@@ -26,7 +27,7 @@ from pausepoint.config import Settings
 from pausepoint.engine.control import admit, on_resume_specs, project, view_of
 from pausepoint.engine.flowindex import FlowIndex
 from pausepoint.engine.interpreter import EngineEnv, iso, new_state
-from pausepoint.engine.model import Command, ExecutionStatus
+from pausepoint.engine.model import Command, CommandResult, ExecutionStatus
 from pausepoint.errors import Conflict, FieldError, FlowError, InvalidInput, NotFound
 from pausepoint.flow import coerce_inputs, inputs_json_schema, load_flow
 from pausepoint.flow.model import Flow
@@ -467,7 +468,7 @@ class Engine:
                 "request_id": request.request_id,
             }
 
-        command, replayed = await self.store.accept_command(
+        command, replayed, commands_version = await self.store.accept_command(
             request.execution_id, request.idempotency_key, decide, now
         )
         if replayed and command.kind != request.kind:
@@ -477,34 +478,48 @@ class Engine:
             )
         if not replayed:
             waiter = self.runtime.command_waiter(command.id)
-            await self.runtime.deliver(command)
+            await self.runtime.deliver(command, commands_version)
             if request.wait:
                 command = await self._wait_applied(command, waiter)
             self.runtime.drop_command_waiter(command.id)
         return await self._control_result(command, replayed)
 
     async def _wait_applied(
-        self, command: CommandRecord, waiter: asyncio.Future[Any]
+        self, command: CommandRecord, waiter: asyncio.Future[CommandResult]
     ) -> CommandRecord:
+        """The command once applied (or refused), or as accepted if that takes too long."""
         deadline = self.clock() + self.settings.command_wait_timeout
         while True:
             remaining = deadline - self.clock()
             if remaining <= 0:
                 return command
+            if waiter.done():
+                result = waiter.result()
+                return dataclasses.replace(
+                    command,
+                    status="applied" if result.applied else "rejected",
+                    message=result.message,
+                    state_after=result.status.value,
+                    applied_at=self.clock(),
+                )
+            step = min(remaining, self.settings.poll_interval)
             if self.runtime.owns(command.execution_id):
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        asyncio.shield(waiter), min(remaining, self.settings.poll_interval)
-                    )
+                    await asyncio.wait_for(asyncio.shield(waiter), step)
+                if waiter.done():
+                    continue
             else:
-                await asyncio.sleep(min(remaining, self.settings.poll_interval))
+                await asyncio.sleep(step)
             latest = await self.store.get_command(command.id)
             if latest is not None and latest.status != "pending":
                 return latest
 
     async def _control_result(self, command: CommandRecord, replayed: bool) -> ControlResult:
-        state = (await self._record(command.execution_id)).status
         applied = None if command.status == "pending" else command.status == "applied"
+        if command.state_after is not None:
+            state = command.state_after
+        else:
+            state = (await self._record(command.execution_id)).status
         if applied is None:
             message = f"{command.kind} accepted; it will be applied at the next checkpoint"
         elif applied:
@@ -513,7 +528,7 @@ class Engine:
             message = f"{command.kind} accepted but not applied: {command.message}"
         result = ControlResult(
             execution_id=command.execution_id,
-            state=command.state_after or state if applied else state,
+            state=state,
             message=message,
             command_id=command.id,
             applied=applied,

@@ -72,6 +72,62 @@ class Loaded:
     commands_version: int
 
 
+_EXECUTION_COLUMNS = (
+    "id, org_id, namespace, flow_id, flow_revision, status, state, labels, created_at, "
+    "updated_at, started_at, ended_at, event_seq, lease_owner, lease_expires_at, "
+    "commands_version"
+)
+_COMMAND_COLUMNS = (
+    "id, execution_id, seq, kind, payload, actor, reason, idempotency_key, request_id, status, "
+    "message, state_before, state_after, created_at, applied_at"
+)
+
+
+def _cursor(conn: Connection) -> Any:
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def _execution_row(row: tuple[Any, ...]) -> ExecutionRecord:
+    return ExecutionRecord(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        json.loads(row[6]),
+        json.loads(row[7]),
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+        row[15],
+    )
+
+
+def _command_row(row: tuple[Any, ...]) -> CommandRecord:
+    return CommandRecord(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        json.loads(row[4]),
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+    )
+
+
 def sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite:///"):
         return None
@@ -316,9 +372,10 @@ class SqlStore(AccessStore):
             return self._execution(conn, execution_id)
 
     def _execution(self, conn: Connection, execution_id: str) -> ExecutionRecord | None:
-        t = schema.executions
-        row = conn.execute(sa.select(t).where(t.c.id == execution_id)).first()
-        return _execution(row) if row else None
+        cursor = _cursor(conn)
+        cursor.execute(f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,))
+        row = cursor.fetchone()
+        return _execution_row(row) if row else None
 
     async def list_executions(
         self,
@@ -403,8 +460,9 @@ class SqlStore(AccessStore):
         idempotency_key: str | None,
         decide: CommandDecider,
         now: float,
-    ) -> tuple[CommandRecord, bool]:
-        """Record a command durably; return it and whether it replays an earlier request.
+    ) -> tuple[CommandRecord, bool, int]:
+        """Record a command durably; return it, whether it replays an earlier request, and
+        the execution's commands version after it (so the runner can settle its wake-up).
 
         ``decide`` runs inside the write transaction with the execution and its
         pending commands, so admission and recording are atomic.
@@ -417,57 +475,82 @@ class SqlStore(AccessStore):
         idempotency_key: str | None,
         decide: CommandDecider,
         now: float,
-    ) -> tuple[CommandRecord, bool]:
-        c = schema.commands
+    ) -> tuple[CommandRecord, bool, int]:
         with self._write() as conn:
             execution = self._execution(conn, execution_id)
             if execution is None:
                 raise NotFound(f"execution {execution_id} not found")
+            cursor = _cursor(conn)
             if idempotency_key is not None:
-                row = conn.execute(
-                    sa.select(c).where(
-                        c.c.execution_id == execution_id, c.c.idempotency_key == idempotency_key
-                    )
-                ).first()
+                cursor.execute(
+                    f"SELECT {_COMMAND_COLUMNS} FROM commands "
+                    "WHERE execution_id = ? AND idempotency_key = ?",
+                    (execution_id, idempotency_key),
+                )
+                row = cursor.fetchone()
                 if row is not None:
-                    return _command(row), True
+                    return _command_row(row), True, execution.commands_version
             pending = self._pending(conn, execution_id)
             values = decide(execution, pending)
-            seq = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.max(c.c.seq), 0) + 1).where(
-                    c.c.execution_id == execution_id
-                )
-            ).scalar_one()
-            values = {
-                **values,
-                "execution_id": execution_id,
-                "seq": seq,
-                "idempotency_key": idempotency_key,
-                "status": "pending",
-                "state_before": execution.status,
-                "created_at": now,
-            }
-            conn.execute(c.insert().values(**values))
-            e = schema.executions
-            conn.execute(
-                e.update()
-                .where(e.c.id == execution_id)
-                .values(
-                    wake_at=sa.func.min(sa.func.coalesce(e.c.wake_at, now), now),
-                    commands_version=e.c.commands_version + 1,
-                )
+            cursor.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM commands WHERE execution_id = ?",
+                (execution_id,),
             )
-            row = conn.execute(sa.select(c).where(c.c.id == values["id"])).one()
-            return _command(row), False
+            seq = cursor.fetchone()[0]
+            record = CommandRecord(
+                id=values["id"],
+                execution_id=execution_id,
+                seq=seq,
+                kind=values["kind"],
+                payload=values["payload"],
+                actor=values["actor"],
+                reason=values.get("reason"),
+                idempotency_key=idempotency_key,
+                request_id=values.get("request_id"),
+                status="pending",
+                message=None,
+                state_before=execution.status,
+                state_after=None,
+                created_at=now,
+                applied_at=None,
+            )
+            cursor.execute(
+                f"INSERT INTO commands ({_COMMAND_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    execution_id,
+                    seq,
+                    record.kind,
+                    json.dumps(record.payload),
+                    record.actor,
+                    record.reason,
+                    idempotency_key,
+                    record.request_id,
+                    "pending",
+                    None,
+                    execution.status,
+                    None,
+                    now,
+                    None,
+                ),
+            )
+            cursor.execute(
+                "UPDATE executions SET wake_at = MIN(COALESCE(wake_at, ?), ?), "
+                "commands_version = commands_version + 1 WHERE id = ? "
+                "RETURNING commands_version",
+                (now, now, execution_id),
+            )
+            return record, False, int(cursor.fetchone()[0])
 
     def _pending(self, conn: Connection, execution_id: str) -> list[CommandRecord]:
-        c = schema.commands
-        rows = conn.execute(
-            sa.select(c)
-            .where(c.c.execution_id == execution_id, c.c.status == "pending")
-            .order_by(c.c.seq)
+        cursor = _cursor(conn)
+        cursor.execute(
+            f"SELECT {_COMMAND_COLUMNS} FROM commands "
+            "WHERE execution_id = ? AND status = 'pending' ORDER BY seq",
+            (execution_id,),
         )
-        return [_command(row) for row in rows]
+        return [_command_row(row) for row in cursor.fetchall()]
 
     async def pending_commands(self, execution_id: str) -> tuple[list[CommandRecord], int]:
         """Unapplied commands in acceptance order, and the commands version they reflect."""
@@ -485,10 +568,11 @@ class SqlStore(AccessStore):
         return await self._call(self._get_command, command_id)
 
     def _get_command(self, command_id: str) -> CommandRecord | None:
-        c = schema.commands
         with self._read() as conn:
-            row = conn.execute(sa.select(c).where(c.c.id == command_id)).first()
-            return _command(row) if row else None
+            cursor = _cursor(conn)
+            cursor.execute(f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE id = ?", (command_id,))
+            row = cursor.fetchone()
+            return _command_row(row) if row else None
 
     async def list_commands(self, execution_id: str) -> list[CommandRecord]:
         return await self._call(self._list_commands, execution_id)

@@ -20,7 +20,10 @@ router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
 @router.post("", status_code=201, response_model=ExecutionView)
 async def start_execution(
-    request: Request, body: StartExecutionBody, caller: Caller, idempotency_key: IdempotencyKey = None
+    request: Request,
+    body: StartExecutionBody,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Start an execution of a flow; inputs are validated and typed (422 names each field)."""
     caller.require("operator", "starting an execution")

@@ -1,0 +1,203 @@
+"""HTTP figures: control requests/s and latency, and resume → next task through HTTP.
+
+The server runs as a subprocess (`pausepoint server`); this process is the load
+generator, so the two do not share an interpreter or an event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+KEY = re.compile(r"pp_[A-Za-z0-9_-]+")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def server_process(workdir: Path):  # type: ignore[no-untyped-def]
+    port = free_port()
+    env = dict(os.environ)
+    log = open(workdir / "server.log", "w+")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pausepoint",
+            "--db",
+            f"sqlite:///{workdir / 'http.db'}",
+            "server",
+            "--port",
+            str(port),
+            "--flows",
+            str(HERE / "flows"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        key = None
+        while time.monotonic() < deadline and key is None:
+            time.sleep(0.05)
+            log.seek(0)
+            text = log.read()
+            found = KEY.search(text)
+            if found and "serving" in text:
+                key = found.group(0)
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{text}")
+        if key is None:
+            raise RuntimeError("server did not start in 30 s")
+        yield f"http://127.0.0.1:{port}", key
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+async def control_load(base: str, key: str, clients: int, seconds: float) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=base, headers={"X-API-Key": key}, limits=limits, timeout=30
+    ) as http:
+        ids = []
+        for _ in range(clients):
+            reply = await http.post(
+                "/api/v1/executions", json={"namespace": "bench", "flow_id": "toggle"}
+            )
+            reply.raise_for_status()
+            ids.append(reply.json()["id"])
+        latencies: list[float] = []
+        errors = 0
+        stop_at = time.perf_counter() + seconds
+
+        async def one_client(execution_id: str) -> None:
+            nonlocal errors
+            ops = [("POST", "pause"), ("GET", "state"), ("POST", "resume"), ("GET", "state")]
+            n = 0
+            while time.perf_counter() < stop_at:
+                method, op = ops[n % len(ops)]
+                n += 1
+                started = time.perf_counter()
+                reply = await http.request(method, f"/api/v1/executions/{execution_id}/{op}")
+                latencies.append((time.perf_counter() - started) * 1000)
+                if reply.status_code >= 500 or reply.status_code in (401, 403, 404):
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client(i) for i in ids))
+        elapsed = time.perf_counter() - started
+        for execution_id in ids:
+            await http.post(
+                f"/api/v1/executions/{execution_id}/terminate", json={"reason": "bench over"}
+            )
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+        "errors": errors,
+    }
+
+
+def _epoch(at: str) -> float:
+    return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+
+
+async def http_resume_latency(base: str, key: str, count: int) -> dict[str, Any]:
+    flow = "id: http_resumes\nnamespace: bench\ntasks:\n" + "".join(
+        f"  - id: wait{i}\n    type: pause\n  - id: step{i}\n    type: return\n    format: x\n"
+        for i in range(count)
+    )
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=30) as http:
+        (
+            await http.put(
+                "/api/v1/flows/bench/http_resumes",
+                content=flow,
+                headers={"Content-Type": "application/x-yaml"},
+            )
+        ).raise_for_status()
+        execution_id = (
+            await http.post(
+                "/api/v1/executions", json={"namespace": "bench", "flow_id": "http_resumes"}
+            )
+        ).json()["id"]
+        after = 0
+        for i in range(count):
+            while True:  # wait until this pause point is open
+                state = (await http.get(f"/api/v1/executions/{execution_id}/state")).json()
+                if state["state"] == "PAUSED":
+                    break
+                await asyncio.sleep(0.002)
+            events = (
+                await http.get(f"/api/v1/executions/{execution_id}/events", params={"after": after})
+            ).json()["items"]
+            after = events[-1]["seq"] if events else after
+            before = time.time()
+            (await http.post(f"/api/v1/executions/{execution_id}/resume")).raise_for_status()
+            while True:
+                events = (
+                    await http.get(
+                        f"/api/v1/executions/{execution_id}/events", params={"after": after}
+                    )
+                ).json()["items"]
+                started = [
+                    e
+                    for e in events
+                    if e["type"] == "task.started" and e["data"]["task_id"] == f"step{i}"
+                ]
+                if started:
+                    latencies.append((_epoch(started[0]["at"]) - before) * 1000)
+                    break
+                await asyncio.sleep(0.002)
+    return {
+        "resumes": count,
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+    }
+
+
+async def run(workdir: Path, quick: bool) -> dict[str, Any]:
+    with server_process(workdir) as (base, key):
+        load = await control_load(base, key, clients=32, seconds=3 if quick else 10)
+        resume = await http_resume_latency(base, key, 30 if quick else 100)
+    return {"control_load": load, "resume_latency": resume}
+
+
+if __name__ == "__main__":
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps(asyncio.run(run(Path(tmp), "--quick" in sys.argv)), indent=2))
