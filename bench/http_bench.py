@@ -68,6 +68,10 @@ def server_process(workdir: Path):  # type: ignore[no-untyped-def]
                 raise RuntimeError(f"server exited:\n{text}")
         if key is None:
             raise RuntimeError("server did not start in 30 s")
+        while time.monotonic() < deadline:  # "serving" is printed just before it listens
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.02)
         yield f"http://127.0.0.1:{port}", key
     finally:
         process.send_signal(signal.SIGTERM)
@@ -81,6 +85,44 @@ def server_process(workdir: Path):  # type: ignore[no-untyped-def]
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+class RawConnection:
+    """A minimal HTTP/1.1 keep-alive client: the load generator must cost far less than
+    the server it measures (httpx spends milliseconds per request in Python)."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, key: str
+    ) -> None:
+        self.reader, self.writer, self.host, self.key = reader, writer, host, key
+
+    @classmethod
+    async def open(cls, base: str, key: str) -> RawConnection:
+        host, _, port = base.removeprefix("http://").partition(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        return cls(reader, writer, f"{host}:{port}", key)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> int:
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nX-API-Key: {self.key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        if length:
+            await self.reader.readexactly(length)
+        return int(status_line.split()[1])
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 async def control_load(base: str, key: str, clients: int, seconds: float) -> dict[str, Any]:
@@ -102,15 +144,21 @@ async def control_load(base: str, key: str, clients: int, seconds: float) -> dic
         async def one_client(execution_id: str) -> None:
             nonlocal errors
             ops = [("POST", "pause"), ("GET", "state"), ("POST", "resume"), ("GET", "state")]
+            connection = await RawConnection.open(base, key)
             n = 0
-            while time.perf_counter() < stop_at:
-                method, op = ops[n % len(ops)]
-                n += 1
-                started = time.perf_counter()
-                reply = await http.request(method, f"/api/v1/executions/{execution_id}/{op}")
-                latencies.append((time.perf_counter() - started) * 1000)
-                if reply.status_code >= 500 or reply.status_code in (401, 403, 404):
-                    errors += 1
+            try:
+                while time.perf_counter() < stop_at:
+                    method, op = ops[n % len(ops)]
+                    n += 1
+                    started = time.perf_counter()
+                    status = await connection.request(
+                        method, f"/api/v1/executions/{execution_id}/{op}"
+                    )
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    if status >= 500 or status in (401, 403, 404):
+                        errors += 1
+            finally:
+                connection.close()
 
         started = time.perf_counter()
         await asyncio.gather(*(one_client(i) for i in ids))

@@ -76,10 +76,16 @@ class AccessStore:
         return result
 
     def _get_api_key(self, key_id: str) -> ApiKeyRecord | None:
-        t = schema.api_keys
+        # Every request authenticates: plain SQL through the driver keeps this cheap.
         with self._read() as conn:
-            row = conn.execute(sa.select(t).where(t.c.id == key_id)).first()
-            return _key(row) if row else None
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(
+                "SELECT id, org_id, role, name, hash, created_at, revoked_at "
+                "FROM api_keys WHERE id = ?",
+                (key_id,),
+            )
+            row = cursor.fetchone()
+            return ApiKeyRecord(*row) if row else None
 
     async def list_api_keys(self, org_id: str | None = None) -> list[ApiKeyRecord]:
         result: list[ApiKeyRecord] = await self._call(self._list_api_keys, org_id)
