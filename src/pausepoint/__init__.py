@@ -1,5 +1,6 @@
 """pausepoint: durable workflows and agents you can pause, resume, cancel, terminate and steer."""
 
+from pausepoint.client import AsyncClient, Client
 from pausepoint.config import Settings
 from pausepoint.errors import (
     Conflict,
@@ -34,7 +35,9 @@ from pausepoint.service.requests import (
 )
 
 __all__ = [
+    "AsyncClient",
     "CancelRequest",
+    "Client",
     "Conflict",
     "ControlResult",
     "Engine",

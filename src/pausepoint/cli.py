@@ -1,9 +1,13 @@
 """The ``pausepoint`` command line.
 
-Every command talks to the database through :class:`pausepoint.Engine`, so a
-CLI process and a server can share one SQLite file: commands written here are
-picked up by whichever process runs the execution, and an execution nobody
+Locally, every command talks to the database through :class:`pausepoint.Engine`,
+so a CLI process and a server can share one SQLite file: commands written here
+are picked up by whichever process runs the execution, and an execution nobody
 runs any more continues in the calling process.
+
+With ``--url`` (or ``$PAUSEPOINT_URL``) the read, control, ``flows`` and
+``start`` commands talk to a server over HTTP instead (``cli_remote``), with
+the API key from ``--api-key`` or ``$PAUSEPOINT_API_KEY``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,11 +25,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Column, Table
 
 from pausepoint.config import Settings
 from pausepoint.errors import InvalidInput, NotFound, PausepointError
-from pausepoint.models import EventView, ExecutionView, PausePointView
+from pausepoint.models import EventView, ExecutionView, PausePointView, StateView
 from pausepoint.service.engine import Engine
 
 console = Console(highlight=False)
@@ -78,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--db", help="database URL (default: $PAUSEPOINT_DB or sqlite:///./pausepoint.db)"
     )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("PAUSEPOINT_URL") or None,
+        help="talk to the server at URL instead of the database (default: $PAUSEPOINT_URL)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("PAUSEPOINT_API_KEY") or None,
+        help="API key for --url (default: $PAUSEPOINT_API_KEY)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a flow file in this process, with live progress")
@@ -106,6 +122,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check a flow file and report every problem")
     validate.add_argument("flow", type=Path)
+
+    flows = sub.add_parser("flows", help="store and list flows")
+    flows_sub = flows.add_subparsers(dest="flows_command", required=True, metavar="ACTION")
+    flows_apply = flows_sub.add_parser("apply", help="create or update flows from YAML files")
+    flows_apply.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    flows_sub.add_parser("ls", help="list flows (latest revisions)")
+
+    start = sub.add_parser("start", help="start an execution of a stored flow")
+    start.add_argument("flow", metavar="NAMESPACE.FLOW")
+    start.add_argument("-i", "--input", action="append", metavar="KEY=VALUE", help="flow input")
+    start.add_argument("-l", "--label", action="append", metavar="KEY=VALUE", help="label")
+    start.add_argument(
+        "--wait", action="store_true", help="wait until it ends or pauses; exit 0 if it completed"
+    )
 
     ls = sub.add_parser("ls", help="list executions, newest first")
     ls.add_argument("--state", action="append", help="only executions in this state")
@@ -161,10 +191,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         code = asyncio.run(dispatch(args))
     except UsageError as error:
-        errors.print(f"[red]error:[/] {error}")
+        errors.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         code = 2
     except PausepointError as error:
-        errors.print(f"[red]error:[/] {error}")
+        errors.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         code = 1
     except KeyboardInterrupt:
         code = 130
@@ -190,6 +220,11 @@ async def dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "server":
         return await serve(args)
+    if args.url:
+        from pausepoint import cli_remote
+
+        if args.command in cli_remote.COMMANDS:
+            return await cli_remote.dispatch(args)
     extra: dict[str, Any] = {}
     if args.command == "run":
         extra["python_paths"] = (str(args.flow.resolve().parent),)
@@ -373,35 +408,43 @@ def _ask_properties(schema: dict[str, Any], prefix: str, values: dict[str, Any])
             values[key] = answer
 
 
+def print_executions(rows: Sequence[tuple[str, str, str, str, dict[str, str]]]) -> None:
+    """A table of ``(id, namespace.flow, state, created, labels)`` rows."""
+    table = Table("flow", "state", "created", "labels")
+    table.columns.insert(0, Column("id", no_wrap=True))
+    for execution_id, flow, state, created, labels in rows:
+        table.add_row(
+            execution_id,
+            flow,
+            styled(state),
+            created,
+            ", ".join(f"{k}={v}" for k, v in labels.items()),
+        )
+    console.print(table)
+
+
 async def cmd_ls(engine: Engine, args: argparse.Namespace) -> int:
+    from pausepoint.engine.state import iso
+
     records = await engine.list_executions(
         states=[s.upper() for s in args.state or ()],
         namespace=args.namespace,
         flow_id=args.flow,
         limit=args.limit,
     )
-    table = Table("flow", "state", "created", "labels")
-    table.columns.insert(0, Column("id", no_wrap=True))
-    for record in records:
-        from pausepoint.engine.interpreter import iso
-
-        labels = ", ".join(f"{k}={v}" for k, v in record.labels.items())
-        table.add_row(
-            record.id,
-            f"{record.namespace}.{record.flow_id}",
-            styled(record.status),
-            iso(record.created_at),
-            labels,
-        )
-    console.print(table)
+    print_executions(
+        [
+            (r.id, f"{r.namespace}.{r.flow_id}", r.status, iso(r.created_at), r.labels)
+            for r in records
+        ]
+    )
     return 0
 
 
-async def cmd_show(engine: Engine, args: argparse.Namespace) -> int:
-    view = await engine.execution(args.id)
-    if args.json:
+def print_view(view: ExecutionView, *, as_json: bool) -> None:
+    if as_json:
         console.print_json(view.model_dump_json())
-        return 0
+        return
     console.print(render_runs(view))
     for point in view.pause_points:
         console.print(
@@ -409,30 +452,44 @@ async def cmd_show(engine: Engine, args: argparse.Namespace) -> int:
             f"{', task ' + str(point.task_id) if point.task_id else ''})"
         )
     for message in view.context:
-        console.print(f"context #{message.seq} {message.role}: {message.message}")
+        console.print(f"context #{message.seq} {message.role}: {message.message}", markup=False)
     if view.error:
-        console.print(f"[red]{view.error}[/]")
-    return 0
+        console.print(f"[red]{escape(view.error)}[/]")
 
 
-async def cmd_state(engine: Engine, args: argparse.Namespace) -> int:
-    state = await engine.state(args.id)
-    if args.json:
+def print_state(state: StateView, *, as_json: bool) -> None:
+    if as_json:
         console.print_json(state.model_dump_json())
-        return 0
+        return
     line = f"{state.execution_id} {styled(state.state)}"
     if state.checkpoint:
-        line += f" at {state.checkpoint}"
+        line += f" at {escape(state.checkpoint)}"
     if state.pause_reason:
-        line += f" ({state.pause_reason})"
+        line += f" ({escape(state.pause_reason)})"
     console.print(line)
     for point in state.pause_points:
         console.print(
             f"  pause point {point.id}: {point.kind}"
             + (f" task {point.task_id}" if point.task_id else "")
-            + (f", deadline {point.deadline}" if point.deadline else "")
+            + (f", deadline {point.deadline}" if point.deadline else ""),
+            markup=False,
         )
+
+
+async def cmd_show(engine: Engine, args: argparse.Namespace) -> int:
+    print_view(await engine.execution(args.id), as_json=args.json)
     return 0
+
+
+async def cmd_state(engine: Engine, args: argparse.Namespace) -> int:
+    print_state(await engine.state(args.id), as_json=args.json)
+    return 0
+
+
+def print_event(event: EventView, *, as_json: bool) -> None:
+    console.print(
+        event.model_dump_json() if as_json else _event_line(event), markup=False, soft_wrap=True
+    )
 
 
 def _event_line(event: EventView) -> str:
@@ -443,29 +500,31 @@ def _event_line(event: EventView) -> str:
 async def cmd_events(engine: Engine, args: argparse.Namespace) -> int:
     if args.follow:
         async for event in engine.follow(args.id):
-            console.print(
-                event.model_dump_json() if args.json else _event_line(event), markup=False
-            )
+            print_event(event, as_json=args.json)
         return 0
     for event in await engine.events(args.id):
-        console.print(event.model_dump_json() if args.json else _event_line(event), markup=False)
+        print_event(event, as_json=args.json)
     return 0
 
 
-async def _report(result: Any) -> int:
-    console.print(f"{result.message}; execution {result.execution_id} is {styled(result.state)}")
-    return 0 if result.applied is not False else 1
+def report(result: Any) -> int:
+    """Print a control reply; exit code 1 if the command was refused when applied."""
+    console.print(
+        f"{escape(result.message)}; execution {result.execution_id} is {styled(result.state)}",
+        soft_wrap=True,
+    )
+    return 0 if getattr(result, "applied", None) is not False else 1
 
 
 async def cmd_pause(engine: Engine, args: argparse.Namespace) -> int:
-    return await _report(await engine.pause(args.id, reason=args.reason, actor="cli"))
+    return report(await engine.pause(args.id, reason=args.reason, actor="cli"))
 
 
 async def cmd_resume(engine: Engine, args: argparse.Namespace) -> int:
     result = await engine.resume(
         args.id, inputs=parse_pairs(args.input, "--input"), pause_id=args.pause_id, actor="cli"
     )
-    await _report(result)
+    report(result)
     if args.no_follow or not engine.runtime.owns(args.id):
         return 0
     view = await follow_live(engine, args.id, interactive=sys.stdin.isatty())
@@ -475,7 +534,7 @@ async def cmd_resume(engine: Engine, args: argparse.Namespace) -> int:
 
 async def cmd_cancel(engine: Engine, args: argparse.Namespace) -> int:
     result = await engine.cancel(args.id, reason=args.reason, actor="cli")
-    code = await _report(result)
+    code = report(result)
     if engine.runtime.owns(args.id):
         view = await engine.wait(args.id)
         console.print(f"execution {view.id} {styled(view.state)}")
@@ -483,11 +542,72 @@ async def cmd_cancel(engine: Engine, args: argparse.Namespace) -> int:
 
 
 async def cmd_terminate(engine: Engine, args: argparse.Namespace) -> int:
-    return await _report(await engine.terminate(args.id, reason=args.reason, actor="cli"))
+    return report(await engine.terminate(args.id, reason=args.reason, actor="cli"))
 
 
 async def cmd_inject(engine: Engine, args: argparse.Namespace) -> int:
-    return await _report(await engine.inject(args.id, args.message, role=args.role, actor="cli"))
+    return report(await engine.inject(args.id, args.message, role=args.role, actor="cli"))
+
+
+def flow_ref(text: str) -> tuple[str, str]:
+    """``NAMESPACE.FLOW`` → ``(namespace, flow id)`` (namespaces may contain dots)."""
+    namespace, _, flow_id = text.rpartition(".")
+    if not namespace or not flow_id:
+        raise UsageError(f"name the flow as NAMESPACE.FLOW, got {text!r}")
+    return namespace, flow_id
+
+
+def settled(view: ExecutionView) -> bool:
+    return view.is_terminal or view.state == "PAUSED"
+
+
+def print_outcome(view: ExecutionView) -> int:
+    """The end of ``start --wait``: 0 if it completed (or waits for a human), else 1."""
+    console.print(f"execution {view.id} {styled(view.state)}")
+    if view.error:
+        console.print(f"[red]{escape(view.error)}[/]")
+    if view.state == "PAUSED":
+        console.print(f"paused: resume with `pausepoint resume {view.id}`", markup=False)
+    return 0 if view.state in ("COMPLETED", "PAUSED") else 1
+
+
+def print_flows(rows: Sequence[tuple[str, str, int, str]]) -> None:
+    table = Table("flow", "revision", "created")
+    for namespace, flow_id, revision, created in rows:
+        table.add_row(f"{namespace}.{flow_id}", str(revision), created)
+    console.print(table)
+
+
+async def cmd_flows(engine: Engine, args: argparse.Namespace) -> int:
+    from pausepoint.engine.state import iso
+
+    if args.flows_command == "apply":
+        for path in args.files:
+            record = await engine.put_flow_file(path)
+            console.print(
+                f"{path}: flow {record.namespace}.{record.flow_id} revision {record.revision}",
+                markup=False,
+                soft_wrap=True,
+            )
+        return 0
+    print_flows(
+        [(r.namespace, r.flow_id, r.revision, iso(r.created_at)) for r in await engine.list_flows()]
+    )
+    return 0
+
+
+async def cmd_start(engine: Engine, args: argparse.Namespace) -> int:
+    namespace, flow_id = flow_ref(args.flow)
+    view = await engine.start_execution(
+        namespace,
+        flow_id,
+        inputs=parse_pairs(args.input, "--input"),
+        labels=parse_pairs(args.label, "--label"),
+    )
+    console.print(f"execution {view.id} {styled(view.state)}")
+    if not args.wait:
+        return 0
+    return print_outcome(await engine.wait(view.id, until=settled))
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -569,4 +689,6 @@ COMMANDS = {
     "cancel": cmd_cancel,
     "terminate": cmd_terminate,
     "inject": cmd_inject,
+    "flows": cmd_flows,
+    "start": cmd_start,
 }

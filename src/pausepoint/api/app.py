@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from pausepoint.api.deps import release_claim
 from pausepoint.errors import InvalidInput, PausepointError, Unauthorized
 from pausepoint.service.engine import Engine
 
@@ -23,7 +22,11 @@ def error_body(error: PausepointError) -> dict[str, Any]:
 
 def create_app(engine: Engine) -> FastAPI:
     """The API for ``engine``; the engine's lifecycle belongs to the caller."""
-    from pausepoint.api.routes import control, executions
+    from pausepoint.api.metrics import ControlMetricsMiddleware, Metrics, time_checkpoints
+    from pausepoint.api.middleware import RequestLimits
+    from pausepoint.api.routes import bulk, compat, control, events, executions, flows, ops
+    from pausepoint.api.routes import secrets as secret_routes
+    from pausepoint.api.sse import event_hub
 
     app = FastAPI(
         title="pausepoint",
@@ -34,11 +37,13 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.exception_handler(PausepointError)
     async def _pausepoint_error(request: Request, error: PausepointError) -> JSONResponse:
+        await release_claim(request)
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
         return JSONResponse(error_body(error), status_code=error.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        await release_claim(request)
         detail = [
             {
                 "loc": list(e.get("loc", ())),
@@ -49,25 +54,19 @@ def create_app(engine: Engine) -> FastAPI:
         ]
         return JSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
 
-    @app.middleware("http")
-    async def _limits_and_ids(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.request_id = request.headers.get("x-request-id") or secrets.token_hex(8)
-        length = request.headers.get("content-length")
-        limit = engine.settings.max_body_bytes
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return JSONResponse(
-                {
-                    "detail": f"request body too large: the limit is {limit} bytes",
-                    "code": "body_too_large",
-                },
-                status_code=413,
-            )
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
+    metrics = Metrics(checkpoint_seconds=time_checkpoints(engine))
+    app.state.metrics = metrics
+    event_hub(engine)  # the organization-wide event feed hooks the runtime once
+    app.add_middleware(ControlMetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestLimits, max_body_bytes=engine.settings.max_body_bytes)
 
+    app.include_router(ops.router)
+    app.include_router(flows.router)
+    # Before the control routes, so ``bulk`` is never read as an execution id.
+    app.include_router(bulk.router)
     app.include_router(executions.router)
     app.include_router(control.router)
+    app.include_router(events.router)
+    app.include_router(compat.router)
+    app.include_router(secret_routes.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import Annotated, Any
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 
-from pausepoint.errors import FieldError, InvalidInput
+from pausepoint.errors import Conflict, FieldError, InvalidInput
 from pausepoint.service.auth import Principal
 from pausepoint.service.engine import Engine
 from pausepoint.store.access import IdempotencyRecord
@@ -56,50 +57,64 @@ IdempotencyKey = Annotated[
 
 
 async def replay(request: Request, principal: Principal, key: str | None) -> JSONResponse | None:
-    """The stored reply for a repeated ``Idempotency-Key``, or None for a new request.
+    """The first reply for a repeated ``Idempotency-Key``, or None when this request goes ahead.
 
-    The same key with a different body is a mistake the caller must hear about (422).
+    Going ahead reserves the key (atomically), so concurrent twins wait for this
+    request's reply instead of doing the work again. The same key with a different
+    body or path is a mistake the caller must hear about (422).
     """
     if key is None:
         return None
-    record = await engine_of(request).store.get_idempotency(principal.org_id, key)
-    if record is None:
-        return None
-    if record.body_hash != await body_hash(request) or record.path != request.url.path:
-        raise InvalidInput(
-            "Idempotency-Key was already used for a different request",
-            [
-                FieldError(
-                    ("header", "Idempotency-Key"),
-                    "already used with another body or path; use a new key",
-                    "idempotency_conflict",
-                )
-            ],
-        )
-    return JSONResponse(
-        record.response, status_code=record.status_code, headers={"Idempotent-Replayed": "true"}
+    engine = engine_of(request)
+    digest = await body_hash(request)
+    placeholder = IdempotencyRecord(
+        principal.org_id, key, request.method, request.url.path, digest, 0, None, engine.clock()
     )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + engine.settings.command_wait_timeout + 5
+    while True:
+        record = await engine.store.claim_idempotency(placeholder)
+        if record is None:
+            request.state.idempotency_claim = (principal.org_id, key)
+            return None
+        if record.body_hash != digest or record.path != request.url.path:
+            raise InvalidInput(
+                "Idempotency-Key was already used for a different request",
+                [
+                    FieldError(
+                        ("header", "Idempotency-Key"),
+                        "already used with another body or path; use a new key",
+                        "idempotency_conflict",
+                    )
+                ],
+            )
+        if record.status_code:
+            return JSONResponse(
+                record.response,
+                status_code=record.status_code,
+                headers={"Idempotent-Replayed": "true"},
+            )
+        if loop.time() > deadline:
+            raise Conflict("a request with this Idempotency-Key is still in progress; retry")
+        await asyncio.sleep(engine.settings.poll_interval / 4)
 
 
 async def remember(
     request: Request, principal: Principal, key: str | None, status_code: int, body: Any
 ) -> None:
-    """Store the first reply for ``key`` (a later request with the key replays it)."""
+    """Store the first reply for ``key``: later requests with the key get it again."""
     if key is None:
         return
-    engine = engine_of(request)
-    await engine.store.put_idempotency(
-        IdempotencyRecord(
-            org_id=principal.org_id,
-            key=key,
-            method=request.method,
-            path=request.url.path,
-            body_hash=await body_hash(request),
-            status_code=status_code,
-            response=body,
-            created_at=engine.clock(),
-        )
-    )
+    await engine_of(request).store.complete_idempotency(principal.org_id, key, status_code, body)
+    request.state.idempotency_claim = None
+
+
+async def release_claim(request: Request) -> None:
+    """After a failed request, free its reserved key so that a retry can proceed."""
+    claim = getattr(request.state, "idempotency_claim", None)
+    if claim is not None:
+        request.state.idempotency_claim = None
+        await engine_of(request).store.release_idempotency(*claim)
 
 
 async def body_hash(request: Request) -> str:

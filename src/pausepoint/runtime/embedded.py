@@ -182,11 +182,15 @@ class EmbeddedRuntime:
         self.actors[execution_id] = actor
         now = self.clock()
         if record.status == "QUEUED" and record.event_seq == 0:
+            # Commands accepted while QUEUED apply before it starts: a pause or cancel
+            # sent then must keep its first task from ever running.
+            for command in loaded.pending:
+                actor.deliver_command(command)
             actor.inbox.put_nowait(Started(now))
         else:
             actor.inbox.put_nowait(Recovered(now))
-        for command in loaded.pending:
-            actor.deliver_command(command)
+            for command in loaded.pending:
+                actor.deliver_command(command)
         actor.task = asyncio.create_task(actor.run(), name=f"execution-{execution_id}")
         return True
 

@@ -193,8 +193,12 @@ class Engine:
     async def secret_names(self) -> list[str]:
         return list(await self.store.sealed_secrets(self.org_id))
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop this process's part: with ``grace``, in-flight tasks get that long to finish
+        (so pending pauses land); whatever still runs is re-run by the next owner."""
         if self._started:
+            if grace > 0:
+                await self.runtime.drain(grace)
             await self.runtime.stop()
             self._started = False
         await self.store.close()

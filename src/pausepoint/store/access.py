@@ -184,6 +184,72 @@ class AccessStore:
                 row.created_at,
             )
 
+    async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Reserve ``record.key`` for this request (None) or return whoever holds it.
+
+        The reservation is a row with ``status_code`` 0, written in the same
+        transaction as the check, so concurrent requests with one key cannot both
+        proceed.
+        """
+        result: IdempotencyRecord | None = await self._call(self._claim_idempotency, record)
+        return result
+
+    def _claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        t = schema.idempotency
+        with self._write() as conn:
+            row = conn.execute(
+                sa.select(t).where(t.c.org_id == record.org_id, t.c.key == record.key)
+            ).first()
+            if row is not None:
+                return IdempotencyRecord(
+                    row.org_id,
+                    row.key,
+                    row.method,
+                    row.path,
+                    row.body_hash,
+                    row.status_code,
+                    row.response,
+                    row.created_at,
+                )
+            conn.execute(
+                t.insert().values(
+                    org_id=record.org_id,
+                    key=record.key,
+                    method=record.method,
+                    path=record.path,
+                    body_hash=record.body_hash,
+                    status_code=0,
+                    response=None,
+                    created_at=record.created_at,
+                )
+            )
+            return None
+
+    async def complete_idempotency(
+        self, org_id: str, key: str, status_code: int, response: Any
+    ) -> None:
+        await self._call(self._complete_idempotency, org_id, key, status_code, response)
+
+    def _complete_idempotency(self, org_id: str, key: str, status_code: int, response: Any) -> None:
+        t = schema.idempotency
+        with self._write() as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.org_id == org_id, t.c.key == key)
+                .values(status_code=status_code, response=response)
+            )
+
+    async def release_idempotency(self, org_id: str, key: str) -> None:
+        """Drop an unfinished reservation (the request failed): a retry may try again."""
+        await self._call(self._release_idempotency, org_id, key)
+
+    def _release_idempotency(self, org_id: str, key: str) -> None:
+        t = schema.idempotency
+        with self._write() as conn:
+            conn.execute(
+                t.delete().where(t.c.org_id == org_id, t.c.key == key, t.c.status_code == 0)
+            )
+
     async def put_idempotency(self, record: IdempotencyRecord) -> bool:
         """Store the first reply for a key; False if another request stored one first."""
         result: bool = await self._call(self._put_idempotency, record)

@@ -210,5 +210,9 @@ async def get_flow(
 async def delete_flow(request: Request, namespace: str, flow_id: str, caller: Caller) -> Response:
     """Delete the flow (its revisions stay readable by the executions that used them)."""
     caller.require("admin", "managing flows")
+    # The store marks every revision deleted and reports success again on a
+    # second delete; a deleted flow is unknown, so answer 404 for it.
+    if await engine_of(request).store.get_flow(caller.org_id, namespace, flow_id) is None:
+        raise NotFound(f"flow {namespace}.{flow_id} not found")
     await scoped(request, caller).delete_flow(namespace, flow_id)
     return Response(status_code=204)

@@ -1,0 +1,375 @@
+"""The seed systems' control routes, over the same handlers as pausepoint's own.
+
+- Shannon: ``POST /api/v1/tasks/{id}/pause|resume|cancel`` → 202
+  ``{success, message, task_id}``, errors ``{"error": …}``;
+  ``GET /api/v1/tasks/{id}/control-state``.
+- Kubiya: ``POST /api/v1/executions/{id}/message`` ``{message, role}`` (= inject).
+- Syntropic137: ``POST /executions/{id}/pause|resume|cancel|inject`` and
+  ``GET /executions/{id}/state`` (no ``/api/v1`` prefix), replies
+  ``{success, execution_id, state, message, error}``.
+
+Malformed bodies stay FastAPI's 422 ``{"detail": [{loc, msg, type}]}``, as the seeds document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse
+
+from pausepoint.api.deps import Caller, IdempotencyKey, principal_of, scoped
+from pausepoint.api.routes.control import Build, send
+from pausepoint.api.schemas import (
+    CancelBody,
+    InjectBody,
+    KubiyaMessageBody,
+    PauseBody,
+    ResumeBody,
+    ShannonControlState,
+    ShannonError,
+    ShannonReply,
+    SyntropicReply,
+    SyntropicState,
+)
+from pausepoint.errors import InvalidInput, PausepointError, Unauthorized
+from pausepoint.models import ControlResult
+from pausepoint.service.auth import Principal
+from pausepoint.service.requests import CancelRequest, InjectRequest, PauseRequest, ResumeRequest
+
+router = APIRouter(tags=["compatibility"])
+
+
+async def caller_or_error(
+    request: Request,
+    x_api_key: Annotated[str | None, Header(description="An API key.")] = None,
+    authorization: Annotated[str | None, Header(description="Bearer <API key or JWT>.")] = None,
+) -> Principal | PausepointError:
+    """The caller, or the authentication error for the route to render in its seed's shape."""
+    try:
+        return await principal_of(request, x_api_key, authorization)
+    except PausepointError as error:
+        return error
+
+
+SoftCaller = Annotated[Principal | PausepointError, Depends(caller_or_error)]
+
+
+async def control_as(
+    request: Request,
+    caller: Principal | PausepointError,
+    idempotency_key: str | None,
+    build: Build,
+    *,
+    shape: Callable[[ControlResult], dict[str, Any]],
+    error: Callable[[PausepointError], JSONResponse],
+) -> JSONResponse:
+    if isinstance(caller, PausepointError):
+        return error(caller)
+    try:
+        return await send(request, caller, idempotency_key, build, shape=shape)
+    except InvalidInput as invalid:
+        if invalid.errors:
+            raise  # FastAPI's 422 shape, which every seed documents
+        return error(invalid)
+    except PausepointError as failure:
+        return error(failure)
+
+
+# -- Shannon --------------------------------------------------------------------------
+
+SHANNON_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ShannonError} for status in (401, 403, 404, 409)
+}
+SHANNON_WORDS = {401: "Unauthorized", 403: "Forbidden", 404: "Task not found"}
+
+
+def shannon_error(task_id: str) -> Callable[[PausepointError], JSONResponse]:
+    def render(error: PausepointError) -> JSONResponse:
+        status = error.http_status
+        message = SHANNON_WORDS.get(status) or error.message.replace(f"execution {task_id}", "task")
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    return render
+
+
+def shannon_reply(task_id: str, message: str) -> Callable[[ControlResult], dict[str, Any]]:
+    return lambda _: ShannonReply(success=True, message=message, task_id=task_id).model_dump()
+
+
+@router.post(
+    "/api/v1/tasks/{task_id}/pause",
+    status_code=202,
+    response_model=ShannonReply,
+    responses=SHANNON_ERRORS,
+)
+async def shannon_pause(
+    request: Request,
+    task_id: str,
+    caller: SoftCaller,
+    idempotency_key: IdempotencyKey = None,
+    body: PauseBody | None = None,
+) -> JSONResponse:
+    """Shannon: pause the task at its next checkpoint."""
+    reason = body.reason if body else None
+    return await control_as(
+        request,
+        caller,
+        idempotency_key,
+        lambda c: PauseRequest(execution_id=task_id, reason=reason, **c),
+        shape=shannon_reply(task_id, "Pause signal sent"),
+        error=shannon_error(task_id),
+    )
+
+
+@router.post(
+    "/api/v1/tasks/{task_id}/resume",
+    status_code=202,
+    response_model=ShannonReply,
+    responses=SHANNON_ERRORS,
+)
+async def shannon_resume(
+    request: Request,
+    task_id: str,
+    caller: SoftCaller,
+    idempotency_key: IdempotencyKey = None,
+    body: ResumeBody | None = None,
+) -> JSONResponse:
+    """Shannon: resume a paused task."""
+    body = body or ResumeBody()
+    return await control_as(
+        request,
+        caller,
+        idempotency_key,
+        lambda c: ResumeRequest(
+            execution_id=task_id,
+            inputs=body.inputs,
+            pause_id=body.pause_id,
+            reason=body.reason,
+            **c,
+        ),
+        shape=shannon_reply(task_id, "Resume signal sent"),
+        error=shannon_error(task_id),
+    )
+
+
+@router.post(
+    "/api/v1/tasks/{task_id}/cancel",
+    status_code=202,
+    response_model=ShannonReply,
+    responses=SHANNON_ERRORS,
+)
+async def shannon_cancel(
+    request: Request,
+    task_id: str,
+    caller: SoftCaller,
+    idempotency_key: IdempotencyKey = None,
+    body: CancelBody | None = None,
+) -> JSONResponse:
+    """Shannon: cancel the task cooperatively."""
+    reason = body.reason if body else None
+    return await control_as(
+        request,
+        caller,
+        idempotency_key,
+        lambda c: CancelRequest(execution_id=task_id, reason=reason, **c),
+        shape=shannon_reply(task_id, "Cancel signal sent"),
+        error=shannon_error(task_id),
+    )
+
+
+@router.get(
+    "/api/v1/tasks/{task_id}/control-state",
+    response_model=ShannonControlState,
+    responses=SHANNON_ERRORS,
+)
+async def shannon_control_state(
+    request: Request, task_id: str, caller: SoftCaller
+) -> ShannonControlState | JSONResponse:
+    """Shannon: the task's state, whether it is paused, at which checkpoint and why."""
+    if isinstance(caller, PausepointError):
+        return shannon_error(task_id)(caller)
+    try:
+        state = await scoped(request, caller).state(task_id)
+    except PausepointError as error:
+        return shannon_error(task_id)(error)
+    return ShannonControlState(
+        task_id=task_id,
+        state=state.state,
+        paused=state.state == "PAUSED",
+        checkpoint=state.checkpoint,
+        pause_reason=state.pause_reason,
+    )
+
+
+# -- Kubiya ---------------------------------------------------------------------------
+
+
+@router.post(
+    "/api/v1/executions/{execution_id}/message", status_code=202, response_model=ControlResult
+)
+async def kubiya_message(
+    request: Request,
+    execution_id: str,
+    body: KubiyaMessageBody,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Kubiya: send a message to a running execution (the same as inject)."""
+    return await send(
+        request,
+        caller,
+        idempotency_key,
+        lambda c: InjectRequest(
+            execution_id=execution_id, message=body.message, role=body.role, **c
+        ),
+    )
+
+
+# -- Syntropic137 -----------------------------------------------------------------------
+
+SYNTROPIC_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": SyntropicReply} for status in (401, 403, 404, 409)
+}
+
+
+def syntropic_error(execution_id: str) -> Callable[[PausepointError], JSONResponse]:
+    def render(error: PausepointError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+        body = SyntropicReply(success=False, execution_id=execution_id, error=error.message)
+        return JSONResponse(body.model_dump(), status_code=error.http_status, headers=headers)
+
+    return render
+
+
+def syntropic_reply(result: ControlResult) -> dict[str, Any]:
+    return SyntropicReply(
+        success=True, execution_id=result.execution_id, state=result.state, message=result.message
+    ).model_dump()
+
+
+@router.post(
+    "/executions/{execution_id}/pause",
+    status_code=202,
+    response_model=SyntropicReply,
+    responses=SYNTROPIC_ERRORS,
+)
+async def syntropic_pause(
+    request: Request,
+    execution_id: str,
+    caller: SoftCaller,
+    idempotency_key: IdempotencyKey = None,
+    body: PauseBody | None = None,
+) -> JSONResponse:
+    """Syntropic137: pause at the next checkpoint."""
+    reason = body.reason if body else None
+    return await control_as(
+        request,
+        caller,
+        idempotency_key,
+        lambda c: PauseRequest(execution_id=execution_id, reason=reason, **c),
+        shape=syntropic_reply,
+        error=syntropic_error(execution_id),
+    )
+
+
+@router.post(
+    "/executions/{execution_id}/resume",
+    status_code=202,
+    response_model=SyntropicReply,
+    responses=SYNTROPIC_ERRORS,
+)
+async def syntropic_resume(
+    request: Request,
+    execution_id: str,
+    caller: SoftCaller,
+    idempotency_key: IdempotencyKey = None,
+    body: ResumeBody | None = None,
+) -> JSONResponse:
+    """Syntropic137: resume a paused execution."""
+    body = body or ResumeBody()
+    return await control_as(
+        request,
+        caller,
+        idempotency_key,
+        lambda c: ResumeRequest(
+            execution_id=execution_id,
+            inputs=body.inputs,
+            pause_id=body.pause_id,
+            reason=body.reason,
+            **c,
+        ),
+        shape=syntropic_reply,
+        error=syntropic_error(execution_id),
+    )
+
+
+@router.post(
+    "/executions/{execution_id}/cancel",
+    status_code=202,
+    response_model=SyntropicReply,
+    responses=SYNTROPIC_ERRORS,
+)
+async def syntropic_cancel(
+    request: Request,
+    execution_id: str,
+    caller: SoftCaller,
+    idempotency_key: IdempotencyKey = None,
+    body: CancelBody | None = None,
+) -> JSONResponse:
+    """Syntropic137: cancel cooperatively."""
+    reason = body.reason if body else None
+    return await control_as(
+        request,
+        caller,
+        idempotency_key,
+        lambda c: CancelRequest(execution_id=execution_id, reason=reason, **c),
+        shape=syntropic_reply,
+        error=syntropic_error(execution_id),
+    )
+
+
+@router.post(
+    "/executions/{execution_id}/inject",
+    status_code=202,
+    response_model=SyntropicReply,
+    responses=SYNTROPIC_ERRORS,
+)
+async def syntropic_inject(
+    request: Request,
+    execution_id: str,
+    body: InjectBody,
+    caller: SoftCaller,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Syntropic137: inject a message into the execution's context."""
+    return await control_as(
+        request,
+        caller,
+        idempotency_key,
+        lambda c: InjectRequest(
+            execution_id=execution_id, message=body.message, role=body.role, **c
+        ),
+        shape=syntropic_reply,
+        error=syntropic_error(execution_id),
+    )
+
+
+@router.get(
+    "/executions/{execution_id}/state",
+    response_model=SyntropicState,
+    responses=SYNTROPIC_ERRORS,
+)
+async def syntropic_state(
+    request: Request, execution_id: str, caller: SoftCaller
+) -> SyntropicState | JSONResponse:
+    """Syntropic137: the execution's state."""
+    if isinstance(caller, PausepointError):
+        return syntropic_error(execution_id)(caller)
+    try:
+        state = await scoped(request, caller).state(execution_id)
+    except PausepointError as error:
+        return syntropic_error(execution_id)(error)
+    return SyntropicState(execution_id=execution_id, state=state.state)

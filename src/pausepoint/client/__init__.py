@@ -1,0 +1,35 @@
+"""HTTP clients for a pausepoint server: :class:`AsyncClient` and :class:`Client`.
+
+Both offer the same methods with the same names and results; ``Client`` is
+the blocking one (over ``httpx.Client``, no event loop). Every endpoint of the
+API has a method and a typed result, and every error status raises one
+exception class (a :class:`~pausepoint.errors.PausepointError`)::
+
+    401 Unauthorized   403 Forbidden   404 NotFound   409 Conflict
+    413 PayloadTooLarge   422 InvalidInput (``.errors``: one FieldError per field)
+    5xx ServerError    other statuses UnexpectedStatus    no answer ConnectionFailed
+
+``follow()`` reads the server-sent event stream of an execution and, when the
+connection drops, reconnects with ``Last-Event-ID``: every event arrives once,
+in order, and the iteration ends after the execution's terminal event.
+"""
+
+from pausepoint.client.async_client import AsyncClient
+from pausepoint.client.errors import (
+    ConnectionFailed,
+    PayloadTooLarge,
+    ServerError,
+    UnexpectedStatus,
+    error_from,
+)
+from pausepoint.client.sync_client import Client
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "ConnectionFailed",
+    "PayloadTooLarge",
+    "ServerError",
+    "UnexpectedStatus",
+    "error_from",
+]

@@ -1,0 +1,367 @@
+"""The asyncio client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Literal
+
+import httpx
+
+from pausepoint.api.schemas import (
+    BulkReply,
+    ExecutionPage,
+    ExecutionSummary,
+    FlowDetail,
+    FlowRecordView,
+    FlowSummary,
+    FlowValidation,
+    Health,
+    TerminateReply,
+    ValidatedInputs,
+)
+from pausepoint.client.calls import (
+    TERMINAL_STATES,
+    BulkOp,
+    BulkSelection,
+    Call,
+    Calls,
+    EventStream,
+    T,
+    Until,
+    auth_headers,
+    check_url,
+    condition_of,
+    pause_body,
+    resume_body,
+)
+from pausepoint.client.errors import error_from, unreachable
+from pausepoint.models import CommandView, ControlResult, EventView, ExecutionView, StateView
+
+
+class AsyncClient:
+    """A pausepoint server, over HTTP, for asyncio code.
+
+    ``api_key`` is sent as ``X-API-Key``, ``token`` (a JWT) as a bearer token.
+    ``transport`` replaces the network (e.g. ``httpx.ASGITransport(app)``).
+    Use as ``async with AsyncClient(url, api_key=...) as client:`` or call
+    :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        token: str | None = None,
+        timeout: float = 30,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=check_url(base_url),
+            headers=auth_headers(api_key, token),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return str(self._http.base_url).rstrip("/")
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, call: Call[T]) -> T:
+        try:
+            response = await self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.json,
+                content=call.content,
+                headers=call.headers,
+            )
+        except httpx.TransportError as error:
+            raise unreachable(self._http.base_url, error) from error
+        if response.is_error:
+            raise error_from(response, call.invalid)
+        return call.parse(response)
+
+    async def health(self) -> Health:
+        """``GET /healthz``."""
+        return await self._send(Calls.health())
+
+    # flows
+
+    async def apply_flow(self, source: str | os.PathLike[str]) -> FlowRecordView:
+        """Create or update a flow: ``source`` is YAML text, or a path to a YAML file.
+
+        Returns the stored revision; an invalid flow raises :class:`FlowError`.
+        """
+        return await self._send(Calls.apply_flow(source))
+
+    async def flows(self) -> list[FlowSummary]:
+        """The latest revision of every flow of the caller's organization."""
+        return await self._send(Calls.flows())
+
+    async def flow(
+        self, namespace: str, flow_id: str, *, revision: int | None = None
+    ) -> FlowDetail:
+        """One flow (its latest revision, or ``revision``) with its source."""
+        return await self._send(Calls.flow(namespace, flow_id, revision))
+
+    async def delete_flow(self, namespace: str, flow_id: str) -> None:
+        await self._send(Calls.delete_flow(namespace, flow_id))
+
+    async def validate_flow(
+        self, source: str | os.PathLike[str], *, idempotency_key: str | None = None
+    ) -> FlowValidation:
+        """Check a flow without storing it; problems raise :class:`FlowError` naming each."""
+        return await self._send(Calls.validate_flow(source, idempotency_key))
+
+    # executions
+
+    async def start(
+        self,
+        namespace: str,
+        flow_id: str,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        labels: Mapping[str, str] | None = None,
+        revision: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> ExecutionView:
+        """Start an execution; inputs are validated by the server (422 names each field)."""
+        return await self._send(
+            Calls.start(namespace, flow_id, inputs, labels, revision, idempotency_key)
+        )
+
+    async def list_executions(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> ExecutionPage:
+        """One page of executions, newest first; pass ``next_cursor`` on for the next."""
+        return await self._send(
+            Calls.list_executions(state, namespace, flow_id, labels, limit, cursor)
+        )
+
+    async def iter_executions(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[ExecutionSummary]:
+        """Every matching execution, newest first, fetched a page at a time."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_executions(
+                state=state,
+                namespace=namespace,
+                flow_id=flow_id,
+                labels=labels,
+                limit=page_size,
+                cursor=cursor,
+            )
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def execution(self, execution_id: str) -> ExecutionView:
+        """Task runs, outputs, open pause points and context of an execution."""
+        return await self._send(Calls.execution(execution_id))
+
+    async def state(self, execution_id: str) -> StateView:
+        return await self._send(Calls.state(execution_id))
+
+    async def audit(self, execution_id: str) -> list[CommandView]:
+        """Every control request made to the execution, oldest first."""
+        return await self._send(Calls.audit(execution_id))
+
+    # control
+
+    async def pause(
+        self, execution_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> ControlResult:
+        """Pause at the next checkpoint (409 :class:`Conflict` names a state that forbids it)."""
+        return await self._send(
+            Calls.control(execution_id, "pause", pause_body(reason), idempotency_key)
+        )
+
+    async def resume(
+        self,
+        execution_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        pause_id: str | None = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        """Resume an open pause point; invalid ``inputs`` raise :class:`InvalidInput`."""
+        body = resume_body(inputs, pause_id, reason)
+        return await self._send(Calls.control(execution_id, "resume", body, idempotency_key))
+
+    async def validate_resume(
+        self,
+        execution_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        pause_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ValidatedInputs:
+        """Dry run of :meth:`resume`: the typed inputs, or :class:`InvalidInput`."""
+        return await self._send(
+            Calls.validate_resume(execution_id, inputs, pause_id, idempotency_key)
+        )
+
+    async def cancel(
+        self, execution_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> ControlResult:
+        """Cancel cooperatively: in-flight work is asked to stop, ``finally`` tasks run."""
+        return await self._send(
+            Calls.control(execution_id, "cancel", pause_body(reason), idempotency_key)
+        )
+
+    async def terminate(
+        self, execution_id: str, reason: str, *, idempotency_key: str | None = None
+    ) -> TerminateReply:
+        """Stop at once (``reason``: 1-500 characters); nothing else runs."""
+        return await self._send(Calls.terminate(execution_id, reason, idempotency_key))
+
+    async def inject(
+        self,
+        execution_id: str,
+        message: str,
+        *,
+        role: Literal["user", "system"] = "user",
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        """Append a message to the execution's context."""
+        body = {"message": message, "role": role}
+        return await self._send(Calls.control(execution_id, "inject", body, idempotency_key))
+
+    async def bulk(
+        self,
+        op: BulkOp,
+        *,
+        ids: Sequence[str] | None = None,
+        state: str | Sequence[str] | None = None,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        reason: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        pause_id: str | None = None,
+        dry_run: bool = False,
+        idempotency_key: str | None = None,
+    ) -> BulkReply:
+        """Apply ``op`` to ``ids``, or to every execution the filters select.
+
+        Each execution gets the status its single-execution route would answer;
+        ``dry_run`` only lists what would be touched.
+        """
+        selection = BulkSelection(
+            ids, state, namespace, flow_id, labels, reason, inputs, pause_id, dry_run
+        )
+        return await self._send(Calls.bulk(op, selection, idempotency_key))
+
+    # events
+
+    async def events(self, execution_id: str, *, after: int = 0) -> list[EventView]:
+        """Every event after sequence number ``after`` recorded so far."""
+        events: list[EventView] = []
+        while True:
+            page = await self._send(Calls.events(execution_id, after))
+            events += page.items
+            if not page.items or page.next_after is None or page.next_after <= after:
+                return events
+            after = page.next_after
+
+    async def follow(self, execution_id: str, *, after: int = 0) -> AsyncIterator[EventView]:
+        """Every event after ``after``, live; ends after the terminal event.
+
+        A dropped connection is resumed from the last event received, so no
+        event is repeated or missed; :class:`ConnectionFailed` after repeated
+        reconnects that bring nothing.
+        """
+        stream = EventStream(self._http.base_url, execution_id, after)
+        while True:
+            error: Exception | None = None
+            try:
+                async with self._http.stream(
+                    "GET", stream.path, headers=stream.headers()
+                ) as response:
+                    if response.is_error:
+                        await response.aread()
+                        raise error_from(response)
+                    stream.check(response)
+                    async for line in response.aiter_lines():
+                        event = stream.feed(line)
+                        if event is not None:
+                            yield event
+                            if event.is_terminal:
+                                return
+            except httpx.TransportError as dropped:
+                error = dropped
+            # A stream that ends at once: nothing is left if the execution has ended.
+            if (
+                error is None
+                and not stream.progressed
+                and (await self.state(execution_id)).state in TERMINAL_STATES
+            ):
+                return
+            await asyncio.sleep(stream.dropped(error))
+
+    async def wait(
+        self, execution_id: str, *, until: Until = None, timeout: float | None = None
+    ) -> ExecutionView:
+        """Wait until the execution is terminal, or until ``until`` holds; its view then.
+
+        ``until`` is a state name, a collection of them, or a predicate on the
+        :class:`ExecutionView`. Returns the final view if the execution ends
+        first; raises ``TimeoutError`` after ``timeout`` seconds.
+        """
+        condition = condition_of(until)
+
+        async def watch() -> ExecutionView:
+            view = await self.execution(execution_id)
+            if condition(view):
+                return view
+            async for event in self.follow(execution_id):
+                if event.type.startswith("workflow."):
+                    view = await self.execution(execution_id)
+                    if condition(view):
+                        return view
+            return await self.execution(execution_id)
+
+        return await asyncio.wait_for(watch(), timeout)
+
+    # secrets
+
+    async def put_secret(self, name: str, value: str) -> None:
+        """Create or replace a secret (admin); no endpoint ever returns its value."""
+        await self._send(Calls.put_secret(name, value))
+
+    async def secrets(self) -> list[str]:
+        """The names of the organization's secrets."""
+        return await self._send(Calls.secrets())
+
+    async def delete_secret(self, name: str) -> None:
+        await self._send(Calls.delete_secret(name))

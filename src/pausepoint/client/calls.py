@@ -1,0 +1,460 @@
+"""Every endpoint as a request and a parser, sent alike by both clients; the SSE reader."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
+
+import httpx
+import yaml
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from pausepoint.api.schemas import (
+    BulkReply,
+    EventPage,
+    ExecutionPage,
+    FlowDetail,
+    FlowRecordView,
+    FlowSummary,
+    FlowValidation,
+    Health,
+    SecretNames,
+    TerminateReply,
+    ValidatedInputs,
+)
+from pausepoint.client.errors import ConnectionFailed, UnexpectedStatus, unreachable
+from pausepoint.errors import FieldError, FlowError, InvalidInput
+from pausepoint.models import CommandView, ControlResult, EventView, ExecutionView, StateView
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+API = "/api/v1"
+USER_AGENT = "pausepoint-client/0.1.0"
+RECONNECT_DELAY = 0.1  # doubled after each failed reconnect, up to MAX_RECONNECT_DELAY
+MAX_RECONNECT_DELAY = 5.0
+MAX_RECONNECTS = 8  # consecutive failures without a new event before giving up
+EVENTS_PAGE = 1000
+TERMINAL_STATES = frozenset(
+    {"COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT"}
+)
+
+BulkOp = Literal["pause", "resume", "cancel", "terminate"]
+Until = Callable[[ExecutionView], bool] | str | Collection[str] | None
+Params = list[tuple[str, str | int | float | bool | None]]
+
+
+_FLOWS = TypeAdapter(list[FlowSummary])
+_COMMANDS = TypeAdapter(list[CommandView])
+
+
+@dataclass(frozen=True)
+class BulkSelection:
+    """Which executions a bulk operation touches, and the operation's own fields."""
+
+    ids: Sequence[str] | None = None
+    state: str | Sequence[str] | None = None
+    namespace: str | None = None
+    flow_id: str | None = None
+    labels: Mapping[str, str] | None = None
+    reason: str | None = None
+    inputs: Mapping[str, Any] | None = None
+    pause_id: str | None = None
+    dry_run: bool = False
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = _without_none(
+            reason=self.reason,
+            inputs=dict(self.inputs) if self.inputs is not None else None,
+            pause_id=self.pause_id,
+            dry_run=self.dry_run or None,
+        )
+        if self.ids is not None:
+            body["ids"] = list(self.ids)
+            return body
+        body["filter"] = _without_none(
+            state=[self.state] if isinstance(self.state, str) else list(self.state or ()),
+            namespace=self.namespace,
+            flow_id=self.flow_id,
+            label=[f"{k}:{v}" for k, v in (self.labels or {}).items()],
+        )
+        return body
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: Params = field(default_factory=list)
+    json: Any = None
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    # What a 422 raises: flow endpoints answer with a flow's problems.
+    invalid: type[InvalidInput] = InvalidInput
+
+
+def _model(model: type[M]) -> Callable[[httpx.Response], M]:
+    return lambda response: model.model_validate(response.json())
+
+
+def _nothing(response: httpx.Response) -> None:
+    return None
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _execution(execution_id: str, suffix: str = "") -> str:
+    return f"{API}/executions/{_seg(execution_id)}{suffix}"
+
+
+def _idempotent(key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": key} if key is not None else {}
+
+
+def _without_none(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _flows_list(response: httpx.Response) -> list[FlowSummary]:
+    return _FLOWS.validate_python(response.json())
+
+
+def flow_source(source: str | os.PathLike[str]) -> tuple[str, str]:
+    """The YAML text of ``source`` (a path is read) and a name for messages."""
+    if isinstance(source, str):
+        return source, "<flow>"
+    path = Path(source)
+    try:
+        return path.read_text(encoding="utf-8"), path.name
+    except (OSError, UnicodeDecodeError) as error:
+        raise FlowError(f"{path}: cannot read the flow: {error}") from None
+
+
+def flow_key(text: str, name: str) -> tuple[str, str]:
+    """A flow's ``(namespace, id)``, read from its YAML (the server validates the rest)."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        raise FlowError(f"{where}: invalid YAML: {error}") from None
+    if not isinstance(document, dict):
+        raise FlowError(f"{name}: a flow is a YAML mapping with `id`, `namespace` and `tasks`")
+    missing = [k for k in ("namespace", "id") if not isinstance(document.get(k), str)]
+    if missing:
+        raise FlowError(
+            f"{name}: the flow needs {' and '.join(f'`{k}`' for k in missing)}",
+            [FieldError((k,), "field required", "missing") for k in missing],
+        )
+    return document["namespace"], document["id"]
+
+
+class Calls:
+    """Every endpoint as a request and a parser; both clients send these."""
+
+    @staticmethod
+    def health() -> Call[Health]:
+        return Call("GET", "/healthz", _model(Health))
+
+    @staticmethod
+    def apply_flow(source: str | os.PathLike[str]) -> Call[FlowRecordView]:
+        text, name = flow_source(source)
+        namespace, flow_id = flow_key(text, name)
+        return Call(
+            "PUT",
+            f"{API}/flows/{_seg(namespace)}/{_seg(flow_id)}",
+            _model(FlowRecordView),
+            content=text.encode(),
+            headers={"Content-Type": "application/x-yaml"},
+            invalid=FlowError,
+        )
+
+    @staticmethod
+    def flows() -> Call[list[FlowSummary]]:
+        return Call("GET", f"{API}/flows", _flows_list)
+
+    @staticmethod
+    def flow(namespace: str, flow_id: str, revision: int | None) -> Call[FlowDetail]:
+        params: Params = [] if revision is None else [("revision", revision)]
+        return Call(
+            "GET", f"{API}/flows/{_seg(namespace)}/{_seg(flow_id)}", _model(FlowDetail), params
+        )
+
+    @staticmethod
+    def delete_flow(namespace: str, flow_id: str) -> Call[None]:
+        return Call("DELETE", f"{API}/flows/{_seg(namespace)}/{_seg(flow_id)}", _nothing)
+
+    @staticmethod
+    def validate_flow(
+        source: str | os.PathLike[str], idempotency_key: str | None
+    ) -> Call[FlowValidation]:
+        text, _ = flow_source(source)
+        return Call(
+            "POST",
+            f"{API}/flows/validate",
+            _model(FlowValidation),
+            content=text.encode(),
+            headers={"Content-Type": "application/x-yaml", **_idempotent(idempotency_key)},
+            invalid=FlowError,
+        )
+
+    @staticmethod
+    def start(
+        namespace: str,
+        flow_id: str,
+        inputs: Mapping[str, Any] | None,
+        labels: Mapping[str, str] | None,
+        revision: int | None,
+        idempotency_key: str | None,
+    ) -> Call[ExecutionView]:
+        body = _without_none(
+            namespace=namespace,
+            flow_id=flow_id,
+            inputs=dict(inputs or {}),
+            labels=dict(labels or {}),
+            revision=revision,
+        )
+        return Call(
+            "POST",
+            f"{API}/executions",
+            _model(ExecutionView),
+            json=body,
+            headers=_idempotent(idempotency_key),
+        )
+
+    @staticmethod
+    def list_executions(
+        state: str | Sequence[str] | None,
+        namespace: str | None,
+        flow_id: str | None,
+        labels: Mapping[str, str] | None,
+        limit: int | None,
+        cursor: str | None,
+    ) -> Call[ExecutionPage]:
+        params: Params = []
+        states = [state] if isinstance(state, str) else list(state or ())
+        params += [("state", s) for s in states]
+        params += [("label", f"{k}:{v}") for k, v in (labels or {}).items()]
+        params += [
+            (k, v)
+            for k, v in (
+                ("namespace", namespace),
+                ("flow_id", flow_id),
+                ("limit", limit),
+                ("cursor", cursor),
+            )
+            if v is not None
+        ]
+        return Call("GET", f"{API}/executions", _model(ExecutionPage), params)
+
+    @staticmethod
+    def execution(execution_id: str) -> Call[ExecutionView]:
+        return Call("GET", _execution(execution_id), _model(ExecutionView))
+
+    @staticmethod
+    def state(execution_id: str) -> Call[StateView]:
+        return Call("GET", _execution(execution_id, "/state"), _model(StateView))
+
+    @staticmethod
+    def audit(execution_id: str) -> Call[list[CommandView]]:
+        return Call(
+            "GET", _execution(execution_id, "/audit"), lambda r: _COMMANDS.validate_python(r.json())
+        )
+
+    @staticmethod
+    def events(execution_id: str, after: int) -> Call[EventPage]:
+        return Call(
+            "GET",
+            _execution(execution_id, "/events"),
+            _model(EventPage),
+            [("after", after), ("limit", EVENTS_PAGE)],
+            headers={"Accept": "application/json"},
+        )
+
+    @staticmethod
+    def control(
+        execution_id: str, op: str, body: dict[str, Any], idempotency_key: str | None
+    ) -> Call[ControlResult]:
+        return Call(
+            "POST",
+            _execution(execution_id, f"/{op}"),
+            _model(ControlResult),
+            json=body,
+            headers=_idempotent(idempotency_key),
+        )
+
+    @staticmethod
+    def terminate(
+        execution_id: str, reason: str, idempotency_key: str | None
+    ) -> Call[TerminateReply]:
+        return Call(
+            "POST",
+            _execution(execution_id, "/terminate"),
+            _model(TerminateReply),
+            json={"reason": reason},
+            headers=_idempotent(idempotency_key),
+        )
+
+    @staticmethod
+    def validate_resume(
+        execution_id: str,
+        inputs: Mapping[str, Any] | None,
+        pause_id: str | None,
+        idempotency_key: str | None,
+    ) -> Call[ValidatedInputs]:
+        return Call(
+            "POST",
+            _execution(execution_id, "/resume/validate"),
+            _model(ValidatedInputs),
+            json=_without_none(inputs=dict(inputs or {}), pause_id=pause_id),
+            headers=_idempotent(idempotency_key),
+        )
+
+    @staticmethod
+    def bulk(op: BulkOp, selection: BulkSelection, idempotency_key: str | None) -> Call[BulkReply]:
+        return Call(
+            "POST",
+            f"{API}/executions/bulk/{_seg(op)}",
+            _model(BulkReply),
+            json=selection.body(),
+            headers=_idempotent(idempotency_key),
+        )
+
+    @staticmethod
+    def put_secret(name: str, value: str) -> Call[None]:
+        return Call("PUT", f"{API}/secrets/{_seg(name)}", _nothing, json={"value": value})
+
+    @staticmethod
+    def secrets() -> Call[list[str]]:
+        return Call("GET", f"{API}/secrets", lambda r: SecretNames.model_validate(r.json()).names)
+
+    @staticmethod
+    def delete_secret(name: str) -> Call[None]:
+        return Call("DELETE", f"{API}/secrets/{_seg(name)}", _nothing)
+
+
+def pause_body(reason: str | None) -> dict[str, Any]:
+    return _without_none(reason=reason)
+
+
+def resume_body(
+    inputs: Mapping[str, Any] | None, pause_id: str | None, reason: str | None
+) -> dict[str, Any]:
+    return _without_none(inputs=dict(inputs or {}), pause_id=pause_id, reason=reason)
+
+
+def condition_of(until: Until) -> Callable[[ExecutionView], bool]:
+    if until is None:
+        return lambda view: view.is_terminal
+    if isinstance(until, str):
+        state = until.upper()
+        return lambda view: view.state == state
+    if callable(until):
+        return until
+    states = {s.upper() for s in until}
+    return lambda view: view.state in states
+
+
+# -- the event stream -------------------------------------------------------------------
+
+
+class EventStream:
+    """Server-sent events of one execution, across reconnects.
+
+    Tracks the last sequence number seen (sent back as ``Last-Event-ID``),
+    drops anything at or before it, and counts reconnects that brought nothing.
+    """
+
+    def __init__(self, base_url: httpx.URL, execution_id: str, after: int) -> None:
+        self.base_url = base_url
+        self.execution_id = execution_id
+        self.path = _execution(execution_id, "/events")
+        self.last_seq = after
+        self.failures = 0
+        self.delay = RECONNECT_DELAY
+        self.progressed = False
+        self.connected = False
+        self._data: list[str] = []
+
+    def headers(self) -> dict[str, str]:
+        self.progressed = False
+        self._data = []
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if self.last_seq > 0:
+            headers["Last-Event-ID"] = str(self.last_seq)
+        return headers
+
+    def check(self, response: httpx.Response) -> None:
+        kind = response.headers.get("content-type", "")
+        if not kind.startswith("text/event-stream"):
+            raise UnexpectedStatus(
+                f"expected an event stream from {self.path}, got {kind or 'no content type'}",
+                response.status_code,
+            )
+        self.connected = True
+
+    def feed(self, line: str) -> EventView | None:
+        """One line of the stream; the event it completes, if any (never a repeat)."""
+        if line == "":
+            data, self._data = self._data, []
+            return self._dispatch("\n".join(data)) if data else None
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "retry" and value.isdigit():
+            self.delay = max(int(value) / 1000, 0.01)
+        return None
+
+    def _dispatch(self, data: str) -> EventView | None:
+        try:
+            event = EventView.model_validate_json(data)
+        except ValidationError:
+            return None
+        if event.seq <= self.last_seq:
+            return None
+        self.last_seq = event.seq
+        self.failures = 0
+        self.progressed = True
+        return event
+
+    def dropped(self, error: Exception | None) -> float:
+        """Count a failed connection; the delay before the next, or raise if hopeless."""
+        if self.progressed:
+            return 0.0
+        self.failures += 1
+        # Reconnect only to a server that answered once: a wrong URL fails at once.
+        if self.failures > MAX_RECONNECTS or not self.connected:
+            if isinstance(error, httpx.TransportError):
+                raise unreachable(self.base_url, error) from error
+            raise ConnectionFailed(
+                f"the event stream of execution {self.execution_id} keeps ending "
+                f"before its terminal event (after event {self.last_seq})"
+            )
+        return min(self.delay * 2.0 ** (self.failures - 1), MAX_RECONNECT_DELAY)
+
+
+def auth_headers(api_key: str | None, token: str | None) -> dict[str, str]:
+    if api_key is not None and token is not None:
+        raise ValueError("pass api_key or token, not both")
+    headers = {"User-Agent": USER_AGENT}
+    if api_key is not None:
+        headers["X-API-Key"] = api_key
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def check_url(base_url: str) -> str:
+    if not base_url.startswith(("http://", "https://")):
+        raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+    return base_url.rstrip("/")
