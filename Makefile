@@ -14,10 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# The main job: run the vacation-approval example in this terminal (it pauses
-# for your approval and asks for the onResume inputs).
+# The main job: the server (HTTP API, embedded runtime, SQLite) with the examples
+# loaded. On first start it prints an admin API key, once.
 run: setup
-	$(BIN)/pausepoint --db .pausepoint/examples.db run examples/vacation_approval_process.yaml
+	$(BIN)/pausepoint --db .pausepoint/pausepoint.db server --flows examples
 
 # The whole test suite (CI runs exactly this).
 test: setup
