@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
@@ -205,7 +206,15 @@ def settings_for(args: argparse.Namespace, **extra: Any) -> Settings:
     values: dict[str, Any] = dict(extra)
     if args.db:
         values["db"] = args.db if "://" in args.db else f"sqlite:///{Path(args.db).resolve()}"
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise UsageError(
+            f"invalid setting ({problems}); check the PAUSEPOINT_* variables"
+        ) from None
 
 
 async def dispatch(args: argparse.Namespace) -> int:
@@ -402,7 +411,8 @@ def _ask_properties(schema: dict[str, Any], prefix: str, values: dict[str, Any])
         if prop.get("description"):
             console.print(f"  [dim]{prop['description']}[/]")
         answer = console.input(
-            f"  {text}{'*' if name in required else ''}: ", password=prop.get("writeOnly", False)
+            f"  {escape(text)}{'*' if name in required else ''}: ",
+            password=prop.get("writeOnly", False),
         )
         if answer != "":
             values[key] = answer

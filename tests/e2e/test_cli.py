@@ -83,6 +83,13 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+def id_in(result: Result) -> str:
+    """The execution id a non-interactive ``run`` printed."""
+    match = EXECUTION_ID.search(result.stdout)
+    assert match, f"no execution id printed:\n{result}"
+    return match.group(0)
+
+
 def assert_one_error_line(result: Result, code: int = 1) -> str:
     """Exit ``code``, no traceback anywhere, exactly one ``error:`` line on stderr."""
     assert result.code == code, str(result)
@@ -103,69 +110,77 @@ def runs_by_task(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {run["task_id"]: run for run in view["task_runs"]}
 
 
-def started_after(cli: Cli, execution_id: str, marker: str) -> list[str]:
-    """Task ids started after the first ``marker`` event (e.g. workflow.pausing)."""
-    result = cli("events", execution_id)
-    assert result.code == 0, str(result)
-    kinds = event_lines(result.stdout)
-    assert marker in [kind for _, kind in kinds], result.stdout
-    after = kinds[[kind for _, kind in kinds].index(marker) :]
-    return [kind for _, kind in after if kind == "task.started"]
+def show_and_events(cli: Cli, execution_id: str) -> tuple[dict[str, Any], str]:
+    """``show --json`` (parsed) and ``events`` (text), run side by side."""
+    shown, events = cli.many(("show", execution_id, "--json"), ("events", execution_id))
+    assert shown.code == 0, str(shown)
+    assert events.code == 0, str(events)
+    return json.loads(shown.stdout), events.stdout
+
+
+def started_after(events: str, marker: str) -> list[int]:
+    """Seqs of the task.started events after the first ``marker`` (e.g. workflow.pausing)."""
+    kinds = event_lines(events)
+    assert marker in [kind for _, kind in kinds], events
+    at = [kind for _, kind in kinds].index(marker)
+    return [seq for seq, kind in kinds[at:] if kind == "task.started"]
 
 
 # -- validate ------------------------------------------------------------------
 
 
-def test_validate_ok(cli: Cli, tmp_path: Path) -> None:
-    write(tmp_path, "gate.yaml", GATE)
-    result = cli("validate", "gate.yaml")
-    assert result.code == 0, str(result)
-    assert "ok" in result.stdout and "e2e.gate" in result.stdout
-    assert result.stderr == ""
-
-
 BAD_FLOWS = {
     "malformed_yaml": (
         "id: broken\nnamespace: e2e\ntasks:\n  - id: a\n    type: log\n    message: [unclosed\n",
-        ["broken.yaml:7", "invalid YAML"],
+        ["{name}:7", "invalid YAML"],
     ),
     "unknown_task_type": (
         "id: broken\nnamespace: e2e\ntasks:\n  - id: a\n    type: log\n    message: hi\n"
         "  - id: b\n    type: io.kestra.plugin.nope.Thing\n",
-        ["broken.yaml:8", "tasks[1].type", "io.kestra.plugin.nope.Thing"],
+        ["{name}:8", "tasks[1].type", "io.kestra.plugin.nope.Thing"],
     ),
     "duplicate_task_id": (
         "id: broken\nnamespace: e2e\ntasks:\n  - id: a\n    type: log\n    message: hi\n"
         "  - id: a\n    type: log\n    message: again\n",
-        ["broken.yaml:7", "tasks[1].id", "duplicate task id 'a'"],
+        ["{name}:7", "tasks[1].id", "duplicate task id 'a'"],
     ),
     "bad_duration": (
         "id: broken\nnamespace: e2e\ntasks:\n  - id: wait\n    type: pause\n"
         "    pauseDuration: P5X\n",
-        ["broken.yaml:6", "tasks[0].pauseDuration", "'P5X'"],
+        ["{name}:6", "tasks[0].pauseDuration", "'P5X'"],
     ),
     "bad_template": (
         "id: broken\nnamespace: e2e\ntasks:\n  - id: a\n    type: log\n"
         '    message: "{{ inputs.x "\n',
-        ["broken.yaml:6", "tasks[0].message", "template"],
+        ["{name}:6", "tasks[0].message", "template"],
     ),
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_FLOWS))
-def test_validate_reports_bad_flow_on_one_line(cli: Cli, tmp_path: Path, case: str) -> None:
-    text, expected = BAD_FLOWS[case]
-    write(tmp_path, "broken.yaml", text)
-    result = cli("validate", "broken.yaml")
-    line = assert_one_error_line(result)
-    for fragment in expected:
-        assert fragment in line, f"{fragment!r} missing from {line!r}"
-    assert result.stdout == ""
-
-
-def test_validate_missing_file(cli: Cli) -> None:
-    line = assert_one_error_line(cli("validate", "nope.yaml"))
-    assert "nope.yaml" in line
+def test_validate(cli: Cli, tmp_path: Path) -> None:
+    """The good flow is ok; each bad one is one ``error:`` line naming file:line and field."""
+    write(tmp_path, "gate.yaml", GATE)
+    expected = {case: fragments for case, (_, fragments) in BAD_FLOWS.items()}
+    for case, (text, _) in BAD_FLOWS.items():
+        write(tmp_path, f"{case}.yaml", text)
+    expected["nope"] = []  # no such file
+    ok, *results = cli.many(
+        ("validate", "gate.yaml"), *[("validate", f"{case}.yaml") for case in expected]
+    )
+    assert ok.code == 0, str(ok)
+    assert "ok" in ok.stdout and "e2e.gate" in ok.stdout
+    assert ok.stderr == ""
+    problems = []
+    for (case, fragments), result in zip(expected.items(), results, strict=True):
+        name = f"{case}.yaml"
+        try:
+            line = assert_one_error_line(result)
+            assert result.stdout == "", str(result)
+            for fragment in [name, *(f.format(name=name) for f in fragments)]:
+                assert fragment in line, f"{fragment!r} missing from {line!r}"
+        except AssertionError as error:
+            problems.append(f"[{case}] {error}")
+    assert not problems, "\n\n".join(problems)
 
 
 # -- unknown ids and usage errors -----------------------------------------------
@@ -205,29 +220,22 @@ tasks:
 def test_usage_errors_exit_2(cli: Cli, tmp_path: Path) -> None:
     write(tmp_path, "gate.yaml", GATE)
     write(tmp_path, "typed.yaml", TYPED)
-    bad_resume, bad_run, bad_label, no_reason, bad_input, no_file = cli.many(
+    bad_resume, bad_run, no_reason, bad_input = cli.many(
         ("resume", "0" * 24, "-i", "approved"),
         ("run", "gate.yaml", "-i", "novalue"),
-        ("run", "gate.yaml", "-l", "=x"),
         ("terminate", "0" * 24),
         ("run", "typed.yaml", "-i", "count=abc"),
-        ("run", "missing.yaml"),
     )
-    for result, fragment in (
-        (bad_resume, "'approved'"),
-        (bad_run, "'novalue'"),
-        (bad_label, "'=x'"),
-    ):
+    for result, fragment in ((bad_resume, "'approved'"), (bad_run, "'novalue'")):
         line = assert_one_error_line(result, code=2)
         assert "key=value" in line and fragment in line, str(result)
     assert no_reason.code == 2, str(no_reason)
     assert "--reason" in no_reason.stderr and "Traceback" not in no_reason.output
-    # Not usage errors, but refused the same way: exit 1, one line.
+    # Not a usage error, but refused the same way: exit 1, one line.
     assert "count" in assert_one_error_line(bad_input) and "abc" in bad_input.stderr
     # A refused command line starts nothing.
     listed = cli("ls")
     assert listed.code == 0 and not EXECUTION_ID.search(listed.stdout), str(listed)
-    assert "missing.yaml" in assert_one_error_line(no_file)
 
 
 def test_bad_setting_is_one_line(tmp_path: Path) -> None:
@@ -251,11 +259,10 @@ def test_run_completed_exits_0(cli: Cli, tmp_path: Path) -> None:
     )
     result = cli("run", "hello.yaml", "-i", "name=Ada", "-l", "team=ops")
     assert result.code == 0, str(result)
-    execution_id = EXECUTION_ID.search(result.stdout)
-    assert execution_id, str(result)
-    assert f"execution {execution_id.group(0)} COMPLETED" in result.stdout
+    execution_id = id_in(result)
+    assert f"execution {execution_id} COMPLETED" in result.stdout
     assert "Traceback" not in result.output
-    view = cli.show(execution_id.group(0))
+    view = cli.show(execution_id)
     assert view["state"] == "COMPLETED"
     assert view["labels"] == {"team": "ops"}
     assert runs_by_task(view)["greet"]["outputs"] == {"value": "hi Ada"}
@@ -270,12 +277,11 @@ def test_run_failed_exits_non_zero(cli: Cli, tmp_path: Path) -> None:
     )
     result = cli("run", "fail.yaml")
     assert result.code != 0, str(result)
-    execution_id = EXECUTION_ID.search(result.stdout)
-    assert execution_id, str(result)
-    assert f"execution {execution_id.group(0)} FAILED" in result.stdout
+    execution_id = id_in(result)
+    assert f"execution {execution_id} FAILED" in result.stdout
     assert "boom from e2e" in result.stdout
     assert "Traceback" not in result.output
-    assert cli.show(execution_id.group(0))["state"] == "FAILED"
+    assert cli.show(execution_id)["state"] == "FAILED"
 
 
 def test_run_waits_out_a_short_pause_duration(cli: Cli, tmp_path: Path) -> None:
@@ -289,7 +295,7 @@ def test_run_waits_out_a_short_pause_duration(cli: Cli, tmp_path: Path) -> None:
     result = cli("run", "timer.yaml")
     assert result.code == 0, str(result)
     assert re.search(r"execution [0-9a-f]{24} COMPLETED", result.stdout), str(result)
-    view = cli.show(EXECUTION_ID.search(result.stdout).group(0))  # type: ignore[union-attr]
+    view = cli.show(id_in(result))
     runs = runs_by_task(view)
     assert runs["after"]["outputs"] == {"value": "done"}
     assert runs["wait"]["state"] == "SUCCESS"
@@ -302,7 +308,7 @@ def test_paused_execution_is_resumed_from_another_process(cli: Cli, tmp_path: Pa
     write(tmp_path, "gate.yaml", GATE)
     run = cli("run", "gate.yaml")
     assert run.code != 0, str(run)
-    execution_id = EXECUTION_ID.search(run.stdout).group(0)  # type: ignore[union-attr]
+    execution_id = id_in(run)
     assert "paused" in run.stdout.lower(), str(run)
     assert f"pausepoint resume {execution_id}" in run.stdout, str(run)
     assert "Traceback" not in run.output
@@ -324,16 +330,19 @@ def test_paused_execution_is_resumed_from_another_process(cli: Cli, tmp_path: Pa
     good = cli("resume", execution_id, "-i", "approved=false", "-i", "note=ship it")
     assert good.code == 0, str(good)
     assert "Traceback" not in good.output
-    view = cli.show(execution_id)
+    as_json, shown, events, followed, events_json = cli.many(
+        ("show", execution_id, "--json"),
+        ("show", execution_id),
+        ("events", execution_id),
+        ("events", execution_id, "--follow"),
+        ("events", execution_id, "--json"),
+    )
+    view = json.loads(as_json.stdout)
     assert view["state"] == "COMPLETED", view
     runs = runs_by_task(view)
     assert runs["approval"]["outputs"]["onResume"] == {"approved": False, "note": "ship it"}
     assert runs["approval"]["outputs"]["resumed"]["by"] == "cli"
     assert runs["after"]["outputs"] == {"value": "False / ship it"}
-
-    shown, events, followed = cli.many(
-        ("show", execution_id), ("events", execution_id), ("events", execution_id, "--follow")
-    )
     assert shown.code == 0 and "COMPLETED" in shown.stdout, str(shown)
     assert "ship it" in shown.stdout
     assert events.code == 0, str(events)
@@ -346,32 +355,34 @@ def test_paused_execution_is_resumed_from_another_process(cli: Cli, tmp_path: Pa
     # --follow on a finished execution prints everything, then exits.
     assert followed.code == 0, str(followed)
     assert event_lines(followed.stdout) == listed_events
-    # Checked last so that the rest of the story is checked even if this fails.
-    assert_one_error_line(bad)
-
-
-def test_events_json_is_one_json_object_per_line(cli: Cli, tmp_path: Path) -> None:
-    write(tmp_path, "gate.yaml", GATE)
-    run = cli("run", "gate.yaml")
-    execution_id = EXECUTION_ID.search(run.stdout).group(0)  # type: ignore[union-attr]
-    result = cli("events", execution_id, "--json")
-    assert result.code == 0, str(result)
-    events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
-    assert events[-1]["type"] == "workflow.paused"
+    # Checked last so that the rest of the story is checked even if these fail.
+    problems = []
+    try:
+        assert_one_error_line(bad)
+    except AssertionError as error:
+        problems.append(f"resume with a bad value: {error}")
+    try:
+        # --json prints one JSON object per line, whatever the terminal width.
+        lines = [line for line in events_json.stdout.splitlines() if line.strip()]
+        assert [json.loads(line)["seq"] for line in lines] == seqs, events_json.stdout
+    except (AssertionError, ValueError) as error:
+        problems.append(f"events --json: {error!r}\n{events_json.stdout}")
+    assert not problems, "\n\n".join(problems)
 
 
 # -- control from a second process while `run` runs a slow flow ------------------
 
 
 def test_inject_and_pause_while_running(cli: Cli, tmp_path: Path) -> None:
-    write(tmp_path, "slow.yaml", slow_flow(14))
+    write(tmp_path, "slow.yaml", slow_flow(12))
     runner = cli.start("run", "slow.yaml")
     try:
         execution_id = runner.read_execution_id()
-        inject = cli("inject", execution_id, "use the EU template")
+        inject, pause = cli.many(
+            ("inject", execution_id, "use the EU template"),
+            ("pause", execution_id, "--reason", "review the draft"),
+        )
         assert inject.code == 0, str(inject)
-        pause = cli("pause", execution_id, "--reason", "review the draft")
         assert pause.code == 0, str(pause)
         assert re.search(r"PAUS(ING|ED)", pause.stdout), str(pause)
         finished = runner.finish()
@@ -382,14 +393,16 @@ def test_inject_and_pause_while_running(cli: Cli, tmp_path: Path) -> None:
     assert f"pausepoint resume {execution_id}" in finished.stdout, str(finished)
     assert f"execution {execution_id} PAUSED" in finished.stdout, str(finished)
 
-    view = cli.show(execution_id)
+    as_json, events, shown = cli.many(
+        ("show", execution_id, "--json"), ("events", execution_id), ("show", execution_id)
+    )
+    view = json.loads(as_json.stdout)
     assert view["state"] == "PAUSED", view
     assert view["pause_reason"] == "review the draft"
     runs = view["task_runs"]
     assert runs and all(run["state"] == "SUCCESS" for run in runs), runs
-    assert len(runs) < 14, "the pause came too late to stop anything"
-    assert started_after(cli, execution_id, "workflow.pausing") == []
-    shown = cli("show", execution_id)
+    assert len(runs) < 12, "the pause came too late to stop anything"
+    assert started_after(events.stdout, "workflow.pausing") == []
     assert "use the EU template" in shown.stdout, str(shown)
     assert [m["message"] for m in view["context"]] == ["use the EU template"]
 
@@ -399,7 +412,7 @@ def test_inject_and_pause_while_running(cli: Cli, tmp_path: Path) -> None:
     view = cli.show(execution_id)
     assert view["state"] == "COMPLETED", view
     runs_done = runs_by_task(view)
-    assert [runs_done[f"s{n}"]["outputs"] for n in range(1, 15)] == [{"n": n} for n in range(1, 15)]
+    assert [runs_done[f"s{n}"]["outputs"] for n in range(1, 13)] == [{"n": n} for n in range(1, 13)]
     assert runs_done["ctx"]["outputs"] == {"value": 1}
 
 
@@ -416,10 +429,10 @@ def test_cancel_while_running(cli: Cli, tmp_path: Path) -> None:
     assert finished.code != 0, str(finished)
     assert f"execution {execution_id} CANCELLED" in finished.stdout, str(finished)
     assert "Traceback" not in finished.output
-    view = cli.show(execution_id)
+    view, events = show_and_events(cli, execution_id)
     assert view["state"] == "CANCELLED", view
     assert "ctx" not in runs_by_task(view)
-    assert started_after(cli, execution_id, "workflow.cancelling") == []
+    assert started_after(events, "workflow.cancelling") == []
 
 
 def test_terminate_while_running(cli: Cli, tmp_path: Path) -> None:
@@ -427,10 +440,11 @@ def test_terminate_while_running(cli: Cli, tmp_path: Path) -> None:
     runner = cli.start("run", "slow.yaml")
     try:
         execution_id = runner.read_execution_id()
-        no_reason = cli("terminate", execution_id)
+        no_reason, terminate = cli.many(
+            ("terminate", execution_id), ("terminate", execution_id, "--reason", "runaway")
+        )
         assert no_reason.code == 2, str(no_reason)
         assert "--reason" in no_reason.stderr and "Traceback" not in no_reason.output
-        terminate = cli("terminate", execution_id, "--reason", "runaway")
         assert terminate.code == 0, str(terminate)
         finished = runner.finish()
     finally:
@@ -516,17 +530,17 @@ def test_ctrl_c_pauses_and_declining_leaves_it_paused(cli: Cli, tmp_path: Path) 
         terminal.close()
     assert code != 0, terminal.text
     assert "Traceback" not in terminal.text
-    view = cli.show(execution_id)
+    view, events = show_and_events(cli, execution_id)
     assert view["state"] == "PAUSED", view
     assert all(run["state"] == "SUCCESS" for run in view["task_runs"]), view["task_runs"]
     assert "ctx" not in runs_by_task(view)
-    assert started_after(cli, execution_id, "workflow.pausing") == []
+    assert started_after(events, "workflow.pausing") == []
     assert "[y/N]" in question, f"the question does not show its choices: {question!r}"
 
 
 def test_second_ctrl_c_while_pausing_leaves_it_paused(cli: Cli, tmp_path: Path) -> None:
-    # Steps of 2 s keep the execution PAUSING long enough to press Ctrl-C twice.
-    write(tmp_path, "slow.yaml", slow_flow(3, seconds=2.0))
+    # Steps of 1.5 s keep the execution PAUSING long enough to press Ctrl-C twice.
+    write(tmp_path, "slow.yaml", slow_flow(3, seconds=1.5))
     terminal = Terminal(cli.argv(["run", "slow.yaml"]), cwd=tmp_path, env=cli.env)
     started = time.monotonic()
     try:

@@ -3,7 +3,9 @@
 import pausepoint
 
 EXPECTED = {
+    "AsyncClient",
     "CancelRequest",
+    "Client",
     "Conflict",
     "ControlResult",
     "Engine",
