@@ -202,12 +202,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(code)
 
 
-def settings_for(args: argparse.Namespace, **extra: Any) -> Settings:
+def settings_for(
+    args: argparse.Namespace, *, python_paths: Sequence[Path] = (), **extra: Any
+) -> Settings:
+    """Settings from the environment and the command line; ``python_paths`` are added to
+    (not substituted for) the configured ones."""
     values: dict[str, Any] = dict(extra)
     if args.db:
         values["db"] = args.db if "://" in args.db else f"sqlite:///{Path(args.db).resolve()}"
     try:
-        return Settings(**values)
+        settings = Settings(**values)
+        added = tuple(str(p) for p in python_paths if str(p) not in settings.python_paths)
+        return settings.model_copy(update={"python_paths": (*settings.python_paths, *added)})
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
@@ -235,11 +241,14 @@ async def dispatch(args: argparse.Namespace) -> int:
         if args.command in cli_remote.COMMANDS:
             return await cli_remote.dispatch(args)
     extra: dict[str, Any] = {}
+    # Like `python script.py`: task modules next to the flow and in the working
+    # directory import, also when another process continues the execution.
+    paths = [Path.cwd()]
     if args.command == "run":
-        extra["python_paths"] = (str(args.flow.resolve().parent),)
+        paths.insert(0, args.flow.resolve().parent)
         if args.enable_shell:
             extra["shell_enabled"] = True
-    async with Engine(settings_for(args, **extra)) as engine:
+    async with Engine(settings_for(args, python_paths=paths, **extra)) as engine:
         handler = COMMANDS[args.command]
         return await handler(engine, args)
 
@@ -287,6 +296,12 @@ async def follow_live(engine: Engine, execution_id: str, *, interactive: bool) -
     with _sigint(loop, on_interrupt):
         while True:
             view = await _watch(engine, execution_id, stop_following, interactive)
+            if stop_following.is_set() and view.state == "PAUSING":
+                # Leaving now would strand the step in flight: let it finish (within the
+                # grace period) so that the pause lands before this process exits.
+                console.print("[yellow]waiting for the step in flight to finish[/]")
+                await engine.runtime.drain(engine.settings.shutdown_grace_period)
+                view = await engine.execution(execution_id)
             if view.is_terminal or stop_following.is_set():
                 return view
             if view.state != "PAUSED":
@@ -334,7 +349,7 @@ async def _watch(
 
 
 async def _ask_resume_after_interrupt() -> bool:
-    answer = await asyncio.to_thread(console.input, "[yellow]paused.[/] resume now? [y/N] ")
+    answer = await asyncio.to_thread(console.input, "[yellow]paused.[/] resume now? \\[y/N] ")
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -627,9 +642,8 @@ async def serve(args: argparse.Namespace) -> int:
     from pausepoint.api import create_app
 
     extra: dict[str, Any] = {"shell_enabled": True} if args.enable_shell else {}
-    if args.flows:
-        extra["python_paths"] = (str(args.flows.resolve()),)
-    settings = settings_for(args, **extra)
+    paths = [args.flows.resolve()] if args.flows else []
+    settings = settings_for(args, python_paths=paths, **extra)
     engine = Engine(settings, serve=True)
     await engine.start()
     try:
