@@ -514,6 +514,10 @@ class Engine:
                     continue
             else:
                 await asyncio.sleep(step)
+                # Whoever ran it may have let go meanwhile (paused, or exiting): then it
+                # continues here rather than waiting for a process that is not coming.
+                if await self.runtime.adopt(command.execution_id):
+                    continue
             latest = await self.store.get_command(command.id)
             if latest is not None and latest.status != "pending":
                 return latest
