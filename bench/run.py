@@ -277,6 +277,10 @@ async def run(quick: bool) -> dict[str, Any]:
         results["pause_landing"] = await pause_landing(workdir, sizes["pauses"])
         progress(f"D. memory of {sizes['paused']} paused executions")
         results["paused_memory"] = await paused_memory(workdir, sizes["paused"])
+        progress("G. HTTP: 32 concurrent clients from this process against a server process")
+        import http_bench
+
+        results["http"] = await http_bench.run(workdir, quick)
     return results
 
 
@@ -317,6 +321,7 @@ def render_readme(results: dict[str, Any]) -> str:
     resume = results["resume_latency"]
     landing = results["pause_landing"]
     memory = results["paused_memory"]
+    http = results["http"]
     lines += [
         "",
         "## Control latency",
@@ -337,6 +342,21 @@ def render_readme(results: dict[str, Any]) -> str:
         f"| resident memory added | {memory['rss_added_mib']} MiB "
         f"({memory['bytes_per_execution']} bytes each) |",
         f"| executions created and paused per second | {memory['created_per_s']} |",
+        "",
+        "## Over HTTP",
+        "",
+        "The server runs as its own process (`pausepoint server`); the load comes from",
+        "the benchmark process over loopback (raw HTTP/1.1 keep-alive connections).",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| control requests/s, {http['control_load']['clients']} clients "
+        f"(pause, state, resume, state) | {http['control_load']['requests_per_s']} |",
+        f"| control request latency p50 / p99 (ms) | {http['control_load']['p50_ms']} / "
+        f"{http['control_load']['p99_ms']} |",
+        f"| HTTP resume → next task started p50 / p99 (ms, "
+        f"{http['resume_latency']['resumes']} resumes) | {http['resume_latency']['p50_ms']} / "
+        f"{http['resume_latency']['p99_ms']} |",
         "",
         "Raw numbers: [`results.json`](results.json).",
         "",
