@@ -8,6 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pausepoint.api.deps import release_claim
 from pausepoint.errors import InvalidInput, PausepointError, Unauthorized
@@ -18,6 +20,22 @@ def error_body(error: PausepointError) -> dict[str, Any]:
     if isinstance(error, InvalidInput) and error.errors:
         return {"detail": [e.as_dict() for e in error.errors], "message": error.message}
     return {"detail": error.message, "code": error.code}
+
+
+class ErrorBody(BaseModel):
+    """Every error but 422: what happened, in words, and a stable code."""
+
+    detail: str
+    code: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No or bad credentials."},
+    403: {"model": ErrorBody, "description": "The caller's role is too low."},
+    404: {"model": ErrorBody, "description": "Unknown id (or another organization's)."},
+    409: {"model": ErrorBody, "description": "Not legal now; the message names the state."},
+    413: {"model": ErrorBody, "description": "Request body too large."},
+}
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -41,6 +59,18 @@ def create_app(engine: Engine) -> FastAPI:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
         return JSONResponse(error_body(error), status_code=error.http_status, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:
+            # A body that does not parse is invalid input like any other: 422, naming it.
+            detail = [{"loc": ["body"], "msg": str(error.detail), "type": "body_parse_error"}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        return JSONResponse(
+            {"detail": str(error.detail), "code": f"http_{error.status_code}"},
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         await release_claim(request)
@@ -58,15 +88,28 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.metrics = metrics
     event_hub(engine)  # the organization-wide event feed hooks the runtime once
     app.add_middleware(ControlMetricsMiddleware, metrics=metrics)
-    app.add_middleware(RequestLimits, max_body_bytes=engine.settings.max_body_bytes)
+
+    async def release_unfinished_claim(scope: dict[str, Any]) -> None:
+        # A request that ended without storing its reply (an error answered by a
+        # handler of its own, a dropped connection) must not hold its key forever.
+        claim = scope.get("state", {}).get("idempotency_claim")
+        if claim is not None:
+            scope["state"]["idempotency_claim"] = None
+            await engine.store.release_idempotency(*claim)
+
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=engine.settings.max_body_bytes,
+        after=release_unfinished_claim,
+    )
 
     app.include_router(ops.router)
-    app.include_router(flows.router)
+    app.include_router(flows.router, responses=ERROR_RESPONSES)
     # Before the control routes, so ``bulk`` is never read as an execution id.
-    app.include_router(bulk.router)
-    app.include_router(executions.router)
-    app.include_router(control.router)
-    app.include_router(events.router)
-    app.include_router(compat.router)
-    app.include_router(secret_routes.router)
+    app.include_router(bulk.router, responses=ERROR_RESPONSES)
+    app.include_router(executions.router, responses=ERROR_RESPONSES)
+    app.include_router(control.router, responses=ERROR_RESPONSES)
+    app.include_router(events.router, responses=ERROR_RESPONSES)
+    app.include_router(compat.router, responses=ERROR_RESPONSES)
+    app.include_router(secret_routes.router, responses=ERROR_RESPONSES)
     return app

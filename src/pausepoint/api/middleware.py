@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 Scope = dict[str, Any]
@@ -12,9 +13,16 @@ Scope = dict[str, Any]
 class RequestLimits:
     """Give every request an id (``X-Request-ID``, echoed) and refuse bodies over the limit."""
 
-    def __init__(self, app: Any, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_body_bytes: int,
+        after: Callable[[Scope], Awaitable[None]] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.after = after  # runs once the response is done, whatever happened
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -84,6 +92,9 @@ class RequestLimits:
                 },
                 request_id,
             )
+        finally:
+            if self.after is not None:
+                await self.after(scope)
 
     @staticmethod
     async def _reply(
