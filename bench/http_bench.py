@@ -236,11 +236,84 @@ async def http_resume_latency(base: str, key: str, count: int) -> dict[str, Any]
     }
 
 
+async def sse_follower(base: str, key: str, execution_id: str, ready: asyncio.Event) -> int:
+    """One SSE client on a raw connection; returns how many events it read."""
+    host, _, port = base.removeprefix("http://").partition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        (
+            f"GET /api/v1/executions/{execution_id}/events HTTP/1.1\r\nHost: {host}\r\n"
+            f"X-API-Key: {key}\r\nAccept: text/event-stream\r\n\r\n"
+        ).encode()
+    )
+    ready.set()
+    events = 0
+    try:
+        while line := await reader.readline():
+            if line.startswith(b"id:"):
+                events += 1
+    finally:
+        writer.close()
+    return events
+
+
+async def checkpoints_with_followers(
+    base: str, key: str, steps: int, followers: int
+) -> dict[str, Any]:
+    """Steps/s of one execution while ``followers`` SSE clients follow it live."""
+    flow = "id: followed\nnamespace: bench\ntasks:\n  - id: gate\n    type: pause\n" + "".join(
+        f"  - id: s{i}\n    type: return\n    format: x\n" for i in range(steps)
+    )
+    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=60) as http:
+        (
+            await http.put(
+                "/api/v1/flows/bench/followed",
+                content=flow,
+                headers={"Content-Type": "application/x-yaml"},
+            )
+        ).raise_for_status()
+        execution_id = (
+            await http.post(
+                "/api/v1/executions", json={"namespace": "bench", "flow_id": "followed"}
+            )
+        ).json()["id"]
+        while (await http.get(f"/api/v1/executions/{execution_id}/state")).json()[  # noqa: ASYNC110
+            "state"
+        ] != "PAUSED":
+            await asyncio.sleep(0.01)
+        readies = [asyncio.Event() for _ in range(followers)]
+        clients = [
+            asyncio.create_task(sse_follower(base, key, execution_id, ready)) for ready in readies
+        ]
+        await asyncio.gather(*(ready.wait() for ready in readies))
+        started = time.perf_counter()
+        (await http.post(f"/api/v1/executions/{execution_id}/resume")).raise_for_status()
+        while (await http.get(f"/api/v1/executions/{execution_id}/state")).json()[  # noqa: ASYNC110
+            "state"
+        ] != "COMPLETED":
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        delivered = await asyncio.gather(*clients)
+    return {
+        "followers": followers,
+        "steps": steps,
+        "steps_per_s": round(steps / elapsed, 1),
+        "events_per_follower_min": min(delivered) if delivered else None,
+    }
+
+
 async def run(workdir: Path, quick: bool) -> dict[str, Any]:
     with server_process(workdir) as (base, key):
         load = await control_load(base, key, clients=32, seconds=3 if quick else 10)
         resume = await http_resume_latency(base, key, 30 if quick else 100)
-    return {"control_load": load, "resume_latency": resume}
+        steps = 500 if quick else 2000
+        quiet = await checkpoints_with_followers(base, key, steps, 0)
+        followed = await checkpoints_with_followers(base, key, steps, 100)
+    return {
+        "control_load": load,
+        "resume_latency": resume,
+        "sse_followers": [quiet, followed],
+    }
 
 
 if __name__ == "__main__":

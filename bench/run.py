@@ -358,6 +358,17 @@ def render_readme(results: dict[str, Any]) -> str:
         f"{http['resume_latency']['resumes']} resumes) | {http['resume_latency']['p50_ms']} / "
         f"{http['resume_latency']['p99_ms']} |",
         "",
+        "Checkpoints while SSE clients follow the same execution live (every event fans",
+        "out to each of them):",
+        "",
+        "| SSE followers | steps/s | events each follower received (min) |",
+        "|---|---|---|",
+        *(
+            f"| {row['followers']} | {row['steps_per_s']} | "
+            f"{row['events_per_follower_min'] if row['followers'] else '-'} |"
+            for row in http.get("sse_followers", [])
+        ),
+        "",
         "Raw numbers: [`results.json`](results.json).",
         "",
     ]

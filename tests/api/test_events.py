@@ -184,7 +184,7 @@ async def test_a_closed_stream_lets_go_of_its_subscription(server: RunningServer
         url = f"/api/v1/executions/{execution_id}/events"
         async with http.stream("GET", url, headers=SSE) as response:
             await read_events(response, until="workflow.paused")
-            subscribers = server.engine.runtime._subscribers  # what a leak would grow
+            subscribers = server.engine.runtime._sinks  # what a leak would grow
             assert subscribers.get(execution_id)
 
         async def released() -> bool:

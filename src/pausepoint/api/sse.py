@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pausepoint.engine.state import iso
-from pausepoint.models import EventView
+from pausepoint.models import TERMINAL_EVENT_TYPES, EventView
 from pausepoint.runtime.embedded import EmbeddedRuntime
 from pausepoint.service.engine import Engine
 from pausepoint.store.records import EventRecord
@@ -37,6 +37,10 @@ TERMINAL_STATES = frozenset(
 )
 
 
+# Live events wait this long after a wake-up so that bursts go out in one write.
+COALESCE_SECONDS = 0.02
+
+
 @dataclass(frozen=True)
 class StreamTiming:
     """How often a stream sends keep-alives and looks in the store (tests shrink them)."""
@@ -44,10 +48,27 @@ class StreamTiming:
     keepalive: float = KEEPALIVE_SECONDS
     store_poll: float = STORE_POLL_SECONDS
     max_buffered: int = MAX_BUFFERED_EVENTS
+    coalesce: float = COALESCE_SECONDS
 
 
 def frame(event_id: str | int, event: EventView) -> str:
     return f"id: {event_id}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
+
+
+_FRAMES: OrderedDict[tuple[str, int], str] = OrderedDict()
+FRAME_CACHE_SIZE = 4096
+
+
+def live_frame(record: EventRecord) -> str:
+    """The frame of a live event, serialised once however many clients follow it."""
+    key = (record.execution_id, record.seq)
+    cached = _FRAMES.get(key)
+    if cached is None:
+        cached = frame(record.seq, view(record))
+        _FRAMES[key] = cached
+        if len(_FRAMES) > FRAME_CACHE_SIZE:
+            _FRAMES.popitem(last=False)
+    return cached
 
 
 def comment(text: str) -> str:
@@ -88,10 +109,14 @@ class _Inbox:
         self.events.clear()
         self.wake.set()
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, timeout: float) -> bool:
+        """Wait for news; True if something arrived before ``timeout``."""
+        woken = False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout)
+            woken = True
         self.wake.clear()
+        return woken
 
 
 async def execution_events(
@@ -111,19 +136,7 @@ async def _execution_frames(
 ) -> AsyncIterator[str]:
     runtime = engine.runtime
     inbox = _Inbox(timing.max_buffered)
-    queue = runtime.subscribe(execution_id)
-
-    async def pump() -> None:
-        try:
-            while not inbox.overflowed:
-                received = [await queue.get()]
-                while not queue.empty():
-                    received.append(queue.get_nowait())
-                inbox.put(received)
-        finally:
-            runtime.unsubscribe(execution_id, queue)
-
-    pumping = asyncio.create_task(pump(), name=f"pausepoint-sse-{execution_id}")
+    runtime.add_sink(execution_id, inbox.put)
     loop = asyncio.get_running_loop()
     last_sent = last_poll = loop.time()
     try:
@@ -146,6 +159,9 @@ async def _execution_frames(
                 continue
             caught_up = True
             while caught_up:
+                # Everything buffered goes out in one write: one send per burst, not per event.
+                burst: list[str] = []
+                finished = False
                 while inbox.events and caught_up:
                     record = inbox.events.popleft()
                     if record.seq <= after:
@@ -155,11 +171,15 @@ async def _execution_frames(
                         inbox.events.appendleft(record)
                         break
                     after = record.seq
-                    event = view(record)
-                    yield frame(record.seq, event)
+                    burst.append(live_frame(record))
+                    if record.type in TERMINAL_EVENT_TYPES:
+                        finished = True
+                        break
+                if burst:
+                    yield "".join(burst)
                     last_sent = loop.time()
-                    if event.is_terminal:
-                        return
+                if finished:
+                    return
                 if not caught_up:
                     break
                 if inbox.overflowed:
@@ -175,13 +195,15 @@ async def _execution_frames(
                     yield comment("keep-alive")
                     last_sent = loop.time()
                     continue
-                await inbox.wait(
+                woken = await inbox.wait(
                     min(timing.keepalive - (now - last_sent), timing.store_poll - (now - last_poll))
                 )
+                if woken and timing.coalesce:
+                    # Let a burst of checkpoints gather: one write for many events keeps
+                    # a hundred followers from costing the engine a hundred wake-ups each.
+                    await asyncio.sleep(timing.coalesce)
     finally:
-        pumping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pumping
+        runtime.remove_sink(execution_id, inbox.put)
 
 
 # -- every execution of an organization ---------------------------------------------------

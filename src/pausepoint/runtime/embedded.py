@@ -66,6 +66,7 @@ class EmbeddedRuntime:
         self._loops: list[asyncio.Task[None]] = []
         self._adopting: dict[str, asyncio.Future[bool]] = {}
         self._subscribers: dict[str, set[asyncio.Queue[EventRecord]]] = defaultdict(set)
+        self._sinks: dict[str, set[Callable[[list[EventRecord]], None]]] = defaultdict(set)
         self._command_waiters: dict[str, asyncio.Future[CommandResult]] = {}
         self._stopped = False
         self.draining = False
@@ -218,6 +219,8 @@ class EmbeddedRuntime:
         for queue in self._subscribers.get(execution_id, ()):
             for event in events:
                 queue.put_nowait(event)
+        for sink in self._sinks.get(execution_id, ()):
+            sink(events)
         for result in results:
             waiter = self._command_waiters.pop(result.command_id, None)
             if waiter is not None and not waiter.done():
@@ -234,6 +237,21 @@ class EmbeddedRuntime:
             queues.discard(queue)
             if not queues:
                 del self._subscribers[execution_id]
+
+    def add_sink(self, execution_id: str, sink: Callable[[list[EventRecord]], None]) -> None:
+        """Call ``sink`` with each batch of new events (in the loop; it must not block).
+
+        Unlike a queue, a sink wakes nobody by itself: many followers of one
+        execution cost one call each per checkpoint, not one task switch per event.
+        """
+        self._sinks[execution_id].add(sink)
+
+    def remove_sink(self, execution_id: str, sink: Callable[[list[EventRecord]], None]) -> None:
+        sinks = self._sinks.get(execution_id)
+        if sinks is not None:
+            sinks.discard(sink)
+            if not sinks:
+                del self._sinks[execution_id]
 
     def command_waiter(self, command_id: str) -> asyncio.Future[CommandResult]:
         future = self._command_waiters.get(command_id)
