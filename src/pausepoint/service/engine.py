@@ -44,7 +44,14 @@ from pausepoint.models import (
 from pausepoint.runtime.actor import command_event, core_state
 from pausepoint.runtime.embedded import EmbeddedRuntime
 from pausepoint.service.auth import Authenticator, JwtSettings, check_role, new_api_key
-from pausepoint.service.requests import ControlRequest, TerminateRequest
+from pausepoint.service.requests import (
+    CancelRequest,
+    ControlRequest,
+    InjectRequest,
+    PauseRequest,
+    ResumeRequest,
+    TerminateRequest,
+)
 from pausepoint.service.secretbox import SecretBox
 from pausepoint.store.access import ApiKeyRecord
 from pausepoint.store.records import (
@@ -556,8 +563,6 @@ class Engine:
         actor: str = "anonymous",
         idempotency_key: str | None = None,
     ) -> ControlResult:
-        from pausepoint.service.requests import PauseRequest
-
         return await self.control(
             PauseRequest(
                 execution_id=execution_id,
@@ -576,8 +581,6 @@ class Engine:
         actor: str = "anonymous",
         idempotency_key: str | None = None,
     ) -> ControlResult:
-        from pausepoint.service.requests import ResumeRequest
-
         return await self.control(
             ResumeRequest(
                 execution_id=execution_id,
@@ -596,8 +599,6 @@ class Engine:
         actor: str = "anonymous",
         idempotency_key: str | None = None,
     ) -> ControlResult:
-        from pausepoint.service.requests import CancelRequest
-
         return await self.control(
             CancelRequest(
                 execution_id=execution_id,
@@ -633,8 +634,6 @@ class Engine:
         actor: str = "anonymous",
         idempotency_key: str | None = None,
     ) -> ControlResult:
-        from pausepoint.service.requests import InjectRequest
-
         return await self.control(
             InjectRequest(
                 execution_id=execution_id,
