@@ -18,7 +18,7 @@ class StartExecutionBody(_Body):
     flow_id: str = Field(min_length=1, max_length=255)
     inputs: dict[str, Any] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
-    revision: int | None = Field(default=None, ge=1)
+    revision: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 class PauseBody(_Body):

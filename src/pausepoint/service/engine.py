@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,7 @@ def _iso(at: float | None) -> str | None:
 
 
 SECRETS_CACHE_SECONDS = 2.0
+EXECUTION_FLOW_CACHE = 10_000
 SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
@@ -84,6 +86,10 @@ class _Caches:
     """Caches shared by an engine and its per-organization views."""
 
     flows: dict[tuple[str, str, str, int], FlowIndex] = field(default_factory=dict)
+    # execution id -> (organization, flow revision key): both fixed for its lifetime
+    execution_flows: OrderedDict[str, tuple[str, tuple[str, str, str, int]]] = field(
+        default_factory=OrderedDict
+    )
     org_secrets: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
 
 
@@ -449,8 +455,7 @@ class Engine:
         state) or ``InvalidInput`` (422: bad payload, bad resume inputs).
         """
         request.validate()
-        record = await self._record(request.execution_id)
-        env = await self._env_for(record)
+        index = await self._admission_index(request.execution_id)
         now = self.clock()
         command_id = new_id("cmd_")
 
@@ -468,7 +473,7 @@ class Engine:
                     request.reason,
                     request.payload(),
                 ),
-                env.index,
+                index,
             )
             return {
                 "id": command.id,
@@ -480,7 +485,7 @@ class Engine:
             }
 
         command, replayed, commands_version = await self.store.accept_command(
-            request.execution_id, request.idempotency_key, decide, now
+            request.execution_id, request.idempotency_key, decide, now, org_id=self.org_id
         )
         if replayed and command.kind != request.kind:
             raise Conflict(
@@ -494,6 +499,25 @@ class Engine:
                 command = await self._wait_applied(command, waiter)
             self.runtime.drop_command_waiter(command.id)
         return await self._control_result(command, replayed)
+
+    async def _admission_index(self, execution_id: str) -> FlowIndex:
+        """The flow an execution runs, for admitting its commands (cached: it never changes).
+
+        The organization is checked again inside the accepting transaction.
+        """
+        known = self._shared.execution_flows.get(execution_id)
+        if known is not None and known[0] == self.org_id:
+            index = self._flows.get(known[1])
+            if index is not None:
+                return index
+        record = await self._record(execution_id)
+        index = (await self._env_for(record)).index
+        key = (record.org_id, record.namespace, record.flow_id, record.flow_revision)
+        flows = self._shared.execution_flows
+        flows[execution_id] = (record.org_id, key)
+        if len(flows) > EXECUTION_FLOW_CACHE:
+            flows.popitem(last=False)
+        return index
 
     async def _wait_applied(
         self, command: CommandRecord, waiter: asyncio.Future[CommandResult]

@@ -460,6 +460,8 @@ class SqlStore(AccessStore):
         idempotency_key: str | None,
         decide: CommandDecider,
         now: float,
+        *,
+        org_id: str | None = None,
     ) -> tuple[CommandRecord, bool, int]:
         """Record a command durably; return it, whether it replays an earlier request, and
         the execution's commands version after it (so the runner can settle its wake-up).
@@ -467,7 +469,9 @@ class SqlStore(AccessStore):
         ``decide`` runs inside the write transaction with the execution and its
         pending commands, so admission and recording are atomic.
         """
-        return await self._call(self._accept_command, execution_id, idempotency_key, decide, now)
+        return await self._call(
+            self._accept_command, execution_id, idempotency_key, decide, now, org_id
+        )
 
     def _accept_command(
         self,
@@ -475,10 +479,11 @@ class SqlStore(AccessStore):
         idempotency_key: str | None,
         decide: CommandDecider,
         now: float,
+        org_id: str | None,
     ) -> tuple[CommandRecord, bool, int]:
         with self._write() as conn:
             execution = self._execution(conn, execution_id)
-            if execution is None:
+            if execution is None or (org_id is not None and execution.org_id != org_id):
                 raise NotFound(f"execution {execution_id} not found")
             cursor = _cursor(conn)
             if idempotency_key is not None:

@@ -44,7 +44,7 @@ def parse_last_event_id(value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
     tail = value.strip().rpartition(":")[2]
-    if not tail.isdigit():
+    if not (tail.isascii() and tail.isdigit()) or len(tail) > 18:
         raise InvalidInput(
             f"Last-Event-ID {value!r} is not an event id from this stream",
             [FieldError(("header", "Last-Event-ID"), "expected a sequence number", "int_parsing")],
@@ -57,7 +57,9 @@ async def execution_events_route(
     request: Request,
     execution_id: str,
     caller: Caller,
-    after: Annotated[int, Query(ge=0, description="Only events after this sequence number.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**62, description="Only events after this sequence number.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", description="SSE: resume after this id.")

@@ -184,7 +184,9 @@ async def get_flow(
     namespace: str,
     flow_id: str,
     caller: Caller,
-    revision: Annotated[int | None, Query(ge=1, description="Default: the latest.")] = None,
+    revision: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="Default: the latest.")
+    ] = None,
 ) -> FlowDetail:
     """The source of a revision, with its inputs' JSON Schema and its task ids."""
     record = await engine_of(request).store.get_flow(caller.org_id, namespace, flow_id, revision)
