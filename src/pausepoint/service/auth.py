@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +27,10 @@ Role = Literal["viewer", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
 KEY_PREFIX = "pp"
+# A key revoked by another process stops working within this many seconds; one
+# revoked through this process stops at once.
+KEY_CACHE_SECONDS = 1.0
+KEY_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,23 @@ class JwtSettings:
 class Authenticator:
     """Turns request credentials into a :class:`Principal`, or raises ``Unauthorized``."""
 
-    def __init__(self, store: SqlStore, jwt_settings: JwtSettings | None = None) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        jwt_settings: JwtSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.jwt = jwt_settings
+        self.clock = clock
+        # Verified API keys, by hash, for KEY_CACHE_SECONDS: every request authenticates,
+        # and a store lookup per request was a third of a control request's cost.
+        self._verified: dict[str, tuple[float, Principal]] = {}
+
+    def forget_verified(self) -> None:
+        """Drop cached verifications (a key was revoked in this process)."""
+        self._verified.clear()
 
     async def authenticate(self, *, api_key: str | None, authorization: str | None) -> Principal:
         token = api_key
@@ -89,11 +109,22 @@ class Authenticator:
         return self._jwt(token)
 
     async def _api_key(self, key: str) -> Principal:
+        digest = hash_key(key)
+        cached = self._verified.get(digest)
+        if cached is not None and cached[0] > self.clock():
+            return cached[1]
+        principal = await self._verify_api_key(key, digest)
+        if len(self._verified) >= KEY_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[digest] = (self.clock() + KEY_CACHE_SECONDS, principal)
+        return principal
+
+    async def _verify_api_key(self, key: str, digest: str) -> Principal:
         parts = key.split("_", 2)
         record = await self.store.get_api_key(parts[1]) if len(parts) == 3 else None
         # Compare even when the id is unknown, so timing does not tell ids apart.
         expected = record.hash if record is not None else hash_key("")
-        if not hmac.compare_digest(hash_key(key), expected) or record is None:
+        if not hmac.compare_digest(digest, expected) or record is None:
             raise Unauthorized("invalid API key")
         if record.revoked_at is not None:
             raise Unauthorized("this API key was revoked")

@@ -91,6 +91,7 @@ class _Caches:
         default_factory=OrderedDict
     )
     org_secrets: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
+    authenticator: Authenticator | None = None
 
 
 class Engine:
@@ -157,14 +158,17 @@ class Engine:
         key_file = (path.parent if path else Path.cwd()) / ".pausepoint-secrets.key"
         return SecretBox.from_settings(self.settings.secrets_key, key_file)
 
-    @functools.cached_property
+    @property
     def authenticator(self) -> Authenticator:
-        jwt_settings = None
-        if self.settings.jwt_key:
-            jwt_settings = JwtSettings(
-                self.settings.jwt_algorithm, self.settings.jwt_key, self.settings.jwt_audience
-            )
-        return Authenticator(self.store, jwt_settings)
+        """One per engine, shared with its per-organization views (it caches verifications)."""
+        if self._shared.authenticator is None:
+            jwt_settings = None
+            if self.settings.jwt_key:
+                jwt_settings = JwtSettings(
+                    self.settings.jwt_algorithm, self.settings.jwt_key, self.settings.jwt_audience
+                )
+            self._shared.authenticator = Authenticator(self.store, jwt_settings)
+        return self._shared.authenticator
 
     # -- keys and secrets ----------------------------------------------------------
 
@@ -180,6 +184,7 @@ class Engine:
     async def revoke_api_key(self, key_id: str) -> None:
         if not await self.store.revoke_api_key(key_id, self.clock(), self.org_id):
             raise NotFound(f"API key {key_id} not found (or already revoked)")
+        self.authenticator.forget_verified()
 
     async def bootstrap_admin_key(self) -> str | None:
         """On a database without any key, create an admin key for the default org (once)."""
