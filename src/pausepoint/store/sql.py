@@ -13,7 +13,6 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 from pausepoint.errors import InvalidInput, NotFound
 from pausepoint.store import schema
 from pausepoint.store.access import AccessStore
+from pausepoint.store.checkpoints import CheckpointStore
 from pausepoint.store.records import (
     Checkpoint,
     CommandRecord,
@@ -32,100 +32,18 @@ from pausepoint.store.records import (
     ExecutionRecord,
     FlowRecord,
 )
+from pausepoint.store.rows import (
+    COMMAND_COLUMNS,
+    EXECUTION_COLUMNS,
+    command_row,
+    driver_cursor,
+    execution_row,
+)
 
 R = TypeVar("R")
 
-_UPDATE_EXECUTION = """
-UPDATE executions SET
-    status = ?, state = ?, updated_at = ?, started_at = ?, ended_at = ?, event_seq = ?,
-    lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END,
-    lease_expires_at = CASE WHEN ? THEN NULL ELSE lease_expires_at END,
-    wake_at = CASE WHEN ? AND commands_version = ? THEN ? ELSE wake_at END
-WHERE id = ? AND lease_owner = ?
-"""
-# A command accepted after the runtime last looked keeps wake_at set, so its wake-up is not lost.
-_UPSERT_TASK_RUN = """
-INSERT INTO task_runs (execution_id, id, task_id, state, data) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (execution_id, id) DO UPDATE SET state = excluded.state, data = excluded.data
-"""
-_PENDING_COMMANDS = (
-    "SELECT id, kind FROM commands WHERE execution_id = ? AND status = 'pending' ORDER BY seq"
-)
-_INSERT_EVENT = "INSERT INTO events (execution_id, seq, type, at, data) VALUES (?, ?, ?, ?, ?)"
-_APPLY_COMMAND = """
-UPDATE commands SET status = ?, message = ?, state_after = ?, applied_at = ?
-WHERE id = ? AND status = 'pending'
-"""
-TERMINAL = ("COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT")
-
 # Decides, inside the accepting transaction, what command to record.
 CommandDecider = Callable[[ExecutionRecord, list[CommandRecord]], dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """What a runtime reads when it takes an execution on."""
-
-    record: ExecutionRecord
-    task_runs: list[dict[str, Any]] | None  # None: the caller's cached copy is current
-    pending: list[CommandRecord]
-    commands_version: int
-
-
-_EXECUTION_COLUMNS = (
-    "id, org_id, namespace, flow_id, flow_revision, status, state, labels, created_at, "
-    "updated_at, started_at, ended_at, event_seq, lease_owner, lease_expires_at, "
-    "commands_version"
-)
-_COMMAND_COLUMNS = (
-    "id, execution_id, seq, kind, payload, actor, reason, idempotency_key, request_id, status, "
-    "message, state_before, state_after, created_at, applied_at"
-)
-
-
-def _cursor(conn: Connection) -> Any:
-    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-
-
-def _execution_row(row: tuple[Any, ...]) -> ExecutionRecord:
-    return ExecutionRecord(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        row[5],
-        json.loads(row[6]),
-        json.loads(row[7]),
-        row[8],
-        row[9],
-        row[10],
-        row[11],
-        row[12],
-        row[13],
-        row[14],
-        row[15],
-    )
-
-
-def _command_row(row: tuple[Any, ...]) -> CommandRecord:
-    return CommandRecord(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        json.loads(row[4]),
-        row[5],
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-        row[10],
-        row[11],
-        row[12],
-        row[13],
-        row[14],
-    )
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -134,7 +52,7 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///"))
 
 
-class SqlStore(AccessStore):
+class SqlStore(AccessStore, CheckpointStore):
     """Durable storage for flows, executions, task runs, events and commands."""
 
     def __init__(self, url: str, *, synchronous: str = "NORMAL") -> None:
@@ -372,10 +290,10 @@ class SqlStore(AccessStore):
             return self._execution(conn, execution_id)
 
     def _execution(self, conn: Connection, execution_id: str) -> ExecutionRecord | None:
-        cursor = _cursor(conn)
-        cursor.execute(f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,))
+        cursor = driver_cursor(conn)
+        cursor.execute(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,))
         row = cursor.fetchone()
-        return _execution_row(row) if row else None
+        return execution_row(row) if row else None
 
     async def list_executions(
         self,
@@ -485,16 +403,16 @@ class SqlStore(AccessStore):
             execution = self._execution(conn, execution_id)
             if execution is None or (org_id is not None and execution.org_id != org_id):
                 raise NotFound(f"execution {execution_id} not found")
-            cursor = _cursor(conn)
+            cursor = driver_cursor(conn)
             if idempotency_key is not None:
                 cursor.execute(
-                    f"SELECT {_COMMAND_COLUMNS} FROM commands "
+                    f"SELECT {COMMAND_COLUMNS} FROM commands "
                     "WHERE execution_id = ? AND idempotency_key = ?",
                     (execution_id, idempotency_key),
                 )
                 row = cursor.fetchone()
                 if row is not None:
-                    return _command_row(row), True, execution.commands_version
+                    return command_row(row), True, execution.commands_version
             pending = self._pending(conn, execution_id)
             values = decide(execution, pending)
             cursor.execute(
@@ -520,7 +438,7 @@ class SqlStore(AccessStore):
                 applied_at=None,
             )
             cursor.execute(
-                f"INSERT INTO commands ({_COMMAND_COLUMNS}) "
+                f"INSERT INTO commands ({COMMAND_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
@@ -549,13 +467,13 @@ class SqlStore(AccessStore):
             return record, False, int(cursor.fetchone()[0])
 
     def _pending(self, conn: Connection, execution_id: str) -> list[CommandRecord]:
-        cursor = _cursor(conn)
+        cursor = driver_cursor(conn)
         cursor.execute(
-            f"SELECT {_COMMAND_COLUMNS} FROM commands "
+            f"SELECT {COMMAND_COLUMNS} FROM commands "
             "WHERE execution_id = ? AND status = 'pending' ORDER BY seq",
             (execution_id,),
         )
-        return [_command_row(row) for row in cursor.fetchall()]
+        return [command_row(row) for row in cursor.fetchall()]
 
     async def pending_commands(self, execution_id: str) -> tuple[list[CommandRecord], int]:
         """Unapplied commands in acceptance order, and the commands version they reflect."""
@@ -574,10 +492,10 @@ class SqlStore(AccessStore):
 
     def _get_command(self, command_id: str) -> CommandRecord | None:
         with self._read() as conn:
-            cursor = _cursor(conn)
-            cursor.execute(f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE id = ?", (command_id,))
+            cursor = driver_cursor(conn)
+            cursor.execute(f"SELECT {COMMAND_COLUMNS} FROM commands WHERE id = ?", (command_id,))
             row = cursor.fetchone()
-            return _command_row(row) if row else None
+            return command_row(row) if row else None
 
     async def list_commands(self, execution_id: str) -> list[CommandRecord]:
         return await self._call(self._list_commands, execution_id)
@@ -589,249 +507,6 @@ class SqlStore(AccessStore):
                 sa.select(c).where(c.c.execution_id == execution_id).order_by(c.c.seq)
             )
             return [_command(row) for row in rows]
-
-    # -- runtime: checkpoints and leases -------------------------------------------
-
-    async def checkpoint(self, batch: Sequence[Checkpoint]) -> list[bool]:
-        """Commit many executions' checkpoints in one transaction (group commit).
-
-        Returns, per checkpoint, whether it was written; ``False`` means the
-        writer no longer holds the execution's lease.
-        """
-        return await self._call(self._checkpoint, batch)
-
-    def _checkpoint(self, batch: Sequence[Checkpoint]) -> list[bool]:
-        with self._write() as conn:
-            return [self._write_checkpoint(conn, item) for item in batch]
-
-    def _write_checkpoint(self, conn: Connection, item: Checkpoint) -> bool:
-        # The hot path: plain SQL through the driver. Building Core constructs
-        # for every checkpoint cost several times more than SQLite itself.
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        release = 1 if item.release else 0
-        settle_wake = 0 if item.commands_version_seen is None else 1
-        cursor.execute(
-            _UPDATE_EXECUTION,
-            (
-                item.status,
-                json.dumps(item.state),
-                item.updated_at,
-                item.started_at,
-                item.ended_at,
-                item.event_seq,
-                release,
-                release,
-                settle_wake,
-                item.commands_version_seen,
-                item.wake_at,
-                item.execution_id,
-                item.owner,
-            ),
-        )
-        if cursor.rowcount == 0:
-            return False
-        if item.status in TERMINAL:
-            self._reject_leftover_commands(cursor, item)
-        if item.task_runs:
-            cursor.executemany(
-                _UPSERT_TASK_RUN,
-                [
-                    (item.execution_id, run["id"], run["task_id"], run["state"], json.dumps(run))
-                    for run in item.task_runs
-                ],
-            )
-        if item.events:
-            cursor.executemany(
-                _INSERT_EVENT,
-                [
-                    (ev.execution_id, ev.seq, ev.type, ev.at, json.dumps(ev.data))
-                    for ev in item.events
-                ],
-            )
-        if item.command_results:
-            cursor.executemany(
-                _APPLY_COMMAND,
-                [
-                    (
-                        "applied" if applied else "rejected",
-                        message,
-                        state_after,
-                        item.updated_at,
-                        cid,
-                    )
-                    for cid, applied, message, state_after in item.command_results
-                ],
-            )
-        return True
-
-    def _reject_leftover_commands(self, cursor: Any, item: Checkpoint) -> None:
-        """Refuse, in the finishing transaction, commands accepted that will never apply.
-
-        A command accepted while the execution was still running can lose the
-        race against its last step. Accepting takes the same write lock, so
-        every such command is visible here; its ``command.rejected`` event goes
-        before the terminal event, which stays the last one.
-        """
-        decided = {result[0] for result in item.command_results}
-        cursor.execute(_PENDING_COMMANDS, (item.execution_id,))
-        leftovers = [(cid, kind) for cid, kind in cursor.fetchall() if cid not in decided]
-        if not leftovers:
-            return
-        state = item.status.lower().replace("_", " ")
-        results = []
-        events = []
-        for cid, kind in leftovers:
-            message = (
-                f"cannot {kind} {state} execution {item.execution_id}: it finished before "
-                f"the command was applied"
-            )
-            results.append((cid, False, message, item.status))
-            events.append(
-                EventRecord(
-                    item.execution_id,
-                    0,
-                    "command.rejected",
-                    item.updated_at,
-                    {"command_id": cid, "kind": kind, "message": message},
-                )
-            )
-        if item.events:
-            *body, last = item.events
-            ordered = [*body, *events, last]
-        else:
-            ordered = events
-        first_seq = item.event_seq - len(item.events) + 1
-        item.events = [
-            EventRecord(ev.execution_id, first_seq + n, ev.type, ev.at, ev.data)
-            for n, ev in enumerate(ordered)
-        ]
-        item.event_seq = first_seq + len(item.events) - 1
-        item.command_results = [*item.command_results, *results]
-        cursor.execute(
-            "UPDATE executions SET event_seq = ? WHERE id = ?", (item.event_seq, item.execution_id)
-        )
-
-    async def claim(self, execution_id: str, owner: str, ttl: float, now: float) -> bool:
-        """Take the lease if it is free or expired (or already ours)."""
-        return await self._call(self._claim, execution_id, owner, ttl, now)
-
-    def _claim(self, execution_id: str, owner: str, ttl: float, now: float) -> bool:
-        e = schema.executions
-        with self._write() as conn:
-            result = conn.execute(
-                e.update()
-                .where(
-                    e.c.id == execution_id,
-                    e.c.status.not_in(TERMINAL),
-                    sa.or_(
-                        e.c.lease_owner.is_(None),
-                        e.c.lease_owner == owner,
-                        e.c.lease_expires_at < now,
-                    ),
-                )
-                .values(lease_owner=owner, lease_expires_at=now + ttl, wake_at=None)
-            )
-            return bool(result.rowcount)
-
-    async def claim_and_load(
-        self, execution_id: str, owner: str, ttl: float, now: float, known_seq: int | None
-    ) -> Loaded | None:
-        """Claim the lease and read what running the execution needs, in one transaction.
-
-        Task runs are read only when the caller's copy (at event ``known_seq``)
-        is stale; ``None`` means the lease is held by a live process.
-        """
-        return await self._call(self._claim_and_load, execution_id, owner, ttl, now, known_seq)
-
-    def _claim_and_load(
-        self, execution_id: str, owner: str, ttl: float, now: float, known_seq: int | None
-    ) -> Loaded | None:
-        e = schema.executions
-        with self._write() as conn:
-            claimed = conn.execute(
-                e.update()
-                .where(
-                    e.c.id == execution_id,
-                    e.c.status.not_in(TERMINAL),
-                    sa.or_(
-                        e.c.lease_owner.is_(None),
-                        e.c.lease_owner == owner,
-                        e.c.lease_expires_at < now,
-                    ),
-                )
-                .values(lease_owner=owner, lease_expires_at=now + ttl, wake_at=None)
-            )
-            if not claimed.rowcount:
-                return None
-            record = self._execution(conn, execution_id)
-            assert record is not None
-            runs = None
-            if known_seq != record.event_seq:
-                t = schema.task_runs
-                rows = conn.execute(sa.select(t.c.data).where(t.c.execution_id == execution_id))
-                runs = [row.data for row in rows]
-            return Loaded(record, runs, self._pending(conn, execution_id), record.commands_version)
-
-    async def find_work(self, owner: str, now: float, limit: int = 100) -> list[tuple[str, bool]]:
-        """Executions someone should look at now: (id, already ours)."""
-        return await self._call(self._find_work, owner, now, limit)
-
-    def _find_work(self, owner: str, now: float, limit: int) -> list[tuple[str, bool]]:
-        e = schema.executions
-        free = sa.or_(
-            e.c.lease_owner.is_(None), e.c.lease_owner == owner, e.c.lease_expires_at < now
-        )
-        due = sa.and_(e.c.wake_at.is_not(None), e.c.wake_at <= now, free)
-        orphaned = sa.and_(
-            e.c.lease_owner.is_not(None), e.c.lease_owner != owner, e.c.lease_expires_at < now
-        )
-        query = (
-            sa.select(e.c.id, e.c.lease_owner)
-            .where(e.c.status.not_in(TERMINAL), sa.or_(due, orphaned))
-            .limit(limit)
-        )
-        with self._read() as conn:
-            return [(row.id, row.lease_owner == owner) for row in conn.execute(query)]
-
-    async def settle_wake(self, execution_id: str, owner: str, commands_version: int) -> None:
-        """Clear ``wake_at`` of an execution we run, unless a newer command arrived."""
-        await self._call(self._settle_wake, execution_id, owner, commands_version)
-
-    def _settle_wake(self, execution_id: str, owner: str, commands_version: int) -> None:
-        e = schema.executions
-        with self._write() as conn:
-            conn.execute(
-                e.update()
-                .where(
-                    e.c.id == execution_id,
-                    e.c.lease_owner == owner,
-                    e.c.commands_version == commands_version,
-                )
-                .values(wake_at=None)
-            )
-
-    async def renew_leases(self, owner: str, ttl: float, now: float) -> None:
-        await self._call(self._renew_leases, owner, ttl, now)
-
-    def _renew_leases(self, owner: str, ttl: float, now: float) -> None:
-        e = schema.executions
-        with self._write() as conn:
-            conn.execute(
-                e.update().where(e.c.lease_owner == owner).values(lease_expires_at=now + ttl)
-            )
-
-    async def release_leases(self, owner: str, wake_at: float) -> None:
-        """Let go of everything ``owner`` holds (graceful shutdown): others may take over now."""
-        await self._call(self._release_leases, owner, wake_at)
-
-    def _release_leases(self, owner: str, wake_at: float) -> None:
-        e = schema.executions
-        with self._write() as conn:
-            conn.execute(
-                e.update()
-                .where(e.c.lease_owner == owner)
-                .values(lease_owner=None, lease_expires_at=None, wake_at=wake_at)
-            )
 
 
 def latest_deleted(conn: Connection, record: FlowRecord) -> bool:

@@ -1,0 +1,66 @@
+"""Rows read straight from the driver: the hot paths skip SQLAlchemy's constructs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from pausepoint.store.records import CommandRecord, ExecutionRecord
+
+EXECUTION_COLUMNS = (
+    "id, org_id, namespace, flow_id, flow_revision, status, state, labels, created_at, "
+    "updated_at, started_at, ended_at, event_seq, lease_owner, lease_expires_at, "
+    "commands_version"
+)
+COMMAND_COLUMNS = (
+    "id, execution_id, seq, kind, payload, actor, reason, idempotency_key, request_id, status, "
+    "message, state_before, state_after, created_at, applied_at"
+)
+
+
+def driver_cursor(conn: Connection) -> Any:
+    """The DB-API cursor under a SQLAlchemy connection, for the hot paths."""
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def execution_row(row: tuple[Any, ...]) -> ExecutionRecord:
+    return ExecutionRecord(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        json.loads(row[6]),
+        json.loads(row[7]),
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+        row[15],
+    )
+
+
+def command_row(row: tuple[Any, ...]) -> CommandRecord:
+    return CommandRecord(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        json.loads(row[4]),
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+    )
