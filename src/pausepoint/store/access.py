@@ -163,27 +163,6 @@ class AccessStore:
 
     # -- idempotency -----------------------------------------------------------------
 
-    async def get_idempotency(self, org_id: str, key: str) -> IdempotencyRecord | None:
-        result: IdempotencyRecord | None = await self._call(self._get_idempotency, org_id, key)
-        return result
-
-    def _get_idempotency(self, org_id: str, key: str) -> IdempotencyRecord | None:
-        t = schema.idempotency
-        with self._read() as conn:
-            row = conn.execute(sa.select(t).where(t.c.org_id == org_id, t.c.key == key)).first()
-            if row is None:
-                return None
-            return IdempotencyRecord(
-                row.org_id,
-                row.key,
-                row.method,
-                row.path,
-                row.body_hash,
-                row.status_code,
-                row.response,
-                row.created_at,
-            )
-
     async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         """Reserve ``record.key`` for this request (None) or return whoever holds it.
 
@@ -249,33 +228,6 @@ class AccessStore:
             conn.execute(
                 t.delete().where(t.c.org_id == org_id, t.c.key == key, t.c.status_code == 0)
             )
-
-    async def put_idempotency(self, record: IdempotencyRecord) -> bool:
-        """Store the first reply for a key; False if another request stored one first."""
-        result: bool = await self._call(self._put_idempotency, record)
-        return result
-
-    def _put_idempotency(self, record: IdempotencyRecord) -> bool:
-        t = schema.idempotency
-        with self._write() as conn:
-            exists = conn.execute(
-                sa.select(t.c.key).where(t.c.org_id == record.org_id, t.c.key == record.key)
-            ).first()
-            if exists is not None:
-                return False
-            conn.execute(
-                t.insert().values(
-                    org_id=record.org_id,
-                    key=record.key,
-                    method=record.method,
-                    path=record.path,
-                    body_hash=record.body_hash,
-                    status_code=record.status_code,
-                    response=record.response,
-                    created_at=record.created_at,
-                )
-            )
-            return True
 
 
 def _key(row: Any) -> ApiKeyRecord:

@@ -153,9 +153,9 @@ class SqlStore(AccessStore, CheckpointStore):
         self, org_id: str, namespace: str, flow_id: str, source: str, now: float
     ) -> FlowRecord:
         with self._write() as conn:
-            latest = self._latest_flow(conn, org_id, namespace, flow_id, include_deleted=True)
-            if latest is not None and latest.source == source and not latest_deleted(conn, latest):
-                return latest
+            latest = self._latest_flow_row(conn, org_id, namespace, flow_id)
+            if latest is not None and latest.source == source and not latest.deleted:
+                return _flow(latest)
             revision = (latest.revision if latest else 0) + 1
             conn.execute(
                 schema.flows.insert().values(
@@ -193,14 +193,13 @@ class SqlStore(AccessStore, CheckpointStore):
             return _flow(row) if row else None
 
     def _latest_flow(
-        self,
-        conn: Connection,
-        org_id: str,
-        namespace: str,
-        flow_id: str,
-        *,
-        include_deleted: bool = False,
+        self, conn: Connection, org_id: str, namespace: str, flow_id: str
     ) -> FlowRecord | None:
+        row = self._latest_flow_row(conn, org_id, namespace, flow_id)
+        return None if row is None or row.deleted else _flow(row)
+
+    def _latest_flow_row(self, conn: Connection, org_id: str, namespace: str, flow_id: str) -> Any:
+        """The newest revision's row, deleted or not (None if the flow never existed)."""
         t = schema.flows
         query = (
             sa.select(t)
@@ -208,10 +207,7 @@ class SqlStore(AccessStore, CheckpointStore):
             .order_by(t.c.revision.desc())
             .limit(1)
         )
-        row = conn.execute(query).first()
-        if row is None or (row.deleted and not include_deleted):
-            return None
-        return _flow(row)
+        return conn.execute(query).first()
 
     async def list_flows(self, org_id: str) -> list[FlowRecord]:
         return await self._call(self._list_flows, org_id)
@@ -507,19 +503,6 @@ class SqlStore(AccessStore, CheckpointStore):
                 sa.select(c).where(c.c.execution_id == execution_id).order_by(c.c.seq)
             )
             return [_command(row) for row in rows]
-
-
-def latest_deleted(conn: Connection, record: FlowRecord) -> bool:
-    t = schema.flows
-    row = conn.execute(
-        sa.select(t.c.deleted).where(
-            t.c.org_id == record.org_id,
-            t.c.namespace == record.namespace,
-            t.c.flow_id == record.flow_id,
-            t.c.revision == record.revision,
-        )
-    ).scalar_one()
-    return bool(row)
 
 
 def _flow(row: Any) -> FlowRecord:
