@@ -7,6 +7,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pausepoint.models import EventView
+from pausepoint.service.requests import (
+    CancelRequest,
+    ControlRequest,
+    InjectRequest,
+    PauseRequest,
+    ResumeRequest,
+    TerminateRequest,
+)
 
 
 class _Body(BaseModel):
@@ -24,24 +32,48 @@ class StartExecutionBody(_Body):
 class PauseBody(_Body):
     reason: str | None = Field(default=None, max_length=500)
 
+    def request(self, execution_id: str, **common: Any) -> ControlRequest:
+        """The control request this body asks for (every route that takes it builds it here)."""
+        return PauseRequest(execution_id=execution_id, reason=self.reason, **common)
+
 
 class ResumeBody(_Body):
     inputs: dict[str, Any] = Field(default_factory=dict)
     pause_id: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=500)
 
+    def request(self, execution_id: str, **common: Any) -> ControlRequest:
+        return ResumeRequest(
+            execution_id=execution_id,
+            inputs=self.inputs,
+            pause_id=self.pause_id,
+            reason=self.reason,
+            **common,
+        )
+
 
 class CancelBody(_Body):
     reason: str | None = Field(default=None, max_length=500)
+
+    def request(self, execution_id: str, **common: Any) -> ControlRequest:
+        return CancelRequest(execution_id=execution_id, reason=self.reason, **common)
 
 
 class TerminateBody(_Body):
     reason: str = Field(min_length=1, max_length=500, description="Why (1-500 characters).")
 
+    def request(self, execution_id: str, **common: Any) -> ControlRequest:
+        return TerminateRequest(execution_id=execution_id, reason=self.reason, **common)
+
 
 class InjectBody(_Body):
     message: str = Field(min_length=1, max_length=100_000)
     role: Literal["user", "system"] = "user"
+
+    def request(self, execution_id: str, **common: Any) -> ControlRequest:
+        return InjectRequest(
+            execution_id=execution_id, message=self.message, role=self.role, **common
+        )
 
 
 class TerminateReply(BaseModel):
@@ -189,9 +221,8 @@ class ShannonControlState(BaseModel):
     pause_reason: str | None = None
 
 
-class KubiyaMessageBody(_Body):
-    message: str = Field(min_length=1, max_length=100_000)
-    role: Literal["user", "system"] = "user"
+class KubiyaMessageBody(InjectBody):
+    """Kubiya's message body: the same as inject's, under Kubiya's name."""
 
 
 class SyntropicReply(BaseModel):

@@ -36,7 +36,6 @@ from pausepoint.api.schemas import (
 from pausepoint.errors import InvalidInput, PausepointError, Unauthorized
 from pausepoint.models import ControlResult
 from pausepoint.service.auth import Principal
-from pausepoint.service.requests import CancelRequest, InjectRequest, PauseRequest, ResumeRequest
 
 router = APIRouter(tags=["compatibility"])
 
@@ -113,12 +112,11 @@ async def shannon_pause(
     body: PauseBody | None = None,
 ) -> JSONResponse:
     """Shannon: pause the task at its next checkpoint."""
-    reason = body.reason if body else None
     return await control_as(
         request,
         caller,
         idempotency_key,
-        lambda c: PauseRequest(execution_id=task_id, reason=reason, **c),
+        lambda c: (body or PauseBody()).request(task_id, **c),
         shape=shannon_reply(task_id, "Pause signal sent"),
         error=shannon_error(task_id),
     )
@@ -138,18 +136,11 @@ async def shannon_resume(
     body: ResumeBody | None = None,
 ) -> JSONResponse:
     """Shannon: resume a paused task."""
-    body = body or ResumeBody()
     return await control_as(
         request,
         caller,
         idempotency_key,
-        lambda c: ResumeRequest(
-            execution_id=task_id,
-            inputs=body.inputs,
-            pause_id=body.pause_id,
-            reason=body.reason,
-            **c,
-        ),
+        lambda c: (body or ResumeBody()).request(task_id, **c),
         shape=shannon_reply(task_id, "Resume signal sent"),
         error=shannon_error(task_id),
     )
@@ -169,12 +160,11 @@ async def shannon_cancel(
     body: CancelBody | None = None,
 ) -> JSONResponse:
     """Shannon: cancel the task cooperatively."""
-    reason = body.reason if body else None
     return await control_as(
         request,
         caller,
         idempotency_key,
-        lambda c: CancelRequest(execution_id=task_id, reason=reason, **c),
+        lambda c: (body or CancelBody()).request(task_id, **c),
         shape=shannon_reply(task_id, "Cancel signal sent"),
         error=shannon_error(task_id),
     )
@@ -222,9 +212,7 @@ async def kubiya_message(
         request,
         caller,
         idempotency_key,
-        lambda c: InjectRequest(
-            execution_id=execution_id, message=body.message, role=body.role, **c
-        ),
+        lambda c: body.request(execution_id, **c),
     )
 
 
@@ -264,12 +252,11 @@ async def syntropic_pause(
     body: PauseBody | None = None,
 ) -> JSONResponse:
     """Syntropic137: pause at the next checkpoint."""
-    reason = body.reason if body else None
     return await control_as(
         request,
         caller,
         idempotency_key,
-        lambda c: PauseRequest(execution_id=execution_id, reason=reason, **c),
+        lambda c: (body or PauseBody()).request(execution_id, **c),
         shape=syntropic_reply,
         error=syntropic_error(execution_id),
     )
@@ -289,18 +276,11 @@ async def syntropic_resume(
     body: ResumeBody | None = None,
 ) -> JSONResponse:
     """Syntropic137: resume a paused execution."""
-    body = body or ResumeBody()
     return await control_as(
         request,
         caller,
         idempotency_key,
-        lambda c: ResumeRequest(
-            execution_id=execution_id,
-            inputs=body.inputs,
-            pause_id=body.pause_id,
-            reason=body.reason,
-            **c,
-        ),
+        lambda c: (body or ResumeBody()).request(execution_id, **c),
         shape=syntropic_reply,
         error=syntropic_error(execution_id),
     )
@@ -320,12 +300,11 @@ async def syntropic_cancel(
     body: CancelBody | None = None,
 ) -> JSONResponse:
     """Syntropic137: cancel cooperatively."""
-    reason = body.reason if body else None
     return await control_as(
         request,
         caller,
         idempotency_key,
-        lambda c: CancelRequest(execution_id=execution_id, reason=reason, **c),
+        lambda c: (body or CancelBody()).request(execution_id, **c),
         shape=syntropic_reply,
         error=syntropic_error(execution_id),
     )
@@ -349,9 +328,7 @@ async def syntropic_inject(
         request,
         caller,
         idempotency_key,
-        lambda c: InjectRequest(
-            execution_id=execution_id, message=body.message, role=body.role, **c
-        ),
+        lambda c: body.request(execution_id, **c),
         shape=syntropic_reply,
         error=syntropic_error(execution_id),
     )

@@ -26,12 +26,7 @@ from pausepoint.api.schemas import (
 from pausepoint.models import ControlResult
 from pausepoint.service.auth import Principal
 from pausepoint.service.requests import (
-    CancelRequest,
     ControlRequest,
-    InjectRequest,
-    PauseRequest,
-    ResumeRequest,
-    TerminateRequest,
 )
 
 router = APIRouter(prefix="/api/v1/executions", tags=["control"])
@@ -73,12 +68,11 @@ async def pause(
     body: PauseBody | None = None,
 ) -> JSONResponse:
     """Pause at the next checkpoint: in-flight work finishes, nothing new starts."""
-    reason = body.reason if body else None
     return await send(
         request,
         caller,
         idempotency_key,
-        lambda c: PauseRequest(execution_id=execution_id, reason=reason, **c),
+        lambda c: (body or PauseBody()).request(execution_id, **c),
     )
 
 
@@ -91,18 +85,11 @@ async def resume(
     body: ResumeBody | None = None,
 ) -> JSONResponse:
     """Resume a pause point (name it with pause_id when several are open)."""
-    body = body or ResumeBody()
     return await send(
         request,
         caller,
         idempotency_key,
-        lambda c: ResumeRequest(
-            execution_id=execution_id,
-            inputs=body.inputs,
-            pause_id=body.pause_id,
-            reason=body.reason,
-            **c,
-        ),
+        lambda c: (body or ResumeBody()).request(execution_id, **c),
     )
 
 
@@ -126,12 +113,11 @@ async def cancel(
     body: CancelBody | None = None,
 ) -> JSONResponse:
     """Cancel cooperatively: in-flight work is asked to stop, then `finally` tasks run."""
-    reason = body.reason if body else None
     return await send(
         request,
         caller,
         idempotency_key,
-        lambda c: CancelRequest(execution_id=execution_id, reason=reason, **c),
+        lambda c: (body or CancelBody()).request(execution_id, **c),
     )
 
 
@@ -160,7 +146,7 @@ async def terminate(
         request,
         caller,
         idempotency_key,
-        lambda c: TerminateRequest(execution_id=execution_id, reason=body.reason, **c),
+        lambda c: body.request(execution_id, **c),
         status_code=200,
         shape=terminate_shape,
     )
@@ -179,7 +165,5 @@ async def inject(
         request,
         caller,
         idempotency_key,
-        lambda c: InjectRequest(
-            execution_id=execution_id, message=body.message, role=body.role, **c
-        ),
+        lambda c: body.request(execution_id, **c),
     )
