@@ -29,6 +29,7 @@ import bench_tasks  # noqa: E402
 
 from pausepoint import Engine, Settings  # noqa: E402
 from pausepoint.models import TERMINAL_EVENT_TYPES  # noqa: E402
+from pausepoint.store.records import EventRecord  # noqa: E402
 
 RESULTS = HERE / "results.json"
 README = HERE / "README.md"
@@ -67,17 +68,21 @@ async def until_event(
     engine: Engine, execution_id: str, types: set[str], *, after: int = 0
 ) -> tuple[float, int]:
     """Wait for one of ``types`` after event ``after``; returns when it arrived and its seq."""
-    queue = engine.runtime.subscribe(execution_id)
+    arrived: asyncio.Future[tuple[float, int]] = asyncio.get_running_loop().create_future()
+
+    def sink(records: list[EventRecord]) -> None:
+        for record in records:
+            if record.seq > after and record.type in types and not arrived.done():
+                arrived.set_result((time.perf_counter(), record.seq))
+
+    engine.runtime.add_sink(execution_id, sink)
     try:
         for event in await engine.events(execution_id, after=after):
             if event.type in types:
                 return time.perf_counter(), event.seq
-        while True:
-            record = await queue.get()
-            if record.seq > after and record.type in types:
-                return time.perf_counter(), record.seq
+        return await arrived
     finally:
-        engine.runtime.unsubscribe(execution_id, queue)
+        engine.runtime.remove_sink(execution_id, sink)
 
 
 def steps_flow(count: int) -> str:

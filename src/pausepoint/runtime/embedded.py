@@ -65,7 +65,6 @@ class EmbeddedRuntime:
         self.watched: set[str] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._adopting: dict[str, asyncio.Future[bool]] = {}
-        self._subscribers: dict[str, set[asyncio.Queue[EventRecord]]] = defaultdict(set)
         self._sinks: dict[str, set[Callable[[list[EventRecord]], None]]] = defaultdict(set)
         self._command_waiters: dict[str, asyncio.Future[CommandResult]] = {}
         self._stopped = False
@@ -216,27 +215,12 @@ class EmbeddedRuntime:
     def published(
         self, execution_id: str, events: list[EventRecord], results: Iterable[CommandResult]
     ) -> None:
-        for queue in self._subscribers.get(execution_id, ()):
-            for event in events:
-                queue.put_nowait(event)
         for sink in self._sinks.get(execution_id, ()):
             sink(events)
         for result in results:
             waiter = self._command_waiters.pop(result.command_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(result)
-
-    def subscribe(self, execution_id: str) -> asyncio.Queue[EventRecord]:
-        queue: asyncio.Queue[EventRecord] = asyncio.Queue()
-        self._subscribers[execution_id].add(queue)
-        return queue
-
-    def unsubscribe(self, execution_id: str, queue: asyncio.Queue[EventRecord]) -> None:
-        queues = self._subscribers.get(execution_id)
-        if queues is not None:
-            queues.discard(queue)
-            if not queues:
-                del self._subscribers[execution_id]
 
     def add_sink(self, execution_id: str, sink: Callable[[list[EventRecord]], None]) -> None:
         """Call ``sink`` with each batch of new events (in the loop; it must not block).

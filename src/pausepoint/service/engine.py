@@ -726,7 +726,12 @@ class Engine:
     async def follow(self, execution_id: str, *, after: int = 0) -> AsyncIterator[EventView]:
         """Every event after ``after``, live, in order; ends after the terminal event."""
         await self._record(execution_id)
-        queue = self.runtime.subscribe(execution_id)
+        news = asyncio.Event()  # only a wake-up: the events themselves come from the store
+
+        def wake(_: list[EventRecord]) -> None:
+            news.set()
+
+        self.runtime.add_sink(execution_id, wake)
         try:
             while True:
                 batch = await self.store.read_events(execution_id, after=after)
@@ -742,11 +747,10 @@ class Engine:
                 if ExecutionStatus(record.status).is_terminal and record.event_seq <= after:
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(queue.get(), self.settings.poll_interval)
-                while not queue.empty():
-                    queue.get_nowait()
+                    await asyncio.wait_for(news.wait(), self.settings.poll_interval)
+                news.clear()
         finally:
-            self.runtime.unsubscribe(execution_id, queue)
+            self.runtime.remove_sink(execution_id, wake)
 
     async def wait(
         self,
