@@ -4,26 +4,17 @@
 - ``pausepoint_control_requests_total{op,result}``: counted by a middleware from
   the path and status of every control request (single, seed-compatible and bulk);
 - ``pausepoint_checkpoint_seconds``: how long each group-commit transaction of
-  checkpoints took. The runtime exposes no timing, so ``time_checkpoints``
-  wraps the store's ``checkpoint`` method of the engine at app creation: the
-  runtime's committer calls it through the same store object.
+  checkpoints took, as the runtime's group committer reports it.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
 from pausepoint.service.engine import Engine
-from pausepoint.store import schema
-from pausepoint.store.records import Checkpoint
-from pausepoint.store.sql import SqlStore
 
 CHECKPOINT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 STATES = (
@@ -103,7 +94,7 @@ class Metrics:
         self.control_requests[(op, result_of(status))] += 1
 
     async def render(self, engine: Engine) -> str:
-        by_state = await executions_by_state(engine.store)
+        by_state = await engine.store.count_executions_by_state()
         lines = [
             "# HELP pausepoint_executions Executions by state (all organizations).",
             "# TYPE pausepoint_executions gauge",
@@ -124,37 +115,10 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-async def executions_by_state(store: SqlStore) -> dict[str, int]:
-    """One grouped count, read through the store's own connection and thread."""
-    t = schema.executions
-    query = sa.select(t.c.status, sa.func.count()).group_by(t.c.status)
-
-    def count() -> dict[str, int]:
-        with store._read() as conn:
-            return {status: int(n) for status, n in conn.execute(query)}
-
-    return await store._call(count)
-
-
 def time_checkpoints(engine: Engine) -> Histogram:
-    """Time every checkpoint transaction of ``engine``'s store (installed once per store)."""
-    store = engine.store
-    existing = getattr(store.checkpoint, "histogram", None)
-    if isinstance(existing, Histogram):
-        return existing
+    """A histogram of ``engine``'s checkpoint transactions, fed by its group committer."""
     histogram = Histogram()
-    original: Callable[[Sequence[Checkpoint]], Awaitable[list[bool]]] = store.checkpoint
-
-    async def checkpoint(batch: Sequence[Checkpoint]) -> list[bool]:
-        started = time.perf_counter()
-        try:
-            return await original(batch)
-        finally:
-            histogram.observe(time.perf_counter() - started)
-
-    timed: Any = checkpoint
-    timed.histogram = histogram
-    store.checkpoint = timed  # type: ignore[method-assign]
+    engine.runtime.committer.observe(histogram.observe)
     return histogram
 
 

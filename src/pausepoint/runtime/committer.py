@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 
 from pausepoint.store.records import Checkpoint
 from pausepoint.store.sql import SqlStore
@@ -22,6 +24,12 @@ class GroupCommitter:
         self._queue: list[tuple[Checkpoint, asyncio.Future[bool]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._observers: list[Callable[[float], None]] = []
+
+    def observe(self, observer: Callable[[float], None]) -> None:
+        """Call ``observer`` with the duration (seconds) of every checkpoint transaction."""
+        if observer not in self._observers:
+            self._observers.append(observer)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="pausepoint-group-commit")
@@ -51,6 +59,7 @@ class GroupCommitter:
             batch, self._queue = self._queue, []
             if not batch:
                 continue
+            started = time.perf_counter()
             try:
                 written = await self._store.checkpoint([item for item, _ in batch])
             except Exception as error:  # the database itself failed: every waiter learns why
@@ -58,6 +67,9 @@ class GroupCommitter:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            elapsed = time.perf_counter() - started
+            for observer in self._observers:
+                observer(elapsed)
             for (_, future), ok in zip(batch, written, strict=True):
                 if not future.done():
                     future.set_result(ok)

@@ -338,6 +338,16 @@ class SqlStore(AccessStore, CheckpointStore):
         with self._read() as conn:
             return [_execution(row) for row in conn.execute(query)]
 
+    async def count_executions_by_state(self) -> dict[str, int]:
+        """Executions per state, across all organizations (for metrics)."""
+        return await self._call(self._count_executions_by_state)
+
+    def _count_executions_by_state(self) -> dict[str, int]:
+        t = schema.executions
+        with self._read() as conn:
+            rows = conn.execute(sa.select(t.c.status, sa.func.count()).group_by(t.c.status))
+            return {status: int(n) for status, n in rows}
+
     async def load_task_runs(self, execution_id: str) -> list[dict[str, Any]]:
         return await self._call(self._load_task_runs, execution_id)
 
