@@ -257,6 +257,12 @@ class Engine:
         record = await self._flow_record(namespace, flow_id, revision)
         return (await self._index(record)).flow
 
+    async def flow_record(
+        self, namespace: str, flow_id: str, revision: int | None = None
+    ) -> FlowRecord:
+        """The stored revision (default: the latest); ``NotFound`` if there is none."""
+        return await self._flow_record(namespace, flow_id, revision)
+
     async def list_flows(self) -> list[FlowRecord]:
         return await self.store.list_flows(self.org_id)
 

@@ -244,7 +244,12 @@ class SqlStore(AccessStore, CheckpointStore):
         with self._write() as conn:
             result = conn.execute(
                 t.update()
-                .where(t.c.org_id == org_id, t.c.namespace == namespace, t.c.flow_id == flow_id)
+                .where(
+                    t.c.org_id == org_id,
+                    t.c.namespace == namespace,
+                    t.c.flow_id == flow_id,
+                    t.c.deleted.is_(False),
+                )
                 .values(deleted=True)
             )
             return bool(result.rowcount)

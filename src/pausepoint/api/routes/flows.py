@@ -14,7 +14,7 @@ import yaml
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from pausepoint.api.deps import Caller, engine_of, scoped
+from pausepoint.api.deps import Caller, scoped
 from pausepoint.api.schemas import (
     FlowDetail,
     FlowErrors,
@@ -167,7 +167,10 @@ async def put_flow(request: Request, namespace: str, flow_id: str, caller: Calle
     if mismatched:
         raise InvalidInput("; ".join(str(e) for e in mismatched), mismatched)
     engine = scoped(request, caller)
-    previous = await engine_of(request).store.get_flow(caller.org_id, namespace, flow_id)
+    try:
+        previous: FlowRecord | None = await engine.flow_record(namespace, flow_id)
+    except NotFound:
+        previous = None
     try:
         record = await engine.put_flow(source, source_name="<body>")
     except FlowError as error:
@@ -189,10 +192,7 @@ async def get_flow(
     ] = None,
 ) -> FlowDetail:
     """The source of a revision, with its inputs' JSON Schema and its task ids."""
-    record = await engine_of(request).store.get_flow(caller.org_id, namespace, flow_id, revision)
-    if record is None:
-        which = f" revision {revision}" if revision is not None else ""
-        raise NotFound(f"flow {namespace}.{flow_id}{which} not found")
+    record = await scoped(request, caller).flow_record(namespace, flow_id, revision)
     try:
         flow = parse(record.source, f"{namespace}.{flow_id}")
     except PausepointError:
@@ -212,9 +212,5 @@ async def get_flow(
 async def delete_flow(request: Request, namespace: str, flow_id: str, caller: Caller) -> Response:
     """Delete the flow (its revisions stay readable by the executions that used them)."""
     caller.require("admin", "managing flows")
-    # The store marks every revision deleted and reports success again on a
-    # second delete; a deleted flow is unknown, so answer 404 for it.
-    if await engine_of(request).store.get_flow(caller.org_id, namespace, flow_id) is None:
-        raise NotFound(f"flow {namespace}.{flow_id} not found")
     await scoped(request, caller).delete_flow(namespace, flow_id)
     return Response(status_code=204)
