@@ -22,10 +22,9 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pausepoint.engine.state import iso
 from pausepoint.models import TERMINAL_EVENT_TYPES, EventView
 from pausepoint.runtime.embedded import EmbeddedRuntime
-from pausepoint.service.engine import Engine
+from pausepoint.service.engine import Engine, event_view
 from pausepoint.store.records import EventRecord
 
 KEEPALIVE_SECONDS = 15.0
@@ -64,7 +63,7 @@ def live_frame(record: EventRecord) -> str:
     key = (record.execution_id, record.seq)
     cached = _FRAMES.get(key)
     if cached is None:
-        cached = frame(record.seq, view(record))
+        cached = frame(record.seq, event_view(record))
         _FRAMES[key] = cached
         if len(_FRAMES) > FRAME_CACHE_SIZE:
             _FRAMES.popitem(last=False)
@@ -73,16 +72,6 @@ def live_frame(record: EventRecord) -> str:
 
 def comment(text: str) -> str:
     return f": {text}\n\n"
-
-
-def view(event: EventRecord) -> EventView:
-    return EventView(
-        execution_id=event.execution_id,
-        seq=event.seq,
-        type=event.type,
-        at=iso(event.at),
-        data=event.data,
-    )
 
 
 class _Inbox:
@@ -313,7 +302,7 @@ async def organization_events(
         while True:
             while inbox.events:
                 record = inbox.events.popleft()
-                yield frame(f"{record.execution_id}:{record.seq}", view(record))
+                yield frame(f"{record.execution_id}:{record.seq}", event_view(record))
                 last_sent = loop.time()
             if inbox.overflowed:
                 yield comment("too far behind: reconnect")

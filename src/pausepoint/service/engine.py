@@ -725,7 +725,7 @@ class Engine:
     ) -> list[EventView]:
         await self._record(execution_id)
         return [
-            _event_view(e)
+            event_view(e)
             for e in await self.store.read_events(execution_id, after=after, limit=limit)
         ]
 
@@ -743,7 +743,7 @@ class Engine:
                 batch = await self.store.read_events(execution_id, after=after)
                 for event in batch:
                     after = event.seq
-                    view = _event_view(event)
+                    view = event_view(event)
                     yield view
                     if view.is_terminal:
                         return
@@ -826,7 +826,8 @@ def _first_failure(runs: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def _event_view(event: EventRecord) -> EventView:
+def event_view(event: EventRecord) -> EventView:
+    """The public shape of a stored event."""
     return EventView(
         execution_id=event.execution_id,
         seq=event.seq,

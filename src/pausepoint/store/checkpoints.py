@@ -193,22 +193,8 @@ class CheckpointStore:
         return await self._call(self._claim, execution_id, owner, ttl, now)
 
     def _claim(self, execution_id: str, owner: str, ttl: float, now: float) -> bool:
-        e = schema.executions
         with self._write() as conn:
-            result = conn.execute(
-                e.update()
-                .where(
-                    e.c.id == execution_id,
-                    e.c.status.not_in(TERMINAL),
-                    sa.or_(
-                        e.c.lease_owner.is_(None),
-                        e.c.lease_owner == owner,
-                        e.c.lease_expires_at < now,
-                    ),
-                )
-                .values(lease_owner=owner, lease_expires_at=now + ttl, wake_at=None)
-            )
-            return bool(result.rowcount)
+            return _take_lease(conn, execution_id, owner, ttl, now)
 
     async def claim_and_load(
         self, execution_id: str, owner: str, ttl: float, now: float, known_seq: int | None
@@ -223,22 +209,8 @@ class CheckpointStore:
     def _claim_and_load(
         self, execution_id: str, owner: str, ttl: float, now: float, known_seq: int | None
     ) -> Loaded | None:
-        e = schema.executions
         with self._write() as conn:
-            claimed = conn.execute(
-                e.update()
-                .where(
-                    e.c.id == execution_id,
-                    e.c.status.not_in(TERMINAL),
-                    sa.or_(
-                        e.c.lease_owner.is_(None),
-                        e.c.lease_owner == owner,
-                        e.c.lease_expires_at < now,
-                    ),
-                )
-                .values(lease_owner=owner, lease_expires_at=now + ttl, wake_at=None)
-            )
-            if not claimed.rowcount:
+            if not _take_lease(conn, execution_id, owner, ttl, now):
                 return None
             record = self._execution(conn, execution_id)
             assert record is not None
@@ -309,3 +281,22 @@ class CheckpointStore:
                 .where(e.c.lease_owner == owner)
                 .values(lease_owner=None, lease_expires_at=None, wake_at=wake_at)
             )
+
+
+def _take_lease(conn: Connection, execution_id: str, owner: str, ttl: float, now: float) -> bool:
+    """Take the lease of a live execution if it is free, expired or already ours."""
+    e = schema.executions
+    result = conn.execute(
+        e.update()
+        .where(
+            e.c.id == execution_id,
+            e.c.status.not_in(TERMINAL),
+            sa.or_(
+                e.c.lease_owner.is_(None),
+                e.c.lease_owner == owner,
+                e.c.lease_expires_at < now,
+            ),
+        )
+        .values(lease_owner=owner, lease_expires_at=now + ttl, wake_at=None)
+    )
+    return bool(result.rowcount)
