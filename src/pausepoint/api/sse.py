@@ -3,13 +3,15 @@
 Frames are ``id: <id>``, ``event: <type>``, ``data: <EventView as JSON>``; a
 comment line (``: keep-alive``) is sent when nothing else was for a while.
 
-Streams never hold the engine up. Live events reach a stream through the
-runtime's in-process notifications and are copied into a small bounded buffer
-by a pump task, so a client that stops reading costs at most that buffer: once
-it overflows, the stream is told to end and the client resumes with
-``Last-Event-ID``. The store is read only to catch up (at the start, after a
-gap, or every ``store_poll`` seconds while the execution does not run in this
-process, for events written by other processes).
+Streams never hold the engine up. The live events of an execution reach this
+process's followers through one shared channel: the runtime hands it each
+checkpoint's events once, they are rendered once, and the followers (each just
+a cursor) send them in coalesced bursts, so a hundred followers cost the engine
+about what a few do. A follower that falls behind the channel's bounded window
+reads the gap from the store and carries on; nothing is skipped. The store is
+read only to catch up (at the start, after a gap, or every ``store_poll``
+seconds while the execution does not run in this process, for events written by
+other processes).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import asyncio
 import contextlib
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +40,9 @@ TERMINAL_STATES = frozenset(
 
 # Live events wait this long after a wake-up so that bursts go out in one write.
 COALESCE_SECONDS = 0.02
+# All followers of one execution together send at most about this many writes per
+# second: the wait grows with their number, so a crowd costs the engine what ten do.
+FANOUT_WRITES_PER_SECOND = 500.0
 
 
 @dataclass(frozen=True)
@@ -52,22 +57,6 @@ class StreamTiming:
 
 def frame(event_id: str | int, event: EventView) -> str:
     return f"id: {event_id}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
-
-
-_FRAMES: OrderedDict[tuple[str, int], str] = OrderedDict()
-FRAME_CACHE_SIZE = 4096
-
-
-def live_frame(record: EventRecord) -> str:
-    """The frame of a live event, serialised once however many clients follow it."""
-    key = (record.execution_id, record.seq)
-    cached = _FRAMES.get(key)
-    if cached is None:
-        cached = frame(record.seq, event_view(record))
-        _FRAMES[key] = cached
-        if len(_FRAMES) > FRAME_CACHE_SIZE:
-            _FRAMES.popitem(last=False)
-    return cached
 
 
 def comment(text: str) -> str:
@@ -108,6 +97,98 @@ class _Inbox:
         return woken
 
 
+class _Channel:
+    """The recent live events of one execution, shared by everyone following it here.
+
+    The runtime hands each checkpoint's events to the channel once, however many
+    followers there are: they are rendered to frames once, kept in a bounded
+    window, and one future wakes every waiting follower. Each follower only keeps
+    a cursor; one that falls behind the window reads the gap from the store.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(limit, 1)
+        self.first_seq = 0  # seq of frames[0]; 0 while empty
+        self.frames: list[str] = []
+        self.terminal_seq: int | None = None
+        self.followers = 0
+        self._news: asyncio.Future[None] | None = None
+        self._burst: tuple[int, int, str] = (0, 0, "")
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.frames) - 1 if self.frames else 0
+
+    def put(self, events: list[EventRecord]) -> None:
+        """The runtime's sink: called in the loop with each checkpoint's new events."""
+        for record in events:
+            if self.frames and record.seq != self.last_seq + 1:
+                self.frames.clear()  # not contiguous: start again from here
+            if not self.frames:
+                self.first_seq = record.seq
+            self.frames.append(frame(record.seq, event_view(record)))
+            if record.type in TERMINAL_EVENT_TYPES:
+                self.terminal_seq = record.seq
+        if len(self.frames) > 2 * self.limit:
+            dropped = len(self.frames) - self.limit
+            del self.frames[:dropped]
+            self.first_seq += dropped
+        if self._news is not None:
+            self._news.set_result(None)
+            self._news = None
+
+    def after(self, seq: int) -> str | None:
+        """The frames after ``seq`` as one string ("" if none yet); None if the window lost some."""
+        if not self.frames or seq >= self.last_seq:
+            return ""
+        if seq + 1 < self.first_seq:
+            return None
+        end = self.last_seq
+        start, stop, text = self._burst
+        if (start, stop) != (seq, end):
+            # Followers usually stand at the same place: join their burst once for all.
+            text = "".join(self.frames[seq + 1 - self.first_seq :])
+            self._burst = (seq, end, text)
+        return text
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for new events; True if some arrived before ``timeout``."""
+        if self._news is None:
+            self._news = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._news)
+        except TimeoutError:
+            return False
+        return True
+
+    def coalesce(self, base: float) -> float:
+        return max(base, self.followers / FANOUT_WRITES_PER_SECOND) if base else 0.0
+
+
+_channels: weakref.WeakKeyDictionary[EmbeddedRuntime, dict[str, _Channel]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@contextlib.contextmanager
+def _following(runtime: EmbeddedRuntime, execution_id: str, limit: int) -> Iterator[_Channel]:
+    """Join the channel of ``execution_id`` (opened on first use, closed by the last to leave)."""
+    channels = _channels.setdefault(runtime, {})
+    channel = channels.get(execution_id)
+    if channel is None:
+        channel = channels[execution_id] = _Channel(limit)
+        runtime.add_sink(execution_id, channel.put)
+    channel.followers += 1
+    try:
+        yield channel
+    finally:
+        channel.followers -= 1
+        if not channel.followers:
+            runtime.remove_sink(execution_id, channel.put)
+            del channels[execution_id]
+
+
 async def execution_events(
     engine: Engine, execution_id: str, *, after: int, timing: StreamTiming
 ) -> AsyncIterator[str]:
@@ -124,11 +205,8 @@ async def _execution_frames(
     engine: Engine, execution_id: str, after: int, timing: StreamTiming
 ) -> AsyncIterator[str]:
     runtime = engine.runtime
-    inbox = _Inbox(timing.max_buffered)
-    runtime.add_sink(execution_id, inbox.put)
     loop = asyncio.get_running_loop()
-    last_sent = last_poll = loop.time()
-    try:
+    with _following(runtime, execution_id, timing.max_buffered) as channel:
         while True:
             # Catch up from the store: at the start, after a gap, on the poll tick.
             while True:
@@ -146,53 +224,31 @@ async def _execution_frames(
                 if not await engine.events(execution_id, after=after, limit=1):
                     return
                 continue
-            caught_up = True
-            while caught_up:
-                # Everything buffered goes out in one write: one send per burst, not per event.
-                burst: list[str] = []
-                finished = False
-                while inbox.events and caught_up:
-                    record = inbox.events.popleft()
-                    if record.seq <= after:
-                        continue
-                    if record.seq != after + 1:
-                        caught_up = False  # a gap: read the missing events from the store
-                        inbox.events.appendleft(record)
-                        break
-                    after = record.seq
-                    burst.append(live_frame(record))
-                    if record.type in TERMINAL_EVENT_TYPES:
-                        finished = True
-                        break
+            while True:
+                burst = channel.after(after)
+                if burst is None:
+                    break  # the window moved past us: read the gap from the store
                 if burst:
-                    yield "".join(burst)
+                    yield burst
+                    after = channel.last_seq
                     last_sent = loop.time()
-                if finished:
-                    return
-                if not caught_up:
-                    break
-                if inbox.overflowed:
-                    yield comment("too far behind: reconnect with Last-Event-ID")
-                    return
+                    if channel.terminal_seq is not None and after >= channel.terminal_seq:
+                        return
                 now = loop.time()
                 if now - last_poll >= timing.store_poll:
                     if not runtime.owns(execution_id):
-                        break
-                    # Run here: every event reaches the inbox, the store has nothing more.
+                        break  # run elsewhere: its events only reach us through the store
                     last_poll = now
                 if now - last_sent >= timing.keepalive:
                     yield comment("keep-alive")
                     last_sent = loop.time()
                     continue
-                woken = await inbox.wait(
+                woken = await channel.wait(
                     min(timing.keepalive - (now - last_sent), timing.store_poll - (now - last_poll))
                 )
                 if woken and timing.coalesce:
-                    # Let a burst of checkpoints gather: one write for many events keeps
-                    # a hundred followers from costing the engine a hundred wake-ups each.
-                    await asyncio.sleep(timing.coalesce)
-    finally:
-        runtime.remove_sink(execution_id, inbox.put)
+                    # Let a burst of checkpoints gather: one write for many events.
+                    await asyncio.sleep(channel.coalesce(timing.coalesce))
 
 
 # -- every execution of an organization ---------------------------------------------------

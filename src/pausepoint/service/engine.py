@@ -568,6 +568,8 @@ class Engine:
         applied = None if command.status == "pending" else command.status == "applied"
         if command.state_after is not None:
             state = command.state_after
+        elif applied is None and command.state_before is not None:
+            state = command.state_before  # read in the transaction that accepted it
         else:
             state = (await self._record(command.execution_id)).status
         if applied is None:
