@@ -32,10 +32,10 @@ class TaskRunView(BaseModel):
 
 
 class PausePointView(BaseModel):
-    """An open pause point: a manual pause, or a Pause task waiting for a human."""
+    """An open pause point: a manual pause, a Pause task, or an agent tool call to approve."""
 
     id: str
-    kind: Literal["manual", "task"]
+    kind: Literal["manual", "task", "approval"]
     task_id: str | None = None
     task_run_id: str | None = None
     opened_at: str

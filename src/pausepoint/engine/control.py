@@ -26,10 +26,11 @@ class OpenPause:
     """An open pause point: a manual pause, or a Pause task waiting for a human."""
 
     id: str
-    kind: str  # "manual" | "task"
+    kind: str  # "manual" | "task" | "approval" (an agent's tool call)
     task_path: str | None = None
     task_id: str | None = None
     deadline: float | None = None
+    inputs: tuple[InputSpec, ...] = ()  # an approval's own onResume inputs
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ def view_of(state: dict[str, Any]) -> ControlView:
             task_path=pause.get("task_path"),
             task_id=pause.get("task_id"),
             deadline=pause.get("deadline"),
+            inputs=tuple(InputSpec.model_validate(spec) for spec in pause.get("on_resume", ())),
         )
         for pause_id, pause in state["pauses"].items()
     }
@@ -70,6 +72,8 @@ def _describe(status: ExecutionStatus) -> str:
 
 
 def on_resume_specs(index: FlowIndex, pause: OpenPause) -> list[InputSpec]:
+    if pause.kind == "approval":
+        return list(pause.inputs)
     if pause.kind != "task" or pause.task_path is None:
         return []
     return list(getattr(index.task(pause.task_path), "on_resume", []))

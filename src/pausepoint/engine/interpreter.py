@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pausepoint.engine import agent
 from pausepoint.engine.control import admit, view_of
 from pausepoint.engine.model import (
     CancelTask,
@@ -318,7 +319,12 @@ class _Step(Scheduler):
     def resume(self, command: Command) -> None:
         pause_id = command.payload["pause_id"]
         pause = self.state["pauses"][pause_id]
-        if pause["kind"] == "manual":
+        if pause["kind"] == "approval":
+            agent.resume_approval(self, pause, command.payload["inputs"], by=command.by)
+            if self.status is S.PAUSED and not self.manual_pause_open():
+                self.set_status(S.RUNNING)
+                self.state["checkpoint"] = None
+        elif pause["kind"] == "manual":
             del self.state["pauses"][pause_id]
             withdrawn = self.status is S.PAUSING
             self.emit(
@@ -396,7 +402,7 @@ class _Step(Scheduler):
         }
         for pause_id in list(self.state["pauses"]):
             pause = self.close_pause(pause_id)
-            if pause["kind"] == "task":
+            if pause["kind"] in ("task", "approval"):
                 self.finish_run(self.runs[pause["task_run_id"]], T.CANCELLED)
         for timer_id in list(self.state["timers"]):
             self.clear_timer(timer_id)

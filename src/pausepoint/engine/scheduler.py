@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pausepoint.engine import agent
 from pausepoint.engine.model import (
     TERMINAL_TASK_STATES,
     CancelTask,
@@ -32,7 +33,15 @@ from pausepoint.engine.state import (
 )
 from pausepoint.errors import TemplateError
 from pausepoint.flow.durations import parse_duration
-from pausepoint.flow.model import ForEachTask, IfTask, ParallelTask, PauseTask, SwitchTask, TaskBase
+from pausepoint.flow.model import (
+    AgentTask,
+    ForEachTask,
+    IfTask,
+    ParallelTask,
+    PauseTask,
+    SwitchTask,
+    TaskBase,
+)
 from pausepoint.flow.templates import render, render_condition
 
 S = ExecutionStatus
@@ -299,6 +308,8 @@ class Scheduler:
     def render_leaf(self, run: dict[str, Any]) -> dict[str, Any] | None:
         task = self.index.task(run["path"])
         try:
+            if agent.is_agent_call(run):
+                return agent.leaf_spec(self, run)
             spec = render(
                 self.index.leaf_spec(run["path"]), self.variables(run), where=f"task '{task.id}'"
             )
@@ -331,6 +342,9 @@ class Scheduler:
         path = run["path"]
         if isinstance(task, PauseTask):
             self.start_pause(run, task)
+            return
+        if isinstance(task, AgentTask):
+            agent.start_agent(self, run, task)
             return
         if isinstance(task, IfTask):
             chosen = (
@@ -413,6 +427,9 @@ class Scheduler:
             if state == T.CREATED and self.can_start():
                 self.start_leaf(run)
             return
+        if run["type"] == "agent":
+            agent.drive_agent(self, run)
+            return
         on_pause = run.get("on_pause")
         if on_pause is not None:
             child = self.runs[on_pause]
@@ -452,7 +469,9 @@ class Scheduler:
         logs: list[Any] | None = None,
     ) -> None:
         """Move a task run to a terminal state and log it."""
-        task = self.index.task(run["path"]) if run["type"] != "iteration" else None
+        # Iterations and model calls have no task of their own to allow failure.
+        own_task = run["type"] not in ("iteration", agent.MODEL_CALL)
+        task = self.index.task(run["path"]) if own_task else None
         if outcome is T.FAILED and task is not None and task.allow_failure:
             outcome = T.WARNING
         if outcome is T.WARNING:

@@ -115,7 +115,9 @@ def index_output(outputs: dict[str, Any], run: dict[str, Any]) -> None:
         outputs[run["task_id"]] = run["outputs"]
 
 
-CONTAINERS = frozenset({"iteration", "pause", "sequential", "parallel", "if", "switch", "foreach"})
+CONTAINERS = frozenset(
+    {"iteration", "pause", "sequential", "parallel", "if", "switch", "foreach", "agent"}
+)
 
 
 def switch_key(value: Any) -> str:

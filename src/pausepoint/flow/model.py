@@ -2,7 +2,8 @@
 
 A flow is a tree: flowable tasks (`sequential`, `parallel`, `if`, `switch`,
 `foreach`, `pause` with `tasks`) hold blocks of tasks; leaf tasks (`log`,
-`return`, `python`, `shell`, `http`, `outputs`) do the work. Models validate
+`return`, `python`, `shell`, `http`, `outputs`) do the work; an `agent` runs an
+LLM loop whose model calls and tool calls are leaf runs of their own. Models validate
 structure only; templates are rendered by the engine when a task starts.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pausepoint.flow.durations import is_template, parse_duration
 from pausepoint.flow.inputs import InputSpec
@@ -216,6 +217,103 @@ class ForEachTask(TaskBase):
         return {"tasks": self.tasks}
 
 
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+
+
+class AgentProvider(BaseModel):
+    """An OpenAI-compatible chat-completions endpoint (OpenAI, Ollama, vLLM, llama.cpp)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    base_url: str = Field(alias="baseUrl", description="Up to /v1, e.g. http://localhost:11434/v1.")
+    model: str
+    api_key: str | None = Field(default=None, alias="apiKey", description="Use {{ secrets.… }}.")
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class AgentTool(BaseModel):
+    """A tool the model may call: a Python function by import path, or any flow task.
+
+    A task tool reads the model's arguments as ``{{ args.… }}``; its JSON Schema
+    is ``parameters``. A Python tool's schema comes from its signature and
+    docstring unless ``parameters`` is given.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    python: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+    task: Task | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_id(cls, data: Any) -> Any:
+        # A tool's task is named by the tool; writing its id again is optional.
+        if isinstance(data, dict) and isinstance(data.get("task"), dict):
+            task = data["task"]
+            if "id" not in task and isinstance(data.get("name"), str):
+                data = {**data, "task": {"id": data["name"], **task}}
+        return data
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> AgentTool:
+        if (self.python is None) == (self.task is None):
+            raise ValueError(f"tool '{self.name}' needs exactly one of 'python' or 'task'")
+        if self.task is not None and not self.task.is_leaf:
+            raise ValueError(f"tool '{self.name}': its task must be a leaf task")
+        return self
+
+    def as_task(self) -> TaskBase:
+        """The task a call of this tool runs (a Python tool is a ``python`` task)."""
+        if self.task is not None:
+            return self.task
+        assert self.python is not None
+        return PythonTask(id=self.name, type="python", function=self.python)
+
+
+class AgentTask(TaskBase):
+    """An LLM loop: model call → tool calls → next model call, each a checkpoint.
+
+    ``timeout`` and ``retry`` apply to each model call. ``approve`` names the
+    tools whose calls wait for a person (``always``: every tool).
+    """
+
+    type: Literal["agent"]
+    provider: AgentProvider
+    system: str | None = None
+    prompt: str
+    tools: list[AgentTool] = Field(default_factory=list)
+    approve: Literal["never", "always"] | list[str] = "never"
+    max_turns: int = Field(default=10, ge=1, le=1000, alias="maxTurns")
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, alias="maxTokens")
+    stream: bool = Field(default=True, description="Stream tokens live as agent.delta events.")
+
+    @model_validator(mode="after")
+    def _known_tools(self) -> AgentTask:
+        names = [tool.name for tool in self.tools]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"tool names must be unique: {', '.join(duplicates)}")
+        if isinstance(self.approve, list):
+            unknown = [name for name in self.approve if name not in names]
+            if unknown:
+                raise ValueError(f"approve names unknown tools: {', '.join(unknown)}")
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return False
+
+    def blocks(self) -> dict[str, list[Task]]:
+        return {"tools": [tool.as_task() for tool in self.tools]}  # type: ignore[misc]
+
+    def needs_approval(self, tool: str) -> bool:
+        return self.approve == "always" or (isinstance(self.approve, list) and tool in self.approve)
+
+
 Task = Annotated[
     LogTask
     | ReturnTask
@@ -228,7 +326,8 @@ Task = Annotated[
     | ParallelTask
     | IfTask
     | SwitchTask
-    | ForEachTask,
+    | ForEachTask
+    | AgentTask,
     Field(discriminator="type"),
 ]
 
@@ -261,5 +360,15 @@ class Flow(BaseModel):
         return {"tasks": self.tasks, "errors": self.errors, "finally": self.finally_}
 
 
-for _model in (PauseTask, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, Flow):
+for _model in (
+    PauseTask,
+    SequentialTask,
+    ParallelTask,
+    IfTask,
+    SwitchTask,
+    ForEachTask,
+    AgentTool,
+    AgentTask,
+    Flow,
+):
     _model.model_rebuild()

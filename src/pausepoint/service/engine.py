@@ -415,7 +415,9 @@ class Engine:
                     deadline=_iso(pause.get("deadline")),
                     reason=pause.get("reason"),
                     by=pause.get("by"),
-                    on_resume_schema=inputs_json_schema(specs) if pause["kind"] == "task" else None,
+                    on_resume_schema=(
+                        inputs_json_schema(specs) if pause["kind"] != "manual" else None
+                    ),
                 )
             )
         return points

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pausepoint.config import Settings
 
 LogFn = Callable[[str, str], None]
 """``log(level, message)``: records one log line for the task run."""
+
+EmitFn = Callable[[str, dict[str, Any]], None]
+"""``emit(type, data)``: a live event for followers (e.g. model tokens), never stored."""
 
 
 @dataclass(frozen=True)
@@ -24,3 +28,4 @@ class LeafContext:
     attempt: int
     settings: Settings
     log: LogFn
+    emit: EmitFn | None = None

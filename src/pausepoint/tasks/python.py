@@ -107,7 +107,7 @@ def _searched(paths: tuple[str, ...]) -> str:
     return f"python_paths searched: {list(paths)}" if paths else "no python_paths configured"
 
 
-def _import_function(reference: str, paths: tuple[str, ...]) -> Callable[..., Any]:
+def import_function(reference: str, paths: tuple[str, ...]) -> Callable[..., Any]:
     module_name, _, attribute_path = reference.partition(":")
     if not module_name or not attribute_path:
         raise TaskError(
@@ -230,10 +230,10 @@ async def run_python(spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, Any
     pool = _thread_pool(ctx.settings.max_task_threads)
     loop = asyncio.get_running_loop()
     if reference.partition(":")[0] in sys.modules:
-        function = _import_function(reference, paths)  # already imported: no I/O, no hop
+        function = import_function(reference, paths)  # already imported: no I/O, no hop
     else:
         # A module's first import runs its top-level code, which may take seconds.
-        function = await loop.run_in_executor(pool, _import_function, reference, paths)
+        function = await loop.run_in_executor(pool, import_function, reference, paths)
     arguments = _call_arguments(reference, function, {str(k): v for k, v in kwargs.items()}, ctx)
     try:
         if _is_async(function):

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pausepoint.errors import TaskError
+from pausepoint.tasks.agent import run_agent_llm
 from pausepoint.tasks.context import LeafContext
 from pausepoint.tasks.http import run_http
 from pausepoint.tasks.log import run_log
@@ -22,6 +23,7 @@ EXECUTORS: Mapping[str, Executor] = {
     "python": run_python,
     "shell": run_shell,
     "http": run_http,
+    "agent_llm": run_agent_llm,
 }
 
 

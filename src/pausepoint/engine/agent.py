@@ -1,0 +1,354 @@
+"""The ``agent`` task: an LLM loop the engine drives one leaf run at a time.
+
+An agent run holds the conversation. Each model call is a child leaf run
+(type ``agent_llm``) and each tool call is a child leaf run of the tool's task,
+so every turn is a checkpoint: a pause lands between calls, a crash re-runs
+only the call that had not been recorded, and messages injected into the
+execution's context join the conversation when the next model call is created
+— once, in order, after the tool results of the turn before.
+
+A model call's run keeps only ``upto`` (how many messages it sends): its
+request is rebuilt from the conversation whenever it runs, so secrets in the
+provider settings are rendered then and never stored.
+
+Tool calls that need approval open a pause point (kind ``approval``) whose
+``onResume`` inputs are the decision, a reason and the (editable) arguments.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from pausepoint.engine.model import TERMINAL_TASK_STATES, TaskRunState
+from pausepoint.flow.model import AgentTask
+from pausepoint.flow.templates import render
+
+if TYPE_CHECKING:
+    from pausepoint.engine.scheduler import Scheduler
+
+T = TaskRunState
+
+MODEL_CALL = "agent_llm"
+DECISIONS = ("approve", "reject")
+
+
+def start_agent(sched: Scheduler, run: dict[str, Any], task: AgentTask) -> None:
+    variables = sched.variables(run)
+    where = f"task '{task.id}'"
+    messages: list[dict[str, Any]] = []
+    if task.system:
+        system = render(task.system, variables, where=where)
+        messages.append({"role": "system", "content": str(system)})
+    messages.append({"role": "user", "content": str(render(task.prompt, variables, where=where))})
+    run["agent"] = {
+        "messages": messages,
+        "delivered": 0,  # context messages already added to the conversation
+        "turns": 0,
+        "usage": [],
+        "call": None,  # the child run in flight or waiting for approval
+        "queue": [],  # tool calls of the last answer not yet run
+    }
+    sched.mark_started(run)
+
+
+def drive_agent(sched: Scheduler, run: dict[str, Any]) -> None:
+    """Advance the loop as far as it can go now."""
+    agent = run["agent"]
+    task = sched.index.task(run["path"])
+    assert isinstance(task, AgentTask)
+    while run["state"] not in TERMINAL_TASK_STATES:
+        if agent["call"] is not None:
+            child = sched.runs[agent["call"]]
+            sched.drive_run(child)
+            if child["state"] not in TERMINAL_TASK_STATES:
+                return
+            agent["call"] = None
+            sched.touch(run)
+            if child["type"] == MODEL_CALL:
+                _answered(sched, run, task, child)
+            else:
+                _tool_done(sched, run, child)
+            continue
+        if not sched.can_start():
+            return
+        if agent["queue"]:
+            _call_tool(sched, run, task, agent["queue"].pop(0))
+        elif agent["turns"] >= task.max_turns:
+            sched.finish_run(
+                run, T.FAILED, error=f"agent '{task.id}' reached maxTurns ({task.max_turns})"
+            )
+        else:
+            _call_model(sched, run)
+
+
+def _call_model(sched: Scheduler, run: dict[str, Any]) -> None:
+    agent = run["agent"]
+    context = sched.state["context"]["messages"]
+    for entry in context[agent["delivered"] :]:
+        agent["messages"].append({"role": entry["role"], "content": entry["message"]})
+    agent["delivered"] = len(context)
+    child = _child(sched, run, MODEL_CALL, run["path"], run["task_id"])
+    child["upto"] = len(agent["messages"])
+    child["turn"] = agent["turns"] + 1
+    agent["call"] = child["id"]
+    sched.touch(run)
+    sched.start_leaf(child)
+
+
+def _child(
+    sched: Scheduler, run: dict[str, Any], type_: str, path: str, task_id: str
+) -> dict[str, Any]:
+    run_id = f"t{sched.state['next_run']}"
+    sched.state["next_run"] += 1
+    child: dict[str, Any] = {
+        "id": run_id,
+        "parent": run["id"],
+        "task_id": task_id,
+        "path": path,
+        "type": type_,
+        "state": T.CREATED.value,
+        "attempt": 1,
+        "created_at": sched.at,
+        "started_at": None,
+        "ended_at": None,
+    }
+    sched.runs[run_id] = child
+    sched.touch(child)
+    return child
+
+
+def _answered(
+    sched: Scheduler, run: dict[str, Any], task: AgentTask, child: dict[str, Any]
+) -> None:
+    agent = run["agent"]
+    if child["state"] != T.SUCCESS:
+        if child["state"] == T.FAILED:
+            sched.finish_run(run, T.FAILED, error=f"model call failed: {child.get('error')}")
+        return  # cancelled: the execution is stopping
+    outputs = child.get("outputs") or {}
+    message = dict(outputs.get("message") or {"role": "assistant", "content": ""})
+    message["role"] = "assistant"
+    agent["messages"].append(message)
+    agent["turns"] += 1
+    agent["usage"].append(outputs.get("usage") or {})
+    calls = list(message.get("tool_calls") or [])
+    sched.emit(
+        "agent.message",
+        task_run_id=run["id"],
+        task_id=run["task_id"],
+        turn=agent["turns"],
+        content=message.get("content"),
+        tool_calls=len(calls),
+    )
+    if calls:
+        agent["queue"] = [_tool_call(call) for call in calls]
+        return
+    sched.finish_run(
+        run,
+        T.SUCCESS,
+        outputs={
+            "answer": message.get("content") or "",
+            "turns": agent["turns"],
+            "messages": agent["messages"],
+            "usage": {"turns": agent["usage"], "total": _total(agent["usage"])},
+        },
+    )
+
+
+def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    function = call.get("function") or {}
+    raw = function.get("arguments")
+    try:
+        arguments = json.loads(raw) if isinstance(raw, str) else (raw or {})
+        error = None if isinstance(arguments, dict) else "arguments must be a JSON object"
+    except ValueError as problem:
+        arguments, error = {}, f"arguments are not valid JSON: {problem}"
+    return {
+        "id": str(call.get("id") or ""),
+        "name": str(function.get("name") or ""),
+        "arguments": arguments if isinstance(arguments, dict) else {},
+        "error": error,
+    }
+
+
+def _total(usage: list[dict[str, Any]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for turn in usage:
+        for key, value in turn.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+def _call_tool(
+    sched: Scheduler, run: dict[str, Any], task: AgentTask, call: dict[str, Any]
+) -> None:
+    names = [tool.name for tool in task.tools]
+    sched.emit(
+        "agent.tool_call",
+        task_run_id=run["id"],
+        task_id=run["task_id"],
+        tool_call_id=call["id"],
+        name=call["name"],
+        arguments=call["arguments"],
+    )
+    if call["name"] not in names:
+        available = ", ".join(names) or "none"
+        _reply(sched, run, call, f"error: unknown tool {call['name']!r}; tools: {available}", True)
+        return
+    if call["error"]:
+        _reply(sched, run, call, f"error: {call['error']}", True)
+        return
+    position = names.index(call["name"])
+    tool_path = f"{run['path']}.tools[{position}]"
+    tool_task = sched.index.task(tool_path)
+    child = _child(sched, run, tool_task.type, tool_path, tool_task.id)
+    child["tool_call_id"] = call["id"]
+    child["args"] = call["arguments"]
+    run["agent"]["call"] = child["id"]
+    sched.touch(run)
+    if task.needs_approval(call["name"]):
+        _ask_approval(sched, child, call)
+    else:
+        sched.start_leaf(child)
+
+
+def _ask_approval(sched: Scheduler, child: dict[str, Any], call: dict[str, Any]) -> None:
+    pause_id = f"p-{child['id']}"
+    sched.mark_started(child)
+    child["state"] = T.PAUSED.value
+    child["pause_id"] = pause_id
+    sched.state["pauses"][pause_id] = {
+        "kind": "approval",
+        "task_path": child["path"],
+        "task_id": child["task_id"],
+        "task_run_id": child["id"],
+        "opened_at": sched.at,
+        "deadline": None,
+        "on_resume": approval_inputs(call["name"], call["arguments"]),
+    }
+    sched.emit(
+        "task.paused",
+        task_run_id=child["id"],
+        task_id=child["task_id"],
+        pause_id=pause_id,
+        deadline=None,
+        behavior=None,
+        on_resume=["decision", "reason", "arguments"],
+    )
+
+
+def approval_inputs(tool: str, arguments: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``onResume`` inputs of an approval: decision, reason, editable arguments."""
+    return [
+        {
+            "id": "decision",
+            "type": "SELECT",
+            "values": list(DECISIONS),
+            "description": f"Run the tool '{tool}' with these arguments, or reject the call.",
+        },
+        {
+            "id": "reason",
+            "type": "STRING",
+            "required": False,
+            "description": "Told to the model when the call is rejected.",
+        },
+        {
+            "id": "arguments",
+            "type": "JSON",
+            "required": False,
+            "defaults": arguments,
+            "description": "The arguments the tool runs with (edit them to correct the call).",
+        },
+    ]
+
+
+def resume_approval(
+    sched: Scheduler, pause: dict[str, Any], values: dict[str, Any], *, by: str
+) -> None:
+    child = sched.runs[pause["task_run_id"]]
+    sched.close_pause(f"p-{child['id']}")
+    child["outputs"] = {"approval": {**values, "by": by}}
+    sched.emit(
+        "workflow.resumed",
+        pause_id=f"p-{child['id']}",
+        task_id=child["task_id"],
+        task_run_id=child["id"],
+        by=by,
+        inputs=values,
+    )
+    if values.get("decision") == "approve":
+        arguments = values.get("arguments")
+        if isinstance(arguments, dict):
+            child["args"] = arguments
+        child["state"] = T.CREATED.value
+        sched.touch(child)
+    else:
+        reason = values.get("reason") or "no reason given"
+        sched.finish_run(child, T.SKIPPED)
+        child["rejected"] = f"the call was rejected by {by}: {reason}"
+
+
+def _tool_done(sched: Scheduler, run: dict[str, Any], child: dict[str, Any]) -> None:
+    call = {"id": child.get("tool_call_id", ""), "name": child["task_id"]}
+    if child["state"] in (T.SUCCESS, T.WARNING):
+        _reply(sched, run, call, json.dumps(child.get("outputs") or {}), False)
+    elif child["state"] == T.FAILED:
+        _reply(sched, run, call, f"error: {child.get('error')}", True)
+    elif child.get("rejected"):
+        _reply(sched, run, call, child["rejected"], True)
+    # Cancelled: the execution is stopping and nothing more is asked of the model.
+
+
+def _reply(
+    sched: Scheduler, run: dict[str, Any], call: dict[str, Any], content: str, is_error: bool
+) -> None:
+    run["agent"]["messages"].append(
+        {"role": "tool", "tool_call_id": call["id"], "name": call["name"], "content": content}
+    )
+    sched.touch(run)
+    sched.emit(
+        "agent.tool_result",
+        task_run_id=run["id"],
+        task_id=run["task_id"],
+        tool_call_id=call["id"],
+        name=call["name"],
+        content=content,
+        error=is_error,
+    )
+
+
+def leaf_spec(sched: Scheduler, run: dict[str, Any]) -> dict[str, Any]:
+    """The request of a model call, or the rendered task of a tool call."""
+    parent = sched.runs[run["parent"]]
+    if run["type"] == MODEL_CALL:
+        task = sched.index.task(parent["path"])
+        assert isinstance(task, AgentTask)
+        provider = render(
+            task.provider.model_dump(mode="json", exclude_none=True),
+            sched.variables(parent),
+            where=f"task '{task.id}' provider",
+        )
+        return {
+            "provider": provider,
+            "messages": parent["agent"]["messages"][: run["upto"]],
+            "tools": [
+                tool.model_dump(mode="json", exclude_none=True, exclude={"task"})
+                for tool in task.tools
+            ],
+            "temperature": task.temperature,
+            "max_tokens": task.max_tokens,
+            "stream": task.stream,
+        }
+    variables = sched.variables(run) | {"args": run["args"]}
+    spec = dict(
+        render(sched.index.leaf_spec(run["path"]), variables, where=f"tool '{run['task_id']}'")
+    )
+    if run["type"] == "python":
+        spec["kwargs"] = {**(spec.get("kwargs") or {}), **run["args"]}
+    return spec
+
+
+def is_agent_call(run: dict[str, Any]) -> bool:
+    return run["type"] == MODEL_CALL or "tool_call_id" in run
