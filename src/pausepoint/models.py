@@ -16,6 +16,10 @@ TERMINAL_EVENT_TYPES = frozenset(
     }
 )
 
+# The sequence number of events that followers see live and nobody stores, such as
+# an agent's streamed tokens (``agent.delta``): they carry no SSE id to resume from.
+LIVE_ONLY_SEQ = 0
+
 
 class TaskRunView(BaseModel):
     id: str

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pausepoint.models import TERMINAL_EVENT_TYPES, EventView
+from pausepoint.models import LIVE_ONLY_SEQ, TERMINAL_EVENT_TYPES, EventView
 from pausepoint.runtime.embedded import EmbeddedRuntime
 from pausepoint.service.engine import Engine, event_view
 from pausepoint.store.records import EventRecord
@@ -57,6 +58,12 @@ class StreamTiming:
 
 def frame(event_id: str | int, event: EventView) -> str:
     return f"id: {event_id}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
+
+
+def live_only_frame(record: EventRecord) -> str:
+    """A frame without an id: it is not stored, so nobody can resume from it."""
+    data = {"execution_id": record.execution_id, "type": record.type, "data": record.data}
+    return f"event: {record.type}\ndata: {json.dumps(data)}\n\n"
 
 
 def comment(text: str) -> str:
@@ -104,16 +111,22 @@ class _Channel:
     followers there are: they are rendered to frames once, kept in a bounded
     window, and one future wakes every waiting follower. Each follower only keeps
     a cursor; one that falls behind the window reads the gap from the store.
+
+    Live-only events (streamed tokens) have no sequence number: each is kept with
+    the stored event that follows it (or in ``tail`` until one does), so followers
+    get them in order, once, even when both arrive within one coalescing wait.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = max(limit, 1)
         self.first_seq = 0  # seq of frames[0]; 0 while empty
         self.frames: list[str] = []
+        self.leads: list[list[str]] = []  # live-only frames just before each stored one
+        self.tail: list[str] = []  # live-only frames after the last stored one
         self.terminal_seq: int | None = None
         self.followers = 0
         self._news: asyncio.Future[None] | None = None
-        self._burst: tuple[int, int, str] = (0, 0, "")
+        self._burst: tuple[tuple[int, int, int], str] = ((0, 0, 0), "")
 
     @property
     def last_seq(self) -> int:
@@ -122,34 +135,56 @@ class _Channel:
     def put(self, events: list[EventRecord]) -> None:
         """The runtime's sink: called in the loop with each checkpoint's new events."""
         for record in events:
+            if record.seq == LIVE_ONLY_SEQ:
+                self.tail.append(live_only_frame(record))
+                continue
             if self.frames and record.seq != self.last_seq + 1:
                 self.frames.clear()  # not contiguous: start again from here
+                self.leads.clear()
             if not self.frames:
                 self.first_seq = record.seq
             self.frames.append(frame(record.seq, event_view(record)))
+            self.leads.append(self.tail)
+            self.tail = []
             if record.type in TERMINAL_EVENT_TYPES:
                 self.terminal_seq = record.seq
         if len(self.frames) > 2 * self.limit:
             dropped = len(self.frames) - self.limit
             del self.frames[:dropped]
+            del self.leads[:dropped]
             self.first_seq += dropped
         if self._news is not None:
             self._news.set_result(None)
             self._news = None
 
-    def after(self, seq: int) -> str | None:
-        """The frames after ``seq`` as one string ("" if none yet); None if the window lost some."""
+    def after(self, seq: int, sent: int = 0) -> str | None:
+        """Frames after ``seq`` as one string ("" if none yet); None if the window lost some.
+
+        ``sent``: how many live-only frames after ``seq`` the follower already has.
+        """
         if not self.frames or seq >= self.last_seq:
             return ""
         if seq + 1 < self.first_seq:
             return None
-        end = self.last_seq
-        start, stop, text = self._burst
-        if (start, stop) != (seq, end):
+        key = (seq, self.last_seq, sent)
+        cached, text = self._burst
+        if cached != key:
             # Followers usually stand at the same place: join their burst once for all.
-            text = "".join(self.frames[seq + 1 - self.first_seq :])
-            self._burst = (seq, end, text)
+            first = seq + 1 - self.first_seq
+            parts = self.leads[first][sent:]
+            parts.append(self.frames[first])
+            for lead, stored in zip(self.leads[first + 1 :], self.frames[first + 1 :], strict=True):
+                parts += lead
+                parts.append(stored)
+            text = "".join(parts)
+            self._burst = (key, text)
         return text
+
+    def live_tail(self, seq: int, sent: int) -> str:
+        """Live-only frames after the last stored event not sent yet to a follower at ``seq``."""
+        if seq != self.last_seq or len(self.tail) <= sent:
+            return ""
+        return "".join(self.tail[sent:])
 
     async def wait(self, timeout: float) -> bool:
         """Wait for new events; True if some arrived before ``timeout``."""
@@ -224,16 +259,22 @@ async def _execution_frames(
                 if not await engine.events(execution_id, after=after, limit=1):
                     return
                 continue
+            tail_sent = 0
             while True:
-                burst = channel.after(after)
+                burst = channel.after(after, tail_sent)
                 if burst is None:
                     break  # the window moved past us: read the gap from the store
                 if burst:
                     yield burst
                     after = channel.last_seq
+                    tail_sent = 0
                     last_sent = loop.time()
                     if channel.terminal_seq is not None and after >= channel.terminal_seq:
                         return
+                if tail := channel.live_tail(after, tail_sent):
+                    yield tail
+                    tail_sent = len(channel.tail)
+                    last_sent = loop.time()
                 now = loop.time()
                 if now - last_poll >= timing.store_poll:
                     if not runtime.owns(execution_id):
@@ -278,6 +319,7 @@ class EventHub:
     _resolving: asyncio.Task[None] | None = None
 
     def publish(self, execution_id: str, events: list[EventRecord]) -> None:
+        events = [event for event in events if event.seq != LIVE_ONLY_SEQ]
         if not self.subscriptions or not events:
             return
         org_id = self.orgs.get(execution_id)

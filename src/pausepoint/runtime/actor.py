@@ -31,6 +31,7 @@ from pausepoint.engine.model import (
     Transition,
 )
 from pausepoint.errors import TaskError
+from pausepoint.models import LIVE_ONLY_SEQ
 from pausepoint.store.records import Checkpoint, CommandRecord, EventRecord
 from pausepoint.tasks import LeafContext, run_leaf
 
@@ -225,12 +226,23 @@ class ExecutionActor:
         def record_log(level: str, message: str) -> None:
             logs.append({"level": level, "message": message, "at": clock()})
 
+        def emit_live(type_: str, data: dict[str, Any]) -> None:
+            record = EventRecord(
+                self.execution_id,
+                LIVE_ONLY_SEQ,
+                type_,
+                clock(),
+                {"task_run_id": action.task_run_id, "task_id": action.task_id, **data},
+            )
+            self.runtime.published(self.execution_id, [record], ())
+
         context = LeafContext(
             execution_id=self.execution_id,
             task_run_id=f"{self.execution_id}/{action.task_run_id}",
             attempt=action.attempt,
             settings=self.runtime.settings,
             log=record_log,
+            emit=emit_live,
         )
         result: Event
         try:
