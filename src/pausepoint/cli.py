@@ -184,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     inject.add_argument("id")
     inject.add_argument("message")
     inject.add_argument("--role", choices=("user", "system"), default="user")
+
+    from pausepoint import cli_agent  # after this module is whole: it builds on it
+
+    cli_agent.add_parser(sub)
     return parser
 
 
@@ -250,6 +254,10 @@ async def dispatch(args: argparse.Namespace) -> int:
         if args.enable_shell:
             extra["shell_enabled"] = True
     async with Engine(settings_for(args, python_paths=paths, **extra)) as engine:
+        if args.command == "agent":
+            from pausepoint.cli_agent import cmd_agent
+
+            return await cmd_agent(engine, args)
         handler = COMMANDS[args.command]
         return await handler(engine, args)
 
@@ -404,7 +412,10 @@ async def prompt_resume(engine: Engine, view: ExecutionView) -> None:
 
 
 def ask_inputs(point: PausePointView) -> dict[str, Any]:
-    label = f"task '{point.task_id}'" if point.kind == "task" else "manual pause"
+    label = {
+        "task": f"task '{point.task_id}'",
+        "approval": f"a call of the tool '{point.task_id}', which needs your approval",
+    }.get(point.kind, "manual pause")
     console.print(f"[yellow]paused[/] at {label} ({point.id})")
     schema = point.on_resume_schema or {}
     values: dict[str, Any] = {}

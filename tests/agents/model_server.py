@@ -193,8 +193,8 @@ class _Server(ThreadingHTTPServer):
 def model_server() -> Iterator[ModelServer]:
     """A running model server; its script answers "done" until a test sets one."""
     server = _Server(("127.0.0.1", 0), _Handler)
-    host, port = server.server_address[:2]
-    model = ModelServer(url=f"http://{host}:{port}/v1", script=lambda request: Reply("done"))
+    port = server.server_address[1]
+    model = ModelServer(url=f"http://127.0.0.1:{port}/v1", script=lambda request: Reply("done"))
     server.model = model
     thread = threading.Thread(target=server.serve_forever, name="model-server", daemon=True)
     thread.start()
