@@ -436,7 +436,9 @@ def test_cancel_while_running(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_terminate_while_running(cli: Cli, tmp_path: Path) -> None:
-    write(tmp_path, "slow.yaml", slow_flow(12))
+    # Long enough that two CLI processes start and answer before it ends, even on a
+    # busy machine; terminate cuts it short anyway.
+    write(tmp_path, "slow.yaml", slow_flow(60))
     runner = cli.start("run", "slow.yaml")
     try:
         execution_id = runner.read_execution_id()

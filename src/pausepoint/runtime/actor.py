@@ -4,6 +4,13 @@ The order inside one step is the durability contract: the engine's new state,
 its log events and the results of the commands it applied are committed in one
 transaction *before* any action (start a task, arm a timer) is carried out. A
 crash therefore loses at most work in flight, which recovery re-runs.
+
+Pure tasks (``return``, ``outputs``, ``log``: nothing outside the execution sees
+them run) are run inside the step that starts them, and the engine advances
+with their results before the step commits: a chain of them costs one
+transaction, not one each, with every task run and event still recorded. A
+crash before the commit re-runs them, which changes nothing. The chain is
+bounded, so commands and other executions never wait long.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from pausepoint.engine.model import (
 from pausepoint.errors import TaskError
 from pausepoint.models import LIVE_ONLY_SEQ
 from pausepoint.store.records import Checkpoint, CommandRecord, EventRecord
-from pausepoint.tasks import LeafContext, run_leaf
+from pausepoint.tasks import PURE_TYPES, LeafContext, run_leaf
 
 if TYPE_CHECKING:
     from pausepoint.runtime.embedded import EmbeddedRuntime
@@ -41,6 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("pausepoint.runtime")
 
 CORE_EXCLUDED = ("task_runs", "outputs")
+# Pure tasks run inside one step before it commits, at most this many.
+INLINE_CHAIN = 64
 
 
 def core_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -115,9 +124,16 @@ class ExecutionActor:
 
     async def step(self, events: list[Event]) -> None:
         combined = Transition(self.state)
-        for event in events:
-            transition = advance(self.state, event, self.env)
-            combined.actions.extend(transition.actions)
+        pending = list(events)
+        inline_left = 0 if self.runtime.draining else INLINE_CHAIN
+        while pending:
+            transition = advance(self.state, pending.pop(0), self.env)
+            for action in transition.actions:
+                if inline_left and isinstance(action, RunTask) and action.task_type in PURE_TYPES:
+                    inline_left -= 1
+                    pending.append(await self.execute(action))
+                else:
+                    combined.actions.append(action)
             combined.events.extend(transition.events)
             combined.command_results.extend(transition.command_results)
             combined.changed_task_runs |= transition.changed_task_runs
@@ -220,6 +236,19 @@ class ExecutionActor:
         self.inbox.put_nowait(TimerFired(timer_id, self.runtime.clock()))
 
     async def run_task(self, action: RunTask) -> None:
+        try:
+            result = await self.execute(action)
+        except asyncio.CancelledError:
+            if self.closed or action.task_run_id not in self.leaves:
+                return  # terminated, shutting down or lease lost: nobody waits for an answer
+            result = TaskCancelled(action.task_run_id, action.attempt, self.runtime.clock())
+        finally:
+            if self.leaves.get(action.task_run_id) is asyncio.current_task():
+                del self.leaves[action.task_run_id]
+        self.inbox.put_nowait(result)
+
+    async def execute(self, action: RunTask) -> Event:
+        """Run one leaf task; its outcome as the event the engine takes next."""
         logs: list[dict[str, Any]] = []
         clock = self.runtime.clock
 
@@ -244,24 +273,14 @@ class ExecutionActor:
             log=record_log,
             emit=emit_live,
         )
-        result: Event
         try:
             outputs = await run_leaf(action.task_type, action.spec, context)
-        except asyncio.CancelledError:
-            if self.closed or action.task_run_id not in self.leaves:
-                return  # terminated, shutting down or lease lost: nobody waits for an answer
-            result = TaskCancelled(action.task_run_id, action.attempt, clock())
         except TaskError as error:
-            result = TaskFailed(action.task_run_id, action.attempt, clock(), error.message, logs)
+            return TaskFailed(action.task_run_id, action.attempt, clock(), error.message, logs)
         except Exception as error:  # a bug in an executor still fails only this task
             message = f"{type(error).__name__}: {error}"
-            result = TaskFailed(action.task_run_id, action.attempt, clock(), message, logs)
-        else:
-            result = TaskSucceeded(action.task_run_id, action.attempt, clock(), outputs, logs)
-        finally:
-            if self.leaves.get(action.task_run_id) is asyncio.current_task():
-                del self.leaves[action.task_run_id]
-        self.inbox.put_nowait(result)
+            return TaskFailed(action.task_run_id, action.attempt, clock(), message, logs)
+        return TaskSucceeded(action.task_run_id, action.attempt, clock(), outputs, logs)
 
     def leaf_done(self, action: RunTask, leaf: asyncio.Task[None]) -> None:
         """Report a leaf cancelled before its body ever ran (cancel in the step that started it).

@@ -238,7 +238,13 @@ class Engine:
     async def put_flow(self, source: str, *, source_name: str = "<flow>") -> FlowRecord:
         """Validate and store a flow (YAML text); returns its revision."""
         flow = load_flow(source, source=source_name)
-        return await self.store.put_flow(self.org_id, flow.namespace, flow.id, source, self.clock())
+        record = await self.store.put_flow(
+            self.org_id, flow.namespace, flow.id, source, self.clock()
+        )
+        # Parsed once here: the executions of this revision need not parse it again.
+        key = (record.org_id, record.namespace, record.flow_id, record.revision)
+        self._flows[key] = FlowIndex.build(flow.model_copy(update={"revision": record.revision}))
+        return record
 
     async def put_flow_file(self, path: str | Path) -> FlowRecord:
         path = Path(path)

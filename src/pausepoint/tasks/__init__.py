@@ -7,6 +7,20 @@ never calls into this package.
 from __future__ import annotations
 
 from pausepoint.tasks.context import LeafContext, LogFn
-from pausepoint.tasks.registry import EXECUTORS, Executor, run_leaf, shutdown_executors
+from pausepoint.tasks.registry import (
+    EXECUTORS,
+    PURE_TYPES,
+    Executor,
+    run_leaf,
+    shutdown_executors,
+)
 
-__all__ = ["EXECUTORS", "Executor", "LeafContext", "LogFn", "run_leaf", "shutdown_executors"]
+__all__ = [
+    "EXECUTORS",
+    "PURE_TYPES",
+    "Executor",
+    "LeafContext",
+    "LogFn",
+    "run_leaf",
+    "shutdown_executors",
+]

@@ -27,6 +27,11 @@ EXECUTORS: Mapping[str, Executor] = {
 }
 
 
+# Leaf types with no effect outside the execution: a runtime may run them inside the
+# engine step that starts them (a crash re-runs them and nothing else notices).
+PURE_TYPES = frozenset({"return", "outputs", "log"})
+
+
 async def run_leaf(task_type: str, spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, Any]:
     """Run one leaf task and return its outputs (a JSON-serialisable dict).
 
