@@ -8,6 +8,7 @@ the execution runs.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class EngineEnv:
     secrets: Mapping[str, str] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=4096)  # a step formats the same few instants again and again
 def iso(at: float) -> str:
     return (
         datetime.fromtimestamp(at, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
