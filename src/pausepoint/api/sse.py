@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pausepoint.models import LIVE_ONLY_SEQ, TERMINAL_EVENT_TYPES, EventView
-from pausepoint.runtime.embedded import EmbeddedRuntime
+from pausepoint.runtime.base import Runtime
 from pausepoint.service.engine import Engine, event_view
 from pausepoint.store.records import EventRecord
 
@@ -201,13 +201,11 @@ class _Channel:
         return max(base, self.followers / FANOUT_WRITES_PER_SECOND) if base else 0.0
 
 
-_channels: weakref.WeakKeyDictionary[EmbeddedRuntime, dict[str, _Channel]] = (
-    weakref.WeakKeyDictionary()
-)
+_channels: weakref.WeakKeyDictionary[Runtime, dict[str, _Channel]] = weakref.WeakKeyDictionary()
 
 
 @contextlib.contextmanager
-def _following(runtime: EmbeddedRuntime, execution_id: str, limit: int) -> Iterator[_Channel]:
+def _following(runtime: Runtime, execution_id: str, limit: int) -> Iterator[_Channel]:
     """Join the channel of ``execution_id`` (opened on first use, closed by the last to leave)."""
     channels = _channels.setdefault(runtime, {})
     channel = channels.get(execution_id)
@@ -367,7 +365,7 @@ class EventHub:
                 del self.subscriptions[subscription.org_id]
 
 
-_hubs: weakref.WeakKeyDictionary[EmbeddedRuntime, EventHub] = weakref.WeakKeyDictionary()
+_hubs: weakref.WeakKeyDictionary[Runtime, EventHub] = weakref.WeakKeyDictionary()
 
 
 def event_hub(engine: Engine) -> EventHub:

@@ -1,18 +1,28 @@
-"""The seam every runtime implements (embedded now, Temporal later)."""
+"""The seam every runtime implements (embedded, Temporal)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from pausepoint.store.records import CommandRecord
+from pausepoint.engine.model import CommandResult
+from pausepoint.store.records import CommandRecord, EventRecord
 
 
 class Runtime(Protocol):
     """Runs executions; the control plane talks to runtimes only through this."""
 
+    # Whether executions run inside this process, under its lease ``owner``.
+    run_executions: bool
+    owner: str
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    async def drain(self, grace: float) -> None:
+        """Start nothing new; give work in flight here ``grace`` seconds to reach a checkpoint."""
 
     async def submit(self, execution_id: str) -> None:
         """A new execution was stored: run it (here, or wherever work is picked up)."""
@@ -23,3 +33,26 @@ class Runtime(Protocol):
     async def adopt(self, execution_id: str) -> bool:
         """Run ``execution_id`` in this process if nobody else does; True if it runs here."""
         ...
+
+    def owns(self, execution_id: str) -> bool:
+        """Whether the execution runs in this process (its events are then published here)."""
+        ...
+
+    def watch(self, execution_id: str) -> None:
+        """Bring ``execution_id`` back in this process when its timers fall due."""
+
+    def published(
+        self, execution_id: str, events: list[EventRecord], results: Iterable[CommandResult]
+    ) -> None:
+        """Called with each checkpoint's events and command results written here."""
+
+    def add_sink(self, execution_id: str, sink: Callable[[list[EventRecord]], None]) -> None:
+        """Call ``sink`` with each batch of new events of ``execution_id`` published here."""
+
+    def remove_sink(self, execution_id: str, sink: Callable[[list[EventRecord]], None]) -> None: ...
+
+    def command_waiter(self, command_id: str) -> asyncio.Future[CommandResult]:
+        """A future resolved when this process applies the command (maybe never: poll too)."""
+        ...
+
+    def drop_command_waiter(self, command_id: str) -> None: ...

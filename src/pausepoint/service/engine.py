@@ -43,6 +43,7 @@ from pausepoint.models import (
     TaskRunView,
 )
 from pausepoint.runtime.actor import command_event, core_state
+from pausepoint.runtime.base import Runtime
 from pausepoint.runtime.embedded import EmbeddedRuntime
 from pausepoint.service.auth import Authenticator, JwtSettings, check_role, new_api_key
 from pausepoint.service.requests import (
@@ -121,14 +122,23 @@ class Engine:
         self._secrets = secrets if secrets is not None else self._secrets_from_env()
         self._shared = _Caches()
         self._flows = self._shared.flows
-        self.runtime = EmbeddedRuntime(
-            self.store,
-            self.settings,
-            env_for=self._env_for,
-            clock=clock,
-            serve=serve,
-            run_executions=run_executions,
-        )
+        self.runtime: Runtime
+        if self.settings.runtime == "temporal":
+            # Imported only here: the embedded runtime never loads temporalio.
+            from pausepoint.runtime.temporal import TemporalRuntime
+
+            self.runtime = TemporalRuntime(
+                self.store, self.settings, env_for=self._env_for, clock=clock, serve=serve
+            )
+        else:
+            self.runtime = EmbeddedRuntime(
+                self.store,
+                self.settings,
+                env_for=self._env_for,
+                clock=clock,
+                serve=serve,
+                run_executions=run_executions,
+            )
         self._started = False
 
     def _secrets_from_env(self) -> dict[str, str]:

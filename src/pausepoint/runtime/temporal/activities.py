@@ -1,0 +1,191 @@
+"""The activities of the execution workflow: everything that touches the store or runs a task.
+
+Loading and checkpointing are local activities and may run more than once (a
+worker lost mid-step replays it), so both are idempotent: loading only reads
+and takes the lease, and a checkpoint whose events are already stored is not
+written again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from pausepoint.config import Settings
+from pausepoint.engine.interpreter import EngineEnv
+from pausepoint.engine.model import ExecutionStatus
+from pausepoint.errors import TaskError
+from pausepoint.runtime.committer import GroupCommitter
+from pausepoint.runtime.temporal.messages import (
+    CHECKPOINT_ACTIVITY,
+    LOAD_ACTIVITY,
+    RUN_TASK_ACTIVITY,
+    TEMPORAL_OWNER,
+    CommandMessage,
+    LoadedExecution,
+    Projection,
+    TaskInput,
+    TaskOutcome,
+)
+from pausepoint.store.records import Checkpoint, CommandRecord, EventRecord, ExecutionRecord
+from pausepoint.store.sql import SqlStore
+from pausepoint.tasks import LeafContext, run_leaf
+
+log = logging.getLogger("pausepoint.runtime.temporal")
+
+# The workflow runs the execution for as long as it lives: its lease never lapses.
+LEASE_SECONDS = 100 * 365 * 24 * 3600.0
+# Heartbeats are how a cancellation reaches a running task (the worker sends
+# them to the server at most once a second, see ``worker.py``).
+HEARTBEAT_SECONDS = 0.5
+
+
+def command_message(record: CommandRecord) -> CommandMessage:
+    return CommandMessage(
+        seq=record.seq,
+        id=record.id,
+        kind=record.kind,
+        at=record.created_at,
+        by=record.actor,
+        reason=record.reason,
+        payload=record.payload,
+    )
+
+
+class ExecutionActivities:
+    """The activities, bound to this worker's store and settings."""
+
+    def __init__(
+        self,
+        store: SqlStore,
+        settings: Settings,
+        *,
+        env_for: Callable[[ExecutionRecord], Awaitable[EngineEnv]],
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.committer = GroupCommitter(store)
+        self._env_for = env_for
+        self._clock = clock
+
+    @activity.defn(name=LOAD_ACTIVITY)
+    async def load_execution(self, execution_id: str) -> LoadedExecution:
+        """Take the execution's lease and read its last checkpoint."""
+        loaded = await self.store.claim_and_load(
+            execution_id, TEMPORAL_OWNER, LEASE_SECONDS, self._clock(), None
+        )
+        if loaded is None:
+            record = await self.store.get_execution(execution_id)
+            if record is None:
+                raise ApplicationError(f"execution {execution_id} not found", non_retryable=True)
+            if ExecutionStatus(record.status).is_terminal:
+                return LoadedExecution(status=record.status)
+            # Retried until the other runner's lease expires.
+            raise ApplicationError(
+                f"execution {execution_id} is run by {record.lease_owner} (an embedded runtime "
+                f"sharing the database); waiting for its lease to expire"
+            )
+        record = loaded.record
+        flow = await self.store.get_flow(
+            record.org_id, record.namespace, record.flow_id, record.flow_revision
+        )
+        if flow is None:
+            raise ApplicationError(
+                f"flow {record.namespace}.{record.flow_id} revision {record.flow_revision} of "
+                f"execution {execution_id} not found",
+                non_retryable=True,
+            )
+        env = await self._env_for(record)
+        commands = await self.store.list_commands(execution_id)
+        decided = [command.seq for command in commands if command.status != "pending"]
+        state = dict(record.state)
+        state["task_runs"] = {run["id"]: run for run in loaded.task_runs or ()}
+        return LoadedExecution(
+            status=record.status,
+            state=state,
+            event_seq=record.event_seq,
+            flow_source=flow.source,
+            flow_revision=flow.revision,
+            secrets=dict(env.secrets),
+            pending=[command_message(command) for command in loaded.pending],
+            next_command_seq=max(decided, default=0) + 1,
+        )
+
+    @activity.defn(name=CHECKPOINT_ACTIVITY)
+    async def checkpoint(self, projection: Projection) -> int:
+        """Write one engine step; returns the execution's event sequence after it."""
+        execution_id = projection.execution_id
+        if projection.events:
+            record = await self.store.get_execution(execution_id)
+            if record is not None and record.event_seq >= projection.events[0].seq:
+                return record.event_seq  # written already; this is a replay or a retry
+        checkpoint = Checkpoint(
+            execution_id=execution_id,
+            owner=TEMPORAL_OWNER,
+            status=projection.status,
+            state=projection.state,
+            started_at=projection.started_at,
+            ended_at=projection.ended_at,
+            updated_at=self._clock(),
+            task_runs=projection.task_runs,
+            events=[
+                EventRecord(execution_id, event.seq, event.type, event.at, event.data)
+                for event in projection.events
+            ],
+            command_results=[tuple(result) for result in projection.command_results],  # type: ignore[misc]
+            event_seq=projection.event_seq,
+            release=ExecutionStatus(projection.status).is_terminal,
+        )
+        if not await self.committer.commit(checkpoint):
+            raise ApplicationError(
+                f"execution {execution_id} is leased by another runner; the checkpoint waits"
+            )
+        return checkpoint.event_seq
+
+    @activity.defn(name=RUN_TASK_ACTIVITY)
+    async def run_task(self, task: TaskInput) -> TaskOutcome:
+        """Run one attempt of a leaf task; cancellation reaches it through heartbeats."""
+        logs: list[dict[str, Any]] = []
+        clock = self._clock
+
+        def record_log(level: str, message: str) -> None:
+            logs.append({"level": level, "message": message, "at": clock()})
+
+        context = LeafContext(
+            execution_id=task.execution_id,
+            task_run_id=f"{task.execution_id}/{task.task_run_id}",
+            attempt=task.attempt,
+            settings=self.settings,
+            log=record_log,
+        )
+        heartbeat = asyncio.create_task(_heartbeat())
+        try:
+            outputs = await run_leaf(task.task_type, task.spec, context)
+        except asyncio.CancelledError:
+            details = activity.cancellation_details()
+            if details is not None and details.worker_shutdown and not details.cancel_requested:
+                # Nobody cancelled the task: it must run again on another worker, not
+                # be reported cancelled (Temporal retries failures, not cancellations).
+                raise ApplicationError(
+                    f"the worker running task run {task.task_run_id} shut down"
+                ) from None
+            raise
+        except TaskError as error:
+            return TaskOutcome(succeeded=False, logs=logs, error=error.message)
+        except Exception as error:  # a bug in an executor still fails only this task
+            return TaskOutcome(succeeded=False, logs=logs, error=f"{type(error).__name__}: {error}")
+        finally:
+            heartbeat.cancel()
+        return TaskOutcome(succeeded=True, outputs=outputs, logs=logs)
+
+
+async def _heartbeat() -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(HEARTBEAT_SECONDS)

@@ -1,0 +1,110 @@
+"""Events written by workers, relayed from the store to this process's followers.
+
+With the embedded runtime, the process that runs an execution hands each
+checkpoint's events to its followers. On Temporal, workers write them to the
+store, so the control plane reads them back: for every execution someone
+follows here, and for those this process started or controlled (which is
+what the organization-wide feed shows), until they finish or go quiet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pausepoint.models import TERMINAL_EVENT_TYPES
+from pausepoint.store.records import EventRecord
+from pausepoint.store.sql import SqlStore
+
+log = logging.getLogger("pausepoint.runtime.temporal")
+
+Sink = Callable[[list[EventRecord]], None]
+# An execution nobody follows is dropped after this long without news (a paused one, say).
+IDLE_SECONDS = 60.0
+
+
+@dataclass
+class _Followed:
+    after: int
+    quiet_since: float
+
+
+class EventRelay:
+    """Polls the store every ``interval`` seconds for new events of the executions it follows."""
+
+    def __init__(
+        self,
+        store: SqlStore,
+        publish: Callable[[str, list[EventRecord]], None],
+        *,
+        interval: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._publish = publish
+        self._interval = interval
+        self._clock = clock
+        self._followed: dict[str, _Followed] = {}
+        self._sinks: dict[str, set[Sink]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+
+    def follow(self, execution_id: str, *, after: int | None = None) -> None:
+        """Relay the events of ``execution_id`` after ``after`` (default: from now on)."""
+        if execution_id not in self._followed:
+            # -1: start from the execution's current last event, read on the next tick.
+            self._followed[execution_id] = _Followed(-1 if after is None else after, self._clock())
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="pausepoint-event-relay"
+            )
+
+    def add_sink(self, execution_id: str, sink: Sink) -> None:
+        self._sinks[execution_id].add(sink)
+        self.follow(execution_id)
+
+    def remove_sink(self, execution_id: str, sink: Sink) -> None:
+        sinks = self._sinks.get(execution_id)
+        if sinks is not None:
+            sinks.discard(sink)
+            if not sinks:
+                del self._sinks[execution_id]
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while self._followed:
+            try:
+                await self.relay_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("relaying events failed; retrying")
+            await asyncio.sleep(self._interval)
+
+    async def relay_once(self) -> None:
+        now = self._clock()
+        for execution_id, followed in list(self._followed.items()):
+            if followed.after < 0:
+                record = await self._store.get_execution(execution_id)
+                followed.after = record.event_seq if record is not None else 0
+                continue
+            events = await self._store.read_events(execution_id, after=followed.after)
+            if events:
+                followed.after = events[-1].seq
+                followed.quiet_since = now
+                for sink in list(self._sinks.get(execution_id, ())):
+                    sink(events)
+                self._publish(execution_id, events)
+            finished = any(event.type in TERMINAL_EVENT_TYPES for event in events)
+            quiet = now - followed.quiet_since > IDLE_SECONDS
+            if (finished or quiet) and execution_id not in self._sinks:
+                del self._followed[execution_id]

@@ -1,0 +1,299 @@
+"""The Temporal runtime as the control plane sees it: start workflows, forward commands.
+
+Executions run in Temporal workers (:class:`ExecutionWorker`), never in this
+process. The store stays the source of truth: a command is recorded there
+before anything else, then sent to the execution's workflow as a signal. A
+process may die between the two, so ``serve=True`` (an API server) also sweeps
+the store for commands and executions that never reached Temporal and sends
+them again; the workflow applies each command once, in acceptance order,
+however often it is sent. A terminate its workflow leaves unapplied for
+``temporal_terminate_after`` seconds (no worker running, say) is carried out
+by the sweep itself: Temporal terminates the workflow and the engine applies
+the terminate to the last checkpoint.
+
+Events reach this process's followers from the store, through an
+:class:`EventRelay`; ``owns`` is always False, as for an execution another
+embedded process runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from pausepoint.config import Settings
+from pausepoint.engine.interpreter import EngineEnv, rebuild_outputs
+from pausepoint.engine.model import CommandResult, Event
+from pausepoint.errors import PausepointError
+from pausepoint.runtime.actor import command_event, core_state
+from pausepoint.runtime.temporal.activities import LEASE_SECONDS, command_message
+from pausepoint.runtime.temporal.messages import (
+    COMMAND_SIGNAL,
+    TEMPORAL_OWNER,
+    WORKFLOW_NAME,
+    ExecutionInput,
+    WorkflowOptions,
+    workflow_id,
+)
+from pausepoint.runtime.temporal.relay import EventRelay
+from pausepoint.runtime.temporal.worker import ExecutionWorker
+from pausepoint.runtime.temporal.workflow import advance_all
+from pausepoint.store.records import Checkpoint, CommandRecord, EventRecord, ExecutionRecord
+from pausepoint.store.sql import SqlStore
+
+log = logging.getLogger("pausepoint.runtime.temporal")
+SWEEP_MEMORY = 10_000
+
+
+class TemporalUnavailable(PausepointError):
+    code = "temporal_unavailable"
+    http_status = 503
+
+
+class TemporalRuntime:
+    """Runs executions on Temporal; this process records and forwards."""
+
+    # Executions are created without a lease: the workflow takes it when it first runs,
+    # and until then the sweep sees the execution and can start its workflow.
+    run_executions = False
+    owner = TEMPORAL_OWNER
+
+    def __init__(
+        self,
+        store: SqlStore,
+        settings: Settings,
+        *,
+        env_for: Callable[[ExecutionRecord], Awaitable[EngineEnv]],
+        clock: Callable[[], float],
+        serve: bool = False,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.serve = serve
+        self._env_for = env_for
+        self._client: Client | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._command_waiters: dict[str, asyncio.Future[CommandResult]] = {}
+        # Per execution, the commands version the sweep last sent everything for:
+        # the sweep repairs a lost signal once, it does not repeat itself.
+        self._swept: dict[str, int] = {}
+        self._terminate_after = settings.temporal_terminate_after
+        self.relay = EventRelay(
+            store,
+            lambda execution_id, events: self.published(execution_id, events, ()),
+            interval=settings.poll_interval,
+            clock=clock,
+        )
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        address = self.settings.temporal_address
+        try:
+            self._client = await Client.connect(address, namespace=self.settings.temporal_namespace)
+        except RuntimeError as error:
+            raise TemporalUnavailable(
+                f"cannot reach Temporal at {address}: {error}; start one with "
+                f"`pausepoint dev temporal` or set --temporal-address"
+            ) from None
+        if self.serve:
+            self._sweeper = asyncio.create_task(self._sweep_loop(), name="pausepoint-sweep")
+
+    async def drain(self, grace: float) -> None:
+        """Nothing runs here, so there is nothing to let finish."""
+
+    async def stop(self) -> None:
+        await self.relay.stop()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("the Temporal runtime is not started")
+        return self._client
+
+    def worker(self) -> ExecutionWorker:
+        """A worker sharing this runtime's client and store; run it with ``async with``."""
+        return ExecutionWorker(
+            self.client, self.store, self.settings, env_for=self._env_for, clock=self.clock
+        )
+
+    # -- the Runtime seam ---------------------------------------------------------
+
+    async def submit(self, execution_id: str) -> None:
+        self.relay.follow(execution_id, after=0)
+        await self._send(execution_id)
+
+    async def deliver(self, command: CommandRecord, commands_version: int | None = None) -> None:
+        self.relay.follow(command.execution_id)
+        await self._send(command.execution_id, command)
+
+    async def adopt(self, execution_id: str) -> bool:
+        return False
+
+    def owns(self, execution_id: str) -> bool:
+        return False
+
+    def watch(self, execution_id: str) -> None:
+        """Workers bring executions back when their timers fall due: nothing to do here."""
+
+    def published(
+        self, execution_id: str, events: list[EventRecord], results: Iterable[CommandResult]
+    ) -> None:
+        """Called with the events the relay read (the organization-wide feed hooks in here)."""
+
+    def add_sink(self, execution_id: str, sink: Callable[[list[EventRecord]], None]) -> None:
+        self.relay.add_sink(execution_id, sink)
+
+    def remove_sink(self, execution_id: str, sink: Callable[[list[EventRecord]], None]) -> None:
+        self.relay.remove_sink(execution_id, sink)
+
+    def command_waiter(self, command_id: str) -> asyncio.Future[CommandResult]:
+        """Never resolved here: the control plane learns results from the store."""
+        future = self._command_waiters.get(command_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._command_waiters[command_id] = future
+        return future
+
+    def drop_command_waiter(self, command_id: str) -> None:
+        self._command_waiters.pop(command_id, None)
+
+    # -- sending --------------------------------------------------------------------
+
+    async def _send(self, execution_id: str, command: CommandRecord | None = None) -> bool:
+        """Start the execution's workflow unless it runs, and signal ``command`` to it.
+
+        False when Temporal could not be reached: the sweep sends it again. A
+        workflow that already finished needs nothing: its last checkpoint
+        refused every command still pending.
+        """
+        options = WorkflowOptions(
+            heartbeat_timeout=self.settings.temporal_heartbeat_timeout,
+            continue_as_new_after=self.settings.temporal_continue_as_new_after,
+        )
+        try:
+            await self.client.start_workflow(
+                WORKFLOW_NAME,
+                ExecutionInput(execution_id, options),
+                id=workflow_id(execution_id),
+                task_queue=self.settings.temporal_task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                start_signal=COMMAND_SIGNAL if command is not None else None,
+                start_signal_args=[command_message(command)] if command is not None else [],
+            )
+        except WorkflowAlreadyStartedError:
+            return True
+        except RPCError as error:
+            log.warning(
+                "execution %s: cannot reach Temporal (%s); the sweep will retry",
+                execution_id,
+                error,
+            )
+            return False
+        return True
+
+    # -- the sweep --------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            try:
+                await self.sweep_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sweep failed; retrying")
+            await asyncio.sleep(self.settings.temporal_sweep_interval)
+
+    async def sweep_once(self) -> None:
+        """Send again every command still pending, start workflows never started, and end
+        those that leave a terminate unapplied too long."""
+        now = self.clock()
+        for execution_id, _ in await self.store.find_work(TEMPORAL_OWNER, now):
+            pending, version = await self.store.pending_commands(execution_id)
+            terminate = next((c for c in pending if c.kind == "terminate"), None)
+            if terminate is not None and now - terminate.created_at >= self._terminate_after:
+                await self.terminate_stuck(execution_id, terminate)
+                continue
+            if self._swept.get(execution_id) == version:
+                continue  # sent already; the workflow takes the lease when a worker runs it
+            if pending:
+                sent = [await self._send(execution_id, command) for command in pending]
+            else:
+                sent = [await self._send(execution_id)]
+            if all(sent):
+                if len(self._swept) >= SWEEP_MEMORY:
+                    self._swept.clear()
+                self._swept[execution_id] = version
+                if terminate is None:  # a terminate stays in view until it applies
+                    await self.store.settle_wake(execution_id, TEMPORAL_OWNER, version)
+
+    async def terminate_stuck(self, execution_id: str, terminate: CommandRecord) -> None:
+        """End the workflow through Temporal, then apply the terminate to the last checkpoint.
+
+        For a workflow no worker runs (or one stuck): terminate's contract is
+        "at once". The engine applies the commands pending up to the terminate,
+        here, exactly as the workflow would have: the store shows TERMINATED with
+        the reason, the events and the command results of any terminate.
+        """
+        handle = self.client.get_workflow_handle(workflow_id(execution_id))
+        try:
+            await handle.terminate(reason=terminate.reason)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:  # not found: it ended, or never began
+                raise
+        loaded = await self.store.claim_and_load(
+            execution_id, TEMPORAL_OWNER, LEASE_SECONDS, self.clock(), None
+        )
+        if loaded is None:
+            return  # it finished meanwhile
+        record = loaded.record
+        state = dict(record.state)
+        state["task_runs"] = {run["id"]: run for run in loaded.task_runs or ()}
+        rebuild_outputs(state)
+        commands: list[Event] = [command_event(c) for c in loaded.pending if c.seq <= terminate.seq]
+        step = advance_all(state, commands, await self._env_for(record))
+        events = [
+            EventRecord(execution_id, record.event_seq + offset + 1, ev.type, ev.at, ev.data)
+            for offset, ev in enumerate(step.events)
+        ]
+        await self.store.checkpoint(
+            [
+                Checkpoint(
+                    execution_id=execution_id,
+                    owner=TEMPORAL_OWNER,
+                    status=state["status"],
+                    state=core_state(state),
+                    started_at=state["started_at"],
+                    ended_at=state["ended_at"],
+                    updated_at=self.clock(),
+                    task_runs=[state["task_runs"][run_id] for run_id in step.changed_task_runs],
+                    events=events,
+                    command_results=[
+                        (r.command_id, r.applied, r.message, r.status.value)
+                        for r in step.command_results
+                    ],
+                    event_seq=record.event_seq + len(events),
+                    release=True,
+                )
+            ]
+        )
+        log.warning(
+            "execution %s: its workflow left a terminate unapplied for %ss; terminated it "
+            "through Temporal",
+            execution_id,
+            self._terminate_after,
+        )

@@ -1,0 +1,358 @@
+"""The one generic workflow: it drives the pure engine for one execution.
+
+Each step has the order the embedded runtime keeps: feed the engine what
+happened, write the checkpoint to the store (an idempotent local activity),
+then carry out the actions: tasks become activities, timers workflow timers.
+Control commands arrive as signals carrying the command the control plane
+recorded; they are applied in the order they were accepted, each exactly
+once, also across continue-as-new.
+
+Nothing here reads a clock or does I/O: time is ``workflow.now()``, and the
+flow and secrets come from the activity that loads the execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from pausepoint.engine.flowindex import FlowIndex
+    from pausepoint.engine.interpreter import EngineEnv, advance, rebuild_outputs
+    from pausepoint.engine.model import (
+        Action,
+        CancelTask,
+        ClearTimer,
+        Command,
+        Event,
+        ExecutionStatus,
+        Recovered,
+        RunTask,
+        SetTimer,
+        Started,
+        TaskCancelled,
+        TaskFailed,
+        TaskSucceeded,
+        TimerFired,
+        Transition,
+    )
+    from pausepoint.flow import load_flow
+    from pausepoint.runtime.actor import core_state
+    from pausepoint.runtime.temporal.messages import (
+        CHECKPOINT_ACTIVITY,
+        COMMAND_SIGNAL,
+        LOAD_ACTIVITY,
+        RUN_TASK_ACTIVITY,
+        STATE_QUERY,
+        WORKFLOW_NAME,
+        Carried,
+        CommandMessage,
+        EventData,
+        ExecutionInput,
+        LoadedExecution,
+        Projection,
+        TaskInput,
+        TaskOutcome,
+    )
+
+STORE_TIMEOUT = timedelta(seconds=30)
+# The engine enforces each task's own timeout with a timer; this bound only has
+# to exist (Temporal requires one) and must not cut a legitimate long task short.
+TASK_RUN_LIMIT = timedelta(days=365)
+# A lost worker is retried for as long as it takes: the task's own failures are
+# outcomes, not activity failures, and never come back here.
+WORKER_LOSS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=0)
+
+
+def engine_env(flow_source: str, flow_revision: int, secrets: dict[str, str]) -> EngineEnv:
+    flow = load_flow(flow_source, source="<stored flow>")
+    return EngineEnv(FlowIndex.build(flow.model_copy(update={"revision": flow_revision})), secrets)
+
+
+def advance_all(state: dict[str, Any], events: list[Event], env: EngineEnv) -> Transition:
+    """Feed ``events`` to the engine one by one; everything they produced, as one step."""
+    combined = Transition(state)
+    for event in events:
+        transition = advance(state, event, env)
+        combined.actions.extend(transition.actions)
+        combined.events.extend(transition.events)
+        combined.command_results.extend(transition.command_results)
+        combined.changed_task_runs |= transition.changed_task_runs
+    return combined
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class ExecutionWorkflow:
+    @workflow.init
+    def __init__(self, start: ExecutionInput) -> None:
+        self._execution_id = start.execution_id
+        self._options = start.options
+        self._inbox: list[Event] = []
+        # Commands that arrived before one accepted earlier, by their sequence number.
+        self._waiting: dict[int, CommandMessage] = {}
+        self._next_command_seq: int | None = None  # known once the execution is loaded
+        self._tasks: dict[str, workflow.ActivityHandle[TaskOutcome]] = {}
+        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._state: dict[str, Any] = {}
+        self._event_seq = 0
+        self._flow: tuple[str, int, dict[str, str]] = ("", 0, {})
+
+    # -- control ----------------------------------------------------------------
+
+    @workflow.signal(name=COMMAND_SIGNAL)
+    def command(self, message: CommandMessage) -> None:
+        """A command the control plane recorded; re-deliveries are ignored."""
+        if self._next_command_seq is not None and message.seq < self._next_command_seq:
+            return
+        self._waiting[message.seq] = message
+        self._release_commands()
+
+    def _release_commands(self) -> None:
+        if self._next_command_seq is None:
+            return
+        while (message := self._waiting.pop(self._next_command_seq, None)) is not None:
+            self._inbox.append(
+                Command(
+                    id=message.id,
+                    kind=message.kind,  # type: ignore[arg-type]  # recorded by the control plane
+                    at=message.at,
+                    by=message.by,
+                    reason=message.reason,
+                    payload=message.payload,
+                )
+            )
+            self._next_command_seq += 1
+
+    @workflow.query(name=STATE_QUERY)
+    def state(self) -> dict[str, Any]:
+        """The live status as the engine sees it (the store may lag by one step)."""
+        return {
+            "execution_id": self._execution_id,
+            "status": self._state.get("status"),
+            "checkpoint": self._state.get("checkpoint"),
+            "event_seq": self._event_seq,
+        }
+
+    # -- the loop ---------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, start: ExecutionInput) -> str:
+        if start.carried is not None:
+            self._continue(start.carried)
+        else:
+            loaded: LoadedExecution = await workflow.execute_local_activity(
+                LOAD_ACTIVITY,
+                start.execution_id,
+                result_type=LoadedExecution,
+                start_to_close_timeout=STORE_TIMEOUT,
+            )
+            if loaded.state is None:
+                return loaded.status  # it finished before this workflow ran
+            self._begin(loaded)
+        env = engine_env(*self._flow)
+        while True:
+            await workflow.wait_condition(lambda: bool(self._inbox))
+            events, self._inbox = self._inbox, []
+            transition = advance_all(self._state, events, env)
+            await self._checkpoint(transition)
+            status = ExecutionStatus(self._state["status"])
+            if status.is_terminal:
+                for action in transition.actions:
+                    self._perform(action)  # terminate kills what still runs
+                return status.value
+            if self._should_continue_as_new(transition.actions):
+                workflow.continue_as_new(
+                    dataclasses.replace(start, carried=self._carry(transition.actions))
+                )
+            for action in transition.actions:
+                self._perform(action)
+
+    def _begin(self, loaded: LoadedExecution) -> None:
+        assert loaded.state is not None
+        self._state = loaded.state
+        rebuild_outputs(self._state)
+        self._event_seq = loaded.event_seq
+        self._flow = (loaded.flow_source, loaded.flow_revision, loaded.secrets)
+        self._next_command_seq = loaded.next_command_seq
+        self._waiting = {
+            seq: message for seq, message in self._waiting.items() if seq >= loaded.next_command_seq
+        }
+        for message in loaded.pending:
+            self._waiting[message.seq] = message
+        now = self._now()
+        if loaded.status == ExecutionStatus.QUEUED and loaded.event_seq == 0:
+            # Commands accepted while QUEUED apply before it starts: a pause or cancel
+            # sent then must keep its first task from ever running.
+            self._release_commands()
+            self._inbox.append(Started(now))
+        else:
+            self._inbox.append(Recovered(now))
+            self._release_commands()
+
+    async def _checkpoint(self, transition: Transition) -> None:
+        state = self._state
+        projection = Projection(
+            execution_id=self._execution_id,
+            status=state["status"],
+            state=core_state(state),
+            started_at=state["started_at"],
+            ended_at=state["ended_at"],
+            task_runs=[state["task_runs"][run_id] for run_id in transition.changed_task_runs],
+            events=[
+                EventData(self._event_seq + offset + 1, event.type, event.at, event.data)
+                for offset, event in enumerate(transition.events)
+            ],
+            command_results=[
+                (r.command_id, r.applied, r.message, r.status.value)
+                for r in transition.command_results
+            ],
+            event_seq=self._event_seq + len(transition.events),
+        )
+        # The store may add events of its own (commands refused as the execution finished).
+        self._event_seq = await workflow.execute_local_activity(
+            CHECKPOINT_ACTIVITY,
+            projection,
+            result_type=int,
+            start_to_close_timeout=STORE_TIMEOUT,
+        )
+
+    def _now(self) -> float:
+        return workflow.now().timestamp()
+
+    # -- actions ------------------------------------------------------------------
+
+    def _perform(self, action: Action) -> None:
+        if isinstance(action, RunTask):
+            self._start_task(action)
+        elif isinstance(action, CancelTask):
+            handle = self._tasks.get(action.task_run_id)
+            if handle is not None:
+                if action.kill:
+                    del self._tasks[action.task_run_id]  # nobody waits for its answer
+                handle.cancel()
+        elif isinstance(action, SetTimer):
+            self._clear_timer(action.timer_id)
+            self._timers[action.timer_id] = asyncio.create_task(
+                self._timer(action.timer_id, action.deadline)
+            )
+        elif isinstance(action, ClearTimer):
+            self._clear_timer(action.timer_id)
+
+    def _start_task(self, action: RunTask) -> None:
+        handle = workflow.start_activity(
+            RUN_TASK_ACTIVITY,
+            TaskInput(
+                execution_id=self._execution_id,
+                task_run_id=action.task_run_id,
+                attempt=action.attempt,
+                task_type=action.task_type,
+                spec=action.spec,
+            ),
+            result_type=TaskOutcome,
+            activity_id=f"{action.task_run_id}.{action.attempt}",
+            start_to_close_timeout=TASK_RUN_LIMIT,
+            heartbeat_timeout=timedelta(seconds=self._options.heartbeat_timeout),
+            retry_policy=WORKER_LOSS_RETRY,
+            # A cancelled task reports back only once its body has actually stopped,
+            # so `finally` tasks never overlap the work they clean up after.
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"{action.task_type} {action.task_id}",
+        )
+        self._tasks[action.task_run_id] = handle
+        asyncio.create_task(self._await_task(action, handle))  # noqa: RUF006 - tracked in _tasks
+
+    async def _await_task(
+        self, action: RunTask, handle: workflow.ActivityHandle[TaskOutcome]
+    ) -> None:
+        run_id, attempt = action.task_run_id, action.attempt
+        result: Event
+        try:
+            outcome = await handle
+        except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                result = TaskCancelled(run_id, attempt, self._now())
+            else:
+                result = TaskFailed(run_id, attempt, self._now(), str(error.cause or error))
+        else:
+            if outcome.succeeded:
+                result = TaskSucceeded(run_id, attempt, self._now(), outcome.outputs, outcome.logs)
+            else:
+                result = TaskFailed(run_id, attempt, self._now(), outcome.error, outcome.logs)
+        if self._tasks.get(run_id) is not handle:
+            return  # killed by terminate: its answer no longer matters
+        del self._tasks[run_id]
+        self._inbox.append(result)
+
+    async def _timer(self, timer_id: str, deadline: float) -> None:
+        delay = deadline - self._now()
+        if delay > 0:
+            await workflow.sleep(delay, summary=timer_id)
+        if self._timers.get(timer_id) is asyncio.current_task():
+            del self._timers[timer_id]
+            self._inbox.append(TimerFired(timer_id, self._now()))
+
+    def _clear_timer(self, timer_id: str) -> None:
+        timer = self._timers.pop(timer_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    # -- continue-as-new ------------------------------------------------------------
+
+    def _should_continue_as_new(self, actions: list[Action]) -> bool:
+        """Long executions start a fresh history between steps, with nothing in flight.
+
+        Tasks already running belong to this run, so a run waits for them to
+        report; tasks the last step only asked for are carried over unstarted.
+        """
+        if self._tasks or self._inbox or any(isinstance(a, CancelTask) for a in actions):
+            return False
+        info = workflow.info()
+        limit = self._options.continue_as_new_after
+        return info.is_continue_as_new_suggested() or (
+            limit > 0 and info.get_current_history_length() >= limit
+        )
+
+    def _carry(self, actions: list[Action]) -> Carried:
+        flow_source, flow_revision, secrets = self._flow
+        assert self._next_command_seq is not None
+        return Carried(
+            state=self._state,
+            event_seq=self._event_seq,
+            next_command_seq=self._next_command_seq,
+            waiting_commands=list(self._waiting.values()),
+            flow_source=flow_source,
+            flow_revision=flow_revision,
+            secrets=secrets,
+            actions=[
+                {"kind": "run", **dataclasses.asdict(action)}
+                for action in actions
+                if isinstance(action, RunTask)
+            ],
+        )
+
+    def _continue(self, carried: Carried) -> None:
+        """Take over from the previous run: same state, same commands, same timers."""
+        self._state = carried.state
+        rebuild_outputs(self._state)
+        self._event_seq = carried.event_seq
+        self._flow = (carried.flow_source, carried.flow_revision, carried.secrets)
+        self._next_command_seq = carried.next_command_seq
+        for message in carried.waiting_commands:
+            self._waiting.setdefault(message.seq, message)
+        self._waiting = {
+            seq: message
+            for seq, message in self._waiting.items()
+            if seq >= carried.next_command_seq
+        }
+        for timer_id, timer in self._state["timers"].items():
+            self._perform(SetTimer(timer_id, timer["deadline"]))
+        for action in carried.actions:
+            fields = {key: value for key, value in action.items() if key != "kind"}
+            self._start_task(RunTask(**fields))
+        self._release_commands()
