@@ -10,6 +10,10 @@ step_ended: list[float] = []
 started_event: asyncio.Event | None = None
 
 
+async def noop() -> None:
+    """A step that does nothing (pausepoint runs a python task as a Temporal activity)."""
+
+
 async def mark_start() -> dict[str, float]:
     now = time.perf_counter()
     step_started.append(now)
