@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
 
 from pausepoint.api.deps import release_claim
 from pausepoint.errors import InvalidInput, PausepointError, Unauthorized
 from pausepoint.service.engine import Engine
+
+UI_DIRECTORY = Path(__file__).resolve().parent.parent / "ui"
 
 
 def error_body(error: PausepointError) -> dict[str, Any]:
@@ -42,7 +46,7 @@ def create_app(engine: Engine) -> FastAPI:
     """The API for ``engine``; the engine's lifecycle belongs to the caller."""
     from pausepoint.api.metrics import ControlMetricsMiddleware, Metrics, time_checkpoints
     from pausepoint.api.middleware import RequestLimits
-    from pausepoint.api.routes import bulk, compat, control, events, executions, flows, ops
+    from pausepoint.api.routes import bulk, compat, control, events, executions, flows, me, ops
     from pausepoint.api.routes import secrets as secret_routes
     from pausepoint.api.sse import event_hub
 
@@ -112,4 +116,13 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(events.router, responses=ERROR_RESPONSES)
     app.include_router(compat.router, responses=ERROR_RESPONSES)
     app.include_router(secret_routes.router, responses=ERROR_RESPONSES)
+    app.include_router(me.router, responses=ERROR_RESPONSES)
+    # The web UI: its page at "/", its files under "/ui" (a mount at "/" would answer
+    # every unmatched path, turning an API route's 405 into a 404).
+    app.mount("/ui", StaticFiles(directory=UI_DIRECTORY), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    async def _web_ui() -> FileResponse:
+        return FileResponse(UI_DIRECTORY / "index.html")
+
     return app

@@ -241,6 +241,14 @@ class SyntropicState(BaseModel):
 # -- ops and secrets ------------------------------------------------------------------
 
 
+class Identity(BaseModel):
+    """The caller, as its credentials say."""
+
+    org: str
+    role: Literal["viewer", "operator", "admin"]
+    subject: str = Field(description='"key:<id>" for an API key, or the JWT\'s subject.')
+
+
 class Health(BaseModel):
     status: str
 
