@@ -1,53 +1,101 @@
-"""The store: migrations equal the declared schema; WAL; leases; group commit."""
+"""The store on SQLite and PostgreSQL: migrations equal the schema; leases; group commit."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from pausepoint.errors import InvalidInput
 from pausepoint.store import schema
+from pausepoint.store.dialects import asyncpg_url
 from pausepoint.store.records import Checkpoint, EventRecord, ExecutionRecord
-from pausepoint.store.sql import SqlStore
+from pausepoint.store.sql import SqlStore, create_store
 
 
-def describe(url: str) -> dict[str, Any]:
-    engine = sa.create_engine(url)
-    inspector = sa.inspect(engine)
-    shape: dict[str, Any] = {}
-    for table in sorted(t for t in inspector.get_table_names() if t != "alembic_version"):
-        shape[table] = {
-            "columns": {
-                c["name"]: (str(c["type"]), c["nullable"], c.get("default"))
-                for c in inspector.get_columns(table)
-            },
-            "pk": inspector.get_pk_constraint(table)["constrained_columns"],
-            "indexes": sorted(
-                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
-                for i in inspector.get_indexes(table)
-            ),
-            "unique": sorted(
-                (u["name"], tuple(u["column_names"]))
-                for u in inspector.get_unique_constraints(table)
-            ),
-        }
-    engine.dispose()
+async def describe(url: str) -> dict[str, Any]:
+    """Tables, columns, keys and indexes as the database itself reports them."""
+    engine = create_async_engine(asyncpg_url(url)) if is_postgres(url) else None
+
+    def shape_of(conn: sa.Connection) -> dict[str, Any]:
+        inspector = sa.inspect(conn)
+        shape: dict[str, Any] = {}
+        for table in sorted(t for t in inspector.get_table_names() if t != "alembic_version"):
+            shape[table] = {
+                "columns": {
+                    c["name"]: (str(c["type"]), c["nullable"], c.get("default"))
+                    for c in inspector.get_columns(table)
+                },
+                "pk": inspector.get_pk_constraint(table)["constrained_columns"],
+                "indexes": sorted(
+                    (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                    for i in inspector.get_indexes(table)
+                ),
+                "unique": sorted(
+                    (u["name"], tuple(u["column_names"]))
+                    for u in inspector.get_unique_constraints(table)
+                ),
+            }
+        return shape
+
+    if engine is not None:
+        async with engine.connect() as async_conn:
+            shape = await async_conn.run_sync(shape_of)
+        await engine.dispose()
+        return shape
+    sync_engine = sa.create_engine(url)
+    with sync_engine.connect() as conn:
+        shape = shape_of(conn)
+    sync_engine.dispose()
     return shape
 
 
-async def test_all_migrations_equal_the_declared_schema(tmp_path: Path) -> None:
-    migrated = tmp_path / "migrated.db"
-    store = SqlStore(f"sqlite:///{migrated}")
+async def recreate_from_metadata(url: str) -> None:
+    """Drop everything and create the declared schema directly, without migrations."""
+
+    def recreate(conn: sa.Connection) -> None:
+        schema.metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+        schema.metadata.create_all(conn)
+
+    if is_postgres(url):
+        engine = create_async_engine(asyncpg_url(url))
+        async with engine.begin() as async_conn:
+            await async_conn.run_sync(recreate)
+        await engine.dispose()
+        return
+    sync_engine = sa.create_engine(url)
+    with sync_engine.begin() as conn:
+        recreate(conn)
+    sync_engine.dispose()
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith("postgresql")
+
+
+async def test_all_migrations_equal_the_declared_schema(db_url: str) -> None:
+    store = SqlStore(db_url)
     await store.open()
     await store.close()
+    migrated = await describe(db_url)
+    assert "executions" in migrated
 
-    fresh = tmp_path / "fresh.db"
-    engine = sa.create_engine(f"sqlite:///{fresh}")
-    schema.metadata.create_all(engine)
-    engine.dispose()
+    await recreate_from_metadata(db_url)
+    assert migrated == await describe(db_url)
 
-    assert describe(f"sqlite:///{migrated}") == describe(f"sqlite:///{fresh}")
+
+async def test_sqlite_offers_no_notifications(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'quiet.db'}")
+    await store.open()
+    try:
+        assert not await store.listen(lambda _execution_id: None)
+    finally:
+        await store.close()
 
 
 async def test_opening_twice_is_idempotent_and_uses_wal(tmp_path: Path) -> None:
@@ -62,7 +110,8 @@ async def test_opening_twice_is_idempotent_and_uses_wal(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def _execution(execution_id: str, now: float, owner: str | None) -> ExecutionRecord:
+def execution_record(execution_id: str, now: float, owner: str | None) -> ExecutionRecord:
+    """A RUNNING execution, held by ``owner`` (if any) until ``now`` + 10."""
     return ExecutionRecord(
         id=execution_id,
         org_id="default",
@@ -97,11 +146,13 @@ def _checkpoint(execution_id: str, owner: str, seq: int) -> Checkpoint:
     )
 
 
-async def test_a_checkpoint_from_a_process_that_lost_its_lease_is_refused(tmp_path: Path) -> None:
-    store = SqlStore(f"sqlite:///{tmp_path / 'lease.db'}")
+async def test_a_checkpoint_from_a_process_that_lost_its_lease_is_refused(db_url: str) -> None:
+    store = SqlStore(db_url)
     await store.open()
     try:
-        await store.create_execution(_execution("e1", 100.0, "old"), _checkpoint("e1", "old", 0))
+        await store.create_execution(
+            execution_record("e1", 100.0, "old"), _checkpoint("e1", "old", 0)
+        )
         # The old owner's lease expired; a new process takes over.
         assert await store.claim("e1", "new", ttl=10, now=200.0)
         written = await store.checkpoint([_checkpoint("e1", "old", 1), _checkpoint("e1", "new", 1)])
@@ -112,11 +163,11 @@ async def test_a_checkpoint_from_a_process_that_lost_its_lease_is_refused(tmp_pa
         await store.close()
 
 
-async def test_a_live_lease_cannot_be_claimed_by_another_process(tmp_path: Path) -> None:
-    store = SqlStore(f"sqlite:///{tmp_path / 'claim.db'}")
+async def test_a_live_lease_cannot_be_claimed_by_another_process(db_url: str) -> None:
+    store = SqlStore(db_url)
     await store.open()
     try:
-        await store.create_execution(_execution("e1", 100.0, "a"), _checkpoint("e1", "a", 0))
+        await store.create_execution(execution_record("e1", 100.0, "a"), _checkpoint("e1", "a", 0))
         assert not await store.claim("e1", "b", ttl=10, now=105.0)
         assert await store.claim("e1", "b", ttl=10, now=111.0)
         assert await store.find_work("c", now=112.0) == []
@@ -125,13 +176,13 @@ async def test_a_live_lease_cannot_be_claimed_by_another_process(tmp_path: Path)
         await store.close()
 
 
-async def test_group_commit_writes_many_executions_in_one_call(tmp_path: Path) -> None:
-    store = SqlStore(f"sqlite:///{tmp_path / 'group.db'}")
+async def test_group_commit_writes_many_executions_in_one_call(db_url: str) -> None:
+    store = SqlStore(db_url)
     await store.open()
     try:
         for n in range(20):
             await store.create_execution(
-                _execution(f"e{n}", 100.0, "me"), _checkpoint(f"e{n}", "me", 0)
+                execution_record(f"e{n}", 100.0, "me"), _checkpoint(f"e{n}", "me", 0)
             )
         written = await store.checkpoint([_checkpoint(f"e{n}", "me", 1) for n in range(20)])
         assert written == [True] * 20
@@ -141,10 +192,67 @@ async def test_group_commit_writes_many_executions_in_one_call(tmp_path: Path) -
         await store.close()
 
 
-def test_only_sqlite_urls_are_accepted_by_the_embedded_store() -> None:
-    import pytest
+@pytest.mark.parametrize(
+    "url", ["mysql://me:hunter2@localhost/db", "pausepoint.db", "postgresql-ish://x/y"]
+)
+def test_an_unsupported_database_url_is_refused_naming_it(url: str) -> None:
+    with pytest.raises(InvalidInput, match="unsupported database URL") as refused:
+        create_store(url)
+    assert "hunter2" not in str(refused.value)
+    assert url.split("://")[-1].split("@")[-1] in str(refused.value)
 
-    from pausepoint.errors import InvalidInput
 
-    with pytest.raises(InvalidInput, match="unsupported database URL"):
-        SqlStore("mysql://localhost/db")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///x.db",
+        "postgresql://u:p@host/db",
+        "postgres://u:p@host/db",
+        "postgresql+asyncpg://u:p@host:5433/db",
+        "postgresql://postgres:@/postgres?host=/tmp/pg",
+    ],
+)
+def test_sqlite_and_postgresql_urls_are_accepted(url: str) -> None:
+    assert create_store(url).dialect in ("sqlite", "postgresql")
+
+
+async def test_opening_twice_is_idempotent(db_url: str) -> None:
+    for _ in range(2):
+        store = SqlStore(db_url)
+        await store.open()
+        await store.close()
+
+
+async def test_json_floats_and_booleans_round_trip(db_url: str) -> None:
+    store = SqlStore(db_url)
+    await store.open()
+    try:
+        now = 1_763_950_000.123456
+        record = dataclasses.replace(
+            execution_record("e1", now, None),
+            state={"status": "RUNNING", "nested": [1, 2.5, None, True, "é"]},
+            labels={"team": "a b", "n": "1"},
+        )
+        await store.create_execution(record, _checkpoint("e1", "me", 0))
+        loaded = await store.get_execution("e1")
+        assert loaded is not None
+        assert loaded.state == record.state
+        assert loaded.labels == record.labels
+        assert loaded.created_at == now
+        assert loaded.lease_owner is None
+        listed = await store.list_executions("default", labels={"team": "a b"})
+        assert [e.id for e in listed] == ["e1"]
+        assert await store.list_executions("default", labels={"team": "b"}) == []
+
+        await store.put_flow("default", "ns", "f", "id: f", now)
+        assert await store.delete_flow("default", "ns", "f")
+        assert await store.get_flow("default", "ns", "f") is None
+        again = await store.put_flow("default", "ns", "f", "id: f", now)
+        assert again.revision == 2
+        assert [f.revision for f in await store.list_flows("default")] == [2]
+
+        await store.put_secret("default", "token", "sealed-1", now)
+        await store.put_secret("default", "token", "sealed-2", now + 1)
+        assert await store.sealed_secrets("default") == {"token": ("sealed-2", now + 1)}
+    finally:
+        await store.close()

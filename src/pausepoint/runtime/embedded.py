@@ -4,7 +4,9 @@ Several processes may share one database. Each execution is run by one process
 at a time under a lease; a process renews all its leases with one statement,
 and another process takes an execution over once its lease expires. Commands
 written by another process, and timers of executions nobody holds, are found
-by a poll every ``poll_interval`` seconds.
+by a poll every ``poll_interval`` seconds; on a database that notifies
+(PostgreSQL), a command accepted or work left by any process starts a poll at
+once instead.
 
 A paused execution holds no coroutine and no thread: its actor checkpoints,
 releases the lease and exits; its earliest timer deadline is stored as
@@ -71,6 +73,7 @@ class EmbeddedRuntime:
         self.draining = False
         self._background: set[asyncio.Task[bool]] = set()
         self._parked: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._work_noticed = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -78,6 +81,7 @@ class EmbeddedRuntime:
         self.committer.start()
         if not self.run_executions:
             return
+        await self.store.listen(lambda _execution_id: self._work_noticed.set())
         self._loops = [
             asyncio.create_task(self._poll_loop(), name="pausepoint-poll"),
             asyncio.create_task(self._lease_loop(), name="pausepoint-leases"),
@@ -251,13 +255,15 @@ class EmbeddedRuntime:
 
     async def _poll_loop(self) -> None:
         while True:
+            self._work_noticed.clear()
             try:
                 await self.poll_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("poll failed; retrying")
-            await asyncio.sleep(self.settings.poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work_noticed.wait(), self.settings.poll_interval)
 
     async def poll_once(self) -> None:
         work = await self.store.find_work(self.owner, self.clock())

@@ -63,7 +63,7 @@ from pausepoint.store.records import (
     ExecutionRecord,
     FlowRecord,
 )
-from pausepoint.store.sql import SqlStore, sqlite_path
+from pausepoint.store.sql import create_store, sqlite_path
 
 DEFAULT_ORG = "default"
 
@@ -118,7 +118,9 @@ class Engine:
         self.settings = settings or Settings()
         self.org_id = org_id
         self.clock = clock
-        self.store = SqlStore(self.settings.db, synchronous=self.settings.sqlite_synchronous)
+        self.store = create_store(
+            self.settings.db, sqlite_synchronous=self.settings.sqlite_synchronous
+        )
         self._secrets = secrets if secrets is not None else self._secrets_from_env()
         self._shared = _Caches()
         self._flows = self._shared.flows

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from pausepoint.store import schema
+from pausepoint.store.dialects import driver_cursor, insert
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -78,7 +79,7 @@ class AccessStore:
     def _get_api_key(self, key_id: str) -> ApiKeyRecord | None:
         # Every request authenticates: plain SQL through the driver keeps this cheap.
         with self._read() as conn:
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor = driver_cursor(conn)
             cursor.execute(
                 "SELECT id, org_id, role, name, hash, created_at, revoked_at "
                 "FROM api_keys WHERE id = ?",
@@ -129,15 +130,13 @@ class AccessStore:
     def _put_secret(self, org_id: str, name: str, sealed: str, now: float) -> None:
         t = schema.secrets
         with self._write() as conn:
-            updated = conn.execute(
-                t.update()
-                .where(t.c.org_id == org_id, t.c.name == name)
-                .values(value=sealed, updated_at=now)
-            )
-            if not updated.rowcount:
-                conn.execute(
-                    t.insert().values(org_id=org_id, name=name, value=sealed, updated_at=now)
+            upsert = insert(conn, t).values(org_id=org_id, name=name, value=sealed, updated_at=now)
+            conn.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[t.c.org_id, t.c.name],
+                    set_={"value": upsert.excluded.value, "updated_at": upsert.excluded.updated_at},
                 )
+            )
 
     async def delete_secret(self, org_id: str, name: str) -> bool:
         result: bool = await self._call(self._delete_secret, org_id, name)
@@ -166,9 +165,9 @@ class AccessStore:
     async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         """Reserve ``record.key`` for this request (None) or return whoever holds it.
 
-        The reservation is a row with ``status_code`` 0, written in the same
-        transaction as the check, so concurrent requests with one key cannot both
-        proceed.
+        The reservation is a row with ``status_code`` 0, inserted unless the key
+        exists (``ON CONFLICT DO NOTHING``), so concurrent requests with one key
+        cannot both proceed, in one process or several.
         """
         result: IdempotencyRecord | None = await self._call(self._claim_idempotency, record)
         return result
@@ -176,33 +175,37 @@ class AccessStore:
     def _claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         t = schema.idempotency
         with self._write() as conn:
-            row = conn.execute(
-                sa.select(t).where(t.c.org_id == record.org_id, t.c.key == record.key)
-            ).first()
-            if row is not None:
-                return IdempotencyRecord(
-                    row.org_id,
-                    row.key,
-                    row.method,
-                    row.path,
-                    row.body_hash,
-                    row.status_code,
-                    row.response,
-                    row.created_at,
+            while True:  # again only if the holder released the key in between
+                reserved = conn.execute(
+                    insert(conn, t)
+                    .values(
+                        org_id=record.org_id,
+                        key=record.key,
+                        method=record.method,
+                        path=record.path,
+                        body_hash=record.body_hash,
+                        status_code=0,
+                        response=None,
+                        created_at=record.created_at,
+                    )
+                    .on_conflict_do_nothing()
                 )
-            conn.execute(
-                t.insert().values(
-                    org_id=record.org_id,
-                    key=record.key,
-                    method=record.method,
-                    path=record.path,
-                    body_hash=record.body_hash,
-                    status_code=0,
-                    response=None,
-                    created_at=record.created_at,
-                )
-            )
-            return None
+                if reserved.rowcount:
+                    return None
+                row = conn.execute(
+                    sa.select(t).where(t.c.org_id == record.org_id, t.c.key == record.key)
+                ).first()
+                if row is not None:
+                    return IdempotencyRecord(
+                        row.org_id,
+                        row.key,
+                        row.method,
+                        row.path,
+                        row.body_hash,
+                        row.status_code,
+                        row.response,
+                        row.created_at,
+                    )
 
     async def complete_idempotency(
         self, org_id: str, key: str, status_code: int, response: Any

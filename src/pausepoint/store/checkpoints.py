@@ -2,6 +2,10 @@
 
 A mixin of :class:`pausepoint.store.sql.SqlStore`: the same connection, thread
 and transactions.
+
+Every write here is either a conditional ``UPDATE`` of the execution's row
+(the lease check) or runs after one, so on PostgreSQL the row lock orders it
+against commands accepted concurrently (which lock the same row).
 """
 
 from __future__ import annotations
@@ -15,6 +19,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 
 from pausepoint.store import schema
+from pausepoint.store.dialects import (
+    EVENTS_CHANNEL,
+    WORK_CHANNEL,
+    driver_cursor,
+    is_postgresql,
+    lock_leases_of,
+    notify,
+)
 from pausepoint.store.records import Checkpoint, CommandRecord, EventRecord, ExecutionRecord
 
 if TYPE_CHECKING:
@@ -64,7 +76,9 @@ class CheckpointStore:
         async def _call(self, fn: Callable[..., R], *args: Any) -> R: ...
         def _write(self) -> AbstractContextManager[Connection]: ...
         def _read(self) -> AbstractContextManager[Connection]: ...
-        def _execution(self, conn: Connection, execution_id: str) -> ExecutionRecord | None: ...
+        def _execution(
+            self, conn: Connection, execution_id: str, *, lock: bool = False
+        ) -> ExecutionRecord | None: ...
         def _pending(self, conn: Connection, execution_id: str) -> list[CommandRecord]: ...
 
     # -- runtime: checkpoints and leases -------------------------------------------
@@ -79,14 +93,26 @@ class CheckpointStore:
 
     def _checkpoint(self, batch: Sequence[Checkpoint]) -> list[bool]:
         with self._write() as conn:
-            return [self._write_checkpoint(conn, item) for item in batch]
+            if not is_postgresql(conn):  # one writer at a time: nothing to order or announce
+                return [self._write_checkpoint(conn, item) for item in batch]
+            # Concurrent transactions lock rows: taking them in id order, as lease
+            # renewals do, means two writers never deadlock.
+            written = [False] * len(batch)
+            for n in sorted(range(len(batch)), key=lambda n: batch[n].execution_id):
+                written[n] = self._write_checkpoint(conn, batch[n])
+            notify(
+                conn,
+                EVENTS_CHANNEL,
+                [item.execution_id for item, ok in zip(batch, written, strict=True) if ok],
+            )
+            return written
 
     def _write_checkpoint(self, conn: Connection, item: Checkpoint) -> bool:
         # The hot path: plain SQL through the driver. Building Core constructs
         # for every checkpoint cost several times more than SQLite itself.
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        release = 1 if item.release else 0
-        settle_wake = 0 if item.commands_version_seen is None else 1
+        cursor = driver_cursor(conn)
+        release = bool(item.release)
+        settle_wake = item.commands_version_seen is not None
         cursor.execute(
             _UPDATE_EXECUTION,
             (
@@ -145,9 +171,10 @@ class CheckpointStore:
         """Refuse, in the finishing transaction, commands accepted that will never apply.
 
         A command accepted while the execution was still running can lose the
-        race against its last step. Accepting takes the same write lock, so
-        every such command is visible here; its ``command.rejected`` event goes
-        before the terminal event, which stays the last one.
+        race against its last step. Accepting takes the same lock (SQLite's write
+        lock, the execution's row on PostgreSQL), so every such command is visible
+        here; its ``command.rejected`` event goes before the terminal event, which
+        stays the last one.
         """
         decided = {result[0] for result in item.command_results}
         cursor.execute(_PENDING_COMMANDS, (item.execution_id,))
@@ -265,6 +292,7 @@ class CheckpointStore:
     def _renew_leases(self, owner: str, ttl: float, now: float) -> None:
         e = schema.executions
         with self._write() as conn:
+            lock_leases_of(conn, owner)
             conn.execute(
                 e.update().where(e.c.lease_owner == owner).values(lease_expires_at=now + ttl)
             )
@@ -276,11 +304,14 @@ class CheckpointStore:
     def _release_leases(self, owner: str, wake_at: float) -> None:
         e = schema.executions
         with self._write() as conn:
-            conn.execute(
+            lock_leases_of(conn, owner)
+            released = conn.execute(
                 e.update()
                 .where(e.c.lease_owner == owner)
                 .values(lease_owner=None, lease_expires_at=None, wake_at=wake_at)
+                .returning(e.c.id)
             )
+            notify(conn, WORK_CHANNEL, released.scalars().all())
 
 
 def _take_lease(conn: Connection, execution_id: str, owner: str, ttl: float, now: float) -> bool:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import Any
-
-from sqlalchemy.engine import Connection
 
 from pausepoint.store.records import CommandRecord, ExecutionRecord
 
@@ -20,12 +18,8 @@ COMMAND_COLUMNS = (
 )
 
 
-def driver_cursor(conn: Connection) -> Any:
-    """The DB-API cursor under a SQLAlchemy connection, for the hot paths."""
-    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-
-
-def execution_row(row: tuple[Any, ...]) -> ExecutionRecord:
+def execution_row(row: tuple[Any, ...], loads: Callable[[Any], Any]) -> ExecutionRecord:
+    """An execution from a driver row; ``loads`` reads its JSON columns (see ``json_loader``)."""
     return ExecutionRecord(
         row[0],
         row[1],
@@ -33,8 +27,8 @@ def execution_row(row: tuple[Any, ...]) -> ExecutionRecord:
         row[3],
         row[4],
         row[5],
-        json.loads(row[6]),
-        json.loads(row[7]),
+        loads(row[6]),
+        loads(row[7]),
         row[8],
         row[9],
         row[10],
@@ -46,13 +40,13 @@ def execution_row(row: tuple[Any, ...]) -> ExecutionRecord:
     )
 
 
-def command_row(row: tuple[Any, ...]) -> CommandRecord:
+def command_row(row: tuple[Any, ...], loads: Callable[[Any], Any]) -> CommandRecord:
     return CommandRecord(
         row[0],
         row[1],
         row[2],
         row[3],
-        json.loads(row[4]),
+        loads(row[4]),
         row[5],
         row[6],
         row[7],

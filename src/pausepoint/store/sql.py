@@ -1,9 +1,18 @@
-"""The SQL store: SQLAlchemy Core on SQLite (WAL).
+"""The SQL store: SQLAlchemy Core on SQLite (WAL) or PostgreSQL (asyncpg).
 
-All statements run on one dedicated thread with one connection, so a
-checkpoint costs one thread hop for a whole batch, never one per statement.
-Write transactions use ``BEGIN IMMEDIATE`` so that two processes sharing a
-database file serialise their writes instead of failing on upgrade.
+The statements are written once, as synchronous functions; only how a call
+runs them differs:
+
+- SQLite: all statements run on one dedicated thread with one connection, so a
+  checkpoint costs one thread hop for a whole batch, never one per statement.
+  Write transactions use ``BEGIN IMMEDIATE`` so that two processes sharing a
+  database file serialise their writes instead of failing on upgrade.
+- PostgreSQL: each call borrows a connection from an async pool and runs the
+  same function in a greenlet over asyncpg, so calls run concurrently, here and
+  in other processes. Writes that SQLite serialises therefore lock the
+  execution's row first (``SELECT … FOR UPDATE``, or an ``UPDATE`` that is
+  itself the lock) or use ``ON CONFLICT``; the default READ COMMITTED isolation
+  lets each later statement see what the lock holder committed.
 """
 
 from __future__ import annotations
@@ -13,8 +22,9 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -25,6 +35,19 @@ from pausepoint.errors import InvalidInput, NotFound
 from pausepoint.store import schema
 from pausepoint.store.access import AccessStore
 from pausepoint.store.checkpoints import CheckpointStore
+from pausepoint.store.dialects import (
+    EVENTS_CHANNEL,
+    SQLITE,
+    WORK_CHANNEL,
+    asyncpg_url,
+    dialect_of,
+    driver_cursor,
+    insert,
+    is_postgresql,
+    json_loader,
+    lock_for_migrations,
+    notify,
+)
 from pausepoint.store.records import (
     Checkpoint,
     CommandRecord,
@@ -36,14 +59,26 @@ from pausepoint.store.rows import (
     COMMAND_COLUMNS,
     EXECUTION_COLUMNS,
     command_row,
-    driver_cursor,
     execution_row,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 R = TypeVar("R")
 
 # Decides, inside the accepting transaction, what command to record.
 CommandDecider = Callable[[ExecutionRecord, list[CommandRecord]], dict[str, Any]]
+
+# PostgreSQL: the connection of the call running in this greenlet.
+_call_connection: ContextVar[Connection | None] = ContextVar(
+    "pausepoint_store_connection", default=None
+)
+
+# Connections per process: calls beyond them wait for one (SQLite uses one).
+POSTGRES_POOL_SIZE = 8
+
+_SELECT_EXECUTION = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -52,26 +87,52 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///"))
 
 
+def create_store(url: str, *, sqlite_synchronous: str = "NORMAL") -> SqlStore:
+    """The store for a database URL, not yet opened.
+
+    ``sqlite:///PATH`` or ``postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE``
+    (``postgresql+asyncpg://`` too; ``?host=/dir`` names a unix socket
+    directory). Any other URL raises ``InvalidInput`` naming it.
+    """
+    return SqlStore(url, synchronous=sqlite_synchronous)
+
+
 class SqlStore(AccessStore, CheckpointStore):
-    """Durable storage for flows, executions, task runs, events and commands."""
+    """Durable storage for flows, executions, task runs, events and commands.
+
+    ``url`` is ``sqlite:///PATH`` or ``postgresql://USER:PASSWORD@HOST/DB``
+    (also ``postgresql+asyncpg://``); anything else raises ``InvalidInput``.
+    """
 
     def __init__(self, url: str, *, synchronous: str = "NORMAL") -> None:
-        if not url.startswith("sqlite"):
-            raise InvalidInput(
-                f"unsupported database URL {url!r}: the embedded runtime uses sqlite:///PATH"
-            )
+        self.dialect = dialect_of(url)
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise InvalidInput(f"sqlite_synchronous must be NORMAL or FULL, got {synchronous!r}")
         self.url = url
         self.synchronous = synchronous.upper()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pausepoint-db")
+        self._loads = json_loader(self.dialect)
+        self._executor: ThreadPoolExecutor | None = None
+        if self.dialect == SQLITE:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pausepoint-db")
         self._engine: Engine | None = None
         self._conn: Connection | None = None
+        self._pool: AsyncEngine | None = None
+        self._listeners: list[AsyncConnection] = []
 
     # -- lifecycle -------------------------------------------------------------
 
     async def open(self) -> None:
-        await self._call(self._open)
+        """Connect and bring the schema to the newest migration."""
+        if self.dialect == SQLITE:
+            await self._call(self._open)
+            return
+        # Imported here: SQLite users (and every CLI start) need not load asyncio support.
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        self._pool = create_async_engine(
+            asyncpg_url(self.url), pool_size=POSTGRES_POOL_SIZE, max_overflow=0
+        )
+        await self._call(self._migrate)
 
     def _open(self) -> None:
         path = sqlite_path(self.url)
@@ -100,15 +161,29 @@ class SqlStore(AccessStore, CheckpointStore):
 
         self._engine = engine
         self._conn = engine.connect()
+        self._migrate()
+
+    def _migrate(self) -> None:
         from pausepoint.store.migrate import upgrade
 
         with self._write() as conn:
+            lock_for_migrations(conn)
             upgrade(conn)
 
     async def close(self) -> None:
-        if self._engine is not None:
-            await self._call(self._close)
-        self._executor.shutdown(wait=True)
+        for listener in self._listeners:
+            # The connection carries LISTENs: drop it rather than return it to the pool.
+            with contextlib.suppress(Exception):
+                await listener.invalidate()
+            await listener.close()
+        self._listeners.clear()
+        if self._pool is not None:
+            await self._pool.dispose()
+            self._pool = None
+        if self._executor is not None:
+            if self._engine is not None:
+                await self._call(self._close)
+            self._executor.shutdown(wait=True)
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -119,6 +194,11 @@ class SqlStore(AccessStore, CheckpointStore):
         self._engine = None
 
     async def _call(self, fn: Callable[..., R], *args: Any) -> R:
+        if self._pool is not None:
+            async with self._pool.connect() as conn:
+                return await conn.run_sync(_run_on, fn, *args)
+        if self._executor is None:
+            raise RuntimeError("the store is not open")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
 
@@ -133,42 +213,82 @@ class SqlStore(AccessStore, CheckpointStore):
     def _read(self) -> Iterator[Connection]:
         conn = self._connection()
         conn.info["write"] = False
+        if self._pool is not None:
+            # PostgreSQL: reads run without BEGIN/COMMIT (two round trips saved), so each
+            # statement of a read sees its own snapshot. The pool resets the connection
+            # when the call returns it.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
         with conn.begin():
             yield conn
 
     def _connection(self) -> Connection:
-        if self._conn is None:
+        conn = _call_connection.get() or self._conn
+        if conn is None:
             raise RuntimeError("the store is not open")
-        return self._conn
+        return conn
+
+    async def listen(
+        self,
+        on_work: Callable[[str], None],
+        *,
+        on_events: Callable[[str], None] | None = None,
+    ) -> bool:
+        """Call ``on_work(execution_id)`` (in the loop) whenever any process accepts a
+        command for an execution or leaves one for others to run, and
+        ``on_events(execution_id)`` whenever any process commits new events.
+
+        Returns False when the database cannot notify (SQLite): then such
+        changes are found only by polling. A lost listening connection is not
+        re-established; polling still finds the work.
+        """
+        if self._pool is None:
+            return False
+        conn = await self._pool.connect()
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        callbacks = {WORK_CHANNEL: on_work, EVENTS_CHANNEL: on_events}
+        for channel, callback in callbacks.items():
+            if callback is not None:
+                await driver.add_listener(channel, _listener(callback))
+        self._listeners.append(conn)
+        return True
 
     # -- flows -----------------------------------------------------------------
 
     async def put_flow(
         self, org_id: str, namespace: str, flow_id: str, source: str, now: float
     ) -> FlowRecord:
-        """Store a new revision, or return the latest one if the source is unchanged."""
+        """Store a new revision, or return the latest one if the source is unchanged.
+
+        Concurrent writers of one flow (several servers on PostgreSQL) each get
+        their own revision: the one that loses the insert race reads again.
+        """
         return await self._call(self._put_flow, org_id, namespace, flow_id, source, now)
 
     def _put_flow(
         self, org_id: str, namespace: str, flow_id: str, source: str, now: float
     ) -> FlowRecord:
         with self._write() as conn:
-            latest = self._latest_flow_row(conn, org_id, namespace, flow_id)
-            if latest is not None and latest.source == source and not latest.deleted:
-                return _flow(latest)
-            revision = (latest.revision if latest else 0) + 1
-            conn.execute(
-                schema.flows.insert().values(
-                    org_id=org_id,
-                    namespace=namespace,
-                    flow_id=flow_id,
-                    revision=revision,
-                    source=source,
-                    created_at=now,
-                    deleted=False,
+            while True:
+                latest = self._latest_flow_row(conn, org_id, namespace, flow_id)
+                if latest is not None and latest.source == source and not latest.deleted:
+                    return _flow(latest)
+                revision = (latest.revision if latest else 0) + 1
+                inserted = conn.execute(
+                    insert(conn, schema.flows)
+                    .values(
+                        org_id=org_id,
+                        namespace=namespace,
+                        flow_id=flow_id,
+                        revision=revision,
+                        source=source,
+                        created_at=now,
+                        deleted=False,
+                    )
+                    .on_conflict_do_nothing()
                 )
-            )
-            return FlowRecord(org_id, namespace, flow_id, revision, source, now)
+                if inserted.rowcount:
+                    return FlowRecord(org_id, namespace, flow_id, revision, source, now)
 
     async def get_flow(
         self, org_id: str, namespace: str, flow_id: str, revision: int | None = None
@@ -282,6 +402,8 @@ class SqlStore(AccessStore, CheckpointStore):
             )
             if checkpoint.events:
                 self._write_checkpoint(conn, checkpoint)
+            if record.lease_owner is None:
+                notify(conn, WORK_CHANNEL, [record.id])
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         return await self._call(self._get_execution, execution_id)
@@ -290,11 +412,20 @@ class SqlStore(AccessStore, CheckpointStore):
         with self._read() as conn:
             return self._execution(conn, execution_id)
 
-    def _execution(self, conn: Connection, execution_id: str) -> ExecutionRecord | None:
+    def _execution(
+        self, conn: Connection, execution_id: str, *, lock: bool = False
+    ) -> ExecutionRecord | None:
+        """The execution's row; with ``lock``, held until the transaction ends.
+
+        SQLite needs no row lock: its write transactions are serialised already.
+        """
         cursor = driver_cursor(conn)
-        cursor.execute(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,))
+        sql = _SELECT_EXECUTION
+        if lock and is_postgresql(conn):
+            sql += " FOR UPDATE"
+        cursor.execute(sql, (execution_id,))
         row = cursor.fetchone()
-        return execution_row(row) if row else None
+        return execution_row(row, self._loads) if row else None
 
     async def list_executions(
         self,
@@ -411,7 +542,7 @@ class SqlStore(AccessStore, CheckpointStore):
         org_id: str | None,
     ) -> tuple[CommandRecord, bool, int]:
         with self._write() as conn:
-            execution = self._execution(conn, execution_id)
+            execution = self._execution(conn, execution_id, lock=True)
             if execution is None or (org_id is not None and execution.org_id != org_id):
                 raise NotFound(f"execution {execution_id} not found")
             cursor = driver_cursor(conn)
@@ -423,7 +554,7 @@ class SqlStore(AccessStore, CheckpointStore):
                 )
                 row = cursor.fetchone()
                 if row is not None:
-                    return command_row(row), True, execution.commands_version
+                    return command_row(row, self._loads), True, execution.commands_version
             pending = self._pending(conn, execution_id)
             values = decide(execution, pending)
             cursor.execute(
@@ -470,12 +601,15 @@ class SqlStore(AccessStore, CheckpointStore):
                 ),
             )
             cursor.execute(
-                "UPDATE executions SET wake_at = MIN(COALESCE(wake_at, ?), ?), "
+                "UPDATE executions SET "
+                "wake_at = CASE WHEN wake_at IS NULL OR wake_at > ? THEN ? ELSE wake_at END, "
                 "commands_version = commands_version + 1 WHERE id = ? "
                 "RETURNING commands_version",
                 (now, now, execution_id),
             )
-            return record, False, int(cursor.fetchone()[0])
+            version = int(cursor.fetchone()[0])
+            notify(conn, WORK_CHANNEL, [execution_id])
+            return record, False, version
 
     def _pending(self, conn: Connection, execution_id: str) -> list[CommandRecord]:
         cursor = driver_cursor(conn)
@@ -484,7 +618,7 @@ class SqlStore(AccessStore, CheckpointStore):
             "WHERE execution_id = ? AND status = 'pending' ORDER BY seq",
             (execution_id,),
         )
-        return [command_row(row) for row in cursor.fetchall()]
+        return [command_row(row, self._loads) for row in cursor.fetchall()]
 
     async def pending_commands(self, execution_id: str) -> tuple[list[CommandRecord], int]:
         """Unapplied commands in acceptance order, and the commands version they reflect."""
@@ -506,7 +640,7 @@ class SqlStore(AccessStore, CheckpointStore):
             cursor = driver_cursor(conn)
             cursor.execute(f"SELECT {COMMAND_COLUMNS} FROM commands WHERE id = ?", (command_id,))
             row = cursor.fetchone()
-            return command_row(row) if row else None
+            return command_row(row, self._loads) if row else None
 
     async def list_commands(self, execution_id: str) -> list[CommandRecord]:
         return await self._call(self._list_commands, execution_id)
@@ -518,6 +652,24 @@ class SqlStore(AccessStore, CheckpointStore):
                 sa.select(c).where(c.c.execution_id == execution_id).order_by(c.c.seq)
             )
             return [_command(row) for row in rows]
+
+
+def _listener(callback: Callable[[str], None]) -> Callable[[Any, int, str, str], None]:
+    """An asyncpg notification listener that hands ``callback`` the execution id."""
+
+    def notified(_conn: Any, _pid: int, _channel: str, execution_id: str) -> None:
+        callback(execution_id)
+
+    return notified
+
+
+def _run_on(conn: Connection, fn: Callable[..., R], *args: Any) -> R:
+    """Run ``fn`` (inside ``AsyncConnection.run_sync``) with ``conn`` as the call's connection."""
+    token = _call_connection.set(conn)
+    try:
+        return fn(*args)
+    finally:
+        _call_connection.reset(token)
 
 
 def _flow(row: Any) -> FlowRecord:
