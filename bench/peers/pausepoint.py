@@ -1,0 +1,214 @@
+"""pausepoint at the peers' sizes, measured by the same harness as every peer.
+
+A step is a ``type: python`` task calling an async no-op function; each step is a
+checkpoint (state, task run and events committed in one SQLite transaction, WAL,
+``synchronous=NORMAL`` by default, ``--synchronous FULL`` as the peers' SQLite
+defaults are). A pause is a ``type: pause`` task; resume is
+``Engine.resume``. Completion and pauses are awaited as bench/run.py awaits them
+(an in-memory event sink; ``Engine.wait`` would re-read events from the store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from run import make_engine, until_event
+
+from pausepoint.models import TERMINAL_EVENT_TYPES
+from pausepoint.store.records import EventRecord
+
+from .common import (
+    Context,
+    Stopwatch,
+    guarded,
+    latency_summary,
+    main,
+    mib,
+    parser,
+    per_second,
+    rss_bytes,
+    version_of,
+    warm_up,
+)
+
+STEP = "    type: python\n    function: peers.pausepoint_tasks:noop\n"
+
+
+def flow(flow_id: str, body: str) -> str:
+    return f"id: {flow_id}\nnamespace: peers\ntasks:\n{body}"
+
+
+def steps_flow(count: int) -> str:
+    return flow("steps", "".join(f"  - id: s{i}\n{STEP}" for i in range(count)))
+
+
+def gate_flow(count: int) -> str:
+    return flow(
+        "gate",
+        "".join(
+            f"  - id: wait{i}\n    type: pause\n"
+            f"  - id: step{i}\n    type: python\n    function: bench_tasks:mark_start\n"
+            for i in range(count)
+        ),
+    )
+
+
+THREE_STEPS = flow("three", "".join(f"  - id: s{i}\n{STEP}" for i in range(3)))
+WAITER = flow("waiter", f"  - id: wait\n    type: pause\n  - id: after\n{STEP}")
+
+
+async def terminal(engine: Any, execution_id: str) -> None:
+    await until_event(engine, execution_id, set(TERMINAL_EVENT_TYPES))
+
+
+@contextlib.contextmanager
+def all_terminal(engine: Any, ids: list[str]) -> Iterator[asyncio.Event]:
+    """An event set once every execution in ``ids`` has ended; watch before they can end.
+
+    In-memory sinks only: waiting costs the engine nothing, as DBOS's local handles
+    and LangGraph's inline ``ainvoke`` cost theirs nothing."""
+    remaining = set(ids)
+    ended = asyncio.Event()
+    sinks: dict[str, Callable[[list[EventRecord]], None]] = {}
+
+    def watcher(execution_id: str) -> Callable[[list[EventRecord]], None]:
+        def sink(records: list[EventRecord]) -> None:
+            if any(record.type in TERMINAL_EVENT_TYPES for record in records):
+                remaining.discard(execution_id)
+                if not remaining:
+                    ended.set()
+
+        return sink
+
+    for execution_id in ids:
+        sinks[execution_id] = watcher(execution_id)
+        engine.runtime.add_sink(execution_id, sinks[execution_id])
+    try:
+        yield ended
+    finally:
+        for execution_id, sink in sinks.items():
+            engine.runtime.remove_sink(execution_id, sink)
+
+
+async def durable_steps(engine: Any, count: int) -> dict[str, Any]:
+    watch = Stopwatch()
+    execution = await engine.start_execution("peers", "steps")
+    await terminal(engine, execution.id)
+    assert (await engine.state(execution.id)).state == "COMPLETED"
+    return {
+        "steps": count,
+        "seconds": round(watch.seconds, 3),
+        "steps_per_s": per_second(count, watch.seconds),
+    }
+
+
+async def resume_latency(engine: Any, count: int) -> dict[str, Any]:
+    import bench_tasks
+
+    latencies: list[float] = []
+    execution = await engine.start_execution("peers", "gate")
+    seen = 0
+    for _ in range(count):
+        _, seen = await until_event(engine, execution.id, {"workflow.paused"}, after=seen)
+        bench_tasks.started_event = asyncio.Event()
+        sent = time.perf_counter()
+        await engine.resume(execution.id)
+        await asyncio.wait_for(bench_tasks.started_event.wait(), 60)
+        latencies.append((bench_tasks.step_started[-1] - sent) * 1000)
+    await terminal(engine, execution.id)
+    bench_tasks.step_started.clear()
+    return latency_summary(latencies)
+
+
+async def throughput(engine: Any, count: int) -> dict[str, Any]:
+    watch = Stopwatch()
+    views = await asyncio.gather(*(engine.start_execution("peers", "three") for _ in range(count)))
+    await asyncio.gather(*(terminal(engine, view.id) for view in views))
+    return {
+        "workflows": count,
+        "seconds": round(watch.seconds, 3),
+        "per_s": per_second(count, watch.seconds),
+    }
+
+
+async def many_paused(engine: Any, count: int) -> dict[str, Any]:
+    gc.collect()
+    before = rss_bytes()
+    ids: list[str] = []
+    for offset in range(0, count, 100):
+        views = await asyncio.gather(
+            *(engine.start_execution("peers", "waiter") for _ in range(min(100, count - offset)))
+        )
+        ids.extend(view.id for view in views)
+    await asyncio.gather(*(until_event(engine, i, {"workflow.paused"}) for i in ids))
+    gc.collect()
+    after = rss_bytes()
+    with all_terminal(engine, ids) as ended:
+        watch = Stopwatch()
+        await asyncio.gather(*(engine.resume(execution_id) for execution_id in ids))
+        resumed_s = watch.seconds
+        await asyncio.wait_for(ended.wait(), 600)
+        resume_all_s = watch.seconds
+    completed = await engine.list_executions(states=["COMPLETED"], limit=count + 1000)
+    assert set(ids) <= {row.id for row in completed}
+    return {
+        "waiting": count,
+        "processes": {
+            "bench process (engine)": {"rss_mib": mib(after), "added_mib": mib(after - before)}
+        },
+        "rss_added_mib": mib(after - before),
+        "rss_total_mib": mib(after),
+        "resume_all_s": round(resume_all_s, 3),
+        "resume_calls_returned_s": round(resumed_s, 3),
+    }
+
+
+async def measure(context: Context) -> dict[str, Any]:
+    sizes = context.sizes
+    db = context.workdir / f"pausepoint-{context.run}.db"
+    async with make_engine(db, context.options.synchronous) as engine:
+        await engine.put_flow(steps_flow(sizes.steps))
+        await engine.put_flow(gate_flow(sizes.resumes))
+        await engine.put_flow(THREE_STEPS)
+        await engine.put_flow(WAITER)
+        await warm_up(throughput(engine, 1))
+        return {
+            "durable_steps": await guarded("A", durable_steps(engine, sizes.steps)),
+            "resume_latency": await guarded("B", resume_latency(engine, sizes.resumes)),
+            "throughput": await guarded("C", throughput(engine, sizes.workflows)),
+            "many_paused": await guarded("D", many_paused(engine, sizes.waiting)),
+        }
+
+
+def describe(options: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "system": "pausepoint",
+        "variant": f"embedded, SQLite {options.synchronous}",
+        "version": version_of("pausepoint"),
+        "step": "a `type: python` task calling an async no-op function; one checkpoint "
+        "transaction per step",
+        "pause": "a `type: pause` task; `Engine.resume`",
+        "settings": f"SQLite file, WAL, synchronous={options.synchronous} ("
+        + (
+            "the default: survives a process crash"
+            if options.synchronous == "NORMAL"
+            else "survives power loss"
+        )
+        + ")",
+    }
+
+
+def arguments() -> argparse.ArgumentParser:
+    options = parser(__doc__)
+    options.add_argument("--synchronous", choices=["NORMAL", "FULL"], default="NORMAL")
+    return options
+
+
+if __name__ == "__main__":
+    main(measure, describe, arguments())
