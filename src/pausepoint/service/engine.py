@@ -789,9 +789,12 @@ class Engine:
     ) -> ExecutionView:
         """Wait until the execution is terminal (or ``until`` holds); returns its view."""
         condition = until or (lambda view: view.is_terminal)
+        # Only what happens from now on can change the answer: follow from here, not
+        # from the first event (a long execution's history is no business of ours).
+        seen = (await self._record(execution_id)).event_seq
 
         async def watch() -> ExecutionView:
-            async for event in self.follow(execution_id):
+            async for event in self.follow(execution_id, after=seen):
                 # Only workflow.* events change the execution's state: task events
                 # are frequent, and building a full view for each would cost O(n²).
                 if not event.type.startswith("workflow."):
