@@ -215,6 +215,13 @@ async def paused_memory(workdir: Path, count: int) -> dict[str, Any]:
         after = rss_bytes()
         live_actors = len(runtime.actors)
         paused = await engine.list_executions(states=["PAUSED"], limit=count + 100)
+        # Then resume them all, 100 requests at a time, until every one has completed.
+        started = time.perf_counter()
+        for offset in range(0, len(ids), batch):
+            await asyncio.gather(*(engine.resume(i) for i in ids[offset : offset + batch]))
+        for execution_id in ids:
+            await engine.wait(execution_id, timeout=600)
+        resume_all_seconds = time.perf_counter() - started
     return {
         "paused_executions": count,
         "paused_in_store": len(paused),
@@ -222,6 +229,7 @@ async def paused_memory(workdir: Path, count: int) -> dict[str, Any]:
         "rss_added_mib": round((after - before) / 2**20, 2),
         "bytes_per_execution": round((after - before) / count),
         "created_per_s": round(count / create_seconds, 1),
+        "resume_all_seconds": round(resume_all_seconds, 2),
     }
 
 
@@ -293,6 +301,8 @@ async def run(quick: bool, peer_runs: int | None = None) -> dict[str, Any]:
         import http_bench
 
         results["http"] = await http_bench.run(workdir, quick)
+        progress("I. pausepoint on Temporal and plain temporalio, on one dev server")
+        results["temporal_runtime"] = await temporal_side_by_side(workdir, quick)
     # Each peer in its own interpreter, one after another, after pausepoint's own
     # workloads have released the cores.
     results["peers"] = await asyncio.to_thread(peers.run_all, quick, progress, peer_runs)
@@ -357,6 +367,8 @@ def render_readme(results: dict[str, Any]) -> str:
         f"| resident memory added | {memory['rss_added_mib']} MiB "
         f"({memory['bytes_per_execution']} bytes each) |",
         f"| executions created and paused per second | {memory['created_per_s']} |",
+        f"| all of them resumed, until every one completed (s) | "
+        f"{memory.get('resume_all_seconds', '-')} |",
         "",
         "## Over HTTP",
         "",
@@ -394,6 +406,24 @@ def render_readme(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+async def temporal_side_by_side(workdir: Path, quick: bool) -> dict[str, Any]:
+    """The same steps and resumes, hand-written and through pausepoint, on one dev server."""
+    import pausepoint_temporal
+    import temporal_bench
+
+    steps, resumes = (30, 10) if quick else (200, 50)
+    try:
+        async with temporal_bench.dev_server(str(workdir / "temporal.db")) as env:
+            plain = await temporal_bench.plain_temporal(env.client, steps, resumes)
+            address = env.client.service_client.config.target_host
+            ours = await pausepoint_temporal.pausepoint_on_temporal(
+                workdir, address, steps, resumes
+            )
+    except Exception as error:  # reported in the table, never silently dropped
+        return {"error": f"{type(error).__name__}: {error}"}
+    return {**ours, "plain": plain}
 
 
 def main() -> None:
