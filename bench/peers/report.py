@@ -31,7 +31,10 @@ def _sizes(peers: dict[str, dict[str, Any]]) -> str:
     sizes = next((p["sizes"] for p in peers.values() if "sizes" in p), None)
     if sizes is None:
         return ""
-    runs = "median of 3 runs" if sizes["runs"] == 3 else f"{sizes['runs']} run(s), quick mode"
+    quick = any(p.get("quick") for p in peers.values())
+    runs = f"median of {sizes['runs']} runs" if sizes["runs"] > 1 else "1 run"
+    if quick:
+        runs += ", quick mode"
     return (
         f"A {sizes['steps']} steps, B {sizes['resumes']} resumes, C {sizes['workflows']} "
         f"executions, D {sizes['waiting']} waiting; {runs}"

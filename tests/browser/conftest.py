@@ -9,6 +9,7 @@ where a missing browser is a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -194,6 +195,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {
         **os.environ,
         "PAUSEPOINT_POLL_INTERVAL": "0.05",
+        # The support agent example's tools (examples/support_tools.py).
+        "PAUSEPOINT_PYTHON_PATHS": json.dumps([str(EXAMPLES)]),
         "PAUSEPOINT_CANCEL_GRACE_PERIOD": "0.5",
         "COLUMNS": "200",
     }

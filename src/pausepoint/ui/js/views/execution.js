@@ -262,7 +262,8 @@ export async function renderExecution(view, executionId, session) {
   }
 
   function buildPauseForm(point) {
-    const title = point.task_id ? `Pause task ${point.task_id}` : "Paused by request";
+    const title = point.kind === "approval" ? `Approve a call of the tool ${point.task_id}`
+      : point.task_id ? `Pause task ${point.task_id}` : "Paused by request";
     const headingId = `pause-${point.id}-title`;
     const details = h("p", { class: "muted" },
       "Opened ", timeElement(point.opened_at),
