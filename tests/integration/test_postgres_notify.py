@@ -83,3 +83,25 @@ async def test_a_pause_accepted_by_another_server_lands_at_the_runners_next_chec
         assert gate(second).starts == 0
         [command] = await api.commands(execution.id)
         assert (command.kind, command.actor, command.status) == ("pause", "api", "applied")
+
+
+async def test_a_follower_on_another_server_hears_of_new_events_at_once(
+    postgres_url: str,
+) -> None:
+    first, second = new_key("first"), new_key("second")
+    async with (
+        Engine(fast_settings(postgres_url), serve=True) as runner,
+        Engine(fast_settings(postgres_url, poll_interval=SLOW_POLL), run_executions=False) as api,
+    ):
+        await runner.put_flow(two_steps(first, second))
+        execution = await runner.start_execution("notify", "steps")
+        await asyncio.wait_for(gate(first).started.wait(), PROMPTLY)
+
+        async def follow_to_the_end() -> list[str]:
+            return [event.type async for event in api.follow(execution.id)]
+
+        following = asyncio.create_task(follow_to_the_end())
+        gate(first).release.set()
+        gate(second).release.set()
+        seen = await asyncio.wait_for(following, PROMPTLY)
+    assert seen[-1] == "workflow.completed"

@@ -285,6 +285,8 @@ async def _execution_frames(
                 woken = await channel.wait(
                     min(timing.keepalive - (now - last_sent), timing.store_poll - (now - last_poll))
                 )
+                if woken and not runtime.owns(execution_id) and not channel.after(after, tail_sent):
+                    break  # written by another process (it notified us): read the store
                 if woken and timing.coalesce:
                     # Let a burst of checkpoints gather: one write for many events.
                     await asyncio.sleep(channel.coalesce(timing.coalesce))

@@ -79,9 +79,11 @@ class EmbeddedRuntime:
 
     async def start(self) -> None:
         self.committer.start()
+        # On PostgreSQL: work left by any process wakes the poll at once, and events
+        # written by other processes wake this process's followers of those executions.
+        await self.store.listen(self._work_noticed_elsewhere, on_events=self._events_elsewhere)
         if not self.run_executions:
             return
-        await self.store.listen(lambda _execution_id: self._work_noticed.set())
         self._loops = [
             asyncio.create_task(self._poll_loop(), name="pausepoint-poll"),
             asyncio.create_task(self._lease_loop(), name="pausepoint-leases"),
@@ -134,6 +136,16 @@ class EmbeddedRuntime:
             actor.deliver_command(command)
             return
         await self.adopt(command.execution_id)
+
+    def _work_noticed_elsewhere(self, _execution_id: str) -> None:
+        if self.run_executions:
+            self._work_noticed.set()
+
+    def _events_elsewhere(self, execution_id: str) -> None:
+        """Another process wrote events of ``execution_id``: its followers here read them."""
+        if not self.owns(execution_id):
+            for sink in list(self._sinks.get(execution_id, ())):
+                sink([])  # a wake-up: the events themselves are read from the store
 
     def owns(self, execution_id: str) -> bool:
         actor = self.actors.get(execution_id)

@@ -34,7 +34,8 @@ class _Followed:
 
 
 class EventRelay:
-    """Polls the store every ``interval`` seconds for new events of the executions it follows."""
+    """Reads new events of the executions it follows from the store: every ``interval``
+    seconds, and at once when the database says some were written (:meth:`notice`)."""
 
     def __init__(
         self,
@@ -51,6 +52,12 @@ class EventRelay:
         self._followed: dict[str, _Followed] = {}
         self._sinks: dict[str, set[Sink]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self._news = asyncio.Event()
+
+    def notice(self, execution_id: str) -> None:
+        """Another process wrote events of ``execution_id`` (PostgreSQL NOTIFY)."""
+        if execution_id in self._followed:
+            self._news.set()
 
     def follow(self, execution_id: str, *, after: int | None = None) -> None:
         """Relay the events of ``execution_id`` after ``after`` (default: from now on)."""
@@ -82,13 +89,15 @@ class EventRelay:
 
     async def _run(self) -> None:
         while self._followed:
+            self._news.clear()
             try:
                 await self.relay_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("relaying events failed; retrying")
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._news.wait(), self._interval)
 
     async def relay_once(self) -> None:
         now = self._clock()

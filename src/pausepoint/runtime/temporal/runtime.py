@@ -106,6 +106,8 @@ class TemporalRuntime:
             ) from None
         if self.serve:
             self._sweeper = asyncio.create_task(self._sweep_loop(), name="pausepoint-sweep")
+            # On PostgreSQL, events the workers write reach followers here at once.
+            await self.store.listen(_ignore, on_events=self.relay.notice)
 
     async def drain(self, grace: float) -> None:
         """Nothing runs here, so there is nothing to let finish."""
@@ -297,3 +299,7 @@ class TemporalRuntime:
             execution_id,
             self._terminate_after,
         )
+
+
+def _ignore(_execution_id: str) -> None:
+    """Work notifications are for embedded runtimes; Temporal hands out the work here."""
