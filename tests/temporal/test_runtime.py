@@ -355,3 +355,30 @@ async def test_a_terminate_no_worker_applies_ends_the_workflow_through_temporal(
     async with running_worker(settings):  # a worker coming back changes nothing
         await asyncio.sleep(0.5)
     assert await control_plane.events(execution_id) == events
+
+
+async def test_restarting_the_api_server_loses_nothing_and_paused_stays_paused(
+    settings: Settings, worker: ExecutionWorker
+) -> None:
+    first, second = new_key("first"), new_key("second")
+    source = flow_source("apirestart", step_task("first", first) + step_task("second", second))
+    async with Engine(settings, serve=True) as before:
+        running = await run_flow(before, source)
+        await before.put_flow(APPROVAL_FLOW)
+        waiting = (await before.start_execution("temporal", "approval")).id
+        await started(first)
+        await wait_state(before, waiting, "PAUSED")
+        # Accepted just before the API server goes away: it must still apply.
+        await before.pause(running, reason="across the restart")
+    gate(first).release.set()  # the step finishes while no API server runs
+    async with Engine(settings, serve=True) as after:
+        view = await wait_state(after, running, "PAUSED")
+        assert view.pause_reason == "across the restart"
+        assert (await after.state(waiting)).state == "PAUSED"
+        await after.resume(running)
+        await started(second)
+        gate(second).release.set()
+        await after.resume(waiting, inputs={"amount": 2, "approved": True})
+        finished = [await after.wait(i, timeout=TIMEOUT) for i in (running, waiting)]
+    assert [view.state for view in finished] == ["COMPLETED", "COMPLETED"]
+    assert gate(first).starts == 1 and gate(second).starts == 1
