@@ -88,34 +88,17 @@ def _call_model(sched: Scheduler, run: dict[str, Any]) -> None:
     for entry in context[agent["delivered"] :]:
         agent["messages"].append({"role": entry["role"], "content": entry["message"]})
     agent["delivered"] = len(context)
-    child = _child(sched, run, MODEL_CALL, run["path"], run["task_id"])
-    child["upto"] = len(agent["messages"])
-    child["turn"] = agent["turns"] + 1
+    child = sched.new_run(
+        run,
+        task_id=run["task_id"],
+        path=run["path"],
+        type=MODEL_CALL,
+        upto=len(agent["messages"]),
+        turn=agent["turns"] + 1,
+    )
     agent["call"] = child["id"]
     sched.touch(run)
     sched.start_leaf(child)
-
-
-def _child(
-    sched: Scheduler, run: dict[str, Any], type_: str, path: str, task_id: str
-) -> dict[str, Any]:
-    run_id = f"t{sched.state['next_run']}"
-    sched.state["next_run"] += 1
-    child: dict[str, Any] = {
-        "id": run_id,
-        "parent": run["id"],
-        "task_id": task_id,
-        "path": path,
-        "type": type_,
-        "state": T.CREATED.value,
-        "attempt": 1,
-        "created_at": sched.at,
-        "started_at": None,
-        "ended_at": None,
-    }
-    sched.runs[run_id] = child
-    sched.touch(child)
-    return child
 
 
 def _answered(
@@ -203,9 +186,14 @@ def _call_tool(
     position = names.index(call["name"])
     tool_path = f"{run['path']}.tools[{position}]"
     tool_task = sched.index.task(tool_path)
-    child = _child(sched, run, tool_task.type, tool_path, tool_task.id)
-    child["tool_call_id"] = call["id"]
-    child["args"] = call["arguments"]
+    child = sched.new_run(
+        run,
+        task_id=tool_task.id,
+        path=tool_path,
+        type=tool_task.type,
+        tool_call_id=call["id"],
+        args=call["arguments"],
+    )
     run["agent"]["call"] = child["id"]
     sched.touch(run)
     if task.needs_approval(call["name"]):

@@ -321,9 +321,7 @@ class _Step(Scheduler):
         pause = self.state["pauses"][pause_id]
         if pause["kind"] == "approval":
             agent.resume_approval(self, pause, command.payload["inputs"], by=command.by)
-            if self.status is S.PAUSED and not self.manual_pause_open():
-                self.set_status(S.RUNNING)
-                self.state["checkpoint"] = None
+            self.run_again_unless_held()
         elif pause["kind"] == "manual":
             del self.state["pauses"][pause_id]
             withdrawn = self.status is S.PAUSING
@@ -372,9 +370,7 @@ class _Step(Scheduler):
             by=by,
             inputs=redact(values, secret_ids),
         )
-        if self.status is S.PAUSED and not self.manual_pause_open():
-            self.set_status(S.RUNNING)
-            self.state["checkpoint"] = None
+        self.run_again_unless_held()
 
     def inject(self, command: Command) -> None:
         messages = self.state["context"]["messages"]

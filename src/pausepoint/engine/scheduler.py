@@ -243,32 +243,35 @@ class Scheduler:
 
     def create_child(self, block: dict[str, Any], owner: dict[str, Any] | None) -> dict[str, Any]:
         position = block["next"]
-        run_id = f"t{self.state['next_run']}"
-        self.state["next_run"] += 1
-        run: dict[str, Any] = {
-            "id": run_id,
-            "parent": owner["id"] if owner else None,
-            "state": T.CREATED.value,
-            "attempt": 1,
-            "created_at": self.at,
-            "started_at": None,
-            "ended_at": None,
-        }
         if block["list"] is None:  # an iteration of a foreach
             assert owner is not None
-            run.update(
+            return self.new_run(
+                owner,
                 task_id=owner["task_id"],
                 path=owner["path"],
                 type="iteration",
                 value=block["values"][position],
                 index=position,
             )
-        else:
-            path = f"{block['list']}[{position}]"
-            task = self.index.task(path)
-            run.update(task_id=task.id, path=path, type=task.type)
-            if owner is not None and "value" in owner:
-                run["value"] = owner["value"]
+        path = f"{block['list']}[{position}]"
+        task = self.index.task(path)
+        inherited = {"value": owner["value"]} if owner is not None and "value" in owner else {}
+        return self.new_run(owner, task_id=task.id, path=path, type=task.type, **inherited)
+
+    def new_run(self, parent: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
+        """A new task run (CREATED, first attempt) under ``parent``, recorded in the state."""
+        run_id = f"t{self.state['next_run']}"
+        self.state["next_run"] += 1
+        run: dict[str, Any] = {
+            "id": run_id,
+            "parent": parent["id"] if parent else None,
+            "state": T.CREATED.value,
+            "attempt": 1,
+            "created_at": self.at,
+            "started_at": None,
+            "ended_at": None,
+            **fields,
+        }
         self.runs[run_id] = run
         self.touch(run)
         return run
@@ -512,6 +515,12 @@ class Scheduler:
             reason=self.state["pause_reason"],
             pause_ids=list(self.state["pauses"]),
         )
+
+    def run_again_unless_held(self) -> None:
+        """A pause point was answered: RUNNING again, unless a manual pause still holds it."""
+        if self.status is S.PAUSED and not self.manual_pause_open():
+            self.set_status(S.RUNNING)
+            self.state["checkpoint"] = None
 
     def manual_pause_open(self) -> bool:
         return any(p["kind"] == "manual" for p in self.state["pauses"].values())
