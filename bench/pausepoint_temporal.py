@@ -36,22 +36,6 @@ def settings_for(workdir: Path, address: str) -> Settings:
     )
 
 
-def steps_flow(count: int) -> str:
-    tasks = "".join(
-        f"  - id: s{i}\n    type: python\n    function: bench_tasks:noop\n" for i in range(count)
-    )
-    return f"id: tsteps\nnamespace: bench\ntasks:\n{tasks}"
-
-
-def gate_flow(count: int) -> str:
-    tasks = "".join(
-        f"  - id: wait{i}\n    type: pause\n"
-        f"  - id: step{i}\n    type: python\n    function: bench_tasks:mark_start\n"
-        for i in range(count)
-    )
-    return f"id: tgates\nnamespace: bench\ntasks:\n{tasks}"
-
-
 async def pausepoint_on_temporal(
     workdir: Path, address: str, steps: int, resumes: int
 ) -> dict[str, Any]:
@@ -60,7 +44,7 @@ async def pausepoint_on_temporal(
         runtime = host.runtime
         assert isinstance(runtime, TemporalRuntime)
         async with runtime.worker():
-            await control.put_flow(steps_flow(steps))
+            await control.put_flow(bench_tasks.noop_steps_flow("tsteps", steps))
             started = time.perf_counter()
             execution = await control.start_execution("bench", "tsteps")
             view = await control.wait(execution.id, until=lambda v: v.is_terminal, timeout=600)
@@ -81,7 +65,7 @@ async def pausepoint_on_temporal(
 
 
 async def _resume_latencies(control: Engine, count: int) -> list[float]:
-    await control.put_flow(gate_flow(count))
+    await control.put_flow(bench_tasks.gate_flow("tgates", count))
     execution = await control.start_execution("bench", "tgates")
     latencies = []
     for _ in range(count):

@@ -118,19 +118,10 @@ async def durable_steps(
     }
 
 
-def resume_flow(count: int) -> str:
-    tasks = "".join(
-        f"  - id: wait{i}\n    type: pause\n"
-        f"  - id: step{i}\n    type: python\n    function: bench_tasks:mark_start\n"
-        for i in range(count)
-    )
-    return f"id: resumes\nnamespace: bench\ntasks:\n{tasks}"
-
-
 async def resume_latency(workdir: Path, count: int, *, url: str | None = None) -> dict[str, Any]:
     latencies: list[float] = []
     async with make_engine(url or workdir / "resume.db") as engine:
-        await engine.put_flow(resume_flow(count))
+        await engine.put_flow(bench_tasks.gate_flow("resumes", count))
         execution = await engine.start_execution("bench", "resumes")
         seen = 0
         for _ in range(count):

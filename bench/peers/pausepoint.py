@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import bench_tasks
 from run import make_engine, until_event
 
 from pausepoint.models import TERMINAL_EVENT_TYPES
@@ -37,30 +38,10 @@ from .common import (
     warm_up,
 )
 
-STEP = "    type: python\n    function: peers.pausepoint_tasks:noop\n"
-
-
-def flow(flow_id: str, body: str) -> str:
-    return f"id: {flow_id}\nnamespace: peers\ntasks:\n{body}"
-
-
-def steps_flow(count: int) -> str:
-    return flow("steps", "".join(f"  - id: s{i}\n{STEP}" for i in range(count)))
-
-
-def gate_flow(count: int) -> str:
-    return flow(
-        "gate",
-        "".join(
-            f"  - id: wait{i}\n    type: pause\n"
-            f"  - id: step{i}\n    type: python\n    function: bench_tasks:mark_start\n"
-            for i in range(count)
-        ),
-    )
-
-
-THREE_STEPS = flow("three", "".join(f"  - id: s{i}\n{STEP}" for i in range(3)))
-WAITER = flow("waiter", f"  - id: wait\n    type: pause\n  - id: after\n{STEP}")
+THREE_STEPS = bench_tasks.noop_steps_flow("three", 3, "peers")
+WAITER = bench_tasks.flow(
+    "waiter", f"  - id: wait\n    type: pause\n  - id: after\n{bench_tasks.NOOP_STEP}", "peers"
+)
 
 
 async def terminal(engine: Any, execution_id: str) -> None:
@@ -109,7 +90,6 @@ async def durable_steps(engine: Any, count: int) -> dict[str, Any]:
 
 
 async def resume_latency(engine: Any, count: int) -> dict[str, Any]:
-    import bench_tasks
 
     latencies: list[float] = []
     execution = await engine.start_execution("peers", "gate")
@@ -173,8 +153,8 @@ async def measure(context: Context) -> dict[str, Any]:
     sizes = context.sizes
     db = context.workdir / f"pausepoint-{context.run}.db"
     async with make_engine(db, context.options.synchronous) as engine:
-        await engine.put_flow(steps_flow(sizes.steps))
-        await engine.put_flow(gate_flow(sizes.resumes))
+        await engine.put_flow(bench_tasks.noop_steps_flow("steps", sizes.steps, "peers"))
+        await engine.put_flow(bench_tasks.gate_flow("gate", sizes.resumes, "peers"))
         await engine.put_flow(THREE_STEPS)
         await engine.put_flow(WAITER)
         await warm_up(throughput(engine, 1))

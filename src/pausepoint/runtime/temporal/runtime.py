@@ -81,7 +81,6 @@ class TemporalRuntime:
         self._env_for = env_for
         self._client: Client | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        self._command_waiters: dict[str, asyncio.Future[CommandResult]] = {}
         # Per execution, the commands version the sweep last sent everything for:
         # the sweep repairs a lost signal once, it does not repeat itself.
         self._swept: dict[str, int] = {}
@@ -163,15 +162,11 @@ class TemporalRuntime:
         self.relay.remove_sink(execution_id, sink)
 
     def command_waiter(self, command_id: str) -> asyncio.Future[CommandResult]:
-        """Never resolved here: the control plane learns results from the store."""
-        future = self._command_waiters.get(command_id)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._command_waiters[command_id] = future
-        return future
+        """Never resolved here (workers apply commands): the caller reads results from the store."""
+        return asyncio.get_running_loop().create_future()
 
     def drop_command_waiter(self, command_id: str) -> None:
-        self._command_waiters.pop(command_id, None)
+        """Nothing is kept per command here."""
 
     # -- sending --------------------------------------------------------------------
 
