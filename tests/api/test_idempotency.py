@@ -8,11 +8,15 @@ an organization: another organization's identical key is a new request.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import uuid
 from pathlib import Path
 
 import httpx
 
+from pausepoint.service.requests import PauseRequest
+from pausepoint.store.access import ABANDONED_CLAIM_SECONDS, IdempotencyRecord
 from tests.api.matrix_support import (
     assert_sane,
     audit,
@@ -181,3 +185,50 @@ async def test_keys_belong_to_one_organization(db_path: Path) -> None:
         assert injected.status_code == 202, injected.text
         assert [c["kind"] for c in await audit(acme, acme_exec)] == ["pause"]
         assert [c["kind"] for c in await audit(globex, globex_exec)] == ["inject"]
+
+
+async def test_a_retry_takes_over_the_key_of_a_server_that_died_holding_it(
+    db_path: Path,
+) -> None:
+    """A server killed mid-request leaves its key reserved and unanswered. The client's
+    retry must not be told "still in progress" forever: once the reservation is
+    abandoned, the retry goes ahead, and the command the dead server accepted comes
+    back as the same command."""
+    async with gated_server(db_path) as server, server.client("acme", "operator") as http:
+        execution_id = await running(http)
+        engine = server.engine.as_org("acme")
+        idempotency_key = f"idem-{uuid.uuid4().hex}"
+        path = f"/api/v1/executions/{execution_id}/pause"
+        body = {"reason": "before the crash"}
+        accepted = await engine.control(
+            PauseRequest(
+                execution_id=execution_id,
+                reason=body["reason"],
+                idempotency_key=idempotency_key,
+                actor="the server that died",
+                wait=False,
+            )
+        )
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+        def reservation(age: float) -> IdempotencyRecord:
+            now = engine.clock()
+            return IdempotencyRecord(
+                "acme", idempotency_key, "POST", path, digest, 0, None, now - age
+            )
+
+        assert await engine.store.claim_idempotency(reservation(1.0)) is None
+        held = await engine.store.claim_idempotency(reservation(0.0))
+        assert held is not None and held.status_code == 0, "a live holder's key was taken over"
+        await engine.store.release_idempotency("acme", idempotency_key)
+        assert (
+            await engine.store.claim_idempotency(reservation(ABANDONED_CLAIM_SECONDS + 60)) is None
+        )
+        retry = await http.post(path, json=body, headers={"Idempotency-Key": idempotency_key})
+        assert retry.status_code == 202, retry.text
+        assert retry.json()["command_id"] == accepted.command_id
+        commands = await audit(http, execution_id)
+        assert [(c["kind"], c["id"]) for c in commands] == [("pause", accepted.command_id)]
+        again = await http.post(path, json=body, headers={"Idempotency-Key": idempotency_key})
+        assert again.json() == retry.json()
+        assert again.headers.get("Idempotent-Replayed") == "true"

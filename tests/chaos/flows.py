@@ -21,7 +21,7 @@ class FlowSpec:
     """One chaos flow: its YAML and the facts the final checks rely on."""
 
     flow_id: str
-    kind: str  # sequential | timed_pause | approval | parallel | finally
+    kind: str  # sequential | timed_pause | approval | parallel | finally | agent
     source: str
     task_ids: tuple[str, ...]  # every task run a completed execution has
     # (step, earlier step): ``step`` was called with the earlier step's recorded token
@@ -180,7 +180,40 @@ def with_finally() -> FlowSpec:
     )
 
 
-def all_flows() -> list[FlowSpec]:
+AGENT_TOOL_CALLS = 2
+"""Model turns of the chaos agent that call the ``step`` tool before it answers."""
+
+
+def agent(model_url: str) -> FlowSpec:
+    """An agent whose model (``tests.agents.model_server``, scripted by ``agent_replies``)
+    calls the python tool ``step`` twice, then answers: kills land mid-turn."""
+    source = "\n".join(
+        [
+            "id: agent",
+            f"namespace: {NAMESPACE}",
+            "tasks:",
+            _step("before", 10),
+            "  - id: bot",
+            "    type: agent",
+            "    provider:",
+            f"      baseUrl: {model_url}",
+            "      model: chaos-model",
+            "    system: You keep a chain of tokens.",
+            '    prompt: "Extend the chain that starts at {{ outputs.before.token }}."',
+            "    tools:",
+            "      - name: step",
+            "        python: chaos_tasks:step",
+            _step("after", 10, "before"),
+            "",
+        ]
+    )
+    return FlowSpec(
+        "agent", "agent", source, ("before", "bot", "after"), chain=(("after", "before"),)
+    )
+
+
+def all_flows(model_url: str | None = None) -> list[FlowSpec]:
+    """Every chaos flow; the agent flow only when a model server's URL is given."""
     durations = ("PT0.3S", "PT0.5S", "PT0.8S", "PT1S")
     return [
         *(sequential(n) for n in SEQUENTIAL_LENGTHS),
@@ -188,4 +221,5 @@ def all_flows() -> list[FlowSpec]:
         approval(),
         parallel(),
         with_finally(),
+        *([agent(model_url)] if model_url else []),
     ]

@@ -1,8 +1,11 @@
 """Crash recovery under a storm of SIGKILLs.
 
-A worker subprocess serves many executions while the test, a pure client
-(``run_executions=False``), sends random control commands; the worker is
-SIGKILLed at random moments (mid-step, while executions are paused, right
+A worker subprocess serves many executions and the HTTP API while the test
+sends random control commands, most over HTTP to the worker and the rest as a
+second control-plane process would (its own ``Engine`` on the same database,
+``run_executions=False``), which is also how commands arrive while no worker
+is alive. An agent mid-turn against the test model server is among the
+executions. The worker is SIGKILLed at random moments (mid-step, while executions are paused, right
 after commands were accepted but before they could be applied, while Pause
 timers fall due) and replaced. After the storm a last worker finishes
 everything, and every execution must have reached the state its history
@@ -18,15 +21,17 @@ kill timing itself is never exactly reproducible).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from pausepoint.config import Settings
@@ -42,8 +47,10 @@ from pausepoint.service.requests import (
     ResumeRequest,
     TerminateRequest,
 )
+from tests.agents.model_server import ModelServer, Reply, model_server, tool_call, turn_of
+from tests.api.conftest import free_port
 from tests.chaos.checks import Accepted, History, check_history, read_run_log
-from tests.chaos.flows import NAMESPACE, FlowSpec, all_flows
+from tests.chaos.flows import AGENT_TOOL_CALLS, NAMESPACE, FlowSpec, all_flows
 from tests.chaos.workers import WorkerProcess, start_worker
 
 TERMINAL = {"COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT"}
@@ -58,11 +65,25 @@ class Plan:
     stall_timeout: float = 8.0  # ... or to make any progress at all
 
 
-QUICK_PLAN = Plan(executions=40, crashes=5, settle_timeout=40.0)
-FULL_PLAN = Plan(executions=150, crashes=20, settle_timeout=180.0)
+QUICK_PLAN = Plan(executions=60, crashes=5, settle_timeout=60.0)
+FULL_PLAN = Plan(executions=300, crashes=20, settle_timeout=300.0)
 
 # Relative weights of the random control operations during the storm.
 OPERATIONS = {"pause": 25, "resume": 30, "inject": 18, "cancel": 5, "terminate": 3, "replay": 7}
+HTTP_SHARE = 0.7  # of commands sent over HTTP while a worker serves it
+
+
+def agent_replies(request: dict[str, Any]) -> Reply:
+    """The chaos agent's model: ``AGENT_TOOL_CALLS`` turns that call ``step``, then an answer.
+
+    Chosen by turn, so a call sent again after a kill gets the same reply; the
+    delay makes kills land while a call is in flight.
+    """
+    turn = turn_of(request)
+    delay = 0.05 + (turn * 37 % 11) / 40
+    if turn <= AGENT_TOOL_CALLS:
+        return Reply("", [tool_call(f"call-{turn}", "step", label=f"tool{turn}", ms=15)], delay)
+    return Reply("the chain is long enough", delay=delay)
 
 
 def client_settings(db_path: Path) -> Settings:
@@ -78,10 +99,19 @@ def client_settings(db_path: Path) -> Settings:
 class Storm:
     """The client side of one storm: executions, commands sent, workers killed."""
 
-    def __init__(self, client: Engine, rng: random.Random, workdir: Path) -> None:
+    def __init__(
+        self,
+        client: Engine,
+        rng: random.Random,
+        workdir: Path,
+        model: ModelServer,
+        http: httpx.AsyncClient,
+    ) -> None:
         self.client = client
         self.rng = rng
         self.workdir = workdir
+        self.model = model
+        self.http = http  # carries an operator's API key
         self.db_url = client.settings.db
         self.run_log = workdir / "task-bodies.jsonl"
         self.executions: dict[str, tuple[FlowSpec, dict[str, Any]]] = {}
@@ -90,13 +120,17 @@ class Storm:
         self.workers: list[WorkerProcess] = []
         self.killed: set[int] = set()
         self.refused = 0
+        self.by_http = 0
+        self.doubted = 0  # HTTP requests a killed worker never answered
+        self.in_flight: set[asyncio.Task[None]] = set()  # HTTP requests not answered yet
+        self.in_doubt: list[ControlRequest] = []  # sent over HTTP to a worker that died
         self.problems: list[str] = []
         self.coverage = ""
 
     # -- setup -------------------------------------------------------------------
 
     async def create_executions(self, count: int) -> None:
-        specs = all_flows()
+        specs = all_flows(self.model.url)
         for spec in specs:
             await self.client.put_flow(spec.source, source_name=f"{spec.flow_id}.yaml")
         for i in range(count):
@@ -110,7 +144,7 @@ class Storm:
 
     async def spawn_worker(self) -> WorkerProcess:
         log_path = self.workdir / f"worker-{len(self.workers) + 1}.stderr"
-        worker = start_worker(self.db_url, self.run_log, log_path)
+        worker = start_worker(self.db_url, self.run_log, log_path, port=free_port())
         self.workers.append(worker)
         await worker.wait_ready()
         return worker
@@ -120,6 +154,19 @@ class Storm:
             raise AssertionError(f"worker {worker.pid} died on its own\n{worker.log_tail()}")
         self.killed.add(worker.pid)
         await worker.kill()
+        await self.answers_settled()
+
+    async def answers_settled(self) -> None:
+        """Wait for every HTTP request in flight; send again those a killed worker never
+        answered, with the same Idempotency-Key, through the other control plane: what
+        a client does when its server dies mid-request. A command the dead worker
+        accepted comes back as the same command, one it never saw is accepted now."""
+        while self.in_flight:
+            await asyncio.gather(*self.in_flight)
+        doubts, self.in_doubt = self.in_doubt, []
+        self.doubted += len(doubts)
+        for request in doubts:
+            await self.send_direct(request)
 
     async def kill_all(self) -> None:
         for worker in self.workers:
@@ -130,18 +177,71 @@ class Storm:
 
     # -- commands ----------------------------------------------------------------
 
+    def serving_worker(self) -> WorkerProcess | None:
+        worker = self.workers[-1] if self.workers else None
+        return worker if worker is not None and worker.alive else None
+
     async def send(self, request: ControlRequest) -> None:
-        """Send one command; remember it if accepted, count it if legitimately refused."""
+        """Send one command, mostly over HTTP to the live worker (without waiting for the
+        reply: the storm goes on while the worker waits for the command to apply)."""
+        worker = self.serving_worker()
+        if worker is None or self.rng.random() >= HTTP_SHARE:
+            await self.send_direct(request)
+            return
+        if request.idempotency_key is None:
+            request = replace(request, idempotency_key=f"http-{uuid.uuid4().hex[:12]}")
+        task = asyncio.create_task(self.send_http(worker, request))
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+
+    async def send_http(self, worker: WorkerProcess, request: ControlRequest) -> None:
+        """POST the command; remember it if 202, count it if refused, doubt it if no answer."""
+        body = request.payload()
+        reason = getattr(request, "reason", None)
+        if reason is not None:
+            body["reason"] = reason
+        assert request.idempotency_key is not None
+        try:
+            reply = await self.http.post(
+                f"http://127.0.0.1:{worker.port}/api/v1/executions/"
+                f"{request.execution_id}/{request.kind}",
+                json=body,
+                headers={"Idempotency-Key": request.idempotency_key},
+            )
+        except httpx.TransportError:
+            self.in_doubt.append(request)  # the worker died with the request in its hands
+            return
+        if reply.status_code in (409, 422):
+            self.refused += 1
+        elif reply.status_code in (200, 202):  # terminate answers 200 once it applied
+            self.by_http += 1
+            self.remember(request, reply.json()["command_id"])
+        else:
+            self.problems.append(
+                f"HTTP {request.kind} on {request.execution_id}: {reply.status_code} {reply.text}"
+            )
+
+    def remember(self, request: ControlRequest, command_id: str) -> None:
+        self.accepted[request.execution_id].append(
+            Accepted(command_id, request.kind, request.execution_id, request.payload())
+        )
+        if request.idempotency_key is not None:
+            self.requests.append((request, command_id))
+
+    async def send_direct(self, request: ControlRequest) -> None:
+        """Send one command as a second control plane does; remember it if accepted."""
         try:
             result = await self.client.control(request)
         except (Conflict, InvalidInput):
             self.refused += 1
             return
-        self.accepted[request.execution_id].append(
-            Accepted(result.command_id, request.kind, request.execution_id, request.payload())
-        )
-        if request.idempotency_key is not None:
-            self.requests.append((request, result.command_id))
+        if result.replayed:
+            # An earlier attempt (over HTTP, to a worker killed before it answered) was
+            # accepted: the same command again, not a second one.
+            known = {a.command_id for a in self.accepted[request.execution_id]}
+            if result.command_id in known:
+                return
+        self.remember(request, result.command_id)
 
     async def replay(self) -> None:
         """Re-send an earlier request with its Idempotency-Key: same command, not a new one."""
@@ -259,6 +359,7 @@ class Storm:
             records = await self.client.list_executions(namespace=NAMESPACE, limit=10_000)
             still_open = {r.id: r.status for r in records if r.status not in TERMINAL}
             if not still_open:
+                await self.answers_settled()
                 return {}
             if not worker.alive:
                 raise AssertionError(f"the last worker died\n{worker.log_tail()}")
@@ -313,6 +414,7 @@ class Storm:
         return histories
 
     async def verdict(self, still_open: dict[str, str]) -> list[str]:
+        await self.answers_settled()
         problems = list(self.problems)
         histories = await self.histories()
         self.note_coverage(histories)
@@ -343,7 +445,9 @@ class Storm:
         commands = sum(len(a) for a in self.accepted.values())
         return (
             f"{len(self.executions)} executions, {len(self.killed)} SIGKILLs, "
-            f"{commands} commands accepted, {self.refused} refused; final states "
+            f"{commands} commands accepted ({self.by_http} answered over HTTP, "
+            f"{self.doubted} sent again after the worker died holding them), "
+            f"{self.refused} refused; {len(self.model.requests)} model calls; final states "
             f"{dict(sorted(final_states.items()))}; {self.coverage}"
         )
 
@@ -367,8 +471,17 @@ async def run_storm(plan: Plan, workdir: Path) -> None:
     seed = int(os.environ.get("PAUSEPOINT_CHAOS_SEED") or random.SystemRandom().randrange(2**32))
     print(f"chaos seed {seed} (PAUSEPOINT_CHAOS_SEED={seed} replays its choices)")
     rng = random.Random(seed)
-    async with Engine(client_settings(workdir / "chaos.db"), run_executions=False) as client:
-        storm = Storm(client, rng, workdir)
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(
+            Engine(client_settings(workdir / "chaos.db"), run_executions=False)
+        )
+        model = stack.enter_context(model_server())
+        model.script = agent_replies
+        key, _ = await client.create_api_key("operator", "chaos storm")
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(headers={"X-API-Key": key}, timeout=30)
+        )
+        storm = Storm(client, rng, workdir, model, http)
         try:
             await storm.create_executions(plan.executions)
             await storm.rage(plan.crashes)

@@ -4,8 +4,9 @@ Run ``python -m tests.chaos.worker --db sqlite:///PATH --run-log PATH`` from the
 repository root (or ``python tests/chaos/worker.py …``). It serves every
 execution in the database with short leases, so that after a kill the next
 worker takes orphaned executions over within about ``--lease-ttl`` seconds.
-It prints ``ready`` once it serves, and runs until killed (SIGTERM stops it
-gracefully).
+With ``--port`` it also serves the HTTP API there (uvicorn, as ``pausepoint
+server`` does), so control requests can reach it over HTTP. It prints ``ready``
+once it serves, and runs until killed (SIGTERM stops it gracefully).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import signal
 import sys
 from pathlib import Path
 
+import uvicorn
+
+from pausepoint.api import create_app
 from pausepoint.config import Settings
 from pausepoint.service.engine import Engine
 
@@ -37,12 +41,30 @@ def worker_settings(db: str, *, lease_ttl: float = 1.0, poll_interval: float = 0
     )
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, port: int | None = None) -> None:
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
-    async with Engine(settings, serve=True):
+    async with Engine(settings, serve=True) as engine:
+        http = None if port is None else await start_http(engine, port)
         print("ready", flush=True)
         await stopping.wait()
+        if http is not None:
+            http.should_exit = True
+
+
+async def start_http(engine: Engine, port: int) -> uvicorn.Server:
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(engine), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()  # raises why it could not start
+            raise RuntimeError(f"the HTTP server on port {port} stopped before it started")
+        await asyncio.sleep(0.01)
+    return server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-log", help="file the chaos task functions append to")
     parser.add_argument("--lease-ttl", type=float, default=1.0)
     parser.add_argument("--poll-interval", type=float, default=0.05)
+    parser.add_argument("--port", type=int, help="also serve the HTTP API on this port")
     args = parser.parse_args(argv)
     if args.run_log:
         os.environ[RUN_LOG_ENV] = args.run_log
@@ -60,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         format=f"%(asctime)s worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
     )
     settings = worker_settings(args.db, lease_ttl=args.lease_ttl, poll_interval=args.poll_interval)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, args.port))
 
 
 if __name__ == "__main__":

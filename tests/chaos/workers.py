@@ -17,10 +17,13 @@ READY_TIMEOUT = 30.0
 class WorkerProcess:
     """One serving worker; its stderr goes to ``log_path``."""
 
-    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], log_path: Path, port: int | None = None
+    ) -> None:
         self.process = process
         self.log_path = log_path
         self.pid = process.pid
+        self.port = port  # where it serves the HTTP API, if it does
 
     @property
     def alive(self) -> bool:
@@ -71,7 +74,9 @@ class WorkerProcess:
         )
 
 
-def start_worker(db_url: str, run_log: Path, log_path: Path) -> WorkerProcess:
+def start_worker(
+    db_url: str, run_log: Path, log_path: Path, port: int | None = None
+) -> WorkerProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PAUSEPOINT_")}
     env["PYTHONUNBUFFERED"] = "1"
     with log_path.open("wb") as stderr:
@@ -84,6 +89,7 @@ def start_worker(db_url: str, run_log: Path, log_path: Path) -> WorkerProcess:
                 db_url,
                 "--run-log",
                 str(run_log),
+                *(["--port", str(port)] if port is not None else []),
             ],
             cwd=REPO,
             env=env,
@@ -91,4 +97,4 @@ def start_worker(db_url: str, run_log: Path, log_path: Path) -> WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=stderr,
         )
-    return WorkerProcess(process, log_path)
+    return WorkerProcess(process, log_path, port)

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection
 
+ABANDONED_CLAIM_SECONDS = 60.0
+"""An unanswered Idempotency-Key reservation this old was left by a process that died."""
+
 
 @dataclass(frozen=True)
 class ApiKeyRecord:
@@ -195,6 +198,20 @@ class AccessStore:
                 row = conn.execute(
                     sa.select(t).where(t.c.org_id == record.org_id, t.c.key == record.key)
                 ).first()
+                if row is not None and self._abandoned(row, record):
+                    taken = conn.execute(
+                        t.update()
+                        .where(
+                            t.c.org_id == record.org_id,
+                            t.c.key == record.key,
+                            t.c.status_code == 0,
+                            t.c.created_at == row.created_at,
+                        )
+                        .values(created_at=record.created_at)
+                    )
+                    if taken.rowcount:
+                        return None
+                    continue  # someone else took it over (or finished it) first
                 if row is not None:
                     return IdempotencyRecord(
                         row.org_id,
@@ -206,6 +223,20 @@ class AccessStore:
                         row.response,
                         row.created_at,
                     )
+
+    @staticmethod
+    def _abandoned(row: Any, record: IdempotencyRecord) -> bool:
+        """A reservation for this very request whose holder has not answered for
+        ``ABANDONED_CLAIM_SECONDS``: its process died (a live holder answers within its
+        command wait). The retry takes it over; the command underneath is deduplicated
+        by its own idempotency key, so a command the dead process accepted is not
+        accepted twice."""
+        return (
+            row.status_code == 0
+            and row.body_hash == record.body_hash
+            and row.path == record.path
+            and row.created_at < record.created_at - ABANDONED_CLAIM_SECONDS
+        )
 
     async def complete_idempotency(
         self, org_id: str, key: str, status_code: int, response: Any
