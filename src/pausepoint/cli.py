@@ -752,6 +752,9 @@ async def serve(args: argparse.Namespace) -> int:
             port=args.port,
             log_level="warning",
             lifespan="off",
+            # Which client a request came from is decided by the auth-failure limiter,
+            # which trusts X-Forwarded-For only from the configured trusted proxies.
+            proxy_headers=False,
         )
         await uvicorn.Server(config).serve()
         console.print("stopping: letting in-flight tasks reach a checkpoint")

@@ -7,10 +7,11 @@ them instead of sleeping. Environment variables use the ``PAUSEPOINT_`` prefix
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -75,6 +76,29 @@ class Settings(BaseSettings):
     )
     jwt_audience: str | None = None
     max_body_bytes: int = Field(default=1_048_576, gt=0, description="Largest request body.")
+    auth_failure_limit: int = Field(
+        default=20,
+        ge=0,
+        description="Failed authentications a client may make within auth_failure_window "
+        "before every request from it gets 429 until the window ends (0: no limit).",
+    )
+    auth_failure_window: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds, from a client's first failed authentication, that its failures "
+        "are counted (and that it is refused once over the limit).",
+    )
+    auth_failure_clients: int = Field(
+        default=10_000,
+        gt=0,
+        description="Clients whose failures are tracked at most; past that the stalest is "
+        "forgotten, which bounds the memory the limit takes.",
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For names "
+        "the client; unset: the client is the connection's peer address.",
+    )
     shutdown_grace_period: float = Field(
         default=10.0,
         ge=0,
@@ -121,3 +145,15 @@ class Settings(BaseSettings):
         description="Seconds a terminate may wait for its workflow (no worker running, say) before "
         "the API server ends the workflow through Temporal and records TERMINATED itself.",
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not an IP address or network (use 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
+        return values

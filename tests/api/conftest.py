@@ -72,7 +72,12 @@ async def running_server(db_path: Path, **overrides: object) -> AsyncIterator[Ru
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(engine), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+            create_app(engine),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=False,
         )
     )
     task = asyncio.create_task(server.serve())

@@ -89,7 +89,10 @@ async def running_execution(http: httpx.AsyncClient) -> str:
 
 
 async def test_every_private_route_is_401_without_valid_credentials(db_path: Path) -> None:
-    async with gated_server(db_path) as server, server.client("acme", "operator") as acme:
+    async with (
+        gated_server(db_path, auth_failure_limit=0) as server,
+        server.client("acme", "operator") as acme,
+    ):
         execution_id = await running_execution(acme)
         spec = await live_spec(server)
         wrong_secret = f"pp_{server.keys['acme:admin'].split('_')[1]}_{'A' * 43}"
@@ -356,7 +359,7 @@ def bad_hs256_tokens() -> dict[str, str]:
 
 async def test_bad_tokens_are_401(db_path: Path) -> None:
     async with (
-        running_server(db_path, jwt_key=SECRET) as server,
+        running_server(db_path, jwt_key=SECRET, auth_failure_limit=0) as server,
         httpx.AsyncClient(base_url=server.base_url, timeout=30) as http,
     ):
         for label, token in bad_hs256_tokens().items():

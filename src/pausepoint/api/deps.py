@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 
-from pausepoint.errors import Conflict, FieldError, InvalidInput
+from pausepoint.api.ratelimit import AuthFailureLimiter, Network, client_key, parse_networks
+from pausepoint.errors import Conflict, FieldError, InvalidInput, Unauthorized
 from pausepoint.service.auth import Principal
 from pausepoint.service.engine import Engine
 from pausepoint.store.access import IdempotencyRecord
@@ -21,14 +22,45 @@ def engine_of(request: Request) -> Engine:
     return engine
 
 
+def auth_failures_of(request: Request) -> tuple[AuthFailureLimiter, tuple[Network, ...]]:
+    """The app's limiter of failed authentications and its trusted proxies (made on first use)."""
+    state = request.app.state
+    made: tuple[AuthFailureLimiter, tuple[Network, ...]] | None = getattr(
+        state, "auth_failures", None
+    )
+    if made is None:
+        settings = engine_of(request).settings
+        limiter = AuthFailureLimiter(
+            limit=settings.auth_failure_limit,
+            window=settings.auth_failure_window,
+            max_clients=settings.auth_failure_clients,
+        )
+        made = (limiter, parse_networks(settings.trusted_proxies))
+        state.auth_failures = made
+    return made
+
+
 async def principal_of(
     request: Request,
     x_api_key: Annotated[str | None, Header(description="An API key.")] = None,
     authorization: Annotated[str | None, Header(description="Bearer <API key or JWT>.")] = None,
 ) -> Principal:
-    principal = await engine_of(request).authenticator.authenticate(
-        api_key=x_api_key, authorization=authorization
-    )
+    """The authenticated caller; 401 for bad credentials, 429 for a client over the limit.
+
+    The limit is checked before any credential is looked at (see ``api.ratelimit``).
+    """
+    limiter, proxies = auth_failures_of(request)
+    peer = request.client.host if request.client else None
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    client = client_key(peer, forwarded, proxies)
+    limiter.check(client)
+    try:
+        principal = await engine_of(request).authenticator.authenticate(
+            api_key=x_api_key, authorization=authorization
+        )
+    except Unauthorized:
+        limiter.record_failure(client)
+        raise
     request.state.principal = principal
     return principal
 
