@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+from pausepoint.engine.interpreter import EngineEnv
 from pausepoint.engine.model import CommandResult
-from pausepoint.store.records import CommandRecord, EventRecord
+from pausepoint.store.records import CommandRecord, EventRecord, ExecutionRecord
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    """An execution just stored under this process's lease, with what running it needs."""
+
+    record: ExecutionRecord
+    state: dict[str, Any]  # its whole state (the record holds the stored core)
+    env: EngineEnv
 
 
 class Runtime(Protocol):
@@ -24,8 +35,11 @@ class Runtime(Protocol):
     async def drain(self, grace: float) -> None:
         """Start nothing new; give work in flight here ``grace`` seconds to reach a checkpoint."""
 
-    async def submit(self, execution_id: str) -> None:
-        """A new execution was stored: run it (here, or wherever work is picked up)."""
+    async def submit(self, execution_id: str, created: NewExecution | None = None) -> None:
+        """A new execution was stored: run it (here, or wherever work is picked up).
+
+        ``created`` is what the engine stored, when it stored it under this
+        runtime's lease: running it here then needs nothing read back."""
 
     async def deliver(self, command: CommandRecord, commands_version: int | None = None) -> None:
         """A command was recorded durably: see that it is applied promptly."""

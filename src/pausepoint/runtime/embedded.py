@@ -29,6 +29,7 @@ from pausepoint.config import Settings
 from pausepoint.engine.interpreter import EngineEnv, rebuild_outputs
 from pausepoint.engine.model import CommandResult, Recovered, Started
 from pausepoint.runtime.actor import ExecutionActor
+from pausepoint.runtime.base import NewExecution
 from pausepoint.runtime.committer import GroupCommitter
 from pausepoint.store.records import CommandRecord, EventRecord, ExecutionRecord
 from pausepoint.store.sql import SqlStore
@@ -124,8 +125,13 @@ class EmbeddedRuntime:
         """Bring ``execution_id`` back here when its timers fall due (non-serving processes)."""
         self.watched.add(execution_id)
 
-    async def submit(self, execution_id: str) -> None:
-        await self.adopt(execution_id)
+    async def submit(self, execution_id: str, created: NewExecution | None = None) -> None:
+        if created is None or self._stopped or not self.run_executions:
+            await self.adopt(execution_id)
+            return
+        # Stored under our lease a moment ago: nothing to claim or read back.
+        record = created.record
+        self._launch(created.state, created.env, record, record.commands_version, [])
 
     async def deliver(self, command: CommandRecord, commands_version: int | None = None) -> None:
         actor = self.actors.get(command.execution_id)
@@ -192,23 +198,34 @@ class EmbeddedRuntime:
             state["task_runs"] = {run["id"]: run for run in loaded.task_runs or ()}
             rebuild_outputs(state)
         env = await self._env_for(record)
+        self._launch(state, env, record, loaded.commands_version, loaded.pending)
+        return True
+
+    def _launch(
+        self,
+        state: dict[str, Any],
+        env: EngineEnv,
+        record: ExecutionRecord,
+        commands_version: int,
+        pending: list[CommandRecord],
+    ) -> None:
+        """Run the execution here from ``state``, with the commands still to apply."""
         actor = ExecutionActor(
-            self, state, env, event_seq=record.event_seq, commands_version=loaded.commands_version
+            self, state, env, event_seq=record.event_seq, commands_version=commands_version
         )
-        self.actors[execution_id] = actor
+        self.actors[record.id] = actor
         now = self.clock()
         if record.status == "QUEUED" and record.event_seq == 0:
             # Commands accepted while QUEUED apply before it starts: a pause or cancel
             # sent then must keep its first task from ever running.
-            for command in loaded.pending:
+            for command in pending:
                 actor.deliver_command(command)
             actor.inbox.put_nowait(Started(now))
         else:
             actor.inbox.put_nowait(Recovered(now))
-            for command in loaded.pending:
+            for command in pending:
                 actor.deliver_command(command)
-        actor.task = asyncio.create_task(actor.run(), name=f"execution-{execution_id}")
-        return True
+        actor.task = asyncio.create_task(actor.run(), name=f"execution-{record.id}")
 
     def park(self, actor: ExecutionActor) -> None:
         """Keep a released (paused) execution's state, bounded, to skip reloading it on resume."""

@@ -43,7 +43,7 @@ from pausepoint.models import (
     TaskRunView,
 )
 from pausepoint.runtime.actor import command_event, core_state
-from pausepoint.runtime.base import Runtime
+from pausepoint.runtime.base import NewExecution, Runtime
 from pausepoint.runtime.embedded import EmbeddedRuntime
 from pausepoint.service.auth import Authenticator, JwtSettings, check_role, new_api_key
 from pausepoint.service.requests import (
@@ -78,7 +78,9 @@ def _iso(at: float | None) -> str | None:
 
 
 SECRETS_CACHE_SECONDS = 2.0
-EXECUTION_FLOW_CACHE = 10_000
+# A control call waiting for its command checks the store at most this far apart.
+WAIT_POLL_CEILING = 1.0
+EXECUTION_FLOW_CACHE = 50_000
 SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
@@ -92,6 +94,8 @@ class _Caches:
         default_factory=OrderedDict
     )
     org_secrets: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
+    # organization -> the read of its secrets in progress, which every caller shares
+    secrets_loading: dict[str, asyncio.Future[dict[str, str]]] = field(default_factory=dict)
     authenticator: Authenticator | None = None
 
 
@@ -213,12 +217,12 @@ class Engine:
                 [FieldError(("path", "name"), "letters, digits and underscores", "pattern")],
             )
         await self.store.put_secret(self.org_id, name, self.secret_box.seal(value), self.clock())
-        self._shared.org_secrets.pop(self.org_id, None)
+        self._forget_secrets()
 
     async def delete_secret(self, name: str) -> None:
         if not await self.store.delete_secret(self.org_id, name):
             raise NotFound(f"secret {name} not found")
-        self._shared.org_secrets.pop(self.org_id, None)
+        self._forget_secrets()
 
     async def secret_names(self) -> list[str]:
         return list(await self.store.sealed_secrets(self.org_id))
@@ -302,6 +306,20 @@ class Engine:
             raise NotFound(f"flow {namespace}.{flow_id}{which} not found")
         return record
 
+    async def _flow_index(
+        self, namespace: str, flow_id: str, revision: int | None = None
+    ) -> tuple[int, FlowIndex]:
+        """The parsed flow and its revision (the newest unless ``revision`` is given)."""
+        if revision is None:
+            # Usually the newest revision is parsed already: only its number is read.
+            revision = await self.store.latest_revision(self.org_id, namespace, flow_id)
+            if revision is None:
+                raise NotFound(f"flow {namespace}.{flow_id} not found")
+        index = self._flows.get((self.org_id, namespace, flow_id, revision))
+        if index is None:
+            index = await self._index(await self._flow_record(namespace, flow_id, revision))
+        return revision, index
+
     async def _index(self, record: FlowRecord) -> FlowIndex:
         key = (record.org_id, record.namespace, record.flow_id, record.revision)
         index = self._flows.get(key)
@@ -326,17 +344,37 @@ class Engine:
             index = await self._index(record)
         return EngineEnv(index, await self._secrets_for(execution.org_id))
 
+    def _forget_secrets(self) -> None:
+        """After a change: the next use reads them again (a read in progress is not reused)."""
+        self._shared.org_secrets.pop(self.org_id, None)
+        self._shared.secrets_loading.pop(self.org_id, None)
+
     async def _secrets_for(self, org_id: str) -> dict[str, str]:
         cached = self._shared.org_secrets.get(org_id)
-        now = self.clock()
-        if cached is not None and now - cached[0] < SECRETS_CACHE_SECONDS:
+        if cached is not None and self.clock() - cached[0] < SECRETS_CACHE_SECONDS:
             return cached[1]
-        # SECRET_* environment variables belong to the default organization only:
-        # one tenant must never read another's.
-        values = dict(self._secrets) if org_id == DEFAULT_ORG else {}
-        for name, (sealed, _) in (await self.store.sealed_secrets(org_id)).items():
-            values[name] = self.secret_box.open(sealed)
-        self._shared.org_secrets[org_id] = (now, values)
+        # One read per organization at a time: when the cache runs out under load, a
+        # thousand executions starting at once wait for the same read.
+        loading = self._shared.secrets_loading.get(org_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._read_secrets(org_id))
+            self._shared.secrets_loading[org_id] = loading
+        return await asyncio.shield(loading)
+
+    async def _read_secrets(self, org_id: str) -> dict[str, str]:
+        now = self.clock()
+        try:
+            # SECRET_* environment variables belong to the default organization only:
+            # one tenant must never read another's.
+            values = dict(self._secrets) if org_id == DEFAULT_ORG else {}
+            for name, (sealed, _) in (await self.store.sealed_secrets(org_id)).items():
+                values[name] = self.secret_box.open(sealed)
+        finally:
+            mine = self._shared.secrets_loading.get(org_id) is asyncio.current_task()
+            if mine:
+                del self._shared.secrets_loading[org_id]
+        if mine:  # not changed meanwhile
+            self._shared.org_secrets[org_id] = (now, values)
         return values
 
     # -- executions --------------------------------------------------------------
@@ -351,8 +389,7 @@ class Engine:
         revision: int | None = None,
     ) -> ExecutionView:
         """Create an execution (inputs validated and coerced) and start running it here."""
-        record = await self._flow_record(namespace, flow_id, revision)
-        index = await self._index(record)
+        revision, index = await self._flow_index(namespace, flow_id, revision)
         flow = index.flow
         values = coerce_inputs(flow.inputs, inputs or {}, loc_prefix=("inputs",))
         now = self.clock()
@@ -364,7 +401,7 @@ class Engine:
             org_id=self.org_id,
             namespace=flow.namespace,
             flow_id=flow.id,
-            flow_revision=record.revision,
+            flow_revision=revision,
             status=ExecutionStatus.QUEUED.value,
             state=core_state(state),
             labels=all_labels,
@@ -382,8 +419,10 @@ class Engine:
             Checkpoint(execution_id, "", "QUEUED", {}, None, None, now),
         )
         self.runtime.watch(execution_id)
-        await self.runtime.submit(execution_id)
-        return await self.execution(execution_id)
+        self._remember_flow(execution_id, (self.org_id, namespace, flow_id, revision))
+        env = EngineEnv(index, await self._secrets_for(self.org_id))
+        await self.runtime.submit(execution_id, NewExecution(execution, state, env))
+        return self._view(execution, [], env)
 
     async def _record(self, execution_id: str) -> ExecutionRecord:
         record = await self.store.get_execution(execution_id)
@@ -395,7 +434,11 @@ class Engine:
         """Everything about one execution, as of its last checkpoint."""
         record = await self._record(execution_id)
         runs = await self.store.load_task_runs(execution_id)
-        env = await self._env_for(record)
+        return self._view(record, runs, await self._env_for(record))
+
+    def _view(
+        self, record: ExecutionRecord, runs: list[dict[str, Any]], env: EngineEnv
+    ) -> ExecutionView:
         state = record.state
         runs.sort(key=lambda run: int(run["id"][1:]))
         return ExecutionView(
@@ -543,18 +586,25 @@ class Engine:
                 return index
         record = await self._record(execution_id)
         index = (await self._env_for(record)).index
-        key = (record.org_id, record.namespace, record.flow_id, record.flow_revision)
+        self._remember_flow(
+            execution_id, (record.org_id, record.namespace, record.flow_id, record.flow_revision)
+        )
+        return index
+
+    def _remember_flow(self, execution_id: str, key: tuple[str, str, str, int]) -> None:
         flows = self._shared.execution_flows
-        flows[execution_id] = (record.org_id, key)
+        flows[execution_id] = (key[0], key)
         if len(flows) > EXECUTION_FLOW_CACHE:
             flows.popitem(last=False)
-        return index
 
     async def _wait_applied(
         self, command: CommandRecord, waiter: asyncio.Future[CommandResult]
     ) -> CommandRecord:
         """The command once applied (or refused), or as accepted if that takes too long."""
         deadline = self.clock() + self.settings.command_wait_timeout
+        # The store is asked again less and less often: thousands of waiters at once
+        # must not add a read each per poll interval to the work they wait for.
+        interval = self.settings.poll_interval
         while True:
             remaining = deadline - self.clock()
             if remaining <= 0:
@@ -568,7 +618,8 @@ class Engine:
                     state_after=result.status.value,
                     applied_at=self.clock(),
                 )
-            step = min(remaining, self.settings.poll_interval)
+            step = min(remaining, interval)
+            interval = min(interval * 2, WAIT_POLL_CEILING)
             if self.runtime.owns(command.execution_id):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(waiter), step)

@@ -231,7 +231,7 @@ class AccessStore:
         command wait). The retry takes it over; the command underneath is deduplicated
         by its own idempotency key, so a command the dead process accepted is not
         accepted twice."""
-        return (
+        return bool(
             row.status_code == 0
             and row.body_hash == record.body_hash
             and row.path == record.path

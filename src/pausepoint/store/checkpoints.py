@@ -16,8 +16,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import sqlalchemy as sa
-
 from pausepoint.store import schema
 from pausepoint.store.dialects import (
     EVENTS_CHANNEL,
@@ -43,6 +41,26 @@ UPDATE executions SET
     wake_at = CASE WHEN ? AND commands_version = ? THEN ? ELSE wake_at END
 WHERE id = ? AND lease_owner = ?
 """
+_NOT_ENDED = "status NOT IN ({})".format(", ".join(f"'{status}'" for status in sorted(TERMINAL)))
+# Someone should look at these now: a timer fell due or a command arrived (ix_executions_wake).
+_DUE = f"""
+SELECT id, lease_owner FROM executions
+WHERE wake_at <= ? AND {_NOT_ENDED}
+  AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)
+LIMIT ?
+"""
+# Their process died: the lease ran out (ix_executions_lease; only running ones hold one).
+_ORPHANED = f"""
+SELECT id, lease_owner FROM executions
+WHERE lease_owner > '' AND lease_owner != ? AND lease_expires_at < ? AND {_NOT_ENDED}
+LIMIT ?
+"""
+_TAKE_LEASE = f"""
+UPDATE executions SET lease_owner = ?, lease_expires_at = ?, wake_at = NULL
+WHERE id = ? AND {_NOT_ENDED}
+  AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)
+"""
+_TASK_RUNS = "SELECT data FROM task_runs WHERE execution_id = ?"
 # A command accepted after the runtime last looked keeps wake_at set, so its wake-up is not lost.
 _UPSERT_TASK_RUN = """
 INSERT INTO task_runs (execution_id, id, task_id, state, data) VALUES (?, ?, ?, ?, ?)
@@ -80,6 +98,7 @@ class CheckpointStore:
             self, conn: Connection, execution_id: str, *, lock: bool = False
         ) -> ExecutionRecord | None: ...
         def _pending(self, conn: Connection, execution_id: str) -> list[CommandRecord]: ...
+        _loads: Callable[[Any], Any]
 
     # -- runtime: checkpoints and leases -------------------------------------------
 
@@ -243,9 +262,9 @@ class CheckpointStore:
             assert record is not None
             runs = None
             if known_seq != record.event_seq:
-                t = schema.task_runs
-                rows = conn.execute(sa.select(t.c.data).where(t.c.execution_id == execution_id))
-                runs = [row.data for row in rows]
+                cursor = driver_cursor(conn)
+                cursor.execute(_TASK_RUNS, (execution_id,))
+                runs = [self._loads(row[0]) for row in cursor.fetchall()]
             return Loaded(record, runs, self._pending(conn, execution_id), record.commands_version)
 
     async def find_work(self, owner: str, now: float, limit: int = 100) -> list[tuple[str, bool]]:
@@ -253,21 +272,15 @@ class CheckpointStore:
         return await self._call(self._find_work, owner, now, limit)
 
     def _find_work(self, owner: str, now: float, limit: int) -> list[tuple[str, bool]]:
-        e = schema.executions
-        free = sa.or_(
-            e.c.lease_owner.is_(None), e.c.lease_owner == owner, e.c.lease_expires_at < now
-        )
-        due = sa.and_(e.c.wake_at.is_not(None), e.c.wake_at <= now, free)
-        orphaned = sa.and_(
-            e.c.lease_owner.is_not(None), e.c.lease_owner != owner, e.c.lease_expires_at < now
-        )
-        query = (
-            sa.select(e.c.id, e.c.lease_owner)
-            .where(e.c.status.not_in(TERMINAL), sa.or_(due, orphaned))
-            .limit(limit)
-        )
+        # Two index searches, never a scan: a database holding a million finished
+        # executions costs a poll no more than an empty one.
         with self._read() as conn:
-            return [(row.id, row.lease_owner == owner) for row in conn.execute(query)]
+            cursor = driver_cursor(conn)
+            cursor.execute(_DUE, (now, owner, now, limit))
+            found = {row[0]: row[1] == owner for row in cursor.fetchall()}
+            cursor.execute(_ORPHANED, (owner, now, limit))
+            found.update((row[0], False) for row in cursor.fetchall())
+        return list(found.items())[:limit]
 
     async def settle_wake(self, execution_id: str, owner: str, commands_version: int) -> None:
         """Clear ``wake_at`` of an execution we run, unless a newer command arrived."""
@@ -316,18 +329,6 @@ class CheckpointStore:
 
 def _take_lease(conn: Connection, execution_id: str, owner: str, ttl: float, now: float) -> bool:
     """Take the lease of a live execution if it is free, expired or already ours."""
-    e = schema.executions
-    result = conn.execute(
-        e.update()
-        .where(
-            e.c.id == execution_id,
-            e.c.status.not_in(TERMINAL),
-            sa.or_(
-                e.c.lease_owner.is_(None),
-                e.c.lease_owner == owner,
-                e.c.lease_expires_at < now,
-            ),
-        )
-        .values(lease_owner=owner, lease_expires_at=now + ttl, wake_at=None)
-    )
-    return bool(result.rowcount)
+    cursor = driver_cursor(conn)
+    cursor.execute(_TAKE_LEASE, (owner, now + ttl, execution_id, owner, now))
+    return bool(cursor.rowcount)

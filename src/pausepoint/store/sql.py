@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -78,7 +79,21 @@ _call_connection: ContextVar[Connection | None] = ContextVar(
 # Connections per process: calls beyond them wait for one (SQLite uses one).
 POSTGRES_POOL_SIZE = 8
 
+# SQLite: calls that queue while the database thread is busy run next as one
+# transaction (group commit for every kind of write), at most this many at a time.
+SQLITE_BATCH_LIMIT = 256
+
 _SELECT_EXECUTION = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"
+_INSERT_EXECUTION = """
+INSERT INTO executions (
+    id, org_id, namespace, flow_id, flow_revision, status, state, labels, created_at,
+    updated_at, event_seq, lease_owner, lease_expires_at, wake_at, commands_version
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0)
+"""
+_LATEST_REVISION = """
+SELECT revision, deleted FROM flows WHERE org_id = ? AND namespace = ? AND flow_id = ?
+ORDER BY revision DESC LIMIT 1
+"""
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -118,6 +133,10 @@ class SqlStore(AccessStore, CheckpointStore):
         self._conn: Connection | None = None
         self._pool: AsyncEngine | None = None
         self._listeners: list[AsyncConnection] = []
+        # SQLite: calls waiting for the database thread, and whether a batch is there.
+        self._queue: list[_QueuedCall] = []
+        self._draining = False
+        self._batching = False  # on the database thread: inside a batch's transaction
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -182,7 +201,9 @@ class SqlStore(AccessStore, CheckpointStore):
             self._pool = None
         if self._executor is not None:
             if self._engine is not None:
-                await self._call(self._close)
+                # Alone, after the batch in progress (the thread runs one job at a time).
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self._executor, self._close)
             self._executor.shutdown(wait=True)
 
     def _close(self) -> None:
@@ -200,11 +221,66 @@ class SqlStore(AccessStore, CheckpointStore):
         if self._executor is None:
             raise RuntimeError("the store is not open")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append(_QueuedCall(fn, args, future))
+        if not self._draining:
+            self._drain_next(loop)
+        result: R = await future
+        return result
+
+    def _drain_next(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Send the calls queued so far to the database thread, as one batch."""
+        batch = self._queue[:SQLITE_BATCH_LIMIT]
+        del self._queue[:SQLITE_BATCH_LIMIT]
+        self._draining = bool(batch)
+        if not batch:
+            return
+        job = loop.run_in_executor(self._executor, self._run_batch, batch)
+        job.add_done_callback(lambda done: self._drained(loop, batch, done))
+
+    def _drained(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[_QueuedCall],
+        done: asyncio.Future[list[tuple[bool, Any]]],
+    ) -> None:
+        """Back in the loop: hand every call its outcome (one wake-up for the batch)."""
+        error = done.exception()
+        outcomes = [(False, error)] * len(batch) if error is not None else done.result()
+        for call, (ok, value) in zip(batch, outcomes, strict=True):
+            if call.future.done():  # its caller was cancelled meanwhile
+                continue
+            if ok:
+                call.future.set_result(value)
+            else:
+                call.future.set_exception(value)
+        self._drain_next(loop)
+
+    def _run_batch(self, batch: list[_QueuedCall]) -> list[tuple[bool, Any]]:
+        """On the database thread: run the calls; two or more share one transaction.
+
+        Each call of a shared transaction runs in a savepoint of its own, so one
+        that fails undoes only its own writes; every caller hears back only
+        after the commit, so nothing is acknowledged before it is durable.
+        """
+        if len(batch) == 1:
+            return [_outcome(batch[0])]
+        conn = self._connection()
+        conn.info["write"] = True
+        with conn.begin():
+            self._batching = True
+            try:
+                return [_outcome(call) for call in batch]
+            finally:
+                self._batching = False
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
         conn = self._connection()
+        if self._batching:
+            with _savepoint(conn):
+                yield conn
+            return
         conn.info["write"] = True
         with conn.begin():
             yield conn
@@ -212,6 +288,9 @@ class SqlStore(AccessStore, CheckpointStore):
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
         conn = self._connection()
+        if self._batching:  # inside a batch's transaction already
+            yield conn
+            return
         conn.info["write"] = False
         if self._pool is not None:
             # PostgreSQL: reads run without BEGIN/COMMIT (two round trips saved), so each
@@ -329,6 +408,17 @@ class SqlStore(AccessStore, CheckpointStore):
         )
         return conn.execute(query).first()
 
+    async def latest_revision(self, org_id: str, namespace: str, flow_id: str) -> int | None:
+        """The newest revision's number (None if the flow does not exist or was deleted)."""
+        return await self._call(self._latest_revision, org_id, namespace, flow_id)
+
+    def _latest_revision(self, org_id: str, namespace: str, flow_id: str) -> int | None:
+        with self._read() as conn:
+            cursor = driver_cursor(conn)
+            cursor.execute(_LATEST_REVISION, (org_id, namespace, flow_id))
+            row = cursor.fetchone()
+        return None if row is None or row[1] else int(row[0])
+
     async def list_flows(self, org_id: str) -> list[FlowRecord]:
         return await self._call(self._list_flows, org_id)
 
@@ -381,24 +471,24 @@ class SqlStore(AccessStore, CheckpointStore):
 
     def _create_execution(self, record: ExecutionRecord, checkpoint: Checkpoint) -> None:
         with self._write() as conn:
-            conn.execute(
-                schema.executions.insert().values(
-                    id=record.id,
-                    org_id=record.org_id,
-                    namespace=record.namespace,
-                    flow_id=record.flow_id,
-                    flow_revision=record.flow_revision,
-                    status=record.status,
-                    state=record.state,
-                    labels=record.labels,
-                    created_at=record.created_at,
-                    updated_at=record.updated_at,
-                    event_seq=0,
-                    lease_owner=record.lease_owner,
-                    lease_expires_at=record.lease_expires_at,
-                    wake_at=None if record.lease_owner else record.created_at,
-                    commands_version=0,
-                )
+            # Plain SQL: starting executions is a hot path (see _write_checkpoint).
+            driver_cursor(conn).execute(
+                _INSERT_EXECUTION,
+                (
+                    record.id,
+                    record.org_id,
+                    record.namespace,
+                    record.flow_id,
+                    record.flow_revision,
+                    record.status,
+                    json.dumps(record.state),
+                    json.dumps(record.labels),
+                    record.created_at,
+                    record.updated_at,
+                    record.lease_owner,
+                    record.lease_expires_at,
+                    None if record.lease_owner else record.created_at,
+                ),
             )
             if checkpoint.events:
                 self._write_checkpoint(conn, checkpoint)
@@ -661,6 +751,34 @@ def _listener(callback: Callable[[str], None]) -> Callable[[Any, int, str, str],
         callback(execution_id)
 
     return notified
+
+
+@dataclass(frozen=True, slots=True)
+class _QueuedCall:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any]
+
+
+def _outcome(call: _QueuedCall) -> tuple[bool, Any]:
+    try:
+        return True, call.fn(*call.args)
+    except Exception as error:  # handed to the caller, as if it had run alone
+        return False, error
+
+
+@contextlib.contextmanager
+def _savepoint(conn: Connection) -> Iterator[None]:
+    """One call's share of a batch transaction: undone alone if it fails."""
+    cursor = driver_cursor(conn)
+    cursor.execute("SAVEPOINT pausepoint_call")
+    try:
+        yield
+    except BaseException:
+        cursor.execute("ROLLBACK TO pausepoint_call")
+        cursor.execute("RELEASE pausepoint_call")
+        raise
+    cursor.execute("RELEASE pausepoint_call")
 
 
 def _run_on(conn: Connection, fn: Callable[..., R], *args: Any) -> R:

@@ -33,6 +33,7 @@ from pausepoint.engine.interpreter import EngineEnv, rebuild_outputs
 from pausepoint.engine.model import CommandResult, Event
 from pausepoint.errors import PausepointError
 from pausepoint.runtime.actor import command_event, core_state
+from pausepoint.runtime.base import NewExecution
 from pausepoint.runtime.temporal.activities import LEASE_SECONDS, command_message
 from pausepoint.runtime.temporal.messages import (
     COMMAND_SIGNAL,
@@ -133,7 +134,7 @@ class TemporalRuntime:
 
     # -- the Runtime seam ---------------------------------------------------------
 
-    async def submit(self, execution_id: str) -> None:
+    async def submit(self, execution_id: str, created: NewExecution | None = None) -> None:
         self.relay.follow(execution_id, after=0)
         await self._send(execution_id)
 
