@@ -23,6 +23,7 @@ from pausepoint.errors import TaskError
 from pausepoint.runtime.committer import GroupCommitter
 from pausepoint.runtime.temporal.messages import (
     CHECKPOINT_ACTIVITY,
+    DIVERGED,
     LOAD_ACTIVITY,
     RUN_TASK_ACTIVITY,
     TEMPORAL_OWNER,
@@ -43,6 +44,9 @@ LEASE_SECONDS = 100 * 365 * 24 * 3600.0
 # Heartbeats are how a cancellation reaches a running task (the worker sends
 # them to the server at most once a second, see ``worker.py``).
 HEARTBEAT_SECONDS = 0.5
+# Events a finishing checkpoint may add to a step (one per command refused then);
+# read beyond the step's own when checking whether the store holds that step.
+STORED_STEP_SLACK = 1000
 
 
 def command_message(record: CommandRecord) -> CommandMessage:
@@ -119,12 +123,20 @@ class ExecutionActivities:
 
     @activity.defn(name=CHECKPOINT_ACTIVITY)
     async def checkpoint(self, projection: Projection) -> int:
-        """Write one engine step; returns the execution's event sequence after it."""
+        """Write one engine step; returns the execution's event sequence after it.
+
+        Returns ``DIVERGED`` when the store already holds another step at this
+        point (or finished the execution without this workflow): the workflow
+        must continue from the store.
+        """
         execution_id = projection.execution_id
-        if projection.events:
-            record = await self.store.get_execution(execution_id)
-            if record is not None and record.event_seq >= projection.events[0].seq:
-                return record.event_seq  # written already; this is a replay or a retry
+        record = await self.store.get_execution(execution_id)
+        if record is None:
+            raise ApplicationError(f"execution {execution_id} not found", non_retryable=True)
+        if record.event_seq > projection.event_seq - len(projection.events):
+            # The store is past the point this step starts from: this step was written
+            # already (a retried activity, a workflow task run again), or another one was.
+            return await self._stored_step(record, projection)
         checkpoint = Checkpoint(
             execution_id=execution_id,
             owner=TEMPORAL_OWNER,
@@ -143,10 +155,48 @@ class ExecutionActivities:
             release=ExecutionStatus(projection.status).is_terminal,
         )
         if not await self.committer.commit(checkpoint):
+            record = await self.store.get_execution(execution_id)
+            if record is not None and ExecutionStatus(record.status).is_terminal:
+                return DIVERGED  # finished without this workflow (say, a forced terminate)
             raise ApplicationError(
                 f"execution {execution_id} is leased by another runner; the checkpoint waits"
             )
         return checkpoint.event_seq
+
+    async def _stored_step(self, record: ExecutionRecord, projection: Projection) -> int:
+        """The event sequence after ``projection`` if the store holds exactly this step.
+
+        A workflow task that wrote its checkpoint can still be lost: its worker
+        died, or a signal arrived as it completed. Temporal runs the task again,
+        and the step it takes then is the same one (the same events, at other
+        times) or, with more signals or task results in hand, another one. Only
+        the same one may count as written.
+        """
+        if not projection.events:
+            return DIVERGED  # the store has events this step never saw
+        first = projection.events[0].seq
+        stored = await self.store.read_events(
+            record.id, after=first - 1, limit=len(projection.events) + STORED_STEP_SLACK
+        )
+        decided = {result[0] for result in projection.command_results}
+        # A finishing step's checkpoint also refuses the commands left pending; those
+        # command.rejected events are the store's, not the step's.
+        own = [
+            (event.type, event.data)
+            for event in stored
+            if event.type != "command.rejected" or event.data.get("command_id") in decided
+        ]
+        if own[: len(projection.events)] != [(e.type, e.data) for e in projection.events]:
+            log.warning(
+                "execution %s: the store holds another step from event %s on (a workflow task "
+                "was lost after its checkpoint); continuing from the store",
+                record.id,
+                first,
+            )
+            return DIVERGED
+        if ExecutionStatus(projection.status).is_terminal:
+            return record.event_seq
+        return projection.event_seq
 
     @activity.defn(name=RUN_TASK_ACTIVITY)
     async def run_task(self, task: TaskInput) -> TaskOutcome:

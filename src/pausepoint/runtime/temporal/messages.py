@@ -17,6 +17,12 @@ LOAD_ACTIVITY = "pausepoint.load_execution"
 CHECKPOINT_ACTIVITY = "pausepoint.checkpoint"
 RUN_TASK_ACTIVITY = "pausepoint.run_task"
 
+# What the checkpoint activity returns instead of an event sequence number when the
+# store already holds a different step at this point: one a lost workflow task took
+# (its worker died, or a signal arrived as it completed, after its checkpoint was
+# written). The workflow then continues from the store, not from its own step.
+DIVERGED = -1
+
 # The lease every projection writes under. Executions on Temporal are run by
 # their workflow, not by a process, so there is one owner and it never expires.
 TEMPORAL_OWNER = "temporal"

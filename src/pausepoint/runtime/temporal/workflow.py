@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from pausepoint.runtime.temporal.messages import (
         CHECKPOINT_ACTIVITY,
         COMMAND_SIGNAL,
+        DIVERGED,
         LOAD_ACTIVITY,
         RUN_TASK_ACTIVITY,
         STATE_QUERY,
@@ -98,6 +99,10 @@ class ExecutionWorkflow:
         self._waiting: dict[int, CommandMessage] = {}
         self._next_command_seq: int | None = None  # known once the execution is loaded
         self._tasks: dict[str, workflow.ActivityHandle[TaskOutcome]] = {}
+        self._task_attempts: dict[str, int] = {}
+        # How often this run took the store's state over (see _take_over): activities
+        # started after that get ids of their own, apart from ones still being cancelled.
+        self._generation = 0
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._state: dict[str, Any] = {}
         self._event_seq = 0
@@ -146,12 +151,7 @@ class ExecutionWorkflow:
         if start.carried is not None:
             self._continue(start.carried)
         else:
-            loaded: LoadedExecution = await workflow.execute_local_activity(
-                LOAD_ACTIVITY,
-                start.execution_id,
-                result_type=LoadedExecution,
-                start_to_close_timeout=STORE_TIMEOUT,
-            )
+            loaded = await self._load()
             if loaded.state is None:
                 return loaded.status  # it finished before this workflow ran
             self._begin(loaded)
@@ -160,7 +160,12 @@ class ExecutionWorkflow:
             await workflow.wait_condition(lambda: bool(self._inbox))
             events, self._inbox = self._inbox, []
             transition = advance_all(self._state, events, env)
-            await self._checkpoint(transition)
+            while not await self._checkpoint(transition):
+                loaded = await self._load()
+                if loaded.state is None:  # the stored step finished the execution
+                    self._abandon_tasks({})
+                    return loaded.status
+                transition = self._take_over(loaded, events, env)
             status = ExecutionStatus(self._state["status"])
             if status.is_terminal:
                 for action in transition.actions:
@@ -195,7 +200,83 @@ class ExecutionWorkflow:
             self._inbox.append(Recovered(now))
             self._release_commands()
 
-    async def _checkpoint(self, transition: Transition) -> None:
+    async def _load(self) -> LoadedExecution:
+        loaded: LoadedExecution = await workflow.execute_local_activity(
+            LOAD_ACTIVITY,
+            self._execution_id,
+            result_type=LoadedExecution,
+            start_to_close_timeout=STORE_TIMEOUT,
+        )
+        return loaded
+
+    def _take_over(self, loaded: LoadedExecution, batch: list[Event], env: EngineEnv) -> Transition:
+        """Continue from the store's last checkpoint instead of from this run's last step.
+
+        The store holds a step that a lost workflow task took: the task wrote its
+        checkpoint, then its worker died or a signal arrived as it completed, and
+        Temporal ran it again with more in hand. What the store shows is what
+        happened, so this run takes it over as a workflow takes over an execution
+        in progress (``Recovered``): tasks in flight run again, unless this run
+        still runs them; timers are armed again. Task results and timers this run
+        received go in again (the engine drops those the stored step already
+        used); commands come again from the store, which knows which it applied.
+        """
+        assert loaded.state is not None
+        self._generation += 1
+        self._state = loaded.state
+        rebuild_outputs(self._state)
+        self._event_seq = loaded.event_seq
+        self._next_command_seq = loaded.next_command_seq
+        self._waiting = {
+            seq: message for seq, message in self._waiting.items() if seq >= loaded.next_command_seq
+        }
+        for message in loaded.pending:
+            self._waiting[message.seq] = message
+        # Results that arrived while the checkpoint was written count as well: a task
+        # whose answer is in hand must not be started again.
+        outcomes = [
+            event
+            for event in [*batch, *self._inbox]
+            if isinstance(event, TaskSucceeded | TaskFailed | TaskCancelled | TimerFired)
+        ]
+        self._inbox = []
+        for timer_id in list(self._timers):
+            self._clear_timer(timer_id)
+        transition = advance_all(self._state, [Recovered(self._now()), *outcomes], env)
+        runs = self._state["task_runs"]
+        inflight = {
+            run_id: runs[run_id]["attempt"] for run_id in self._state["inflight"] if run_id in runs
+        }
+        self._abandon_tasks(inflight)
+        started: set[str] = set()
+        actions: list[Action] = []
+        for action in transition.actions:
+            if isinstance(action, RunTask):
+                run_id = action.task_run_id
+                if (
+                    inflight.get(run_id) != action.attempt
+                    or run_id in self._tasks
+                    or run_id in started
+                ):
+                    continue  # finished in this same step, still running here, or twice
+                started.add(run_id)
+            actions.append(action)
+        transition.actions = actions
+        self._release_commands()
+        return transition
+
+    def _abandon_tasks(self, keep: dict[str, int]) -> None:
+        """Cancel the activities of task runs not in ``keep`` (run id -> attempt); drop their
+        answers."""
+        for run_id, handle in list(self._tasks.items()):
+            if keep.get(run_id) == self._task_attempts[run_id]:
+                continue
+            del self._tasks[run_id]
+            del self._task_attempts[run_id]
+            handle.cancel()
+
+    async def _checkpoint(self, transition: Transition) -> bool:
+        """Write the step to the store; False when the store holds another step (see _take_over)."""
         state = self._state
         projection = Projection(
             execution_id=self._execution_id,
@@ -215,12 +296,16 @@ class ExecutionWorkflow:
             event_seq=self._event_seq + len(transition.events),
         )
         # The store may add events of its own (commands refused as the execution finished).
-        self._event_seq = await workflow.execute_local_activity(
+        event_seq: int = await workflow.execute_local_activity(
             CHECKPOINT_ACTIVITY,
             projection,
             result_type=int,
             start_to_close_timeout=STORE_TIMEOUT,
         )
+        if event_seq == DIVERGED:
+            return False
+        self._event_seq = event_seq
+        return True
 
     def _now(self) -> float:
         return workflow.now().timestamp()
@@ -235,6 +320,7 @@ class ExecutionWorkflow:
             if handle is not None:
                 if action.kill:
                     del self._tasks[action.task_run_id]  # nobody waits for its answer
+                    del self._task_attempts[action.task_run_id]
                 handle.cancel()
         elif isinstance(action, SetTimer):
             self._clear_timer(action.timer_id)
@@ -255,7 +341,8 @@ class ExecutionWorkflow:
                 spec=action.spec,
             ),
             result_type=TaskOutcome,
-            activity_id=f"{action.task_run_id}.{action.attempt}",
+            activity_id=f"{action.task_run_id}.{action.attempt}"
+            + (f".{self._generation}" if self._generation else ""),
             start_to_close_timeout=TASK_RUN_LIMIT,
             heartbeat_timeout=timedelta(seconds=self._options.heartbeat_timeout),
             retry_policy=WORKER_LOSS_RETRY,
@@ -265,6 +352,7 @@ class ExecutionWorkflow:
             summary=f"{action.task_type} {action.task_id}",
         )
         self._tasks[action.task_run_id] = handle
+        self._task_attempts[action.task_run_id] = action.attempt
         asyncio.create_task(self._await_task(action, handle))  # noqa: RUF006 - tracked in _tasks
 
     async def _await_task(
@@ -285,8 +373,9 @@ class ExecutionWorkflow:
             else:
                 result = TaskFailed(run_id, attempt, self._now(), outcome.error, outcome.logs)
         if self._tasks.get(run_id) is not handle:
-            return  # killed by terminate: its answer no longer matters
+            return  # killed by terminate, or abandoned: its answer no longer matters
         del self._tasks[run_id]
+        del self._task_attempts[run_id]
         self._inbox.append(result)
 
     async def _timer(self, timer_id: str, deadline: float) -> None:
