@@ -232,3 +232,35 @@ async def test_a_retry_takes_over_the_key_of_a_server_that_died_holding_it(
         again = await http.post(path, json=body, headers={"Idempotency-Key": idempotency_key})
         assert again.json() == retry.json()
         assert again.headers.get("Idempotent-Replayed") == "true"
+
+
+async def test_a_start_retried_after_its_server_died_makes_no_second_execution(
+    db_path: Path,
+) -> None:
+    """The dead server created the execution but never answered; once the retry takes
+    its key over, the start finds that execution instead of creating another."""
+    async with gated_server(db_path) as server, server.client("acme", "operator") as http:
+        engine = server.engine.as_org("acme")
+        idempotency_key = f"idem-{uuid.uuid4().hex}"
+        body = start_body(idempotency_key)
+        first = await engine.start_execution(
+            "api.tests", "approval", labels=body["labels"], idempotency_key=idempotency_key
+        )
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        abandoned = engine.clock() - ABANDONED_CLAIM_SECONDS - 60
+        reservation = IdempotencyRecord(
+            "acme", idempotency_key, "POST", "/api/v1/executions", digest, 0, None, abandoned
+        )
+        assert await engine.store.claim_idempotency(reservation) is None
+
+        retry = await http.post(
+            "/api/v1/executions", json=body, headers={"Idempotency-Key": idempotency_key}
+        )
+        assert retry.status_code == 201, retry.text
+        assert retry.json()["id"] == first.id
+        assert await executions_labelled(http, idempotency_key) == [first.id]
+        # The same key in another organization is another execution.
+        other = await server.engine.as_org("globex").start_execution(
+            "api.tests", "approval", idempotency_key=idempotency_key
+        )
+        assert other.id != first.id

@@ -13,6 +13,7 @@ import contextlib
 import copy
 import dataclasses
 import functools
+import hashlib
 import os
 import re
 import secrets
@@ -71,6 +72,12 @@ DEFAULT_ORG = "default"
 def new_id(prefix: str = "") -> str:
     """Sortable, unique ids: milliseconds since the epoch, then randomness."""
     return f"{prefix}{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+def keyed_id(org_id: str, idempotency_key: str) -> str:
+    """The id of the execution an organization starts with ``idempotency_key``."""
+    digest = hashlib.sha256(f"{org_id}\0{idempotency_key}".encode()).hexdigest()
+    return digest[:24]
 
 
 def _iso(at: float | None) -> str | None:
@@ -387,13 +394,19 @@ class Engine:
         inputs: dict[str, Any] | None = None,
         labels: dict[str, str] | None = None,
         revision: int | None = None,
+        idempotency_key: str | None = None,
     ) -> ExecutionView:
-        """Create an execution (inputs validated and coerced) and start running it here."""
+        """Create an execution (inputs validated and coerced) and start running it here.
+
+        With ``idempotency_key``, the execution's id is derived from it: starting
+        again with the same key (say, a client retrying after its server died
+        mid-request) finds the execution the first start created.
+        """
         revision, index = await self._flow_index(namespace, flow_id, revision)
         flow = index.flow
         values = coerce_inputs(flow.inputs, inputs or {}, loc_prefix=("inputs",))
         now = self.clock()
-        execution_id = new_id()
+        execution_id = keyed_id(self.org_id, idempotency_key) if idempotency_key else new_id()
         all_labels = {**flow.labels, **(labels or {})}
         state = new_state(execution_id, index, inputs=values, labels=all_labels, at=now)
         execution = ExecutionRecord(
@@ -414,10 +427,12 @@ class Engine:
             lease_expires_at=now + self.settings.lease_ttl if self.runtime.run_executions else None,
             commands_version=0,
         )
-        await self.store.create_execution(
+        created = await self.store.create_execution(
             execution,
             Checkpoint(execution_id, "", "QUEUED", {}, None, None, now),
         )
+        if not created:
+            return await self.execution(execution_id)
         self.runtime.watch(execution_id)
         self._remember_flow(execution_id, (self.org_id, namespace, flow_id, revision))
         env = EngineEnv(index, await self._secrets_for(self.org_id))

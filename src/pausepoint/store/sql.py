@@ -89,6 +89,7 @@ INSERT INTO executions (
     id, org_id, namespace, flow_id, flow_revision, status, state, labels, created_at,
     updated_at, event_seq, lease_owner, lease_expires_at, wake_at, commands_version
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0)
+ON CONFLICT (id) DO NOTHING
 """
 _LATEST_REVISION = """
 SELECT revision, deleted FROM flows WHERE org_id = ? AND namespace = ? AND flow_id = ?
@@ -466,13 +467,15 @@ class SqlStore(AccessStore, CheckpointStore):
 
     # -- executions --------------------------------------------------------------
 
-    async def create_execution(self, record: ExecutionRecord, checkpoint: Checkpoint) -> None:
-        await self._call(self._create_execution, record, checkpoint)
+    async def create_execution(self, record: ExecutionRecord, checkpoint: Checkpoint) -> bool:
+        """Store a new execution; False (and nothing written) if its id exists already."""
+        return await self._call(self._create_execution, record, checkpoint)
 
-    def _create_execution(self, record: ExecutionRecord, checkpoint: Checkpoint) -> None:
+    def _create_execution(self, record: ExecutionRecord, checkpoint: Checkpoint) -> bool:
         with self._write() as conn:
             # Plain SQL: starting executions is a hot path (see _write_checkpoint).
-            driver_cursor(conn).execute(
+            cursor = driver_cursor(conn)
+            cursor.execute(
                 _INSERT_EXECUTION,
                 (
                     record.id,
@@ -490,10 +493,13 @@ class SqlStore(AccessStore, CheckpointStore):
                     None if record.lease_owner else record.created_at,
                 ),
             )
+            if not cursor.rowcount:
+                return False
             if checkpoint.events:
                 self._write_checkpoint(conn, checkpoint)
             if record.lease_owner is None:
                 notify(conn, WORK_CHANNEL, [record.id])
+            return True
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         return await self._call(self._get_execution, execution_id)

@@ -36,6 +36,7 @@ async def start_execution(
         inputs=body.inputs,
         labels=body.labels,
         revision=body.revision,
+        idempotency_key=idempotency_key,
     )
     payload = view.model_dump(mode="json")
     await remember(request, caller, idempotency_key, 201, payload)
