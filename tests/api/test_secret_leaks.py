@@ -5,9 +5,8 @@ stored through the API, one from the environment) in every way a flow can: an
 ``http`` task's query, header and body (against a loopback server here that
 records what it got and echoes it back), a ``log`` message, a ``python``
 task's kwargs (the function returns them), an ``agent``'s provider key
-(against the local model server of the agent tests), a ``return`` format, the
-flow's outputs, a failing task's error and a failing template. A Pause task
-takes a SECRET-typed input on resume.
+(against the local model server of the agent tests), a ``return`` format and a
+failing task's error. A Pause task takes a SECRET-typed input on resume.
 
 First the test proves that the secrets really were used (the loopback servers
 received them, the python task saw the right values). Then it scans, for each
@@ -15,7 +14,14 @@ secret's plain, URL-encoded, JSON-escaped, HTML-escaped and base64 forms: the
 reply of every GET route the live ``/openapi.json`` lists (JSON and SSE), the
 organization's live event feed, the web UI's files, the server's whole
 stdout/stderr, and the raw SQLite database files (db, -wal, -shm) while the
-server runs and after it stops.
+server runs and after it stops. The SECRET-typed input is looked for
+everywhere but the database, which keeps it for the tasks that read it.
+
+Then one small flow per way a value once escaped (flow outputs, a template
+error naming it, URL-encoded in a URI, JSON-escaped in an echoed body,
+SECRET-typed start and resume inputs): each must show ``******`` where the
+value was, and the database keeps a SECRET-typed value only in the rows the
+flow needs it in.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import hashlib
 import html
 import json
 import signal
+import sqlite3
 import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
@@ -43,6 +50,7 @@ from tests.agents.model_server import ModelServer, Reply, model_server
 from tests.api.conftest import free_port, running_server
 from tests.api.matrix_support import operations, path_params
 from tests.api.test_server_crash import KEY, ServerProcess, server_process, wait_healthy
+from tests.conftest import eventually
 
 # Shaped like real tokens (base64 characters), with a quote so that JSON escapes it.
 STORED = 'St0red/Sekr3t+Tok3n=="Qx'
@@ -94,6 +102,8 @@ tasks:
     onResume:
       - id: note
         type: STRING
+      - id: password
+        type: SECRET
   - id: result
     type: return
     format: "token={{ secrets.STORED_TOKEN }} env={{ secrets.ENV_TOKEN }}"
@@ -152,6 +162,9 @@ def forms(secret: str) -> dict[str, str]:
 
 
 SECRETS = {"stored secret": STORED, "environment secret": FROM_ENV}
+# The flow reads a SECRET-typed input later, so the database keeps it (in the rows the
+# case tests below name); everything else must not show it.
+SHOWN_NOWHERE = SECRETS | {"SECRET-typed resume input": RESUME_PASSWORD}
 
 
 @dataclass
@@ -314,7 +327,8 @@ async def run_everything(http: httpx.AsyncClient, sink: Sink, model: ModelServer
     leaky = await start(http, "leaky", {"sink": sink.url, "model": model.url})
     await wait_terminal(http, leaky, "PAUSED")
     resumed = await http.post(
-        f"/api/v1/executions/{leaky}/resume", json={"inputs": {"note": "looks fine"}}
+        f"/api/v1/executions/{leaky}/resume",
+        json={"inputs": {"note": "looks fine", "password": RESUME_PASSWORD}},
     )
     assert resumed.status_code == 202, resumed.text
     await wait_terminal(http, leaky, "COMPLETED")
@@ -430,8 +444,8 @@ async def test_a_run_that_uses_secrets_leaks_them_nowhere(
 
     leaks: list[Leak] = []
     for name, body in replies.items():
-        leaks += find_leaks(name, body)
-    leaks += find_leaks("server stdout/stderr", output)
+        leaks += find_leaks(name, body, SHOWN_NOWHERE)
+    leaks += find_leaks("server stdout/stderr", output, SHOWN_NOWHERE)
     for label, files in (("running", files_while_running), ("stopped", files_after)):
         for name, data in files.items():
             leaks += find_leaks(f"database file {name} ({label})", data)
@@ -445,9 +459,10 @@ async def test_a_run_that_uses_secrets_leaks_them_nowhere(
     assert "the service rejected token ******" in failure, failure
 
 
-# -- leaks known today ------------------------------------------------------------------
-# Each case is a way a secret's value still escapes. They are strict xfails: the day a
-# fix lands, its case passes, the xfail fails, and the marker must go.
+# -- each way a secret's value could escape, one by one ------------------------------------
+# Each case once leaked. A secret is masked where a run used it, never dropped: the
+# case says what the execution shows in its place. SECRET-typed inputs are values the
+# flow reads later, so the database keeps them, but only where the flow needs them.
 
 
 @dataclass
@@ -457,12 +472,13 @@ class Case:
     echo_raw_body: bool = False
     resume: dict[str, Any] | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
-    scan_database: bool = True
     ends: str = "COMPLETED"
-
-
-def known_leak(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason)
+    shows: tuple[str, ...] = ()  # in the execution's view, where the secret was
+    # What reached the sink (its path or the token in its body): the real value was used.
+    sink_gets: str | None = None
+    # Rows of the database that may hold the value (table[row].column); None: no row may,
+    # and not a byte of the database files either.
+    kept_in: frozenset[str] | None = None
 
 
 def case_flow(tasks: str, extra: str = "") -> str:
@@ -473,19 +489,24 @@ def case_flow(tasks: str, extra: str = "") -> str:
     )
 
 
-KNOWN_LEAKS = [
+def post_to_sink(task_id: str, value: str) -> str:
+    return (
+        f"  - id: {task_id}\n    type: http\n    method: POST\n"
+        '    uri: "{{ inputs.sink }}/hook"\n'
+        f'    body:\n      token: "{value}"\n'
+    )
+
+
+CASES = [
     pytest.param(
         Case(
             case_flow(
                 "  - id: only\n    type: return\n    format: done\n",
                 'outputs:\n  summary: "key {{ secrets.TOKEN }}"\n',
-            )
+            ),
+            shows=('"outputs":{"summary":"key ******"}',),
         ),
         id="flow-outputs",
-        marks=known_leak(
-            "flow-level outputs are rendered at completion (engine/scheduler.py) without "
-            "scrub(): the value is in the execution's outputs, workflow.completed and the DB"
-        ),
     ),
     pytest.param(
         Case(
@@ -493,12 +514,9 @@ KNOWN_LEAKS = [
                 '  - id: lookup\n    type: return\n    format: "{{ outputs[secrets.TOKEN] }}"\n'
             ),
             ends="FAILED",
+            shows=("has no attribute '******'",),
         ),
         id="template-error",
-        marks=known_leak(
-            "a TemplateError message names the missing key, here the secret's value; "
-            "Scheduler.finish_run stores render errors without scrub()"
-        ),
     ),
     pytest.param(
         Case(
@@ -506,66 +524,77 @@ KNOWN_LEAKS = [
                 "  - id: call\n    type: http\n    method: POST\n"
                 '    uri: "{{ inputs.sink }}/hook?token={{ secrets.TOKEN | urlencode }}"\n'
             ),
+            shows=("/hook?token=******",),
+            sink_gets=f"/hook?token={urllib.parse.quote(STORED)}",
         ),
         id="url-encoded-in-uri",
-        marks=known_leak(
-            "scrub() masks only the plain value: the http task's 'uri' output holds the "
-            "URL-encoded secret"
-        ),
     ),
     pytest.param(
         Case(
-            case_flow(
-                "  - id: call\n    type: http\n    method: POST\n"
-                '    uri: "{{ inputs.sink }}/hook"\n'
-                '    body:\n      token: "{{ secrets.TOKEN }}"\n'
-            ),
+            case_flow(post_to_sink("call", "{{ secrets.TOKEN }}")),
             echo_raw_body=True,
+            shows=('{\\"token\\":\\"******\\"}',),
+            sink_gets=STORED,
         ),
         id="json-escaped-in-echoed-body",
-        marks=known_leak(
-            "scrub() masks only the plain value: a reply echoing the JSON request body "
-            'holds the secret JSON-escaped (its quote as \\")'
-        ),
     ),
     pytest.param(
         Case(
             case_flow(
                 "  - id: approve\n    type: pause\n    onResume:\n"
                 "      - id: password\n        type: SECRET\n"
+                + post_to_sink("use", "{{ outputs.approve.onResume.password }}")
             ),
             secret=RESUME_PASSWORD,
             resume={"password": RESUME_PASSWORD},
-            scan_database=False,  # later tasks may read it: the state has to keep it
+            shows=('"onResume":{"password":"******"}', '"token":"******"'),
+            sink_gets=RESUME_PASSWORD,  # a later task still reads the real value
+            kept_in=frozenset(
+                {"executions.state", "task_runs[approve].data", "commands[resume].payload"}
+            ),
         ),
         id="secret-typed-resume-input",
-        marks=known_leak(
-            "a SECRET-typed onResume value is shown in plain in the audit's payload and in "
-            "the Pause task's outputs (execution view, task.completed event); only "
-            "workflow.resumed redacts it"
-        ),
     ),
     pytest.param(
         Case(
             case_flow(
-                "  - id: only\n    type: return\n    format: done\n",
+                post_to_sink("use", "{{ inputs.password }}"),
                 "  - id: password\n    type: SECRET\n",
             ),
             secret=RESUME_PASSWORD,
             inputs={"password": RESUME_PASSWORD},
-            scan_database=False,
+            shows=('"password":"******"', '"token":"******"'),
+            sink_gets=RESUME_PASSWORD,
+            kept_in=frozenset({"executions.state"}),
         ),
         id="secret-typed-start-input",
-        marks=known_leak(
-            "a SECRET-typed flow input is shown in plain in the execution view's 'inputs' "
-            "(GET /api/v1/executions/{id}); only workflow.started redacts it"
-        ),
     ),
 ]
 
 
-@pytest.mark.parametrize("case", KNOWN_LEAKS)
-async def test_known_ways_a_secret_still_escapes(db_path: Path, case: Case) -> None:
+def database_rows(db: Path) -> Iterator[tuple[str, str]]:
+    """Every cell of every table as text, named ``table[row].column``.
+
+    Rows of task runs are named by their task, commands by their kind.
+    """
+    row_names = {"task_runs": "task_id", "commands": "kind"}
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+        tables = [
+            name
+            for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        ]
+        for table in tables:
+            cursor = connection.execute(f'SELECT * FROM "{table}"')
+            columns = [column[0] for column in cursor.description]
+            for row in cursor:
+                cells = dict(zip(columns, row, strict=True))
+                named = f"[{cells[row_names[table]]}]" if table in row_names else ""
+                for column, value in cells.items():
+                    yield f"{table}{named}.{column}", str(value)
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_each_way_a_secret_could_escape_is_masked(db_path: Path, case: Case) -> None:
     with sink_server() as sink:
         sink.echo_raw_body = case.echo_raw_body
         async with running_server(db_path) as server, server.client("acme", "admin") as http:
@@ -596,11 +625,54 @@ async def test_known_ways_a_secret_still_escapes(db_path: Path, case: Case) -> N
                     f"/api/v1/executions/{execution_id}/state",
                 )
             }
-        if "sink" in case.source and "/hook" in case.source:
-            assert sink.received, "the http task never called the sink"
+        if case.sink_gets is not None:
+            (seen,) = sink.received
+            got = {"path": seen["path"], "token": json.loads(seen["body"] or "{}").get("token")}
+            assert case.sink_gets in got.values(), got
     secret = {"secret": case.secret}
     leaks = [leak for name, body in replies.items() for leak in find_leaks(name, body, secret)]
-    if case.scan_database:
+    if case.kept_in is None:
         for name, data in database_files(db_path).items():
             leaks += find_leaks(f"database file {name}", data, secret)
+    else:
+        kept = set()
+        for place, text in database_rows(db_path):
+            found = find_leaks(f"database row {place}", text, secret)
+            if place in case.kept_in:
+                kept.update(place for _ in found)
+            else:
+                leaks += found
+        # The flow needs the value after a crash: it must be kept where the case says.
+        assert kept == case.kept_in, kept
     assert not leaks, f"secret values escaped:\n{report(leaks)}"
+    view = replies[f"GET /api/v1/executions/{execution_id}"].decode()
+    compact = json.dumps(json.loads(view), separators=(",", ":"))
+    for shown in case.shows:
+        assert shown in compact, compact
+
+
+async def test_a_resume_dry_run_does_not_echo_a_secret_input(db_path: Path) -> None:
+    flow = (
+        "id: dry\nnamespace: leaks\ntasks:\n  - id: approve\n    type: pause\n"
+        "    onResume:\n      - id: note\n        type: STRING\n"
+        "      - id: password\n        type: SECRET\n"
+    )
+    async with running_server(db_path) as server, server.client("acme", "operator") as http:
+        await server.engine.as_org("acme").put_flow(flow)
+        started = await http.post(
+            "/api/v1/executions", json={"namespace": "leaks", "flow_id": "dry"}
+        )
+        execution_id = started.json()["id"]
+
+        async def paused() -> bool:
+            reply = await http.get(f"/api/v1/executions/{execution_id}/state")
+            return bool(reply.json()["state"] == "PAUSED")
+
+        await eventually(paused)
+        reply = await http.post(
+            f"/api/v1/executions/{execution_id}/resume/validate",
+            json={"inputs": {"note": "fine", "password": "hunter2-dry-run"}},
+        )
+        assert reply.status_code == 200, reply.text
+        assert "hunter2-dry-run" not in reply.text
+        assert "fine" in reply.text and "******" in reply.text

@@ -42,8 +42,8 @@ from pausepoint.engine.state import (
     new_block,
     new_state,
     rebuild_outputs,
-    redact,
-    scrub,
+    redact_secret_inputs,
+    secret_input_values,
 )
 from pausepoint.errors import Conflict, InputValidationError, InvalidInput
 from pausepoint.flow.durations import format_duration, parse_duration
@@ -109,10 +109,7 @@ class _Step(Scheduler):
             self.set_timer("execution", self.at + parse_duration(timeout), kind="execution")
 
     def redacted_inputs(self) -> dict[str, Any]:
-        secret_ids = {spec.id for spec in self.index.flow.inputs if spec.type.upper() == "SECRET"}
-        if not secret_ids:
-            return dict(self.state["inputs"])
-        return redact(self.state["inputs"], secret_ids)
+        return dict(redact_secret_inputs(self.index.flow.inputs, self.state["inputs"]))
 
     def on_recovered(self) -> None:
         """Re-issue in-flight work (at-least-once) and re-arm every durable timer."""
@@ -156,23 +153,19 @@ class _Step(Scheduler):
         if run is None:
             return
         self.leave_flight(run)
-        logs = self.scrub(event.logs)
         if run.get("timing_out"):
-            self.fail_leaf(run, self.timeout_message(run), logs=logs)
+            self.fail_leaf(run, self.timeout_message(run), logs=event.logs)
             return
-        self.finish_run(run, T.SUCCESS, outputs=self.scrub(event.outputs), logs=logs)
+        # finish_run masks what the task reports before anything records it.
+        self.finish_run(run, T.SUCCESS, outputs=event.outputs, logs=event.logs)
 
     def on_task_failed(self, event: TaskFailed) -> None:
         run = self.running_attempt(event.task_run_id, event.attempt)
         if run is None:
             return
         self.leave_flight(run)
-        error = self.timeout_message(run) if run.get("timing_out") else self.scrub(event.error)
-        self.fail_leaf(run, error, logs=self.scrub(event.logs))
-
-    def scrub(self, value: Any) -> Any:
-        """Mask secret values in what a task reports before anything records it."""
-        return scrub(value, self.env.secrets)
+        error = self.timeout_message(run) if run.get("timing_out") else event.error
+        self.fail_leaf(run, error, logs=event.logs)
 
     def on_task_cancelled(self, event: TaskCancelled) -> None:
         run = self.running_attempt(event.task_run_id, event.attempt)
@@ -193,6 +186,7 @@ class _Step(Scheduler):
         self, run: dict[str, Any], error: str, *, retry: bool = True, logs: list[Any] | None = None
     ) -> None:
         run.pop("timing_out", None)
+        error, logs = self.mask(error), self.mask(logs)
         task = self.index.task(run["path"])
         policy = task.retry
         if retry and policy and run["attempt"] < policy.max_attempts and self.state["stop"] is None:
@@ -350,6 +344,9 @@ class _Step(Scheduler):
         run = self.runs[pause["task_run_id"]]
         task = self.index.task(run["path"])
         assert isinstance(task, PauseTask)
+        # Later tasks read the real values (outputs.<pause>.onResume.<id>), so the run
+        # keeps them; its views and events redact them, and every masker masks them.
+        self.remember_secret_values(secret_input_values(task.on_resume, values))
         run["outputs"] = {
             "onResume": values,
             "resumed": {"by": by, "on": iso(self.at), "to": S.RUNNING.value},
@@ -361,14 +358,13 @@ class _Step(Scheduler):
         if task.tasks:
             run["block"] = new_block(f"{run['path']}.tasks", len(task.tasks))
         self.touch(run)
-        secret_ids = {spec.id for spec in task.on_resume if spec.type.upper() == "SECRET"}
         self.emit(
             "workflow.resumed",
             pause_id=pause_id,
             task_id=run["task_id"],
             task_run_id=run["id"],
             by=by,
-            inputs=redact(values, secret_ids),
+            inputs=redact_secret_inputs(task.on_resume, values),
         )
         self.run_again_unless_held()
 

@@ -7,6 +7,7 @@ accepted pause and its resume, so no new task starts; a pending pause lands in
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -26,9 +27,12 @@ from pausepoint.engine.model import (
 from pausepoint.engine.state import (
     CONTAINERS,
     EngineEnv,
+    Masker,
     index_output,
     iso,
+    masker,
     new_block,
+    shown_pause_outputs,
     switch_key,
 )
 from pausepoint.errors import TemplateError
@@ -85,6 +89,24 @@ class Scheduler:
 
     def set_status(self, status: ExecutionStatus) -> None:
         self.state["status"] = status.value
+
+    # -- masking -----------------------------------------------------------------
+
+    @functools.cached_property
+    def masker(self) -> Masker:
+        """Masks the secrets' values and the execution's SECRET-typed input values."""
+        return masker(self.env.secrets.values(), self.state.get("secret_values") or ())
+
+    def mask(self, value: Any) -> Any:
+        """``value`` with every secret value masked: apply to all a task run records."""
+        return self.masker(value)
+
+    def remember_secret_values(self, values: list[str]) -> None:
+        known: list[str] = self.state.setdefault("secret_values", [])
+        added = [value for value in values if value not in known]
+        if added:
+            known.extend(added)
+            self.__dict__.pop("masker", None)  # built without them
 
     # -- scheduling ------------------------------------------------------------
 
@@ -155,11 +177,11 @@ class Scheduler:
             self.clear_timer(timer_id)
         if outcome is S.COMPLETED:
             try:
-                state["result"] = render(
-                    self.index.flow.outputs, self.variables(None), where="flow outputs"
+                state["result"] = self.mask(
+                    render(self.index.flow.outputs, self.variables(None), where="flow outputs")
                 )
             except TemplateError as error:
-                state["error"] = {"message": str(error)}
+                state["error"] = {"message": self.mask(str(error))}
                 outcome = S.FAILED
             if outcome is S.COMPLETED and state["warning"]:
                 outcome = S.WARNING
@@ -471,7 +493,18 @@ class Scheduler:
         error: str | None = None,
         logs: list[Any] | None = None,
     ) -> None:
-        """Move a task run to a terminal state and log it."""
+        """Move a task run to a terminal state and log it; masks ``outputs``, ``error``, ``logs``.
+
+        A Pause task's outputs are its onResume values, which later tasks read:
+        the run keeps them as they are and only its event masks them.
+        """
+        error, logs = self.mask(error), self.mask(logs)
+        shown = outputs
+        if outputs is not None:
+            if run["type"] == "pause":
+                shown = self.shown_pause_outputs(run, outputs)
+            else:
+                outputs = shown = self.mask(outputs)
         # Iterations and model calls have no task of their own to allow failure.
         own_task = run["type"] not in ("iteration", agent.MODEL_CALL)
         task = self.index.task(run["path"]) if own_task else None
@@ -489,8 +522,8 @@ class Scheduler:
         self.touch(run)
         data: dict[str, Any] = {"task_run_id": run["id"], "task_id": run["task_id"]}
         if outcome in (T.SUCCESS, T.WARNING):
-            if outputs:
-                data["outputs"] = outputs
+            if shown:
+                data["outputs"] = shown
             if error:
                 data["error"] = error
             self.emit("task.completed", state=outcome.value, logs=logs or [], **data)
@@ -500,6 +533,11 @@ class Scheduler:
             self.emit("task.cancelled", **data)
         elif outcome is T.SKIPPED:
             self.emit("task.skipped", **data)
+
+    def shown_pause_outputs(self, run: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+        """A Pause task run's outputs as views and events show them (SECRET values redacted)."""
+        specs = getattr(self.index.task(run["path"]), "on_resume", ())
+        return shown_pause_outputs(specs, outputs, self.masker)
 
     def cancel_leftovers(self) -> None:
         for run in self.runs.values():

@@ -30,6 +30,7 @@ from pausepoint.engine.control import admit, on_resume_specs, project, view_of
 from pausepoint.engine.flowindex import FlowIndex
 from pausepoint.engine.interpreter import EngineEnv, iso, new_state
 from pausepoint.engine.model import Command, CommandResult, ExecutionStatus
+from pausepoint.engine.state import Masker, masker, redact_secret_inputs, shown_pause_outputs
 from pausepoint.errors import Conflict, FieldError, FlowError, InvalidInput, NotFound
 from pausepoint.flow import coerce_inputs, inputs_json_schema, load_flow
 from pausepoint.flow.model import Flow
@@ -456,13 +457,14 @@ class Engine:
     ) -> ExecutionView:
         state = record.state
         runs.sort(key=lambda run: int(run["id"][1:]))
+        mask = _masker(state, env)
         return ExecutionView(
             id=record.id,
             namespace=record.namespace,
             flow_id=record.flow_id,
             flow_revision=record.flow_revision,
             state=record.status,
-            inputs=state["inputs"],
+            inputs=redact_secret_inputs(env.index.flow.inputs, state["inputs"]),
             labels=record.labels,
             created_at=iso(record.created_at),
             started_at=_iso(record.started_at),
@@ -470,7 +472,7 @@ class Engine:
             checkpoint=state.get("checkpoint"),
             pause_reason=state.get("pause_reason"),
             pause_points=self._pause_points(state, env),
-            task_runs=[_task_run_view(run) for run in runs],
+            task_runs=[_task_run_view(_shown_run(run, env, mask)) for run in runs],
             context=[ContextMessage(**m) for m in state["context"]["messages"]],
             outputs=state.get("result"),
             error=(state.get("error") or {}).get("message") or _first_failure(runs),
@@ -770,22 +772,48 @@ class Engine:
     async def validate_resume(
         self, execution_id: str, inputs: dict[str, Any], pause_id: str | None = None
     ) -> dict[str, Any]:
-        """Dry run of resume: the coerced inputs, or ``InvalidInput`` naming each field."""
+        """Dry run of resume: the coerced inputs (SECRET-typed ones shown as ``******``),
+        or ``InvalidInput`` naming each field."""
         record = await self._record(execution_id)
         env = await self._env_for(record)
+        view = view_of(record.state)
         command = admit(
-            view_of(record.state),
+            view,
             Command(
                 "dry-run", "resume", self.clock(), payload={"inputs": inputs, "pause_id": pause_id}
             ),
             env.index,
         )
         values: dict[str, Any] = command.payload["inputs"]
-        return values
+        specs = on_resume_specs(env.index, view.pauses[command.payload["pause_id"]])
+        return redact_secret_inputs(specs, values)
 
     async def commands(self, execution_id: str) -> list[CommandView]:
-        """Every control command ever accepted for the execution (the audit trail)."""
-        await self._record(execution_id)
+        """Every control command ever accepted for the execution (the audit trail).
+
+        The values of SECRET-typed resume inputs show as ``******``.
+        """
+        record = await self._record(execution_id)
+        commands = await self.store.list_commands(execution_id)
+        env = await self._env_for(record)
+        mask = _masker(record.state, env)
+        # A resume names its pause point; its task (whose inputs say what is SECRET)
+        # is found through the run that opened it.
+        pause_specs: dict[str, Any] = {}
+        if any(c.kind == "resume" and c.payload.get("inputs") for c in commands):
+            for run in await self.store.load_task_runs(execution_id):
+                if run.get("type") == "pause" and run.get("pause_id"):
+                    task = env.index.task(run["path"])
+                    pause_specs[run["pause_id"]] = getattr(task, "on_resume", ())
+
+        def shown(payload: dict[str, Any]) -> dict[str, Any]:
+            inputs = payload.get("inputs")
+            if isinstance(inputs, dict) and inputs:
+                specs = pause_specs.get(payload.get("pause_id") or "", ())
+                payload = {**payload, "inputs": redact_secret_inputs(specs, inputs)}
+            masked: dict[str, Any] = mask(payload)
+            return masked
+
         return [
             CommandView(
                 id=c.id,
@@ -793,7 +821,7 @@ class Engine:
                 kind=c.kind,
                 actor=c.actor,
                 reason=c.reason,
-                payload=c.payload,
+                payload=shown(c.payload),
                 idempotency_key=c.idempotency_key,
                 request_id=c.request_id,
                 status=c.status,
@@ -803,7 +831,7 @@ class Engine:
                 created_at=iso(c.created_at),
                 applied_at=_iso(c.applied_at),
             )
-            for c in await self.store.list_commands(execution_id)
+            for c in commands
         ]
 
     # -- events ------------------------------------------------------------------------
@@ -880,6 +908,19 @@ class Engine:
         await self._record(execution_id)
         self.runtime.watch(execution_id)
         return await self.runtime.adopt(execution_id)
+
+
+def _masker(state: dict[str, Any], env: EngineEnv) -> Masker:
+    """Masks what the execution's engine masks: its secrets and SECRET-typed input values."""
+    return masker(env.secrets.values(), state.get("secret_values") or ())
+
+
+def _shown_run(run: dict[str, Any], env: EngineEnv, mask: Masker) -> dict[str, Any]:
+    """A Pause task run keeps its onResume values for later tasks: show them redacted."""
+    if run.get("type") != "pause" or not run.get("outputs"):
+        return run
+    specs = getattr(env.index.task(run["path"]), "on_resume", ())
+    return {**run, "outputs": shown_pause_outputs(specs, run["outputs"], mask)}
 
 
 def _task_run_view(run: dict[str, Any]) -> TaskRunView:
