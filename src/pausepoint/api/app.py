@@ -39,7 +39,80 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "Unknown id (or another organization's)."},
     409: {"model": ErrorBody, "description": "Not legal now; the message names the state."},
     413: {"model": ErrorBody, "description": "Request body too large."},
+    431: {"model": ErrorBody, "description": "Request headers too large."},
 }
+
+
+def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, item in schema.get("paths", {}).items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "operationId" in operation
+    ]
+
+
+def add_links(schema: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI links from what creates a resource to what reads and controls it.
+
+    A started execution's ``id`` is the ``execution_id`` (or Shannon's
+    ``task_id``) of every route about one execution; a stored (or listed)
+    flow's ``namespace`` and ``id`` name it and start executions of it. Clients
+    and stateful testers (schemathesis) follow them instead of guessing ids.
+    """
+    operations = _operations(schema)
+
+    def links_to(parameter: str) -> dict[str, Any]:
+        return {
+            operation["operationId"]: {
+                "operationId": operation["operationId"],
+                "parameters": {f"path.{parameter}": "$response.body#/id"},
+            }
+            for path, _, operation in operations
+            if "{" + parameter + "}" in path
+        }
+
+    paths = schema.get("paths", {})
+    started = paths.get("/api/v1/executions", {}).get("post", {}).get("responses", {}).get("201")
+    if started is not None:
+        started["links"] = {**links_to("execution_id"), **links_to("task_id")}
+    stored = paths.get("/api/v1/flows/{namespace}/{flow_id}", {}).get("put", {})
+    flow_links = {
+        operation["operationId"]: {
+            "operationId": operation["operationId"],
+            "parameters": {
+                "path.namespace": "$response.body#/namespace",
+                "path.flow_id": "$response.body#/id",
+            },
+        }
+        for path, method, operation in operations
+        if path == "/api/v1/flows/{namespace}/{flow_id}" and method != "put"
+    }
+    start = paths.get("/api/v1/executions", {}).get("post")
+    if start is not None:
+        flow_links[start["operationId"]] = {
+            "operationId": start["operationId"],
+            "requestBody": {
+                "namespace": "$response.body#/namespace",
+                "flow_id": "$response.body#/id",
+            },
+        }
+        listed = paths.get("/api/v1/flows", {}).get("get", {}).get("responses", {}).get("200")
+        if listed is not None:
+            listed["links"] = {
+                "StartTheFirstListedFlow": {
+                    "operationId": start["operationId"],
+                    "requestBody": {
+                        "namespace": "$response.body#/0/namespace",
+                        "flow_id": "$response.body#/0/id",
+                    },
+                }
+            }
+    for status in ("200", "201"):
+        response = stored.get("responses", {}).get(status)
+        if response is not None:
+            response["links"] = flow_links
+    return schema
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -106,6 +179,15 @@ def create_app(engine: Engine) -> FastAPI:
         max_body_bytes=engine.settings.max_body_bytes,
         after=release_unfinished_claim,
     )
+
+    generate_openapi = app.openapi
+
+    def openapi_with_links() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_links(generate_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi_with_links  # type: ignore[method-assign]
 
     app.include_router(ops.router)
     app.include_router(flows.router, responses=ERROR_RESPONSES)

@@ -1,17 +1,32 @@
-"""Request ids and the body-size limit, as plain ASGI (no per-request task group)."""
+"""Request ids and the limits every request passes, as plain ASGI (no per-request task group).
+
+Refused here, before routing, each with a JSON error: request headers over
+:data:`MAX_HEADER_BYTES` in total (431), a path or query string that is not
+UTF-8 once percent-decoded (422, naming it), a body over the configured size
+(413, also when it arrives chunked without a Content-Length).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 Scope = dict[str, Any]
 
+# Far above what browsers, API keys and JWTs need; the server has already read them,
+# but nothing past here has to look at more.
+MAX_HEADER_BYTES = 64 * 1024
+# A caller's X-Request-ID is echoed only if it is a plain token: it lands in a response
+# header and in the audit, so anything else is replaced by an id of our own.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=\-]{1,64}")
+
 
 class RequestLimits:
-    """Give every request an id (``X-Request-ID``, echoed) and refuse bodies over the limit."""
+    """Give every request an id (``X-Request-ID``, echoed) and refuse what is over the limits."""
 
     def __init__(
         self,
@@ -28,10 +43,41 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or ())
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
-        request_id = request_id or secrets.token_hex(8)
+        raw_headers = scope.get("headers") or ()
+        headers = dict(raw_headers)
+        given = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+        request_id = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
+        header_bytes = sum(len(name) + len(value) + 4 for name, value in raw_headers)
+        if header_bytes > MAX_HEADER_BYTES:
+            await self._reply(
+                send,
+                431,
+                {
+                    "detail": f"request headers too large: {header_bytes} bytes, "
+                    f"the limit is {MAX_HEADER_BYTES}",
+                    "code": "headers_too_large",
+                },
+                request_id,
+            )
+            return
+        undecodable = _undecodable_url_part(scope)
+        if undecodable is not None:
+            await self._reply(
+                send,
+                422,
+                {
+                    "detail": [
+                        {
+                            "loc": list(undecodable),
+                            "msg": "not valid UTF-8 once percent-decoded",
+                            "type": "unicode_error",
+                        }
+                    ]
+                },
+                request_id,
+            )
+            return
         if _needs_credentials(scope["path"]) and not (
             headers.get(b"x-api-key") or headers.get(b"authorization")
         ):
@@ -47,32 +93,40 @@ class RequestLimits:
                 extra=[(b"www-authenticate", b"Bearer")],
             )
             return
-        length = headers.get(b"content-length")
         limit = self.max_body_bytes
+        body_too_large = {
+            "detail": f"request body too large: the limit is {limit} bytes",
+            "code": "body_too_large",
+        }
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            await self._reply(
-                send,
-                413,
-                {
-                    "detail": f"request body too large: the limit is {limit} bytes",
-                    "code": "body_too_large",
-                },
-                request_id,
-            )
+            await self._reply(send, 413, body_too_large, request_id)
             return
         received = 0
+        overflowed = False
+        replied = False
 
         async def limited_receive() -> Any:
-            nonlocal received
+            nonlocal received, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    overflowed = True
                     raise BodyTooLarge
             return message
 
         async def send_with_id(message: Any) -> None:
+            nonlocal replied
+            if overflowed:
+                # The app answered a body it could not read in full (FastAPI turns any
+                # error while reading into a 400): whatever it said, the answer is 413.
+                if message["type"] == "http.response.start" and not replied:
+                    replied = True
+                    await self._reply(send, 413, body_too_large, request_id)
+                return
             if message["type"] == "http.response.start":
+                replied = True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
@@ -83,15 +137,8 @@ class RequestLimits:
         try:
             await self.app(scope, limited_receive, send_with_id)
         except BodyTooLarge:
-            await self._reply(
-                send,
-                413,
-                {
-                    "detail": f"request body too large: the limit is {limit} bytes",
-                    "code": "body_too_large",
-                },
-                request_id,
-            )
+            if not replied:
+                await self._reply(send, 413, body_too_large, request_id)
         finally:
             if self.after is not None:
                 await self.after(scope)
@@ -118,6 +165,36 @@ class RequestLimits:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+def _undecodable_url_part(scope: Scope) -> tuple[str, ...] | None:
+    """Where the URL is not UTF-8 once percent-decoded: ``("path",)`` or ``("query", name)``.
+
+    Servers decode such bytes to U+FFFD, so a route would quietly see another
+    value than the one sent (and look it up, or store it).
+    """
+    raw_path = scope.get("raw_path")
+    if isinstance(raw_path, bytes | bytearray):
+        try:
+            unquote_to_bytes(bytes(raw_path)).decode("utf-8")
+        except UnicodeDecodeError:
+            return ("path",)
+    query: bytes = scope.get("query_string") or b""
+    if query:
+        try:
+            query.decode("ascii")
+        except UnicodeDecodeError:
+            return ("query",)
+        for name, value in parse_qsl(
+            query.decode("ascii"), keep_blank_values=True, errors="surrogateescape"
+        ):
+            for text in (name, value):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    shown = name.encode("utf-8", "replace").decode("utf-8")
+                    return ("query", shown)
+    return None
 
 
 class BodyTooLarge(Exception):

@@ -22,6 +22,19 @@ class _Body(BaseModel):
 
 
 class StartExecutionBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "namespace": "company.team",
+                    "flow_id": "vacation_approval_process",
+                    "labels": {"team": "hr"},
+                }
+            ]
+        },
+    )
+
     namespace: str = Field(min_length=1, max_length=255)
     flow_id: str = Field(min_length=1, max_length=255)
     inputs: dict[str, Any] = Field(default_factory=dict)
@@ -30,6 +43,10 @@ class StartExecutionBody(_Body):
 
 
 class PauseBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "review the draft"}]}
+    )
+
     reason: str | None = Field(default=None, max_length=500)
 
     def request(self, execution_id: str, **common: Any) -> ControlRequest:
@@ -38,6 +55,13 @@ class PauseBody(_Body):
 
 
 class ResumeBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"inputs": {"approved": True, "reason": "looks good"}, "pause_id": "p-t2"}]
+        },
+    )
+
     inputs: dict[str, Any] = Field(default_factory=dict)
     pause_id: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=500)
@@ -53,6 +77,10 @@ class ResumeBody(_Body):
 
 
 class CancelBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "wrong input"}]}
+    )
+
     reason: str | None = Field(default=None, max_length=500)
 
     def request(self, execution_id: str, **common: Any) -> ControlRequest:
@@ -60,6 +88,10 @@ class CancelBody(_Body):
 
 
 class TerminateBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "runaway"}]}
+    )
+
     reason: str = Field(min_length=1, max_length=500, description="Why (1-500 characters).")
 
     def request(self, execution_id: str, **common: Any) -> ControlRequest:
@@ -67,6 +99,11 @@ class TerminateBody(_Body):
 
 
 class InjectBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"message": "use the EU template", "role": "user"}]},
+    )
+
     message: str = Field(min_length=1, max_length=100_000)
     role: Literal["user", "system"] = "user"
 

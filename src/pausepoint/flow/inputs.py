@@ -17,6 +17,8 @@ import datetime as dt
 import json
 import math
 import re
+import reprlib
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,6 +60,10 @@ _CHOICES = frozenset({"SELECT", "MULTISELECT"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.][^@\s]*\.[^@\s]+$")
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
+_LARGEST_FLOAT = sys.float_info.max
+# JSON values nest at most as deep as a flow document may: everything downstream
+# (state snapshots, views, events) copies and serialises them recursively.
+MAX_VALUE_DEPTH = 100
 _TRUE = frozenset({"true", "yes", "y", "on", "1"})
 _FALSE = frozenset({"false", "no", "n", "off", "0"})
 
@@ -169,9 +175,33 @@ def _is_template_value(value: Any) -> bool:
     return isinstance(value, str) and is_template(value)
 
 
+_CONTAINER_REPR = reprlib.Repr()
+_CONTAINER_REPR.maxlevel = 3
+_CONTAINER_REPR.maxstring = _CONTAINER_REPR.maxother = 40
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    # Containers are shown a few levels deep only: a repr of a deeply nested value
+    # would run out of recursion (and its text is useless anyway).
+    text = _CONTAINER_REPR.repr(value) if isinstance(value, dict | list | tuple) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _nesting(value: Any, limit: int) -> int:
+    """How deep ``value``'s lists and dicts nest (0 for a scalar), counting up to ``limit + 1``."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            stack.extend(
+                (child, depth) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
 
 
 # --- one coercer per type -------------------------------------------------------------
@@ -206,7 +236,8 @@ def _as_int(value: Any, spec: InputSpec) -> int:
 def _as_float(value: Any, spec: InputSpec) -> float:
     number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
+        # An integer beyond the float range is no FLOAT either (float() would overflow).
+        number = float(value) if abs(value) <= _LARGEST_FLOAT else None
     elif isinstance(value, str) and len(value) < 400:
         try:
             number = float(value.strip())
@@ -290,7 +321,7 @@ def _as_choice(value: Any, spec: InputSpec) -> Any:
         for choice in choices:
             if str(choice) == str(value).strip():
                 return choice
-        if spec.allow_custom_value:
+        if spec.allow_custom_value and not (isinstance(value, float) and not math.isfinite(value)):
             return value
     listed = ", ".join(repr(choice) for choice in choices)
     raise _Invalid(f"expected one of {listed}, got {_show(value)}")
@@ -334,11 +365,16 @@ def _as_array(value: Any, spec: InputSpec) -> list[Any]:
 
 
 def _as_json(value: Any, spec: InputSpec) -> Any:
+    too_deep = _Invalid(f"expected a JSON value nested at most {MAX_VALUE_DEPTH} levels deep")
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            value = json.loads(value)
+        except RecursionError:
+            raise too_deep from None
         except ValueError as exc:
             raise _Invalid(f"expected JSON text, got {_show(value)} ({exc})") from None
+    if _nesting(value, MAX_VALUE_DEPTH) > MAX_VALUE_DEPTH:
+        raise too_deep
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):

@@ -98,6 +98,7 @@ class CheckpointStore:
             self, conn: Connection, execution_id: str, *, lock: bool = False
         ) -> ExecutionRecord | None: ...
         def _pending(self, conn: Connection, execution_id: str) -> list[CommandRecord]: ...
+
         _loads: Callable[[Any], Any]
 
     # -- runtime: checkpoints and leases -------------------------------------------

@@ -26,6 +26,7 @@ from pausepoint.engine.state import iso
 from pausepoint.errors import FieldError, FlowError, InvalidInput, NotFound, PausepointError
 from pausepoint.flow import inputs_json_schema, iter_tasks, load_flow
 from pausepoint.flow.model import Flow
+from pausepoint.flow.parser import MAX_YAML_DEPTH
 from pausepoint.store.records import FlowRecord
 
 router = APIRouter(prefix="/api/v1/flows", tags=["flows"])
@@ -37,7 +38,13 @@ FLOW_BODY = {
         "required": True,
         "description": "The flow as YAML text, or as a JSON object.",
         "content": {
-            "application/x-yaml": {"schema": {"type": "string"}},
+            "application/x-yaml": {
+                "schema": {"type": "string"},
+                "example": (
+                    "id: hello\nnamespace: company.team\ntasks:\n"
+                    "  - id: greet\n    type: log\n    message: hello\n"
+                ),
+            },
             "text/yaml": {"schema": {"type": "string"}},
             "text/plain": {"schema": {"type": "string"}},
             "application/json": {"schema": {"type": "object"}},
@@ -60,11 +67,17 @@ async def flow_source(request: Request) -> str:
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
             document = json.loads(raw or b"null")
+        except RecursionError:
+            document = _TOO_DEEP
         except ValueError as error:
             raise InvalidInput(
                 f"the body is not valid JSON: {error}",
                 [FieldError(("body",), f"invalid JSON: {error}", "json_invalid")],
             ) from None
+        deep = _too_deep(document)
+        if deep is not None:
+            message = f"refused: nesting deeper than {MAX_YAML_DEPTH} levels"
+            raise InvalidInput(message, [FieldError(("body", *deep), message, "too_deep")])
         if not isinstance(document, dict):
             raise InvalidInput(
                 "a JSON flow must be an object",
@@ -83,6 +96,28 @@ async def flow_source(request: Request) -> str:
             "the flow is not UTF-8 text",
             [FieldError(("body",), f"not UTF-8 (byte {error.start})", "unicode_error")],
         ) from None
+
+
+_TOO_DEEP = object()  # a JSON body nested deeper than the JSON parser itself goes
+
+
+def _too_deep(document: Any) -> tuple[str | int, ...] | None:
+    """The path to the first value nested deeper than a flow may be, or None.
+
+    Walked without recursion: the point is to refuse what would exhaust it.
+    """
+    if document is _TOO_DEEP:
+        return ()
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(document, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_YAML_DEPTH:
+            return path[: MAX_YAML_DEPTH + 1]
+        if isinstance(value, dict):
+            stack.extend((item, (*path, str(key))) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((item, (*path, n)) for n, item in enumerate(value))
+    return None
 
 
 def flow_error_response(error: FlowError) -> JSONResponse:
