@@ -17,9 +17,8 @@
 - shell tasks and template sandbox escapes submitted over HTTP never run;
 - SSE clients that never read: the execution still completes, the channel
   window, the organization inboxes and each connection's send buffer stay
-  bounded, and the streams are dropped once the clients go away. A strict
-  xfail pins what still needs a fix in ``api/sse.py``: many such clients slow
-  the engine and keep megabytes each alive (catch-up pages from the store).
+  bounded, and the streams are dropped once the clients go away; twenty of
+  them hold the engine up and keep alive no more than about one window.
 
 ``PAUSEPOINT_HOSTILE_EXAMPLES`` sets the hypothesis examples per fuzz test (default 60).
 """
@@ -1276,14 +1275,6 @@ async def test_sse_clients_that_never_read_stay_within_the_window_and_are_droppe
 STUCK_MANY = 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NEEDS A FIX IN src/pausepoint/api/sse.py (issue 8, owned elsewhere): a follower "
-    "that falls behind the live window re-reads the gap from the store in pages of "
-    "CATCH_UP_PAGE=500 events whatever their size and holds the page while blocked on a "
-    "client that never reads; every stuck stream keeps re-reading the store, which slows "
-    "checkpoints, and keeps megabytes alive. See the issue 8 report for the fix.",
-)
 async def test_many_readers_that_never_read_cost_the_engine_and_memory_no_more_than_the_window(
     tmp_path: Path,
 ) -> None:

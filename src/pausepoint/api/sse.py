@@ -33,6 +33,10 @@ from pausepoint.store.records import EventRecord
 KEEPALIVE_SECONDS = 15.0
 STORE_POLL_SECONDS = 2.0
 MAX_BUFFERED_EVENTS = 1000
+# Reading from the store to catch up: pages of about this many bytes of frames,
+# starting small and growing to at most CATCH_UP_PAGE events.
+CATCH_UP_BYTES = 256 * 1024
+CATCH_UP_FIRST_PAGE = 50
 CATCH_UP_PAGE = 500
 TERMINAL_STATES = frozenset(
     {"COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT"}
@@ -201,6 +205,13 @@ class _Channel:
         return max(base, self.followers / FANOUT_WRITES_PER_SECOND) if base else 0.0
 
 
+def _next_page(events: int, size: int) -> int:
+    """The next catch-up page: as many events as make about CATCH_UP_BYTES, judging by
+    the ``size`` in bytes of the last ``events``."""
+    per_event = max(size / events, 1.0)
+    return max(1, min(CATCH_UP_PAGE, int(CATCH_UP_BYTES / per_event)))
+
+
 _channels: weakref.WeakKeyDictionary[Runtime, dict[str, _Channel]] = weakref.WeakKeyDictionary()
 
 
@@ -239,18 +250,30 @@ async def _execution_frames(
 ) -> AsyncIterator[str]:
     runtime = engine.runtime
     loop = asyncio.get_running_loop()
+    page = CATCH_UP_FIRST_PAGE
     with _following(runtime, execution_id, timing.max_buffered) as channel:
         while True:
-            # Catch up from the store: at the start, after a gap, on the poll tick.
+            # Catch up from the store: at the start, after a gap, on the poll tick. Pages
+            # are sized to about CATCH_UP_BYTES, and each goes out as one write: a client
+            # that stops reading holds one page here, whatever its events weigh.
             while True:
-                batch = await engine.events(execution_id, after=after, limit=CATCH_UP_PAGE)
-                for event in batch:
-                    after = event.seq
-                    yield frame(event.seq, event)
-                    if event.is_terminal:
+                batch = await engine.events(execution_id, after=after, limit=page)
+                full = len(batch) == page
+                ended = next((n for n, event in enumerate(batch) if event.is_terminal), None)
+                if ended is not None:
+                    del batch[ended + 1 :]
+                if batch:
+                    text = "".join(frame(event.seq, event) for event in batch)
+                    page = _next_page(len(batch), len(text))
+                    after = batch[-1].seq
+                    del batch
+                    yield text
+                    del text
+                    if ended is not None:
                         return
-                if len(batch) < CATCH_UP_PAGE:
-                    break
+                    if full:
+                        continue
+                break
             last_poll = last_sent = loop.time()
             if (await engine.state(execution_id)).state in TERMINAL_STATES:
                 # Terminal with no terminal event after `after`: nothing more will come.
