@@ -93,3 +93,15 @@ async def test_openapi_documents_every_new_route(server: RunningServer) -> None:
         "/metrics",
     ):
         assert path in paths, path
+
+
+async def test_every_authenticated_operation_documents_401_and_429(server: RunningServer) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        paths = (await http.get("/openapi.json")).json()["paths"]
+    undocumented = [
+        f"{method.upper()} {path}"
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if "401" in operation.get("responses", {}) and "429" not in operation["responses"]
+    ]
+    assert not undocumented, undocumented

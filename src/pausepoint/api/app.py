@@ -33,12 +33,17 @@ class ErrorBody(BaseModel):
     code: str
 
 
+RATE_LIMITED: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": "Too many failed authentications from this client; see Retry-After.",
+}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No or bad credentials."},
     403: {"model": ErrorBody, "description": "The caller's role is too low."},
     404: {"model": ErrorBody, "description": "Unknown id (or another organization's)."},
     409: {"model": ErrorBody, "description": "Not legal now; the message names the state."},
     413: {"model": ErrorBody, "description": "Request body too large."},
+    429: RATE_LIMITED,
     431: {"model": ErrorBody, "description": "Request headers too large."},
 }
 

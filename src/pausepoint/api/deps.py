@@ -153,6 +153,6 @@ async def body_hash(request: Request) -> str:
     raw = await request.body()
     try:
         canonical = json.dumps(json.loads(raw or b"null"), sort_keys=True).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or too deep to canonicalise
         canonical = raw
     return hashlib.sha256(canonical).hexdigest()

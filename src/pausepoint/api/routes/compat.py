@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
+from pausepoint.api.app import RATE_LIMITED
 from pausepoint.api.deps import Caller, IdempotencyKey, principal_of, scoped
 from pausepoint.api.routes.control import Build, send
 from pausepoint.api.schemas import (
@@ -79,7 +80,8 @@ async def control_as(
 # -- Shannon --------------------------------------------------------------------------
 
 SHANNON_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ShannonError} for status in (401, 403, 404, 409)
+    **{status: {"model": ShannonError} for status in (401, 403, 404, 409)},
+    429: RATE_LIMITED,
 }
 SHANNON_WORDS = {401: "Unauthorized", 403: "Forbidden", 404: "Task not found"}
 
@@ -219,7 +221,8 @@ async def kubiya_message(
 # -- Syntropic137 -----------------------------------------------------------------------
 
 SYNTROPIC_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": SyntropicReply} for status in (401, 403, 404, 409)
+    **{status: {"model": SyntropicReply} for status in (401, 403, 404, 409)},
+    429: RATE_LIMITED,
 }
 
 
