@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from pausepoint.models import TERMINAL_EVENT_TYPES
+
 
 class ExecutionStatus(StrEnum):
     QUEUED = "QUEUED"
@@ -206,3 +208,16 @@ class Transition:
     events: list[LogEvent] = field(default_factory=list)
     command_results: list[CommandResult] = field(default_factory=list)
     changed_task_runs: set[str] = field(default_factory=set)
+
+    def absorb(self, later: Transition, *, actions: bool = True) -> None:
+        """Add what a later call to :func:`advance` in the same step produced."""
+        if actions:
+            self.actions.extend(later.actions)
+        self.events.extend(later.events)
+        self.command_results.extend(later.command_results)
+        self.changed_task_runs |= later.changed_task_runs
+        # A command refused later in the step than the one that ended the execution
+        # goes before the terminal event, which stays the last one of the log.
+        ends = [n for n, event in enumerate(self.events) if event.type in TERMINAL_EVENT_TYPES]
+        if ends and ends[-1] != len(self.events) - 1:
+            self.events.append(self.events.pop(ends[-1]))

@@ -134,9 +134,7 @@ class ExecutionActor:
                     pending.append(await self.execute(action))
                 else:
                     combined.actions.append(action)
-            combined.events.extend(transition.events)
-            combined.command_results.extend(transition.command_results)
-            combined.changed_task_runs |= transition.changed_task_runs
+            combined.absorb(transition, actions=False)
         status = ExecutionStatus(self.state["status"])
         release = status.is_terminal or (
             status is ExecutionStatus.PAUSED

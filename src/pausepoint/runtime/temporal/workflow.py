@@ -80,11 +80,7 @@ def advance_all(state: dict[str, Any], events: list[Event], env: EngineEnv) -> T
     """Feed ``events`` to the engine one by one; everything they produced, as one step."""
     combined = Transition(state)
     for event in events:
-        transition = advance(state, event, env)
-        combined.actions.extend(transition.actions)
-        combined.events.extend(transition.events)
-        combined.command_results.extend(transition.command_results)
-        combined.changed_task_runs |= transition.changed_task_runs
+        combined.absorb(advance(state, event, env))
     return combined
 
 
