@@ -18,7 +18,6 @@ import os
 import re
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,15 +91,18 @@ EXECUTION_FLOW_CACHE = 50_000
 SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
+FlowKey = tuple[str, str, str, int]  # organization, namespace, flow id, revision
+
+
 @dataclass
 class _Caches:
     """Caches shared by an engine and its per-organization views."""
 
     flows: dict[tuple[str, str, str, int], FlowIndex] = field(default_factory=dict)
-    # execution id -> (organization, flow revision key): both fixed for its lifetime
-    execution_flows: OrderedDict[str, tuple[str, tuple[str, str, str, int]]] = field(
-        default_factory=OrderedDict
-    )
+    # execution id -> the flow revision it runs (fixed for its lifetime), oldest first
+    execution_flows: dict[str, FlowKey] = field(default_factory=dict)
+    # One tuple per flow revision, shared by every execution_flows entry that names it
+    flow_keys: dict[FlowKey, FlowKey] = field(default_factory=dict)
     org_secrets: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
     # organization -> the read of its secrets in progress, which every caller shares
     secrets_loading: dict[str, asyncio.Future[dict[str, str]]] = field(default_factory=dict)
@@ -598,7 +600,7 @@ class Engine:
         """
         known = self._shared.execution_flows.get(execution_id)
         if known is not None and known[0] == self.org_id:
-            index = self._flows.get(known[1])
+            index = self._flows.get(known)
             if index is not None:
                 return index
         record = await self._record(execution_id)
@@ -608,11 +610,12 @@ class Engine:
         )
         return index
 
-    def _remember_flow(self, execution_id: str, key: tuple[str, str, str, int]) -> None:
+    def _remember_flow(self, execution_id: str, key: FlowKey) -> None:
+        """Note which flow revision an execution runs (an entry costs about 120 bytes)."""
         flows = self._shared.execution_flows
-        flows[execution_id] = (key[0], key)
+        flows[execution_id] = self._shared.flow_keys.setdefault(key, key)
         if len(flows) > EXECUTION_FLOW_CACHE:
-            flows.popitem(last=False)
+            del flows[next(iter(flows))]
 
     async def _wait_applied(
         self, command: CommandRecord, waiter: asyncio.Future[CommandResult]
