@@ -721,6 +721,7 @@ async def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from pausepoint.api import create_app
+    from pausepoint.api.serving import GracefulServer
 
     extra: dict[str, Any] = {"shell_enabled": True} if args.enable_shell else {}
     paths = [args.flows.resolve()] if args.flows else []
@@ -756,7 +757,7 @@ async def serve(args: argparse.Namespace) -> int:
             # which trusts X-Forwarded-For only from the configured trusted proxies.
             proxy_headers=False,
         )
-        await uvicorn.Server(config).serve()
+        await GracefulServer(config).serve()
         console.print("stopping: letting in-flight tasks reach a checkpoint")
         await engine.runtime.drain(settings.shutdown_grace_period)
     finally:

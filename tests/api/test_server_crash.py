@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -226,3 +227,34 @@ async def test_accepted_commands_survive_a_kill_9_of_the_server(tmp_path: Path) 
             for command_id, execution_id in accepted.items():
                 assert recorded[command_id]["status"] in ("applied", "rejected")
                 assert any(c["id"] == command_id for c in audits[execution_id])
+
+
+async def test_sigterm_lets_tasks_reach_a_checkpoint_and_releases_the_leases(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM stops the server gracefully: it drains, releases its leases and exits 0, so
+    another server takes its executions over at once rather than after a lease expires."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "crash.yaml").write_text(CRASH_FLOW)
+    db = tmp_path / "graceful.db"
+    async with server_process(db, flows, free_port()) as server:
+        key = (await server.read_until(KEY)).group(0)
+        await wait_healthy(server.base_url)
+        async with httpx.AsyncClient(
+            base_url=server.base_url, headers={"X-API-Key": key}, timeout=10
+        ) as http:
+            started = await http.post(
+                "/api/v1/executions", json={"namespace": "api.crash", "flow_id": "crash"}
+            )
+            assert started.status_code == 201, started.text
+        server.process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(server.process.wait(), DEADLINE)
+        assert server.process.stdout is not None
+        server.output.append((await server.process.stdout.read()).decode())
+        output = "".join(server.output)
+        assert code == 0, f"exit code {code}\n{output}"
+        assert "stopping: letting in-flight tasks reach a checkpoint" in output, output
+    with sqlite3.connect(db) as conn:
+        held = conn.execute("SELECT count(*) FROM executions WHERE lease_owner IS NOT NULL")
+        assert held.fetchone() == (0,), "a lease outlived the server that stopped gracefully"
