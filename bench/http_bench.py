@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,27 +34,48 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running ``pausepoint server`` subprocess: its address, admin key and process."""
+
+    base: str
+    key: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
 @contextlib.contextmanager
-def server_process(workdir: Path):  # type: ignore[no-untyped-def]
+def start_server(
+    workdir: Path,
+    *,
+    flows: Path = HERE / "flows",
+    db_name: str = "http.db",
+    env: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """Start ``pausepoint server`` on a free loopback port with a fresh SQLite file in
+    ``workdir`` and the flows (and task modules) in ``flows``; SIGTERM it on exit.
+
+    The admin key is read from the server's first-start output (``workdir/server.log``).
+    """
     port = free_port()
-    env = dict(os.environ)
-    log = open(workdir / "server.log", "w+")  # noqa: SIM115 - closed below
+    log_path = workdir / "server.log"
+    log = open(log_path, "w+")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "pausepoint",
             "--db",
-            f"sqlite:///{workdir / 'http.db'}",
+            f"sqlite:///{workdir / db_name}",
             "server",
             "--port",
             str(port),
             "--flows",
-            str(HERE / "flows"),
+            str(flows),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=env,
+        env={**os.environ, **(env or {})},
     )
     try:
         deadline = time.monotonic() + 30
@@ -72,7 +95,7 @@ def server_process(workdir: Path):  # type: ignore[no-untyped-def]
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
                 break
             time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}", key
+        yield Server(f"http://127.0.0.1:{port}", key, process, log_path)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -80,6 +103,13 @@ def server_process(workdir: Path):  # type: ignore[no-untyped-def]
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@contextlib.contextmanager
+def server_process(workdir: Path) -> Iterator[tuple[str, str]]:
+    """The benchmark's server (bench/flows, ``http.db``): yields its base URL and admin key."""
+    with start_server(workdir) as server:
+        yield server.base, server.key
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -103,12 +133,26 @@ class RawConnection:
         return cls(reader, writer, f"{host}:{port}", key)
 
     async def request(self, method: str, path: str, body: bytes = b"") -> int:
+        status, _ = await self.exchange(method, path, body)
+        return status
+
+    async def exchange(
+        self, method: str, path: str, body: bytes = b"", headers: str = ""
+    ) -> tuple[int, bytes]:
+        """Send one request, read the whole reply: its status and body.
+
+        ``headers`` are extra header lines, each ending in CRLF. Replies must carry a
+        Content-Length (the API's JSON replies do); raises ``ConnectionError`` when the
+        server closed the connection instead of replying.
+        """
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nX-API-Key: {self.key}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{headers}\r\n"
         )
         self.writer.write(head.encode() + body)
         status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError(f"{method} {path}: the server closed the connection")
         length = 0
         while True:
             line = await self.reader.readline()
@@ -117,9 +161,8 @@ class RawConnection:
             name, _, value = line.decode().partition(":")
             if name.lower() == "content-length":
                 length = int(value)
-        if length:
-            await self.reader.readexactly(length)
-        return int(status_line.split()[1])
+        payload = await self.reader.readexactly(length) if length else b""
+        return int(status_line.split()[1]), payload
 
     def close(self) -> None:
         self.writer.close()
