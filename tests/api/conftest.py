@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from pausepoint.api import create_app
 from pausepoint.service.engine import Engine
@@ -65,14 +66,16 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def running_server(db_path: Path, **overrides: object) -> AsyncIterator[RunningServer]:
-    settings = fast_settings(db_path, **overrides)
-    engine = Engine(settings, serve=True)
-    await engine.start()
+async def serving(app: FastAPI) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    """``app`` served by uvicorn on a free loopback port: its base URL and the server.
+
+    As ``pausepoint server`` does, forwarded headers are not trusted (the
+    auth-failure limiter decides who the client is).
+    """
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(engine),
+            app,
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -86,18 +89,29 @@ async def running_server(db_path: Path, **overrides: object) -> AsyncIterator[Ru
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
-        running = RunningServer(f"http://127.0.0.1:{port}", engine)
-        for org in ("acme", "globex"):
-            scoped = engine.as_org(org)
-            for role in ("viewer", "operator", "admin"):
-                key, _ = await scoped.create_api_key(role, f"{org} {role}")
-                running.keys[f"{org}:{role}"] = key
-            await scoped.put_flow(APPROVAL_FLOW)
-        yield running
+        yield f"http://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@contextlib.asynccontextmanager
+async def running_server(db_path: Path, **overrides: object) -> AsyncIterator[RunningServer]:
+    settings = fast_settings(db_path, **overrides)
+    engine = Engine(settings, serve=True)
+    await engine.start()
+    try:
+        async with serving(create_app(engine)) as (base_url, _):
+            running = RunningServer(base_url, engine)
+            for org in ("acme", "globex"):
+                scoped = engine.as_org(org)
+                for role in ("viewer", "operator", "admin"):
+                    key, _ = await scoped.create_api_key(role, f"{org} {role}")
+                    running.keys[f"{org}:{role}"] = key
+                await scoped.put_flow(APPROVAL_FLOW)
+            yield running
+    finally:
         await engine.stop()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from fastapi import FastAPI
 
 from pausepoint.api import create_app
 from pausepoint.api.sse import StreamTiming
 from pausepoint.service.engine import Engine
-from tests.api.conftest import APPROVAL_FLOW, RunningServer, free_port
+from tests.api.conftest import APPROVAL_FLOW, RunningServer, serving
 from tests.conftest import eventually, fast_settings
 
 SSE = {"Accept": "text/event-stream"}
@@ -74,26 +71,6 @@ async def start_paused(http: httpx.AsyncClient) -> str:
 
     await eventually(paused)
     return execution_id
-
-
-@contextlib.asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[str]:
-    """``app`` on a free loopback port; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_json_pages_follow_after_and_limit(server: RunningServer) -> None:
@@ -288,7 +265,7 @@ async def test_idle_streams_send_keep_alive_comments(db_path: Path) -> None:
         key, _ = await scoped.create_api_key("operator")
         await scoped.put_flow(APPROVAL_FLOW)
         async with (
-            serve(app) as base_url,
+            serving(app) as (base_url, _),
             httpx.AsyncClient(base_url=base_url, headers={"X-API-Key": key}, timeout=30) as http,
         ):
             execution_id = await start_paused(http)
@@ -311,7 +288,7 @@ async def test_a_client_behind_the_live_window_catches_up_from_the_store(db_path
         key, _ = await scoped.create_api_key("operator")
         await scoped.put_flow(APPROVAL_FLOW)
         async with (
-            serve(app) as base_url,
+            serving(app) as (base_url, _),
             httpx.AsyncClient(base_url=base_url, headers={"X-API-Key": key}, timeout=30) as http,
         ):
             execution_id = await start_paused(http)

@@ -54,7 +54,7 @@ from pausepoint.api.middleware import MAX_HEADER_BYTES
 from pausepoint.api.sse import StreamTiming
 from pausepoint.flow.inputs import INPUT_TYPES
 from pausepoint.service.engine import Engine
-from tests.api.conftest import RunningServer, free_port, running_server
+from tests.api.conftest import RunningServer, running_server, serving
 from tests.conftest import eventually, fast_settings
 
 EXAMPLES = int(os.environ.get("PAUSEPOINT_HOSTILE_EXAMPLES", "60"))
@@ -1143,24 +1143,13 @@ async def sse_server(db_path: Path) -> AsyncIterator[SseServer]:
     await engine.start()
     app = create_app(engine)
     app.state.sse_timing = StreamTiming(max_buffered=WINDOW)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        org = engine.as_org("acme")
-        key, _ = await org.create_api_key("admin", "sse")
-        await org.put_flow(CHATTY)
-        yield SseServer(f"http://127.0.0.1:{port}", server, engine, key)
+        async with serving(app) as (base_url, server):
+            org = engine.as_org("acme")
+            key, _ = await org.create_api_key("admin", "sse")
+            await org.put_flow(CHATTY)
+            yield SseServer(base_url, server, engine, key)
     finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await engine.stop()
 
 

@@ -9,8 +9,8 @@ import httpx
 
 from pausepoint.api import create_app
 from pausepoint.service.engine import Engine
-from tests.api.conftest import RunningServer
-from tests.api.test_events import serve, start_paused
+from tests.api.conftest import RunningServer, serving
+from tests.api.test_events import start_paused
 from tests.conftest import fast_settings
 
 
@@ -30,7 +30,7 @@ async def test_not_ready_without_a_store(db_path: Path) -> None:
     engine = Engine(fast_settings(db_path))  # never started: its store is closed
     try:
         async with (
-            serve(create_app(engine)) as base_url,
+            serving(create_app(engine)) as (base_url, _),
             httpx.AsyncClient(base_url=base_url) as http,
         ):
             assert (await http.get("/healthz")).status_code == 200

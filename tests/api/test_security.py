@@ -32,7 +32,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
@@ -42,7 +41,7 @@ from pausepoint.api.ratelimit import AuthFailureLimiter, client_key, parse_netwo
 from pausepoint.config import Settings
 from pausepoint.service import auth
 from pausepoint.service.engine import Engine
-from tests.api.conftest import APPROVAL_FLOW, RunningServer, free_port, running_server
+from tests.api.conftest import APPROVAL_FLOW, RunningServer, free_port, running_server, serving
 from tests.api.matrix_support import (
     assert_sane,
     audit,
@@ -90,32 +89,12 @@ async def limited_server(db_path: Path, **overrides: Any) -> AsyncIterator[Limit
     engine = Engine(fast_settings(db_path, **overrides), serve=True)
     await engine.start()
     app = create_app(engine)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            proxy_headers=False,
-        )
-    )
-    task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        key, _ = await engine.as_org("acme").create_api_key("admin", "security")
-        await engine.as_org("acme").put_flow(APPROVAL_FLOW)
-        yield LimitedServer(
-            f"http://127.0.0.1:{port}", engine, lambda: app.state.auth_failures[0], key
-        )
+        async with serving(app) as (base_url, _):
+            key, _ = await engine.as_org("acme").create_api_key("admin", "security")
+            await engine.as_org("acme").put_flow(APPROVAL_FLOW)
+            yield LimitedServer(base_url, engine, lambda: app.state.auth_failures[0], key)
     finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await engine.stop()
 
 

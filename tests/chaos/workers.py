@@ -25,6 +25,9 @@ class WorkerProcess:
         self.pid = process.pid
         self.port = port  # where it serves the HTTP API, if it does
 
+    def __repr__(self) -> str:
+        return f"worker[{self.pid}]"
+
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -69,7 +72,7 @@ class WorkerProcess:
 
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_text().splitlines()[-lines:]
-        return f"--- worker {self.pid} stderr ({self.log_path.name}), last {len(text)} lines:\n" + (
+        return f"--- {self!r} ({self.log_path.name}), last {len(text)} lines:\n" + (
             "\n".join(text) or "(empty)"
         )
 

@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from pausepoint.store.records import Checkpoint, EventRecord
 from tests.agents.model_server import Reply, tool_call, turn_of
 from tests.chaos.checks import History
 from tests.chaos.flows import AGENT_TOOL_CALLS, NAMESPACE
+from tests.chaos.workers import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 CHAOS_TASKS = REPO / "tests" / "chaos"
@@ -115,48 +115,19 @@ class Cluster:
         ]
 
 
-class Process:
-    """One pausepoint subprocess; stdout and stderr go to ``log_path``."""
+class Process(WorkerProcess):
+    """One pausepoint subprocess (API server or worker); its output goes to ``log_path``."""
 
     def __init__(self, role: str, popen: subprocess.Popen[bytes], log_path: Path) -> None:
+        super().__init__(popen, log_path)
         self.role = role
         self.popen = popen
-        self.log_path = log_path
-        self.pid = popen.pid
 
     def __repr__(self) -> str:
         return f"{self.role}[{self.pid}]"
 
-    @property
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    async def kill(self) -> None:
-        """SIGKILL, no cleanup of any kind, and reap."""
-        if self.alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-        await asyncio.to_thread(self.popen.wait)
-
-    async def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds."""
-        if self.alive:
-            self.popen.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(self.popen.wait, grace)
-        await self.kill()
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
     def log_tail(self, lines: int = 30) -> str:
-        text = self.log_text().splitlines()[-lines:]
-        return f"--- {self!r} ({self.log_path.name}), last {len(text)} lines:\n" + (
-            "\n".join(text) or "(empty)"
-        )
+        return super().log_tail(lines)
 
     async def wait_for_output(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
         loop = asyncio.get_running_loop()
