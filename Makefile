@@ -50,9 +50,15 @@ bench-quick: bench-setup
 bench-peers: bench-setup
 	$(PY) bench/run.py --peers-only
 
-# Long chaos runs (the suite runs them in a bounded quick mode).
+# The reliability suites at full length (the test suite runs them in a bounded quick
+# mode): crash storms on embedded SQLite and on temporal+postgres (300 executions, 20
+# kills each), the 30-minute soak, and more examples for the race and hostile-input
+# fuzzers. Figures go in docs/RELIABILITY.md.
+SOAK_ENV := PAUSEPOINT_CHAOS_FULL=1 PAUSEPOINT_RACES_EXAMPLES=150 \
+	PAUSEPOINT_HOSTILE_EXAMPLES=600 PAUSEPOINT_SCHEMATHESIS_EXAMPLES=100
 soak: setup
-	PAUSEPOINT_CHAOS_FULL=1 $(BIN)/pytest tests/chaos -m "slow or not slow"
+	$(SOAK_ENV) $(BIN)/pytest -s -m "slow or not slow" tests/chaos tests/temporal/test_chaos.py \
+		tests/api/test_races.py tests/api/test_hostile.py tests/api/test_schemathesis.py
 
 clean:
 	rm -rf $(VENV) .pausepoint .pytest_cache .mypy_cache .ruff_cache

@@ -305,11 +305,23 @@ async def sse_follower(base: str, key: str, execution_id: str, ready: asyncio.Ev
 
 
 async def checkpoints_with_followers(
-    base: str, key: str, steps: int, followers: int
+    base: str, key: str, steps: int, followers: int, step_ms: float | None = None
 ) -> dict[str, Any]:
-    """Steps/s of one execution while ``followers`` SSE clients follow it live."""
+    """Steps/s of one execution while ``followers`` SSE clients follow it live.
+
+    Without ``step_ms`` the steps are pure (``return``): the engine runs flat out and
+    the followers compete with it for the cores. With ``step_ms`` each step is a
+    python task that takes that long, a load that leaves the engine room.
+    """
+    if step_ms is None:
+        step = "    type: return\n    format: x\n"
+    else:
+        step = (
+            "    type: python\n    function: bench_http_tasks:pace\n"
+            f"    kwargs: {{ms: {step_ms}}}\n"
+        )
     flow = "id: followed\nnamespace: bench\ntasks:\n  - id: gate\n    type: pause\n" + "".join(
-        f"  - id: s{i}\n    type: return\n    format: x\n" for i in range(steps)
+        f"  - id: s{i}\n{step}" for i in range(steps)
     )
     async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=60) as http:
         (
@@ -344,13 +356,18 @@ async def checkpoints_with_followers(
         delivered = await asyncio.gather(*clients)
         after = await checkpoint_totals(http)
     transactions = after[1] - before[1]
-    return {
+    figures = {
         "followers": followers,
         "steps": steps,
         "steps_per_s": round(steps / elapsed, 1),
         "checkpoint_mean_ms": round(1000 * (after[0] - before[0]) / transactions, 3),
         "events_per_follower_min": min(delivered) if delivered else None,
     }
+    if step_ms is not None:
+        # What the engine adds to each step beyond the step's own sleep.
+        figures["step_ms"] = step_ms
+        figures["overhead_per_step_ms"] = round(1000 * elapsed / steps - step_ms, 3)
+    return figures
 
 
 async def checkpoint_totals(http: httpx.AsyncClient) -> tuple[float, int]:
@@ -375,11 +392,24 @@ async def run(workdir: Path, quick: bool) -> dict[str, Any]:
                 rounds[followers].append(
                     await checkpoints_with_followers(base, key, steps, followers)
                 )
+        # The same with steps that take 10 ms each: the engine is not saturated, so
+        # what the followers cost shows as step overhead and checkpoint time.
+        paced: dict[int, list[dict[str, Any]]] = {0: [], 100: []}
+        for _ in range(1 if quick else 3):
+            for followers in paced:
+                paced[followers].append(
+                    await checkpoints_with_followers(
+                        base, key, 50 if quick else 200, followers, step_ms=10
+                    )
+                )
     return {
         "control_load": load,
         "resume_latency": resume,
         "sse_followers": [
             max(runs, key=lambda run: run["steps_per_s"]) for runs in rounds.values()
+        ],
+        "sse_followers_paced": [
+            max(runs, key=lambda run: run["steps_per_s"]) for runs in paced.values()
         ],
     }
 
