@@ -91,6 +91,7 @@ class ExecutionActor:
         self.leaves: dict[str, asyncio.Task[None]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.closed = False
+        self.ended = False  # it reached a terminal state (and let go of it)
         self.task: asyncio.Task[None] | None = None
 
     # -- inputs ----------------------------------------------------------------
@@ -174,7 +175,8 @@ class ExecutionActor:
         self.event_seq = checkpoint.event_seq
         if release:
             self.closed = True
-            if not status.is_terminal:
+            self.ended = status.is_terminal
+            if not self.ended:
                 self.runtime.park(self)
         for action in combined.actions:
             self.perform(action)

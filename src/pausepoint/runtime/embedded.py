@@ -122,8 +122,10 @@ class EmbeddedRuntime:
     # -- running executions ------------------------------------------------------
 
     def watch(self, execution_id: str) -> None:
-        """Bring ``execution_id`` back here when its timers fall due (non-serving processes)."""
-        self.watched.add(execution_id)
+        """Bring ``execution_id`` back here when its timers fall due (non-serving processes;
+        a serving one takes up every execution anyway). Forgotten once it ends here."""
+        if not self.serve:
+            self.watched.add(execution_id)
 
     async def submit(self, execution_id: str, created: NewExecution | None = None) -> None:
         if created is None or self._stopped or not self.run_executions:
@@ -237,6 +239,8 @@ class EmbeddedRuntime:
     def forget(self, actor: ExecutionActor) -> None:
         if self.actors.get(actor.execution_id) is actor:
             del self.actors[actor.execution_id]
+        if actor.ended:
+            self.watched.discard(actor.execution_id)
         if not actor.inbox.empty() and not self._stopped:
             # Something arrived while the actor was letting go: pick it up again.
             task = asyncio.get_running_loop().create_task(self.adopt(actor.execution_id))

@@ -87,7 +87,7 @@ def _iso(at: float | None) -> str | None:
 SECRETS_CACHE_SECONDS = 2.0
 # A control call waiting for its command checks the store at most this far apart.
 WAIT_POLL_CEILING = 1.0
-EXECUTION_FLOW_CACHE = 50_000
+EXECUTION_FLOW_CACHE = 20_000
 SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
