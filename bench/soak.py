@@ -35,7 +35,6 @@ import contextlib
 import json
 import os
 import random
-import signal
 import sys
 import tempfile
 import time
@@ -632,6 +631,7 @@ async def run(plan: Plan, out: Path, workdir: Path | None = None) -> dict[str, A
     verdicts passed; ``result["errors"]`` lists what went wrong.
     """
     recorder = Recorder()
+    about = machine()  # the commit the server runs, as the load starts
     with work_directory(workdir) as work:
         write_flows(work / "flows")
         with start_server(work, flows=work / "flows", db_name="soak.db") as server:
@@ -657,10 +657,9 @@ async def run(plan: Plan, out: Path, workdir: Path | None = None) -> dict[str, A
             finally:
                 api.close()
         log = server.log_path.read_text(errors="replace")
-        # A server that had to be SIGKILLed did not stop. (-SIGTERM is how it exits today:
-        # uvicorn re-raises the signal once it has stopped serving.)
+        # SIGTERM stops the server gracefully: anything but 0 means it did not.
         checks["server_exit_code"] = server.process.returncode
-        if server.process.returncode not in (0, -signal.SIGTERM):
+        if server.process.returncode != 0:
             recorder.error(f"server exited with {server.process.returncode}")
         if "Traceback" in log:
             at = log.index("Traceback")
@@ -671,7 +670,7 @@ async def run(plan: Plan, out: Path, workdir: Path | None = None) -> dict[str, A
     totals["rss_mib_end"] = round(rss_end, 2)
     result: dict[str, Any] = {
         "settings": {**asdict(plan), "load": "open-loop Poisson arrivals, one process"},
-        "machine": machine(),
+        "machine": about,
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "totals": totals,
         "checks": checks,
