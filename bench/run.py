@@ -545,10 +545,22 @@ def main() -> None:
         help="rerun only the side-by-side peers, keeping the rest of results.json",
     )
     parser.add_argument(
+        "--http-only",
+        action="store_true",
+        help="rerun only the HTTP figures (section G), keeping the rest of results.json",
+    )
+    parser.add_argument(
         "--peer-runs", type=int, help="runs per peer (default: 3, or 1 with --quick)"
     )
     args = parser.parse_args()
-    if args.peers_only:
+    if args.http_only:
+        import http_bench
+
+        results = json.loads(RESULTS.read_text())
+        with tempfile.TemporaryDirectory(prefix="pausepoint-bench-") as tmp:
+            results["http"] = asyncio.run(http_bench.run(Path(tmp), args.quick))
+        results["http_measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    elif args.peers_only:
         results = json.loads(RESULTS.read_text())
         results.pop("peers_chart_missing", None)
         results["peers"] = peers.run_all(args.quick, progress, args.peer_runs)

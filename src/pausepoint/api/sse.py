@@ -33,8 +33,9 @@ from pausepoint.store.records import EventRecord
 KEEPALIVE_SECONDS = 15.0
 STORE_POLL_SECONDS = 2.0
 MAX_BUFFERED_EVENTS = 1000
-# Reading from the store to catch up: pages of about this many bytes of frames,
-# starting small and growing to at most CATCH_UP_PAGE events.
+# Reading from the store to catch up: pages of about this many bytes of frames (at
+# most CATCH_UP_PAGE events), sized by the events seen last; the first page of a
+# stream with nothing to judge by is small.
 CATCH_UP_BYTES = 256 * 1024
 CATCH_UP_FIRST_PAGE = 50
 CATCH_UP_PAGE = 500
@@ -201,6 +202,14 @@ class _Channel:
             return False
         return True
 
+    def catch_up_page(self) -> int:
+        """How many events to read from the store at first: about CATCH_UP_BYTES, judging by
+        the frames in the window (CATCH_UP_FIRST_PAGE when there are none to judge by)."""
+        recent = self.frames[-CATCH_UP_FIRST_PAGE:]
+        if not recent:
+            return CATCH_UP_FIRST_PAGE
+        return _next_page(len(recent), sum(len(text) for text in recent))
+
     def coalesce(self, base: float) -> float:
         return max(base, self.followers / FANOUT_WRITES_PER_SECOND) if base else 0.0
 
@@ -250,8 +259,8 @@ async def _execution_frames(
 ) -> AsyncIterator[str]:
     runtime = engine.runtime
     loop = asyncio.get_running_loop()
-    page = CATCH_UP_FIRST_PAGE
     with _following(runtime, execution_id, timing.max_buffered) as channel:
+        page = channel.catch_up_page()
         while True:
             # Catch up from the store: at the start, after a gap, on the poll tick. Pages
             # are sized to about CATCH_UP_BYTES, and each goes out as one write: a client
