@@ -214,17 +214,14 @@ async def paused_memory(workdir: Path, count: int) -> dict[str, Any]:
         # (seen as the runtime publishes their ends: waiting reads nothing back).
         from peers.pausepoint import ended_executions
 
-        with ended_executions(engine) as (ended, news):
+        with ended_executions(engine) as ends:
             started = time.perf_counter()
             for offset in range(0, len(ids), batch):
                 await asyncio.gather(*(engine.resume(i) for i in ids[offset : offset + batch]))
-            waiting = set(ids)
-            while not waiting <= ended:
-                news.clear()
-                await asyncio.wait_for(news.wait(), 600)
+            await ends.all_of(ids)
             resume_all_seconds = time.perf_counter() - started
         completed = await engine.list_executions(states=["COMPLETED"], limit=count + 100)
-        assert waiting <= {record.id for record in completed}, "not every resumed one completed"
+        assert set(ids) <= {record.id for record in completed}, "not every resumed one completed"
     return {
         "paused_executions": count,
         "paused_in_store": len(paused),

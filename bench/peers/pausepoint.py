@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import bench_tasks
@@ -48,35 +48,6 @@ async def terminal(engine: Any, execution_id: str) -> None:
     await until_event(engine, execution_id, set(TERMINAL_EVENT_TYPES))
 
 
-@contextlib.contextmanager
-def all_terminal(engine: Any, ids: list[str]) -> Iterator[asyncio.Event]:
-    """An event set once every execution in ``ids`` has ended; watch before they can end.
-
-    In-memory sinks only: waiting costs the engine nothing, as DBOS's local handles
-    and LangGraph's inline ``ainvoke`` cost theirs nothing."""
-    remaining = set(ids)
-    ended = asyncio.Event()
-    sinks: dict[str, Callable[[list[EventRecord]], None]] = {}
-
-    def watcher(execution_id: str) -> Callable[[list[EventRecord]], None]:
-        def sink(records: list[EventRecord]) -> None:
-            if any(record.type in TERMINAL_EVENT_TYPES for record in records):
-                remaining.discard(execution_id)
-                if not remaining:
-                    ended.set()
-
-        return sink
-
-    for execution_id in ids:
-        sinks[execution_id] = watcher(execution_id)
-        engine.runtime.add_sink(execution_id, sinks[execution_id])
-    try:
-        yield ended
-    finally:
-        for execution_id, sink in sinks.items():
-            engine.runtime.remove_sink(execution_id, sink)
-
-
 async def durable_steps(engine: Any, count: int) -> dict[str, Any]:
     watch = Stopwatch()
     execution = await engine.start_execution("peers", "steps")
@@ -106,41 +77,56 @@ async def resume_latency(engine: Any, count: int) -> dict[str, Any]:
     return latency_summary(latencies)
 
 
-@contextlib.contextmanager
-def ended_executions(engine: Any) -> Iterator[tuple[set[str], asyncio.Event]]:
-    """The ids of executions that end from now on, and an event set at each end.
+class Ends:
+    """The executions that end from now on (see ``ended_executions``)."""
 
-    Watches every execution this process runs (as the organization feed does), so
-    executions that end before their start call has even returned are seen too,
-    with no store read."""
+    def __init__(self) -> None:
+        self.ended: set[str] = set()
+        self._news = asyncio.Event()
+
+    def note(self, execution_id: str, events: list[EventRecord]) -> None:
+        if any(event.type in TERMINAL_EVENT_TYPES for event in events):
+            self.ended.add(execution_id)
+            self._news.set()
+
+    async def all_of(self, ids: Iterable[str], timeout: float = 600) -> None:
+        """Return once every execution in ``ids`` has ended."""
+        waiting = set(ids)
+        while not waiting <= self.ended:
+            self._news.clear()
+            await asyncio.wait_for(self._news.wait(), timeout)
+
+
+@contextlib.contextmanager
+def ended_executions(engine: Any) -> Iterator[Ends]:
+    """Watch the ends of every execution this process runs, from now on.
+
+    Seen as the runtime publishes them (as the organization feed does), so
+    executions that end before their start call has even returned count too;
+    waiting costs the engine nothing, as DBOS's local handles and LangGraph's
+    inline ``ainvoke`` cost theirs nothing, and reads nothing from the store."""
     runtime = engine.runtime
-    ended: set[str] = set()
-    news = asyncio.Event()
+    ends = Ends()
     original = runtime.published
 
     def published(execution_id: str, events: list[EventRecord], results: Any) -> None:
         original(execution_id, events, results)
-        if any(event.type in TERMINAL_EVENT_TYPES for event in events):
-            ended.add(execution_id)
-            news.set()
+        ends.note(execution_id, events)
 
     runtime.published = published
     try:
-        yield ended, news
+        yield ends
     finally:
         runtime.published = original
 
 
 async def throughput(engine: Any, count: int) -> dict[str, Any]:
-    with ended_executions(engine) as (ended, news):
+    with ended_executions(engine) as ends:
         watch = Stopwatch()
         views = await asyncio.gather(
             *(engine.start_execution("peers", "three") for _ in range(count))
         )
-        ids = {view.id for view in views}
-        while not ids <= ended:
-            news.clear()
-            await asyncio.wait_for(news.wait(), 600)
+        await ends.all_of(view.id for view in views)
     return {
         "workflows": count,
         "seconds": round(watch.seconds, 3),
@@ -160,11 +146,11 @@ async def many_paused(engine: Any, count: int) -> dict[str, Any]:
     await asyncio.gather(*(until_event(engine, i, {"workflow.paused"}) for i in ids))
     gc.collect()
     after = rss_bytes()
-    with all_terminal(engine, ids) as ended:
+    with ended_executions(engine) as ends:
         watch = Stopwatch()
         await asyncio.gather(*(engine.resume(execution_id) for execution_id in ids))
         resumed_s = watch.seconds
-        await asyncio.wait_for(ended.wait(), 600)
+        await ends.all_of(ids)
         resume_all_s = watch.seconds
     completed = await engine.list_executions(states=["COMPLETED"], limit=count + 1000)
     assert set(ids) <= {row.id for row in completed}
