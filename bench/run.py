@@ -119,25 +119,12 @@ async def durable_steps(
 
 
 async def resume_latency(workdir: Path, count: int, *, url: str | None = None) -> dict[str, Any]:
-    latencies: list[float] = []
+    """B at full size, measured as the side-by-side harness measures it."""
+    from peers import pausepoint as harness
+
     async with make_engine(url or workdir / "resume.db") as engine:
-        await engine.put_flow(bench_tasks.gate_flow("resumes", count))
-        execution = await engine.start_execution("bench", "resumes")
-        seen = 0
-        for _ in range(count):
-            _, seen = await until_event(engine, execution.id, {"workflow.paused"}, after=seen)
-            bench_tasks.started_event = asyncio.Event()
-            before = time.perf_counter()
-            await engine.resume(execution.id)
-            await bench_tasks.started_event.wait()
-            latencies.append((bench_tasks.step_started[-1] - before) * 1000)
-        await until_event(engine, execution.id, set(TERMINAL_EVENT_TYPES))
-    return {
-        "resumes": count,
-        "p50_ms": round(percentile(latencies, 50), 3),
-        "p99_ms": round(percentile(latencies, 99), 3),
-        "max_ms": round(max(latencies), 3),
-    }
+        await engine.put_flow(bench_tasks.gate_flow("gate", count, "peers"))
+        return await harness.resume_latency(engine, count)
 
 
 PAUSE_FLOW = """
