@@ -317,17 +317,27 @@ class Engine:
         return record
 
     async def _flow_index(
-        self, namespace: str, flow_id: str, revision: int | None = None
+        self,
+        namespace: str,
+        flow_id: str,
+        revision: int | None = None,
+        *,
+        org_id: str | None = None,
     ) -> tuple[int, FlowIndex]:
-        """The parsed flow and its revision (the newest unless ``revision`` is given)."""
+        """The parsed flow and its revision (the newest unless ``revision`` is given).
+
+        A revision never changes once stored, so its parsed flow is reused; usually
+        only the newest revision's number is read.
+        """
+        org_id = org_id or self.org_id
         if revision is None:
-            # Usually the newest revision is parsed already: only its number is read.
-            revision = await self.store.latest_revision(self.org_id, namespace, flow_id)
+            revision = await self.store.latest_revision(org_id, namespace, flow_id)
             if revision is None:
                 raise NotFound(f"flow {namespace}.{flow_id} not found")
-        index = self._flows.get((self.org_id, namespace, flow_id, revision))
+        index = self._flows.get((org_id, namespace, flow_id, revision))
         if index is None:
-            index = await self._index(await self._flow_record(namespace, flow_id, revision))
+            record = await self._flow_record(namespace, flow_id, revision, org_id=org_id)
+            index = await self._index(record)
         return revision, index
 
     async def _index(self, record: FlowRecord) -> FlowIndex:
@@ -341,17 +351,9 @@ class Engine:
 
     async def _env_for(self, execution: ExecutionRecord) -> EngineEnv:
         """The flow revision the execution started with, and its organization's secrets."""
-        # A revision never changes once stored, so its parsed flow can be reused.
-        key = (execution.org_id, execution.namespace, execution.flow_id, execution.flow_revision)
-        index = self._flows.get(key)
-        if index is None:
-            record = await self._flow_record(
-                execution.namespace,
-                execution.flow_id,
-                execution.flow_revision,
-                org_id=execution.org_id,
-            )
-            index = await self._index(record)
+        _, index = await self._flow_index(
+            execution.namespace, execution.flow_id, execution.flow_revision, org_id=execution.org_id
+        )
         return EngineEnv(index, await self._secrets_for(execution.org_id))
 
     def _forget_secrets(self) -> None:
