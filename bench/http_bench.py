@@ -289,7 +289,6 @@ async def sse_follower(base: str, key: str, execution_id: str, ready: asyncio.Ev
             f"X-API-Key: {key}\r\nAccept: text/event-stream\r\n\r\n"
         ).encode()
     )
-    ready.set()
     # Count frames in whole chunks (C-speed ``bytes.count``): the load process shares
     # the two cores with the server, so a follower must cost it as little as a browser would.
     events = 0
@@ -299,7 +298,12 @@ async def sse_follower(base: str, key: str, execution_id: str, ready: asyncio.Ev
             data = tail + chunk
             events += data.count(b"\nid: ")
             tail = data[-4:]
+            if events:
+                # Following: the execution's first events have arrived, so the server is
+                # done setting this stream up (auth, the catch-up read) before it is timed.
+                ready.set()
     finally:
+        ready.set()
         writer.close()
     return events
 

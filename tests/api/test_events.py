@@ -283,7 +283,9 @@ async def test_idle_streams_send_keep_alive_comments(db_path: Path) -> None:
 async def test_a_client_behind_the_live_window_catches_up_from_the_store(db_path: Path) -> None:
     async with Engine(fast_settings(db_path), serve=True) as engine:
         app = create_app(engine)
-        app.state.sse_timing = StreamTiming(keepalive=60, store_poll=60, max_buffered=1)
+        app.state.sse_timing = StreamTiming(
+            keepalive=60, store_poll=60, max_buffered=1, window_bytes=1
+        )
         scoped = engine.as_org("acme")
         key, _ = await scoped.create_api_key("operator")
         await scoped.put_flow(APPROVAL_FLOW)

@@ -1100,6 +1100,7 @@ async def test_template_sandbox_escapes_submitted_over_http_never_run(
 # -- SSE clients that never read ------------------------------------------------------------------
 
 WINDOW = 50  # StreamTiming.max_buffered: the live window of one execution's channel
+WINDOW_BYTES = 2**20  # StreamTiming.window_bytes: what a channel keeps for slow followers
 ITERATIONS = 400
 BLOB = 20_000  # bytes each task.completed event carries
 CHATTY = f"""
@@ -1142,7 +1143,7 @@ async def sse_server(db_path: Path) -> AsyncIterator[SseServer]:
     engine = Engine(fast_settings(db_path), serve=True)
     await engine.start()
     app = create_app(engine)
-    app.state.sse_timing = StreamTiming(max_buffered=WINDOW)
+    app.state.sse_timing = StreamTiming(max_buffered=WINDOW, window_bytes=WINDOW_BYTES)
     try:
         async with serving(app) as (base_url, server):
             org = engine.as_org("acme")
@@ -1241,14 +1242,16 @@ async def test_sse_clients_that_never_read_stay_within_the_window_and_are_droppe
 
             channel = sse._channels[running.engine.runtime][execution_id]
             assert channel.followers == 8
-            assert len(channel.frames) <= 2 * WINDOW, len(channel.frames)
+            # Stuck followers hold the channel's window up to its byte bound, no further.
+            assert channel.size <= WINDOW_BYTES + BLOB + 2000, channel.size
+            assert channel.size == sum(map(len, channel.frames)), "frames' sizes are tracked"
             hub = sse._hubs[running.engine.runtime]
             inboxes = [s.inbox for s in hub.subscriptions.get("acme", ())]
             # The organization feed ends a stream whose inbox overflowed (reconnect to resume).
             assert all(len(inbox.events) <= WINDOW for inbox in inboxes)
             # Each stuck connection's send buffer holds at most one window of frames.
             buffered = running.buffered()
-            assert max(buffered) <= 2 * WINDOW * (BLOB + 2000), buffered
+            assert max(buffered) <= WINDOW_BYTES + BLOB + 2000, buffered
             assert sum(buffered) < 10 * ITERATIONS * BLOB / 4, buffered
 
         async def dropped() -> bool:
@@ -1299,7 +1302,7 @@ async def test_many_readers_that_never_read_cost_the_engine_and_memory_no_more_t
                 held, _ = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-    window = 2 * WINDOW * (BLOB + 2000)
+    window = WINDOW_BYTES + BLOB + 2000
     allowance = window + len(paths) * 256 * 1024 + 8 * 2**20
     problems = []
     if took > 1.5 * baseline + 0.3:

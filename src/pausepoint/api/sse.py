@@ -7,11 +7,12 @@ Streams never hold the engine up. The live events of an execution reach this
 process's followers through one shared channel: the runtime hands it each
 checkpoint's events once, they are rendered once, and the followers (each just
 a cursor) send them in coalesced bursts, so a hundred followers cost the engine
-about what a few do. A follower that falls behind the channel's bounded window
-reads the gap from the store and carries on; nothing is skipped. The store is
-read only to catch up (at the start, after a gap, or every ``store_poll``
-seconds while the execution does not run in this process, for events written by
-other processes).
+about what a few do. The channel keeps what its slowest follower still has to
+send, up to a byte bound; a follower that falls further behind reads the gap from
+the store and carries on, and nothing is skipped. The store is read only to catch
+up (at the start, after a gap, or every ``store_poll`` seconds while the execution
+does not run in this process, for events written by other processes), and
+followers reading the same page at once share one read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -33,6 +35,9 @@ from pausepoint.store.records import EventRecord
 KEEPALIVE_SECONDS = 15.0
 STORE_POLL_SECONDS = 2.0
 MAX_BUFFERED_EVENTS = 1000
+# An execution's live window keeps the frames its slowest follower has not sent yet,
+# up to this many bytes; one further behind catches up from the store.
+WINDOW_BYTES = 8 * 1024 * 1024
 # Reading from the store to catch up: pages of about this many bytes of frames (at
 # most CATCH_UP_PAGE events), sized by the events seen last; the first page of a
 # stream with nothing to judge by is small.
@@ -47,8 +52,11 @@ TERMINAL_STATES = frozenset(
 # Live events wait this long after a wake-up so that bursts go out in one write.
 COALESCE_SECONDS = 0.02
 # All followers of one execution together send at most about this many writes per
-# second: the wait grows with their number, so a crowd costs the engine what ten do.
-FANOUT_WRITES_PER_SECOND = 500.0
+# second: the wait grows with their number (a hundred see events within half a
+# second), so a crowd costs the engine about what a few do. Measured in
+# bench/http_bench.py: at 500 a hundred followers of a flat-out execution took a
+# third of its steps/s, at 200 about a tenth.
+FANOUT_WRITES_PER_SECOND = 200.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class StreamTiming:
     keepalive: float = KEEPALIVE_SECONDS
     store_poll: float = STORE_POLL_SECONDS
     max_buffered: int = MAX_BUFFERED_EVENTS
+    window_bytes: int = WINDOW_BYTES
     coalesce: float = COALESCE_SECONDS
 
 
@@ -109,33 +118,72 @@ class _Inbox:
         return woken
 
 
+@dataclass(eq=False)
+class _Follower:
+    """One stream's place in a channel: the last stored event it sent, and how many
+    live-only frames after that one."""
+
+    after: int
+    tail_sent: int = 0
+
+
+@dataclass(frozen=True)
+class _Page:
+    """Events read from the store to catch up, rendered once for every follower that asked."""
+
+    text: str
+    count: int
+    last_seq: int
+    full: bool  # as many as asked for: there may be more
+    ended: bool  # it holds the terminal event (and nothing after it)
+
+
 class _Channel:
     """The recent live events of one execution, shared by everyone following it here.
 
     The runtime hands each checkpoint's events to the channel once, however many
-    followers there are: they are rendered to frames once, kept in a bounded
-    window, and one future wakes every waiting follower. Each follower only keeps
-    a cursor; one that falls behind the window reads the gap from the store.
+    followers there are: they are rendered to frames once, and one future wakes
+    every waiting follower. The window keeps the frames some follower has not sent
+    yet (and the last ``limit``, for followers about to join), up to ``max_bytes``;
+    a follower that falls behind that reads the gap from the store. Followers that
+    read the same page of the store at the same time share one read.
 
     Live-only events (streamed tokens) have no sequence number: each is kept with
     the stored event that follows it (or in ``tail`` until one does), so followers
     get them in order, once, even when both arrive within one coalescing wait.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_bytes: int) -> None:
         self.limit = max(limit, 1)
+        self.max_bytes = max_bytes
         self.first_seq = 0  # seq of frames[0]; 0 while empty
         self.frames: list[str] = []
         self.leads: list[list[str]] = []  # live-only frames just before each stored one
+        self.sizes: list[int] = []  # bytes of each stored frame with its leads
+        self.size = 0
         self.tail: list[str] = []  # live-only frames after the last stored one
         self.terminal_seq: int | None = None
-        self.followers = 0
+        self.members: set[_Follower] = set()
+        self._trim_at = 2 * self.limit
         self._news: asyncio.Future[None] | None = None
         self._burst: tuple[tuple[int, int, int], str] = ((0, 0, 0), "")
+        self._reads: dict[tuple[int, int], asyncio.Future[_Page]] = {}
+
+    @property
+    def followers(self) -> int:
+        return len(self.members)
 
     @property
     def last_seq(self) -> int:
         return self.first_seq + len(self.frames) - 1 if self.frames else 0
+
+    def join(self, after: int) -> _Follower:
+        follower = _Follower(after)
+        self.members.add(follower)
+        return follower
+
+    def leave(self, follower: _Follower) -> None:
+        self.members.discard(follower)
 
     def put(self, events: list[EventRecord]) -> None:
         """The runtime's sink: called in the loop with each checkpoint's new events."""
@@ -144,23 +192,46 @@ class _Channel:
                 self.tail.append(live_only_frame(record))
                 continue
             if self.frames and record.seq != self.last_seq + 1:
-                self.frames.clear()  # not contiguous: start again from here
-                self.leads.clear()
+                self._drop(len(self.frames))  # not contiguous: start again from here
             if not self.frames:
                 self.first_seq = record.seq
-            self.frames.append(frame(record.seq, event_view(record)))
+            text = frame(record.seq, event_view(record))
+            size = len(text) + sum(map(len, self.tail))
+            self.frames.append(text)
             self.leads.append(self.tail)
+            self.sizes.append(size)
+            self.size += size
             self.tail = []
             if record.type in TERMINAL_EVENT_TYPES:
                 self.terminal_seq = record.seq
-        if len(self.frames) > 2 * self.limit:
-            dropped = len(self.frames) - self.limit
-            del self.frames[:dropped]
-            del self.leads[:dropped]
-            self.first_seq += dropped
+        if len(self.frames) >= self._trim_at or self.size > self.max_bytes:
+            self._trim()
         if self._news is not None:
             self._news.set_result(None)
             self._news = None
+
+    def _trim(self) -> None:
+        """Forget the frames every follower has sent, beyond the last ``limit``; and the
+        oldest, needed or not, while the window holds more than ``max_bytes``."""
+        slowest = min((member.after for member in self.members), default=self.last_seq)
+        keep_from = min(slowest + 1, self.last_seq - self.limit + 1)
+        count = max(0, keep_from - self.first_seq)
+        size = self.size - sum(self.sizes[:count])
+        if size > self.max_bytes:
+            # Over the bound: make room for a while (to three quarters), not one frame a time.
+            while size > self.max_bytes * 3 // 4 and count < len(self.frames) - 1:
+                size -= self.sizes[count]
+                count += 1
+        self._drop(count)
+        # Look again when another `limit` frames came (trimming is a copy of the lists).
+        self._trim_at = len(self.frames) + self.limit
+
+    def _drop(self, count: int) -> None:
+        if count <= 0:
+            return
+        self.size -= sum(self.sizes[:count])
+        del self.frames[:count], self.leads[:count], self.sizes[:count]
+        self.first_seq = self.first_seq + count if self.frames else 0
 
     def after(self, seq: int, sent: int = 0) -> str | None:
         """Frames after ``seq`` as one string ("" if none yet); None if the window lost some.
@@ -202,6 +273,19 @@ class _Channel:
             return False
         return True
 
+    async def read(self, engine: Engine, execution_id: str, after: int, limit: int) -> _Page:
+        """Up to ``limit`` stored events after ``after``, up to the terminal one, as frames.
+
+        Followers asking for the same page while it is being read share the read.
+        """
+        key = (after, limit)
+        pending = self._reads.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(_read_page(engine, execution_id, after, limit))
+            self._reads[key] = pending
+            pending.add_done_callback(lambda _: self._reads.pop(key, None))
+        return await asyncio.shield(pending)
+
     def catch_up_page(self) -> int:
         """How many events to read from the store at first: about CATCH_UP_BYTES, judging by
         the frames in the window (CATCH_UP_FIRST_PAGE when there are none to judge by)."""
@@ -211,7 +295,27 @@ class _Channel:
         return _next_page(len(recent), sum(len(text) for text in recent))
 
     def coalesce(self, base: float) -> float:
-        return max(base, self.followers / FANOUT_WRITES_PER_SECOND) if base else 0.0
+        """How long a woken follower waits for more events before it writes.
+
+        On average ``base``, or longer as followers grow in number; drawn at random
+        around that, so that the followers of one execution, all woken by the same
+        checkpoint, do not all write at once: a hundred writes in one go would hold
+        the event loop, and the engine's next step, for milliseconds.
+        """
+        if not base:
+            return 0.0
+        return max(base, self.followers / FANOUT_WRITES_PER_SECOND) * random.uniform(0.5, 1.5)
+
+
+async def _read_page(engine: Engine, execution_id: str, after: int, limit: int) -> _Page:
+    batch = await engine.events(execution_id, after=after, limit=limit)
+    full = len(batch) == limit
+    ended = next((n for n, event in enumerate(batch) if event.is_terminal), None)
+    if ended is not None:
+        del batch[ended + 1 :]
+    text = "".join(frame(event.seq, event) for event in batch)
+    last_seq = batch[-1].seq if batch else after
+    return _Page(text, len(batch), last_seq, full, ended is not None)
 
 
 def _next_page(events: int, size: int) -> int:
@@ -225,18 +329,20 @@ _channels: weakref.WeakKeyDictionary[Runtime, dict[str, _Channel]] = weakref.Wea
 
 
 @contextlib.contextmanager
-def _following(runtime: Runtime, execution_id: str, limit: int) -> Iterator[_Channel]:
+def _following(
+    runtime: Runtime, execution_id: str, after: int, timing: StreamTiming
+) -> Iterator[tuple[_Channel, _Follower]]:
     """Join the channel of ``execution_id`` (opened on first use, closed by the last to leave)."""
     channels = _channels.setdefault(runtime, {})
     channel = channels.get(execution_id)
     if channel is None:
-        channel = channels[execution_id] = _Channel(limit)
+        channel = channels[execution_id] = _Channel(timing.max_buffered, timing.window_bytes)
         runtime.add_sink(execution_id, channel.put)
-    channel.followers += 1
+    follower = channel.join(after)
     try:
-        yield channel
+        yield channel, follower
     finally:
-        channel.followers -= 1
+        channel.leave(follower)
         if not channel.followers:
             runtime.remove_sink(execution_id, channel.put)
             del channels[execution_id]
@@ -259,51 +365,46 @@ async def _execution_frames(
 ) -> AsyncIterator[str]:
     runtime = engine.runtime
     loop = asyncio.get_running_loop()
-    with _following(runtime, execution_id, timing.max_buffered) as channel:
-        page = channel.catch_up_page()
+    with _following(runtime, execution_id, after, timing) as (channel, me):
+        size = channel.catch_up_page()
         while True:
             # Catch up from the store: at the start, after a gap, on the poll tick. Pages
             # are sized to about CATCH_UP_BYTES, and each goes out as one write: a client
             # that stops reading holds one page here, whatever its events weigh.
             while True:
-                batch = await engine.events(execution_id, after=after, limit=page)
-                full = len(batch) == page
-                ended = next((n for n, event in enumerate(batch) if event.is_terminal), None)
-                if ended is not None:
-                    del batch[ended + 1 :]
-                if batch:
-                    text = "".join(frame(event.seq, event) for event in batch)
-                    page = _next_page(len(batch), len(text))
-                    after = batch[-1].seq
-                    del batch
-                    yield text
-                    del text
-                    if ended is not None:
-                        return
-                    if full:
-                        continue
-                break
+                page = await channel.read(engine, execution_id, me.after, size)
+                if page.count:
+                    size = _next_page(page.count, len(page.text))
+                    yield page.text
+                    me.after = page.last_seq
+                ended, more = page.ended, page.full
+                del page  # a stream holds no page while it waits
+                if ended:
+                    return
+                if not more:
+                    break
             last_poll = last_sent = loop.time()
             if (await engine.state(execution_id)).state in TERMINAL_STATES:
                 # Terminal with no terminal event after `after`: nothing more will come.
-                if not await engine.events(execution_id, after=after, limit=1):
+                if not await engine.events(execution_id, after=me.after, limit=1):
                     return
                 continue
-            tail_sent = 0
+            me.tail_sent = 0
             while True:
-                burst = channel.after(after, tail_sent)
+                burst = channel.after(me.after, me.tail_sent)
                 if burst is None:
                     break  # the window moved past us: read the gap from the store
                 if burst:
+                    upto = channel.last_seq  # more may come while the burst is being sent
                     yield burst
-                    after = channel.last_seq
-                    tail_sent = 0
+                    me.after, me.tail_sent = upto, 0
                     last_sent = loop.time()
-                    if channel.terminal_seq is not None and after >= channel.terminal_seq:
+                    if channel.terminal_seq is not None and upto >= channel.terminal_seq:
                         return
-                if tail := channel.live_tail(after, tail_sent):
+                if tail := channel.live_tail(me.after, me.tail_sent):
+                    count = len(channel.tail)
                     yield tail
-                    tail_sent = len(channel.tail)
+                    me.tail_sent = count
                     last_sent = loop.time()
                 now = loop.time()
                 if now - last_poll >= timing.store_poll:
@@ -317,7 +418,11 @@ async def _execution_frames(
                 woken = await channel.wait(
                     min(timing.keepalive - (now - last_sent), timing.store_poll - (now - last_poll))
                 )
-                if woken and not runtime.owns(execution_id) and not channel.after(after, tail_sent):
+                if (
+                    woken
+                    and not runtime.owns(execution_id)
+                    and not channel.after(me.after, me.tail_sent)
+                ):
                     break  # written by another process (it notified us): read the store
                 if woken and timing.coalesce:
                     # Let a burst of checkpoints gather: one write for many events.
