@@ -29,6 +29,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 TASK_QUEUE = "plain-bench"
+# Resumes are sent this long after the workflow is waiting: a person resumes a paused
+# run seconds later, when the workflow task that paused it has long been completed.
+# Both sides (plain here, pausepoint in pausepoint_temporal.py) wait the same.
+SETTLE_SECONDS = 0.05
 _started: dict[str, float] = {}
 _arrived: dict[str, asyncio.Event] = {}
 STEP_TIMEOUT = timedelta(seconds=30)
@@ -197,7 +201,7 @@ async def plain_resume_latency(client: Client, count: int) -> dict[str, Any]:
             PlainGate.run, token, id=f"plain-gate-{token}", task_queue=TASK_QUEUE
         )
         # Let the workflow reach its wait before the clock starts, as a paused run would.
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(SETTLE_SECONDS)
         sent = time.perf_counter()
         await handle.signal(PlainGate.resume)
         await handle.result()
