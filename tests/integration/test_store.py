@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from pausepoint.errors import InvalidInput
-from pausepoint.store import schema
+from pausepoint.store import schema, wal
 from pausepoint.store.dialects import asyncpg_url
 from pausepoint.store.records import Checkpoint, EventRecord, ExecutionRecord
 from pausepoint.store.sql import SqlStore, create_store
@@ -256,3 +258,71 @@ async def test_json_floats_and_booleans_round_trip(db_url: str) -> None:
         assert await store.sealed_secrets("default") == {"token": ("sealed-2", now + 1)}
     finally:
         await store.close()
+
+
+# -- the SQLite write-ahead log ------------------------------------------------------------
+
+
+def wal_size(path: Path) -> int:
+    return Path(f"{path}-wal").stat().st_size
+
+
+def autocheckpoint_pages(store: SqlStore) -> int:
+    with store._read() as conn:
+        return int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+
+
+async def test_sqlite_commits_leave_the_wal_to_a_checkpointing_thread_and_it_stays_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's own thread copies the WAL into the database file; the store's
+    connection does only past BACKSTOP_PAGES, which under a steady stream of writes
+    (where the log is never wholly copied as a write begins) keeps the log bounded."""
+    monkeypatch.setattr(wal, "BACKSTOP_PAGES", 250)  # about 1 MB, to keep the test small
+    path = tmp_path / "wal.db"
+    store = SqlStore(f"sqlite:///{path}")
+    await store.open()
+    blob = "x" * 4000
+    written = high_water = 0
+    try:
+        assert await store._call(autocheckpoint_pages, store) == wal.BACKSTOP_PAGES
+        await store.create_execution(
+            execution_record("e1", 100.0, "me"), _checkpoint("e1", "me", 0)
+        )
+        for seq in range(1, 3001):
+            step = dataclasses.replace(
+                _checkpoint("e1", "me", seq),
+                events=[EventRecord("e1", seq, "task.started", 2.0, {"blob": blob})],
+            )
+            assert await store.checkpoint([step]) == [True]
+            written += len(blob)
+            high_water = max(high_water, wal_size(path))
+        assert store._wal is not None and store._wal.checkpoints > 0
+    finally:
+        await store.close()
+    # 12 MB went through a log that never grew much past the backstop.
+    assert written >= 12_000_000
+    assert high_water < 3 * 2**20, f"the WAL grew to {high_water / 2**20:.1f} MiB"
+    reopened = SqlStore(f"sqlite:///{path}")
+    await reopened.open()
+    try:
+        assert len(await reopened.read_events("e1", limit=5000)) == 3000
+    finally:
+        await reopened.close()
+
+
+async def test_closing_a_sqlite_store_just_after_a_write_stops_its_checkpointing_thread(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "closing.db"
+    for round_ in range(20):
+        store = SqlStore(f"sqlite:///{path}")
+        await store.open()
+        execution_id = f"e{round_}"
+        await store.create_execution(
+            execution_record(execution_id, 100.0, "me"), _checkpoint(execution_id, "me", 0)
+        )
+        await store.checkpoint([_checkpoint(execution_id, "me", 1)])
+        # The checkpointing thread is now waiting to gather more writes: stop it there.
+        await asyncio.wait_for(store.close(), 10)
+    assert not [t for t in threading.enumerate() if t.name == "pausepoint-wal-checkpoint"]

@@ -62,6 +62,7 @@ from pausepoint.store.rows import (
     command_row,
     execution_row,
 )
+from pausepoint.store import wal
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -138,6 +139,7 @@ class SqlStore(AccessStore, CheckpointStore):
         self._queue: list[_QueuedCall] = []
         self._draining = False
         self._batching = False  # on the database thread: inside a batch's transaction
+        self._wal: wal.WalCheckpointer | None = None  # SQLite files: checkpoints the WAL
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -173,6 +175,8 @@ class SqlStore(AccessStore, CheckpointStore):
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Checkpoints run on a thread of their own (store/wal.py), not in commits.
+            cursor.execute(f"PRAGMA wal_autocheckpoint={wal.BACKSTOP_PAGES}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -182,6 +186,9 @@ class SqlStore(AccessStore, CheckpointStore):
         self._engine = engine
         self._conn = engine.connect()
         self._migrate()
+        if path is not None and str(path) != ":memory:":
+            self._wal = wal.WalCheckpointer(path, synchronous)
+            self._wal.start()
 
     def _migrate(self) -> None:
         from pausepoint.store.migrate import upgrade
@@ -208,6 +215,9 @@ class SqlStore(AccessStore, CheckpointStore):
             self._executor.shutdown(wait=True)
 
     def _close(self) -> None:
+        if self._wal is not None:
+            self._wal.stop()
+            self._wal = None
         if self._conn is not None:
             self._conn.close()
         if self._engine is not None:
@@ -255,6 +265,8 @@ class SqlStore(AccessStore, CheckpointStore):
                 call.future.set_result(value)
             else:
                 call.future.set_exception(value)
+        if self._wal is not None:
+            self._wal.written()
         self._drain_next(loop)
 
     def _run_batch(self, batch: list[_QueuedCall]) -> list[tuple[bool, Any]]:
