@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from pausepoint.errors import InvalidInput, NotFound
-from pausepoint.store import schema
+from pausepoint.store import schema, wal
 from pausepoint.store.access import AccessStore
 from pausepoint.store.checkpoints import CheckpointStore
 from pausepoint.store.dialects import (
@@ -62,7 +62,6 @@ from pausepoint.store.rows import (
     command_row,
     execution_row,
 )
-from pausepoint.store import wal
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
