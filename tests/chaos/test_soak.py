@@ -3,8 +3,8 @@
 ``bench/soak.py`` starts ``pausepoint server`` (a subprocess, a fresh SQLite file) and
 loads it from this process: starts of three flows, pause / resume with typed inputs /
 cancel / terminate / inject, reads, twenty SSE followers at a time. Afterwards nothing
-may be lost and neither memory nor latency may have crept up. Quick mode (2 minutes)
-runs in the normal suite; ``PAUSEPOINT_CHAOS_FULL=1`` (``make soak``) runs 30 minutes.
+may be lost and neither memory nor latency may have crept up. Quick mode (3 minutes,
+three quarters of the load) runs in the normal suite; ``PAUSEPOINT_CHAOS_FULL=1`` (``make soak``) runs 30 minutes.
 
 The verdicts are pure functions of the time series; the unit tests below feed them
 series that must fail, so a passing soak means something.
@@ -29,7 +29,15 @@ from soak_checks import expected_state  # noqa: E402
 from soak_report import latency_verdict, memory_verdict  # noqa: E402
 
 FULL = os.environ.get("PAUSEPOINT_CHAOS_FULL") == "1"
-MINUTES = 30.0 if FULL else 2.0
+# The quick soak runs 3 minutes at three quarters of the full load. Its control traffic
+# comes in bursts (it follows how many executions happen to be pausable), and at full
+# load a burst that filled most of a third of a 2-minute run saturated the server's core
+# (a 2-core machine shared with the load process): the drift verdict then judged the
+# burst, and failed on unchanged code in three runs of five. Drift shows at any load, and
+# more windows per third make the verdict steadier; the full run (30 minutes, 30 s
+# windows) keeps the full rate.
+MINUTES = 30.0 if FULL else 3.0
+RATE = 1.0 if FULL else 0.75
 
 
 # -- the soak itself ---------------------------------------------------------------------
@@ -39,7 +47,7 @@ MINUTES = 30.0 if FULL else 2.0
 async def test_sustained_mixed_load_loses_nothing_and_neither_grows_nor_drifts(
     tmp_path: Path,
 ) -> None:
-    plan = soak.plan_for(MINUTES)
+    plan = soak.plan_for(MINUTES, rate=RATE)
     out = tmp_path / "out"
     out.mkdir()
     result = await soak.run(plan, out, tmp_path / "work")
