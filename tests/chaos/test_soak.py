@@ -4,7 +4,8 @@
 loads it from this process: starts of three flows, pause / resume with typed inputs /
 cancel / terminate / inject, reads, twenty SSE followers at a time. Afterwards nothing
 may be lost and neither memory nor latency may have crept up. Quick mode (3 minutes,
-three quarters of the load) runs in the normal suite; ``PAUSEPOINT_CHAOS_FULL=1`` (``make soak``) runs 30 minutes.
+three quarters of the load) runs in the normal suite; ``PAUSEPOINT_CHAOS_FULL=1``
+(``make soak``) runs 30 minutes.
 
 The verdicts are pure functions of the time series; the unit tests below feed them
 series that must fail, so a passing soak means something.
