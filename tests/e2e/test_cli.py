@@ -374,7 +374,10 @@ def test_paused_execution_is_resumed_from_another_process(cli: Cli, tmp_path: Pa
 
 
 def test_inject_and_pause_while_running(cli: Cli, tmp_path: Path) -> None:
-    write(tmp_path, "slow.yaml", slow_flow(12))
+    # 8 s of steps: two CLI processes must start and land their commands before the end,
+    # on a machine that may be running another test suite beside this one.
+    steps = 40
+    write(tmp_path, "slow.yaml", slow_flow(steps, seconds=0.2))
     runner = cli.start("run", "slow.yaml")
     try:
         execution_id = runner.read_execution_id()
@@ -401,7 +404,7 @@ def test_inject_and_pause_while_running(cli: Cli, tmp_path: Path) -> None:
     assert view["pause_reason"] == "review the draft"
     runs = view["task_runs"]
     assert runs and all(run["state"] == "SUCCESS" for run in runs), runs
-    assert len(runs) < 12, "the pause came too late to stop anything"
+    assert len(runs) < steps, "the pause came too late to stop anything"
     assert started_after(events.stdout, "workflow.pausing") == []
     assert "use the EU template" in shown.stdout, str(shown)
     assert [m["message"] for m in view["context"]] == ["use the EU template"]
@@ -412,7 +415,8 @@ def test_inject_and_pause_while_running(cli: Cli, tmp_path: Path) -> None:
     view = cli.show(execution_id)
     assert view["state"] == "COMPLETED", view
     runs_done = runs_by_task(view)
-    assert [runs_done[f"s{n}"]["outputs"] for n in range(1, 13)] == [{"n": n} for n in range(1, 13)]
+    every = range(1, steps + 1)
+    assert [runs_done[f"s{n}"]["outputs"] for n in every] == [{"n": n} for n in every]
     assert runs_done["ctx"]["outputs"] == {"value": 1}
 
 
