@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from peers.common import percentile
 
 HERE = Path(__file__).resolve().parent
 KEY = re.compile(r"pp_[A-Za-z0-9_-]+")
@@ -110,11 +111,6 @@ def server_process(workdir: Path) -> Iterator[tuple[str, str]]:
     """The benchmark's server (bench/flows, ``http.db``): yields its base URL and admin key."""
     with start_server(workdir) as server:
         yield server.base, server.key
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 class RawConnection:

@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_tasks  # noqa: E402
+from peers.common import latency_summary  # noqa: E402
 from temporal_bench import SETTLE_SECONDS  # noqa: E402
 
 from pausepoint import Engine, Settings  # noqa: E402
@@ -55,17 +56,8 @@ async def pausepoint_on_temporal(
             at_once = await _resume_latencies(control, resumes, 0.0)
     return {
         "durable_steps": {"steps": steps, "steps_per_s": round(steps / elapsed, 1)},
-        "resume_latency": _summary(settled),
-        "resume_latency_at_once": _summary(at_once),
-    }
-
-
-def _summary(latencies: list[float]) -> dict[str, Any]:
-    latencies = sorted(latencies)
-    return {
-        "resumes": len(latencies),
-        "p50_ms": round(latencies[len(latencies) // 2], 2),
-        "p99_ms": round(latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))], 2),
+        "resume_latency": latency_summary(settled),
+        "resume_latency_at_once": latency_summary(at_once),
     }
 
 

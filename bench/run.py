@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_tasks  # noqa: E402
 import peers  # noqa: E402
+from peers.common import percentile  # noqa: E402
 from peers.report import draw_chart, peers_section  # noqa: E402
 
 from pausepoint import Engine, Settings  # noqa: E402
@@ -51,12 +52,6 @@ def rss_bytes() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def make_engine(db: Path | str, synchronous: str = "NORMAL") -> Engine:

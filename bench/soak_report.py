@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from http_bench import percentile
+from peers.common import percentile
 
 HERE = Path(__file__).resolve().parent
 CONTROL = frozenset({"pause", "resume", "cancel", "terminate", "inject", "bad_resume"})

@@ -206,12 +206,10 @@ async def plain_resume_latency(client: Client, count: int) -> dict[str, Any]:
         await handle.signal(PlainGate.resume)
         await handle.result()
         latencies.append((_started.pop(token) - sent) * 1000)
-    latencies.sort()
-    return {
-        "resumes": count,
-        "p50_ms": round(latencies[len(latencies) // 2], 2),
-        "p99_ms": round(latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))], 2),
-    }
+    # Imported here, in the client: this module's workflows run in Temporal's sandbox.
+    from peers.common import latency_summary
+
+    return latency_summary(latencies)
 
 
 async def plain_temporal(client: Client, steps: int, resumes: int) -> dict[str, Any]:
