@@ -192,7 +192,7 @@ class _Channel:
                 self.tail.append(live_only_frame(record))
                 continue
             if self.frames and record.seq != self.last_seq + 1:
-                self._drop(len(self.frames))  # not contiguous: start again from here
+                self._drop(len(self.frames), self.size)  # not contiguous: start again here
             if not self.frames:
                 self.first_seq = record.seq
             text = frame(record.seq, event_view(record))
@@ -216,20 +216,21 @@ class _Channel:
         slowest = min((member.after for member in self.members), default=self.last_seq)
         keep_from = min(slowest + 1, self.last_seq - self.limit + 1)
         count = max(0, keep_from - self.first_seq)
-        size = self.size - sum(self.sizes[:count])
-        if size > self.max_bytes:
+        dropped = sum(self.sizes[:count])
+        if self.size - dropped > self.max_bytes:
             # Over the bound: make room for a while (to three quarters), not one frame a time.
-            while size > self.max_bytes * 3 // 4 and count < len(self.frames) - 1:
-                size -= self.sizes[count]
+            while self.size - dropped > self.max_bytes * 3 // 4 and count < len(self.frames) - 1:
+                dropped += self.sizes[count]
                 count += 1
-        self._drop(count)
+        self._drop(count, dropped)
         # Look again when another `limit` frames came (trimming is a copy of the lists).
         self._trim_at = len(self.frames) + self.limit
 
-    def _drop(self, count: int) -> None:
+    def _drop(self, count: int, size: int) -> None:
+        """Forget the oldest ``count`` frames, ``size`` bytes with their leads."""
         if count <= 0:
             return
-        self.size -= sum(self.sizes[:count])
+        self.size -= size
         del self.frames[:count], self.leads[:count], self.sizes[:count]
         self.first_seq = self.first_seq + count if self.frames else 0
 

@@ -138,6 +138,7 @@ class SqlStore(AccessStore, CheckpointStore):
         self._queue: list[_QueuedCall] = []
         self._draining = False
         self._batching = False  # on the database thread: inside a batch's transaction
+        self._batch_wrote = False  # on the database thread: a call of the batch wrote
         self._wal: wal.WalCheckpointer | None = None  # SQLite files: checkpoints the WAL
 
     # -- lifecycle -------------------------------------------------------------
@@ -264,8 +265,6 @@ class SqlStore(AccessStore, CheckpointStore):
                 call.future.set_result(value)
             else:
                 call.future.set_exception(value)
-        if self._wal is not None:
-            self._wal.written()
         self._drain_next(loop)
 
     def _run_batch(self, batch: list[_QueuedCall]) -> list[tuple[bool, Any]]:
@@ -279,12 +278,16 @@ class SqlStore(AccessStore, CheckpointStore):
             return [_outcome(batch[0])]
         conn = self._connection()
         conn.info["write"] = True
+        self._batch_wrote = False
         with conn.begin():
             self._batching = True
             try:
-                return [_outcome(call) for call in batch]
+                outcomes = [_outcome(call) for call in batch]
             finally:
                 self._batching = False
+        if self._batch_wrote:
+            self._committed()
+        return outcomes
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -292,10 +295,17 @@ class SqlStore(AccessStore, CheckpointStore):
         if self._batching:
             with _savepoint(conn):
                 yield conn
+            self._batch_wrote = True
             return
         conn.info["write"] = True
         with conn.begin():
             yield conn
+        self._committed()
+
+    def _committed(self) -> None:
+        """On the database thread, after a write transaction committed."""
+        if self._wal is not None:
+            self._wal.written()  # reads leave the log as it was: nothing to copy
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
