@@ -64,6 +64,7 @@ from soak_report import (  # noqa: E402
     summarize_window,
     waiting_seconds,
 )
+from speed_probe import SpeedProbe  # noqa: E402
 
 from pausepoint.models import TERMINAL_EVENT_TYPES  # noqa: E402
 
@@ -516,11 +517,15 @@ class Soak:
     async def sampler(self, started: float) -> None:
         pid = self.server.process.pid
         loop = asyncio.get_running_loop()
+        probe = SpeedProbe()
+        await probe.start()
+        assert probe.pid is not None
 
         def now() -> tuple[float, ...]:
             return (
                 cpu_seconds(pid),
                 load_cpu_seconds(),
+                cpu_seconds(probe.pid),
                 machine_cpu_seconds(),
                 waiting_seconds(pid),
                 waiting_seconds(os.getpid()),
@@ -529,37 +534,49 @@ class Soak:
 
         last = now()
         n = 0
-        while not self.stopping:
-            n += 1
-            await asyncio.sleep(max(0.0, started + n * self.plan.window - loop.time()))
-            sample = now()
-            server_cpu, load_cpu, machine_cpu, server_waiting, load_waiting, elapsed = (
-                b - a for a, b in zip(last, sample, strict=True)
-            )
-            self.samples.append(
-                summarize_window(
-                    self.recorder.take_window(),
-                    t=sample[-1] - started,
-                    seconds=elapsed,
-                    rss=rss_mib(pid),
-                    server_cpu=server_cpu / elapsed,
-                    load_cpu=load_cpu / elapsed,
-                    others_cpu=max(0.0, machine_cpu - server_cpu - load_cpu) / elapsed,
-                    server_waiting=server_waiting / elapsed,
-                    load_waiting=load_waiting / elapsed,
-                    executions=await self.terminal_count(),
+        try:
+            while not self.stopping:
+                n += 1
+                await asyncio.sleep(max(0.0, started + n * self.plan.window - loop.time()))
+                sample = now()
+                (
+                    server_cpu,
+                    load_cpu,
+                    probe_cpu,
+                    machine_cpu,
+                    server_waiting,
+                    load_waiting,
+                    elapsed,
+                ) = (b - a for a, b in zip(last, sample, strict=True))
+                others_cpu = machine_cpu - server_cpu - load_cpu - probe_cpu
+                self.samples.append(
+                    summarize_window(
+                        self.recorder.take_window(),
+                        t=sample[-1] - started,
+                        seconds=elapsed,
+                        rss=rss_mib(pid),
+                        server_cpu=server_cpu / elapsed,
+                        load_cpu=load_cpu / elapsed,
+                        others_cpu=max(0.0, others_cpu) / elapsed,
+                        server_waiting=server_waiting / elapsed,
+                        load_waiting=load_waiting / elapsed,
+                        probe_us=probe.take_window(),
+                        executions=await self.terminal_count(),
+                    )
                 )
-            )
-            last = sample
-            window = self.samples[-1]
-            progress(
-                f"t={window['t']:.0f}s {window['requests_per_s']['total']:.0f} req/s, control "
-                f"p50/p99 {window['control_ms']['p50']}/{window['control_ms']['p99']} ms, "
-                f"RSS {window['rss_mib']} MiB, CPU server {window['server_cpu_pct']}% "
-                f"load {window['load_cpu_pct']}% others {window['others_cpu_pct']}%, waiting "
-                f"for a core: server {window['server_waiting_pct']}% "
-                f"load {window['load_waiting_pct']}%"
-            )
+                last = sample
+                window = self.samples[-1]
+                progress(
+                    f"t={window['t']:.0f}s {window['requests_per_s']['total']:.0f} req/s, "
+                    f"control p50/p99 {window['control_ms']['p50']}/"
+                    f"{window['control_ms']['p99']} ms, RSS {window['rss_mib']} MiB, "
+                    f"CPU server {window['server_cpu_pct']}% load {window['load_cpu_pct']}% "
+                    f"others {window['others_cpu_pct']}%, waiting for a core: server "
+                    f"{window['server_waiting_pct']}% load {window['load_waiting_pct']}%, "
+                    f"probe {window['probe_us']} µs"
+                )
+        finally:
+            await probe.stop()
 
     async def terminal_count(self) -> dict[str, int]:
         """Executions by state, from the server's /metrics."""

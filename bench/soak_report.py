@@ -31,6 +31,10 @@ OPEN_STATES = ("QUEUED", "RUNNING", "PAUSING", "PAUSED", "CANCELLING")
 # A window in which every other process on the machine used more than this (% of one
 # core) measured the neighbours as much as the server: the latency verdict sets it aside.
 BUSY_OTHERS_PCT = 50.0
+# A window in which the speed probe's fixed work took this many times its usual CPU time
+# (its lower quartile over the run) measured a slowed-down machine, not the server: the
+# latency verdict sets it aside too. The probe's own window medians vary by about 10%.
+SLOW_MACHINE_FACTOR = 1.25
 
 
 # -- measuring ---------------------------------------------------------------------------
@@ -202,6 +206,7 @@ def summarize_window(
     others_cpu: float,
     server_waiting: float,
     load_waiting: float,
+    probe_us: float | None,
     executions: dict[str, int],
 ) -> dict[str, Any]:
     rates = {kind: round(n / seconds, 2) for kind, n in sorted(window.requests.items())}
@@ -228,6 +233,8 @@ def summarize_window(
         # Of the window's wall time, how long each process waited, runnable, for a core.
         "server_waiting_pct": round(100 * server_waiting, 1),
         "load_waiting_pct": round(100 * load_waiting, 1),
+        # The speed probe's median CPU time for its fixed work (bench/speed_probe.py).
+        "probe_us": round(probe_us) if probe_us is not None else None,
         "executions_started": window.requests.get("start", 0),
         "executions_ended_total": sum(executions.get(s, 0) for s in TERMINAL),
         "executions_open_total": sum(executions.get(s, 0) for s in OPEN_STATES),
@@ -303,13 +310,41 @@ def memory_verdict(
     return Verdict(ok, detail, figures)
 
 
+def set_aside(
+    others_cpu: Sequence[float],
+    probe_us: Sequence[float | None],
+    *,
+    busy_pct: float = BUSY_OTHERS_PCT,
+    slow_factor: float = SLOW_MACHINE_FACTOR,
+) -> list[str | None]:
+    """Why each window measured the machine rather than the server, or None if it did not.
+
+    "busy": every other process on the machine used more than ``busy_pct`` (% of one
+    core); on a shared machine such a window measures the neighbours as much as the
+    server. "slow": the speed probe needed more than ``slow_factor`` times its usual CPU
+    time for the same work (``speed_probe``), so every process on the machine ran slower.
+    What the server and the load generator use does not count, and a server that drifts
+    does not slow the probe down, so a drifting server cannot hide its own windows.
+    """
+    timed = [us for us in probe_us if us is not None]
+    usual = percentile(timed, 25) if timed else None
+    reasons: list[str | None] = []
+    for others, us in zip(others_cpu, probe_us, strict=True):
+        if others > busy_pct:
+            reasons.append("busy")
+        elif usual is not None and us is not None and us > slow_factor * usual:
+            reasons.append("slow")
+        else:
+            reasons.append(None)
+    return reasons
+
+
 def latency_verdict(
     times: Sequence[float],
     values: Sequence[float | None],
     *,
     warmup: float,
-    others_cpu: Sequence[float] | None = None,
-    busy_pct: float = BUSY_OTHERS_PCT,
+    aside: Sequence[str | None] | None = None,
     factor: float = 1.5,
     floor_ms: float = 5.0,
     quantile: float = 25.0,
@@ -318,36 +353,40 @@ def latency_verdict(
     """Latency must not drift.
 
     ``values`` is one latency figure per window (its p99, say; ``times`` the windows'
-    ends) and ``others_cpu`` what every other process on the machine used in that
-    window (% of one core). Windows in which they used more than ``busy_pct`` are set
-    aside: on a shared machine those measure the neighbours as much as the server. (What
-    the server and the load generator use does not count, so a server that drifts by
-    needing more CPU cannot hide its own windows.)
+    ends) and ``aside`` why a window measured the machine rather than the server
+    (``set_aside``); those windows are left out.
 
-    The quiet windows after the warm-up are split in thirds, each summed up by the lower
+    The other windows after the warm-up are split in thirds, each summed up by the lower
     quartile of its windows' figures; the last third's must be within ``factor`` times
     the first third's, or within ``floor_ms`` of it (a few ms are noise). The lower
     quartile, because interference only ever adds latency, in bursts: a third's quieter
     windows show what the server itself does, and a server that drifts is slower in
-    those too. Inconclusive (not a pass) with fewer than ``min_windows`` quiet windows,
+    those too. Inconclusive (not a pass) with fewer than ``min_windows`` windows left,
     or when the first third's do not all lie in the first half of the run after the
     warm-up and the last third's in the second half: then early is not compared with late.
     """
-    busy = others_cpu if others_cpu is not None else [0.0] * len(times)
+    reasons = aside if aside is not None else [None] * len(times)
     after = [
-        (t, v, b)
-        for t, v, b in zip(times, values, busy, strict=True)
+        (t, v, reason)
+        for t, v, reason in zip(times, values, reasons, strict=True)
         if t >= warmup and v is not None
     ]
-    quiet = [(t, v) for t, v, b in after if b <= busy_pct]
+    quiet = [(t, v) for t, v, reason in after if reason is None]
+    counted = Counter(reason for _, _, reason in after if reason is not None)
     figures: dict[str, float] = {
         "windows": len(quiet),
         "windows_set_aside": len(after) - len(quiet),
+        "windows_busy": counted["busy"],
+        "windows_slow_machine": counted["slow"],
     }
+    why = ", ".join(
+        f"{n} {'busy' if reason == 'busy' else 'with the machine slowed down'}"
+        for reason, n in sorted(counted.items())
+    )
     if len(quiet) < min_windows:
         detail = (
-            f"inconclusive: in {len(quiet)} of {len(after)} windows after the warm-up other "
-            f"processes used at most {busy_pct:g}% of a core ({min_windows} needed)"
+            f"inconclusive: {len(quiet)} of {len(after)} windows after the warm-up measured "
+            f"the server ({why} set aside; {min_windows} needed)"
         )
         return Verdict(False, detail, figures, conclusive=False)
     third = len(quiet) // 3
@@ -365,8 +404,8 @@ def latency_verdict(
     }
     if early[-1][0] > middle or late[0][0] < middle:
         detail = (
-            f"inconclusive: the quiet windows ({len(quiet)} of {len(after)}) do not span "
-            f"the run: its thirds would compare {spans}"
+            f"inconclusive: the windows left ({len(quiet)} of {len(after)}; {why} set aside) "
+            f"do not span the run: its thirds would compare {spans}"
         )
         return Verdict(False, detail, figures, conclusive=False)
     first_values, last_values = [v for _, v in early], [v for _, v in late]
@@ -381,11 +420,11 @@ def latency_verdict(
         "windows_per_third": third,
     }
     ok = last <= limit
-    aside = f"; {len(after) - len(quiet)} busy windows set aside" if len(after) > len(quiet) else ""
     detail = (
         f"lower quartile of the windows: {first:.1f} ms in the first third after the "
         f"warm-up, {last:.1f} ms in the last ({'within' if ok else 'over'} the limit "
-        f"{limit:.1f} ms: x{factor:g} or +{floor_ms:g} ms; {spans}{aside})"
+        f"{limit:.1f} ms: x{factor:g} or +{floor_ms:g} ms; {spans}"
+        f"{'; set aside: ' + why if why else ''})"
     )
     return Verdict(ok, detail, figures)
 
@@ -393,13 +432,13 @@ def latency_verdict(
 def judge(series: list[dict[str, Any]], *, run_seconds: float, warmup: float) -> dict[str, Verdict]:
     """The soak's verdicts on its time series: memory, and control latency p99 and p50."""
     times = [s["t"] for s in series]
-    busy = [s["others_cpu_pct"] for s in series]
+    aside = set_aside([s["others_cpu_pct"] for s in series], [s["probe_us"] for s in series])
     rss = [s["rss_mib"] for s in series]
     return {
         "memory": memory_verdict(times, rss, run_seconds=run_seconds, warmup=warmup),
         **{
             f"latency_{key}": latency_verdict(
-                times, [s["control_ms"][key] for s in series], warmup=warmup, others_cpu=busy
+                times, [s["control_ms"][key] for s in series], warmup=warmup, aside=aside
             )
             for key in ("p99", "p50")
         },
@@ -457,6 +496,7 @@ def draw(result: dict[str, Any], out: Path) -> str | None:
     if len(series) < 2:
         return "fewer than two windows"
     minutes = [s["t"] / 60 for s in series]
+    aside = set_aside([s["others_cpu_pct"] for s in series], [s.get("probe_us") for s in series])
     warmup = settings["warmup"] / 60
     window = settings["window"] / 60  # a window's "t" is its end
     title = (
@@ -466,12 +506,15 @@ def draw(result: dict[str, Any], out: Path) -> str | None:
 
     def shade(axis: Any) -> None:
         axis.axvspan(0, warmup, color="#e8e8e8", label="warm-up")
-        busy = [
-            m for m, s in zip(minutes, series, strict=True) if s["others_cpu_pct"] > BUSY_OTHERS_PCT
-        ]
-        for i, m in enumerate(busy):
-            label = f"others > {BUSY_OTHERS_PCT:g}% CPU: set aside" if i == 0 else None
-            axis.axvspan(m - window, m, color="#fde0c5", label=label, linewidth=0)
+        labels = {
+            "busy": f"others > {BUSY_OTHERS_PCT:g}% CPU: set aside",
+            "slow": f"machine slowed down (probe > x{SLOW_MACHINE_FACTOR:g}): set aside",
+        }
+        colours = {"busy": "#fde0c5", "slow": "#d9d2f0"}
+        for m, reason in zip(minutes, aside, strict=True):
+            if reason is not None:
+                label = labels.pop(reason, None)  # one legend entry per reason
+                axis.axvspan(m - window, m, color=colours[reason], label=label, linewidth=0)
 
     figure, (latency, rates, cpu) = plt.subplots(
         3, 1, figsize=(10, 9), sharex=True, height_ratios=(3, 2, 2)
@@ -519,6 +562,13 @@ def draw(result: dict[str, Any], out: Path) -> str | None:
     )
     cpu.set_ylabel("CPU (% of one core)")
     cpu.set_ylim(0, 100 * (result["machine"]["cores"] or 2))
+    probe = [s.get("probe_us") for s in series]
+    if any(us is not None for us in probe):
+        speed = cpu.twinx()
+        speed.plot(minutes, probe, color="#9467bd", linestyle="--", label="speed probe")
+        speed.set_ylabel("speed probe: CPU µs per piece of work", fontsize=7)
+        speed.set_ylim(bottom=0)
+        speed.legend(loc="lower left", fontsize=7)
     cpu.set_xlabel("minutes")
     cpu.legend(loc="upper right", fontsize=7, ncol=2)
     figure.tight_layout()

@@ -27,7 +27,7 @@ sys.path.insert(0, str(BENCH))
 
 import soak  # noqa: E402
 from soak_checks import expected_state  # noqa: E402
-from soak_report import latency_verdict, memory_verdict  # noqa: E402
+from soak_report import latency_verdict, memory_verdict, set_aside  # noqa: E402
 
 FULL = os.environ.get("PAUSEPOINT_CHAOS_FULL") == "1"
 # The quick soak runs 3 minutes at three quarters of the full load. Its control traffic
@@ -183,25 +183,55 @@ def test_latency_verdict_sets_aside_windows_the_neighbours_took() -> None:
         if t >= 75 and t not in (85, 100, 115):
             p99[i] *= 6
             busy[i] = 150.0
-    verdict = latency_verdict(TIMES, p99, warmup=20.0, others_cpu=busy)
+    probe = [3000.0] * len(TIMES)
+    verdict = latency_verdict(TIMES, p99, warmup=20.0, aside=set_aside(busy, probe))
     assert verdict.ok and verdict.conclusive, verdict.detail
+    assert verdict.figures["windows_busy"] == 7, verdict.figures
     # The very same latencies on a quiet machine: the server drifted, and that fails.
     quiet = [5.0] * len(TIMES)
-    verdict = latency_verdict(TIMES, p99, warmup=20.0, others_cpu=quiet)
+    verdict = latency_verdict(TIMES, p99, warmup=20.0, aside=set_aside(quiet, probe))
     assert not verdict.ok and verdict.conclusive, verdict.detail
+
+
+def test_latency_verdict_sets_aside_windows_in_which_the_machine_slowed_down() -> None:
+    # As seen on this machine in CI: from 75 s on, in all windows but three, nothing else
+    # running, the server and the load generator need 1.6x their CPU for the same work,
+    # and latency is 4x. The speed probe's fixed work takes 1.6x its usual CPU time then.
+    p99 = flat_noisy(TIMES, 20.0, 2.0)
+    probe = [3000.0 + n for n in flat_noisy(TIMES, 0.0, 150.0, seed=3)]
+    for i, t in enumerate(TIMES):
+        if t >= 75 and t not in (85, 100, 115):
+            p99[i] *= 4
+            probe[i] *= 1.6
+    quiet = [2.0] * len(TIMES)
+    verdict = latency_verdict(TIMES, p99, warmup=20.0, aside=set_aside(quiet, probe))
+    assert verdict.ok and verdict.conclusive, verdict.detail
+    assert verdict.figures["windows_slow_machine"] == 7, verdict.figures
+    # The same latencies with the probe at its usual speed throughout: the server drifted.
+    steady = [3000.0 + n for n in flat_noisy(TIMES, 0.0, 150.0, seed=3)]
+    verdict = latency_verdict(TIMES, p99, warmup=20.0, aside=set_aside(quiet, steady))
+    assert not verdict.ok and verdict.conclusive, verdict.detail
+
+
+def test_set_aside_names_the_reason_and_judges_speed_against_the_runs_usual() -> None:
+    others = [5.0, 80.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0]
+    probe = [3000.0, 3100.0, None, 3300.0, 3900.0, 2900.0, 3050.0, 3500.0]
+    # Usual: the lower quartile, 3012.5 µs; slow beyond 1.25x, 3765.6 µs.
+    assert set_aside(others, probe) == [None, "busy", None, None, "slow", None, None, None]
+    assert set_aside(others, [None] * len(others)) == [None, "busy"] + [None] * 6
 
 
 def test_latency_verdict_does_not_compare_early_with_early() -> None:
     # Quiet only in the first half: the "last third" of the quiet windows is not late.
     busy = [5.0 if t <= 70 else 150.0 for t in TIMES]
-    verdict = latency_verdict(TIMES, flat_noisy(TIMES, 20.0, 2.0), warmup=20.0, others_cpu=busy)
+    aside = set_aside(busy, [3000.0] * len(TIMES))
+    verdict = latency_verdict(TIMES, flat_noisy(TIMES, 20.0, 2.0), warmup=20.0, aside=aside)
     assert not verdict.ok and not verdict.conclusive, verdict.detail
 
 
 def test_latency_verdict_is_inconclusive_when_the_machine_was_busy_throughout() -> None:
-    verdict = latency_verdict(
-        TIMES, flat_noisy(TIMES, 20.0, 2.0), warmup=20.0, others_cpu=[120.0] * len(TIMES)
-    )
+    aside = set_aside([120.0] * len(TIMES), [3000.0] * len(TIMES))
+    verdict = latency_verdict(TIMES, flat_noisy(TIMES, 20.0, 2.0), warmup=20.0, aside=aside)
     assert not verdict.ok and not verdict.conclusive, verdict.detail
 
 
