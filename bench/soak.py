@@ -519,13 +519,14 @@ class Soak:
         loop = asyncio.get_running_loop()
         probe = SpeedProbe()
         await probe.start()
-        assert probe.pid is not None
+        probe_pid = probe.pid
+        assert probe_pid is not None
 
         def now() -> tuple[float, ...]:
             return (
                 cpu_seconds(pid),
                 load_cpu_seconds(),
-                cpu_seconds(probe.pid),
+                cpu_seconds(probe_pid),
                 machine_cpu_seconds(),
                 waiting_seconds(pid),
                 waiting_seconds(os.getpid()),
