@@ -10,7 +10,6 @@ against commands accepted concurrently (which lock the same row).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pausepoint.store.dialects import (
     WORK_CHANNEL,
     driver_cursor,
     is_postgresql,
+    json_text,
     lock_leases_of,
     notify,
 )
@@ -137,7 +137,7 @@ class CheckpointStore:
             _UPDATE_EXECUTION,
             (
                 item.status,
-                json.dumps(item.state),
+                json_text(item.state),
                 item.updated_at,
                 item.started_at,
                 item.ended_at,
@@ -159,7 +159,7 @@ class CheckpointStore:
             cursor.executemany(
                 _UPSERT_TASK_RUN,
                 [
-                    (item.execution_id, run["id"], run["task_id"], run["state"], json.dumps(run))
+                    (item.execution_id, run["id"], run["task_id"], run["state"], json_text(run))
                     for run in item.task_runs
                 ],
             )
@@ -167,7 +167,7 @@ class CheckpointStore:
             cursor.executemany(
                 _INSERT_EVENT,
                 [
-                    (ev.execution_id, ev.seq, ev.type, ev.at, json.dumps(ev.data))
+                    (ev.execution_id, ev.seq, ev.type, ev.at, json_text(ev.data))
                     for ev in item.events
                 ],
             )

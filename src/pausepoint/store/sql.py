@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
@@ -46,6 +45,7 @@ from pausepoint.store.dialects import (
     insert,
     is_postgresql,
     json_loader,
+    json_text,
     lock_for_migrations,
     notify,
 )
@@ -505,8 +505,8 @@ class SqlStore(AccessStore, CheckpointStore):
                     record.flow_id,
                     record.flow_revision,
                     record.status,
-                    json.dumps(record.state),
-                    json.dumps(record.labels),
+                    json_text(record.state),
+                    json_text(record.labels),
                     record.created_at,
                     record.updated_at,
                     record.lease_owner,
@@ -704,7 +704,7 @@ class SqlStore(AccessStore, CheckpointStore):
                     execution_id,
                     seq,
                     record.kind,
-                    json.dumps(record.payload),
+                    json_text(record.payload),
                     record.actor,
                     record.reason,
                     idempotency_key,
