@@ -15,6 +15,7 @@ should do its work in small steps or be written as ``async def``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import importlib
@@ -25,6 +26,7 @@ import sys
 import sysconfig
 import threading
 import traceback
+import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -172,30 +174,68 @@ def _location(exc: BaseException) -> str:
 def _call_arguments(
     reference: str, function: Callable[..., Any], kwargs: dict[str, Any], ctx: LeafContext
 ) -> dict[str, Any]:
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):
+    plan = _call_plan(function)
+    if plan is None:
         return kwargs  # builtins without a signature: let the call decide
-    parameter = signature.parameters.get(CONTEXT_PARAMETER)
-    wants_context = parameter is not None and parameter.kind in (
-        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        inspect.Parameter.KEYWORD_ONLY,
-    )
-    if wants_context:
+    if plan.wants_context:
         if CONTEXT_PARAMETER in kwargs:
             raise TaskError(
                 f"python task {reference}: kwargs must not contain '{CONTEXT_PARAMETER}'; "
                 "it is reserved for the task context"
             )
         kwargs = {**kwargs, CONTEXT_PARAMETER: ctx}
-    try:
-        signature.bind(**kwargs)
-    except TypeError as exc:
-        parameters = ", ".join(signature.parameters)
+    mismatch = plan.mismatch(frozenset(kwargs))
+    if mismatch is not None:
+        parameters = ", ".join(plan.signature.parameters)
         raise TaskError(
-            f"python task {reference}: kwargs do not match its parameters ({parameters}): {exc}"
-        ) from None
+            f"python task {reference}: kwargs do not match its parameters ({parameters}): "
+            f"{mismatch}"
+        )
     return kwargs
+
+
+class _CallPlan:
+    """What calling one function needs to know of its signature, worked out once.
+
+    Whether a call binds depends only on the names of its keyword arguments, so each
+    set of names is checked once (a step runs the same task with the same names)."""
+
+    def __init__(self, signature: inspect.Signature) -> None:
+        self.signature = signature
+        parameter = signature.parameters.get(CONTEXT_PARAMETER)
+        self.wants_context = parameter is not None and parameter.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        )
+        self.mismatch = functools.lru_cache(maxsize=64)(self._mismatch)
+
+    def _mismatch(self, names: frozenset[str]) -> str | None:
+        """Why keyword arguments of these names cannot call the function; None if they can."""
+        try:
+            self.signature.bind(**dict.fromkeys(names))
+        except TypeError as exc:
+            return str(exc)
+        return None
+
+
+_CALL_PLANS: weakref.WeakKeyDictionary[Callable[..., Any], _CallPlan | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _call_plan(function: Callable[..., Any]) -> _CallPlan | None:
+    """The function's call plan (cached while the function lives); None without a signature."""
+    try:
+        return _CALL_PLANS[function]
+    except (KeyError, TypeError):  # not seen yet, or not weakly referenceable / hashable
+        pass
+    try:
+        plan: _CallPlan | None = _CallPlan(inspect.signature(function))
+    except (TypeError, ValueError):
+        plan = None
+    with contextlib.suppress(TypeError):
+        _CALL_PLANS[function] = plan
+    return plan
 
 
 def _as_outputs(reference: str, value: Any) -> dict[str, Any]:
