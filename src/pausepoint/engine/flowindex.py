@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pausepoint.flow.model import Flow, TaskBase
+from pausepoint.flow.templates import has_templates
 
 # Properties the engine itself interprets; they are never handed to a leaf task.
 ENGINE_PROPERTIES = frozenset(
@@ -24,6 +25,7 @@ class FlowIndex:
     tasks: dict[str, TaskBase] = field(default_factory=dict)
     lists: dict[str, list[Any]] = field(default_factory=dict)
     _specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _templated: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def build(cls, flow: Flow) -> FlowIndex:
@@ -60,3 +62,10 @@ class FlowIndex:
             }
             self._specs[path] = spec
         return spec
+
+    def leaf_spec_has_templates(self, path: str) -> bool:
+        """Whether rendering the task's properties needs the execution's variables."""
+        templated = self._templated.get(path)
+        if templated is None:
+            templated = self._templated[path] = has_templates(self.leaf_spec(path))
+        return templated

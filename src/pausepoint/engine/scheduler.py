@@ -13,6 +13,7 @@ from typing import Any
 
 from pausepoint.engine import agent
 from pausepoint.engine.model import (
+    STATUS_BY_VALUE,
     TERMINAL_TASK_STATES,
     CancelTask,
     ClearTimer,
@@ -68,7 +69,7 @@ class Scheduler:
 
     @property
     def status(self) -> ExecutionStatus:
-        return S(self.state["status"])
+        return STATUS_BY_VALUE[self.state["status"]]
 
     def emit(self, type_: str, **data: Any) -> None:
         self.transition.events.append(LogEvent(type_, self.at, data))
@@ -335,9 +336,10 @@ class Scheduler:
         try:
             if agent.is_agent_call(run):
                 return agent.leaf_spec(self, run)
-            spec = render(
-                self.index.leaf_spec(run["path"]), self.variables(run), where=f"task '{task.id}'"
-            )
+            path = run["path"]
+            # Without templates, rendering only copies the spec: no variables to build.
+            variables = self.variables(run) if self.index.leaf_spec_has_templates(path) else {}
+            spec = render(self.index.leaf_spec(path), variables, where=f"task '{task.id}'")
         except TemplateError as error:
             self.finish_run(run, T.FAILED, error=str(error))
             return None

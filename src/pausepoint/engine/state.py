@@ -257,6 +257,8 @@ def _masker(values: frozenset[str]) -> Masker:
 
 def masker(*sources: Iterable[Any]) -> Masker:
     """The (cached) masker of every string value in ``sources``."""
+    if not any(sources):  # no secrets at all, as for most steps: skip building the key
+        return _masker(frozenset())
     return _masker(
         frozenset(
             value

@@ -375,6 +375,17 @@ def render(value: Any, variables: Mapping[str, Any], *, where: str) -> Any:
     return value
 
 
+def has_templates(value: Any) -> bool:
+    """Whether ``render`` could change ``value``: some string in it is a template."""
+    if isinstance(value, str):
+        return _is_template(value)
+    if isinstance(value, Mapping):
+        return any(has_templates(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(has_templates(item) for item in value)
+    return False
+
+
 def render_condition(value: Any, variables: Mapping[str, Any], *, where: str) -> bool:
     """Render an ``if`` condition to a bool.
 

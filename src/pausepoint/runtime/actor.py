@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pausepoint.engine.interpreter import EngineEnv, advance
 from pausepoint.engine.model import (
+    STATUS_BY_VALUE,
     CancelTask,
     ClearTimer,
     Command,
@@ -136,7 +137,7 @@ class ExecutionActor:
                 else:
                     combined.actions.append(action)
             combined.absorb(transition, actions=False)
-        status = ExecutionStatus(self.state["status"])
+        status = STATUS_BY_VALUE[self.state["status"]]
         release = status.is_terminal or (
             status is ExecutionStatus.PAUSED
             and not self.state["inflight"]
