@@ -47,6 +47,7 @@ from pausepoint.runtime.actor import command_event, core_state
 from pausepoint.runtime.base import NewExecution, Runtime
 from pausepoint.runtime.embedded import EmbeddedRuntime
 from pausepoint.service.auth import Authenticator, JwtSettings, check_role, new_api_key
+from pausepoint.service.heap import freeze_startup_heap
 from pausepoint.service.requests import (
     CancelRequest,
     ControlRequest,
@@ -171,6 +172,8 @@ class Engine:
         await self.store.open()
         await self.runtime.start()
         self._started = True
+        if self.settings.gc_freeze:
+            freeze_startup_heap()
 
     def as_org(self, org_id: str) -> Engine:
         """The same engine acting for another organization (shares store, runtime, caches)."""
