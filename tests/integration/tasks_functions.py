@@ -113,3 +113,19 @@ def block_until_released(token: str) -> str:
     gate.release.wait(timeout=30)
     gate.finished.set()
     return token
+
+
+class _Adder:
+    def __call__(self, a: int, b: int) -> int:
+        return a + b
+
+
+class _UnhashableAdder(_Adder):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _UnhashableAdder)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+hashable_adder = _Adder()
+unhashable_adder = _UnhashableAdder()

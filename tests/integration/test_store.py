@@ -165,6 +165,32 @@ async def test_a_checkpoint_from_a_process_that_lost_its_lease_is_refused(db_url
         await store.close()
 
 
+async def test_json_columns_keep_what_the_fast_encoder_refuses(db_url: str) -> None:
+    """JSON columns are written by orjson; an integer beyond 64 bits falls back to the
+    standard encoder, keys that are not strings become strings as json writes them, and
+    a NaN (not JSON at all, refused by PostgreSQL) is stored as null."""
+    store = SqlStore(db_url)
+    await store.open()
+    try:
+        await store.create_execution(
+            execution_record("e1", 100.0, "me"), _checkpoint("e1", "me", 0)
+        )
+        step = dataclasses.replace(
+            _checkpoint("e1", "me", 1),
+            state={"status": "RUNNING", "big": 2**70, "by_number": {1: "one"}},
+            events=[EventRecord("e1", 1, "task.completed", 2.0, {"ratio": float("nan"), "n": 1})],
+        )
+        assert await store.checkpoint([step]) == [True]
+        loaded = await store.get_execution("e1")
+        assert loaded is not None
+        assert loaded.state["big"] == 2**70
+        assert loaded.state["by_number"] == {"1": "one"}
+        [event] = await store.read_events("e1")
+        assert event.data == {"ratio": None, "n": 1}
+    finally:
+        await store.close()
+
+
 async def test_a_live_lease_cannot_be_claimed_by_another_process(db_url: str) -> None:
     store = SqlStore(db_url)
     await store.open()

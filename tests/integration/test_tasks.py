@@ -151,8 +151,23 @@ async def test_python_function_declaring_pausepoint_receives_the_context() -> No
 
 async def test_python_kwargs_that_do_not_match_the_signature_fail_before_the_call() -> None:
     spec = {"function": f"{FUNCTIONS}:add", "kwargs": {"a": 1, "c": 2}}
-    with pytest.raises(TaskError, match=r"kwargs do not match its parameters \(a, b\): .*'b'"):
-        await run_leaf("python", spec, make_ctx())
+    # The signature is worked out once per function and each set of names checked once:
+    # the second call is refused from what the first learned, the third binds.
+    for _ in range(2):
+        with pytest.raises(TaskError, match=r"kwargs do not match its parameters \(a, b\): .*'b'"):
+            await run_leaf("python", spec, make_ctx())
+    spec = {"function": f"{FUNCTIONS}:add", "kwargs": {"a": 1, "b": 2}}
+    assert await run_leaf("python", spec, make_ctx()) == {"sum": 3}
+
+
+async def test_python_callable_objects_are_called_whether_hashable_or_not() -> None:
+    # A callable instance with __eq__ and no __hash__ cannot key a cache: it is checked
+    # every time instead.
+    for name in ("unhashable_adder", "hashable_adder"):
+        spec = {"function": f"{FUNCTIONS}:{name}", "kwargs": {"a": 2, "b": 3}}
+        assert await run_leaf("python", spec, make_ctx()) == {"value": 5}
+        with pytest.raises(TaskError, match="kwargs do not match"):
+            await run_leaf("python", {**spec, "kwargs": {"a": 2}}, make_ctx())
 
 
 async def test_python_exception_names_function_type_message_and_user_line() -> None:

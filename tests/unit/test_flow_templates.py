@@ -13,6 +13,7 @@ from pausepoint.errors import TemplateError
 from pausepoint.flow.templates import (
     check_syntax,
     find_expressions,
+    has_templates,
     render,
     render_condition,
 )
@@ -226,3 +227,23 @@ def test_rendering_any_text_returns_or_raises_template_error(text: str) -> None:
 @given(st.text(alphabet=st.characters(blacklist_characters="{}%#"), max_size=40))
 def test_text_without_template_markers_is_unchanged(text: str) -> None:
     assert render(text, VARIABLES, where="t") == text
+
+
+@pytest.mark.parametrize(
+    ("value", "templated"),
+    [
+        ({"function": "m:f", "kwargs": {}}, False),
+        ({"function": "m:f", "kwargs": {"n": [1, 2.5, None, True, "plain {text}"]}}, False),
+        ({"kwargs": {"n": ["a", "{{ inputs.n }}"]}}, True),
+        ({"script": "{% if x %}y{% endif %}"}, True),
+        (("a", ("b", "{{ c }}")), True),
+        ("{{", True),
+        (42, False),
+    ],
+)
+def test_has_templates_says_whether_rendering_could_change_a_value(
+    value: Any, templated: bool
+) -> None:
+    assert has_templates(value) is templated
+    if not templated:  # rendering it needs no variables and returns an equal copy
+        assert render(value, {}, where="t") == value
