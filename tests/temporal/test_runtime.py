@@ -179,6 +179,41 @@ async def test_commands_accepted_while_no_worker_runs_apply_once_one_starts(
     ]
 
 
+@pytest.mark.parametrize("settings_overrides", [{"command_wait_timeout": 0.3}])
+async def test_a_cancel_applied_in_the_step_whose_resume_starts_a_task_still_finishes(
+    control_plane: Engine, settings: Settings
+) -> None:
+    after = new_key("after")
+    pause = "  - id: wait\n    type: pause\n"
+    source = flow_source("resume_cancel", pause + step_task("after", after))
+    execution_id = await run_flow(control_plane, source)
+    async with running_worker(settings):
+        await wait_state(control_plane, execution_id, "PAUSED")
+    # No worker runs: both signals wait for the same workflow task, so one engine step
+    # starts "after" (the resume) and cancels it (the cancel), as after a worker dies.
+    resumed = await control_plane.resume(execution_id)
+    cancelled = await control_plane.cancel(execution_id, reason="changed my mind")
+    assert (resumed.applied, cancelled.applied) == (None, None)  # recorded, not yet applied
+
+    async with running_worker(settings):
+        view = await wait_state(control_plane, execution_id, "CANCELLED")
+
+    assert [(run.task_id, run.state) for run in view.task_runs] == [
+        ("wait", "SUCCESS"),
+        ("after", "CANCELLED"),
+    ]
+    assert gate(after).starts == 0
+    events = await control_plane.events(execution_id)
+    assert types(events)[-4:] == [
+        "task.started",
+        "workflow.cancelling",
+        "task.cancelled",
+        "workflow.cancelled",
+    ]
+    commands = await control_plane.commands(execution_id)
+    assert [(c.kind, c.status) for c in commands] == [("resume", "applied"), ("cancel", "applied")]
+
+
 async def test_a_command_recorded_but_never_signalled_is_sent_by_the_sweep(
     engine: Engine, settings: Settings
 ) -> None:

@@ -354,6 +354,11 @@ class ExecutionWorkflow:
     async def _await_task(
         self, action: RunTask, handle: workflow.ActivityHandle[TaskOutcome]
     ) -> None:
+        """Hand the task's outcome to the engine, whichever way its activity ends.
+
+        Every task run in ``_tasks`` must report back exactly once: the engine keeps
+        it in flight until it does, and a cancelled execution waits for it forever.
+        """
         run_id, attempt = action.task_run_id, action.attempt
         result: Event
         try:
@@ -363,6 +368,15 @@ class ExecutionWorkflow:
                 result = TaskCancelled(run_id, attempt, self._now())
             else:
                 result = TaskFailed(run_id, attempt, self._now(), str(error.cause or error))
+        except asyncio.CancelledError:
+            if not handle.cancelled():
+                raise  # not the task's cancellation: the worker is evicting this workflow
+            # A handle cancelled before it could report ends without an ActivityError. Either
+            # the step that started it cancelled it too (a resume and a cancel applied
+            # together), and the SDK withdrew the activity before Temporal ever scheduled it,
+            # or its outcome arrived as it was cancelled, and the SDK dropped the outcome.
+            # Either way the cancel won.
+            result = TaskCancelled(run_id, attempt, self._now())
         else:
             if outcome.succeeded:
                 result = TaskSucceeded(run_id, attempt, self._now(), outcome.outputs, outcome.logs)
