@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 import bench_tasks  # noqa: E402
 import peers  # noqa: E402
 from peers.common import percentile  # noqa: E402
-from peers.report import draw_chart, peers_section  # noqa: E402
+from peers.report import draw_chart, peers_section, remeasured  # noqa: E402
 
 from pausepoint import Engine, Settings  # noqa: E402
 from pausepoint.models import TERMINAL_EVENT_TYPES  # noqa: E402
@@ -379,6 +379,7 @@ def render_readme(results: dict[str, Any]) -> str:
         *postgres_section(results.get("postgres")),
         "## Over HTTP",
         "",
+        *remeasured(results, "http"),
         "The server runs as its own process (`pausepoint server`); the load comes from",
         "the benchmark process over loopback (raw HTTP/1.1 keep-alive connections).",
         "",
@@ -534,6 +535,12 @@ def main() -> None:
         help="rerun only the HTTP figures (section G), keeping the rest of results.json",
     )
     parser.add_argument(
+        "--temporal-only",
+        action="store_true",
+        help="rerun only pausepoint on Temporal against plain temporalio (section I), "
+        "keeping the rest of results.json",
+    )
+    parser.add_argument(
         "--peer-runs", type=int, help="runs per peer (default: 3, or 1 with --quick)"
     )
     args = parser.parse_args()
@@ -544,6 +551,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="pausepoint-bench-") as tmp:
             results["http"] = asyncio.run(http_bench.run(Path(tmp), args.quick))
         results["http_measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    elif args.temporal_only:
+        results = json.loads(RESULTS.read_text())
+        with tempfile.TemporaryDirectory(prefix="pausepoint-bench-") as tmp:
+            results["temporal_runtime"] = asyncio.run(temporal_side_by_side(Path(tmp), args.quick))
+        results["temporal_measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     elif args.peers_only:
         results = json.loads(RESULTS.read_text())
         results.pop("peers_chart_missing", None)

@@ -41,6 +41,12 @@ def _sizes(peers: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def remeasured(results: dict[str, Any], section: str) -> list[str]:
+    """A line saying when a section was measured again on its own (``run.py --*-only``)."""
+    at = results.get(f"{section}_measured_at")
+    return [f"Measured again on its own, {at} (`bench/run.py --{section}-only`).", ""] if at else []
+
+
 def peers_section(results: dict[str, Any]) -> list[str]:
     """Markdown lines: the side-by-side table, memory detail, what each step is."""
     peers: dict[str, dict[str, Any]] = results.get("peers") or {}
@@ -49,6 +55,7 @@ def peers_section(results: dict[str, Any]) -> list[str]:
     lines = [
         "## Side by side with the peers",
         "",
+        *remeasured(results, "peers"),
         "The same four workloads for every system, in one run on this machine, each",
         "system in its own process, every step durably recorded before the next:",
         "",
@@ -195,6 +202,7 @@ def temporal_runtime_section(results: dict[str, Any]) -> list[str]:
     lines = [
         "### pausepoint on Temporal vs plain Temporal",
         "",
+        *remeasured(results, "temporal"),
         "Both on one dev server (SQLite file) in the same run: plain Temporal is hand-written",
         "temporalio (`bench/temporal_bench.py`: one activity per step, a signal then the next",
         "activity); pausepoint on Temporal runs a flow of `python` no-op tasks (each an",
