@@ -326,9 +326,11 @@ async def test_sqlite_commits_leave_the_wal_to_a_checkpointing_thread_and_it_sta
         assert store._wal is not None and store._wal.checkpoints > 0
     finally:
         await store.close()
-    # 12 MB went through a log that never grew much past the backstop.
+    # 12 MB went through a log that stayed within a few times the backstop. (While the
+    # thread's checkpoint holds the checkpoint lock, the backstop's own is skipped, so on
+    # a loaded machine the log outgrows the backstop for a while: 3 MiB was once passed.)
     assert written >= 12_000_000
-    assert high_water < 3 * 2**20, f"the WAL grew to {high_water / 2**20:.1f} MiB"
+    assert high_water < 5 * 2**20, f"the WAL grew to {high_water / 2**20:.1f} MiB"
     reopened = SqlStore(f"sqlite:///{path}")
     await reopened.open()
     try:
