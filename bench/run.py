@@ -510,14 +510,12 @@ async def temporal_side_by_side(workdir: Path, quick: bool) -> dict[str, Any]:
     steps, resumes = (30, 10) if quick else (200, 50)
     try:
         async with temporal_bench.dev_server(str(workdir / "temporal.db")) as env:
-            plain = await temporal_bench.plain_temporal(env.client, steps, resumes)
             address = env.client.service_client.config.target_host
-            ours = await pausepoint_temporal.pausepoint_on_temporal(
-                workdir, address, steps, resumes
+            return await pausepoint_temporal.side_by_side(
+                env.client, workdir, address, steps, resumes
             )
     except Exception as error:  # reported in the table, never silently dropped
         return {"error": f"{type(error).__name__}: {error}"}
-    return {**ours, "plain": plain}
 
 
 def main() -> None:

@@ -193,7 +193,9 @@ async def plain_steps(client: Client, steps: int) -> dict[str, Any]:
     return {"steps": steps, "steps_per_s": round(steps / elapsed, 1)}
 
 
-async def plain_resume_latency(client: Client, count: int) -> dict[str, Any]:
+async def plain_resume_latencies(client: Client, count: int) -> list[float]:
+    """``count`` resumes, each a new waiting workflow signalled ``SETTLE_SECONDS`` after
+    it started: resume → next activity started (ms), one figure per resume."""
     latencies = []
     for _ in range(count):
         token = uuid.uuid4().hex
@@ -206,23 +208,30 @@ async def plain_resume_latency(client: Client, count: int) -> dict[str, Any]:
         await handle.signal(PlainGate.resume)
         await handle.result()
         latencies.append((_started.pop(token) - sent) * 1000)
-    # Imported here, in the client: this module's workflows run in Temporal's sandbox.
-    from peers.common import latency_summary
-
-    return latency_summary(latencies)
+    return latencies
 
 
-async def plain_temporal(client: Client, steps: int, resumes: int) -> dict[str, Any]:
-    """Both workloads with a hand-written worker on ``client``'s server."""
+@contextlib.asynccontextmanager
+async def plain_worker(client: Client) -> AsyncIterator[None]:
+    """A hand-written worker for the plain workloads on ``client``'s server."""
     async with Worker(
         client,
         task_queue=TASK_QUEUE,
         workflows=[PlainSteps, PlainGate],
         activities=[noop, mark],
     ):
+        yield
+
+
+async def plain_temporal(client: Client, steps: int, resumes: int) -> dict[str, Any]:
+    """Both workloads with a hand-written worker on ``client``'s server."""
+    # Imported here, in the client: this module's workflows run in Temporal's sandbox.
+    from peers.common import latency_summary
+
+    async with plain_worker(client):
         return {
             "durable_steps": await plain_steps(client, steps),
-            "resume_latency": await plain_resume_latency(client, resumes),
+            "resume_latency": latency_summary(await plain_resume_latencies(client, resumes)),
         }
 
 
