@@ -366,11 +366,16 @@ def render_readme(results: dict[str, Any]) -> str:
         *throughput_section(results.get("throughput")),
         "## Paused executions hold no memory",
         "",
+        "Measured in the benchmark process after the workloads above: memory they",
+        "allocated and freed is reused, so what the paused executions add can read as",
+        "nothing. The peers' table below measures D in a fresh process (1,000 waiting;",
+        "`cd bench && python -m peers.pausepoint --waiting 10000` for 10,000).",
+        "",
         "| measure | value |",
         "|---|---|",
         f"| executions paused on a Pause task | {memory['paused_executions']} |",
         f"| actors (coroutines) left in memory | {memory['actors_in_memory']} |",
-        f"| resident memory added | {memory['rss_added_mib']} MiB "
+        f"| resident memory added (heap reused) | {memory['rss_added_mib']} MiB "
         f"({memory['bytes_per_execution']} bytes each) |",
         f"| executions created and paused per second | {memory['created_per_s']} |",
         f"| all of them resumed, until every one completed (s) | "
