@@ -4,7 +4,7 @@
 loads it from this process: starts of three flows, pause / resume with typed inputs /
 cancel / terminate / inject, reads, twenty SSE followers at a time. Afterwards nothing
 may be lost and neither memory nor latency may have crept up. Quick mode (3 minutes,
-three quarters of the load) runs in the normal suite; ``PAUSEPOINT_CHAOS_FULL=1``
+half the load) runs in the normal suite; ``PAUSEPOINT_CHAOS_FULL=1``
 (``make soak``) runs 30 minutes.
 
 The verdicts are pure functions of the time series; the unit tests below feed them
@@ -30,15 +30,16 @@ from soak_checks import expected_state  # noqa: E402
 from soak_report import latency_verdict, memory_verdict, set_aside  # noqa: E402
 
 FULL = os.environ.get("PAUSEPOINT_CHAOS_FULL") == "1"
-# The quick soak runs 3 minutes at three quarters of the full load. Its control traffic
-# comes in bursts (it follows how many executions happen to be pausable), and at full
-# load a burst that filled most of a third of a 2-minute run saturated the server's core
-# (a 2-core machine shared with the load process): the drift verdict then judged the
-# burst, and failed on unchanged code in three runs of five. Drift shows at any load, and
-# more windows per third make the verdict steadier; the full run (30 minutes, 30 s
-# windows) keeps the full rate.
+# The quick soak runs 3 minutes at half the full load. Latency near saturation is
+# queueing, not the server: a drift verdict judged there judges noise. At full load a
+# burst of control traffic saturated the server's core (a 2-core machine shared with the
+# load process) and the verdict failed on unchanged code in three runs of five; at three
+# quarters of it, a CI machine that ran about 20% slower for most of a run (the speed
+# probe's figure, bench/speed_probe.py) kept the server at 90-100% of a core and the
+# verdict failed by 0.4 ms. Half the load leaves room for both. Drift shows at any load;
+# the full run (30 minutes, 30 s windows, `make soak`) keeps the full rate.
 MINUTES = 30.0 if FULL else 3.0
-RATE = 1.0 if FULL else 0.75
+RATE = 1.0 if FULL else 0.5
 
 
 # -- the soak itself ---------------------------------------------------------------------
