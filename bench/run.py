@@ -523,6 +523,21 @@ async def temporal_side_by_side(workdir: Path, quick: bool) -> dict[str, Any]:
         return {"error": f"{type(error).__name__}: {error}"}
 
 
+def rerun(section: str, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Measure one section again on its own, in place in ``results``."""
+    if section == "peers":
+        results.pop("peers_chart_missing", None)  # drawn again below
+        results["peers"] = peers.run_all(args.quick, progress, args.peer_runs)
+        return
+    with tempfile.TemporaryDirectory(prefix="pausepoint-bench-") as tmp:
+        if section == "http":
+            import http_bench
+
+            results["http"] = asyncio.run(http_bench.run(Path(tmp), args.quick))
+        else:
+            results["temporal_runtime"] = asyncio.run(temporal_side_by_side(Path(tmp), args.quick))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under 2 minutes")
@@ -547,23 +562,13 @@ def main() -> None:
         "--peer-runs", type=int, help="runs per peer (default: 3, or 1 with --quick)"
     )
     args = parser.parse_args()
-    if args.http_only:
-        import http_bench
-
+    section = next(
+        (name for name in ("http", "temporal", "peers") if getattr(args, f"{name}_only")), None
+    )
+    if section is not None:
         results = json.loads(RESULTS.read_text())
-        with tempfile.TemporaryDirectory(prefix="pausepoint-bench-") as tmp:
-            results["http"] = asyncio.run(http_bench.run(Path(tmp), args.quick))
-        results["http_measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    elif args.temporal_only:
-        results = json.loads(RESULTS.read_text())
-        with tempfile.TemporaryDirectory(prefix="pausepoint-bench-") as tmp:
-            results["temporal_runtime"] = asyncio.run(temporal_side_by_side(Path(tmp), args.quick))
-        results["temporal_measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    elif args.peers_only:
-        results = json.loads(RESULTS.read_text())
-        results.pop("peers_chart_missing", None)
-        results["peers"] = peers.run_all(args.quick, progress, args.peer_runs)
-        results["peers_measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        rerun(section, args, results)
+        results[f"{section}_measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     else:
         results = asyncio.run(run(args.quick, args.peer_runs))
     print(json.dumps(results, indent=2))
