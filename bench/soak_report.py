@@ -339,6 +339,11 @@ def set_aside(
     return reasons
 
 
+def windows_set_aside(series: Sequence[dict[str, Any]]) -> list[str | None]:
+    """``set_aside`` for a soak's windows (runs from before the probe have no probe_us)."""
+    return set_aside([s["others_cpu_pct"] for s in series], [s.get("probe_us") for s in series])
+
+
 def latency_verdict(
     times: Sequence[float],
     values: Sequence[float | None],
@@ -432,7 +437,7 @@ def latency_verdict(
 def judge(series: list[dict[str, Any]], *, run_seconds: float, warmup: float) -> dict[str, Verdict]:
     """The soak's verdicts on its time series: memory, and control latency p99 and p50."""
     times = [s["t"] for s in series]
-    aside = set_aside([s["others_cpu_pct"] for s in series], [s["probe_us"] for s in series])
+    aside = windows_set_aside(series)
     rss = [s["rss_mib"] for s in series]
     return {
         "memory": memory_verdict(times, rss, run_seconds=run_seconds, warmup=warmup),
@@ -496,7 +501,7 @@ def draw(result: dict[str, Any], out: Path) -> str | None:
     if len(series) < 2:
         return "fewer than two windows"
     minutes = [s["t"] / 60 for s in series]
-    aside = set_aside([s["others_cpu_pct"] for s in series], [s.get("probe_us") for s in series])
+    aside = windows_set_aside(series)
     warmup = settings["warmup"] / 60
     window = settings["window"] / 60  # a window's "t" is its end
     title = (
