@@ -35,7 +35,7 @@ from peers.report import draw_chart, peers_section, remeasured  # noqa: E402
 
 from pausepoint import Engine, Settings  # noqa: E402
 from pausepoint.models import TERMINAL_EVENT_TYPES  # noqa: E402
-from pausepoint.store.records import EventRecord  # noqa: E402
+from pausepoint.service.feed import EventRecord  # noqa: E402
 
 RESULTS = HERE / "results.json"
 README = HERE / "README.md"
@@ -77,14 +77,14 @@ async def until_event(
             if record.seq > after and record.type in types and not arrived.done():
                 arrived.set_result((time.perf_counter(), record.seq))
 
-    engine.runtime.add_sink(execution_id, sink)
+    engine.feed.subscribe(execution_id, sink)
     try:
         for event in await engine.events(execution_id, after=after):
             if event.type in types:
                 return time.perf_counter(), event.seq
         return await arrived
     finally:
-        engine.runtime.remove_sink(execution_id, sink)
+        engine.feed.unsubscribe(execution_id, sink)
 
 
 def steps_flow(count: int) -> str:
@@ -185,12 +185,11 @@ async def paused_memory(workdir: Path, count: int) -> dict[str, Any]:
         create_seconds = time.perf_counter() - started
         # Every execution checkpoints PAUSED and lets go: no actor, no coroutine remains.
         deadline = time.monotonic() + 60
-        runtime: Any = engine.runtime  # the embedded runtime's actors, not in the protocol
-        while runtime.actors and time.monotonic() < deadline:  # noqa: ASYNC110
+        while any(map(engine.runs_here, ids)) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         gc.collect()
         after = rss_bytes()
-        live_actors = len(runtime.actors)
+        live_actors = sum(map(engine.runs_here, ids))
         paused = await engine.list_executions(states=["PAUSED"], limit=count + 100)
         # Then resume them all, 100 requests at a time, until every one has completed
         # (seen as the runtime publishes their ends: waiting reads nothing back).

@@ -22,7 +22,7 @@ import bench_tasks
 from run import make_engine, until_event
 
 from pausepoint.models import TERMINAL_EVENT_TYPES
-from pausepoint.store.records import EventRecord
+from pausepoint.service.feed import EventRecord
 
 from .common import (
     Context,
@@ -84,10 +84,11 @@ class Ends:
         self.ended: set[str] = set()
         self._news = asyncio.Event()
 
-    def note(self, execution_id: str, events: list[EventRecord]) -> None:
-        if any(event.type in TERMINAL_EVENT_TYPES for event in events):
-            self.ended.add(execution_id)
-            self._news.set()
+    def note(self, events: list[EventRecord] | None) -> None:
+        for event in events or ():
+            if event.type in TERMINAL_EVENT_TYPES:
+                self.ended.add(event.execution_id)
+                self._news.set()
 
     async def all_of(self, ids: Iterable[str], timeout: float = 600) -> None:
         """Return once every execution in ``ids`` has ended."""
@@ -99,25 +100,17 @@ class Ends:
 
 @contextlib.contextmanager
 def ended_executions(engine: Any) -> Iterator[Ends]:
-    """Watch the ends of every execution this process runs, from now on.
+    """Watch the ends of every execution of the engine's organization, from now on.
 
-    Seen as the runtime publishes them (as the organization feed does), so
-    executions that end before their start call has even returned count too;
-    waiting costs the engine nothing, as DBOS's local handles and LangGraph's
-    inline ``ainvoke`` cost theirs nothing, and reads nothing from the store."""
-    runtime = engine.runtime
+    Through the engine's public event feed (what the organization's SSE stream
+    uses), so executions that end before their start call has even returned
+    count too, and waiting reads nothing from the store."""
     ends = Ends()
-    original = runtime.published
-
-    def published(execution_id: str, events: list[EventRecord], results: Any) -> None:
-        original(execution_id, events, results)
-        ends.note(execution_id, events)
-
-    runtime.published = published
+    subscription = engine.feed.subscribe_organization(engine.org_id, ends.note)
     try:
         yield ends
     finally:
-        runtime.published = original
+        engine.feed.unsubscribe_organization(subscription)
 
 
 async def throughput(engine: Any, count: int) -> dict[str, Any]:

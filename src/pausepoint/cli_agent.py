@@ -134,7 +134,7 @@ class Transcript:
 
     async def follow(self) -> ExecutionView:
         loop = asyncio.get_running_loop()
-        self.engine.runtime.add_sink(self.execution_id, self._published)
+        self.engine.feed.subscribe(self.execution_id, self._published)
         try:
             with _sigint(loop, self._interrupted), self._typing(loop):
                 while True:
@@ -149,7 +149,7 @@ class Transcript:
                     if not await self._resume(view):
                         return view
         finally:
-            self.engine.runtime.remove_sink(self.execution_id, self._published)
+            self.engine.feed.unsubscribe(self.execution_id, self._published)
 
     def _published(self, events: list[EventRecord]) -> None:
         for event in events:

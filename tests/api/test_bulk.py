@@ -132,3 +132,21 @@ async def test_bulk_needs_an_operator_and_stays_in_the_organization(
         assert by_filter.json()["results"] == []
     async with server.client("acme", "viewer") as http:
         assert await states(http, [execution_id]) == ["PAUSED"]
+
+
+async def test_a_dry_run_answers_each_execution_as_the_real_call_would(
+    server: RunningServer,
+) -> None:
+    """The dry run admits each command exactly as the call does: pausing an execution
+    already held by a pause is the call's 409, not a "would pause"."""
+    async with server.client("acme", "operator") as http:
+        ids = [await start_paused(http) for _ in range(2)]
+        url = "/api/v1/executions/bulk/pause"
+        held = (await http.post(url, json={"ids": ids})).json()["results"]
+        assert {r["status"] for r in held} == {202}, held  # a hold over the Pause task
+        dry = (await http.post(url, json={"ids": ids, "dry_run": True})).json()["results"]
+        real = (await http.post(url, json={"ids": ids})).json()["results"]
+        assert [(r["status"], r["message"]) for r in dry] == [
+            (r["status"], r["message"]) for r in real
+        ]
+        assert {r["status"] for r in dry} == {409}, dry

@@ -161,7 +161,7 @@ async def test_a_closed_stream_lets_go_of_its_subscription(server: RunningServer
         url = f"/api/v1/executions/{execution_id}/events"
         async with http.stream("GET", url, headers=SSE) as response:
             await read_events(response, until="workflow.paused")
-            subscribers = server.engine.runtime._sinks  # what a leak would grow
+            subscribers = server.engine.feed.sinks  # what a leak would grow
             assert subscribers.get(execution_id)
 
         async def released() -> bool:
@@ -211,7 +211,7 @@ async def test_a_hundred_followers_share_one_subscription_and_each_get_every_eve
         followers = [asyncio.create_task(follow(http, ready)) for ready in readies]
         await asyncio.wait_for(asyncio.gather(*(ready.wait() for ready in readies)), 60)
         # However many follow, the runtime hands each checkpoint's events over once.
-        assert len(server.engine.runtime._sinks[execution_id]) == 1
+        assert len(server.engine.feed.sinks[execution_id]) == 1
         resumed = await http.post(
             f"/api/v1/executions/{execution_id}/resume", headers=server.headers("acme", "operator")
         )
@@ -229,7 +229,7 @@ async def test_a_hundred_followers_share_one_subscription_and_each_get_every_eve
         assert [(int(f.id or 0), f.event) for f in frames_of_one] == expected
 
     async def released() -> bool:
-        return execution_id not in server.engine.runtime._sinks
+        return execution_id not in server.engine.feed.sinks
 
     await eventually(released)
 

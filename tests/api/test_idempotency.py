@@ -8,13 +8,13 @@ an organization: another organization's identical key is a new request.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import uuid
 from pathlib import Path
 
 import httpx
 
+from pausepoint.service import plane
+from pausepoint.service.operations import StartRequest
 from pausepoint.service.requests import PauseRequest
 from pausepoint.store.access import ABANDONED_CLAIM_SECONDS, IdempotencyRecord
 from tests.api.matrix_support import (
@@ -209,13 +209,10 @@ async def test_a_retry_takes_over_the_key_of_a_server_that_died_holding_it(
                 wait=False,
             )
         )
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        same = PauseRequest(execution_id=execution_id, reason=body["reason"])
 
         def reservation(age: float) -> IdempotencyRecord:
-            now = engine.clock()
-            return IdempotencyRecord(
-                "acme", idempotency_key, "POST", path, digest, 0, None, now - age
-            )
+            return plane.reservation("acme", idempotency_key, same, engine.clock() - age)
 
         assert await engine.store.claim_idempotency(reservation(1.0)) is None
         held = await engine.store.claim_idempotency(reservation(0.0))
@@ -246,12 +243,10 @@ async def test_a_start_retried_after_its_server_died_makes_no_second_execution(
         first = await engine.start_execution(
             "api.tests", "approval", labels=body["labels"], idempotency_key=idempotency_key
         )
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         abandoned = engine.clock() - ABANDONED_CLAIM_SECONDS - 60
-        reservation = IdempotencyRecord(
-            "acme", idempotency_key, "POST", "/api/v1/executions", digest, 0, None, abandoned
-        )
-        assert await engine.store.claim_idempotency(reservation) is None
+        same = StartRequest(namespace="api.tests", flow_id="approval", labels=body["labels"])
+        held = plane.reservation("acme", idempotency_key, same, abandoned)
+        assert await engine.store.claim_idempotency(held) is None
 
         retry = await http.post(
             "/api/v1/executions", json=body, headers={"Idempotency-Key": idempotency_key}

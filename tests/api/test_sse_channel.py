@@ -91,7 +91,7 @@ async def test_a_stream_that_stops_sending_mid_run_gets_every_event_once(
     """
     execution_id = await paused(engine)
     timing = StreamTiming(max_buffered=10, window_bytes=window_bytes, coalesce=0.0)
-    stream = await sse.execution_events(engine, execution_id, after=0, timing=timing)
+    stream = sse.execution_events(engine, execution_id, after=0, timing=timing)
     received = ids(await anext(stream))  # the catch-up: up to the pause
     reads = ReadCounter(engine)
 
@@ -116,7 +116,7 @@ async def test_followers_joining_together_share_one_store_read(engine: Engine) -
     execution_id = await paused(engine)
     timing = StreamTiming(coalesce=0.0)
     streams = [
-        await sse.execution_events(engine, execution_id, after=0, timing=timing) for _ in range(20)
+        sse.execution_events(engine, execution_id, after=0, timing=timing) for _ in range(20)
     ]
     reads = ReadCounter(engine)
     firsts = await asyncio.gather(*(anext(stream) for stream in streams))
@@ -127,7 +127,7 @@ async def test_followers_joining_together_share_one_store_read(engine: Engine) -
     for stream in streams:
         rest = [seq async for text in stream for seq in ids(text)]
         assert ids(firsts[0]) + rest == await stored_seqs(engine, execution_id)
-    assert not sse._channels[engine.runtime], "the last follower to leave closes the channel"
+    assert not sse._channels[engine.feed], "the last follower to leave closes the channel"
 
 
 async def test_the_window_keeps_what_a_follower_has_not_sent_up_to_its_byte_bound(

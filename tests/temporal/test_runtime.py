@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from pausepoint.api.sse import event_hub
 from pausepoint.config import Settings
 from pausepoint.errors import InvalidInput
 from pausepoint.models import EventView
@@ -336,22 +335,24 @@ async def test_a_worker_restarted_mid_task_runs_the_task_again_and_paused_stays_
 async def test_events_written_by_workers_reach_followers_and_the_organization_feed(
     engine: Engine, worker: ExecutionWorker
 ) -> None:
-    hub = event_hub(engine)
-    subscription = hub.subscribe(engine.org_id, 1000)
+    organization: list[int] = []
+    subscription = engine.feed.subscribe_organization(
+        engine.org_id, lambda events: organization.extend(e.seq for e in events or ())
+    )
     followed: list[int] = []
     try:
         await engine.put_flow(OUTPUTS_FLOW)
         execution = await engine.start_execution("temporal", "greet")
-        engine.runtime.add_sink(execution.id, lambda events: followed.extend(e.seq for e in events))
+        engine.feed.subscribe(execution.id, lambda events: followed.extend(e.seq for e in events))
         view = await engine.wait(execution.id, timeout=TIMEOUT)
         stored = [event.seq for event in await engine.events(execution.id)]
 
         async def fed() -> bool:
-            return [r.seq for r in subscription.inbox.events] == stored and bool(followed)
+            return organization == stored and bool(followed)
 
         await eventually(fed, timeout=TIMEOUT)
     finally:
-        hub.unsubscribe(subscription)
+        engine.feed.unsubscribe_organization(subscription)
     assert view.state == "COMPLETED"
     assert followed == stored[-len(followed) :]  # live, in order, up to the terminal event
 

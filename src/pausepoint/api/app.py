@@ -13,7 +13,6 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
-from pausepoint.api.deps import release_claim
 from pausepoint.errors import InvalidInput, PausepointError, Unauthorized
 from pausepoint.service.engine import Engine
 
@@ -126,7 +125,6 @@ def create_app(engine: Engine) -> FastAPI:
     from pausepoint.api.middleware import RequestLimits
     from pausepoint.api.routes import bulk, compat, control, events, executions, flows, me, ops
     from pausepoint.api.routes import secrets as secret_routes
-    from pausepoint.api.sse import event_hub
 
     app = FastAPI(
         title="pausepoint",
@@ -137,7 +135,6 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.exception_handler(PausepointError)
     async def _pausepoint_error(request: Request, error: PausepointError) -> JSONResponse:
-        await release_claim(request)
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
         return JSONResponse(error_body(error), status_code=error.http_status, headers=headers)
 
@@ -155,7 +152,6 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        await release_claim(request)
         detail = [
             {
                 "loc": list(e.get("loc", ())),
@@ -168,22 +164,9 @@ def create_app(engine: Engine) -> FastAPI:
 
     metrics = Metrics(checkpoint_seconds=time_checkpoints(engine))
     app.state.metrics = metrics
-    event_hub(engine)  # the organization-wide event feed hooks the runtime once
     app.add_middleware(ControlMetricsMiddleware, metrics=metrics)
 
-    async def release_unfinished_claim(scope: dict[str, Any]) -> None:
-        # A request that ended without storing its reply (an error answered by a
-        # handler of its own, a dropped connection) must not hold its key forever.
-        claim = scope.get("state", {}).get("idempotency_claim")
-        if claim is not None:
-            scope["state"]["idempotency_claim"] = None
-            await engine.store.release_idempotency(*claim)
-
-    app.add_middleware(
-        RequestLimits,
-        max_body_bytes=engine.settings.max_body_bytes,
-        after=release_unfinished_claim,
-    )
+    app.add_middleware(RequestLimits, max_body_bytes=engine.settings.max_body_bytes)
 
     generate_openapi = app.openapi
 

@@ -1,20 +1,18 @@
-"""Request plumbing shared by every route: the engine, the caller, idempotency."""
+"""Request plumbing shared by every route: the caller, and the call into the control plane."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
-from typing import Annotated, Any
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
-from fastapi.responses import JSONResponse
 
 from pausepoint.api.ratelimit import AuthFailureLimiter, Network, client_key, parse_networks
-from pausepoint.errors import Conflict, FieldError, InvalidInput, Unauthorized
+from pausepoint.errors import Unauthorized
 from pausepoint.service.auth import Principal
 from pausepoint.service.engine import Engine
-from pausepoint.store.access import IdempotencyRecord
+from pausepoint.service.operations import Operation
+
+R = TypeVar("R")
 
 
 def engine_of(request: Request) -> Engine:
@@ -68,11 +66,6 @@ async def principal_of(
 Caller = Annotated[Principal, Depends(principal_of)]
 
 
-def scoped(request: Request, principal: Principal) -> Engine:
-    """The engine acting for the caller's organization."""
-    return engine_of(request).as_org(principal.org_id)
-
-
 def request_id(request: Request) -> str | None:
     value = getattr(request.state, "request_id", None)
     return value if isinstance(value, str) else None
@@ -88,71 +81,24 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def replay(request: Request, principal: Principal, key: str | None) -> JSONResponse | None:
-    """The first reply for a repeated ``Idempotency-Key``, or None when this request goes ahead.
+async def call(
+    request: Request,
+    caller: Principal,
+    operation: Operation[R],
+    idempotency_key: str | None = None,
+) -> R:
+    """Run ``operation`` through the control plane's chain for ``caller``; its result."""
+    return (await call_replayed(request, caller, operation, idempotency_key))[0]
 
-    Going ahead reserves the key (atomically), so concurrent twins wait for this
-    request's reply instead of doing the work again. The same key with a different
-    body or path is a mistake the caller must hear about (422).
-    """
-    if key is None:
-        return None
-    engine = engine_of(request)
-    digest = await body_hash(request)
-    placeholder = IdempotencyRecord(
-        principal.org_id, key, request.method, request.url.path, digest, 0, None, engine.clock()
+
+async def call_replayed(
+    request: Request,
+    caller: Principal,
+    operation: Operation[R],
+    idempotency_key: str | None = None,
+) -> tuple[R, dict[str, str]]:
+    """Like ``call``, with the headers that say an Idempotency-Key replayed a result."""
+    reply = await engine_of(request).call(
+        operation, caller, idempotency_key=idempotency_key, request_id=request_id(request)
     )
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + engine.settings.command_wait_timeout + 5
-    while True:
-        record = await engine.store.claim_idempotency(placeholder)
-        if record is None:
-            request.state.idempotency_claim = (principal.org_id, key)
-            return None
-        if record.body_hash != digest or record.path != request.url.path:
-            raise InvalidInput(
-                "Idempotency-Key was already used for a different request",
-                [
-                    FieldError(
-                        ("header", "Idempotency-Key"),
-                        "already used with another body or path; use a new key",
-                        "idempotency_conflict",
-                    )
-                ],
-            )
-        if record.status_code:
-            return JSONResponse(
-                record.response,
-                status_code=record.status_code,
-                headers={"Idempotent-Replayed": "true"},
-            )
-        if loop.time() > deadline:
-            raise Conflict("a request with this Idempotency-Key is still in progress; retry")
-        await asyncio.sleep(engine.settings.poll_interval / 4)
-
-
-async def remember(
-    request: Request, principal: Principal, key: str | None, status_code: int, body: Any
-) -> None:
-    """Store the first reply for ``key``: later requests with the key get it again."""
-    if key is None:
-        return
-    await engine_of(request).store.complete_idempotency(principal.org_id, key, status_code, body)
-    request.state.idempotency_claim = None
-
-
-async def release_claim(request: Request) -> None:
-    """After a failed request, free its reserved key so that a retry can proceed."""
-    claim = getattr(request.state, "idempotency_claim", None)
-    if claim is not None:
-        request.state.idempotency_claim = None
-        await engine_of(request).store.release_idempotency(*claim)
-
-
-async def body_hash(request: Request) -> str:
-    raw = await request.body()
-    try:
-        canonical = json.dumps(json.loads(raw or b"null"), sort_keys=True).encode()
-    except (ValueError, RecursionError):  # not JSON, or too deep to canonicalise
-        canonical = raw
-    return hashlib.sha256(canonical).hexdigest()
+    return reply.value, ({"Idempotent-Replayed": "true"} if reply.replayed else {})

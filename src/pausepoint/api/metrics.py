@@ -94,7 +94,7 @@ class Metrics:
         self.control_requests[(op, result_of(status))] += 1
 
     async def render(self, engine: Engine) -> str:
-        by_state = await engine.store.count_executions_by_state()
+        by_state = await engine.count_executions_by_state()
         lines = [
             "# HELP pausepoint_executions Executions by state (all organizations).",
             "# TYPE pausepoint_executions gauge",
@@ -118,10 +118,7 @@ class Metrics:
 def time_checkpoints(engine: Engine) -> Histogram:
     """A histogram of ``engine``'s checkpoint transactions, fed by its group committer."""
     histogram = Histogram()
-    # Executions on Temporal checkpoint in the workers: an API server has nothing to time.
-    committer = getattr(engine.runtime, "committer", None)
-    if committer is not None:
-        committer.observe(histogram.observe)
+    engine.observe_checkpoints(histogram.observe)
     return histogram
 
 

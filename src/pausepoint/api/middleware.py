@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
@@ -33,11 +32,9 @@ class RequestLimits:
         app: Any,
         *,
         max_body_bytes: int,
-        after: Callable[[Scope], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.after = after  # runs once the response is done, whatever happened
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -139,9 +136,6 @@ class RequestLimits:
         except BodyTooLarge:
             if not replied:
                 await self._reply(send, 413, body_too_large, request_id)
-        finally:
-            if self.after is not None:
-                await self.after(scope)
 
     @staticmethod
     async def _reply(

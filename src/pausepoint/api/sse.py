@@ -22,15 +22,14 @@ import contextlib
 import json
 import random
 import weakref
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from pausepoint.engine.model import ExecutionStatus
 from pausepoint.models import LIVE_ONLY_SEQ, TERMINAL_EVENT_TYPES, EventView
-from pausepoint.runtime.base import Runtime
 from pausepoint.service.engine import Engine, event_view
-from pausepoint.store.records import EventRecord
+from pausepoint.service.feed import EventFeed, EventRecord
 
 KEEPALIVE_SECONDS = 15.0
 STORE_POLL_SECONDS = 2.0
@@ -44,9 +43,6 @@ WINDOW_BYTES = 8 * 1024 * 1024
 CATCH_UP_BYTES = 256 * 1024
 CATCH_UP_FIRST_PAGE = 50
 CATCH_UP_PAGE = 500
-TERMINAL_STATES = frozenset(
-    {"COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT"}
-)
 
 
 # Live events wait this long after a wake-up so that bursts go out in one write.
@@ -326,47 +322,45 @@ def _next_page(events: int, size: int) -> int:
     return max(1, min(CATCH_UP_PAGE, int(CATCH_UP_BYTES / per_event)))
 
 
-_channels: weakref.WeakKeyDictionary[Runtime, dict[str, _Channel]] = weakref.WeakKeyDictionary()
+_channels: weakref.WeakKeyDictionary[EventFeed, dict[str, _Channel]] = weakref.WeakKeyDictionary()
 
 
 @contextlib.contextmanager
 def _following(
-    runtime: Runtime, execution_id: str, after: int, timing: StreamTiming
+    feed: EventFeed, execution_id: str, after: int, timing: StreamTiming
 ) -> Iterator[tuple[_Channel, _Follower]]:
     """Join the channel of ``execution_id`` (opened on first use, closed by the last to leave)."""
-    channels = _channels.setdefault(runtime, {})
+    channels = _channels.setdefault(feed, {})
     channel = channels.get(execution_id)
     if channel is None:
         channel = channels[execution_id] = _Channel(timing.max_buffered, timing.window_bytes)
-        runtime.add_sink(execution_id, channel.put)
+        feed.subscribe(execution_id, channel.put)
     follower = channel.join(after)
     try:
         yield channel, follower
     finally:
         channel.leave(follower)
         if not channel.followers:
-            runtime.remove_sink(execution_id, channel.put)
+            feed.unsubscribe(execution_id, channel.put)
             del channels[execution_id]
 
 
-async def execution_events(
+def execution_events(
     engine: Engine, execution_id: str, *, after: int, timing: StreamTiming
 ) -> AsyncIterator[str]:
     """SSE frames of ``execution_id`` after sequence ``after``, live; ends after the terminal one.
 
-    ``engine`` must be scoped to the caller's organization: ``NotFound`` is raised
-    here, before any response starts, for unknown ids and other organizations.
+    ``engine`` must be scoped to the caller's organization, and the execution
+    checked to be theirs before any response starts (``OpenStreamRequest``).
     """
-    await engine.state(execution_id)
     return _execution_frames(engine, execution_id, after, timing)
 
 
 async def _execution_frames(
     engine: Engine, execution_id: str, after: int, timing: StreamTiming
 ) -> AsyncIterator[str]:
-    runtime = engine.runtime
     loop = asyncio.get_running_loop()
-    with _following(runtime, execution_id, after, timing) as (channel, me):
+    with _following(engine.feed, execution_id, after, timing) as (channel, me):
         size = channel.catch_up_page()
         while True:
             # Catch up from the store: at the start, after a gap, on the poll tick. Pages
@@ -385,7 +379,7 @@ async def _execution_frames(
                 if not more:
                     break
             last_poll = last_sent = loop.time()
-            if (await engine.state(execution_id)).state in TERMINAL_STATES:
+            if ExecutionStatus((await engine.state(execution_id)).state).is_terminal:
                 # Terminal with no terminal event after `after`: nothing more will come.
                 if not await engine.events(execution_id, after=me.after, limit=1):
                     return
@@ -409,7 +403,7 @@ async def _execution_frames(
                     last_sent = loop.time()
                 now = loop.time()
                 if now - last_poll >= timing.store_poll:
-                    if not runtime.owns(execution_id):
+                    if not engine.runs_here(execution_id):
                         break  # run elsewhere: its events only reach us through the store
                     last_poll = now
                 if now - last_sent >= timing.keepalive:
@@ -421,7 +415,7 @@ async def _execution_frames(
                 )
                 if (
                     woken
-                    and not runtime.owns(execution_id)
+                    and not engine.runs_here(execution_id)
                     and not channel.after(me.after, me.tail_sent)
                 ):
                     break  # written by another process (it notified us): read the store
@@ -433,104 +427,17 @@ async def _execution_frames(
 # -- every execution of an organization ---------------------------------------------------
 
 
-@dataclass(eq=False)
-class _OrgSubscription:
-    org_id: str
-    inbox: _Inbox
-
-
-@dataclass
-class EventHub:
-    """A process-wide feed of the events this process's runtime publishes, per organization.
-
-    The runtime notifies per execution only, so the hub wraps its ``published``
-    hook. Which organization an execution belongs to is looked up once (and
-    cached); until then its events wait, in order, in a bounded backlog.
-    """
-
-    engine: Engine
-    subscriptions: dict[str, set[_OrgSubscription]] = field(default_factory=dict)
-    orgs: OrderedDict[str, str] = field(default_factory=OrderedDict)
-    backlog: deque[tuple[str, list[EventRecord]]] = field(default_factory=deque)
-    backlog_limit: int = 10_000
-    cache_size: int = 10_000
-    _resolving: asyncio.Task[None] | None = None
-
-    def publish(self, execution_id: str, events: list[EventRecord]) -> None:
-        events = [event for event in events if event.seq != LIVE_ONLY_SEQ]
-        if not self.subscriptions or not events:
-            return
-        org_id = self.orgs.get(execution_id)
-        if org_id is not None and not self.backlog:
-            self._deliver(org_id, events)
-            return
-        if len(self.backlog) >= self.backlog_limit:
-            for subscriptions in self.subscriptions.values():
-                for subscription in subscriptions:
-                    subscription.inbox.overflow()
-            self.backlog.clear()
-            return
-        self.backlog.append((execution_id, list(events)))
-        if self._resolving is None or self._resolving.done():
-            self._resolving = asyncio.get_running_loop().create_task(self._resolve())
-
-    def _deliver(self, org_id: str, events: list[EventRecord]) -> None:
-        for subscription in self.subscriptions.get(org_id, ()):
-            subscription.inbox.put(events)
-
-    async def _resolve(self) -> None:
-        while self.backlog:
-            execution_id, events = self.backlog[0]
-            org_id = self.orgs.get(execution_id)
-            if org_id is None:
-                record = await self.engine.store.get_execution(execution_id)
-                org_id = record.org_id if record is not None else ""
-                self.orgs[execution_id] = org_id
-                if len(self.orgs) > self.cache_size:
-                    self.orgs.popitem(last=False)
-            if self.backlog and self.backlog[0][0] == execution_id:
-                self.backlog.popleft()
-                self._deliver(org_id, events)
-
-    def subscribe(self, org_id: str, limit: int) -> _OrgSubscription:
-        subscription = _OrgSubscription(org_id, _Inbox(limit))
-        self.subscriptions.setdefault(org_id, set()).add(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: _OrgSubscription) -> None:
-        subscriptions = self.subscriptions.get(subscription.org_id)
-        if subscriptions is not None:
-            subscriptions.discard(subscription)
-            if not subscriptions:
-                del self.subscriptions[subscription.org_id]
-
-
-_hubs: weakref.WeakKeyDictionary[Runtime, EventHub] = weakref.WeakKeyDictionary()
-
-
-def event_hub(engine: Engine) -> EventHub:
-    """The hub of ``engine``'s runtime, installed on first use (once per runtime)."""
-    runtime = engine.runtime
-    hub = _hubs.get(runtime)
-    if hub is None:
-        hub = EventHub(engine)
-        original = runtime.published
-
-        def published(execution_id: str, events: list[EventRecord], results: Any) -> None:
-            original(execution_id, events, results)
-            hub.publish(execution_id, events)
-
-        runtime.published = published  # type: ignore[method-assign]
-        _hubs[runtime] = hub
-    return hub
-
-
-async def organization_events(
-    engine: Engine, hub: EventHub, *, timing: StreamTiming
-) -> AsyncIterator[str]:
+async def organization_events(engine: Engine, *, timing: StreamTiming) -> AsyncIterator[str]:
     """SSE frames of every execution of ``engine.org_id``, live (ids ``<execution_id>:<seq>``)."""
-    subscription = hub.subscribe(engine.org_id, timing.max_buffered)
-    inbox = subscription.inbox
+    inbox = _Inbox(timing.max_buffered)
+
+    def sink(events: list[EventRecord] | None) -> None:
+        if events is None:
+            inbox.overflow()
+        else:
+            inbox.put(events)
+
+    subscription = engine.feed.subscribe_organization(engine.org_id, sink)
     loop = asyncio.get_running_loop()
     last_sent = loop.time()
     try:
@@ -550,4 +457,4 @@ async def organization_events(
                 continue
             await inbox.wait(timing.keepalive - idle)
     finally:
-        hub.unsubscribe(subscription)
+        engine.feed.unsubscribe_organization(subscription)

@@ -9,18 +9,6 @@ from typing import Any, Literal
 
 import httpx
 
-from pausepoint.api.schemas import (
-    BulkReply,
-    ExecutionPage,
-    ExecutionSummary,
-    FlowDetail,
-    FlowRecordView,
-    FlowSummary,
-    FlowValidation,
-    Health,
-    TerminateReply,
-    ValidatedInputs,
-)
 from pausepoint.client.calls import (
     TERMINAL_STATES,
     BulkOp,
@@ -38,6 +26,18 @@ from pausepoint.client.calls import (
 )
 from pausepoint.client.errors import error_from, unreachable
 from pausepoint.models import CommandView, ControlResult, EventView, ExecutionView, StateView
+from pausepoint.wire import (
+    BulkReply,
+    ExecutionPage,
+    ExecutionSummary,
+    FlowDetail,
+    FlowRecordView,
+    FlowSummary,
+    FlowValidation,
+    Health,
+    TerminateReply,
+    ValidatedInputs,
+)
 
 
 class AsyncClient:

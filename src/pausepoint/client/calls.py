@@ -13,7 +13,10 @@ import httpx
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from pausepoint.api.schemas import (
+from pausepoint.client.errors import ConnectionFailed, UnexpectedStatus, unreachable
+from pausepoint.errors import FieldError, FlowError, InvalidInput
+from pausepoint.models import CommandView, ControlResult, EventView, ExecutionView, StateView
+from pausepoint.wire import (
     BulkReply,
     EventPage,
     ExecutionPage,
@@ -26,9 +29,6 @@ from pausepoint.api.schemas import (
     TerminateReply,
     ValidatedInputs,
 )
-from pausepoint.client.errors import ConnectionFailed, UnexpectedStatus, unreachable
-from pausepoint.errors import FieldError, FlowError, InvalidInput
-from pausepoint.models import CommandView, ControlResult, EventView, ExecutionView, StateView
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

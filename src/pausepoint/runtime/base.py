@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,6 +18,25 @@ class NewExecution:
     record: ExecutionRecord
     state: dict[str, Any]  # its whole state (the record holds the stored core)
     env: EngineEnv
+
+
+class RuntimeListener(Protocol):
+    """Who hears what a runtime publishes (the service's event feed)."""
+
+    def published(
+        self, execution_id: str, events: list[EventRecord], results: Iterable[CommandResult]
+    ) -> None:
+        """A checkpoint's events and command results, as written by or seen in this process.
+
+        An empty ``events`` is a wake-up: another process wrote events of the execution."""
+
+    def following(self, execution_id: str) -> bool:
+        """Whether anyone in this process waits for the execution's events."""
+        ...
+
+    def followed(self) -> Collection[str]:
+        """The executions someone in this process waits for."""
+        ...
 
 
 class Runtime(Protocol):
@@ -54,19 +72,3 @@ class Runtime(Protocol):
 
     def watch(self, execution_id: str) -> None:
         """Bring ``execution_id`` back in this process when its timers fall due."""
-
-    def published(
-        self, execution_id: str, events: list[EventRecord], results: Iterable[CommandResult]
-    ) -> None:
-        """Called with each checkpoint's events and command results written here."""
-
-    def add_sink(self, execution_id: str, sink: Callable[[list[EventRecord]], None]) -> None:
-        """Call ``sink`` with each batch of new events of ``execution_id`` published here."""
-
-    def remove_sink(self, execution_id: str, sink: Callable[[list[EventRecord]], None]) -> None: ...
-
-    def command_waiter(self, command_id: str) -> asyncio.Future[CommandResult]:
-        """A future resolved when this process applies the command (maybe never: poll too)."""
-        ...
-
-    def drop_command_waiter(self, command_id: str) -> None: ...

@@ -21,7 +21,7 @@ import logging
 import os
 import secrets
 import socket
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -29,7 +29,7 @@ from pausepoint.config import Settings
 from pausepoint.engine.interpreter import EngineEnv, rebuild_outputs
 from pausepoint.engine.model import CommandResult, Recovered, Started
 from pausepoint.runtime.actor import ExecutionActor
-from pausepoint.runtime.base import NewExecution
+from pausepoint.runtime.base import NewExecution, RuntimeListener
 from pausepoint.runtime.committer import GroupCommitter
 from pausepoint.store.records import CommandRecord, EventRecord, ExecutionRecord
 from pausepoint.store.sql import SqlStore
@@ -52,6 +52,7 @@ class EmbeddedRuntime:
         settings: Settings,
         *,
         env_for: Callable[[ExecutionRecord], Awaitable[EngineEnv]],
+        listener: RuntimeListener,
         clock: Callable[[], float],
         serve: bool = False,
         run_executions: bool = True,
@@ -62,14 +63,13 @@ class EmbeddedRuntime:
         self.serve = serve and run_executions
         self.run_executions = run_executions
         self._env_for = env_for
+        self.listener = listener
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.committer = GroupCommitter(store)
         self.actors: dict[str, ExecutionActor] = {}
         self.watched: set[str] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._adopting: dict[str, asyncio.Future[bool]] = {}
-        self._sinks: dict[str, set[Callable[[list[EventRecord]], None]]] = defaultdict(set)
-        self._command_waiters: dict[str, asyncio.Future[CommandResult]] = {}
         self._stopped = False
         self.draining = False
         self._background: set[asyncio.Task[bool]] = set()
@@ -151,9 +151,8 @@ class EmbeddedRuntime:
 
     def _events_elsewhere(self, execution_id: str) -> None:
         """Another process wrote events of ``execution_id``: its followers here read them."""
-        if not self.owns(execution_id):
-            for sink in list(self._sinks.get(execution_id, ())):
-                sink([])  # a wake-up: the events themselves are read from the store
+        if not self.owns(execution_id) and self.listener.following(execution_id):
+            self.listener.published(execution_id, [], ())  # the events are in the store
 
     def owns(self, execution_id: str) -> bool:
         actor = self.actors.get(execution_id)
@@ -252,37 +251,8 @@ class EmbeddedRuntime:
     def published(
         self, execution_id: str, events: list[EventRecord], results: Iterable[CommandResult]
     ) -> None:
-        for sink in self._sinks.get(execution_id, ()):
-            sink(events)
-        for result in results:
-            waiter = self._command_waiters.pop(result.command_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(result)
-
-    def add_sink(self, execution_id: str, sink: Callable[[list[EventRecord]], None]) -> None:
-        """Call ``sink`` with each batch of new events (in the loop; it must not block).
-
-        Unlike a queue, a sink wakes nobody by itself: many followers of one
-        execution cost one call each per checkpoint, not one task switch per event.
-        """
-        self._sinks[execution_id].add(sink)
-
-    def remove_sink(self, execution_id: str, sink: Callable[[list[EventRecord]], None]) -> None:
-        sinks = self._sinks.get(execution_id)
-        if sinks is not None:
-            sinks.discard(sink)
-            if not sinks:
-                del self._sinks[execution_id]
-
-    def command_waiter(self, command_id: str) -> asyncio.Future[CommandResult]:
-        future = self._command_waiters.get(command_id)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._command_waiters[command_id] = future
-        return future
-
-    def drop_command_waiter(self, command_id: str) -> None:
-        self._command_waiters.pop(command_id, None)
+        """An actor checkpointed (or a task emitted live events): tell the listener."""
+        self.listener.published(execution_id, events, results)
 
     # -- background loops ----------------------------------------------------------
 

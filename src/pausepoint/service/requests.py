@@ -1,15 +1,22 @@
-"""One frozen request per control operation: the seam auth, audit and idempotency wrap."""
+"""One frozen request per control command: the seam auth, audit and idempotency wrap."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pausepoint.errors import FieldError, InvalidInput
+from pausepoint.models import ControlResult
+from pausepoint.service.operations import Operation
+
+if TYPE_CHECKING:
+    from pausepoint.service.engine import Engine
 
 
 @dataclass(frozen=True, kw_only=True)
-class ControlRequest:
+class ControlRequest(Operation[ControlResult]):
+    """A command to one execution, recorded durably before it is acknowledged."""
+
     execution_id: str
     actor: str = "anonymous"
     idempotency_key: str | None = None
@@ -18,6 +25,17 @@ class ControlRequest:
     wait: bool = True  # wait (up to command_wait_timeout) for the command to be applied
 
     kind = "control"
+    required_role = "operator"
+    action = "controlling an execution"
+    idempotent = True
+    result_type = ControlResult
+
+    @property
+    def target(self) -> str:
+        return self.execution_id
+
+    async def run(self, engine: Engine) -> ControlResult:
+        return await engine.control(self)
 
     def payload(self) -> dict[str, Any]:
         return {}

@@ -20,8 +20,8 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from pausepoint.api.app import RATE_LIMITED
-from pausepoint.api.deps import Caller, IdempotencyKey, principal_of, scoped
-from pausepoint.api.routes.control import Build, send
+from pausepoint.api.deps import Caller, IdempotencyKey, call, principal_of
+from pausepoint.api.routes.control import send
 from pausepoint.api.schemas import (
     CancelBody,
     InjectBody,
@@ -33,10 +33,13 @@ from pausepoint.api.schemas import (
     ShannonReply,
     SyntropicReply,
     SyntropicState,
+    control_request,
 )
 from pausepoint.errors import InvalidInput, PausepointError, Unauthorized
 from pausepoint.models import ControlResult
 from pausepoint.service.auth import Principal
+from pausepoint.service.operations import GetStateRequest
+from pausepoint.service.requests import ControlRequest
 
 router = APIRouter(tags=["compatibility"])
 
@@ -60,7 +63,7 @@ async def control_as(
     request: Request,
     caller: Principal | PausepointError,
     idempotency_key: str | None,
-    build: Build,
+    command: ControlRequest,
     *,
     shape: Callable[[ControlResult], dict[str, Any]],
     error: Callable[[PausepointError], JSONResponse],
@@ -68,7 +71,7 @@ async def control_as(
     if isinstance(caller, PausepointError):
         return error(caller)
     try:
-        return await send(request, caller, idempotency_key, build, shape=shape)
+        return await send(request, caller, idempotency_key, command, shape=shape)
     except InvalidInput as invalid:
         if invalid.errors:
             raise  # FastAPI's 422 shape, which every seed documents
@@ -118,7 +121,7 @@ async def shannon_pause(
         request,
         caller,
         idempotency_key,
-        lambda c: (body or PauseBody()).request(task_id, **c),
+        control_request(body or PauseBody(), task_id),
         shape=shannon_reply(task_id, "Pause signal sent"),
         error=shannon_error(task_id),
     )
@@ -142,7 +145,7 @@ async def shannon_resume(
         request,
         caller,
         idempotency_key,
-        lambda c: (body or ResumeBody()).request(task_id, **c),
+        control_request(body or ResumeBody(), task_id),
         shape=shannon_reply(task_id, "Resume signal sent"),
         error=shannon_error(task_id),
     )
@@ -166,7 +169,7 @@ async def shannon_cancel(
         request,
         caller,
         idempotency_key,
-        lambda c: (body or CancelBody()).request(task_id, **c),
+        control_request(body or CancelBody(), task_id),
         shape=shannon_reply(task_id, "Cancel signal sent"),
         error=shannon_error(task_id),
     )
@@ -184,7 +187,7 @@ async def shannon_control_state(
     if isinstance(caller, PausepointError):
         return shannon_error(task_id)(caller)
     try:
-        state = await scoped(request, caller).state(task_id)
+        state = await call(request, caller, GetStateRequest(execution_id=task_id))
     except PausepointError as error:
         return shannon_error(task_id)(error)
     return ShannonControlState(
@@ -214,7 +217,7 @@ async def kubiya_message(
         request,
         caller,
         idempotency_key,
-        lambda c: body.request(execution_id, **c),
+        control_request(body, execution_id),
     )
 
 
@@ -259,7 +262,7 @@ async def syntropic_pause(
         request,
         caller,
         idempotency_key,
-        lambda c: (body or PauseBody()).request(execution_id, **c),
+        control_request(body or PauseBody(), execution_id),
         shape=syntropic_reply,
         error=syntropic_error(execution_id),
     )
@@ -283,7 +286,7 @@ async def syntropic_resume(
         request,
         caller,
         idempotency_key,
-        lambda c: (body or ResumeBody()).request(execution_id, **c),
+        control_request(body or ResumeBody(), execution_id),
         shape=syntropic_reply,
         error=syntropic_error(execution_id),
     )
@@ -307,7 +310,7 @@ async def syntropic_cancel(
         request,
         caller,
         idempotency_key,
-        lambda c: (body or CancelBody()).request(execution_id, **c),
+        control_request(body or CancelBody(), execution_id),
         shape=syntropic_reply,
         error=syntropic_error(execution_id),
     )
@@ -331,7 +334,7 @@ async def syntropic_inject(
         request,
         caller,
         idempotency_key,
-        lambda c: body.request(execution_id, **c),
+        control_request(body, execution_id),
         shape=syntropic_reply,
         error=syntropic_error(execution_id),
     )
@@ -349,7 +352,7 @@ async def syntropic_state(
     if isinstance(caller, PausepointError):
         return syntropic_error(execution_id)(caller)
     try:
-        state = await scoped(request, caller).state(execution_id)
+        state = await call(request, caller, GetStateRequest(execution_id=execution_id))
     except PausepointError as error:
         return syntropic_error(execution_id)(error)
     return SyntropicState(execution_id=execution_id, state=state.state)

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from pausepoint.api.deps import Caller, IdempotencyKey, remember, replay, request_id, scoped
+from pausepoint.api.deps import Caller, IdempotencyKey, call, call_replayed
 from pausepoint.api.schemas import (
     CancelBody,
     InjectBody,
@@ -22,41 +22,29 @@ from pausepoint.api.schemas import (
     TerminateBody,
     TerminateReply,
     ValidatedInputs,
+    control_request,
 )
 from pausepoint.models import ControlResult
 from pausepoint.service.auth import Principal
-from pausepoint.service.requests import (
-    ControlRequest,
-)
+from pausepoint.service.operations import ValidateResumeRequest
+from pausepoint.service.requests import ControlRequest
 
 router = APIRouter(prefix="/api/v1/executions", tags=["control"])
-
-Build = Callable[[dict[str, Any]], ControlRequest]
 
 
 async def send(
     request: Request,
     caller: Principal,
     idempotency_key: str | None,
-    build: Build,
+    command: ControlRequest,
     *,
     status_code: int = 202,
     shape: Callable[[ControlResult], dict[str, Any]] | None = None,
 ) -> JSONResponse:
-    """Authorize, replay or record, apply: the one path every control route takes."""
-    caller.require("operator", "controlling an execution")
-    replayed = await replay(request, caller, idempotency_key)
-    if replayed is not None:
-        return replayed
-    common = {
-        "actor": caller.subject,
-        "idempotency_key": idempotency_key,
-        "request_id": request_id(request),
-    }
-    result = await scoped(request, caller).control(build(common))
+    """The one path every control route takes: the control plane's chain, then the reply."""
+    result, headers = await call_replayed(request, caller, command, idempotency_key)
     payload = shape(result) if shape else result.model_dump(mode="json")
-    await remember(request, caller, idempotency_key, status_code, payload)
-    return JSONResponse(payload, status_code=status_code)
+    return JSONResponse(payload, status_code=status_code, headers=headers)
 
 
 @router.post("/{execution_id}/pause", status_code=202, response_model=ControlResult)
@@ -72,7 +60,7 @@ async def pause(
         request,
         caller,
         idempotency_key,
-        lambda c: (body or PauseBody()).request(execution_id, **c),
+        control_request(body or PauseBody(), execution_id),
     )
 
 
@@ -89,7 +77,7 @@ async def resume(
         request,
         caller,
         idempotency_key,
-        lambda c: (body or ResumeBody()).request(execution_id, **c),
+        control_request(body or ResumeBody(), execution_id),
     )
 
 
@@ -98,9 +86,14 @@ async def validate_resume(
     request: Request, execution_id: str, caller: Caller, body: ResumeBody | None = None
 ) -> ValidatedInputs:
     """Dry run of resume: the typed inputs, or 422 naming each field. Nothing changes."""
-    caller.require("operator", "resuming an execution")
     body = body or ResumeBody()
-    values = await scoped(request, caller).validate_resume(execution_id, body.inputs, body.pause_id)
+    values = await call(
+        request,
+        caller,
+        ValidateResumeRequest(
+            execution_id=execution_id, inputs=body.inputs, pause_id=body.pause_id
+        ),
+    )
     return ValidatedInputs(inputs=values, pause_id=body.pause_id)
 
 
@@ -117,7 +110,7 @@ async def cancel(
         request,
         caller,
         idempotency_key,
-        lambda c: (body or CancelBody()).request(execution_id, **c),
+        control_request(body or CancelBody(), execution_id),
     )
 
 
@@ -146,7 +139,7 @@ async def terminate(
         request,
         caller,
         idempotency_key,
-        lambda c: body.request(execution_id, **c),
+        control_request(body, execution_id),
         status_code=200,
         shape=terminate_shape,
     )
@@ -165,5 +158,5 @@ async def inject(
         request,
         caller,
         idempotency_key,
-        lambda c: body.request(execution_id, **c),
+        control_request(body, execution_id),
     )

@@ -15,10 +15,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from pausepoint.api.deps import Caller, scoped
+from pausepoint.api.deps import Caller, call
 from pausepoint.api.schemas import EventPage
-from pausepoint.api.sse import StreamTiming, event_hub, execution_events, organization_events
+from pausepoint.api.sse import StreamTiming, execution_events, organization_events
 from pausepoint.errors import FieldError, InvalidInput
+from pausepoint.service.operations import EventsRequest, OpenStreamRequest
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -66,13 +67,15 @@ async def execution_events_route(
     ] = None,
 ) -> Response | EventPage:
     """The execution's events, oldest first: a page, or live SSE ending after the terminal one."""
-    engine = scoped(request, caller)
     if wants_stream(request):
         resume = parse_last_event_id(last_event_id)
         start = resume if resume is not None else after
-        frames = await execution_events(engine, execution_id, after=start, timing=timing(request))
+        engine = await call(request, caller, OpenStreamRequest(execution_id=execution_id))
+        frames = execution_events(engine, execution_id, after=start, timing=timing(request))
         return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
-    events = await engine.events(execution_id, after=after, limit=limit + 1)
+    events = await call(
+        request, caller, EventsRequest(execution_id=execution_id, after=after, limit=limit + 1)
+    )
     page = events[:limit]
     next_after = page[-1].seq if len(events) > limit else None
     return EventPage(items=page, next_after=next_after)
@@ -81,6 +84,6 @@ async def execution_events_route(
 @router.get("/events", responses=SSE_RESPONSE, response_class=StreamingResponse)
 async def organization_events_route(request: Request, caller: Caller) -> StreamingResponse:
     """Live SSE of every execution the caller's organization owns (ids ``<execution_id>:<seq>``)."""
-    engine = scoped(request, caller)
-    frames = organization_events(engine, event_hub(engine), timing=timing(request))
+    engine = await call(request, caller, OpenStreamRequest())
+    frames = organization_events(engine, timing=timing(request))
     return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)

@@ -8,12 +8,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from pausepoint.api.deps import Caller, IdempotencyKey, remember, replay, scoped
+from pausepoint.api.deps import Caller, IdempotencyKey, call, call_replayed
 from pausepoint.api.schemas import ExecutionPage, ExecutionSummary, StartExecutionBody
 from pausepoint.engine.state import iso
 from pausepoint.errors import FieldError, InvalidInput
 from pausepoint.models import CommandView, ExecutionView, StateView
-from pausepoint.store.records import ExecutionRecord
+from pausepoint.service.operations import (
+    AuditRequest,
+    GetExecutionRequest,
+    GetStateRequest,
+    ListExecutionsRequest,
+    StartRequest,
+)
+from pausepoint.service.views import ExecutionRecord
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
@@ -26,21 +33,15 @@ async def start_execution(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Start an execution of a flow; inputs are validated and typed (422 names each field)."""
-    caller.require("operator", "starting an execution")
-    replayed = await replay(request, caller, idempotency_key)
-    if replayed is not None:
-        return replayed
-    view = await scoped(request, caller).start_execution(
-        body.namespace,
-        body.flow_id,
+    operation = StartRequest(
+        namespace=body.namespace,
+        flow_id=body.flow_id,
         inputs=body.inputs,
         labels=body.labels,
         revision=body.revision,
-        idempotency_key=idempotency_key,
     )
-    payload = view.model_dump(mode="json")
-    await remember(request, caller, idempotency_key, 201, payload)
-    return JSONResponse(payload, status_code=201)
+    view, headers = await call_replayed(request, caller, operation, idempotency_key)
+    return JSONResponse(view.model_dump(mode="json"), status_code=201, headers=headers)
 
 
 def summary(record: ExecutionRecord) -> ExecutionSummary:
@@ -101,14 +102,15 @@ async def list_executions(
     cursor: str | None = None,
 ) -> ExecutionPage:
     """Executions the caller's organization owns, newest first, a page at a time."""
-    records = await scoped(request, caller).list_executions(
-        states=[s.upper() for s in state],
+    operation = ListExecutionsRequest(
+        states=tuple(s.upper() for s in state),
         namespace=namespace,
         flow_id=flow_id,
         labels=parse_labels(label),
         limit=limit + 1,
         before=decode_cursor(cursor) if cursor else None,
     )
+    records = await call(request, caller, operation)
     page = records[:limit]
     next_cursor = encode_cursor(page[-1]) if len(records) > limit else None
     return ExecutionPage(items=[summary(r) for r in page], next_cursor=next_cursor)
@@ -117,15 +119,15 @@ async def list_executions(
 @router.get("/{execution_id}", response_model=ExecutionView)
 async def get_execution(request: Request, execution_id: str, caller: Caller) -> ExecutionView:
     """Task runs, outputs, open pause points (with their onResume JSON Schema), context."""
-    return await scoped(request, caller).execution(execution_id)
+    return await call(request, caller, GetExecutionRequest(execution_id=execution_id))
 
 
 @router.get("/{execution_id}/state", response_model=StateView)
 async def get_state(request: Request, execution_id: str, caller: Caller) -> StateView:
-    return await scoped(request, caller).state(execution_id)
+    return await call(request, caller, GetStateRequest(execution_id=execution_id))
 
 
 @router.get("/{execution_id}/audit", response_model=list[CommandView])
 async def get_audit(request: Request, execution_id: str, caller: Caller) -> list[CommandView]:
     """Every control request: who, when, why, request id, idempotency key, states, result."""
-    return await scoped(request, caller).commands(execution_id)
+    return await call(request, caller, AuditRequest(execution_id=execution_id))

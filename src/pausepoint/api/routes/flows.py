@@ -14,7 +14,7 @@ import yaml
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from pausepoint.api.deps import Caller, scoped
+from pausepoint.api.deps import Caller, call
 from pausepoint.api.schemas import (
     FlowDetail,
     FlowErrors,
@@ -23,11 +23,17 @@ from pausepoint.api.schemas import (
     FlowValidation,
 )
 from pausepoint.engine.state import iso
-from pausepoint.errors import FieldError, FlowError, InvalidInput, NotFound, PausepointError
+from pausepoint.errors import FieldError, FlowError, InvalidInput, PausepointError
 from pausepoint.flow import inputs_json_schema, iter_tasks, load_flow
 from pausepoint.flow.model import Flow
 from pausepoint.flow.parser import MAX_YAML_DEPTH
-from pausepoint.store.records import FlowRecord
+from pausepoint.service.operations import (
+    DeleteFlowRequest,
+    GetFlowRequest,
+    ListFlowsRequest,
+    PutFlowRequest,
+)
+from pausepoint.service.views import FlowRecord
 
 router = APIRouter(prefix="/api/v1/flows", tags=["flows"])
 
@@ -160,7 +166,7 @@ async def list_flows(request: Request, caller: Caller) -> list[FlowSummary]:
             revision=r.revision,
             created_at=iso(r.created_at),
         )
-        for r in await scoped(request, caller).list_flows()
+        for r in await call(request, caller, ListFlowsRequest())
     ]
 
 
@@ -185,34 +191,15 @@ async def validate_flow(request: Request, caller: Caller) -> Response:
 )
 async def put_flow(request: Request, namespace: str, flow_id: str, caller: Caller) -> Response:
     """Store the flow: 201 with a new revision, or 200 when the source is unchanged."""
-    caller.require("admin", "managing flows")
     source = await flow_source(request)
+    operation = PutFlowRequest(namespace=namespace, flow_id=flow_id, source=source)
     try:
-        flow = parse(source, "<body>")
+        stored = await call(request, caller, operation)
     except FlowError as error:
         return flow_error_response(error)
-    mismatched = [
-        FieldError(("body", field), f"{given!r} does not match the URL's {expected!r}", "mismatch")
-        for field, given, expected in (
-            ("namespace", flow.namespace, namespace),
-            ("id", flow.id, flow_id),
-        )
-        if given != expected
-    ]
-    if mismatched:
-        raise InvalidInput("; ".join(str(e) for e in mismatched), mismatched)
-    engine = scoped(request, caller)
-    try:
-        previous: FlowRecord | None = await engine.flow_record(namespace, flow_id)
-    except NotFound:
-        previous = None
-    try:
-        record = await engine.put_flow(source, source_name="<body>")
-    except FlowError as error:
-        return flow_error_response(error)
-    created = previous is None or previous.revision != record.revision
     return JSONResponse(
-        record_view(record).model_dump(mode="json"), status_code=201 if created else 200
+        record_view(stored.record).model_dump(mode="json"),
+        status_code=201 if stored.created else 200,
     )
 
 
@@ -227,7 +214,9 @@ async def get_flow(
     ] = None,
 ) -> FlowDetail:
     """The source of a revision, with its inputs' JSON Schema and its task ids."""
-    record = await scoped(request, caller).flow_record(namespace, flow_id, revision)
+    record = await call(
+        request, caller, GetFlowRequest(namespace=namespace, flow_id=flow_id, revision=revision)
+    )
     try:
         flow = parse(record.source, f"{namespace}.{flow_id}")
     except PausepointError:
@@ -246,6 +235,5 @@ async def get_flow(
 @router.delete("/{namespace}/{flow_id}", status_code=204, response_class=Response)
 async def delete_flow(request: Request, namespace: str, flow_id: str, caller: Caller) -> Response:
     """Delete the flow (its revisions stay readable by the executions that used them)."""
-    caller.require("admin", "managing flows")
-    await scoped(request, caller).delete_flow(namespace, flow_id)
+    await call(request, caller, DeleteFlowRequest(namespace=namespace, flow_id=flow_id))
     return Response(status_code=204)

@@ -26,7 +26,7 @@ async def healthz() -> Health:
 async def readyz(request: Request) -> JSONResponse:
     """The store answers a cheap query; 503 while it does not."""
     try:
-        await asyncio.wait_for(engine_of(request).store.count_api_keys(), READY_TIMEOUT_SECONDS)
+        await asyncio.wait_for(engine_of(request).ready(), READY_TIMEOUT_SECONDS)
     except Exception as error:  # any failure to reach the store means "not ready"
         return JSONResponse(
             {"status": f"unavailable: {type(error).__name__}: {error}"}, status_code=503

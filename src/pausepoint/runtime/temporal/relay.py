@@ -3,8 +3,10 @@
 With the embedded runtime, the process that runs an execution hands each
 checkpoint's events to its followers. On Temporal, workers write them to the
 store, so the control plane reads them back: for every execution someone
-follows here, and for those this process started or controlled (which is
-what the organization-wide feed shows), until they finish or go quiet.
+follows here (the listener says which), and for those this process started or
+controlled (which is what the organization-wide feed shows), until they finish
+or go quiet. The loop runs while the runtime does, and sleeps through ticks
+with nothing to read.
 """
 
 from __future__ import annotations
@@ -12,17 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pausepoint.models import TERMINAL_EVENT_TYPES
-from pausepoint.store.records import EventRecord
+from pausepoint.runtime.base import RuntimeListener
 from pausepoint.store.sql import SqlStore
 
 log = logging.getLogger("pausepoint.runtime.temporal")
 
-Sink = Callable[[list[EventRecord]], None]
 # An execution nobody follows is dropped after this long without news (a paused one, say).
 IDLE_SECONDS = 60.0
 
@@ -40,23 +40,27 @@ class EventRelay:
     def __init__(
         self,
         store: SqlStore,
-        publish: Callable[[str, list[EventRecord]], None],
+        listener: RuntimeListener,
         *,
         interval: float,
         clock: Callable[[], float],
     ) -> None:
         self._store = store
-        self._publish = publish
+        self._listener = listener
         self._interval = interval
         self._clock = clock
         self._followed: dict[str, _Followed] = {}
-        self._sinks: dict[str, set[Sink]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._news = asyncio.Event()
 
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name="pausepoint-event-relay"
+        )
+
     def notice(self, execution_id: str) -> None:
         """Another process wrote events of ``execution_id`` (PostgreSQL NOTIFY)."""
-        if execution_id in self._followed:
+        if execution_id in self._followed or self._listener.following(execution_id):
             self._news.set()
 
     def follow(self, execution_id: str, *, after: int | None = None) -> None:
@@ -64,21 +68,7 @@ class EventRelay:
         if execution_id not in self._followed:
             # -1: start from the execution's current last event, read on the next tick.
             self._followed[execution_id] = _Followed(-1 if after is None else after, self._clock())
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="pausepoint-event-relay"
-            )
-
-    def add_sink(self, execution_id: str, sink: Sink) -> None:
-        self._sinks[execution_id].add(sink)
-        self.follow(execution_id)
-
-    def remove_sink(self, execution_id: str, sink: Sink) -> None:
-        sinks = self._sinks.get(execution_id)
-        if sinks is not None:
-            sinks.discard(sink)
-            if not sinks:
-                del self._sinks[execution_id]
+            self._news.set()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -88,7 +78,7 @@ class EventRelay:
             self._task = None
 
     async def _run(self) -> None:
-        while self._followed:
+        while True:
             self._news.clear()
             try:
                 await self.relay_once()
@@ -101,6 +91,9 @@ class EventRelay:
 
     async def relay_once(self) -> None:
         now = self._clock()
+        for execution_id in self._listener.followed():
+            if execution_id not in self._followed:
+                self._followed[execution_id] = _Followed(-1, now)
         for execution_id, followed in list(self._followed.items()):
             if followed.after < 0:
                 record = await self._store.get_execution(execution_id)
@@ -110,10 +103,8 @@ class EventRelay:
             if events:
                 followed.after = events[-1].seq
                 followed.quiet_since = now
-                for sink in list(self._sinks.get(execution_id, ())):
-                    sink(events)
-                self._publish(execution_id, events)
+                self._listener.published(execution_id, events, ())
             finished = any(event.type in TERMINAL_EVENT_TYPES for event in events)
             quiet = now - followed.quiet_since > IDLE_SECONDS
-            if (finished or quiet) and execution_id not in self._sinks:
+            if (finished or quiet) and not self._listener.following(execution_id):
                 del self._followed[execution_id]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -30,10 +30,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from pausepoint.config import Settings
 from pausepoint.engine.interpreter import EngineEnv, rebuild_outputs
-from pausepoint.engine.model import CommandResult, Event
+from pausepoint.engine.model import Event
 from pausepoint.errors import PausepointError
 from pausepoint.runtime.actor import command_event, core_state
-from pausepoint.runtime.base import NewExecution
+from pausepoint.runtime.base import NewExecution, RuntimeListener
 from pausepoint.runtime.temporal.activities import LEASE_SECONDS, command_message
 from pausepoint.runtime.temporal.messages import (
     COMMAND_SIGNAL,
@@ -72,6 +72,7 @@ class TemporalRuntime:
         settings: Settings,
         *,
         env_for: Callable[[ExecutionRecord], Awaitable[EngineEnv]],
+        listener: RuntimeListener,
         clock: Callable[[], float],
         serve: bool = False,
     ) -> None:
@@ -86,12 +87,7 @@ class TemporalRuntime:
         # the sweep repairs a lost signal once, it does not repeat itself.
         self._swept: dict[str, int] = {}
         self._terminate_after = settings.temporal_terminate_after
-        self.relay = EventRelay(
-            store,
-            lambda execution_id, events: self.published(execution_id, events, ()),
-            interval=settings.poll_interval,
-            clock=clock,
-        )
+        self.relay = EventRelay(store, listener, interval=settings.poll_interval, clock=clock)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -104,6 +100,7 @@ class TemporalRuntime:
                 f"cannot reach Temporal at {address}: {error}; start one with "
                 f"`pausepoint dev temporal` or set --temporal-address"
             ) from None
+        self.relay.start()
         if self.serve:
             self._sweeper = asyncio.create_task(self._sweep_loop(), name="pausepoint-sweep")
             # On PostgreSQL, events the workers write reach followers here at once.
@@ -150,24 +147,6 @@ class TemporalRuntime:
 
     def watch(self, execution_id: str) -> None:
         """Workers bring executions back when their timers fall due: nothing to do here."""
-
-    def published(
-        self, execution_id: str, events: list[EventRecord], results: Iterable[CommandResult]
-    ) -> None:
-        """Called with the events the relay read (the organization-wide feed hooks in here)."""
-
-    def add_sink(self, execution_id: str, sink: Callable[[list[EventRecord]], None]) -> None:
-        self.relay.add_sink(execution_id, sink)
-
-    def remove_sink(self, execution_id: str, sink: Callable[[list[EventRecord]], None]) -> None:
-        self.relay.remove_sink(execution_id, sink)
-
-    def command_waiter(self, command_id: str) -> asyncio.Future[CommandResult]:
-        """Never resolved here (workers apply commands): the caller reads results from the store."""
-        return asyncio.get_running_loop().create_future()
-
-    def drop_command_waiter(self, command_id: str) -> None:
-        """Nothing is kept per command here."""
 
     # -- sending --------------------------------------------------------------------
 

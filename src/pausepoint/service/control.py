@@ -1,0 +1,429 @@
+"""Control commands: admit, record durably, have applied, and the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from typing import Any
+
+from pausepoint.engine.control import admit, on_resume_specs, project, view_of
+from pausepoint.engine.flowindex import FlowIndex
+from pausepoint.engine.interpreter import iso
+from pausepoint.engine.model import Command, CommandResult
+from pausepoint.engine.state import redact_secret_inputs
+from pausepoint.errors import Conflict, FieldError, InvalidInput, PausepointError
+from pausepoint.models import (
+    CommandView,
+    ControlResult,
+)
+from pausepoint.runtime.actor import command_event
+from pausepoint.service.core import WAIT_POLL_CEILING, iso_or_none, new_id
+from pausepoint.service.events import EventsLayer
+from pausepoint.service.operations import BulkRequest
+from pausepoint.service.requests import (
+    CancelRequest,
+    ControlRequest,
+    InjectRequest,
+    PauseRequest,
+    ResumeRequest,
+    TerminateRequest,
+)
+from pausepoint.service.views import masker_for
+from pausepoint.store.records import (
+    CommandRecord,
+    ExecutionRecord,
+)
+from pausepoint.wire import BulkItem, BulkReply
+
+BULK_MAX_MATCHED = 1000
+BULK_CONCURRENCY = 16
+_BULK_REQUESTS: dict[str, type[ControlRequest]] = {
+    "pause": PauseRequest,
+    "resume": ResumeRequest,
+    "cancel": CancelRequest,
+    "terminate": TerminateRequest,
+}
+
+
+def _admitted(
+    request: ControlRequest,
+    command_id: str,
+    now: float,
+    execution: ExecutionRecord,
+    pending: list[CommandRecord],
+    index: FlowIndex,
+) -> Command:
+    """The command ``request`` becomes, admitted against the execution as its pending
+    commands will leave it; raises ``Conflict`` or ``InvalidInput`` as the call would."""
+    view = view_of(execution.state)
+    for earlier in pending:
+        view = project(view, command_event(earlier))
+    return admit(
+        view,
+        Command(
+            command_id,
+            request.kind,  # type: ignore[arg-type]
+            now,
+            request.actor,
+            request.reason,
+            request.payload(),
+        ),
+        index,
+    )
+
+
+class ControlLayer(EventsLayer):
+    async def control(self, request: ControlRequest) -> ControlResult:
+        """Accept a control command: validate, record durably, then have it applied.
+
+        Raises ``NotFound`` (404), ``Conflict`` (409: not legal in the current
+        state) or ``InvalidInput`` (422: bad payload, bad resume inputs).
+        """
+        request.validate()
+        index = await self._admission_index(request.execution_id)
+        now = self.clock()
+        command_id = new_id("cmd_")
+
+        def decide(execution: ExecutionRecord, pending: list[CommandRecord]) -> dict[str, Any]:
+            command = _admitted(request, command_id, now, execution, pending, index)
+            return {
+                "id": command.id,
+                "kind": command.kind,
+                "payload": command.payload,
+                "actor": request.actor,
+                "reason": request.reason,
+                "request_id": request.request_id,
+            }
+
+        command, replayed, commands_version = await self.store.accept_command(
+            request.execution_id, request.idempotency_key, decide, now, org_id=self.org_id
+        )
+        if replayed and command.kind != request.kind:
+            raise Conflict(
+                f"idempotency key {request.idempotency_key!r} was already used for a "
+                f"{command.kind} command on execution {request.execution_id}"
+            )
+        if not replayed:
+            waiter = self.feed.command_outcome(command.id)
+            await self.runtime.deliver(command, commands_version)
+            if request.wait:
+                command = await self._wait_applied(command, waiter)
+            self.feed.forget_command(command.id)
+        return await self._control_result(command, replayed)
+
+    async def _admission_index(self, execution_id: str) -> FlowIndex:
+        """The flow an execution runs, for admitting its commands (cached: it never changes).
+
+        The organization is checked again inside the accepting transaction.
+        """
+        known = self._shared.execution_flows.get(execution_id)
+        if known is not None and known[0] == self.org_id:
+            index = self._flows.get(known)
+            if index is not None:
+                return index
+        record = await self._record(execution_id)
+        index = (await self._env_for(record)).index
+        self._remember_flow(
+            execution_id, (record.org_id, record.namespace, record.flow_id, record.flow_revision)
+        )
+        return index
+
+    async def _wait_applied(
+        self, command: CommandRecord, waiter: asyncio.Future[CommandResult]
+    ) -> CommandRecord:
+        """The command once applied (or refused), or as accepted if that takes too long."""
+        deadline = self.clock() + self.settings.command_wait_timeout
+        # The store is asked again less and less often: thousands of waiters at once
+        # must not add a read each per poll interval to the work they wait for.
+        interval = self.settings.poll_interval
+        while True:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return command
+            if waiter.done():
+                result = waiter.result()
+                return dataclasses.replace(
+                    command,
+                    status="applied" if result.applied else "rejected",
+                    message=result.message,
+                    state_after=result.status.value,
+                    applied_at=self.clock(),
+                )
+            step = min(remaining, interval)
+            interval = min(interval * 2, WAIT_POLL_CEILING)
+            if self.runtime.owns(command.execution_id):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(waiter), step)
+                if waiter.done():
+                    continue
+            else:
+                await asyncio.sleep(step)
+                # Whoever ran it may have let go meanwhile (paused, or exiting): then it
+                # continues here rather than waiting for a process that is not coming.
+                if await self.runtime.adopt(command.execution_id):
+                    continue
+            latest = await self.store.get_command(command.id)
+            if latest is not None and latest.status != "pending":
+                return latest
+
+    async def _control_result(self, command: CommandRecord, replayed: bool) -> ControlResult:
+        applied = None if command.status == "pending" else command.status == "applied"
+        if command.state_after is not None:
+            state = command.state_after
+        elif applied is None and command.state_before is not None:
+            state = command.state_before  # read in the transaction that accepted it
+        else:
+            state = (await self._record(command.execution_id)).status
+        if applied is None:
+            message = f"{command.kind} accepted; it will be applied at the next checkpoint"
+        elif applied:
+            message = f"{command.kind} applied"
+        else:
+            message = f"{command.kind} accepted but not applied: {command.message}"
+        result = ControlResult(
+            execution_id=command.execution_id,
+            state=state,
+            message=message,
+            command_id=command.id,
+            applied=applied,
+            replayed=replayed,
+            pause_id=command.payload.get("pause_id")
+            or (command.id if command.kind == "pause" else None),
+        )
+        if command.kind == "terminate" and applied:
+            result.terminated_at = iso_or_none(command.applied_at)
+        return result
+
+    async def pause(
+        self,
+        execution_id: str,
+        *,
+        reason: str | None = None,
+        actor: str = "anonymous",
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        return await self.control(
+            PauseRequest(
+                execution_id=execution_id,
+                reason=reason,
+                actor=actor,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def resume(
+        self,
+        execution_id: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        pause_id: str | None = None,
+        actor: str = "anonymous",
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        return await self.control(
+            ResumeRequest(
+                execution_id=execution_id,
+                inputs=inputs or {},
+                pause_id=pause_id,
+                actor=actor,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def cancel(
+        self,
+        execution_id: str,
+        *,
+        reason: str | None = None,
+        actor: str = "anonymous",
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        return await self.control(
+            CancelRequest(
+                execution_id=execution_id,
+                reason=reason,
+                actor=actor,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def terminate(
+        self,
+        execution_id: str,
+        *,
+        reason: str,
+        actor: str = "anonymous",
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        return await self.control(
+            TerminateRequest(
+                execution_id=execution_id,
+                reason=reason,
+                actor=actor,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def inject(
+        self,
+        execution_id: str,
+        message: str,
+        *,
+        role: str = "user",
+        actor: str = "anonymous",
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        return await self.control(
+            InjectRequest(
+                execution_id=execution_id,
+                message=message,
+                role=role,  # type: ignore[arg-type]  # validated by the request
+                actor=actor,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def validate_resume(
+        self, execution_id: str, inputs: dict[str, Any], pause_id: str | None = None
+    ) -> dict[str, Any]:
+        """Dry run of resume: the coerced inputs (SECRET-typed ones shown as ``******``),
+        or ``InvalidInput`` naming each field."""
+        record = await self._record(execution_id)
+        env = await self._env_for(record)
+        view = view_of(record.state)
+        command = admit(
+            view,
+            Command(
+                "dry-run", "resume", self.clock(), payload={"inputs": inputs, "pause_id": pause_id}
+            ),
+            env.index,
+        )
+        values: dict[str, Any] = command.payload["inputs"]
+        specs = on_resume_specs(env.index, view.pauses[command.payload["pause_id"]])
+        return redact_secret_inputs(specs, values)
+
+    async def commands(self, execution_id: str) -> list[CommandView]:
+        """Every control command ever accepted for the execution (the audit trail).
+
+        The values of SECRET-typed resume inputs show as ``******``.
+        """
+        record = await self._record(execution_id)
+        commands = await self.store.list_commands(execution_id)
+        env = await self._env_for(record)
+        mask = masker_for(record.state, env)
+        # A resume names its pause point; its task (whose inputs say what is SECRET)
+        # is found through the run that opened it.
+        pause_specs: dict[str, Any] = {}
+        if any(c.kind == "resume" and c.payload.get("inputs") for c in commands):
+            for run in await self.store.load_task_runs(execution_id):
+                if run.get("type") == "pause" and run.get("pause_id"):
+                    task = env.index.task(run["path"])
+                    pause_specs[run["pause_id"]] = getattr(task, "on_resume", ())
+
+        def shown(payload: dict[str, Any]) -> dict[str, Any]:
+            inputs = payload.get("inputs")
+            if isinstance(inputs, dict) and inputs:
+                specs = pause_specs.get(payload.get("pause_id") or "", ())
+                payload = {**payload, "inputs": redact_secret_inputs(specs, inputs)}
+            masked: dict[str, Any] = mask(payload)
+            return masked
+
+        return [
+            CommandView(
+                id=c.id,
+                seq=c.seq,
+                kind=c.kind,
+                actor=c.actor,
+                reason=c.reason,
+                payload=shown(c.payload),
+                idempotency_key=c.idempotency_key,
+                request_id=c.request_id,
+                status=c.status,
+                message=c.message,
+                state_before=c.state_before,
+                state_after=c.state_after,
+                created_at=iso(c.created_at),
+                applied_at=iso_or_none(c.applied_at),
+            )
+            for c in commands
+        ]
+
+    # -- many executions -----------------------------------------------------------------
+
+    async def admission(self, request: ControlRequest) -> str:
+        """Dry run of ``control``: the execution's state if the command would be accepted
+        now; raises exactly what ``control`` would (404, 409, 422). Nothing is recorded."""
+        request.validate()
+        index = await self._admission_index(request.execution_id)
+        record = await self._record(request.execution_id)
+        pending, _ = await self.store.pending_commands(request.execution_id)
+        _admitted(request, "dry-run", self.clock(), record, pending, index)
+        return record.status
+
+    async def bulk(self, request: BulkRequest) -> BulkReply:
+        """One control operation on many executions, each with the status its own call
+        would have answered; one execution's error never fails the others."""
+        request_type = _BULK_REQUESTS.get(request.op)
+        if request_type is None:
+            raise InvalidInput(
+                f"unknown bulk operation {request.op!r}",
+                [FieldError(("path", "op"), f"one of {', '.join(_BULK_REQUESTS)}", "enum")],
+            )
+        request.validate()
+        if request.ids is not None:
+            ids = list(dict.fromkeys(request.ids))
+        else:
+            records = await self.list_executions(
+                states=request.states,
+                namespace=request.namespace,
+                flow_id=request.flow_id,
+                labels=request.labels,
+                limit=BULK_MAX_MATCHED,
+            )
+            ids = [record.id for record in records]
+        extra: dict[str, Any] = {}
+        if request_type is ResumeRequest:
+            extra = {"inputs": request.inputs, "pause_id": request.pause_id}
+        gate = asyncio.Semaphore(BULK_CONCURRENCY)
+        accepted_status = 200 if request.op == "terminate" else 202
+
+        async def one(execution_id: str) -> BulkItem:
+            command = request_type(
+                execution_id=execution_id,
+                reason=request.reason,
+                actor=request.actor,
+                request_id=request.request_id,
+                **extra,
+            )
+            async with gate:
+                try:
+                    if request.dry_run:
+                        state = await self.admission(command)
+                        message = f"would {request.op} (dry run)"
+                        return BulkItem(
+                            execution_id=execution_id, status=200, state=state, message=message
+                        )
+                    result = await self.control(command)
+                except PausepointError as error:
+                    return BulkItem(
+                        execution_id=execution_id,
+                        status=error.http_status,
+                        state=await self._state_or_none(execution_id),
+                        message=error.message,
+                    )
+            return BulkItem(
+                execution_id=execution_id,
+                status=accepted_status,
+                state=result.state,
+                message=result.message,
+            )
+
+        results = await asyncio.gather(*(one(execution_id) for execution_id in ids))
+        return BulkReply(dry_run=request.dry_run, results=list(results))
+
+    async def _state_or_none(self, execution_id: str) -> str | None:
+        try:
+            return (await self._record(execution_id)).status
+        except PausepointError:
+            return None

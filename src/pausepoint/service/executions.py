@@ -1,0 +1,189 @@
+"""Executions: start them, list them, and read them as public views."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pausepoint.engine.control import on_resume_specs, view_of
+from pausepoint.engine.interpreter import EngineEnv, iso, new_state
+from pausepoint.engine.model import ExecutionStatus
+from pausepoint.engine.state import redact_secret_inputs
+from pausepoint.errors import FieldError, InvalidInput, NotFound
+from pausepoint.flow import coerce_inputs, inputs_json_schema
+from pausepoint.models import (
+    ContextMessage,
+    ExecutionView,
+    PausePointView,
+    StateView,
+)
+from pausepoint.runtime.actor import core_state
+from pausepoint.runtime.base import NewExecution
+from pausepoint.service.core import EXECUTION_FLOW_CACHE, FlowKey, iso_or_none, keyed_id, new_id
+from pausepoint.service.flows import FlowsLayer
+from pausepoint.service.views import first_failure, masker_for, shown_run, task_run_view
+from pausepoint.store.records import (
+    Checkpoint,
+    ExecutionRecord,
+)
+
+
+class ExecutionsLayer(FlowsLayer):
+    # -- executions --------------------------------------------------------------
+
+    async def start_execution(
+        self,
+        namespace: str,
+        flow_id: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        labels: dict[str, str] | None = None,
+        revision: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> ExecutionView:
+        """Create an execution (inputs validated and coerced) and start running it here.
+
+        With ``idempotency_key``, the execution's id is derived from it: starting
+        again with the same key (say, a client retrying after its server died
+        mid-request) finds the execution the first start created.
+        """
+        revision, index = await self._flow_index(namespace, flow_id, revision)
+        flow = index.flow
+        values = coerce_inputs(flow.inputs, inputs or {}, loc_prefix=("inputs",))
+        now = self.clock()
+        execution_id = keyed_id(self.org_id, idempotency_key) if idempotency_key else new_id()
+        all_labels = {**flow.labels, **(labels or {})}
+        state = new_state(execution_id, index, inputs=values, labels=all_labels, at=now)
+        execution = ExecutionRecord(
+            id=execution_id,
+            org_id=self.org_id,
+            namespace=flow.namespace,
+            flow_id=flow.id,
+            flow_revision=revision,
+            status=ExecutionStatus.QUEUED.value,
+            state=core_state(state),
+            labels=all_labels,
+            created_at=now,
+            updated_at=now,
+            started_at=None,
+            ended_at=None,
+            event_seq=0,
+            lease_owner=self.runtime.owner if self.runtime.run_executions else None,
+            lease_expires_at=now + self.settings.lease_ttl if self.runtime.run_executions else None,
+            commands_version=0,
+        )
+        created = await self.store.create_execution(
+            execution,
+            Checkpoint(execution_id, "", "QUEUED", {}, None, None, now),
+        )
+        if not created:
+            return await self.execution(execution_id)
+        self.runtime.watch(execution_id)
+        self._remember_flow(execution_id, (self.org_id, namespace, flow_id, revision))
+        env = EngineEnv(index, await self._secrets_for(self.org_id))
+        await self.runtime.submit(execution_id, NewExecution(execution, state, env))
+        return self._view(execution, [], env)
+
+    async def _record(self, execution_id: str) -> ExecutionRecord:
+        record = await self.store.get_execution(execution_id)
+        if record is None or record.org_id != self.org_id:
+            raise NotFound(f"execution {execution_id} not found")
+        return record
+
+    async def execution(self, execution_id: str) -> ExecutionView:
+        """Everything about one execution, as of its last checkpoint."""
+        record = await self._record(execution_id)
+        runs = await self.store.load_task_runs(execution_id)
+        return self._view(record, runs, await self._env_for(record))
+
+    def _view(
+        self, record: ExecutionRecord, runs: list[dict[str, Any]], env: EngineEnv
+    ) -> ExecutionView:
+        state = record.state
+        runs.sort(key=lambda run: int(run["id"][1:]))
+        mask = masker_for(state, env)
+        return ExecutionView(
+            id=record.id,
+            namespace=record.namespace,
+            flow_id=record.flow_id,
+            flow_revision=record.flow_revision,
+            state=record.status,
+            inputs=redact_secret_inputs(env.index.flow.inputs, state["inputs"]),
+            labels=record.labels,
+            created_at=iso(record.created_at),
+            started_at=iso_or_none(record.started_at),
+            ended_at=iso_or_none(record.ended_at),
+            checkpoint=state.get("checkpoint"),
+            pause_reason=state.get("pause_reason"),
+            pause_points=self._pause_points(state, env),
+            task_runs=[task_run_view(shown_run(run, env, mask)) for run in runs],
+            context=[ContextMessage(**m) for m in state["context"]["messages"]],
+            outputs=state.get("result"),
+            error=(state.get("error") or {}).get("message") or first_failure(runs),
+        )
+
+    def _pause_points(self, state: dict[str, Any], env: EngineEnv) -> list[PausePointView]:
+        points = []
+        view = view_of(state)
+        for pause_id, pause in state["pauses"].items():
+            specs = on_resume_specs(env.index, view.pauses[pause_id])
+            points.append(
+                PausePointView(
+                    id=pause_id,
+                    kind=pause["kind"],
+                    task_id=pause.get("task_id"),
+                    task_run_id=pause.get("task_run_id"),
+                    opened_at=iso(pause["opened_at"]),
+                    deadline=iso_or_none(pause.get("deadline")),
+                    reason=pause.get("reason"),
+                    by=pause.get("by"),
+                    on_resume_schema=(
+                        inputs_json_schema(specs) if pause["kind"] != "manual" else None
+                    ),
+                )
+            )
+        return points
+
+    async def state(self, execution_id: str) -> StateView:
+        record = await self._record(execution_id)
+        env = await self._env_for(record)
+        return StateView(
+            execution_id=record.id,
+            state=record.status,
+            checkpoint=record.state.get("checkpoint"),
+            pause_reason=record.state.get("pause_reason"),
+            pause_points=self._pause_points(record.state, env),
+        )
+
+    async def list_executions(
+        self,
+        *,
+        states: Sequence[str] = (),
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: dict[str, str] | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> list[ExecutionRecord]:
+        unknown = [s for s in states if s not in ExecutionStatus.__members__]
+        if unknown:
+            raise InvalidInput(
+                f"unknown state {unknown[0]!r}; states are {', '.join(ExecutionStatus)}",
+                [FieldError(("query", "state"), f"unknown state {unknown[0]!r}", "enum")],
+            )
+        return await self.store.list_executions(
+            self.org_id,
+            statuses=states,
+            namespace=namespace,
+            flow_id=flow_id,
+            labels=labels,
+            limit=limit,
+            before=before,
+        )
+
+    def _remember_flow(self, execution_id: str, key: FlowKey) -> None:
+        """Note which flow revision an execution runs (an entry costs about 120 bytes)."""
+        flows = self._shared.execution_flows
+        flows[execution_id] = self._shared.flow_keys.setdefault(key, key)
+        if len(flows) > EXECUTION_FLOW_CACHE:
+            del flows[next(iter(flows))]

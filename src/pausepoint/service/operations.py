@@ -1,0 +1,317 @@
+"""One frozen dataclass per operation a caller can ask of the control plane.
+
+Each says which role it needs, whether an ``Idempotency-Key`` may repeat it,
+and what it does once the chain (``service/plane.py``) lets it through: its
+``run`` is the implementation at the end of the chain, called with the engine
+scoped to the caller's organization. The control commands (pause, resume, …)
+are in ``service/requests.py`` and follow the same shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pausepoint.errors import FieldError, InvalidInput
+from pausepoint.models import CommandView, EventView, ExecutionView, StateView
+from pausepoint.service.auth import Role
+from pausepoint.service.flows import StoredFlow
+from pausepoint.store.records import ExecutionRecord, FlowRecord
+from pausepoint.wire import BulkReply
+
+if TYPE_CHECKING:
+    from pausepoint.service.engine import Engine
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Operation(Generic[R]):
+    """What every operation declares; subclasses set the class variables and ``run``."""
+
+    required_role: ClassVar[Role] = "viewer"
+    action: ClassVar[str] = "reading executions"  # for "… needs the operator role"
+    # A repeated Idempotency-Key returns the first result instead of running it again;
+    # ``result_type`` is how that result is stored and read back.
+    idempotent: ClassVar[bool] = False
+    result_type: ClassVar[Any] = None
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__.removesuffix("Request")
+
+    @property
+    def target(self) -> str | None:
+        """What the operation acts on, for the audit log."""
+        return None
+
+    async def run(self, engine: Engine) -> R:
+        raise NotImplementedError
+
+
+# -- executions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartRequest(Operation[ExecutionView]):
+    namespace: str
+    flow_id: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    revision: int | None = None
+    # Given by the chain: the execution's id derives from it (see Engine.start_execution).
+    idempotency_key: str | None = None
+
+    required_role = "operator"
+    action = "starting an execution"
+    idempotent = True
+    result_type = ExecutionView
+
+    @property
+    def target(self) -> str:
+        return f"{self.namespace}.{self.flow_id}"
+
+    async def run(self, engine: Engine) -> ExecutionView:
+        return await engine.start_execution(
+            self.namespace,
+            self.flow_id,
+            inputs=self.inputs,
+            labels=self.labels,
+            revision=self.revision,
+            idempotency_key=self.idempotency_key,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListExecutionsRequest(Operation[list[ExecutionRecord]]):
+    states: tuple[str, ...] = ()
+    namespace: str | None = None
+    flow_id: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    limit: int = 50
+    before: tuple[float, str] | None = None
+
+    async def run(self, engine: Engine) -> list[ExecutionRecord]:
+        return await engine.list_executions(
+            states=self.states,
+            namespace=self.namespace,
+            flow_id=self.flow_id,
+            labels=self.labels,
+            limit=self.limit,
+            before=self.before,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetExecutionRequest(Operation[ExecutionView]):
+    execution_id: str
+
+    async def run(self, engine: Engine) -> ExecutionView:
+        return await engine.execution(self.execution_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetStateRequest(Operation[StateView]):
+    execution_id: str
+
+    async def run(self, engine: Engine) -> StateView:
+        return await engine.state(self.execution_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRequest(Operation[list[CommandView]]):
+    execution_id: str
+
+    async def run(self, engine: Engine) -> list[CommandView]:
+        return await engine.commands(self.execution_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventsRequest(Operation[list[EventView]]):
+    execution_id: str
+    after: int = 0
+    limit: int = 1000
+
+    async def run(self, engine: Engine) -> list[EventView]:
+        return await engine.events(self.execution_id, after=self.after, limit=self.limit)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenStreamRequest(Operation["Engine"]):
+    """Before a live stream starts: the engine acting for the caller's organization, once
+    ``execution_id`` (when given) is known to be theirs (``NotFound`` otherwise)."""
+
+    execution_id: str | None = None
+
+    async def run(self, engine: Engine) -> Engine:
+        if self.execution_id is not None:
+            await engine.state(self.execution_id)
+        return engine
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidateResumeRequest(Operation[dict[str, Any]]):
+    execution_id: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    pause_id: str | None = None
+
+    required_role = "operator"
+    action = "resuming an execution"
+
+    async def run(self, engine: Engine) -> dict[str, Any]:
+        return await engine.validate_resume(self.execution_id, self.inputs, self.pause_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BulkRequest(Operation[BulkReply]):
+    """One control operation on many executions: by ids, or by the list's filters."""
+
+    op: str  # pause | resume | cancel | terminate
+    ids: tuple[str, ...] | None = None
+    states: tuple[str, ...] = ()
+    namespace: str | None = None
+    flow_id: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    by_filter: bool = False  # the executions the filter fields match, not ``ids``
+    reason: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    pause_id: str | None = None
+    dry_run: bool = False
+    # Set by the chain: each command records who sent it and in which request.
+    actor: str = "anonymous"
+    request_id: str | None = None
+
+    required_role = "operator"
+    action = "controlling executions"
+    idempotent = True
+    result_type = BulkReply
+
+    def validate(self) -> None:
+        """Refuse a request the operation cannot mean (422 naming each field)."""
+        errors = []
+        if (self.ids is None) == (not self.by_filter):
+            errors.append(FieldError(("body",), "give exactly one of 'ids' and 'filter'"))
+        if self.op == "terminate" and not (self.reason and self.reason.strip()):
+            errors.append(FieldError(("body", "reason"), "terminate needs a reason", "missing"))
+        if self.op != "resume":
+            if self.inputs:
+                errors.append(FieldError(("body", "inputs"), "only resume takes inputs", "extra"))
+            if self.pause_id is not None:
+                errors.append(
+                    FieldError(("body", "pause_id"), "only resume takes a pause_id", "extra")
+                )
+        if errors:
+            raise InvalidInput("; ".join(str(e) for e in errors), errors)
+
+    @property
+    def target(self) -> str:
+        if self.ids is None:
+            return f"{self.op} by filter"
+        return f"{self.op} of {len(self.ids)} executions"
+
+    async def run(self, engine: Engine) -> BulkReply:
+        return await engine.bulk(self)
+
+
+# -- flows ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PutFlowRequest(Operation[StoredFlow]):
+    """Store a flow (YAML text) as ``namespace``/``flow_id``, which the flow must declare."""
+
+    namespace: str
+    flow_id: str
+    source: str = field(repr=False)
+    source_name: str = "<body>"
+
+    required_role = "admin"
+    action = "managing flows"
+
+    @property
+    def target(self) -> str:
+        return f"{self.namespace}.{self.flow_id}"
+
+    async def run(self, engine: Engine) -> StoredFlow:
+        return await engine.put_flow_at(
+            self.namespace, self.flow_id, self.source, source_name=self.source_name
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetFlowRequest(Operation[FlowRecord]):
+    namespace: str
+    flow_id: str
+    revision: int | None = None
+
+    action = "reading flows"
+
+    async def run(self, engine: Engine) -> FlowRecord:
+        return await engine.flow_record(self.namespace, self.flow_id, self.revision)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListFlowsRequest(Operation[list[FlowRecord]]):
+    action = "reading flows"
+
+    async def run(self, engine: Engine) -> list[FlowRecord]:
+        return await engine.list_flows()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteFlowRequest(Operation[None]):
+    namespace: str
+    flow_id: str
+
+    required_role = "admin"
+    action = "managing flows"
+
+    @property
+    def target(self) -> str:
+        return f"{self.namespace}.{self.flow_id}"
+
+    async def run(self, engine: Engine) -> None:
+        await engine.delete_flow(self.namespace, self.flow_id)
+
+
+# -- secrets ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PutSecretRequest(Operation[None]):
+    secret_name: str
+    value: str = field(repr=False)
+
+    required_role = "admin"
+    action = "managing secrets"
+
+    @property
+    def target(self) -> str:
+        return self.secret_name
+
+    async def run(self, engine: Engine) -> None:
+        await engine.put_secret(self.secret_name, self.value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListSecretsRequest(Operation[list[str]]):
+    required_role = "admin"
+    action = "managing secrets"
+
+    async def run(self, engine: Engine) -> list[str]:
+        return await engine.secret_names()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteSecretRequest(Operation[None]):
+    secret_name: str
+
+    required_role = "admin"
+    action = "managing secrets"
+
+    @property
+    def target(self) -> str:
+        return self.secret_name
+
+    async def run(self, engine: Engine) -> None:
+        await engine.delete_secret(self.secret_name)

@@ -1,0 +1,88 @@
+"""The public shapes of stored executions, task runs and events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pausepoint.engine.interpreter import EngineEnv, iso
+from pausepoint.engine.state import Masker, masker, shown_pause_outputs
+from pausepoint.models import (
+    EventView,
+    TaskRunView,
+)
+from pausepoint.service.core import iso_or_none
+from pausepoint.store.records import (  # re-exported for the API
+    EventRecord,
+    ExecutionRecord,
+    FlowRecord,
+)
+
+
+def masker_for(state: dict[str, Any], env: EngineEnv) -> Masker:
+    """Masks what the execution's engine masks: its secrets and SECRET-typed input values."""
+    return masker(env.secrets.values(), state.get("secret_values") or ())
+
+
+def shown_run(run: dict[str, Any], env: EngineEnv, mask: Masker) -> dict[str, Any]:
+    """A Pause task run keeps its onResume values for later tasks: show them redacted."""
+    if run.get("type") != "pause" or not run.get("outputs"):
+        return run
+    specs = getattr(env.index.task(run["path"]), "on_resume", ())
+    return {**run, "outputs": shown_pause_outputs(specs, run["outputs"], mask)}
+
+
+def task_run_view(run: dict[str, Any]) -> TaskRunView:
+    return TaskRunView(
+        id=run["id"],
+        task_id=run["task_id"],
+        type=run["type"],
+        state=run["state"],
+        attempt=run["attempt"],
+        parent=run.get("parent"),
+        value=run.get("value"),
+        started_at=iso_or_none(run.get("started_at")),
+        ended_at=iso_or_none(run.get("ended_at")),
+        outputs=run.get("outputs"),
+        error=run.get("error"),
+    )
+
+
+def first_failure(runs: list[dict[str, Any]]) -> str | None:
+    for run in runs:
+        if (
+            run["state"] == "FAILED"
+            and run.get("error")
+            and run["type"]
+            not in (
+                "sequential",
+                "parallel",
+                "if",
+                "switch",
+                "foreach",
+                "iteration",
+            )
+        ):
+            return f"task '{run['task_id']}': {run['error']}"
+    return None
+
+
+def event_view(event: EventRecord) -> EventView:
+    """The public shape of a stored event."""
+    return EventView(
+        execution_id=event.execution_id,
+        seq=event.seq,
+        type=event.type,
+        at=iso(event.at),
+        data=event.data,
+    )
+
+
+__all__ = [
+    "ExecutionRecord",
+    "FlowRecord",
+    "event_view",
+    "first_failure",
+    "masker_for",
+    "shown_run",
+    "task_run_view",
+]

@@ -1,0 +1,269 @@
+"""The HTTP API's request and response bodies: the wire format shared by server and clients.
+
+A leaf module (pydantic and the public models only): the HTTP clients import it
+without importing the server."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pausepoint.models import EventView
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartExecutionBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "namespace": "company.team",
+                    "flow_id": "vacation_approval_process",
+                    "labels": {"team": "hr"},
+                }
+            ]
+        },
+    )
+
+    namespace: str = Field(min_length=1, max_length=255)
+    flow_id: str = Field(min_length=1, max_length=255)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    revision: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+
+class PauseBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "review the draft"}]}
+    )
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ResumeBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"inputs": {"approved": True, "reason": "looks good"}, "pause_id": "p-t2"}]
+        },
+    )
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    pause_id: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class CancelBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "wrong input"}]}
+    )
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class TerminateBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "runaway"}]}
+    )
+
+    reason: str = Field(min_length=1, max_length=500, description="Why (1-500 characters).")
+
+
+class InjectBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"message": "use the EU template", "role": "user"}]},
+    )
+
+    message: str = Field(min_length=1, max_length=100_000)
+    role: Literal["user", "system"] = "user"
+
+
+class TerminateReply(BaseModel):
+    """Kubiya's TerminateWorkflowResponse, plus the state."""
+
+    success: bool
+    execution_id: str
+    workflow_id: str
+    state: str
+    terminated_at: str | None
+    message: str
+    command_id: str
+
+
+class ExecutionSummary(BaseModel):
+    id: str
+    namespace: str
+    flow_id: str
+    flow_revision: int
+    state: str
+    labels: dict[str, str]
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    duration_ms: int | None
+
+
+class ExecutionPage(BaseModel):
+    items: list[ExecutionSummary]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next (older) page."
+    )
+
+
+class ValidatedInputs(BaseModel):
+    valid: bool = True
+    inputs: dict[str, Any]
+    pause_id: str | None = None
+
+
+# -- flows -------------------------------------------------------------------------
+
+
+class FlowRecordView(BaseModel):
+    """One stored revision of a flow (the source is the YAML text as stored)."""
+
+    namespace: str
+    id: str
+    revision: int
+    source: str
+    created_at: str
+
+
+class FlowSummary(BaseModel):
+    namespace: str
+    id: str
+    revision: int
+    created_at: str
+
+
+class FlowDetail(FlowRecordView):
+    description: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    inputs_schema: dict[str, Any] = Field(description="JSON Schema of the flow's inputs.")
+    task_ids: list[str] = Field(description="Every task id, in document order (nested included).")
+
+
+class FlowValidation(BaseModel):
+    valid: bool = True
+    namespace: str
+    id: str
+
+
+class FlowFieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+    line: int | None = Field(default=None, description="Line in the submitted source, if known.")
+
+
+class FlowErrors(BaseModel):
+    detail: list[FlowFieldError]
+    message: str
+
+
+# -- events ------------------------------------------------------------------------
+
+
+class EventPage(BaseModel):
+    items: list[EventView] = Field(description="Oldest first.")
+    next_after: int | None = Field(
+        default=None, description="Pass as `after` for the next page; null when caught up."
+    )
+
+
+# -- bulk control -------------------------------------------------------------------
+
+
+class BulkFilter(_Body):
+    state: list[str] = Field(default_factory=list, description="Only these states.")
+    namespace: str | None = None
+    flow_id: str | None = None
+    label: list[str] = Field(default_factory=list, description="key:value, all must match.")
+
+
+class BulkBody(_Body):
+    ids: list[str] | None = Field(default=None, min_length=1, max_length=1000)
+    filter: BulkFilter | None = None
+    dry_run: bool = Field(default=False, description="Only list what would be touched.")
+    reason: str | None = Field(default=None, max_length=500)
+    inputs: dict[str, Any] = Field(default_factory=dict, description="resume only")
+    pause_id: str | None = Field(default=None, max_length=64, description="resume only")
+
+
+class BulkItem(BaseModel):
+    execution_id: str
+    status: int = Field(description="The status the single-execution route would answer.")
+    state: str | None = None
+    message: str
+
+
+class BulkReply(BaseModel):
+    dry_run: bool
+    results: list[BulkItem]
+
+
+# -- seed compatibility ---------------------------------------------------------------
+
+
+class ShannonReply(BaseModel):
+    success: bool
+    message: str
+    task_id: str
+
+
+class ShannonError(BaseModel):
+    error: str
+
+
+class ShannonControlState(BaseModel):
+    task_id: str
+    state: str
+    paused: bool
+    checkpoint: str | None = None
+    pause_reason: str | None = None
+
+
+class KubiyaMessageBody(InjectBody):
+    """Kubiya's message body: the same as inject's, under Kubiya's name."""
+
+
+class SyntropicReply(BaseModel):
+    success: bool
+    execution_id: str
+    state: str | None = None
+    message: str | None = None
+    error: str | None = None
+
+
+class SyntropicState(BaseModel):
+    execution_id: str
+    state: str
+
+
+# -- ops and secrets ------------------------------------------------------------------
+
+
+class Identity(BaseModel):
+    """The caller, as its credentials say."""
+
+    org: str
+    role: Literal["viewer", "operator", "admin"]
+    subject: str = Field(description='"key:<id>" for an API key, or the JWT\'s subject.')
+
+
+class Health(BaseModel):
+    status: str
+
+
+class SecretBody(_Body):
+    value: str = Field(max_length=65_536)
+
+
+class SecretNames(BaseModel):
+    names: list[str]
