@@ -1178,7 +1178,7 @@ def stuck_readers(base_url: str, key: str, paths: list[str]) -> Iterator[list[so
 
 
 def followers(running: SseServer, execution_id: str) -> int:
-    channel = sse._channels.get(running.engine.runtime, {}).get(execution_id)
+    channel = sse._channels.get(running.engine.feed, {}).get(execution_id)
     return channel.followers if channel is not None else 0
 
 
@@ -1240,23 +1240,23 @@ async def test_sse_clients_that_never_read_stay_within_the_window_and_are_droppe
             # Loose: the engine is not held up (the tight bound is in the xfail test below).
             assert took < 4 * baseline + 2, f"{took:.2f}s; with one reader {baseline:.2f}s"
 
-            channel = sse._channels[running.engine.runtime][execution_id]
+            channel = sse._channels[running.engine.feed][execution_id]
             assert channel.followers == 8
             # Stuck followers hold the channel's window up to its byte bound, no further.
             assert channel.size <= WINDOW_BYTES + BLOB + 2000, channel.size
             assert channel.size == sum(map(len, channel.frames)), "frames' sizes are tracked"
-            hub = sse._hubs[running.engine.runtime]
-            inboxes = [s.inbox for s in hub.subscriptions.get("acme", ())]
+            feed = running.engine.feed
+            inboxes = [s.sink for s in feed.orgs.get("acme", ())]
             # The organization feed ends a stream whose inbox overflowed (reconnect to resume).
-            assert all(len(inbox.events) <= WINDOW for inbox in inboxes)
+            assert all(isinstance(i, sse._Inbox) and len(i.events) <= WINDOW for i in inboxes)
             # Each stuck connection's send buffer holds at most one window of frames.
             buffered = running.buffered()
             assert max(buffered) <= WINDOW_BYTES + BLOB + 2000, buffered
             assert sum(buffered) < 10 * ITERATIONS * BLOB / 4, buffered
 
         async def dropped() -> bool:
-            gone = execution_id not in sse._channels[running.engine.runtime]
-            return gone and not hub.subscriptions.get("acme")
+            gone = execution_id not in sse._channels[running.engine.feed]
+            return gone and not feed.orgs.get("acme")
 
         await eventually(dropped)
         await eventually(

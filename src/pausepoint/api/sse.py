@@ -99,6 +99,13 @@ class _Inbox:
             self.events.append(event)
         self.wake.set()
 
+    def __call__(self, events: list[EventRecord] | None) -> None:
+        """As a feed's organization subscriber: a batch, or None when events were dropped."""
+        if events is None:
+            self.overflow()
+        else:
+            self.put(events)
+
     def overflow(self) -> None:
         self.overflowed = True
         self.events.clear()
@@ -430,14 +437,7 @@ async def _execution_frames(
 async def organization_events(engine: Engine, *, timing: StreamTiming) -> AsyncIterator[str]:
     """SSE frames of every execution of ``engine.org_id``, live (ids ``<execution_id>:<seq>``)."""
     inbox = _Inbox(timing.max_buffered)
-
-    def sink(events: list[EventRecord] | None) -> None:
-        if events is None:
-            inbox.overflow()
-        else:
-            inbox.put(events)
-
-    subscription = engine.feed.subscribe_organization(engine.org_id, sink)
+    subscription = engine.feed.subscribe_organization(engine.org_id, inbox)
     loop = asyncio.get_running_loop()
     last_sent = loop.time()
     try:
