@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
+from pausepoint.store.dialects import driver_cursor, is_postgresql
 from pausepoint.store.records import CommandRecord, ExecutionRecord
 
 EXECUTION_COLUMNS = (
@@ -16,6 +19,37 @@ COMMAND_COLUMNS = (
     "id, execution_id, seq, kind, payload, actor, reason, idempotency_key, request_id, status, "
     "message, state_before, state_after, created_at, applied_at"
 )
+
+_SELECT_EXECUTION = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"
+_SELECT_PENDING_COMMANDS = (
+    f"SELECT {COMMAND_COLUMNS} FROM commands "
+    "WHERE execution_id = ? AND status = 'pending' ORDER BY seq"
+)
+
+
+def select_execution(
+    conn: Connection, execution_id: str, loads: Callable[[Any], Any], *, lock: bool = False
+) -> ExecutionRecord | None:
+    """The execution's row; with ``lock``, held until the transaction ends.
+
+    SQLite needs no row lock: its write transactions are serialised already.
+    """
+    cursor = driver_cursor(conn)
+    sql = _SELECT_EXECUTION
+    if lock and is_postgresql(conn):
+        sql += " FOR UPDATE"
+    cursor.execute(sql, (execution_id,))
+    row = cursor.fetchone()
+    return execution_row(row, loads) if row else None
+
+
+def select_pending_commands(
+    conn: Connection, execution_id: str, loads: Callable[[Any], Any]
+) -> list[CommandRecord]:
+    """The execution's unapplied commands, in acceptance order."""
+    cursor = driver_cursor(conn)
+    cursor.execute(_SELECT_PENDING_COMMANDS, (execution_id,))
+    return [command_row(row, loads) for row in cursor.fetchall()]
 
 
 def execution_row(row: tuple[Any, ...], loads: Callable[[Any], Any]) -> ExecutionRecord:

@@ -1,54 +1,45 @@
 """The SQL store: SQLAlchemy Core on SQLite (WAL) or PostgreSQL (asyncpg).
 
-The statements are written once, as synchronous functions; only how a call
-runs them differs:
+``SqlStore`` is what the rest of pausepoint calls. It composes two kinds of
+parts:
 
-- SQLite: all statements run on one dedicated thread with one connection, so a
-  checkpoint costs one thread hop for a whole batch, never one per statement.
-  Write transactions use ``BEGIN IMMEDIATE`` so that two processes sharing a
-  database file serialise their writes instead of failing on upgrade.
-- PostgreSQL: each call borrows a connection from an async pool and runs the
-  same function in a greenlet over asyncpg, so calls run concurrently, here and
-  in other processes. Writes that SQLite serialises therefore lock the
-  execution's row first (``SELECT … FOR UPDATE``, or an ``UPDATE`` that is
-  itself the lock) or use ``ON CONFLICT``; the default READ COMMITTED isolation
-  lets each later statement see what the lock holder committed.
+- one :class:`~pausepoint.store.database.Database` per store, for its dialect
+  (``store/sqlite.py``, ``store/postgresql.py``): it owns the connections, where
+  statements run and what a read or write transaction is;
+- small repositories by concept, which hold the SQL as synchronous functions:
+  ``flows``, ``executions`` (with task runs and events), ``checkpoints``,
+  ``leases``, ``commands`` and ``access`` (API keys, secrets, idempotency).
+
+Each method below hands one repository function to ``Database.run``: one hop
+to the database thread (SQLite) or one pooled connection (PostgreSQL) per call,
+and the function's one transaction inside it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
 
-import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.engine import Connection
 
-from pausepoint.errors import InvalidInput, NotFound
-from pausepoint.store import schema, wal
-from pausepoint.store.access import AccessStore
-from pausepoint.store.checkpoints import CheckpointStore
-from pausepoint.store.dialects import (
-    EVENTS_CHANNEL,
-    SQLITE,
-    WORK_CHANNEL,
-    asyncpg_url,
-    dialect_of,
-    driver_cursor,
-    insert,
-    is_postgresql,
-    json_loader,
-    json_text,
-    lock_for_migrations,
-    notify,
+from pausepoint.errors import InvalidInput
+from pausepoint.store import wal
+from pausepoint.store.access import (
+    ApiKeyRecord,
+    ApiKeys,
+    IdempotencyKeys,
+    IdempotencyRecord,
+    Secrets,
 )
+from pausepoint.store.checkpoints import Checkpoints
+from pausepoint.store.commands import CommandDecider, Commands
+from pausepoint.store.database import Database
+from pausepoint.store.dialects import SQLITE, dialect_of
+from pausepoint.store.executions import Executions
+from pausepoint.store.flows import Flows
+from pausepoint.store.leases import Leases, Loaded
+from pausepoint.store.postgresql import PostgresDatabase
 from pausepoint.store.records import (
     Checkpoint,
     CommandRecord,
@@ -56,51 +47,11 @@ from pausepoint.store.records import (
     ExecutionRecord,
     FlowRecord,
 )
-from pausepoint.store.rows import (
-    COMMAND_COLUMNS,
-    EXECUTION_COLUMNS,
-    command_row,
-    execution_row,
-)
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from pausepoint.store.sqlite import SqliteDatabase, sqlite_path
 
 R = TypeVar("R")
 
-# Decides, inside the accepting transaction, what command to record.
-CommandDecider = Callable[[ExecutionRecord, list[CommandRecord]], dict[str, Any]]
-
-# PostgreSQL: the connection of the call running in this greenlet.
-_call_connection: ContextVar[Connection | None] = ContextVar(
-    "pausepoint_store_connection", default=None
-)
-
-# Connections per process: calls beyond them wait for one (SQLite uses one).
-POSTGRES_POOL_SIZE = 8
-
-# SQLite: calls that queue while the database thread is busy run next as one
-# transaction (group commit for every kind of write), at most this many at a time.
-SQLITE_BATCH_LIMIT = 256
-
-_SELECT_EXECUTION = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"
-_INSERT_EXECUTION = """
-INSERT INTO executions (
-    id, org_id, namespace, flow_id, flow_revision, status, state, labels, created_at,
-    updated_at, event_seq, lease_owner, lease_expires_at, wake_at, commands_version
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0)
-ON CONFLICT (id) DO NOTHING
-"""
-_LATEST_REVISION = """
-SELECT revision, deleted FROM flows WHERE org_id = ? AND namespace = ? AND flow_id = ?
-ORDER BY revision DESC LIMIT 1
-"""
-
-
-def sqlite_path(url: str) -> Path | None:
-    if not url.startswith("sqlite:///"):
-        return None
-    return Path(url.removeprefix("sqlite:///"))
+__all__ = ["CommandDecider", "SqlStore", "create_store", "sqlite_path"]
 
 
 def create_store(url: str, *, sqlite_synchronous: str = "NORMAL") -> SqlStore:
@@ -113,7 +64,7 @@ def create_store(url: str, *, sqlite_synchronous: str = "NORMAL") -> SqlStore:
     return SqlStore(url, synchronous=sqlite_synchronous)
 
 
-class SqlStore(AccessStore, CheckpointStore):
+class SqlStore:
     """Durable storage for flows, executions, task runs, events and commands.
 
     ``url`` is ``sqlite:///PATH`` or ``postgresql://USER:PASSWORD@HOST/DB``
@@ -126,207 +77,29 @@ class SqlStore(AccessStore, CheckpointStore):
             raise InvalidInput(f"sqlite_synchronous must be NORMAL or FULL, got {synchronous!r}")
         self.url = url
         self.synchronous = synchronous.upper()
-        self._loads = json_loader(self.dialect)
-        self._executor: ThreadPoolExecutor | None = None
+        db: Database
         if self.dialect == SQLITE:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pausepoint-db")
-        self._engine: Engine | None = None
-        self._conn: Connection | None = None
-        self._pool: AsyncEngine | None = None
-        self._listeners: list[AsyncConnection] = []
-        # SQLite: calls waiting for the database thread, and whether a batch is there.
-        self._queue: list[_QueuedCall] = []
-        self._draining = False
-        self._batching = False  # on the database thread: inside a batch's transaction
-        self._batch_wrote = False  # on the database thread: a call of the batch wrote
-        self._wal: wal.WalCheckpointer | None = None  # SQLite files: checkpoints the WAL
+            db = SqliteDatabase(url, self.synchronous)
+        else:
+            db = PostgresDatabase(url)
+        self._db = db
+        self._flows = Flows(db)
+        self._executions = Executions(db)
+        self._checkpoints = Checkpoints(db)
+        self._leases = Leases(db)
+        self._commands = Commands(db)
+        self._api_keys = ApiKeys(db)
+        self._secrets = Secrets(db)
+        self._idempotency = IdempotencyKeys(db)
 
     # -- lifecycle -------------------------------------------------------------
 
     async def open(self) -> None:
         """Connect and bring the schema to the newest migration."""
-        if self.dialect == SQLITE:
-            await self._call(self._open)
-            return
-        # Imported here: SQLite users (and every CLI start) need not load asyncio support.
-        from sqlalchemy.ext.asyncio import create_async_engine
-
-        self._pool = create_async_engine(
-            asyncpg_url(self.url), pool_size=POSTGRES_POOL_SIZE, max_overflow=0
-        )
-        await self._call(self._migrate)
-
-    def _open(self) -> None:
-        path = sqlite_path(self.url)
-        if path is not None and str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(
-            self.url,
-            poolclass=StaticPool,
-            connect_args={"check_same_thread": False, "timeout": 30},
-        )
-        synchronous = self.synchronous
-
-        @event.listens_for(engine, "connect")
-        def _connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={synchronous}")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            # Checkpoints run on a thread of their own (store/wal.py), not in commits.
-            cursor.execute(f"PRAGMA wal_autocheckpoint={wal.BACKSTOP_PAGES}")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
-
-        self._engine = engine
-        self._conn = engine.connect()
-        self._migrate()
-        if path is not None and str(path) != ":memory:":
-            self._wal = wal.WalCheckpointer(path, synchronous)
-            self._wal.start()
-
-    def _migrate(self) -> None:
-        from pausepoint.store.migrate import upgrade
-
-        with self._write() as conn:
-            lock_for_migrations(conn)
-            upgrade(conn)
+        await self._db.open()
 
     async def close(self) -> None:
-        for listener in self._listeners:
-            # The connection carries LISTENs: drop it rather than return it to the pool.
-            with contextlib.suppress(Exception):
-                await listener.invalidate()
-            await listener.close()
-        self._listeners.clear()
-        if self._pool is not None:
-            await self._pool.dispose()
-            self._pool = None
-        if self._executor is not None:
-            if self._engine is not None:
-                # Alone, after the batch in progress (the thread runs one job at a time).
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(self._executor, self._close)
-            self._executor.shutdown(wait=True)
-
-    def _close(self) -> None:
-        if self._wal is not None:
-            self._wal.stop()
-            self._wal = None
-        if self._conn is not None:
-            self._conn.close()
-        if self._engine is not None:
-            self._engine.dispose()
-        self._conn = None
-        self._engine = None
-
-    async def _call(self, fn: Callable[..., R], *args: Any) -> R:
-        if self._pool is not None:
-            async with self._pool.connect() as conn:
-                return await conn.run_sync(_run_on, fn, *args)
-        if self._executor is None:
-            raise RuntimeError("the store is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append(_QueuedCall(fn, args, future))
-        if not self._draining:
-            self._drain_next(loop)
-        result: R = await future
-        return result
-
-    def _drain_next(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Send the calls queued so far to the database thread, as one batch."""
-        batch = self._queue[:SQLITE_BATCH_LIMIT]
-        del self._queue[:SQLITE_BATCH_LIMIT]
-        self._draining = bool(batch)
-        if not batch:
-            return
-        job = loop.run_in_executor(self._executor, self._run_batch, batch)
-        job.add_done_callback(lambda done: self._drained(loop, batch, done))
-
-    def _drained(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[_QueuedCall],
-        done: asyncio.Future[list[tuple[bool, Any]]],
-    ) -> None:
-        """Back in the loop: hand every call its outcome (one wake-up for the batch)."""
-        error = done.exception()
-        outcomes = [(False, error)] * len(batch) if error is not None else done.result()
-        for call, (ok, value) in zip(batch, outcomes, strict=True):
-            if call.future.done():  # its caller was cancelled meanwhile
-                continue
-            if ok:
-                call.future.set_result(value)
-            else:
-                call.future.set_exception(value)
-        self._drain_next(loop)
-
-    def _run_batch(self, batch: list[_QueuedCall]) -> list[tuple[bool, Any]]:
-        """On the database thread: run the calls; two or more share one transaction.
-
-        Each call of a shared transaction runs in a savepoint of its own, so one
-        that fails undoes only its own writes; every caller hears back only
-        after the commit, so nothing is acknowledged before it is durable.
-        """
-        if len(batch) == 1:
-            return [_outcome(batch[0])]
-        conn = self._connection()
-        conn.info["write"] = True
-        self._batch_wrote = False
-        with conn.begin():
-            self._batching = True
-            try:
-                outcomes = [_outcome(call) for call in batch]
-            finally:
-                self._batching = False
-        if self._batch_wrote:
-            self._committed()
-        return outcomes
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
-        conn = self._connection()
-        if self._batching:
-            with _savepoint(conn):
-                yield conn
-            self._batch_wrote = True
-            return
-        conn.info["write"] = True
-        with conn.begin():
-            yield conn
-        self._committed()
-
-    def _committed(self) -> None:
-        """On the database thread, after a write transaction committed."""
-        if self._wal is not None:
-            self._wal.written()  # reads leave the log as it was: nothing to copy
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
-        conn = self._connection()
-        if self._batching:  # inside a batch's transaction already
-            yield conn
-            return
-        conn.info["write"] = False
-        if self._pool is not None:
-            # PostgreSQL: reads run without BEGIN/COMMIT (two round trips saved), so each
-            # statement of a read sees its own snapshot. The pool resets the connection
-            # when the call returns it.
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-        with conn.begin():
-            yield conn
-
-    def _connection(self) -> Connection:
-        conn = _call_connection.get() or self._conn
-        if conn is None:
-            raise RuntimeError("the store is not open")
-        return conn
+        await self._db.close()
 
     async def listen(
         self,
@@ -342,17 +115,18 @@ class SqlStore(AccessStore, CheckpointStore):
         changes are found only by polling. A lost listening connection is not
         re-established; polling still finds the work.
         """
-        if self._pool is None:
-            return False
-        conn = await self._pool.connect()
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None
-        callbacks = {WORK_CHANNEL: on_work, EVENTS_CHANNEL: on_events}
-        for channel, callback in callbacks.items():
-            if callback is not None:
-                await driver.add_listener(channel, _listener(callback))
-        self._listeners.append(conn)
-        return True
+        return await self._db.listen(on_work, on_events=on_events)
+
+    # Reached by tests that look at the database from its own thread.
+    async def _call(self, fn: Callable[..., R], *args: Any) -> R:
+        return await self._db.run(fn, *args)
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        return self._db.read()
+
+    @property
+    def _wal(self) -> wal.WalCheckpointer | None:
+        return self._db.wal if isinstance(self._db, SqliteDatabase) else None
 
     # -- flows -----------------------------------------------------------------
 
@@ -364,185 +138,34 @@ class SqlStore(AccessStore, CheckpointStore):
         Concurrent writers of one flow (several servers on PostgreSQL) each get
         their own revision: the one that loses the insert race reads again.
         """
-        return await self._call(self._put_flow, org_id, namespace, flow_id, source, now)
-
-    def _put_flow(
-        self, org_id: str, namespace: str, flow_id: str, source: str, now: float
-    ) -> FlowRecord:
-        with self._write() as conn:
-            while True:
-                latest = self._latest_flow_row(conn, org_id, namespace, flow_id)
-                if latest is not None and latest.source == source and not latest.deleted:
-                    return _flow(latest)
-                revision = (latest.revision if latest else 0) + 1
-                inserted = conn.execute(
-                    insert(conn, schema.flows)
-                    .values(
-                        org_id=org_id,
-                        namespace=namespace,
-                        flow_id=flow_id,
-                        revision=revision,
-                        source=source,
-                        created_at=now,
-                        deleted=False,
-                    )
-                    .on_conflict_do_nothing()
-                )
-                if inserted.rowcount:
-                    return FlowRecord(org_id, namespace, flow_id, revision, source, now)
+        return await self._db.run(self._flows.put, org_id, namespace, flow_id, source, now)
 
     async def get_flow(
         self, org_id: str, namespace: str, flow_id: str, revision: int | None = None
     ) -> FlowRecord | None:
-        return await self._call(self._get_flow, org_id, namespace, flow_id, revision)
-
-    def _get_flow(
-        self, org_id: str, namespace: str, flow_id: str, revision: int | None
-    ) -> FlowRecord | None:
-        with self._read() as conn:
-            if revision is None:
-                return self._latest_flow(conn, org_id, namespace, flow_id)
-            t = schema.flows
-            row = conn.execute(
-                sa.select(t).where(
-                    t.c.org_id == org_id,
-                    t.c.namespace == namespace,
-                    t.c.flow_id == flow_id,
-                    t.c.revision == revision,
-                )
-            ).first()
-            return _flow(row) if row else None
-
-    def _latest_flow(
-        self, conn: Connection, org_id: str, namespace: str, flow_id: str
-    ) -> FlowRecord | None:
-        row = self._latest_flow_row(conn, org_id, namespace, flow_id)
-        return None if row is None or row.deleted else _flow(row)
-
-    def _latest_flow_row(self, conn: Connection, org_id: str, namespace: str, flow_id: str) -> Any:
-        """The newest revision's row, deleted or not (None if the flow never existed)."""
-        t = schema.flows
-        query = (
-            sa.select(t)
-            .where(t.c.org_id == org_id, t.c.namespace == namespace, t.c.flow_id == flow_id)
-            .order_by(t.c.revision.desc())
-            .limit(1)
-        )
-        return conn.execute(query).first()
+        """The given revision, or the latest one unless the flow was deleted."""
+        return await self._db.run(self._flows.get, org_id, namespace, flow_id, revision)
 
     async def latest_revision(self, org_id: str, namespace: str, flow_id: str) -> int | None:
         """The newest revision's number (None if the flow does not exist or was deleted)."""
-        return await self._call(self._latest_revision, org_id, namespace, flow_id)
-
-    def _latest_revision(self, org_id: str, namespace: str, flow_id: str) -> int | None:
-        with self._read() as conn:
-            cursor = driver_cursor(conn)
-            cursor.execute(_LATEST_REVISION, (org_id, namespace, flow_id))
-            row = cursor.fetchone()
-        return None if row is None or row[1] else int(row[0])
+        return await self._db.run(self._flows.latest_revision, org_id, namespace, flow_id)
 
     async def list_flows(self, org_id: str) -> list[FlowRecord]:
-        return await self._call(self._list_flows, org_id)
-
-    def _list_flows(self, org_id: str) -> list[FlowRecord]:
-        t = schema.flows
-        latest = (
-            sa.select(t.c.namespace, t.c.flow_id, sa.func.max(t.c.revision).label("revision"))
-            .where(t.c.org_id == org_id)
-            .group_by(t.c.namespace, t.c.flow_id)
-            .subquery()
-        )
-        query = (
-            sa.select(t)
-            .join(
-                latest,
-                sa.and_(
-                    t.c.namespace == latest.c.namespace,
-                    t.c.flow_id == latest.c.flow_id,
-                    t.c.revision == latest.c.revision,
-                ),
-            )
-            .where(t.c.org_id == org_id, t.c.deleted.is_(False))
-            .order_by(t.c.namespace, t.c.flow_id)
-        )
-        with self._read() as conn:
-            return [_flow(row) for row in conn.execute(query)]
+        """The latest revision of every flow not deleted, by namespace and id."""
+        return await self._db.run(self._flows.list_latest, org_id)
 
     async def delete_flow(self, org_id: str, namespace: str, flow_id: str) -> bool:
-        return await self._call(self._delete_flow, org_id, namespace, flow_id)
-
-    def _delete_flow(self, org_id: str, namespace: str, flow_id: str) -> bool:
-        t = schema.flows
-        with self._write() as conn:
-            result = conn.execute(
-                t.update()
-                .where(
-                    t.c.org_id == org_id,
-                    t.c.namespace == namespace,
-                    t.c.flow_id == flow_id,
-                    t.c.deleted.is_(False),
-                )
-                .values(deleted=True)
-            )
-            return bool(result.rowcount)
+        """Mark every revision deleted; False if there was nothing to delete."""
+        return await self._db.run(self._flows.delete, org_id, namespace, flow_id)
 
     # -- executions --------------------------------------------------------------
 
     async def create_execution(self, record: ExecutionRecord, checkpoint: Checkpoint) -> bool:
         """Store a new execution; False (and nothing written) if its id exists already."""
-        return await self._call(self._create_execution, record, checkpoint)
-
-    def _create_execution(self, record: ExecutionRecord, checkpoint: Checkpoint) -> bool:
-        with self._write() as conn:
-            # Plain SQL: starting executions is a hot path (see _write_checkpoint).
-            cursor = driver_cursor(conn)
-            cursor.execute(
-                _INSERT_EXECUTION,
-                (
-                    record.id,
-                    record.org_id,
-                    record.namespace,
-                    record.flow_id,
-                    record.flow_revision,
-                    record.status,
-                    json_text(record.state),
-                    json_text(record.labels),
-                    record.created_at,
-                    record.updated_at,
-                    record.lease_owner,
-                    record.lease_expires_at,
-                    None if record.lease_owner else record.created_at,
-                ),
-            )
-            if not cursor.rowcount:
-                return False
-            if checkpoint.events:
-                self._write_checkpoint(conn, checkpoint)
-            if record.lease_owner is None:
-                notify(conn, WORK_CHANNEL, [record.id])
-            return True
+        return await self._db.run(self._executions.create, record, checkpoint)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
-        return await self._call(self._get_execution, execution_id)
-
-    def _get_execution(self, execution_id: str) -> ExecutionRecord | None:
-        with self._read() as conn:
-            return self._execution(conn, execution_id)
-
-    def _execution(
-        self, conn: Connection, execution_id: str, *, lock: bool = False
-    ) -> ExecutionRecord | None:
-        """The execution's row; with ``lock``, held until the transaction ends.
-
-        SQLite needs no row lock: its write transactions are serialised already.
-        """
-        cursor = driver_cursor(conn)
-        sql = _SELECT_EXECUTION
-        if lock and is_postgresql(conn):
-            sql += " FOR UPDATE"
-        cursor.execute(sql, (execution_id,))
-        row = cursor.fetchone()
-        return execution_row(row, self._loads) if row else None
+        return await self._db.run(self._executions.get, execution_id)
 
     async def list_executions(
         self,
@@ -556,78 +179,64 @@ class SqlStore(AccessStore, CheckpointStore):
         before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
         """Newest first; ``before`` is the (created_at, id) of the last row of the previous page."""
-        return await self._call(
-            self._list_executions, org_id, statuses, namespace, flow_id, labels, limit, before
+        return await self._db.run(
+            self._executions.page, org_id, statuses, namespace, flow_id, labels, limit, before
         )
-
-    def _list_executions(
-        self,
-        org_id: str,
-        statuses: Sequence[str],
-        namespace: str | None,
-        flow_id: str | None,
-        labels: dict[str, str] | None,
-        limit: int,
-        before: tuple[float, str] | None,
-    ) -> list[ExecutionRecord]:
-        t = schema.executions
-        query = sa.select(t).where(t.c.org_id == org_id)
-        if statuses:
-            query = query.where(t.c.status.in_(list(statuses)))
-        if namespace:
-            query = query.where(t.c.namespace == namespace)
-        if flow_id:
-            query = query.where(t.c.flow_id == flow_id)
-        for key, value in (labels or {}).items():
-            query = query.where(t.c.labels[key].as_string() == value)
-        if before is not None:
-            created, last_id = before
-            query = query.where(
-                sa.or_(
-                    t.c.created_at < created, sa.and_(t.c.created_at == created, t.c.id < last_id)
-                )
-            )
-        query = query.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
-        with self._read() as conn:
-            return [_execution(row) for row in conn.execute(query)]
 
     async def count_executions_by_state(self) -> dict[str, int]:
         """Executions per state, across all organizations (for metrics)."""
-        return await self._call(self._count_executions_by_state)
-
-    def _count_executions_by_state(self) -> dict[str, int]:
-        t = schema.executions
-        with self._read() as conn:
-            rows = conn.execute(sa.select(t.c.status, sa.func.count()).group_by(t.c.status))
-            return {status: int(n) for status, n in rows}
+        return await self._db.run(self._executions.count_by_state)
 
     async def load_task_runs(self, execution_id: str) -> list[dict[str, Any]]:
-        return await self._call(self._load_task_runs, execution_id)
-
-    def _load_task_runs(self, execution_id: str) -> list[dict[str, Any]]:
-        t = schema.task_runs
-        with self._read() as conn:
-            rows = conn.execute(sa.select(t.c.data).where(t.c.execution_id == execution_id))
-            return [row.data for row in rows]
+        return await self._db.run(self._executions.task_runs, execution_id)
 
     async def read_events(
         self, execution_id: str, *, after: int = 0, limit: int = 1000
     ) -> list[EventRecord]:
-        return await self._call(self._read_events, execution_id, after, limit)
+        """The execution's events after sequence number ``after``, in order."""
+        return await self._db.run(self._executions.events, execution_id, after, limit)
 
-    def _read_events(self, execution_id: str, after: int, limit: int) -> list[EventRecord]:
-        t = schema.events
-        query = (
-            sa.select(t)
-            .where(t.c.execution_id == execution_id, t.c.seq > after)
-            .order_by(t.c.seq)
-            .limit(limit)
+    # -- runtime: checkpoints and leases -------------------------------------------
+
+    async def checkpoint(self, batch: Sequence[Checkpoint]) -> list[bool]:
+        """Commit many executions' checkpoints in one transaction (group commit).
+
+        Returns, per checkpoint, whether it was written; ``False`` means the
+        writer no longer holds the execution's lease.
+        """
+        return await self._db.run(self._checkpoints.commit, batch)
+
+    async def claim(self, execution_id: str, owner: str, ttl: float, now: float) -> bool:
+        """Take the lease if it is free or expired (or already ours)."""
+        return await self._db.run(self._leases.claim, execution_id, owner, ttl, now)
+
+    async def claim_and_load(
+        self, execution_id: str, owner: str, ttl: float, now: float, known_seq: int | None
+    ) -> Loaded | None:
+        """Claim the lease and read what running the execution needs, in one transaction.
+
+        Task runs are read only when the caller's copy (at event ``known_seq``)
+        is stale; ``None`` means the lease is held by a live process.
+        """
+        return await self._db.run(
+            self._leases.claim_and_load, execution_id, owner, ttl, now, known_seq
         )
-        with self._read() as conn:
-            return [
-                EventRecord(row.execution_id, row.seq, row.type, row.at, row.data)
-                for row in conn.execute(query)
-            ]
+
+    async def find_work(self, owner: str, now: float, limit: int = 100) -> list[tuple[str, bool]]:
+        """Executions someone should look at now: (id, already ours)."""
+        return await self._db.run(self._leases.find_work, owner, now, limit)
+
+    async def settle_wake(self, execution_id: str, owner: str, commands_version: int) -> None:
+        """Clear ``wake_at`` of an execution we run, unless a newer command arrived."""
+        await self._db.run(self._leases.settle_wake, execution_id, owner, commands_version)
+
+    async def renew_leases(self, owner: str, ttl: float, now: float) -> None:
+        """Extend every lease ``owner`` holds to ``now + ttl``."""
+        await self._db.run(self._leases.renew, owner, ttl, now)
+
+    async def release_leases(self, owner: str, wake_at: float) -> None:
+        """Let go of everything ``owner`` holds (graceful shutdown): others may take over now."""
+        await self._db.run(self._leases.release, owner, wake_at)
 
     # -- commands ----------------------------------------------------------------
 
@@ -644,221 +253,72 @@ class SqlStore(AccessStore, CheckpointStore):
         the execution's commands version after it (so the runner can settle its wake-up).
 
         ``decide`` runs inside the write transaction with the execution and its
-        pending commands, so admission and recording are atomic.
+        pending commands, so admission and recording are atomic. Raises
+        ``NotFound`` when the execution does not exist (in ``org_id``, if given).
         """
-        return await self._call(
-            self._accept_command, execution_id, idempotency_key, decide, now, org_id
+        return await self._db.run(
+            self._commands.accept, execution_id, idempotency_key, decide, now, org_id
         )
-
-    def _accept_command(
-        self,
-        execution_id: str,
-        idempotency_key: str | None,
-        decide: CommandDecider,
-        now: float,
-        org_id: str | None,
-    ) -> tuple[CommandRecord, bool, int]:
-        with self._write() as conn:
-            execution = self._execution(conn, execution_id, lock=True)
-            if execution is None or (org_id is not None and execution.org_id != org_id):
-                raise NotFound(f"execution {execution_id} not found")
-            cursor = driver_cursor(conn)
-            if idempotency_key is not None:
-                cursor.execute(
-                    f"SELECT {COMMAND_COLUMNS} FROM commands "
-                    "WHERE execution_id = ? AND idempotency_key = ?",
-                    (execution_id, idempotency_key),
-                )
-                row = cursor.fetchone()
-                if row is not None:
-                    return command_row(row, self._loads), True, execution.commands_version
-            pending = self._pending(conn, execution_id)
-            values = decide(execution, pending)
-            cursor.execute(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM commands WHERE execution_id = ?",
-                (execution_id,),
-            )
-            seq = cursor.fetchone()[0]
-            record = CommandRecord(
-                id=values["id"],
-                execution_id=execution_id,
-                seq=seq,
-                kind=values["kind"],
-                payload=values["payload"],
-                actor=values["actor"],
-                reason=values.get("reason"),
-                idempotency_key=idempotency_key,
-                request_id=values.get("request_id"),
-                status="pending",
-                message=None,
-                state_before=execution.status,
-                state_after=None,
-                created_at=now,
-                applied_at=None,
-            )
-            cursor.execute(
-                f"INSERT INTO commands ({COMMAND_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    execution_id,
-                    seq,
-                    record.kind,
-                    json_text(record.payload),
-                    record.actor,
-                    record.reason,
-                    idempotency_key,
-                    record.request_id,
-                    "pending",
-                    None,
-                    execution.status,
-                    None,
-                    now,
-                    None,
-                ),
-            )
-            cursor.execute(
-                "UPDATE executions SET "
-                "wake_at = CASE WHEN wake_at IS NULL OR wake_at > ? THEN ? ELSE wake_at END, "
-                "commands_version = commands_version + 1 WHERE id = ? "
-                "RETURNING commands_version",
-                (now, now, execution_id),
-            )
-            version = int(cursor.fetchone()[0])
-            notify(conn, WORK_CHANNEL, [execution_id])
-            return record, False, version
-
-    def _pending(self, conn: Connection, execution_id: str) -> list[CommandRecord]:
-        cursor = driver_cursor(conn)
-        cursor.execute(
-            f"SELECT {COMMAND_COLUMNS} FROM commands "
-            "WHERE execution_id = ? AND status = 'pending' ORDER BY seq",
-            (execution_id,),
-        )
-        return [command_row(row, self._loads) for row in cursor.fetchall()]
 
     async def pending_commands(self, execution_id: str) -> tuple[list[CommandRecord], int]:
         """Unapplied commands in acceptance order, and the commands version they reflect."""
-        return await self._call(self._pending_commands, execution_id)
-
-    def _pending_commands(self, execution_id: str) -> tuple[list[CommandRecord], int]:
-        e = schema.executions
-        with self._read() as conn:
-            version = conn.execute(
-                sa.select(e.c.commands_version).where(e.c.id == execution_id)
-            ).scalar_one()
-            return self._pending(conn, execution_id), version
+        return await self._db.run(self._commands.pending, execution_id)
 
     async def get_command(self, command_id: str) -> CommandRecord | None:
-        return await self._call(self._get_command, command_id)
-
-    def _get_command(self, command_id: str) -> CommandRecord | None:
-        with self._read() as conn:
-            cursor = driver_cursor(conn)
-            cursor.execute(f"SELECT {COMMAND_COLUMNS} FROM commands WHERE id = ?", (command_id,))
-            row = cursor.fetchone()
-            return command_row(row, self._loads) if row else None
+        return await self._db.run(self._commands.get, command_id)
 
     async def list_commands(self, execution_id: str) -> list[CommandRecord]:
-        return await self._call(self._list_commands, execution_id)
+        """Every command of the execution, in acceptance order."""
+        return await self._db.run(self._commands.of_execution, execution_id)
 
-    def _list_commands(self, execution_id: str) -> list[CommandRecord]:
-        c = schema.commands
-        with self._read() as conn:
-            rows = conn.execute(
-                sa.select(c).where(c.c.execution_id == execution_id).order_by(c.c.seq)
-            )
-            return [_command(row) for row in rows]
+    # -- API keys ------------------------------------------------------------------
 
+    async def create_api_key(self, record: ApiKeyRecord) -> None:
+        await self._db.run(self._api_keys.create, record)
 
-def _listener(callback: Callable[[str], None]) -> Callable[[Any, int, str, str], None]:
-    """An asyncpg notification listener that hands ``callback`` the execution id."""
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        return await self._db.run(self._api_keys.get, key_id)
 
-    def notified(_conn: Any, _pid: int, _channel: str, execution_id: str) -> None:
-        callback(execution_id)
+    async def list_api_keys(self, org_id: str | None = None) -> list[ApiKeyRecord]:
+        """Oldest first; every organization's unless ``org_id`` is given."""
+        return await self._db.run(self._api_keys.list_all, org_id)
 
-    return notified
+    async def revoke_api_key(self, key_id: str, now: float, org_id: str | None = None) -> bool:
+        """False if there is no such live key (in ``org_id``, if given)."""
+        return await self._db.run(self._api_keys.revoke, key_id, now, org_id)
 
+    async def count_api_keys(self) -> int:
+        return await self._db.run(self._api_keys.count)
 
-@dataclass(frozen=True, slots=True)
-class _QueuedCall:
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    future: asyncio.Future[Any]
+    # -- secrets -------------------------------------------------------------------
 
+    async def put_secret(self, org_id: str, name: str, sealed: str, now: float) -> None:
+        await self._db.run(self._secrets.put, org_id, name, sealed, now)
 
-def _outcome(call: _QueuedCall) -> tuple[bool, Any]:
-    try:
-        return True, call.fn(*call.args)
-    except Exception as error:  # handed to the caller, as if it had run alone
-        return False, error
+    async def delete_secret(self, org_id: str, name: str) -> bool:
+        return await self._db.run(self._secrets.delete, org_id, name)
 
+    async def sealed_secrets(self, org_id: str) -> dict[str, tuple[str, float]]:
+        """Name → (sealed value, updated_at) for one organization."""
+        return await self._db.run(self._secrets.sealed, org_id)
 
-@contextlib.contextmanager
-def _savepoint(conn: Connection) -> Iterator[None]:
-    """One call's share of a batch transaction: undone alone if it fails."""
-    cursor = driver_cursor(conn)
-    cursor.execute("SAVEPOINT pausepoint_call")
-    try:
-        yield
-    except BaseException:
-        cursor.execute("ROLLBACK TO pausepoint_call")
-        cursor.execute("RELEASE pausepoint_call")
-        raise
-    cursor.execute("RELEASE pausepoint_call")
+    # -- idempotency -----------------------------------------------------------------
 
+    async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Reserve ``record.key`` for this request (None) or return whoever holds it.
 
-def _run_on(conn: Connection, fn: Callable[..., R], *args: Any) -> R:
-    """Run ``fn`` (inside ``AsyncConnection.run_sync``) with ``conn`` as the call's connection."""
-    token = _call_connection.set(conn)
-    try:
-        return fn(*args)
-    finally:
-        _call_connection.reset(token)
+        The reservation is a row with ``status_code`` 0, inserted unless the key
+        exists (``ON CONFLICT DO NOTHING``), so concurrent requests with one key
+        cannot both proceed, in one process or several.
+        """
+        return await self._db.run(self._idempotency.claim, record)
 
+    async def complete_idempotency(
+        self, org_id: str, key: str, status_code: int, response: Any
+    ) -> None:
+        """Store the answer to the reserved request, for its retries to replay."""
+        await self._db.run(self._idempotency.complete, org_id, key, status_code, response)
 
-def _flow(row: Any) -> FlowRecord:
-    return FlowRecord(
-        row.org_id, row.namespace, row.flow_id, row.revision, row.source, row.created_at
-    )
-
-
-def _execution(row: Any) -> ExecutionRecord:
-    return ExecutionRecord(
-        id=row.id,
-        org_id=row.org_id,
-        namespace=row.namespace,
-        flow_id=row.flow_id,
-        flow_revision=row.flow_revision,
-        status=row.status,
-        state=row.state,
-        labels=row.labels,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        event_seq=row.event_seq,
-        lease_owner=row.lease_owner,
-        lease_expires_at=row.lease_expires_at,
-        commands_version=row.commands_version,
-    )
-
-
-def _command(row: Any) -> CommandRecord:
-    return CommandRecord(
-        id=row.id,
-        execution_id=row.execution_id,
-        seq=row.seq,
-        kind=row.kind,
-        payload=row.payload,
-        actor=row.actor,
-        reason=row.reason,
-        idempotency_key=row.idempotency_key,
-        request_id=row.request_id,
-        status=row.status,
-        message=row.message,
-        state_before=row.state_before,
-        state_after=row.state_after,
-        created_at=row.created_at,
-        applied_at=row.applied_at,
-    )
+    async def release_idempotency(self, org_id: str, key: str) -> None:
+        """Drop an unfinished reservation (the request failed): a retry may try again."""
+        await self._db.run(self._idempotency.release, org_id, key)
