@@ -130,7 +130,17 @@ def json_loader(dialect: str) -> Callable[[Any], Any]:
 
     sqlite3 returns the text; SQLAlchemy's asyncpg setup decodes JSON already.
     """
-    return json.loads if dialect == SQLITE else _as_decoded
+    return json_value if dialect == SQLITE else _as_decoded
+
+
+def json_value(text: str) -> Any:
+    """The value of a JSON column's text: orjson (reading an execution's task runs is
+    the bulk of building its view), ``json.loads`` for what orjson refuses (integers
+    beyond 64 bits, which ``json_text`` writes through ``json.dumps``)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _as_decoded(value: Any) -> Any:
