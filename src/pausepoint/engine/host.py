@@ -151,7 +151,16 @@ class StepInProgress:
     ``state`` is advanced in place, as :func:`advance` does.
     """
 
-    __slots__ = ("_inline", "_inline_left", "_inline_types", "_pending", "env", "state", "taken")
+    __slots__ = (
+        "_handed_out",
+        "_inline",
+        "_inline_left",
+        "_inline_types",
+        "_pending",
+        "env",
+        "state",
+        "taken",
+    )
 
     def __init__(
         self,
@@ -170,6 +179,7 @@ class StepInProgress:
         self._inline: deque[RunTask] = deque()
         self._inline_left = inline_limit if inline_types else 0
         self._inline_types = inline_types
+        self._handed_out = 0  # inline tasks whose outcome has not come back yet
 
     def next_inline_task(self) -> RunTask | None:
         """Advance until a pure task is to run inline; ``None`` once every event is taken."""
@@ -189,10 +199,12 @@ class StepInProgress:
                 else:
                     actions.append(action)
             self.taken.absorb(transition, actions=False)
+        self._handed_out += 1
         return self._inline.popleft()
 
     def add(self, outcome: Event) -> None:
         """The outcome of a task handed out by :meth:`next_inline_task`."""
+        self._handed_out -= 1
         self._pending.append(outcome)
 
     def finish(
@@ -210,7 +222,7 @@ class StepInProgress:
         idle: nothing in flight, no ``more_events`` waiting, no timer due at
         ``now``. Its earliest timer is then its ``wake_at``.
         """
-        if self.next_inline_task() is not None:
+        if self._handed_out or self.next_inline_task() is not None:
             raise RuntimeError("finish() while a task handed out to run inline has not reported")
         state = self.state
         taken = self.taken
