@@ -220,7 +220,8 @@ class StepInProgress:
         A finished execution is released. A paused one is released too when the
         runtime lets paused executions go (``release_when_paused``) and it is
         idle: nothing in flight, no ``more_events`` waiting, no timer due at
-        ``now``. Its earliest timer is then its ``wake_at``.
+        ``now`` (a timer already due must fire in this runtime, not wait for
+        whoever polls next). Its earliest timer is then its ``wake_at``.
         """
         if self._handed_out or self.next_inline_task() is not None:
             raise RuntimeError("finish() while a task handed out to run inline has not reported")
