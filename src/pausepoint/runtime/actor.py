@@ -1,9 +1,10 @@
-"""One loaded execution: feeds events to the engine, checkpoints, then acts.
+"""One loaded execution: feeds events to the host loop, checkpoints, then acts.
 
 The order inside one step is the durability contract: the engine's new state,
 its log events and the results of the commands it applied are committed in one
 transaction *before* any action (start a task, arm a timer) is carried out. A
-crash therefore loses at most work in flight, which recovery re-runs.
+crash therefore loses at most work in flight, which recovery re-runs. The step
+itself is :mod:`pausepoint.engine.host`'s, as on Temporal; the actor does its I/O.
 
 Pure tasks (``return``, ``outputs``, ``log``: nothing outside the execution sees
 them run) are run inside the step that starts them, and the engine advances
@@ -21,9 +22,9 @@ import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pausepoint.engine.interpreter import EngineEnv, advance
+from pausepoint.engine.host import CORE_EXCLUDED, StepInProgress, core_state
+from pausepoint.engine.interpreter import EngineEnv
 from pausepoint.engine.model import (
-    STATUS_BY_VALUE,
     CancelTask,
     ClearTimer,
     Command,
@@ -36,11 +37,11 @@ from pausepoint.engine.model import (
     TaskFailed,
     TaskSucceeded,
     TimerFired,
-    Transition,
 )
 from pausepoint.errors import TaskError
 from pausepoint.models import LIVE_ONLY_SEQ
-from pausepoint.store.records import Checkpoint, CommandRecord, EventRecord
+from pausepoint.runtime.base import checkpoint_of
+from pausepoint.store.records import CommandRecord, EventRecord
 from pausepoint.tasks import PURE_TYPES, LeafContext, run_leaf
 
 if TYPE_CHECKING:
@@ -48,14 +49,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pausepoint.runtime")
 
-CORE_EXCLUDED = ("task_runs", "outputs")
 # Pure tasks run inside one step before it commits, at most this many.
 INLINE_CHAIN = 64
 
-
-def core_state(state: dict[str, Any]) -> dict[str, Any]:
-    """The part of the state stored in the executions row (task runs have their own table)."""
-    return {key: value for key, value in state.items() if key not in CORE_EXCLUDED}
+__all__ = ["CORE_EXCLUDED", "INLINE_CHAIN", "ExecutionActor", "command_event", "core_state"]
 
 
 def command_event(record: CommandRecord) -> Command:
@@ -103,6 +100,14 @@ class ExecutionActor:
         self.seen_commands.add(record.id)
         self.inbox.put_nowait(command_event(record))
 
+    def take(self, event: Event) -> None:
+        """Queue ``event`` for the next step; a command only the first time it comes."""
+        if isinstance(event, Command):
+            if event.id in self.seen_commands:
+                return
+            self.seen_commands.add(event.id)
+        self.inbox.put_nowait(event)
+
     def note_commands_version(self, version: int) -> None:
         self.commands_version = max(self.commands_version, version)
 
@@ -125,46 +130,27 @@ class ExecutionActor:
             self.runtime.forget(self)
 
     async def step(self, events: list[Event]) -> None:
-        combined = Transition(self.state)
-        pending = list(events)
-        inline_left = 0 if self.runtime.draining else INLINE_CHAIN
-        while pending:
-            transition = advance(self.state, pending.pop(0), self.env)
-            for action in transition.actions:
-                if inline_left and isinstance(action, RunTask) and action.task_type in PURE_TYPES:
-                    inline_left -= 1
-                    pending.append(await self.execute(action))
-                else:
-                    combined.actions.append(action)
-            combined.absorb(transition, actions=False)
-        status = STATUS_BY_VALUE[self.state["status"]]
-        release = status.is_terminal or (
-            status is ExecutionStatus.PAUSED
-            and not self.state["inflight"]
-            and self.inbox.empty()
-            and not self.timer_due()
+        taking = StepInProgress(
+            self.state,
+            self.env,
+            events,
+            inline_types=PURE_TYPES,
+            inline_limit=0 if self.runtime.draining else INLINE_CHAIN,
         )
-        records = [
-            EventRecord(self.execution_id, self.event_seq + offset + 1, ev.type, ev.at, ev.data)
-            for offset, ev in enumerate(combined.events)
-        ]
-        checkpoint = Checkpoint(
-            execution_id=self.execution_id,
+        while (task := taking.next_inline_task()) is not None:
+            taking.add(await self.execute(task))
+        now = self.runtime.clock()
+        step = taking.finish(
+            event_seq=self.event_seq,
+            release_when_paused=True,
+            more_events=not self.inbox.empty(),
+            now=now,
+        )
+        checkpoint = checkpoint_of(
+            self.execution_id,
+            step,
             owner=self.runtime.owner,
-            status=status.value,
-            state=core_state(self.state),
-            started_at=self.state["started_at"],
-            ended_at=self.state["ended_at"],
-            updated_at=self.runtime.clock(),
-            task_runs=[self.state["task_runs"][rid] for rid in combined.changed_task_runs],
-            events=records,
-            command_results=[
-                (r.command_id, r.applied, r.message, r.status.value)
-                for r in combined.command_results
-            ],
-            event_seq=self.event_seq + len(records),
-            release=release,
-            wake_at=self.next_deadline() if release and not status.is_terminal else None,
+            updated_at=now,
             commands_version_seen=self.commands_version,
         )
         if not await self.runtime.committer.commit(checkpoint):
@@ -174,12 +160,13 @@ class ExecutionActor:
         # The store may have added events (commands refused as the execution finished).
         records = checkpoint.events
         self.event_seq = checkpoint.event_seq
+        release = step.release
         if release:
             self.closed = True
-            self.ended = status.is_terminal
+            self.ended = step.status.is_terminal
             if not self.ended:
                 self.runtime.park(self)
-        for action in combined.actions:
+        for action in step.actions:
             self.perform(action)
         results = [
             CommandResult(cid, applied, message, ExecutionStatus(state_after))
@@ -188,15 +175,6 @@ class ExecutionActor:
         self.runtime.published(self.execution_id, records, results)
         if release:
             self.abandon()
-
-    def timer_due(self) -> bool:
-        """A timer whose deadline has passed must fire here, not wait for the next poll."""
-        now = self.runtime.clock()
-        return any(timer["deadline"] <= now for timer in self.state["timers"].values())
-
-    def next_deadline(self) -> float | None:
-        deadlines = [timer["deadline"] for timer in self.state["timers"].values()]
-        return min(deadlines) if deadlines else None
 
     # -- actions ---------------------------------------------------------------
 

@@ -6,9 +6,10 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pausepoint.engine.host import HostStep
 from pausepoint.engine.interpreter import EngineEnv
 from pausepoint.engine.model import CommandResult
-from pausepoint.store.records import CommandRecord, EventRecord, ExecutionRecord
+from pausepoint.store.records import Checkpoint, CommandRecord, EventRecord, ExecutionRecord
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,36 @@ class RuntimeListener(Protocol):
     def followed(self) -> Collection[str]:
         """The executions someone in this process waits for."""
         ...
+
+
+def checkpoint_of(
+    execution_id: str,
+    step: HostStep,
+    *,
+    owner: str,
+    updated_at: float,
+    commands_version_seen: int | None = None,
+) -> Checkpoint:
+    """The checkpoint that writes ``step`` to the store under ``owner``'s lease."""
+    return Checkpoint(
+        execution_id=execution_id,
+        owner=owner,
+        status=step.status.value,
+        state=step.state,
+        started_at=step.started_at,
+        ended_at=step.ended_at,
+        updated_at=updated_at,
+        task_runs=step.task_runs,
+        events=[
+            EventRecord(execution_id, seq, event.type, event.at, event.data)
+            for seq, event in enumerate(step.events, step.first_seq)
+        ],
+        command_results=step.command_results,
+        event_seq=step.event_seq,
+        release=step.release,
+        wake_at=step.wake_at,
+        commands_version_seen=commands_version_seen,
+    )
 
 
 class Runtime(Protocol):

@@ -26,9 +26,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from pausepoint.config import Settings
-from pausepoint.engine.interpreter import EngineEnv, rebuild_outputs
-from pausepoint.engine.model import CommandResult, Recovered, Started
-from pausepoint.runtime.actor import ExecutionActor
+from pausepoint.engine.host import opening_events, rebuild_state
+from pausepoint.engine.interpreter import EngineEnv
+from pausepoint.engine.model import CommandResult
+from pausepoint.runtime.actor import ExecutionActor, command_event
 from pausepoint.runtime.base import NewExecution, RuntimeListener
 from pausepoint.runtime.committer import GroupCommitter
 from pausepoint.store.records import CommandRecord, EventRecord, ExecutionRecord
@@ -195,9 +196,7 @@ class EmbeddedRuntime:
         if loaded.task_runs is None and parked is not None:
             state = parked[1]  # nothing happened since we let go: skip reloading task runs
         else:
-            state = dict(record.state)
-            state["task_runs"] = {run["id"]: run for run in loaded.task_runs or ()}
-            rebuild_outputs(state)
+            state = rebuild_state(record.state, loaded.task_runs or ())
         env = await self._env_for(record)
         self._launch(state, env, record, loaded.commands_version, loaded.pending)
         return True
@@ -215,17 +214,9 @@ class EmbeddedRuntime:
             self, state, env, event_seq=record.event_seq, commands_version=commands_version
         )
         self.actors[record.id] = actor
-        now = self.clock()
-        if record.status == "QUEUED" and record.event_seq == 0:
-            # Commands accepted while QUEUED apply before it starts: a pause or cancel
-            # sent then must keep its first task from ever running.
-            for command in pending:
-                actor.deliver_command(command)
-            actor.inbox.put_nowait(Started(now))
-        else:
-            actor.inbox.put_nowait(Recovered(now))
-            for command in pending:
-                actor.deliver_command(command)
+        commands = [command_event(c) for c in pending if c.status == "pending"]
+        for event in opening_events(record.status, record.event_seq, self.clock(), commands):
+            actor.take(event)
         actor.task = asyncio.create_task(actor.run(), name=f"execution-{record.id}")
 
     def park(self, actor: ExecutionActor) -> None:

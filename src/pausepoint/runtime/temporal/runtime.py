@@ -29,11 +29,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pausepoint.config import Settings
-from pausepoint.engine.interpreter import EngineEnv, rebuild_outputs
-from pausepoint.engine.model import Event
+from pausepoint.engine.host import rebuild_state, take_step
+from pausepoint.engine.interpreter import EngineEnv
 from pausepoint.errors import PausepointError
-from pausepoint.runtime.actor import command_event, core_state
-from pausepoint.runtime.base import NewExecution, RuntimeListener
+from pausepoint.runtime.actor import command_event
+from pausepoint.runtime.base import NewExecution, RuntimeListener, checkpoint_of
 from pausepoint.runtime.temporal.activities import LEASE_SECONDS, command_message
 from pausepoint.runtime.temporal.messages import (
     COMMAND_SIGNAL,
@@ -45,8 +45,7 @@ from pausepoint.runtime.temporal.messages import (
 )
 from pausepoint.runtime.temporal.relay import EventRelay
 from pausepoint.runtime.temporal.worker import ExecutionWorker
-from pausepoint.runtime.temporal.workflow import advance_all
-from pausepoint.store.records import Checkpoint, CommandRecord, EventRecord, ExecutionRecord
+from pausepoint.store.records import CommandRecord, ExecutionRecord
 from pausepoint.store.sql import SqlStore
 
 log = logging.getLogger("pausepoint.runtime.temporal")
@@ -238,36 +237,14 @@ class TemporalRuntime:
         if loaded is None:
             return  # it finished meanwhile
         record = loaded.record
-        state = dict(record.state)
-        state["task_runs"] = {run["id"]: run for run in loaded.task_runs or ()}
-        rebuild_outputs(state)
-        commands: list[Event] = [command_event(c) for c in loaded.pending if c.seq <= terminate.seq]
-        step = advance_all(state, commands, await self._env_for(record))
-        events = [
-            EventRecord(execution_id, record.event_seq + offset + 1, ev.type, ev.at, ev.data)
-            for offset, ev in enumerate(step.events)
-        ]
-        await self.store.checkpoint(
-            [
-                Checkpoint(
-                    execution_id=execution_id,
-                    owner=TEMPORAL_OWNER,
-                    status=state["status"],
-                    state=core_state(state),
-                    started_at=state["started_at"],
-                    ended_at=state["ended_at"],
-                    updated_at=self.clock(),
-                    task_runs=[state["task_runs"][run_id] for run_id in step.changed_task_runs],
-                    events=events,
-                    command_results=[
-                        (r.command_id, r.applied, r.message, r.status.value)
-                        for r in step.command_results
-                    ],
-                    event_seq=record.event_seq + len(events),
-                    release=True,
-                )
-            ]
+        state = rebuild_state(record.state, loaded.task_runs or ())
+        commands = [command_event(c) for c in loaded.pending if c.seq <= terminate.seq]
+        step = take_step(state, await self._env_for(record), commands, event_seq=record.event_seq)
+        checkpoint = checkpoint_of(
+            execution_id, step, owner=TEMPORAL_OWNER, updated_at=self.clock()
         )
+        checkpoint.release = True  # its workflow is gone: nothing runs the execution any more
+        await self.store.checkpoint([checkpoint])
         log.warning(
             "execution %s: its workflow left a terminate unapplied for %ss; terminated it "
             "through Temporal",

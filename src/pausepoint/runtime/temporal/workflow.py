@@ -1,8 +1,9 @@
 """The one generic workflow: it drives the pure engine for one execution.
 
-Each step has the order the embedded runtime keeps: feed the engine what
-happened, write the checkpoint to the store (an idempotent local activity),
-then carry out the actions: tasks become activities, timers workflow timers.
+Each step is the host loop's (:mod:`pausepoint.engine.host`), as in the
+embedded runtime: feed the engine what happened, write the checkpoint to the
+store (an idempotent local activity), then carry out the actions: tasks become
+activities, timers workflow timers.
 Control commands arrive as signals carrying the command the control plane
 recorded; they are applied in the order they were accepted, each exactly
 once, also across continue-as-new.
@@ -24,26 +25,29 @@ from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from pausepoint.engine.flowindex import FlowIndex
-    from pausepoint.engine.interpreter import EngineEnv, advance, rebuild_outputs
+    from pausepoint.engine.host import (
+        HostStep,
+        advance_all,
+        opening_events,
+        rebuild_state,
+        take_step,
+    )
+    from pausepoint.engine.interpreter import EngineEnv
     from pausepoint.engine.model import (
         Action,
         CancelTask,
         ClearTimer,
         Command,
         Event,
-        ExecutionStatus,
         Recovered,
         RunTask,
         SetTimer,
-        Started,
         TaskCancelled,
         TaskFailed,
         TaskSucceeded,
         TimerFired,
-        Transition,
     )
     from pausepoint.flow import load_flow
-    from pausepoint.runtime.actor import core_state
     from pausepoint.runtime.temporal.messages import (
         CHECKPOINT_ACTIVITY,
         COMMAND_SIGNAL,
@@ -76,12 +80,7 @@ def engine_env(flow_source: str, flow_revision: int, secrets: dict[str, str]) ->
     return EngineEnv(FlowIndex.build(flow.model_copy(update={"revision": flow_revision})), secrets)
 
 
-def advance_all(state: dict[str, Any], events: list[Event], env: EngineEnv) -> Transition:
-    """Feed ``events`` to the engine one by one; everything they produced, as one step."""
-    combined = Transition(state)
-    for event in events:
-        combined.absorb(advance(state, event, env))
-    return combined
+__all__ = ["ExecutionWorkflow", "advance_all", "engine_env"]
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -112,13 +111,15 @@ class ExecutionWorkflow:
         if self._next_command_seq is not None and message.seq < self._next_command_seq:
             return
         self._waiting[message.seq] = message
-        self._release_commands()
+        self._inbox.extend(self._ready_commands())
 
-    def _release_commands(self) -> None:
+    def _ready_commands(self) -> list[Command]:
+        """The waiting commands next in acceptance order, taken off the waiting list."""
+        ready: list[Command] = []
         if self._next_command_seq is None:
-            return
+            return ready
         while (message := self._waiting.pop(self._next_command_seq, None)) is not None:
-            self._inbox.append(
+            ready.append(
                 Command(
                     id=message.id,
                     kind=message.kind,  # type: ignore[arg-type]  # recorded by the control plane
@@ -129,6 +130,7 @@ class ExecutionWorkflow:
                 )
             )
             self._next_command_seq += 1
+        return ready
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> dict[str, Any]:
@@ -155,46 +157,42 @@ class ExecutionWorkflow:
         while True:
             await workflow.wait_condition(lambda: bool(self._inbox))
             events, self._inbox = self._inbox, []
-            transition = advance_all(self._state, events, env)
-            while not await self._checkpoint(transition):
+            step = take_step(self._state, env, events, event_seq=self._event_seq)
+            while not await self._checkpoint(step):
                 loaded = await self._load()
                 if loaded.state is None:  # the stored step finished the execution
                     self._abandon_tasks({})
                     return loaded.status
-                transition = self._take_over(loaded, events, env)
-            status = ExecutionStatus(self._state["status"])
-            if status.is_terminal:
-                for action in transition.actions:
+                step = self._take_over(loaded, events, env)
+            if step.status.is_terminal:
+                for action in step.actions:
                     self._perform(action)  # terminate kills what still runs
-                return status.value
-            if self._should_continue_as_new(transition.actions):
+                return step.status.value
+            if self._should_continue_as_new(step.actions):
                 workflow.continue_as_new(
-                    dataclasses.replace(start, carried=self._carry(transition.actions))
+                    dataclasses.replace(start, carried=self._carry(step.actions))
                 )
-            for action in transition.actions:
+            for action in step.actions:
                 self._perform(action)
 
     def _begin(self, loaded: LoadedExecution) -> None:
-        assert loaded.state is not None
-        self._state = loaded.state
-        rebuild_outputs(self._state)
-        self._event_seq = loaded.event_seq
+        self._take_checkpoint(loaded)
         self._flow = (loaded.flow_source, loaded.flow_revision, loaded.secrets)
+        self._inbox.extend(
+            opening_events(loaded.status, loaded.event_seq, self._now(), self._ready_commands())
+        )
+
+    def _take_checkpoint(self, loaded: LoadedExecution) -> None:
+        """Continue from the store's last checkpoint, with the commands it has not applied."""
+        assert loaded.state is not None
+        self._state = rebuild_state(loaded.state, loaded.state["task_runs"].values())
+        self._event_seq = loaded.event_seq
         self._next_command_seq = loaded.next_command_seq
         self._waiting = {
             seq: message for seq, message in self._waiting.items() if seq >= loaded.next_command_seq
         }
         for message in loaded.pending:
             self._waiting[message.seq] = message
-        now = self._now()
-        if loaded.status == ExecutionStatus.QUEUED and loaded.event_seq == 0:
-            # Commands accepted while QUEUED apply before it starts: a pause or cancel
-            # sent then must keep its first task from ever running.
-            self._release_commands()
-            self._inbox.append(Started(now))
-        else:
-            self._inbox.append(Recovered(now))
-            self._release_commands()
 
     async def _load(self) -> LoadedExecution:
         loaded: LoadedExecution = await workflow.execute_local_activity(
@@ -205,7 +203,7 @@ class ExecutionWorkflow:
         )
         return loaded
 
-    def _take_over(self, loaded: LoadedExecution, batch: list[Event], env: EngineEnv) -> Transition:
+    def _take_over(self, loaded: LoadedExecution, batch: list[Event], env: EngineEnv) -> HostStep:
         """Continue from the store's last checkpoint instead of from this run's last step.
 
         The store holds a step that a lost workflow task took: the task wrote its
@@ -217,17 +215,8 @@ class ExecutionWorkflow:
         received go in again (the engine drops those the stored step already
         used); commands come again from the store, which knows which it applied.
         """
-        assert loaded.state is not None
         self._generation += 1
-        self._state = loaded.state
-        rebuild_outputs(self._state)
-        self._event_seq = loaded.event_seq
-        self._next_command_seq = loaded.next_command_seq
-        self._waiting = {
-            seq: message for seq, message in self._waiting.items() if seq >= loaded.next_command_seq
-        }
-        for message in loaded.pending:
-            self._waiting[message.seq] = message
+        self._take_checkpoint(loaded)
         # Results that arrived while the checkpoint was written count as well: a task
         # whose answer is in hand must not be started again.
         outcomes = [
@@ -238,7 +227,9 @@ class ExecutionWorkflow:
         self._inbox = []
         for timer_id in list(self._timers):
             self._clear_timer(timer_id)
-        transition = advance_all(self._state, [Recovered(self._now()), *outcomes], env)
+        step = take_step(
+            self._state, env, [Recovered(self._now()), *outcomes], event_seq=self._event_seq
+        )
         runs = self._state["task_runs"]
         inflight = {
             run_id: runs[run_id]["attempt"] for run_id in self._state["inflight"] if run_id in runs
@@ -246,7 +237,7 @@ class ExecutionWorkflow:
         self._abandon_tasks(inflight)
         started: set[str] = set()
         actions: list[Action] = []
-        for action in transition.actions:
+        for action in step.actions:
             if isinstance(action, RunTask):
                 run_id = action.task_run_id
                 if (
@@ -257,9 +248,9 @@ class ExecutionWorkflow:
                     continue  # finished in this same step, still running here, or twice
                 started.add(run_id)
             actions.append(action)
-        transition.actions = actions
-        self._release_commands()
-        return transition
+        step.actions = actions
+        self._inbox.extend(self._ready_commands())
+        return step
 
     def _abandon_tasks(self, keep: dict[str, int]) -> None:
         """Cancel the activities of task runs not in ``keep`` (run id -> attempt); drop their
@@ -271,25 +262,21 @@ class ExecutionWorkflow:
             del self._task_attempts[run_id]
             handle.cancel()
 
-    async def _checkpoint(self, transition: Transition) -> bool:
+    async def _checkpoint(self, step: HostStep) -> bool:
         """Write the step to the store; False when the store holds another step (see _take_over)."""
-        state = self._state
         projection = Projection(
             execution_id=self._execution_id,
-            status=state["status"],
-            state=core_state(state),
-            started_at=state["started_at"],
-            ended_at=state["ended_at"],
-            task_runs=[state["task_runs"][run_id] for run_id in transition.changed_task_runs],
+            status=step.status.value,
+            state=step.state,
+            started_at=step.started_at,
+            ended_at=step.ended_at,
+            task_runs=step.task_runs,
             events=[
-                EventData(self._event_seq + offset + 1, event.type, event.at, event.data)
-                for offset, event in enumerate(transition.events)
+                EventData(seq, event.type, event.at, event.data)
+                for seq, event in enumerate(step.events, step.first_seq)
             ],
-            command_results=[
-                (r.command_id, r.applied, r.message, r.status.value)
-                for r in transition.command_results
-            ],
-            event_seq=self._event_seq + len(transition.events),
+            command_results=step.command_results,
+            event_seq=step.event_seq,
         )
         # The store may add events of its own (commands refused as the execution finished).
         event_seq: int = await workflow.execute_local_activity(
@@ -437,8 +424,7 @@ class ExecutionWorkflow:
 
     def _continue(self, carried: Carried) -> None:
         """Take over from the previous run: same state, same commands, same timers."""
-        self._state = carried.state
-        rebuild_outputs(self._state)
+        self._state = rebuild_state(carried.state, carried.state["task_runs"].values())
         self._event_seq = carried.event_seq
         self._flow = (carried.flow_source, carried.flow_revision, carried.secrets)
         self._next_command_seq = carried.next_command_seq
@@ -454,4 +440,4 @@ class ExecutionWorkflow:
         for action in carried.actions:
             fields = {key: value for key, value in action.items() if key != "kind"}
             self._start_task(RunTask(**fields))
-        self._release_commands()
+        self._inbox.extend(self._ready_commands())
