@@ -276,7 +276,9 @@ class _Step(Scheduler):
         self.transition.command_results.append(
             CommandResult(command.id, applied=False, message=message, status=self.status)
         )
-        self.emit("command.rejected", command_id=command.id, kind=command.kind, message=message)
+        self.emit(
+            "command.rejected", command_id=command.id, kind=command.kind.value, message=message
+        )
 
     def on_command(self, command: Command) -> None:
         try:
