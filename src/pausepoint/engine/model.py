@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pausepoint.states import TERMINAL_EVENT_TYPES, TERMINAL_STATES, ExecutionState
+
+if TYPE_CHECKING:
+    from pausepoint.engine.state import StateData
 
 # The engine's name for the one definition of execution states (pausepoint.states).
 ExecutionStatus = ExecutionState
@@ -218,7 +221,7 @@ class CommandResult:
 class Transition:
     """Everything one call to :func:`advance` produced."""
 
-    state: dict[str, Any]
+    state: StateData
     actions: list[Action] = field(default_factory=list)
     events: list[LogEvent] = field(default_factory=list)
     command_results: list[CommandResult] = field(default_factory=list)
