@@ -44,6 +44,7 @@ from pausepoint.engine.state import (
     iso,
     masker,
     new_block,
+    read_timer,
     shown_pause_outputs,
     switch_key,
     timer_id_of,
@@ -244,7 +245,9 @@ class Scheduler:
         if self.status is S.PAUSING:
             self.land_pause(self.next_checkpoint())
         elif self.status is S.RUNNING and state["pauses"]:
-            waiting_retry = any(timer.get("kind") == "retry" for timer in state["timers"].values())
+            waiting_retry = any(
+                read_timer(key, timer)["kind"] == "retry" for key, timer in state["timers"].items()
+            )
             if not waiting_retry:
                 state["checkpoint"] = "pause_task"
                 self.set_status(S.PAUSED)
