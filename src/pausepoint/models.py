@@ -6,15 +6,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-TERMINAL_EVENT_TYPES = frozenset(
-    {
-        "workflow.completed",
-        "workflow.failed",
-        "workflow.cancelled",
-        "workflow.terminated",
-        "workflow.timed_out",
-    }
-)
+from pausepoint.states import TERMINAL_EVENT_TYPES, TERMINAL_STATES, ExecutionState
+
+__all__ = [
+    "LIVE_ONLY_SEQ",
+    "TERMINAL_EVENT_TYPES",
+    "TERMINAL_STATES",
+    "CommandView",
+    "ContextMessage",
+    "ControlResult",
+    "EventView",
+    "ExecutionState",
+    "ExecutionView",
+    "PausePointView",
+    "StateView",
+    "TaskRunView",
+]
 
 # The sequence number of events that followers see live and nobody stores, such as
 # an agent's streamed tokens (``agent.delta``): they carry no SSE id to resume from.
@@ -88,14 +95,7 @@ class ExecutionView(BaseModel):
 
     @property
     def is_terminal(self) -> bool:
-        return self.state in (
-            "COMPLETED",
-            "WARNING",
-            "FAILED",
-            "CANCELLED",
-            "TERMINATED",
-            "TIMED_OUT",
-        )
+        return self.state in TERMINAL_STATES
 
     def task_run(self, task_id: str) -> TaskRunView:
         """The last run of ``task_id``; raises ``KeyError`` if it never ran."""

@@ -24,6 +24,7 @@ from pausepoint.engine.model import (
     ClearTimer,
     Command,
     CommandKind,
+    CommandKindName,
     CommandResult,
     Event,
     ExecutionStatus,
@@ -270,7 +271,7 @@ class Driver:
 
     def command(
         self,
-        kind: CommandKind,
+        kind: CommandKind | CommandKindName,
         *,
         by: str = "tester",
         reason: str | None = None,

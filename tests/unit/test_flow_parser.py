@@ -19,8 +19,8 @@ from pausepoint.flow import (
     iter_tasks,
     load_flow,
     load_flow_file,
-    parser,
     task_at,
+    yaml_document,
 )
 from pausepoint.flow.model import ForEachTask, LogTask, PauseTask, SwitchTask
 from pausepoint.flow.parser import MAX_FLOW_BYTES, load_yaml_data
@@ -602,6 +602,6 @@ def test_pure_python_yaml_fallback_reports_the_same(
             return exc.message
 
     with_libyaml = outcome()
-    monkeypatch.setattr(parser, "_C_LOADER", None)
+    monkeypatch.setattr(yaml_document, "_C_LOADER", None)
     # libyaml words syntax errors differently; the place must be the same.
     assert outcome().split("invalid YAML:")[0] == with_libyaml.split("invalid YAML:")[0]

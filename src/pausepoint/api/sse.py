@@ -26,10 +26,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 
-from pausepoint.engine.model import ExecutionStatus
 from pausepoint.models import LIVE_ONLY_SEQ, TERMINAL_EVENT_TYPES, EventView
 from pausepoint.service.engine import Engine, event_view
 from pausepoint.service.feed import EventFeed, EventRecord
+from pausepoint.states import ExecutionState
 
 KEEPALIVE_SECONDS = 15.0
 STORE_POLL_SECONDS = 2.0
@@ -386,7 +386,7 @@ async def _execution_frames(
                 if not more:
                     break
             last_poll = last_sent = loop.time()
-            if ExecutionStatus((await engine.state(execution_id)).state).is_terminal:
+            if ExecutionState((await engine.state(execution_id)).state).is_terminal:
                 # Terminal with no terminal event after `after`: nothing more will come.
                 if not await engine.events(execution_id, after=me.after, limit=1):
                     return

@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pausepoint.client.errors import ConnectionFailed, UnexpectedStatus, unreachable
 from pausepoint.errors import FieldError, FlowError, InvalidInput
 from pausepoint.models import CommandView, ControlResult, EventView, ExecutionView, StateView
+from pausepoint.states import TERMINAL_STATES as TERMINAL_STATES
 from pausepoint.wire import (
     BulkReply,
     EventPage,
@@ -39,9 +40,6 @@ RECONNECT_DELAY = 0.1  # doubled after each failed reconnect, up to MAX_RECONNEC
 MAX_RECONNECT_DELAY = 5.0
 MAX_RECONNECTS = 8  # consecutive failures without a new event before giving up
 EVENTS_PAGE = 1000
-TERMINAL_STATES = frozenset(
-    {"COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT"}
-)
 
 BulkOp = Literal["pause", "resume", "cancel", "terminate"]
 Until = Callable[[ExecutionView], bool] | str | Collection[str] | None

@@ -21,6 +21,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from pausepoint.engine.model import TERMINAL_TASK_STATES, TaskRunState
+from pausepoint.engine.state import AgentConversation, PausePoint, TaskRun, ToolCall
 from pausepoint.flow.model import AgentTask
 from pausepoint.flow.templates import render
 
@@ -33,7 +34,7 @@ MODEL_CALL = "agent_llm"
 DECISIONS = ("approve", "reject")
 
 
-def start_agent(sched: Scheduler, run: dict[str, Any], task: AgentTask) -> None:
+def start_agent(sched: Scheduler, run: TaskRun, task: AgentTask) -> None:
     variables = sched.variables(run)
     where = f"task '{task.id}'"
     messages: list[dict[str, Any]] = []
@@ -41,18 +42,19 @@ def start_agent(sched: Scheduler, run: dict[str, Any], task: AgentTask) -> None:
         system = render(task.system, variables, where=where)
         messages.append({"role": "system", "content": str(system)})
     messages.append({"role": "user", "content": str(render(task.prompt, variables, where=where))})
-    run["agent"] = {
+    conversation: AgentConversation = {
         "messages": messages,
-        "delivered": 0,  # context messages already added to the conversation
+        "delivered": 0,
         "turns": 0,
         "usage": [],
-        "call": None,  # the child run in flight or waiting for approval
-        "queue": [],  # tool calls of the last answer not yet run
+        "call": None,
+        "queue": [],
     }
+    run["agent"] = conversation
     sched.mark_started(run)
 
 
-def drive_agent(sched: Scheduler, run: dict[str, Any]) -> None:
+def drive_agent(sched: Scheduler, run: TaskRun) -> None:
     """Advance the loop as far as it can go now."""
     agent = run["agent"]
     task = sched.index.task(run["path"])
@@ -82,28 +84,21 @@ def drive_agent(sched: Scheduler, run: dict[str, Any]) -> None:
             _call_model(sched, run)
 
 
-def _call_model(sched: Scheduler, run: dict[str, Any]) -> None:
+def _call_model(sched: Scheduler, run: TaskRun) -> None:
     agent = run["agent"]
     context = sched.state["context"]["messages"]
     for entry in context[agent["delivered"] :]:
         agent["messages"].append({"role": entry["role"], "content": entry["message"]})
     agent["delivered"] = len(context)
-    child = sched.new_run(
-        run,
-        task_id=run["task_id"],
-        path=run["path"],
-        type=MODEL_CALL,
-        upto=len(agent["messages"]),
-        turn=agent["turns"] + 1,
-    )
+    child = sched.new_run(run, task_id=run["task_id"], path=run["path"], type=MODEL_CALL)
+    child["upto"] = len(agent["messages"])
+    child["turn"] = agent["turns"] + 1
     agent["call"] = child["id"]
     sched.touch(run)
     sched.start_leaf(child)
 
 
-def _answered(
-    sched: Scheduler, run: dict[str, Any], task: AgentTask, child: dict[str, Any]
-) -> None:
+def _answered(sched: Scheduler, run: TaskRun, task: AgentTask, child: TaskRun) -> None:
     agent = run["agent"]
     if child["state"] != T.SUCCESS:
         if child["state"] == T.FAILED:
@@ -139,7 +134,7 @@ def _answered(
     )
 
 
-def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
+def _tool_call(call: dict[str, Any]) -> ToolCall:
     function = call.get("function") or {}
     raw = function.get("arguments")
     try:
@@ -164,9 +159,7 @@ def _total(usage: list[dict[str, Any]]) -> dict[str, int]:
     return total
 
 
-def _call_tool(
-    sched: Scheduler, run: dict[str, Any], task: AgentTask, call: dict[str, Any]
-) -> None:
+def _call_tool(sched: Scheduler, run: TaskRun, task: AgentTask, call: ToolCall) -> None:
     names = [tool.name for tool in task.tools]
     sched.emit(
         "agent.tool_call",
@@ -178,22 +171,18 @@ def _call_tool(
     )
     if call["name"] not in names:
         available = ", ".join(names) or "none"
-        _reply(sched, run, call, f"error: unknown tool {call['name']!r}; tools: {available}", True)
+        error = f"error: unknown tool {call['name']!r}; tools: {available}"
+        _reply(sched, run, call["id"], call["name"], error, True)
         return
     if call["error"]:
-        _reply(sched, run, call, f"error: {call['error']}", True)
+        _reply(sched, run, call["id"], call["name"], f"error: {call['error']}", True)
         return
     position = names.index(call["name"])
     tool_path = f"{run['path']}.tools[{position}]"
     tool_task = sched.index.task(tool_path)
-    child = sched.new_run(
-        run,
-        task_id=tool_task.id,
-        path=tool_path,
-        type=tool_task.type,
-        tool_call_id=call["id"],
-        args=call["arguments"],
-    )
+    child = sched.new_run(run, task_id=tool_task.id, path=tool_path, type=tool_task.type)
+    child["tool_call_id"] = call["id"]
+    child["args"] = call["arguments"]
     run["agent"]["call"] = child["id"]
     sched.touch(run)
     if task.needs_approval(call["name"]):
@@ -202,7 +191,7 @@ def _call_tool(
         sched.start_leaf(child)
 
 
-def _ask_approval(sched: Scheduler, child: dict[str, Any], call: dict[str, Any]) -> None:
+def _ask_approval(sched: Scheduler, child: TaskRun, call: ToolCall) -> None:
     pause_id = f"p-{child['id']}"
     sched.mark_started(child)
     child["state"] = T.PAUSED.value
@@ -253,7 +242,7 @@ def approval_inputs(tool: str, arguments: dict[str, Any]) -> list[dict[str, Any]
 
 
 def resume_approval(
-    sched: Scheduler, pause: dict[str, Any], values: dict[str, Any], *, by: str
+    sched: Scheduler, pause: PausePoint, values: dict[str, Any], *, by: str
 ) -> None:
     child = sched.runs[pause["task_run_id"]]
     sched.close_pause(f"p-{child['id']}")
@@ -278,38 +267,40 @@ def resume_approval(
         child["rejected"] = f"the call was rejected by {by}: {reason}"
 
 
-def _tool_done(sched: Scheduler, run: dict[str, Any], child: dict[str, Any]) -> None:
-    call = {"id": child.get("tool_call_id", ""), "name": child["task_id"]}
+def _tool_done(sched: Scheduler, run: TaskRun, child: TaskRun) -> None:
+    call_id, name = child.get("tool_call_id", ""), child["task_id"]
     if child["state"] in (T.SUCCESS, T.WARNING):
-        _reply(sched, run, call, json.dumps(child.get("outputs") or {}), False)
+        _reply(sched, run, call_id, name, json.dumps(child.get("outputs") or {}), False)
     elif child["state"] == T.FAILED:
-        _reply(sched, run, call, f"error: {child.get('error')}", True)
+        _reply(sched, run, call_id, name, f"error: {child.get('error')}", True)
     elif child.get("rejected"):
-        _reply(sched, run, call, child["rejected"], True)
+        _reply(sched, run, call_id, name, child["rejected"], True)
     # Cancelled: the execution is stopping and nothing more is asked of the model.
 
 
 def _reply(
-    sched: Scheduler, run: dict[str, Any], call: dict[str, Any], content: str, is_error: bool
+    sched: Scheduler, run: TaskRun, call_id: str, name: str, content: str, is_error: bool
 ) -> None:
     run["agent"]["messages"].append(
-        {"role": "tool", "tool_call_id": call["id"], "name": call["name"], "content": content}
+        {"role": "tool", "tool_call_id": call_id, "name": name, "content": content}
     )
     sched.touch(run)
     sched.emit(
         "agent.tool_result",
         task_run_id=run["id"],
         task_id=run["task_id"],
-        tool_call_id=call["id"],
-        name=call["name"],
+        tool_call_id=call_id,
+        name=name,
         content=content,
         error=is_error,
     )
 
 
-def leaf_spec(sched: Scheduler, run: dict[str, Any]) -> dict[str, Any]:
+def leaf_spec(sched: Scheduler, run: TaskRun) -> dict[str, Any]:
     """The request of a model call, or the rendered task of a tool call."""
-    parent = sched.runs[run["parent"]]
+    parent_id = run["parent"]
+    assert parent_id is not None  # model and tool calls run under their agent
+    parent = sched.runs[parent_id]
     if run["type"] == MODEL_CALL:
         task = sched.index.task(parent["path"])
         assert isinstance(task, AgentTask)
@@ -338,5 +329,5 @@ def leaf_spec(sched: Scheduler, run: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def is_agent_call(run: dict[str, Any]) -> bool:
+def is_agent_call(run: TaskRun) -> bool:
     return run["type"] == MODEL_CALL or "tool_call_id" in run

@@ -11,10 +11,10 @@ why.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from pausepoint.engine.flowindex import FlowIndex
-from pausepoint.engine.model import Command, ExecutionStatus
+from pausepoint.engine.model import Command, CommandKind, ExecutionStatus
+from pausepoint.engine.state import PauseKind, StateData, engine_state
 from pausepoint.errors import Conflict, FieldError, InvalidInput
 from pausepoint.flow.inputs import InputSpec, coerce_inputs
 
@@ -26,7 +26,7 @@ class OpenPause:
     """An open pause point: a manual pause, or a Pause task waiting for a human."""
 
     id: str
-    kind: str  # "manual" | "task" | "approval" (an agent's tool call)
+    kind: PauseKind  # an approval is an agent's tool call waiting for a decision
     task_path: str | None = None
     task_id: str | None = None
     deadline: float | None = None
@@ -47,7 +47,9 @@ class ControlView:
         return next((p for p in self.pauses.values() if p.kind == "manual"), None)
 
 
-def view_of(state: dict[str, Any]) -> ControlView:
+def view_of(data: StateData) -> ControlView:
+    """The control-relevant part of ``data``: its status, open pause points and stop."""
+    state = engine_state(data)
     pauses = {
         pause_id: OpenPause(
             id=pause_id,
@@ -90,15 +92,15 @@ def admit(view: ControlView, command: Command, index: FlowIndex) -> Command:
     subject = f"execution {view.execution_id}"
     if view.status.is_terminal:
         raise Conflict(f"cannot {kind} {_describe(view.status)} {subject}")
-    if kind in ("cancel", "terminate"):
+    if kind in (CommandKind.CANCEL, CommandKind.TERMINATE):
         return command
-    if view.stopping and not (kind == "resume" and view.pauses):
+    if view.stopping and not (kind is CommandKind.RESUME and view.pauses):
         # The only pause points open while cancelling are Pause tasks in `finally`,
         # which must be resumable or the cancel could never finish.
         raise Conflict(f"cannot {kind} {subject}: it is being cancelled or terminated")
-    if kind == "inject":
+    if kind is CommandKind.INJECT:
         return command
-    if kind == "pause":
+    if kind is CommandKind.PAUSE:
         if view.status is S.PAUSING:
             raise Conflict(f"{subject} is already pausing")
         if view.manual_pause is not None:
@@ -155,15 +157,15 @@ def project(view: ControlView, command: Command) -> ControlView:
     if view.status.is_terminal:
         return view  # nothing brings a finished execution back
     kind = command.kind
-    if kind == "terminate":
+    if kind is CommandKind.TERMINATE:
         return replace(view, status=S.TERMINATED, pauses={}, stopping=True)
-    if kind == "cancel":
+    if kind is CommandKind.CANCEL:
         return replace(view, pauses={}, stopping=True, status=S.CANCELLING)
-    if kind == "pause":
+    if kind is CommandKind.PAUSE:
         pause = OpenPause(id=command.id, kind="manual")
         status = S.PAUSED if view.status in (S.QUEUED, S.PAUSED) else S.PAUSING
         return replace(view, status=status, pauses={**view.pauses, pause.id: pause})
-    if kind == "resume":
+    if kind is CommandKind.RESUME:
         pauses = {k: v for k, v in view.pauses.items() if k != command.payload["pause_id"]}
         blocked = any(p.kind == "manual" for p in pauses.values())
         status = view.status if blocked else S.RUNNING

@@ -20,6 +20,7 @@ from pausepoint.engine.control import admit, view_of
 from pausepoint.engine.model import (
     CancelTask,
     Command,
+    CommandKind,
     CommandResult,
     Event,
     ExecutionStatus,
@@ -36,14 +37,21 @@ from pausepoint.engine.model import (
 )
 from pausepoint.engine.scheduler import Scheduler
 from pausepoint.engine.state import (
+    ContextEntry,
     EngineEnv,
+    PausePoint,
+    StateData,
+    StopKind,
+    TaskRun,
     index_output,
     iso,
     new_block,
     new_state,
+    read_timer,
     rebuild_outputs,
     redact_secret_inputs,
     secret_input_values,
+    timer_id_of,
 )
 from pausepoint.errors import Conflict, InputValidationError, InvalidInput
 from pausepoint.flow.durations import format_duration, parse_duration
@@ -56,7 +64,7 @@ T = TaskRunState
 __all__ = ["EngineEnv", "advance", "iso", "new_state", "rebuild_outputs"]
 
 
-def advance(state: dict[str, Any], event: Event, env: EngineEnv) -> Transition:
+def advance(state: StateData, event: Event, env: EngineEnv) -> Transition:
     """Apply one event; return the new state, the actions and the log events."""
     step = _Step(state, env, event.at)
     step.handle(event)
@@ -106,7 +114,7 @@ class _Step(Scheduler):
         self.emit("workflow.started", inputs=self.redacted_inputs())
         timeout = self.index.flow.timeout
         if timeout:
-            self.set_timer("execution", self.at + parse_duration(timeout), kind="execution")
+            self.set_timer("execution", self.at + parse_duration(timeout))
 
     def redacted_inputs(self) -> dict[str, Any]:
         return dict(redact_secret_inputs(self.index.flow.inputs, self.state["inputs"]))
@@ -137,16 +145,16 @@ class _Step(Scheduler):
 
     # -- task results ----------------------------------------------------------
 
-    def running_attempt(self, run_id: str, attempt: int) -> dict[str, Any] | None:
+    def running_attempt(self, run_id: str, attempt: int) -> TaskRun | None:
         """The run if this result belongs to its in-flight attempt; stale results are dropped."""
         run = self.runs.get(run_id)
         if run is None or run_id not in self.state["inflight"] or run["attempt"] != attempt:
             return None
         return run
 
-    def leave_flight(self, run: dict[str, Any]) -> None:
+    def leave_flight(self, run: TaskRun) -> None:
         self.state["inflight"].remove(run["id"])
-        self.clear_timer(f"timeout:{run['id']}")
+        self.clear_timer(timer_id_of("timeout", run["id"]))
 
     def on_task_succeeded(self, event: TaskSucceeded) -> None:
         run = self.running_attempt(event.task_run_id, event.attempt)
@@ -179,11 +187,11 @@ class _Step(Scheduler):
         else:
             self.fail_leaf(run, "the task was cancelled")
 
-    def timeout_message(self, run: dict[str, Any]) -> str:
+    def timeout_message(self, run: TaskRun) -> str:
         return f"task '{run['task_id']}' timed out after {self.index.task(run['path']).timeout}"
 
     def fail_leaf(
-        self, run: dict[str, Any], error: str, *, retry: bool = True, logs: list[Any] | None = None
+        self, run: TaskRun, error: str, *, retry: bool = True, logs: list[Any] | None = None
     ) -> None:
         run.pop("timing_out", None)
         error, logs = self.mask(error), self.mask(logs)
@@ -198,7 +206,7 @@ class _Step(Scheduler):
             run["state"] = T.RETRYING.value
             run["error"] = error
             self.touch(run)
-            self.set_timer(f"retry:{run['id']}", self.at + delay, kind="retry")
+            self.set_timer("retry", self.at + delay, task_run_id=run["id"])
             self.emit(
                 "task.retrying",
                 task_run_id=run["id"],
@@ -214,29 +222,31 @@ class _Step(Scheduler):
     # -- timers ----------------------------------------------------------------
 
     def on_timer(self, event: TimerFired) -> None:
-        timer = self.state["timers"].pop(event.timer_id, None)
-        if timer is None:
+        stored = self.state["timers"].pop(event.timer_id, None)
+        if stored is None:
             return  # cleared before it fired: a resumed pause is never touched again
-        kind, _, ref = event.timer_id.partition(":")
+        timer = read_timer(event.timer_id, stored)
+        kind = timer["kind"]
         if kind == "execution":
             timeout = self.index.flow.timeout
             self.stop("timeout", by="timer", reason=f"execution timed out after {timeout}")
         elif kind == "retry":
-            run = self.runs[ref]
+            run = self.runs[timer["task_run_id"]]
             if run["state"] == T.RETRYING:
                 run["state"] = T.CREATED.value
                 run["attempt"] += 1
                 self.touch(run)
         elif kind == "timeout":
-            run = self.runs[ref]
-            if ref in self.state["inflight"] and not run.get("timing_out"):
+            run_id = timer["task_run_id"]
+            run = self.runs[run_id]
+            if run_id in self.state["inflight"] and not run.get("timing_out"):
                 run["timing_out"] = True
                 self.touch(run)
-                self.act(CancelTask(ref))
+                self.act(CancelTask(run_id))
         elif kind == "pause":
-            self.on_pause_expired(ref)
-        elif kind == "ptimeout":
-            pause = self.state["pauses"].get(ref)
+            self.on_pause_expired(timer["pause_id"])
+        elif kind == "pause_timeout":
+            pause = self.state["pauses"].get(timer["pause_id"])
             if pause is not None:
                 task = self.index.task(pause["task_path"])
                 self.fail_pause(pause, f"pause '{task.id}' was not resumed within {task.timeout}")
@@ -248,7 +258,9 @@ class _Step(Scheduler):
         task = self.index.task(pause["task_path"])
         assert isinstance(task, PauseTask)
         behavior = task.behavior if task.pause_duration else "RESUME"
-        waited = format_duration(pause["deadline"] - pause["opened_at"])
+        deadline = pause["deadline"]
+        assert deadline is not None  # its timer is armed only with a deadline
+        waited = format_duration(deadline - pause["opened_at"])
         if behavior == "FAIL":
             self.fail_pause(pause, f"pause '{task.id}' was not resumed within {waited}")
         elif behavior == "CANCEL":
@@ -268,7 +280,7 @@ class _Step(Scheduler):
                     f"{error}",
                 )
                 return
-            self.resume_task_pause(pause, values, by="timer", warn=behavior == "WARN")
+            self.resume_task_pause(pause_id, pause, values, by="timer", warn=behavior == "WARN")
 
     # -- control commands --------------------------------------------------------
 
@@ -276,7 +288,9 @@ class _Step(Scheduler):
         self.transition.command_results.append(
             CommandResult(command.id, applied=False, message=message, status=self.status)
         )
-        self.emit("command.rejected", command_id=command.id, kind=command.kind, message=message)
+        self.emit(
+            "command.rejected", command_id=command.id, kind=command.kind.value, message=message
+        )
 
     def on_command(self, command: Command) -> None:
         try:
@@ -284,16 +298,17 @@ class _Step(Scheduler):
         except (Conflict, InvalidInput) as error:
             self.reject(command, error.message)
             return
-        if command.kind == "pause":
-            self.pause(command)
-        elif command.kind == "resume":
-            self.resume(command)
-        elif command.kind == "cancel":
-            self.stop("cancel", by=command.by, reason=command.reason)
-        elif command.kind == "terminate":
-            self.terminate(command)
-        elif command.kind == "inject":
-            self.inject(command)
+        match command.kind:
+            case CommandKind.PAUSE:
+                self.pause(command)
+            case CommandKind.RESUME:
+                self.resume(command)
+            case CommandKind.CANCEL:
+                self.stop("cancel", by=command.by, reason=command.reason)
+            case CommandKind.TERMINATE:
+                self.terminate(command)
+            case CommandKind.INJECT:
+                self.inject(command)
         self.applied.append(command)
 
     def pause(self, command: Command) -> None:
@@ -332,14 +347,17 @@ class _Step(Scheduler):
             if self.state["started_at"] is None:
                 self.begin()
         else:
-            self.resume_task_pause(
-                pause | {"id": pause_id}, command.payload["inputs"], by=command.by
-            )
+            self.resume_task_pause(pause_id, pause, command.payload["inputs"], by=command.by)
 
     def resume_task_pause(
-        self, pause: dict[str, Any], values: dict[str, Any], *, by: str, warn: bool = False
+        self,
+        pause_id: str,
+        pause: PausePoint,
+        values: dict[str, Any],
+        *,
+        by: str,
+        warn: bool = False,
     ) -> None:
-        pause_id = pause.get("id") or f"p-{pause['task_run_id']}"
         self.close_pause(pause_id)
         run = self.runs[pause["task_run_id"]]
         task = self.index.task(run["path"])
@@ -370,7 +388,7 @@ class _Step(Scheduler):
 
     def inject(self, command: Command) -> None:
         messages = self.state["context"]["messages"]
-        entry = {
+        entry: ContextEntry = {
             "seq": len(messages) + 1,
             "role": command.payload.get("role", "user"),
             "message": command.payload["message"],
@@ -381,7 +399,7 @@ class _Step(Scheduler):
         messages.append(entry)
         self.emit("context.injected", **entry)
 
-    def stop(self, kind: str, *, by: str, reason: str | None) -> None:
+    def stop(self, kind: StopKind, *, by: str, reason: str | None) -> None:
         """Cancel cooperatively (``kind`` cancel) or because the execution timed out."""
         if self.state["stop"] is not None:
             return  # already stopping: cancel is idempotent

@@ -11,43 +11,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pausepoint.models import TERMINAL_EVENT_TYPES
+from pausepoint.states import TERMINAL_EVENT_TYPES, TERMINAL_STATES, ExecutionState
 
+if TYPE_CHECKING:
+    from pausepoint.engine.state import StateData
 
-class ExecutionStatus(StrEnum):
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    PAUSING = "PAUSING"
-    PAUSED = "PAUSED"
-    CANCELLING = "CANCELLING"
-    COMPLETED = "COMPLETED"
-    WARNING = "WARNING"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    TERMINATED = "TERMINATED"
-    TIMED_OUT = "TIMED_OUT"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
-
+# The engine's name for the one definition of execution states (pausepoint.states).
+ExecutionStatus = ExecutionState
+TERMINAL_STATUSES = TERMINAL_STATES
 
 # ``ExecutionStatus(value)`` goes through the enum machinery: ten times slower than this
 # lookup, and the scheduler reads the status of the state many times per step.
 STATUS_BY_VALUE: dict[str, ExecutionStatus] = {status.value: status for status in ExecutionStatus}
-
-TERMINAL_STATUSES = frozenset(
-    {
-        ExecutionStatus.COMPLETED,
-        ExecutionStatus.WARNING,
-        ExecutionStatus.FAILED,
-        ExecutionStatus.CANCELLED,
-        ExecutionStatus.TERMINATED,
-        ExecutionStatus.TIMED_OUT,
-    }
-)
 
 
 class TaskRunState(StrEnum):
@@ -72,8 +49,22 @@ TERMINAL_TASK_STATES = frozenset(
     }
 )
 
-CommandKind = Literal["pause", "resume", "cancel", "terminate", "inject"]
-COMMAND_KINDS: tuple[CommandKind, ...] = ("pause", "resume", "cancel", "terminate", "inject")
+
+class CommandKind(StrEnum):
+    """What a control command asks for; the values are what the store records."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    TERMINATE = "terminate"
+    INJECT = "inject"
+
+
+# A command kind as written in code that predates the enum: accepted where a kind is
+# passed in, so that callers holding a literal keep type-checking.
+CommandKindName = Literal["pause", "resume", "cancel", "terminate", "inject"]
+COMMAND_KINDS: tuple[CommandKind, ...] = tuple(CommandKind)
+_KIND_BY_VALUE: dict[str, CommandKind] = {kind.value: kind for kind in CommandKind}
 
 
 # ---------------------------------------------------------------------------
@@ -131,9 +122,13 @@ class TimerFired:
     at: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Command:
-    """A control command accepted by the control plane, in acceptance order."""
+    """A control command accepted by the control plane, in acceptance order.
+
+    ``kind`` is always a :class:`CommandKind`; it may be given as its value.
+    Raises ``ValueError`` for a kind that does not exist.
+    """
 
     id: str
     kind: CommandKind
@@ -142,8 +137,27 @@ class Command:
     reason: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
 
+    def __init__(
+        self,
+        id: str,
+        kind: CommandKind | CommandKindName,
+        at: float,
+        by: str = "anonymous",
+        reason: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        known = _KIND_BY_VALUE.get(kind)
+        if known is None:
+            raise ValueError(f"unknown command kind {kind!r}; kinds are {', '.join(CommandKind)}")
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "kind", known)
+        object.__setattr__(self, "at", at)
+        object.__setattr__(self, "by", by)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "payload", {} if payload is None else payload)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "kind": self.kind.value}
 
 
 Event = Started | Recovered | TaskSucceeded | TaskFailed | TaskCancelled | TimerFired | Command
@@ -207,7 +221,7 @@ class CommandResult:
 class Transition:
     """Everything one call to :func:`advance` produced."""
 
-    state: dict[str, Any]
+    state: StateData
     actions: list[Action] = field(default_factory=list)
     events: list[LogEvent] = field(default_factory=list)
     command_results: list[CommandResult] = field(default_factory=list)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pausepoint.engine import agent
 from pausepoint.engine.model import (
     STATUS_BY_VALUE,
     TERMINAL_TASK_STATES,
+    Action,
     CancelTask,
     ClearTimer,
     Command,
@@ -27,14 +28,26 @@ from pausepoint.engine.model import (
 )
 from pausepoint.engine.state import (
     CONTAINERS,
+    Block,
+    Checkpoint,
     EngineEnv,
+    EngineState,
     Masker,
+    PausePoint,
+    Phase,
+    StateData,
+    TaskRun,
+    Timer,
+    TimerKind,
+    engine_state,
     index_output,
     iso,
     masker,
     new_block,
+    read_timer,
     shown_pause_outputs,
     switch_key,
+    timer_id_of,
 )
 from pausepoint.errors import TemplateError
 from pausepoint.flow.durations import parse_duration
@@ -52,16 +65,18 @@ from pausepoint.flow.templates import render, render_condition
 S = ExecutionStatus
 T = TaskRunState
 
+BlockOutcome = Literal["running", "success", "failed"]
+
 
 class Scheduler:
     """State bookkeeping and the tree walk; the event handlers build on it."""
 
-    def __init__(self, state: dict[str, Any], env: EngineEnv, at: float) -> None:
-        self.state = state
+    def __init__(self, state: StateData, env: EngineEnv, at: float) -> None:
+        self.state: EngineState = engine_state(state)
         self.env = env
         self.index = env.index
         self.at = at
-        self.runs: dict[str, dict[str, Any]] = state["task_runs"]
+        self.runs: dict[str, TaskRun] = self.state["task_runs"]
         self.transition = Transition(state)
         self.applied: list[Command] = []
 
@@ -74,19 +89,33 @@ class Scheduler:
     def emit(self, type_: str, **data: Any) -> None:
         self.transition.events.append(LogEvent(type_, self.at, data))
 
-    def act(self, action: Any) -> None:
+    def act(self, action: Action) -> None:
         self.transition.actions.append(action)
 
-    def touch(self, run: dict[str, Any]) -> None:
+    def touch(self, run: TaskRun) -> None:
         self.transition.changed_task_runs.add(run["id"])
 
-    def set_timer(self, timer_id: str, deadline: float, **info: Any) -> None:
-        self.state["timers"][timer_id] = {"deadline": deadline, **info}
-        self.act(SetTimer(timer_id, deadline))
+    def set_timer(
+        self,
+        kind: TimerKind,
+        deadline: float,
+        *,
+        task_run_id: str | None = None,
+        pause_id: str | None = None,
+    ) -> None:
+        """Arm the ``kind`` timer (of a task run or a pause point); the timer records both."""
+        timer: Timer = {"deadline": deadline, "kind": kind}
+        if task_run_id is not None:
+            timer["task_run_id"] = task_run_id
+        if pause_id is not None:
+            timer["pause_id"] = pause_id
+        key = timer_id_of(kind, task_run_id or pause_id)
+        self.state["timers"][key] = timer
+        self.act(SetTimer(key, deadline))
 
-    def clear_timer(self, timer_id: str) -> None:
-        if self.state["timers"].pop(timer_id, None) is not None:
-            self.act(ClearTimer(timer_id))
+    def clear_timer(self, key: str) -> None:
+        if self.state["timers"].pop(key, None) is not None:
+            self.act(ClearTimer(key))
 
     def set_status(self, status: ExecutionStatus) -> None:
         self.state["status"] = status.value
@@ -117,8 +146,10 @@ class Scheduler:
         if status is S.RUNNING:
             return True
         if status is S.CANCELLING:
-            stop: dict[str, Any] = self.state["stop"]
-            return bool(self.state["phase"] == "finally" and stop["phase"] != "finally")
+            stop = self.state["stop"]
+            return bool(
+                self.state["phase"] == "finally" and stop is not None and stop["phase"] != "finally"
+            )
         return False
 
     def drive(self) -> None:
@@ -161,10 +192,12 @@ class Scheduler:
                 if stop is not None:
                     self.finish(S.TIMED_OUT if stop["kind"] == "timeout" else S.CANCELLED)
                 else:
-                    self.finish(S(state["outcome"]))
+                    ended = state["outcome"]
+                    assert ended is not None  # set when `main` ended
+                    self.finish(STATUS_BY_VALUE[ended])
                 return
 
-    def enter_phase(self, phase: str) -> None:
+    def enter_phase(self, phase: Phase) -> None:
         tasks = self.index.flow.blocks()[phase]
         self.state["phase"] = phase
         self.state["blocks"][phase] = new_block(phase, len(tasks))
@@ -191,12 +224,18 @@ class Scheduler:
         if outcome in (S.COMPLETED, S.WARNING):
             self.emit("workflow.completed", state=outcome.value, outputs=state["result"] or {})
         elif outcome is S.FAILED:
-            self.emit("workflow.failed", error=(state["error"] or {}).get("message"))
+            failure = state["error"]
+            self.emit("workflow.failed", error=failure["message"] if failure else None)
         elif outcome is S.CANCELLED:
-            stop = state["stop"] or {}
-            self.emit("workflow.cancelled", by=stop.get("by"), reason=stop.get("reason"))
+            stop = state["stop"]
+            self.emit(
+                "workflow.cancelled",
+                by=stop["by"] if stop else None,
+                reason=stop["reason"] if stop else None,
+            )
         elif outcome is S.TIMED_OUT:
-            self.emit("workflow.timed_out", reason=(state["stop"] or {}).get("reason"))
+            stop = state["stop"]
+            self.emit("workflow.timed_out", reason=stop["reason"] if stop else None)
 
     def settle(self) -> None:
         """Land a pending pause once nothing is in flight; note when only Pause tasks wait."""
@@ -206,7 +245,9 @@ class Scheduler:
         if self.status is S.PAUSING:
             self.land_pause(self.next_checkpoint())
         elif self.status is S.RUNNING and state["pauses"]:
-            waiting_retry = any(t.get("kind") == "retry" for t in state["timers"].values())
+            waiting_retry = any(
+                read_timer(key, timer)["kind"] == "retry" for key, timer in state["timers"].items()
+            )
             if not waiting_retry:
                 state["checkpoint"] = "pause_task"
                 self.set_status(S.PAUSED)
@@ -217,7 +258,7 @@ class Scheduler:
                     pause_ids=list(state["pauses"]),
                 )
 
-    def next_checkpoint(self) -> str:
+    def next_checkpoint(self) -> Checkpoint:
         """``pre_completion`` when finishing is all that is left, else ``pre_execution``."""
         phase = self.state["phase"]
         block = self.state["blocks"][phase]
@@ -232,7 +273,7 @@ class Scheduler:
             later = []
         return "pre_execution" if later else "pre_completion"
 
-    def drivenew_block(self, block: dict[str, Any], owner: dict[str, Any] | None) -> str:
+    def drivenew_block(self, block: Block, owner: TaskRun | None) -> BlockOutcome:
         """Advance a block of child runs; return ``running``, ``success`` or ``failed``."""
         while True:
             progressed = False
@@ -264,28 +305,38 @@ class Scheduler:
             return "failed"
         return "success" if block["next"] >= block["count"] else "running"
 
-    def create_child(self, block: dict[str, Any], owner: dict[str, Any] | None) -> dict[str, Any]:
+    def create_child(self, block: Block, owner: TaskRun | None) -> TaskRun:
         position = block["next"]
         if block["list"] is None:  # an iteration of a foreach
             assert owner is not None
-            return self.new_run(
-                owner,
-                task_id=owner["task_id"],
-                path=owner["path"],
-                type="iteration",
-                value=block["values"][position],
-                index=position,
+            iteration = self.new_run(
+                owner, task_id=owner["task_id"], path=owner["path"], type="iteration"
             )
+            iteration["value"] = block["values"][position]
+            iteration["index"] = position
+            return iteration
         path = f"{block['list']}[{position}]"
         task = self.index.task(path)
-        inherited = {"value": owner["value"]} if owner is not None and "value" in owner else {}
-        return self.new_run(owner, task_id=task.id, path=path, type=task.type, **inherited)
+        run = self.new_run(owner, task_id=task.id, path=path, type=task.type)
+        if owner is not None and "value" in owner:
+            run["value"] = owner["value"]  # what runs inside an iteration sees its value
+        return run
 
-    def new_run(self, parent: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
-        """A new task run (CREATED, first attempt) under ``parent``, recorded in the state."""
+    def new_run(
+        self,
+        parent: TaskRun | None,
+        *,
+        task_id: str,
+        path: str,
+        type: str,
+    ) -> TaskRun:
+        """A new task run (CREATED, first attempt) under ``parent``, recorded in the state.
+
+        The caller adds what else the run records (a foreach value, a tool call).
+        """
         run_id = f"t{self.state['next_run']}"
         self.state["next_run"] += 1
-        run: dict[str, Any] = {
+        run: TaskRun = {
             "id": run_id,
             "parent": parent["id"] if parent else None,
             "state": T.CREATED.value,
@@ -293,13 +344,15 @@ class Scheduler:
             "created_at": self.at,
             "started_at": None,
             "ended_at": None,
-            **fields,
+            "task_id": task_id,
+            "path": path,
+            "type": type,
         }
         self.runs[run_id] = run
         self.touch(run)
         return run
 
-    def start_run(self, run: dict[str, Any]) -> None:
+    def start_run(self, run: TaskRun) -> None:
         if run["type"] == "iteration":
             self.mark_started(run)
             run["block"] = new_block(
@@ -318,7 +371,7 @@ class Scheduler:
         except TemplateError as error:
             self.finish_run(run, T.FAILED, error=str(error))
 
-    def mark_started(self, run: dict[str, Any]) -> None:
+    def mark_started(self, run: TaskRun) -> None:
         run["state"] = T.RUNNING.value
         run["started_at"] = self.at
         self.touch(run)
@@ -331,7 +384,7 @@ class Scheduler:
             **({"value": run["value"]} if "value" in run else {}),
         )
 
-    def render_leaf(self, run: dict[str, Any]) -> dict[str, Any] | None:
+    def render_leaf(self, run: TaskRun) -> dict[str, Any] | None:
         task = self.index.task(run["path"])
         try:
             if agent.is_agent_call(run):
@@ -345,7 +398,7 @@ class Scheduler:
             return None
         return dict(spec)
 
-    def start_leaf(self, run: dict[str, Any]) -> None:
+    def start_leaf(self, run: TaskRun) -> None:
         spec = self.render_leaf(run)
         if spec is None:
             return
@@ -354,18 +407,16 @@ class Scheduler:
         self.act(RunTask(run["id"], run["attempt"], run["task_id"], run["type"], spec))
         timeout = self.index.task(run["path"]).timeout
         if timeout:
-            self.set_timer(
-                f"timeout:{run['id']}", self.at + self.duration(timeout, run), kind="timeout"
-            )
+            self.set_timer("timeout", self.at + self.duration(timeout, run), task_run_id=run["id"])
 
-    def duration(self, value: str, run: dict[str, Any]) -> float:
+    def duration(self, value: str, run: TaskRun) -> float:
         rendered = render(value, self.variables(run), where=f"task '{run['task_id']}'")
         try:
             return parse_duration(str(rendered))
         except ValueError as error:
             raise TemplateError(f"task '{run['task_id']}': {error}") from None
 
-    def start_container(self, run: dict[str, Any], task: TaskBase) -> None:
+    def start_container(self, run: TaskRun, task: TaskBase) -> None:
         path = run["path"]
         if isinstance(task, PauseTask):
             self.start_pause(run, task)
@@ -412,10 +463,10 @@ class Scheduler:
         run["block"] = block
         self.mark_started(run)
 
-    def start_pause(self, run: dict[str, Any], task: PauseTask) -> None:
+    def start_pause(self, run: TaskRun, task: PauseTask) -> None:
         pause_id = f"p-{run['id']}"
         duration = self.duration(task.duration, run) if task.duration else None
-        pause: dict[str, Any] = {
+        pause: PausePoint = {
             "kind": "task",
             "task_path": run["path"],
             "task_id": task.id,
@@ -429,15 +480,15 @@ class Scheduler:
         run["pause_id"] = pause_id
         self.state["pauses"][pause_id] = pause
         if duration is not None:
-            self.set_timer(f"pause:{pause_id}", self.at + duration, kind="pause")
+            self.set_timer("pause", self.at + duration, pause_id=pause_id)
         if timeout is not None:
-            self.set_timer(f"ptimeout:{pause_id}", self.at + timeout, kind="pause_timeout")
+            self.set_timer("pause_timeout", self.at + timeout, pause_id=pause_id)
         self.emit(
             "task.paused",
             task_run_id=run["id"],
             task_id=task.id,
             pause_id=pause_id,
-            deadline=iso(pause["deadline"]) if pause["deadline"] else None,
+            deadline=iso(pause["deadline"]) if pause.get("deadline") else None,
             behavior=task.behavior if duration is not None else None,
             on_resume=[spec.id for spec in task.on_resume],
         )
@@ -446,7 +497,7 @@ class Scheduler:
             run["on_pause"] = child["id"]
             self.start_run(child)
 
-    def drive_run(self, run: dict[str, Any]) -> None:
+    def drive_run(self, run: TaskRun) -> None:
         state = run["state"]
         if state in TERMINAL_TASK_STATES:
             return
@@ -478,7 +529,7 @@ class Scheduler:
         if on_pause is not None and self.runs[on_pause]["state"] not in TERMINAL_TASK_STATES:
             return
         if outcome == "failed":
-            failed = self.runs[block["failed"]] if block else None
+            failed = self.runs[block["failed"]] if block and block["failed"] else None
             reason = f"task '{failed['task_id']}' failed" if failed else "failed"
             self.finish_run(run, T.FAILED, error=reason)
         else:
@@ -488,7 +539,7 @@ class Scheduler:
 
     def finish_run(
         self,
-        run: dict[str, Any],
+        run: TaskRun,
         outcome: TaskRunState,
         *,
         outputs: dict[str, Any] | None = None,
@@ -536,7 +587,7 @@ class Scheduler:
         elif outcome is T.SKIPPED:
             self.emit("task.skipped", **data)
 
-    def shown_pause_outputs(self, run: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    def shown_pause_outputs(self, run: TaskRun, outputs: dict[str, Any]) -> dict[str, Any]:
         """A Pause task run's outputs as views and events show them (SECRET values redacted)."""
         specs = getattr(self.index.task(run["path"]), "on_resume", ())
         return shown_pause_outputs(specs, outputs, self.masker)
@@ -546,7 +597,7 @@ class Scheduler:
             if run["state"] not in TERMINAL_TASK_STATES:
                 self.finish_run(run, T.CANCELLED)
 
-    def land_pause(self, checkpoint: str) -> None:
+    def land_pause(self, checkpoint: Checkpoint) -> None:
         self.set_status(S.PAUSED)
         self.state["checkpoint"] = checkpoint
         self.emit(
@@ -565,13 +616,13 @@ class Scheduler:
     def manual_pause_open(self) -> bool:
         return any(p["kind"] == "manual" for p in self.state["pauses"].values())
 
-    def close_pause(self, pause_id: str) -> dict[str, Any]:
-        pause: dict[str, Any] = self.state["pauses"].pop(pause_id)
-        self.clear_timer(f"pause:{pause_id}")
-        self.clear_timer(f"ptimeout:{pause_id}")
+    def close_pause(self, pause_id: str) -> PausePoint:
+        pause = self.state["pauses"].pop(pause_id)
+        self.clear_timer(timer_id_of("pause", pause_id))
+        self.clear_timer(timer_id_of("pause_timeout", pause_id))
         return pause
 
-    def fail_pause(self, pause: dict[str, Any], error: str) -> None:
+    def fail_pause(self, pause: PausePoint, error: str) -> None:
         run = self.runs[pause["task_run_id"]]
         self.close_pause(f"p-{run['id']}")
         child_id = run.get("on_pause")
@@ -585,7 +636,7 @@ class Scheduler:
 
     # -- templates ---------------------------------------------------------------
 
-    def variables(self, run: dict[str, Any] | None) -> dict[str, Any]:
+    def variables(self, run: TaskRun | None) -> dict[str, Any]:
         state = self.state
         flow = self.index.flow
         variables: dict[str, Any] = {

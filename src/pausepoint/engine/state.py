@@ -1,4 +1,9 @@
-"""The engine's state: plain JSON-serialisable data, and the helpers that build it.
+"""The engine's state: plain JSON-serialisable data, its shape, and the helpers that build it.
+
+The state is a tree of plain dicts and lists, so that a runtime can store it
+as JSON and Temporal can carry it; the TypedDicts below describe that tree to
+mypy (``state["stop"]["phase"]`` is checked) without changing what is stored.
+A step mutates it in place (see :mod:`pausepoint.engine.interpreter`).
 
 Task runs record the path of their task rather than a copy of it, and a block
 (a list of tasks run one after another or side by side) records only its
@@ -8,26 +13,249 @@ the execution runs.
 
 from __future__ import annotations
 
-import base64
-import copy
 import functools
-import html
-import json
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import quote, quote_plus
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 from pausepoint.engine.flowindex import FlowIndex
+
+# Secret masking lived here; it is imported from here still.
+from pausepoint.engine.masking import (
+    MASK,
+    SCRUB_MIN_LENGTH,
+    Masker,
+    masker,
+    redact_secret_inputs,
+    scrub,
+    secret_input_values,
+    shown_pause_outputs,
+    written_forms,
+)
 from pausepoint.engine.model import ExecutionStatus, TaskRunState
-from pausepoint.flow.inputs import INPUT_TYPES, InputSpec
+
+__all__ = [
+    "CONTAINERS",
+    "MASK",
+    "PHASES",
+    "SCRUB_MIN_LENGTH",
+    "STATE_VERSION",
+    "AgentConversation",
+    "Block",
+    "Checkpoint",
+    "ContextEntry",
+    "EngineEnv",
+    "EngineState",
+    "Masker",
+    "PauseKind",
+    "PausePoint",
+    "Phase",
+    "StateData",
+    "Stop",
+    "StopKind",
+    "TaskRun",
+    "Timer",
+    "TimerKind",
+    "ToolCall",
+    "engine_state",
+    "index_output",
+    "iso",
+    "masker",
+    "new_block",
+    "new_state",
+    "read_timer",
+    "rebuild_outputs",
+    "redact_secret_inputs",
+    "scrub",
+    "secret_input_values",
+    "shown_pause_outputs",
+    "switch_key",
+    "timer_id_of",
+    "written_forms",
+]
 
 S = ExecutionStatus
 T = TaskRunState
 STATE_VERSION = 1
-PHASES = ("main", "errors", "finally")
+
+Phase = Literal["main", "errors", "finally"]
+PHASES: tuple[Phase, ...] = ("main", "errors", "finally")
+StopKind = Literal["cancel", "timeout", "terminate"]
+PauseKind = Literal["manual", "task", "approval"]
+TimerKind = Literal["execution", "retry", "timeout", "pause", "pause_timeout"]
+# Where a paused execution stopped: before the next task, before finishing, or on
+# Pause tasks (and approvals) waiting for an answer.
+Checkpoint = Literal["pre_execution", "pre_completion", "pause_task"]
+
+
+# -- the shape of the state -------------------------------------------------------------
+
+Block = TypedDict(  # noqa: UP013  # functional form: a key is named "list"
+    "Block",
+    {
+        "list": str | None,  # the path of the task list; None for a foreach's iterations
+        "parallel": bool,
+        "concurrency": int,  # at most this many children at once (0: no limit)
+        "count": int,
+        "next": int,  # the position of the next child to create
+        "active": list[str],  # task run ids of the children not yet finished
+        "failed": str | None,  # the first child that failed
+        "values": NotRequired[list[Any]],  # a foreach's values, one iteration each
+    },
+)
+
+
+class FlowRef(TypedDict):
+    namespace: str
+    id: str
+    revision: int | None
+
+
+class Stop(TypedDict):
+    """A cancel, an execution timeout or a terminate, once accepted."""
+
+    kind: StopKind
+    by: str
+    reason: str | None
+    at: float
+    phase: Phase  # the phase it arrived in: `finally` still runs unless it arrived there
+
+
+class PausePoint(TypedDict):
+    """An open pause point, by id: a manual pause, a Pause task or a tool call to approve."""
+
+    kind: PauseKind
+    opened_at: float
+    by: NotRequired[str]  # manual
+    reason: NotRequired[str | None]  # manual
+    task_path: NotRequired[str]  # task, approval
+    task_id: NotRequired[str]  # task, approval
+    task_run_id: NotRequired[str]  # task, approval
+    deadline: NotRequired[float | None]  # task, approval: when a pauseDuration ends it
+    on_resume: NotRequired[list[dict[str, Any]]]  # approval: its own onResume inputs
+
+
+class Timer(TypedDict):
+    """A durable timer, by id: when it fires and what it acts on."""
+
+    deadline: float
+    kind: TimerKind
+    task_run_id: NotRequired[str]  # retry, timeout
+    pause_id: NotRequired[str]  # pause, pause_timeout
+
+
+class ContextEntry(TypedDict):
+    """A message injected into the execution's context."""
+
+    seq: int
+    role: str
+    message: str
+    by: str
+    at: str
+    command_id: str
+
+
+class Context(TypedDict):
+    messages: list[ContextEntry]
+
+
+class ErrorInfo(TypedDict):
+    message: str
+
+
+class ToolCall(TypedDict):
+    """A tool call of a model's answer, parsed; ``error`` when its arguments are unusable."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    error: str | None
+
+
+class AgentConversation(TypedDict):
+    """An agent run's loop (see :mod:`pausepoint.engine.agent`)."""
+
+    messages: list[dict[str, Any]]
+    delivered: int  # context messages already added to the conversation
+    turns: int
+    usage: list[dict[str, Any]]
+    call: str | None  # the child run in flight or waiting for approval
+    queue: list[ToolCall]  # tool calls of the last answer not yet run
+
+
+class TaskRun(TypedDict):
+    """One run of a task (or one iteration of a foreach); ``state`` is a TaskRunState value."""
+
+    id: str
+    parent: str | None
+    state: str
+    attempt: int
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    task_id: str
+    path: str
+    type: str
+    value: NotRequired[Any]  # the foreach value it runs for (iterations and their tasks)
+    index: NotRequired[int]  # an iteration's position
+    block: NotRequired[Block]  # containers: their children
+    branch: NotRequired[str]  # if, switch: the branch taken
+    outputs: NotRequired[dict[str, Any]]
+    error: NotRequired[str]
+    warn: NotRequired[bool]  # a Pause task resumed by its timer with behavior WARN
+    timing_out: NotRequired[bool]  # its timeout fired; cancelled, it fails
+    pause_id: NotRequired[str]  # Pause tasks and tool calls waiting for approval
+    on_pause: NotRequired[str]  # a Pause task's onPause child run
+    agent: NotRequired[AgentConversation]
+    upto: NotRequired[int]  # a model call: how many messages it sends
+    turn: NotRequired[int]  # a model call: the agent's turn
+    tool_call_id: NotRequired[str]  # a tool call
+    args: NotRequired[dict[str, Any]]  # a tool call's arguments
+    rejected: NotRequired[str]  # a tool call whose approval was refused: why
+
+
+class EngineState(TypedDict):
+    """An execution's whole state; ``status`` is an ExecutionState value."""
+
+    v: int
+    execution_id: str
+    flow: FlowRef
+    status: str
+    inputs: dict[str, Any]
+    labels: dict[str, str]
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    phase: Phase
+    outcome: str | None  # how `main` (then `finally`) ended, before the execution ends
+    error: ErrorInfo | None
+    stop: Stop | None
+    checkpoint: Checkpoint | None
+    pause_reason: str | None
+    warning: bool  # a task ended in WARNING: COMPLETED becomes WARNING
+    blocks: dict[str, Block]  # by phase
+    next_run: int
+    pauses: dict[str, PausePoint]
+    timers: dict[str, Timer]
+    inflight: list[str]  # leaf task runs handed to the runtime, in order
+    context: Context
+    result: Any  # the flow's outputs, once it completed
+    task_runs: dict[str, TaskRun]  # stored in a table of their own, not with the rest
+    outputs: dict[str, Any]  # an index of the task runs' outputs, rebuilt after loading
+    # What every masker of this execution masks besides the secrets (see
+    # pausepoint.engine.masking); absent from states written before it existed.
+    secret_values: NotRequired[list[str]]
+
+
+# What the engine's entry points take: its state, or the same data as a runtime loaded
+# it from a checkpoint (JSON, typed ``dict[str, Any]``).
+StateData = EngineState | dict[str, Any]
+
+
+def engine_state(data: StateData) -> EngineState:
+    """``data`` described as the engine's state (a cast: checkpoints hold what new_state built)."""
+    return cast(EngineState, data)
 
 
 @dataclass(frozen=True)
@@ -56,9 +284,13 @@ def new_state(
     labels: dict[str, str],
     at: float,
 ) -> dict[str, Any]:
-    """The state of a freshly created (QUEUED) execution."""
+    """The state of a freshly created (QUEUED) execution.
+
+    Typed as the stored data its callers keep (see :data:`StateData`); it is an
+    :class:`EngineState`.
+    """
     flow = index.flow
-    return {
+    state: EngineState = {
         "v": STATE_VERSION,
         "execution_id": execution_id,
         "flow": {"namespace": flow.namespace, "id": flow.id, "revision": flow.revision},
@@ -84,9 +316,9 @@ def new_state(
         "result": None,
         "task_runs": {},
         "outputs": {},
-        # What every masker of this execution masks besides the secrets (see below).
         "secret_values": secret_input_values(flow.inputs, inputs),
     }
+    return cast("dict[str, Any]", state)
 
 
 def new_block(
@@ -95,7 +327,7 @@ def new_block(
     *,
     parallel: bool = False,
     concurrency: int = 0,
-) -> dict[str, Any]:
+) -> Block:
     return {
         "list": list_path,
         "parallel": parallel,
@@ -107,8 +339,9 @@ def new_block(
     }
 
 
-def rebuild_outputs(state: dict[str, Any]) -> None:
+def rebuild_outputs(data: StateData) -> None:
     """Recompute the ``outputs`` index from the task runs (after loading a checkpoint)."""
+    state = engine_state(data)
     outputs: dict[str, Any] = {}
     for run in state["task_runs"].values():
         if run["state"] in (T.SUCCESS, T.WARNING) and run.get("outputs") is not None:
@@ -116,7 +349,7 @@ def rebuild_outputs(state: dict[str, Any]) -> None:
     state["outputs"] = outputs
 
 
-def index_output(outputs: dict[str, Any], run: dict[str, Any]) -> None:
+def index_output(outputs: dict[str, Any], run: TaskRun) -> None:
     if run.get("type") == "iteration":
         return
     if "value" in run:
@@ -136,208 +369,43 @@ def switch_key(value: Any) -> str:
     return str(value)
 
 
-MASK = "******"
-SCRUB_MIN_LENGTH = 4  # shorter values would mask ordinary words
+# -- timers -------------------------------------------------------------------------------
+
+_TIMER_ID_PREFIX: dict[TimerKind, str] = {
+    "execution": "execution",
+    "retry": "retry",
+    "timeout": "timeout",
+    "pause": "pause",
+    "pause_timeout": "ptimeout",
+}
+_TIMER_KIND_BY_PREFIX: dict[str, TimerKind] = {v: k for k, v in _TIMER_ID_PREFIX.items()}
 
 
-def written_forms(value: str) -> frozenset[str]:
-    """The ways ``value`` gets written inside other text, ``value`` itself included.
+def timer_id_of(kind: TimerKind, target: str | None = None) -> str:
+    """The id of the ``kind`` timer of ``target`` (a task run or a pause point id).
 
-    A task's outputs hold a secret as it went out: percent-encoded in a URL or a
-    form, escaped inside a JSON body (once, or twice when that body is itself
-    kept as a JSON string), HTML-escaped, quoted by ``repr`` in an error message,
-    or base64-encoded (whole, as a token or a header value is).
+    Runtimes key durable timers by it, so it is unique within the execution
+    and the same each time the engine arms or clears that timer.
     """
-    raw = value.encode(errors="surrogatepass")
-    json_escaped = json.dumps(value)[1:-1]
-    return frozenset(
-        {
-            value,
-            quote(value, errors="surrogatepass"),
-            quote(value, safe="", errors="surrogatepass"),
-            quote_plus(value, errors="surrogatepass"),
-            json_escaped,
-            json.dumps(value, ensure_ascii=False)[1:-1],
-            json.dumps(json_escaped)[1:-1],
-            html.escape(value),
-            repr(value)[1:-1],
-            base64.b64encode(raw).decode().rstrip("="),
-            base64.urlsafe_b64encode(raw).decode().rstrip("="),
-        }
-    )
+    prefix = _TIMER_ID_PREFIX[kind]
+    return prefix if target is None else f"{prefix}:{target}"
 
 
-class Masker:
-    """Replaces every written form of some values with ``******``.
+def read_timer(timer_id: str, timer: Timer) -> Timer:
+    """``timer`` with its kind and target, as this version writes them.
 
-    Values shorter than :data:`SCRUB_MIN_LENGTH` are left alone. All forms are
-    matched in one pass per string, longest first, so where a secret contains
-    another (or one form another) the longer is masked whole. A number whose
-    digits hold a secret becomes the masked string.
+    Checkpoints written before the target was stored name it (and, for the
+    oldest, the kind) only in the timer's id: for those, and only those, the
+    id is read.
     """
-
-    def __init__(self, values: Iterable[str]) -> None:
-        needles = {
-            form
-            for value in values
-            if len(value) >= SCRUB_MIN_LENGTH
-            for form in written_forms(value)
-        }
-        self.needles: tuple[str, ...] = tuple(sorted(needles, key=lambda n: (-len(n), n)))
-        self._pattern = _alternation(self.needles)
-        self._walk = _walker(self._pattern) if self._pattern is not None else None
-        # Each needle as it reads inside JSON text (JSON escapes a string character
-        # by character, so a string holding a needle dumps to text holding this):
-        # one search of a container's dump is far cheaper than visiting each string.
-        self._in_json = _alternation(json.dumps(n, ensure_ascii=False)[1:-1] for n in self.needles)
-
-    def __bool__(self) -> bool:
-        return self._pattern is not None
-
-    def __call__(self, value: Any) -> Any:
-        """``value`` masked: a masked copy, or ``value`` itself when nothing needed masking."""
-        if self._pattern is None or value is None:
-            return value
-        if isinstance(value, str):
-            return self._pattern.sub(MASK, value)
-        if isinstance(value, dict | list) and self._in_json is not None:
-            try:
-                text = json.dumps(value, ensure_ascii=False)
-            except (TypeError, ValueError):
-                pass  # not plain JSON: look at every string
-            else:
-                if self._in_json.search(text) is None:
-                    return value
-        assert self._walk is not None
-        return self._walk(value)
-
-
-def _walker(pattern: re.Pattern[str]) -> Callable[[Any], Any]:
-    """Masks every string (and number) in a value with ``pattern``, copying what it changes."""
-    search, sub = pattern.search, pattern.sub
-
-    def walk(value: Any) -> Any:
-        kind = type(value)  # exact types first: this runs for every node of the value
-        if kind is str:
-            return sub(MASK, value) if search(value) else value
-        if kind is dict:
-            return {walk(key): walk(item) for key, item in value.items()}
-        if kind is list or kind is tuple:
-            return [walk(item) for item in value]
-        if kind is int or kind is float:
-            digits = str(value)
-            return sub(MASK, digits) if search(digits) else value
-        # Subclasses (an enum member, a named tuple): as their plain JSON type.
-        if isinstance(value, bool) or value is None:
-            return value
-        if isinstance(value, str):
-            return walk(str.__str__(value))
-        if isinstance(value, dict):
-            return walk(dict(value))
-        if isinstance(value, list | tuple):
-            return walk(list(value))
-        if isinstance(value, int):
-            return walk(int(value))
-        if isinstance(value, float):
-            return walk(float(value))
-        return value
-
-    return walk
-
-
-def _alternation(needles: Iterable[str]) -> re.Pattern[str] | None:
-    ordered = sorted(set(needles), key=lambda n: (-len(n), n))
-    return re.compile("|".join(map(re.escape, ordered))) if ordered else None
-
-
-@functools.lru_cache(maxsize=256)  # one per distinct set of values: built once, used every step
-def _masker(values: frozenset[str]) -> Masker:
-    return Masker(values)
-
-
-def masker(*sources: Iterable[Any]) -> Masker:
-    """The (cached) masker of every string value in ``sources``."""
-    if not any(sources):  # no secrets at all, as for most steps: skip building the key
-        return _masker(frozenset())
-    return _masker(
-        frozenset(
-            value
-            for source in sources
-            for value in source
-            if isinstance(value, str) and len(value) >= SCRUB_MIN_LENGTH
-        )
-    )
-
-
-def scrub(value: Any, secrets: Mapping[str, str]) -> Any:
-    """``value`` with every written form of a secret's value replaced by ``******``."""
-    return masker(secrets.values())(value)
-
-
-# -- SECRET-typed inputs ------------------------------------------------------------------
-# Their values are kept where the flow reads them (the execution's inputs, a Pause
-# task's onResume outputs) and shown nowhere: views and events redact them by
-# their spec, and every masker of the execution masks them wherever they were
-# copied to (state["secret_values"] lists them for the engine's steps).
-
-
-def _secret_specs(specs: Iterable[Any]) -> list[tuple[tuple[str, ...], bool]]:
-    """Where SECRET values sit among ``specs``' values: (path, whether it is a list of them)."""
-    found = []
-    for spec in specs:
-        if not isinstance(spec, InputSpec):
-            continue  # an approval's own inputs (plain dicts) are never secret
-        if spec.kind == "SECRET":
-            found.append((spec.path, False))
-        elif spec.kind == "ARRAY" and INPUT_TYPES.get(spec.item_type or "") == "SECRET":
-            found.append((spec.path, True))
-    return found
-
-
-def _lookup(values: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    node: Any = values
-    for part in path:
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(part)
-    return node
-
-
-def secret_input_values(specs: Iterable[Any], values: Mapping[str, Any]) -> list[str]:
-    """The values that ``specs`` type SECRET (or ARRAY of SECRET) among ``values``."""
-    found: list[str] = []
-    for path, listed in _secret_specs(specs):
-        value = _lookup(values, path)
-        for item in (value if isinstance(value, list) else []) if listed else [value]:
-            if isinstance(item, str) and item and item not in found:
-                found.append(item)
-    return found
-
-
-def redact_secret_inputs(specs: Iterable[Any], values: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``values`` showing ``******`` for every SECRET-typed one (``values`` if none)."""
-    secret = _secret_specs(specs)
-    if not secret:
-        return values
-    redacted: dict[str, Any] = copy.deepcopy(values)
-    for path, listed in secret:
-        parent = _lookup(redacted, path[:-1])
-        if not isinstance(parent, dict) or parent.get(path[-1]) is None:
-            continue
-        value = parent[path[-1]]
-        parent[path[-1]] = [MASK for _ in value] if listed and isinstance(value, list) else MASK
-    return redacted
-
-
-def shown_pause_outputs(
-    specs: Iterable[Any], outputs: dict[str, Any], mask: Masker
-) -> dict[str, Any]:
-    """A Pause task run's outputs as views and events show them: SECRET values redacted.
-
-    The run itself keeps the values, since later tasks read them.
-    """
-    on_resume = outputs.get("onResume")
-    if isinstance(on_resume, dict):
-        outputs = {**outputs, "onResume": redact_secret_inputs(specs, on_resume)}
-    shown: dict[str, Any] = mask(outputs)
-    return shown
+    kind = timer.get("kind")
+    if kind is not None and ("task_run_id" in timer or "pause_id" in timer or kind == "execution"):
+        return timer
+    prefix, _, target = timer_id.partition(":")
+    kind = _TIMER_KIND_BY_PREFIX[prefix]
+    upgraded: Timer = {"deadline": timer["deadline"], "kind": kind}
+    if kind in ("retry", "timeout"):
+        upgraded["task_run_id"] = target
+    elif kind in ("pause", "pause_timeout"):
+        upgraded["pause_id"] = target
+    return upgraded

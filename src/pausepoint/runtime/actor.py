@@ -28,6 +28,7 @@ from pausepoint.engine.model import (
     CancelTask,
     ClearTimer,
     Command,
+    CommandKind,
     CommandResult,
     Event,
     ExecutionStatus,
@@ -58,7 +59,7 @@ __all__ = ["CORE_EXCLUDED", "INLINE_CHAIN", "ExecutionActor", "command_event", "
 def command_event(record: CommandRecord) -> Command:
     return Command(
         id=record.id,
-        kind=record.kind,  # type: ignore[arg-type]
+        kind=CommandKind(record.kind),
         at=record.created_at,
         by=record.actor,
         reason=record.reason,

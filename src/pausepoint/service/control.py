@@ -10,7 +10,7 @@ from typing import Any
 from pausepoint.engine.control import admit, on_resume_specs, project, view_of
 from pausepoint.engine.flowindex import FlowIndex
 from pausepoint.engine.interpreter import iso
-from pausepoint.engine.model import Command, CommandResult
+from pausepoint.engine.model import Command, CommandKind, CommandResult
 from pausepoint.engine.state import redact_secret_inputs
 from pausepoint.errors import Conflict, FieldError, InvalidInput, PausepointError
 from pausepoint.models import (
@@ -63,7 +63,7 @@ def _admitted(
         view,
         Command(
             command_id,
-            request.kind,  # type: ignore[arg-type]
+            CommandKind(request.kind),
             now,
             request.actor,
             request.reason,

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         CancelTask,
         ClearTimer,
         Command,
+        CommandKind,
         Event,
         Recovered,
         RunTask,
@@ -122,7 +123,7 @@ class ExecutionWorkflow:
             ready.append(
                 Command(
                     id=message.id,
-                    kind=message.kind,  # type: ignore[arg-type]  # recorded by the control plane
+                    kind=CommandKind(message.kind),  # recorded by the control plane
                     at=message.at,
                     by=message.by,
                     reason=message.reason,
