@@ -626,7 +626,7 @@ async def cmd_resume(engine: Engine, args: argparse.Namespace) -> int:
         args.id, inputs=parse_pairs(args.input, "--input"), pause_id=args.pause_id, actor="cli"
     )
     report(result)
-    if args.no_follow or not engine.runtime.owns(args.id):
+    if args.no_follow or not engine.runs_here(args.id):
         return 0
     view = await follow_live(engine, args.id, interactive=sys.stdin.isatty())
     console.print(f"execution {view.id} {styled(view.state)}")
@@ -636,7 +636,7 @@ async def cmd_resume(engine: Engine, args: argparse.Namespace) -> int:
 async def cmd_cancel(engine: Engine, args: argparse.Namespace) -> int:
     result = await engine.cancel(args.id, reason=args.reason, actor="cli")
     code = report(result)
-    if engine.runtime.owns(args.id):
+    if engine.runs_here(args.id):
         view = await engine.wait(args.id)
         console.print(f"execution {view.id} {styled(view.state)}")
     return code

@@ -564,19 +564,19 @@ async def test_a_second_engine_controls_and_then_takes_over_an_execution(db_path
     async with Engine(settings) as runner, Engine(settings, serve=True) as server:
         execution_id = await run_flow(runner, two_steps("two_engines", first, second))
         await started(first)
-        assert runner.runtime.owns(execution_id)
+        assert runner.runs_here(execution_id)
 
         reply = await server.inject(execution_id, "sent through the server", actor="remote")
 
         assert reply.applied is True
-        assert runner.runtime.owns(execution_id)
-        assert not server.runtime.owns(execution_id)
+        assert runner.runs_here(execution_id)
+        assert not server.runs_here(execution_id)
         view = await server.execution(execution_id)
         assert [m.message for m in view.context] == ["sent through the server"]
 
         await runner.stop()
 
-        await eventually(lambda: _async(server.runtime.owns(execution_id)))
+        await eventually(lambda: _async(server.runs_here(execution_id)))
         await eventually(lambda: _async(gate(first).starts == 2))
         assert gate(first).cancellations == 1
         gate(first).release.set()

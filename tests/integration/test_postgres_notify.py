@@ -48,7 +48,7 @@ async def test_a_resume_accepted_by_another_server_wakes_the_paused_execution(
         await runner.put_flow(APPROVAL)
         execution = await runner.start_execution("notify", "approval")
         await runner.wait(execution.id, until=lambda v: v.state == "PAUSED", timeout=PROMPTLY)
-        assert not runner.runtime.owns(execution.id)  # paused: nobody holds it
+        assert not runner.runs_here(execution.id)  # paused: nobody holds it
 
         started = time.monotonic()
         await api.resume(execution.id, actor="api")

@@ -85,8 +85,10 @@ async def without_signals(settings: Settings) -> AsyncIterator[Engine]:
     """A control plane that records commands and dies before sending them (in effect)."""
     async with Engine(settings) as engine:
 
-        async def lost(command: CommandRecord, commands_version: int | None = None) -> None:
-            pass
+        async def lost(
+            command: CommandRecord, commands_version: int, *, wait: float
+        ) -> CommandRecord:
+            return command
 
         engine.runtime.deliver = lost  # type: ignore[method-assign]
         yield engine
@@ -243,7 +245,7 @@ async def test_commands_apply_once_and_in_acceptance_order_however_they_arrive(
 
     runtime = temporal_runtime(engine)
     for command in [*reversed(commands), *commands]:  # late, out of order, then again
-        await runtime.deliver(command)
+        await runtime.deliver(command, 0, wait=0)
     await eventually(
         lambda: _all_applied(engine, execution_id),
         timeout=TIMEOUT,

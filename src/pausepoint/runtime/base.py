@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import dataclasses
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -10,15 +11,20 @@ from pausepoint.engine.host import HostStep
 from pausepoint.engine.interpreter import EngineEnv
 from pausepoint.engine.model import CommandResult
 from pausepoint.store.records import Checkpoint, CommandRecord, EventRecord, ExecutionRecord
+from pausepoint.store.sql import SqlStore
 
 
 @dataclass(frozen=True)
 class NewExecution:
-    """An execution just stored under this process's lease, with what running it needs."""
+    """An execution to create: its record (no lease yet), its whole state, its flow and secrets."""
 
     record: ExecutionRecord
     state: dict[str, Any]  # its whole state (the record holds the stored core)
     env: EngineEnv
+
+    def queued(self, record: ExecutionRecord) -> Checkpoint:
+        """The checkpoint that stores ``record`` (this execution, leased or not) as QUEUED."""
+        return Checkpoint(record.id, "", "QUEUED", {}, None, None, record.created_at)
 
 
 class RuntimeListener(Protocol):
@@ -71,11 +77,11 @@ def checkpoint_of(
 
 
 class Runtime(Protocol):
-    """Runs executions; the control plane talks to runtimes only through this."""
+    """Runs executions; the control plane talks to runtimes only through this.
 
-    # Whether executions run inside this process, under its lease ``owner``.
-    run_executions: bool
-    owner: str
+    Leases, timers, workers and activities are each runtime's own business: the
+    control plane hands over new executions and accepted commands, and hears
+    back through its listener (``RuntimeListener``)."""
 
     async def start(self) -> None: ...
 
@@ -84,22 +90,59 @@ class Runtime(Protocol):
     async def drain(self, grace: float) -> None:
         """Start nothing new; give work in flight here ``grace`` seconds to reach a checkpoint."""
 
-    async def submit(self, execution_id: str, created: NewExecution | None = None) -> None:
-        """A new execution was stored: run it (here, or wherever work is picked up).
-
-        ``created`` is what the engine stored, when it stored it under this
-        runtime's lease: running it here then needs nothing read back."""
-
-    async def deliver(self, command: CommandRecord, commands_version: int | None = None) -> None:
-        """A command was recorded durably: see that it is applied promptly."""
-
-    async def adopt(self, execution_id: str) -> bool:
-        """Run ``execution_id`` in this process if nobody else does; True if it runs here."""
+    async def submit(self, new: NewExecution) -> bool:
+        """Store the new execution and have it run; False (nothing done) if its id exists."""
         ...
 
-    def owns(self, execution_id: str) -> bool:
-        """Whether the execution runs in this process (its events are then published here)."""
+    async def deliver(
+        self, command: CommandRecord, commands_version: int, *, wait: float
+    ) -> CommandRecord:
+        """A command was recorded durably: have it applied, and wait up to ``wait`` seconds
+        for that. Returns the command as it then stands (still pending if it took longer)."""
         ...
 
-    def watch(self, execution_id: str) -> None:
-        """Bring ``execution_id`` back in this process when its timers fall due."""
+    def runs_here(self, execution_id: str) -> bool:
+        """Whether the execution runs in this process now (its events are then live here)."""
+        ...
+
+
+# A command's caller looks for its outcome in the store at most this far apart.
+SETTLE_POLL_CEILING = 1.0
+
+
+def settled_record(command: CommandRecord, result: CommandResult, at: float) -> CommandRecord:
+    """``command`` as the store holds it once ``result`` was checkpointed."""
+    return dataclasses.replace(
+        command,
+        status="applied" if result.applied else "rejected",
+        message=result.message,
+        state_after=result.status.value,
+        applied_at=at,
+    )
+
+
+async def settle(
+    store: SqlStore,
+    command: CommandRecord,
+    wait: float,
+    *,
+    clock: Callable[[], float],
+    interval: float,
+    outcome_within: Callable[[float], Awaitable[CommandResult | None]],
+) -> CommandRecord:
+    """Wait up to ``wait`` seconds for ``command``'s outcome: as ``outcome_within(seconds)``
+    reports it (a runtime that applies it here knows first), else as the store shows it.
+
+    The store is asked less and less often: thousands of callers waiting at once must
+    not add a read each per interval to the work they wait for."""
+    deadline = clock() + wait
+    while (remaining := deadline - clock()) > 0:
+        step = min(remaining, interval)
+        interval = min(interval * 2, SETTLE_POLL_CEILING)
+        result = await outcome_within(step)
+        if result is not None:
+            return settled_record(command, result, clock())
+        latest = await store.get_command(command.id)
+        if latest is not None and latest.status != "pending":
+            return latest
+    return command

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import os
 import secrets
@@ -30,7 +32,7 @@ from pausepoint.engine.host import opening_events, rebuild_state
 from pausepoint.engine.interpreter import EngineEnv
 from pausepoint.engine.model import CommandResult
 from pausepoint.runtime.actor import ExecutionActor, command_event
-from pausepoint.runtime.base import NewExecution, RuntimeListener
+from pausepoint.runtime.base import NewExecution, RuntimeListener, settle
 from pausepoint.runtime.committer import GroupCommitter
 from pausepoint.store.records import CommandRecord, EventRecord, ExecutionRecord
 from pausepoint.store.sql import SqlStore
@@ -69,6 +71,7 @@ class EmbeddedRuntime:
         self.committer = GroupCommitter(store)
         self.actors: dict[str, ExecutionActor] = {}
         self.watched: set[str] = set()
+        self._command_waiters: dict[str, asyncio.Future[CommandResult]] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._adopting: dict[str, asyncio.Future[bool]] = {}
         self._stopped = False
@@ -128,23 +131,67 @@ class EmbeddedRuntime:
         if not self.serve:
             self.watched.add(execution_id)
 
-    async def submit(self, execution_id: str, created: NewExecution | None = None) -> None:
-        if created is None or self._stopped or not self.run_executions:
-            await self.adopt(execution_id)
-            return
-        # Stored under our lease a moment ago: nothing to claim or read back.
-        record = created.record
-        self._launch(created.state, created.env, record, record.commands_version, [])
+    async def submit(self, new: NewExecution) -> bool:
+        record = new.record
+        here = self.run_executions and not self._stopped
+        if here:
+            # Stored under our lease: running it needs nothing claimed or read back.
+            record = dataclasses.replace(
+                record,
+                lease_owner=self.owner,
+                lease_expires_at=record.created_at + self.settings.lease_ttl,
+            )
+        if not await self.store.create_execution(record, new.queued(record)):
+            return False
+        self.watch(record.id)
+        if here:
+            self._launch(new.state, new.env, record, record.commands_version, [])
+        return True
 
-    async def deliver(self, command: CommandRecord, commands_version: int | None = None) -> None:
-        actor = self.actors.get(command.execution_id)
-        if actor is not None and not actor.closed:
-            if commands_version is not None:
+    async def deliver(
+        self, command: CommandRecord, commands_version: int, *, wait: float
+    ) -> CommandRecord:
+        outcome = self._command_waiters.setdefault(
+            command.id, asyncio.get_running_loop().create_future()
+        )
+        try:
+            actor = self.actors.get(command.execution_id)
+            if actor is not None and not actor.closed:
                 # It already knows this command: no poll needs to wake it for it.
                 actor.note_commands_version(commands_version)
-            actor.deliver_command(command)
-            return
-        await self.adopt(command.execution_id)
+                actor.deliver_command(command)
+            else:
+                await self.adopt(command.execution_id)
+            if wait <= 0:
+                return command
+            return await settle(
+                self.store,
+                command,
+                wait,
+                clock=self.clock,
+                interval=self.settings.poll_interval,
+                outcome_within=functools.partial(self._outcome_within, command, outcome),
+            )
+        finally:
+            self._command_waiters.pop(command.id, None)
+
+    async def _outcome_within(
+        self, command: CommandRecord, outcome: asyncio.Future[CommandResult], seconds: float
+    ) -> CommandResult | None:
+        """The command's result if this process applies it within ``seconds``."""
+        if not outcome.done():
+            if self.owns(command.execution_id):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(outcome), seconds)
+            else:
+                await asyncio.sleep(seconds)
+                # Whoever ran it may have let go meanwhile (paused, or exiting): then it
+                # continues here rather than waiting for a process that is not coming.
+                await self.adopt(command.execution_id)
+        return outcome.result() if outcome.done() else None
+
+    def runs_here(self, execution_id: str) -> bool:
+        return self.owns(execution_id)
 
     def _work_noticed_elsewhere(self, _execution_id: str) -> None:
         if self.run_executions:
@@ -242,7 +289,13 @@ class EmbeddedRuntime:
     def published(
         self, execution_id: str, events: list[EventRecord], results: Iterable[CommandResult]
     ) -> None:
-        """An actor checkpointed (or a task emitted live events): tell the listener."""
+        """An actor checkpointed (or a task emitted live events): tell the listener, and
+        the callers waiting here for the outcome of a command it applied."""
+        results = list(results)
+        for result in results:
+            waiter = self._command_waiters.pop(result.command_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(result)
         self.listener.published(execution_id, events, results)
 
     # -- background loops ----------------------------------------------------------

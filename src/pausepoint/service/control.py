@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 from typing import Any
 
 from pausepoint.engine.control import admit, on_resume_specs, project, view_of
 from pausepoint.engine.flowindex import FlowIndex
 from pausepoint.engine.interpreter import iso
-from pausepoint.engine.model import Command, CommandKind, CommandResult
+from pausepoint.engine.model import Command, CommandKind
 from pausepoint.engine.state import redact_secret_inputs
 from pausepoint.errors import Conflict, FieldError, InvalidInput, PausepointError
 from pausepoint.models import (
@@ -18,7 +16,7 @@ from pausepoint.models import (
     ControlResult,
 )
 from pausepoint.runtime.actor import command_event
-from pausepoint.service.core import WAIT_POLL_CEILING, iso_or_none, new_id
+from pausepoint.service.core import iso_or_none, new_id
 from pausepoint.service.events import EventsLayer
 from pausepoint.service.operations import BulkRequest
 from pausepoint.service.requests import (
@@ -105,11 +103,8 @@ class ControlLayer(EventsLayer):
                 f"{command.kind} command on execution {request.execution_id}"
             )
         if not replayed:
-            waiter = self.feed.command_outcome(command.id)
-            await self.runtime.deliver(command, commands_version)
-            if request.wait:
-                command = await self._wait_applied(command, waiter)
-            self.feed.forget_command(command.id)
+            wait = self.settings.command_wait_timeout if request.wait else 0.0
+            command = await self.runtime.deliver(command, commands_version, wait=wait)
         return await self._control_result(command, replayed)
 
     async def _admission_index(self, execution_id: str) -> FlowIndex:
@@ -128,44 +123,6 @@ class ControlLayer(EventsLayer):
             execution_id, (record.org_id, record.namespace, record.flow_id, record.flow_revision)
         )
         return index
-
-    async def _wait_applied(
-        self, command: CommandRecord, waiter: asyncio.Future[CommandResult]
-    ) -> CommandRecord:
-        """The command once applied (or refused), or as accepted if that takes too long."""
-        deadline = self.clock() + self.settings.command_wait_timeout
-        # The store is asked again less and less often: thousands of waiters at once
-        # must not add a read each per poll interval to the work they wait for.
-        interval = self.settings.poll_interval
-        while True:
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                return command
-            if waiter.done():
-                result = waiter.result()
-                return dataclasses.replace(
-                    command,
-                    status="applied" if result.applied else "rejected",
-                    message=result.message,
-                    state_after=result.status.value,
-                    applied_at=self.clock(),
-                )
-            step = min(remaining, interval)
-            interval = min(interval * 2, WAIT_POLL_CEILING)
-            if self.runtime.owns(command.execution_id):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(waiter), step)
-                if waiter.done():
-                    continue
-            else:
-                await asyncio.sleep(step)
-                # Whoever ran it may have let go meanwhile (paused, or exiting): then it
-                # continues here rather than waiting for a process that is not coming.
-                if await self.runtime.adopt(command.execution_id):
-                    continue
-            latest = await self.store.get_command(command.id)
-            if latest is not None and latest.status != "pending":
-                return latest
 
     async def _control_result(self, command: CommandRecord, replayed: bool) -> ControlResult:
         applied = None if command.status == "pending" else command.status == "applied"

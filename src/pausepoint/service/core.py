@@ -49,8 +49,6 @@ def iso_or_none(at: float | None) -> str | None:
 
 
 SECRETS_CACHE_SECONDS = 2.0
-# A control call waiting for its command checks the store at most this far apart.
-WAIT_POLL_CEILING = 1.0
 EXECUTION_FLOW_CACHE = 20_000
 SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
@@ -184,7 +182,7 @@ class EngineCore:
 
     def runs_here(self, execution_id: str) -> bool:
         """Whether ``execution_id`` runs in this process now (its events are then live here)."""
-        return self.runtime.owns(execution_id)
+        return self.runtime.runs_here(execution_id)
 
     async def ready(self) -> None:
         """Return once the store answers a cheap query; raise whatever stops it."""

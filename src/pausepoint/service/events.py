@@ -121,9 +121,3 @@ class EventsLayer(ExecutionsLayer):
                         await asyncio.wait_for(news.wait(), self.settings.poll_interval)
         finally:
             self.feed.unsubscribe(execution_id, sink)
-
-    async def adopt(self, execution_id: str) -> bool:
-        """Continue ``execution_id`` in this process if no live process runs it."""
-        await self._record(execution_id)
-        self.runtime.watch(execution_id)
-        return await self.runtime.adopt(execution_id)

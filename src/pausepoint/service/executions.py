@@ -23,7 +23,6 @@ from pausepoint.service.core import EXECUTION_FLOW_CACHE, FlowKey, iso_or_none, 
 from pausepoint.service.flows import FlowsLayer
 from pausepoint.service.views import first_failure, masker_for, shown_run, task_run_view
 from pausepoint.store.records import (
-    Checkpoint,
     ExecutionRecord,
 )
 
@@ -68,20 +67,14 @@ class ExecutionsLayer(FlowsLayer):
             started_at=None,
             ended_at=None,
             event_seq=0,
-            lease_owner=self.runtime.owner if self.runtime.run_executions else None,
-            lease_expires_at=now + self.settings.lease_ttl if self.runtime.run_executions else None,
+            lease_owner=None,  # the runtime's to take
+            lease_expires_at=None,
             commands_version=0,
         )
-        created = await self.store.create_execution(
-            execution,
-            Checkpoint(execution_id, "", "QUEUED", {}, None, None, now),
-        )
-        if not created:
-            return await self.execution(execution_id)
-        self.runtime.watch(execution_id)
-        self._remember_flow(execution_id, (self.org_id, namespace, flow_id, revision))
         env = EngineEnv(index, await self._secrets_for(self.org_id))
-        await self.runtime.submit(execution_id, NewExecution(execution, state, env))
+        if not await self.runtime.submit(NewExecution(execution, state, env)):
+            return await self.execution(execution_id)
+        self._remember_flow(execution_id, (self.org_id, namespace, flow_id, revision))
         return self._view(execution, [], env)
 
     async def _record(self, execution_id: str) -> ExecutionRecord:

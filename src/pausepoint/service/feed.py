@@ -51,7 +51,6 @@ class EventFeed:
     org_of: Callable[[str], Awaitable[str]]
     sinks: dict[str, set[Sink]] = field(default_factory=dict)
     orgs: dict[str, set[OrgSubscription]] = field(default_factory=dict)
-    waiters: dict[str, asyncio.Future[CommandResult]] = field(default_factory=dict)
     _org_cache: OrderedDict[str, str] = field(default_factory=OrderedDict)
     _backlog: deque[tuple[str, list[EventRecord]]] = field(default_factory=deque)
     _resolving: asyncio.Task[None] | None = None
@@ -74,10 +73,6 @@ class EventFeed:
         if sinks:
             for sink in list(sinks):
                 sink(events)
-        for result in results:
-            waiter = self.waiters.pop(result.command_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(result)
         if self.orgs and events:
             self._to_organization(execution_id, events)
 
@@ -96,17 +91,6 @@ class EventFeed:
             sinks.discard(sink)
             if not sinks:
                 del self.sinks[execution_id]
-
-    def command_outcome(self, command_id: str) -> asyncio.Future[CommandResult]:
-        """Resolved when this process applies (or refuses) the command; maybe never."""
-        future = self.waiters.get(command_id)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self.waiters[command_id] = future
-        return future
-
-    def forget_command(self, command_id: str) -> None:
-        self.waiters.pop(command_id, None)
 
     # -- every execution of an organization ---------------------------------------------
 

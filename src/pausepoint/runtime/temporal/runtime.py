@@ -31,9 +31,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from pausepoint.config import Settings
 from pausepoint.engine.host import rebuild_state, take_step
 from pausepoint.engine.interpreter import EngineEnv
+from pausepoint.engine.model import CommandResult
 from pausepoint.errors import PausepointError
 from pausepoint.runtime.actor import command_event
-from pausepoint.runtime.base import NewExecution, RuntimeListener, checkpoint_of
+from pausepoint.runtime.base import NewExecution, RuntimeListener, checkpoint_of, settle
 from pausepoint.runtime.temporal.activities import LEASE_SECONDS, command_message
 from pausepoint.runtime.temporal.messages import (
     COMMAND_SIGNAL,
@@ -59,11 +60,6 @@ class TemporalUnavailable(PausepointError):
 
 class TemporalRuntime:
     """Runs executions on Temporal; this process records and forwards."""
-
-    # Executions are created without a lease: the workflow takes it when it first runs,
-    # and until then the sweep sees the execution and can start its workflow.
-    run_executions = False
-    owner = TEMPORAL_OWNER
 
     def __init__(
         self,
@@ -130,22 +126,35 @@ class TemporalRuntime:
 
     # -- the Runtime seam ---------------------------------------------------------
 
-    async def submit(self, execution_id: str, created: NewExecution | None = None) -> None:
-        self.relay.follow(execution_id, after=0)
-        await self._send(execution_id)
+    async def submit(self, new: NewExecution) -> bool:
+        # Stored without a lease: the workflow takes it when it first runs, and until
+        # then the sweep sees the execution and can start its workflow.
+        record = new.record
+        if not await self.store.create_execution(record, new.queued(record)):
+            return False
+        self.relay.follow(record.id, after=0)
+        await self._send(record.id)
+        return True
 
-    async def deliver(self, command: CommandRecord, commands_version: int | None = None) -> None:
+    async def deliver(
+        self, command: CommandRecord, commands_version: int, *, wait: float
+    ) -> CommandRecord:
         self.relay.follow(command.execution_id)
         await self._send(command.execution_id, command)
+        if wait <= 0:
+            return command
+        return await settle(
+            self.store,
+            command,
+            wait,
+            clock=self.clock,
+            interval=self.settings.poll_interval,
+            outcome_within=_applied_elsewhere,
+        )
 
-    async def adopt(self, execution_id: str) -> bool:
+    def runs_here(self, execution_id: str) -> bool:
+        """Workers run executions: never this process."""
         return False
-
-    def owns(self, execution_id: str) -> bool:
-        return False
-
-    def watch(self, execution_id: str) -> None:
-        """Workers bring executions back when their timers fall due: nothing to do here."""
 
     # -- sending --------------------------------------------------------------------
 
@@ -255,3 +264,9 @@ class TemporalRuntime:
 
 def _ignore(_execution_id: str) -> None:
     """Work notifications are for embedded runtimes; Temporal hands out the work here."""
+
+
+async def _applied_elsewhere(seconds: float) -> CommandResult | None:
+    """Workers apply commands and record their results: the caller reads the store."""
+    await asyncio.sleep(seconds)
+    return None
