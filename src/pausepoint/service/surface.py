@@ -1,0 +1,440 @@
+"""What ``Engine`` adds to be a :class:`~pausepoint.surface.ControlSurface`, and its caller view.
+
+``SurfaceMixin`` is built only on the engine's public methods: it names the
+operations the way the HTTP client does and answers with the client's public
+models, so that code written against the protocol runs unchanged in-process.
+``ActingEngine`` is the engine acting for one named caller (the CLI records
+its commands as ``cli``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pausepoint.errors import FieldError, InvalidInput, NotFound
+from pausepoint.models import (
+    CommandView,
+    ControlResult,
+    EventView,
+    ExecutionView,
+    StateView,
+)
+
+if TYPE_CHECKING:
+    from pausepoint.api.schemas import (
+        ExecutionPage,
+        ExecutionSummary,
+        FlowRecordView,
+        FlowSummary,
+    )
+    from pausepoint.config import Settings
+    from pausepoint.runtime.base import Runtime
+    from pausepoint.service.auth import Authenticator
+    from pausepoint.store.access import ApiKeyRecord
+    from pausepoint.store.records import EventRecord, ExecutionRecord, FlowRecord
+
+
+class _KeyStore(Protocol):
+    async def list_api_keys(self, org_id: str | None = ...) -> list[ApiKeyRecord]: ...
+    async def revoke_api_key(self, key_id: str, now: float, org_id: str | None = ...) -> bool: ...
+
+
+class _EngineCore(Protocol):
+    """The part of ``Engine`` the mixin builds on."""
+
+    settings: Settings
+    runtime: Runtime
+    clock: Callable[[], float]
+
+    @property
+    def store(self) -> _KeyStore: ...
+    @property
+    def authenticator(self) -> Authenticator: ...
+
+    async def put_flow(self, source: str, *, source_name: str = ...) -> FlowRecord: ...
+    async def put_flow_file(self, path: str | Path) -> FlowRecord: ...
+    async def list_flows(self) -> list[FlowRecord]: ...
+    async def list_executions(
+        self,
+        *,
+        states: Sequence[str] = ...,
+        namespace: str | None = ...,
+        flow_id: str | None = ...,
+        labels: dict[str, str] | None = ...,
+        limit: int = ...,
+        before: tuple[float, str] | None = ...,
+    ) -> list[ExecutionRecord]: ...
+    async def commands(self, execution_id: str) -> list[CommandView]: ...
+    async def execution(self, execution_id: str) -> ExecutionView: ...
+    async def events(self, execution_id: str, *, after: int = ...) -> list[EventView]: ...
+    def follow(self, execution_id: str, *, after: int = ...) -> AsyncIterator[EventView]: ...
+
+
+class SurfaceMixin:
+    """The :class:`~pausepoint.surface.ControlSurface` methods ``Engine`` does not define."""
+
+    async def apply_flow(self: _EngineCore, source: str | os.PathLike[str]) -> FlowRecordView:
+        """Create or update a flow from YAML text, or from the YAML file at a path."""
+        if isinstance(source, str):
+            record = await self.put_flow(source)
+        else:
+            record = await self.put_flow_file(Path(source))
+        return flow_record_view(record)
+
+    async def flows(self: _EngineCore) -> list[FlowSummary]:
+        """The latest revision of every flow of this organization."""
+        from pausepoint.api.schemas import FlowSummary
+        from pausepoint.engine.state import iso
+
+        return [
+            FlowSummary(
+                namespace=r.namespace,
+                id=r.flow_id,
+                revision=r.revision,
+                created_at=iso(r.created_at),
+            )
+            for r in await self.list_flows()
+        ]
+
+    async def execution_page(
+        self: _EngineCore,
+        *,
+        states: Sequence[str] = (),
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: dict[str, str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ExecutionPage:
+        """One page of executions, newest first, as the HTTP API pages them."""
+        from pausepoint.api.schemas import ExecutionPage
+
+        records = await self.list_executions(
+            states=states,
+            namespace=namespace,
+            flow_id=flow_id,
+            labels=labels,
+            limit=limit + 1,  # one more tells whether there is a next page
+            before=decode_cursor(cursor) if cursor else None,
+        )
+        page = records[:limit]
+        next_cursor = encode_cursor(page[-1]) if len(records) > limit else None
+        return ExecutionPage(items=[execution_summary(r) for r in page], next_cursor=next_cursor)
+
+    async def audit(self: _EngineCore, execution_id: str) -> list[CommandView]:
+        """Every control command accepted for the execution, oldest first."""
+        return await self.commands(execution_id)
+
+    # -- operating the database (the CLI's `keys`: every organization at once) ---------
+
+    async def api_keys_of(self: _EngineCore, org_id: str | None = None) -> list[ApiKeyRecord]:
+        """The API keys of ``org_id``, or of every organization (never the keys themselves)."""
+        return await self.store.list_api_keys(org_id)
+
+    async def revoke_key_of_any_org(self: _EngineCore, key_id: str) -> None:
+        """Revoke an API key whichever organization owns it; ``NotFound`` if none is active."""
+        if not await self.store.revoke_api_key(key_id, self.clock()):
+            raise NotFound(f"API key {key_id} not found (or already revoked)")
+        self.authenticator.forget_verified()
+
+    # -- this process's part -------------------------------------------------------
+    # (lead: these three reach into the runtime until the service owns them)
+
+    async def drain(self: _EngineCore, grace: float) -> None:
+        """Start nothing new; give in-flight tasks ``grace`` seconds to reach a checkpoint."""
+        await self.runtime.drain(grace)
+
+    def runs_here(self: _EngineCore, execution_id: str) -> bool:
+        """Whether this process runs the execution (so following it here shows progress)."""
+        return self.runtime.owns(execution_id)
+
+    def live_events(self: _EngineCore, execution_id: str) -> LiveEvents:
+        """The events published in this process from now on, live-only ones included.
+
+        Use as a context manager; the stored events are read with ``follow``.
+        """
+        return LiveEvents(self.runtime, execution_id)
+
+    def acting_as(self, actor: str) -> ActingEngine:
+        """This engine recording every command it accepts as made by ``actor``."""
+        return ActingEngine(self, actor)  # type: ignore[arg-type]  # self is an Engine
+
+
+class LiveEvents:
+    """Events published in this process for one execution, as a queue of ``EventView``."""
+
+    def __init__(self, runtime: Runtime, execution_id: str) -> None:
+        self._runtime = runtime
+        self._execution_id = execution_id
+        self.queue: asyncio.Queue[EventView] = asyncio.Queue()
+
+    def _published(self, events: list[EventRecord]) -> None:
+        from pausepoint.engine.state import iso
+
+        for event in events:
+            self.queue.put_nowait(
+                EventView(
+                    execution_id=event.execution_id,
+                    seq=event.seq,
+                    type=event.type,
+                    at=iso(event.at),
+                    data=event.data,
+                )
+            )
+
+    def __enter__(self) -> LiveEvents:
+        self._runtime.add_sink(self._execution_id, self._published)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._runtime.remove_sink(self._execution_id, self._published)
+
+
+class _Controls(Protocol):
+    """Engine's own control-plane methods, which take the caller as ``actor``."""
+
+    async def start_execution(
+        self,
+        namespace: str,
+        flow_id: str,
+        *,
+        inputs: dict[str, Any] | None = ...,
+        labels: dict[str, str] | None = ...,
+        revision: int | None = ...,
+        idempotency_key: str | None = ...,
+    ) -> ExecutionView: ...
+    async def execution(self, execution_id: str) -> ExecutionView: ...
+    async def state(self, execution_id: str) -> StateView: ...
+    async def pause(
+        self, execution_id: str, *, reason: str | None, actor: str, idempotency_key: str | None
+    ) -> ControlResult: ...
+    async def resume(
+        self,
+        execution_id: str,
+        *,
+        inputs: dict[str, Any] | None,
+        pause_id: str | None,
+        actor: str,
+        idempotency_key: str | None,
+    ) -> ControlResult: ...
+    async def cancel(
+        self, execution_id: str, *, reason: str | None, actor: str, idempotency_key: str | None
+    ) -> ControlResult: ...
+    async def terminate(
+        self, execution_id: str, *, reason: str, actor: str, idempotency_key: str | None
+    ) -> ControlResult: ...
+    async def inject(
+        self,
+        execution_id: str,
+        message: str,
+        *,
+        role: str,
+        actor: str,
+        idempotency_key: str | None,
+    ) -> ControlResult: ...
+    async def events(self, execution_id: str, *, after: int = ...) -> list[EventView]: ...
+    def follow(self, execution_id: str, *, after: int = ...) -> AsyncIterator[EventView]: ...
+    async def wait(
+        self,
+        execution_id: str,
+        *,
+        until: Callable[[ExecutionView], bool] | None = ...,
+        timeout: float | None = ...,
+    ) -> ExecutionView: ...
+    async def apply_flow(self, source: str | os.PathLike[str]) -> FlowRecordView: ...
+    async def flows(self) -> list[FlowSummary]: ...
+    async def execution_page(
+        self,
+        *,
+        states: Sequence[str] = ...,
+        namespace: str | None = ...,
+        flow_id: str | None = ...,
+        labels: dict[str, str] | None = ...,
+        limit: int = ...,
+        cursor: str | None = ...,
+    ) -> ExecutionPage: ...
+    async def audit(self, execution_id: str) -> list[CommandView]: ...
+
+
+class ActingEngine:
+    """An engine acting for one caller: a ``ControlSurface`` whose commands name ``actor``."""
+
+    def __init__(self, engine: _Controls, actor: str) -> None:
+        self.engine = engine
+        self.actor = actor
+
+    async def apply_flow(self, source: str | os.PathLike[str]) -> FlowRecordView:
+        return await self.engine.apply_flow(source)
+
+    async def flows(self) -> list[FlowSummary]:
+        return await self.engine.flows()
+
+    async def start_execution(
+        self,
+        namespace: str,
+        flow_id: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        labels: dict[str, str] | None = None,
+        revision: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> ExecutionView:
+        return await self.engine.start_execution(
+            namespace,
+            flow_id,
+            inputs=inputs,
+            labels=labels,
+            revision=revision,
+            idempotency_key=idempotency_key,
+        )
+
+    async def execution_page(
+        self,
+        *,
+        states: Sequence[str] = (),
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: dict[str, str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ExecutionPage:
+        return await self.engine.execution_page(
+            states=states,
+            namespace=namespace,
+            flow_id=flow_id,
+            labels=labels,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    async def execution(self, execution_id: str) -> ExecutionView:
+        return await self.engine.execution(execution_id)
+
+    async def state(self, execution_id: str) -> StateView:
+        return await self.engine.state(execution_id)
+
+    async def audit(self, execution_id: str) -> list[CommandView]:
+        return await self.engine.audit(execution_id)
+
+    async def pause(
+        self, execution_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> ControlResult:
+        return await self.engine.pause(
+            execution_id, reason=reason, actor=self.actor, idempotency_key=idempotency_key
+        )
+
+    async def resume(
+        self,
+        execution_id: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        pause_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        return await self.engine.resume(
+            execution_id,
+            inputs=inputs,
+            pause_id=pause_id,
+            actor=self.actor,
+            idempotency_key=idempotency_key,
+        )
+
+    async def cancel(
+        self, execution_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> ControlResult:
+        return await self.engine.cancel(
+            execution_id, reason=reason, actor=self.actor, idempotency_key=idempotency_key
+        )
+
+    async def terminate(
+        self, execution_id: str, *, reason: str, idempotency_key: str | None = None
+    ) -> ControlResult:
+        return await self.engine.terminate(
+            execution_id, reason=reason, actor=self.actor, idempotency_key=idempotency_key
+        )
+
+    async def inject(
+        self,
+        execution_id: str,
+        message: str,
+        *,
+        role: Literal["user", "system"] = "user",
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        return await self.engine.inject(
+            execution_id, message, role=role, actor=self.actor, idempotency_key=idempotency_key
+        )
+
+    async def events(self, execution_id: str, *, after: int = 0) -> list[EventView]:
+        return await self.engine.events(execution_id, after=after)
+
+    def follow(self, execution_id: str, *, after: int = 0) -> AsyncIterator[EventView]:
+        return self.engine.follow(execution_id, after=after)
+
+    async def wait(
+        self,
+        execution_id: str,
+        *,
+        until: Callable[[ExecutionView], bool] | None = None,
+        timeout: float | None = None,
+    ) -> ExecutionView:
+        return await self.engine.wait(execution_id, until=until, timeout=timeout)
+
+
+# -- the HTTP API's shapes of stored records -----------------------------------------
+# (lead: api/routes/flows.py and executions.py hold the same conversions; one copy
+# belongs next to the wire schemas once they live in a leaf module)
+
+
+def flow_record_view(record: FlowRecord) -> FlowRecordView:
+    from pausepoint.api.schemas import FlowRecordView
+    from pausepoint.engine.state import iso
+
+    return FlowRecordView(
+        namespace=record.namespace,
+        id=record.flow_id,
+        revision=record.revision,
+        source=record.source,
+        created_at=iso(record.created_at),
+    )
+
+
+def execution_summary(record: ExecutionRecord) -> ExecutionSummary:
+    from pausepoint.api.schemas import ExecutionSummary
+    from pausepoint.engine.state import iso
+
+    duration = None
+    if record.started_at is not None:
+        end = record.ended_at if record.ended_at is not None else record.updated_at
+        duration = int((end - record.started_at) * 1000)
+    return ExecutionSummary(
+        id=record.id,
+        namespace=record.namespace,
+        flow_id=record.flow_id,
+        flow_revision=record.flow_revision,
+        state=record.status,
+        labels=record.labels,
+        created_at=iso(record.created_at),
+        started_at=iso(record.started_at) if record.started_at is not None else None,
+        ended_at=iso(record.ended_at) if record.ended_at is not None else None,
+        duration_ms=duration,
+    )
+
+
+def encode_cursor(record: ExecutionRecord) -> str:
+    return base64.urlsafe_b64encode(f"{record.created_at!r}|{record.id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created, _, execution_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return float(created), execution_id
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(
+            "invalid cursor", [FieldError(("query", "cursor"), "not a cursor from a previous page")]
+        ) from None
