@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pausepoint.cli.live import follow_live
 from pausepoint.cli.options import flow_ref, parse_pairs
 from pausepoint.cli.render import (
     console,
@@ -29,6 +28,8 @@ from pausepoint.cli.target import Target
 
 async def cmd_run(target: Target, args: argparse.Namespace) -> int:
     """Store the flow file, start it, and follow it here until it ends or is left paused."""
+    from pausepoint.cli.live import follow_live
+
     assert target.engine is not None  # `run` always runs in this process
     plane = target.plane
     record = await plane.apply_flow(args.flow)
@@ -104,7 +105,9 @@ async def cmd_resume(target: Target, args: argparse.Namespace) -> int:
     )
     code = report(result)
     if args.no_follow or target.engine is None or not target.runs_here(args.id):
-        return code if target.engine is None else 0
+        return code
+    from pausepoint.cli.live import follow_live
+
     view = await follow_live(target.plane, target.engine, args.id, interactive=sys.stdin.isatty())
     print_end(view)
     return 0 if view.state in ("COMPLETED", "PAUSED") else 1
