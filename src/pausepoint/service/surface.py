@@ -14,7 +14,7 @@ import base64
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from pausepoint.errors import FieldError, InvalidInput, NotFound
 from pausepoint.models import (
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pausepoint.config import Settings
     from pausepoint.runtime.base import Runtime
     from pausepoint.service.auth import Authenticator
+    from pausepoint.service.engine import Engine
     from pausepoint.store.access import ApiKeyRecord
     from pausepoint.store.records import EventRecord, ExecutionRecord, FlowRecord
 
@@ -162,7 +163,7 @@ class SurfaceMixin:
 
     def acting_as(self, actor: str) -> ActingEngine:
         """This engine recording every command it accepts as made by ``actor``."""
-        return ActingEngine(self, actor)  # type: ignore[arg-type]  # self is an Engine
+        return ActingEngine(cast("Engine", self), actor)  # only Engine has this mixin
 
 
 class LiveEvents:
@@ -195,76 +196,10 @@ class LiveEvents:
         self._runtime.remove_sink(self._execution_id, self._published)
 
 
-class _Controls(Protocol):
-    """Engine's own control-plane methods, which take the caller as ``actor``."""
-
-    async def start_execution(
-        self,
-        namespace: str,
-        flow_id: str,
-        *,
-        inputs: dict[str, Any] | None = ...,
-        labels: dict[str, str] | None = ...,
-        revision: int | None = ...,
-        idempotency_key: str | None = ...,
-    ) -> ExecutionView: ...
-    async def execution(self, execution_id: str) -> ExecutionView: ...
-    async def state(self, execution_id: str) -> StateView: ...
-    async def pause(
-        self, execution_id: str, *, reason: str | None, actor: str, idempotency_key: str | None
-    ) -> ControlResult: ...
-    async def resume(
-        self,
-        execution_id: str,
-        *,
-        inputs: dict[str, Any] | None,
-        pause_id: str | None,
-        actor: str,
-        idempotency_key: str | None,
-    ) -> ControlResult: ...
-    async def cancel(
-        self, execution_id: str, *, reason: str | None, actor: str, idempotency_key: str | None
-    ) -> ControlResult: ...
-    async def terminate(
-        self, execution_id: str, *, reason: str, actor: str, idempotency_key: str | None
-    ) -> ControlResult: ...
-    async def inject(
-        self,
-        execution_id: str,
-        message: str,
-        *,
-        role: str,
-        actor: str,
-        idempotency_key: str | None,
-    ) -> ControlResult: ...
-    async def events(self, execution_id: str, *, after: int = ...) -> list[EventView]: ...
-    def follow(self, execution_id: str, *, after: int = ...) -> AsyncIterator[EventView]: ...
-    async def wait(
-        self,
-        execution_id: str,
-        *,
-        until: Callable[[ExecutionView], bool] | None = ...,
-        timeout: float | None = ...,
-    ) -> ExecutionView: ...
-    async def apply_flow(self, source: str | os.PathLike[str]) -> FlowRecordView: ...
-    async def flows(self) -> list[FlowSummary]: ...
-    async def execution_page(
-        self,
-        *,
-        states: Sequence[str] = ...,
-        namespace: str | None = ...,
-        flow_id: str | None = ...,
-        labels: dict[str, str] | None = ...,
-        limit: int = ...,
-        cursor: str | None = ...,
-    ) -> ExecutionPage: ...
-    async def audit(self, execution_id: str) -> list[CommandView]: ...
-
-
 class ActingEngine:
     """An engine acting for one caller: a ``ControlSurface`` whose commands name ``actor``."""
 
-    def __init__(self, engine: _Controls, actor: str) -> None:
+    def __init__(self, engine: Engine, actor: str) -> None:
         self.engine = engine
         self.actor = actor
 
