@@ -57,6 +57,7 @@ from pausepoint.service.requests import (
     TerminateRequest,
 )
 from pausepoint.service.secretbox import SecretBox
+from pausepoint.service.surface import SurfaceMixin
 from pausepoint.store.access import ApiKeyRecord
 from pausepoint.store.records import (
     Checkpoint,
@@ -110,7 +111,7 @@ class _Caches:
     authenticator: Authenticator | None = None
 
 
-class Engine:
+class Engine(SurfaceMixin):
     """pausepoint in one process: store, control plane and embedded runtime.
 
     Use as ``async with Engine(Settings(db="sqlite:///runs.db")) as engine: …``.
