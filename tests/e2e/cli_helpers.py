@@ -31,6 +31,40 @@ ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-
 T = TypeVar("T")
 
 
+# What a command that needs neither the database nor a runtime must not import.
+HEAVY_MODULES = (
+    "fastapi",
+    "sqlalchemy",
+    "pausepoint.service",
+    "pausepoint.store",
+    "pausepoint.runtime",
+)
+_PROBE = """\
+import json, sys
+from pausepoint.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+heavy = json.loads(%r)
+print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def heavy_modules_probe(*args: str) -> list[str]:
+    """A command line running ``pausepoint ARGS`` in a fresh interpreter, then printing
+    (as the last line of stderr) which of ``HEAVY_MODULES`` it imported."""
+    return [sys.executable, "-c", _PROBE % json.dumps(HEAVY_MODULES), *args]
+
+
+def heavy_modules_in(stderr: str) -> list[str]:
+    """The modules a :func:`heavy_modules_probe` reported."""
+    lines = stderr.strip().splitlines()
+    assert lines, "the probe printed nothing"
+    loaded: list[str] = json.loads(lines[-1])
+    return loaded
+
+
 def strip_ansi(text: str) -> str:
     return ANSI.sub("", text).replace("\r", "")
 

@@ -18,7 +18,13 @@ import pytest
 
 from pausepoint import AsyncClient
 from tests.api.conftest import RunningServer, free_port, running_server
-from tests.e2e.cli_helpers import COMMAND, EXECUTION_ID, base_env
+from tests.e2e.cli_helpers import (
+    COMMAND,
+    EXECUTION_ID,
+    base_env,
+    heavy_modules_in,
+    heavy_modules_probe,
+)
 
 GREETING = """\
 id: greeting
@@ -273,3 +279,22 @@ async def test_the_url_can_come_from_the_environment(
     assert process.returncode == 0, err.decode()
     assert "api.tests.approval" in out.decode()
     assert list(elsewhere.iterdir()) == []  # no local database was opened
+
+
+async def test_a_remote_state_loads_neither_the_server_nor_the_database_layer(
+    cli: RemoteCli, client: AsyncClient
+) -> None:
+    await client.apply_flow(GATE)
+    started = await client.start("remote.e2e", "gate")
+    probe = await asyncio.create_subprocess_exec(
+        *heavy_modules_probe("--url", cli.url, "state", started.id),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cli.cwd,
+        env=cli.env,
+    )
+    out, err = await asyncio.wait_for(probe.communicate(), 30)
+
+    assert started.id in out.decode(), err.decode()
+    assert heavy_modules_in(err.decode()) == []

@@ -143,6 +143,26 @@ class AsyncClient:
             Calls.start(namespace, flow_id, inputs, labels, revision, idempotency_key)
         )
 
+    async def start_execution(
+        self,
+        namespace: str,
+        flow_id: str,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        labels: Mapping[str, str] | None = None,
+        revision: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> ExecutionView:
+        """:meth:`start` under ``Engine``'s name (a ``ControlSurface`` method)."""
+        return await self.start(
+            namespace,
+            flow_id,
+            inputs=inputs,
+            labels=labels,
+            revision=revision,
+            idempotency_key=idempotency_key,
+        )
+
     async def list_executions(
         self,
         *,
@@ -156,6 +176,26 @@ class AsyncClient:
         """One page of executions, newest first; pass ``next_cursor`` on for the next."""
         return await self._send(
             Calls.list_executions(state, namespace, flow_id, labels, limit, cursor)
+        )
+
+    async def execution_page(
+        self,
+        *,
+        states: Sequence[str] = (),
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ExecutionPage:
+        """:meth:`list_executions` with ``Engine``'s arguments (a ``ControlSurface`` method)."""
+        return await self.list_executions(
+            state=list(states) or None,
+            namespace=namespace,
+            flow_id=flow_id,
+            labels=labels,
+            limit=limit,
+            cursor=cursor,
         )
 
     async def iter_executions(

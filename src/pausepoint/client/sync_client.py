@@ -127,6 +127,26 @@ class Client:
             Calls.start(namespace, flow_id, inputs, labels, revision, idempotency_key)
         )
 
+    def start_execution(
+        self,
+        namespace: str,
+        flow_id: str,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        labels: Mapping[str, str] | None = None,
+        revision: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> ExecutionView:
+        """:meth:`start` under ``Engine``'s name, as on :class:`AsyncClient`."""
+        return self.start(
+            namespace,
+            flow_id,
+            inputs=inputs,
+            labels=labels,
+            revision=revision,
+            idempotency_key=idempotency_key,
+        )
+
     def list_executions(
         self,
         *,
@@ -138,6 +158,26 @@ class Client:
         cursor: str | None = None,
     ) -> ExecutionPage:
         return self._send(Calls.list_executions(state, namespace, flow_id, labels, limit, cursor))
+
+    def execution_page(
+        self,
+        *,
+        states: Sequence[str] = (),
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ExecutionPage:
+        """:meth:`list_executions` with ``Engine``'s arguments, as on :class:`AsyncClient`."""
+        return self.list_executions(
+            state=list(states) or None,
+            namespace=namespace,
+            flow_id=flow_id,
+            labels=labels,
+            limit=limit,
+            cursor=cursor,
+        )
 
     def iter_executions(
         self,

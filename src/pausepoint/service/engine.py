@@ -30,6 +30,7 @@ from pausepoint.service.control import ControlLayer
 from pausepoint.service.core import DEFAULT_ORG, keyed_id, new_id
 from pausepoint.service.operations import Operation
 from pausepoint.service.plane import ControlPlane, Reply
+from pausepoint.service.surface import SurfaceMixin
 from pausepoint.service.views import event_view
 
 R = TypeVar("R")
@@ -37,7 +38,7 @@ R = TypeVar("R")
 __all__ = ["DEFAULT_ORG", "Engine", "event_view", "keyed_id", "new_id"]
 
 
-class Engine(ControlLayer):
+class Engine(SurfaceMixin, ControlLayer):
     """pausepoint in one process: store, control plane and runtime.
 
     Use as ``async with Engine(Settings(db="sqlite:///runs.db")) as engine: …``.

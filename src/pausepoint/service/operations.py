@@ -16,8 +16,8 @@ from pausepoint.errors import FieldError, InvalidInput
 from pausepoint.models import CommandView, EventView, ExecutionView, StateView
 from pausepoint.service.auth import Role
 from pausepoint.service.flows import StoredFlow
-from pausepoint.store.records import ExecutionRecord, FlowRecord
-from pausepoint.wire import BulkReply
+from pausepoint.store.records import FlowRecord
+from pausepoint.wire import BulkReply, ExecutionPage, FlowSummary
 
 if TYPE_CHECKING:
     from pausepoint.service.engine import Engine
@@ -83,22 +83,24 @@ class StartRequest(Operation[ExecutionView]):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ListExecutionsRequest(Operation[list[ExecutionRecord]]):
+class ListExecutionsRequest(Operation[ExecutionPage]):
+    """A page of executions, newest first; ``cursor`` comes from the previous page."""
+
     states: tuple[str, ...] = ()
     namespace: str | None = None
     flow_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     limit: int = 50
-    before: tuple[float, str] | None = None
+    cursor: str | None = None
 
-    async def run(self, engine: Engine) -> list[ExecutionRecord]:
-        return await engine.list_executions(
+    async def run(self, engine: Engine) -> ExecutionPage:
+        return await engine.execution_page(
             states=self.states,
             namespace=self.namespace,
             flow_id=self.flow_id,
             labels=self.labels,
             limit=self.limit,
-            before=self.before,
+            cursor=self.cursor,
         )
 
 
@@ -251,11 +253,11 @@ class GetFlowRequest(Operation[FlowRecord]):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ListFlowsRequest(Operation[list[FlowRecord]]):
+class ListFlowsRequest(Operation[list[FlowSummary]]):
     action = "reading flows"
 
-    async def run(self, engine: Engine) -> list[FlowRecord]:
-        return await engine.list_flows()
+    async def run(self, engine: Engine) -> list[FlowSummary]:
+        return await engine.flows()
 
 
 @dataclass(frozen=True, kw_only=True)

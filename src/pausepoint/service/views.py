@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from pausepoint.engine.interpreter import EngineEnv, iso
 from pausepoint.engine.state import Masker, masker, shown_pause_outputs
+from pausepoint.errors import FieldError, InvalidInput
 from pausepoint.models import (
     EventView,
     TaskRunView,
@@ -16,6 +18,7 @@ from pausepoint.store.records import (  # re-exported for the API
     ExecutionRecord,
     FlowRecord,
 )
+from pausepoint.wire import ExecutionSummary, FlowRecordView
 
 
 def masker_for(state: dict[str, Any], env: EngineEnv) -> Masker:
@@ -79,11 +82,60 @@ def event_view(event: EventRecord) -> EventView:
     )
 
 
+def flow_record_view(record: FlowRecord) -> FlowRecordView:
+
+    return FlowRecordView(
+        namespace=record.namespace,
+        id=record.flow_id,
+        revision=record.revision,
+        source=record.source,
+        created_at=iso(record.created_at),
+    )
+
+
+def execution_summary(record: ExecutionRecord) -> ExecutionSummary:
+
+    duration = None
+    if record.started_at is not None:
+        end = record.ended_at if record.ended_at is not None else record.updated_at
+        duration = int((end - record.started_at) * 1000)
+    return ExecutionSummary(
+        id=record.id,
+        namespace=record.namespace,
+        flow_id=record.flow_id,
+        flow_revision=record.flow_revision,
+        state=record.status,
+        labels=record.labels,
+        created_at=iso(record.created_at),
+        started_at=iso(record.started_at) if record.started_at is not None else None,
+        ended_at=iso(record.ended_at) if record.ended_at is not None else None,
+        duration_ms=duration,
+    )
+
+
+def encode_cursor(record: ExecutionRecord) -> str:
+    return base64.urlsafe_b64encode(f"{record.created_at!r}|{record.id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created, _, execution_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return float(created), execution_id
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(
+            "invalid cursor", [FieldError(("query", "cursor"), "not a cursor from a previous page")]
+        ) from None
+
+
 __all__ = [
     "ExecutionRecord",
     "FlowRecord",
+    "decode_cursor",
+    "encode_cursor",
     "event_view",
+    "execution_summary",
     "first_failure",
+    "flow_record_view",
     "masker_for",
     "shown_run",
     "task_run_view",

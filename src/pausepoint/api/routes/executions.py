@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from pausepoint.api.deps import Caller, IdempotencyKey, call, call_replayed
-from pausepoint.api.schemas import ExecutionPage, ExecutionSummary, StartExecutionBody
-from pausepoint.engine.state import iso
+from pausepoint.api.schemas import ExecutionPage, StartExecutionBody
 from pausepoint.errors import FieldError, InvalidInput
 from pausepoint.models import CommandView, ExecutionView, StateView
 from pausepoint.service.operations import (
@@ -20,7 +18,6 @@ from pausepoint.service.operations import (
     ListExecutionsRequest,
     StartRequest,
 )
-from pausepoint.service.views import ExecutionRecord
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
@@ -42,39 +39,6 @@ async def start_execution(
     )
     view, headers = await call_replayed(request, caller, operation, idempotency_key)
     return JSONResponse(view.model_dump(mode="json"), status_code=201, headers=headers)
-
-
-def summary(record: ExecutionRecord) -> ExecutionSummary:
-    duration = None
-    if record.started_at is not None:
-        end = record.ended_at if record.ended_at is not None else record.updated_at
-        duration = int((end - record.started_at) * 1000)
-    return ExecutionSummary(
-        id=record.id,
-        namespace=record.namespace,
-        flow_id=record.flow_id,
-        flow_revision=record.flow_revision,
-        state=record.status,
-        labels=record.labels,
-        created_at=iso(record.created_at),
-        started_at=iso(record.started_at) if record.started_at is not None else None,
-        ended_at=iso(record.ended_at) if record.ended_at is not None else None,
-        duration_ms=duration,
-    )
-
-
-def encode_cursor(record: ExecutionRecord) -> str:
-    return base64.urlsafe_b64encode(f"{record.created_at!r}|{record.id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        created, _, execution_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return float(created), execution_id
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput(
-            "invalid cursor", [FieldError(("query", "cursor"), "not a cursor from a previous page")]
-        ) from None
 
 
 def parse_labels(labels: list[str]) -> dict[str, str]:
@@ -107,13 +71,10 @@ async def list_executions(
         namespace=namespace,
         flow_id=flow_id,
         labels=parse_labels(label),
-        limit=limit + 1,
-        before=decode_cursor(cursor) if cursor else None,
+        limit=limit,
+        cursor=cursor,
     )
-    records = await call(request, caller, operation)
-    page = records[:limit]
-    next_cursor = encode_cursor(page[-1]) if len(records) > limit else None
-    return ExecutionPage(items=[summary(r) for r in page], next_cursor=next_cursor)
+    return await call(request, caller, operation)
 
 
 @router.get("/{execution_id}", response_model=ExecutionView)

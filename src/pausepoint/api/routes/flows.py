@@ -22,7 +22,6 @@ from pausepoint.api.schemas import (
     FlowSummary,
     FlowValidation,
 )
-from pausepoint.engine.state import iso
 from pausepoint.errors import FieldError, FlowError, InvalidInput, PausepointError
 from pausepoint.flow import inputs_json_schema, iter_tasks, load_flow
 from pausepoint.flow.model import Flow
@@ -33,7 +32,7 @@ from pausepoint.service.operations import (
     ListFlowsRequest,
     PutFlowRequest,
 )
-from pausepoint.service.views import FlowRecord
+from pausepoint.service.views import flow_record_view
 
 router = APIRouter(prefix="/api/v1/flows", tags=["flows"])
 
@@ -146,28 +145,10 @@ def parse(source: str, name: str) -> Flow:
     return load_flow(source, source=name)
 
 
-def record_view(record: FlowRecord) -> FlowRecordView:
-    return FlowRecordView(
-        namespace=record.namespace,
-        id=record.flow_id,
-        revision=record.revision,
-        source=record.source,
-        created_at=iso(record.created_at),
-    )
-
-
 @router.get("", response_model=list[FlowSummary])
 async def list_flows(request: Request, caller: Caller) -> list[FlowSummary]:
     """The latest revision of every flow the caller's organization owns."""
-    return [
-        FlowSummary(
-            namespace=r.namespace,
-            id=r.flow_id,
-            revision=r.revision,
-            created_at=iso(r.created_at),
-        )
-        for r in await call(request, caller, ListFlowsRequest())
-    ]
+    return await call(request, caller, ListFlowsRequest())
 
 
 @router.post(
@@ -198,7 +179,7 @@ async def put_flow(request: Request, namespace: str, flow_id: str, caller: Calle
     except FlowError as error:
         return flow_error_response(error)
     return JSONResponse(
-        record_view(stored.record).model_dump(mode="json"),
+        flow_record_view(stored.record).model_dump(mode="json"),
         status_code=201 if stored.created else 200,
     )
 
@@ -222,7 +203,7 @@ async def get_flow(
     except PausepointError:
         # Stored revisions validated when written; a newer pausepoint may be stricter.
         flow = None
-    view = record_view(record)
+    view = flow_record_view(record)
     return FlowDetail(
         **view.model_dump(),
         description=flow.description if flow else None,

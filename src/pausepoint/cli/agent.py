@@ -16,53 +16,22 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from pausepoint.cli import _sigint, console, prompt_resume, styled
+from pausepoint.cli.live import prompt_resume, sigint
+from pausepoint.cli.render import console, styled
+from pausepoint.cli.target import Target
 from pausepoint.models import LIVE_ONLY_SEQ, EventView, ExecutionView
-from pausepoint.service.engine import Engine
-from pausepoint.store.records import EventRecord
+from pausepoint.surface import ControlSurface
+
+if TYPE_CHECKING:
+    from pausepoint.service.engine import Engine
+    from pausepoint.service.surface import LiveEvents
 
 NAMESPACE = "agents"
 FLOW_ID = "cli-agent"
-
-
-def add_parser(sub: Any) -> None:
-    agent = sub.add_parser(
-        "agent",
-        help="run an agent on a task and steer it live (type to inject, Ctrl-C to pause)",
-    )
-    agent.add_argument("task", help="what the agent should do")
-    agent.add_argument("--model", required=True, help="the model name the server knows")
-    agent.add_argument(
-        "--base-url",
-        default="http://localhost:11434/v1",
-        help="OpenAI-compatible API up to /v1 (default: a local Ollama)",
-    )
-    agent.add_argument(
-        "--api-key-secret",
-        metavar="NAME",
-        help="the secret holding the API key (a stored secret or SECRET_NAME in the environment)",
-    )
-    agent.add_argument("--system", help="the system prompt")
-    agent.add_argument(
-        "--tool",
-        action="append",
-        default=[],
-        metavar="MODULE:FUNCTION",
-        help="a Python function the model may call (repeatable)",
-    )
-    agent.add_argument(
-        "--approve",
-        action="append",
-        default=[],
-        metavar="TOOL",
-        help="a tool whose calls wait for your approval (repeatable; 'always' for all)",
-    )
-    agent.add_argument("--max-turns", type=int, default=10)
-    agent.add_argument("--no-input", action="store_true", help="never read the terminal")
 
 
 def agent_flow(args: argparse.Namespace) -> str:
@@ -100,16 +69,17 @@ def _tool_name(reference: str) -> str:
     return reference.rpartition(":")[2].replace(".", "_")[:64]
 
 
-async def cmd_agent(engine: Engine, args: argparse.Namespace) -> int:
-    record = await engine.put_flow(agent_flow(args))
-    execution = await engine.start_execution(
-        record.namespace, record.flow_id, inputs={"task": args.task}
+async def cmd_agent(target: Target, args: argparse.Namespace) -> int:
+    assert target.engine is not None  # the agent runs in this process
+    record = await target.plane.apply_flow(agent_flow(args))
+    execution = await target.plane.start_execution(
+        record.namespace, record.id, inputs={"task": args.task}
     )
     interactive = sys.stdin.isatty() and not args.no_input
     console.print(f"execution {execution.id}")
     if interactive:
         console.print("[dim]type a line to tell the agent something; Ctrl-C pauses[/]")
-    view = await Transcript(engine, execution.id, interactive).follow()
+    view = await Transcript(target.plane, target.engine, execution.id, interactive).follow()
     answer = (view.outputs or {}).get("answer")
     if view.state == "COMPLETED" and answer:
         console.print(f"\n[bold]answer:[/] {answer}", soft_wrap=True)
@@ -122,7 +92,10 @@ async def cmd_agent(engine: Engine, args: argparse.Namespace) -> int:
 class Transcript:
     """Prints an agent execution as a conversation while it runs, and steers it."""
 
-    def __init__(self, engine: Engine, execution_id: str, interactive: bool) -> None:
+    def __init__(
+        self, plane: ControlSurface, engine: Engine, execution_id: str, interactive: bool
+    ) -> None:
+        self.plane = plane
         self.engine = engine
         self.execution_id = execution_id
         self.interactive = interactive
@@ -134,39 +107,42 @@ class Transcript:
 
     async def follow(self) -> ExecutionView:
         loop = asyncio.get_running_loop()
-        self.engine.feed.subscribe(self.execution_id, self._published)
-        try:
-            with _sigint(loop, self._interrupted), self._typing(loop):
-                while True:
-                    view = await self._until_paused_or_done()
-                    if view.is_terminal or self.leave.is_set():
-                        return view
-                    if not self.interactive:
-                        console.print(
-                            f"paused: resume with `pausepoint resume {self.execution_id}`"
-                        )
-                        return view
-                    if not await self._resume(view):
-                        return view
-        finally:
-            self.engine.feed.unsubscribe(self.execution_id, self._published)
+        with self.engine.live_events(self.execution_id) as live:
+            relay = loop.create_task(self._relay(live))
+            try:
+                with sigint(loop, self._interrupted), self._typing(loop):
+                    while True:
+                        view = await self._until_paused_or_done()
+                        if view.is_terminal or self.leave.is_set():
+                            return view
+                        if not self.interactive:
+                            console.print(
+                                f"paused: resume with `pausepoint resume {self.execution_id}`"
+                            )
+                            return view
+                        if not await self._resume(view):
+                            return view
+            finally:
+                relay.cancel()
 
-    def _published(self, events: list[EventRecord]) -> None:
-        for event in events:
+    async def _relay(self, live: LiveEvents) -> None:
+        """Print streamed tokens as they come; wake the transcript for everything else."""
+        while True:
+            event = await live.queue.get()
             if event.seq == LIVE_ONLY_SEQ and event.type == "agent.delta":
                 self.streaming = True
                 console.print(str(event.data.get("content", "")), end="", markup=False)
-        self.news.set()
+            self.news.set()
 
     async def _until_paused_or_done(self) -> ExecutionView:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.news.wait(), 0.5)
             self.news.clear()
-            for event in await self.engine.events(self.execution_id, after=self.seen):
+            for event in await self.plane.events(self.execution_id, after=self.seen):
                 self.seen = event.seq
                 self._show(event)
-            view = await self.engine.execution(self.execution_id)
+            view = await self.plane.execution(self.execution_id)
             if view.is_terminal or view.state == "PAUSED" or self.leave.is_set():
                 return view
 
@@ -194,7 +170,7 @@ class Transcript:
         if self.interrupts == 1:
             console.print("\n[yellow]pausing at the next checkpoint (Ctrl-C again to leave)[/]")
             asyncio.get_running_loop().create_task(
-                self.engine.pause(self.execution_id, reason="Ctrl-C", actor="cli")
+                self.plane.pause(self.execution_id, reason="Ctrl-C")
             )
         else:
             self.leave.set()
@@ -215,7 +191,7 @@ class Transcript:
     def _line_typed(self, loop: asyncio.AbstractEventLoop) -> None:
         line = sys.stdin.readline().strip()
         if line:
-            loop.create_task(self.engine.inject(self.execution_id, line, actor="cli"))
+            loop.create_task(self.plane.inject(self.execution_id, line))
 
     async def _resume(self, view: ExecutionView) -> bool:
         """Answer what the execution waits for; False to leave it paused."""
@@ -231,12 +207,12 @@ class Transcript:
                 if answer.strip().lower() == "q":
                     return False
                 if answer.strip():
-                    await self.engine.inject(self.execution_id, answer.strip(), actor="cli")
-                await self.engine.resume(self.execution_id, pause_id=manual[0].id, actor="cli")
+                    await self.plane.inject(self.execution_id, answer.strip())
+                await self.plane.resume(self.execution_id, pause_id=manual[0].id)
                 self.interrupts = 0
             others = [p for p in view.pause_points if p.kind != "manual"]
             if others:
-                await prompt_resume(self.engine, view.model_copy(update={"pause_points": others}))
+                await prompt_resume(self.plane, view.model_copy(update={"pause_points": others}))
             return True
         finally:
             loop.add_reader(sys.stdin.fileno(), self._line_typed, loop)

@@ -1,0 +1,166 @@
+"""How every command prints: executions, states, events, flows and control replies.
+
+Shared by all commands, local or remote: each takes the public models that
+both :class:`~pausepoint.Engine` and :class:`~pausepoint.AsyncClient` return.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Column, Table
+
+from pausepoint.models import EventView, ExecutionView, StateView
+
+if TYPE_CHECKING:
+    from pausepoint.wire import ExecutionSummary, FlowSummary, TerminateReply
+    from pausepoint.models import ControlResult
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+STATE_STYLES = {
+    "QUEUED": "dim",
+    "RUNNING": "cyan",
+    "PAUSING": "yellow",
+    "PAUSED": "yellow",
+    "CANCELLING": "magenta",
+    "COMPLETED": "green",
+    "SUCCESS": "green",
+    "WARNING": "dark_orange",
+    "FAILED": "red",
+    "CANCELLED": "magenta",
+    "TERMINATED": "red",
+    "TIMED_OUT": "red",
+    "SKIPPED": "dim",
+    "RETRYING": "yellow",
+    "CREATED": "dim",
+}
+
+
+def styled(state: str) -> str:
+    return f"[{STATE_STYLES.get(state, 'white')}]{state}[/]"
+
+
+def print_error(error: BaseException) -> None:
+    errors.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
+
+
+def render_runs(view: ExecutionView) -> Table:
+    """The task runs of an execution as a table, children indented under their parent."""
+    table = Table(
+        title=f"{view.namespace}.{view.flow_id}  {view.id}  {styled(view.state)}",
+        title_justify="left",
+        expand=False,
+    )
+    table.add_column("task")
+    table.add_column("state")
+    table.add_column("attempt", justify="right")
+    table.add_column("detail", overflow="fold", max_width=60)
+    depth: dict[str, int] = {}
+    for run in view.task_runs:
+        level = depth[run.parent] + 1 if run.parent in depth else 0
+        depth[run.id] = level
+        name = "  " * level + run.task_id + (f" [{run.value}]" if run.value is not None else "")
+        detail = run.error or (json.dumps(run.outputs)[:200] if run.outputs else "")
+        table.add_row(name, styled(run.state), str(run.attempt), detail)
+    return table
+
+
+def print_executions(executions: Sequence[ExecutionSummary]) -> None:
+    table = Table("flow", "state", "created", "labels")
+    table.columns.insert(0, Column("id", no_wrap=True))
+    for execution in executions:
+        table.add_row(
+            execution.id,
+            f"{execution.namespace}.{execution.flow_id}",
+            styled(execution.state),
+            execution.created_at,
+            ", ".join(f"{k}={v}" for k, v in execution.labels.items()),
+        )
+    console.print(table)
+
+
+def print_view(view: ExecutionView, *, as_json: bool) -> None:
+    if as_json:
+        console.print_json(view.model_dump_json())
+        return
+    console.print(render_runs(view))
+    for point in view.pause_points:
+        console.print(
+            f"open pause point {point.id} ({point.kind}"
+            f"{', task ' + str(point.task_id) if point.task_id else ''})"
+        )
+    for message in view.context:
+        console.print(f"context #{message.seq} {message.role}: {message.message}", markup=False)
+    if view.error:
+        console.print(f"[red]{escape(view.error)}[/]")
+
+
+def print_state(state: StateView, *, as_json: bool) -> None:
+    if as_json:
+        console.print_json(state.model_dump_json())
+        return
+    line = f"{state.execution_id} {styled(state.state)}"
+    if state.checkpoint:
+        line += f" at {escape(state.checkpoint)}"
+    if state.pause_reason:
+        line += f" ({escape(state.pause_reason)})"
+    console.print(line)
+    for point in state.pause_points:
+        console.print(
+            f"  pause point {point.id}: {point.kind}"
+            + (f" task {point.task_id}" if point.task_id else "")
+            + (f", deadline {point.deadline}" if point.deadline else ""),
+            markup=False,
+        )
+
+
+def print_event(event: EventView, *, as_json: bool) -> None:
+    console.print(
+        event.model_dump_json() if as_json else event_line(event), markup=False, soft_wrap=True
+    )
+
+
+def event_line(event: EventView) -> str:
+    data = json.dumps(event.data, default=str)
+    return f"{event.seq:>5} {event.at} {event.type} {data}"
+
+
+def report(result: ControlResult | TerminateReply) -> int:
+    """Print a control reply; exit code 1 if the command was refused when applied."""
+    console.print(
+        f"{escape(result.message)}; execution {result.execution_id} is {styled(result.state)}",
+        soft_wrap=True,
+    )
+    return 0 if getattr(result, "applied", None) is not False else 1
+
+
+def settled(view: ExecutionView) -> bool:
+    return view.is_terminal or view.state == "PAUSED"
+
+
+def print_end(view: ExecutionView) -> None:
+    """The last line of a command that followed an execution."""
+    console.print(f"execution {view.id} {styled(view.state)}")
+
+
+def print_outcome(view: ExecutionView) -> int:
+    """The end of ``start --wait``: 0 if it completed (or waits for a human), else 1."""
+    print_end(view)
+    if view.error:
+        console.print(f"[red]{escape(view.error)}[/]")
+    if view.state == "PAUSED":
+        console.print(f"paused: resume with `pausepoint resume {view.id}`", markup=False)
+    return 0 if view.state in ("COMPLETED", "PAUSED") else 1
+
+
+def print_flows(flows: Sequence[FlowSummary]) -> None:
+    table = Table("flow", "revision", "created")
+    for flow in flows:
+        table.add_row(f"{flow.namespace}.{flow.id}", str(flow.revision), flow.created_at)
+    console.print(table)
