@@ -17,8 +17,8 @@ from rich.table import Column, Table
 from pausepoint.models import EventView, ExecutionView, StateView
 
 if TYPE_CHECKING:
-    from pausepoint.wire import ExecutionSummary, FlowSummary, TerminateReply
     from pausepoint.models import ControlResult
+    from pausepoint.wire import ExecutionSummary, FlowSummary, TerminateReply
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
