@@ -1,4 +1,4 @@
-# The single command surface: `make run`, `make test`, `make lint`, `make bench`.
+# The single command surface: `make run`, `make test`, `make test-quick`, `make lint`, `make bench`.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -22,6 +22,11 @@ run: setup
 # The whole test suite (CI runs exactly this).
 test: setup
 	$(BIN)/pytest
+
+# The inner loop: the unit and integration layers, without the Temporal dev server
+# (browser, e2e and chaos tests are left to `make test`). Layers: README, Tests.
+test-quick: setup
+	$(BIN)/pytest -m "(unit or integration) and not temporal"
 
 lint: setup
 	$(BIN)/ruff check src tests bench

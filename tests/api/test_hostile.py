@@ -54,8 +54,8 @@ from pausepoint.api.middleware import MAX_HEADER_BYTES
 from pausepoint.api.sse import StreamTiming
 from pausepoint.flow.inputs import INPUT_TYPES
 from pausepoint.service.engine import Engine
+from pausepoint.testing import assert_eventually, fast_settings
 from tests.api.conftest import RunningServer, running_server, serving
-from tests.conftest import eventually, fast_settings
 
 EXAMPLES = int(os.environ.get("PAUSEPOINT_HOSTILE_EXAMPLES", "60"))
 LIMIT = 64 * 1024
@@ -114,7 +114,7 @@ async def wait_state(http: httpx.AsyncClient, execution_id: str, *states: str) -
         seen.update(reply.json())
         return seen["state"] in states
 
-    await eventually(reached)
+    await assert_eventually(reached)
     return seen
 
 
@@ -1211,7 +1211,7 @@ async def followed_by_a_reader(running: SseServer, http: httpx.AsyncClient) -> f
         return received
 
     reader = asyncio.create_task(read_all())
-    await eventually(lambda: asyncio.sleep(0, followers(running, execution_id) == 1))
+    await assert_eventually(lambda: followers(running, execution_id) == 1)
     took = await resume_and_time(http, execution_id)
     assert await asyncio.wait_for(reader, 10) > ITERATIONS * BLOB
     return took
@@ -1235,7 +1235,7 @@ async def test_sse_clients_that_never_read_stay_within_the_window_and_are_droppe
         connections = len(running.server.server_state.connections)
         execution_id = await paused_chatty(http)
         with stuck_readers(running.base_url, running.key, stream_paths(execution_id, 8)):
-            await eventually(lambda: asyncio.sleep(0, followers(running, execution_id) == 8))
+            await assert_eventually(lambda: followers(running, execution_id) == 8)
             took = await resume_and_time(http, execution_id)
             # Loose: the engine is not held up (the tight bound is in the xfail test below).
             assert took < 4 * baseline + 2, f"{took:.2f}s; with one reader {baseline:.2f}s"
@@ -1258,10 +1258,8 @@ async def test_sse_clients_that_never_read_stay_within_the_window_and_are_droppe
             gone = execution_id not in sse._channels[running.engine.runtime]
             return gone and not hub.subscriptions.get("acme")
 
-        await eventually(dropped)
-        await eventually(
-            lambda: asyncio.sleep(0, len(running.server.server_state.connections) <= connections)
-        )
+        await assert_eventually(dropped)
+        await assert_eventually(lambda: len(running.server.server_state.connections) <= connections)
 
 
 STUCK_MANY = 20
@@ -1280,9 +1278,7 @@ async def test_many_readers_that_never_read_cost_the_engine_and_memory_no_more_t
         execution_id = await paused_chatty(http)
         paths = stream_paths(execution_id, STUCK_MANY)
         with stuck_readers(running.base_url, running.key, paths):
-            await eventually(
-                lambda: asyncio.sleep(0, followers(running, execution_id) == STUCK_MANY)
-            )
+            await assert_eventually(lambda: followers(running, execution_id) == STUCK_MANY)
             took = await resume_and_time(http, execution_id)
 
         # Memory: what stuck streams keep alive once the execution is done, traced exactly.
@@ -1292,9 +1288,7 @@ async def test_many_readers_that_never_read_cost_the_engine_and_memory_no_more_t
         tracemalloc.start()
         try:
             with stuck_readers(running.base_url, running.key, paths):
-                await eventually(
-                    lambda: asyncio.sleep(0, followers(running, execution_id) == STUCK_MANY)
-                )
+                await assert_eventually(lambda: followers(running, execution_id) == STUCK_MANY)
                 held_before, _ = tracemalloc.get_traced_memory()
                 await resume_and_time(http, execution_id)
                 await asyncio.sleep(0.5)  # let every stream get as far as it can

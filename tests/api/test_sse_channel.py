@@ -17,7 +17,7 @@ import pytest
 from pausepoint.api import sse
 from pausepoint.api.sse import StreamTiming
 from pausepoint.service.engine import Engine
-from tests.conftest import fast_settings
+from pausepoint.testing import fast_settings
 
 STEPS = 150
 CHATTY = f"""

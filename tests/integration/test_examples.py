@@ -12,7 +12,8 @@ import pytest
 from pausepoint.errors import InvalidInput
 from pausepoint.models import ExecutionView
 from pausepoint.service.engine import Engine
-from tests.conftest import EXAMPLES, fast_settings
+from pausepoint.testing import fast_settings
+from tests.conftest import EXAMPLES
 from tests.integration.flows_webhook import webhook_receiver
 
 NAMESPACE = "company.team"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pausepoint import Engine, Settings
-from tests.conftest import fast_settings
+from pausepoint.testing import fast_settings
 
 HERE = Path(__file__).parent
 # The module python tasks import (through Settings.python_paths), not a copy of it.

@@ -47,6 +47,7 @@ from pausepoint.models import EventView
 from pausepoint.service.engine import Engine
 from pausepoint.service.requests import InjectRequest, PauseRequest
 from pausepoint.store.access import ABANDONED_CLAIM_SECONDS
+from pausepoint.testing import assert_eventually
 from tests.agents.model_server import ModelServer, model_server
 from tests.api.conftest import free_port
 from tests.chaos.checks import (
@@ -59,7 +60,6 @@ from tests.chaos.checks import (
     read_run_log,
 )
 from tests.chaos.flows import NAMESPACE, FlowSpec, all_flows
-from tests.conftest import eventually
 from tests.temporal.chaos_support import (
     KEY,
     START_TIMEOUT,
@@ -82,6 +82,8 @@ from tests.temporal.chaos_support import (
     write_lost_step,
 )
 from tests.temporal.conftest import running_worker
+
+pytestmark = pytest.mark.chaos
 
 TERMINAL = {"COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT"}
 FULL = os.environ.get("PAUSEPOINT_CHAOS_FULL") == "1"
@@ -768,7 +770,7 @@ async def test_a_step_a_lost_workflow_task_checkpointed_wins_over_the_one_retrie
             commands = await control_plane.commands(execution.id)
             return all(c.status == "applied" for c in commands)
 
-        await eventually(both_applied, timeout=30)
+        await assert_eventually(both_applied, timeout=30)
         await control_plane.resume(execution.id, pause_id=pause.command_id)
         await control_plane.resume(execution.id, pause_id="p-t1", inputs={"approved": True})
         view = await control_plane.wait(execution.id, timeout=30)

@@ -18,7 +18,7 @@ from pausepoint.models import EventView
 from pausepoint.runtime.temporal import ExecutionWorker, TemporalRuntime, workflow_id
 from pausepoint.service.engine import Engine
 from pausepoint.store.records import CommandRecord
-from tests.conftest import eventually, fast_settings
+from pausepoint.testing import assert_eventually, fast_settings
 from tests.integration.flows_functions import gate, new_key
 from tests.integration.test_control import (
     TIMEOUT,
@@ -245,7 +245,7 @@ async def test_commands_apply_once_and_in_acceptance_order_however_they_arrive(
     runtime = temporal_runtime(engine)
     for command in [*reversed(commands), *commands]:  # late, out of order, then again
         await runtime.deliver(command)
-    await eventually(
+    await assert_eventually(
         lambda: _all_applied(engine, execution_id),
         timeout=TIMEOUT,
     )
@@ -349,7 +349,7 @@ async def test_events_written_by_workers_reach_followers_and_the_organization_fe
         async def fed() -> bool:
             return [r.seq for r in subscription.inbox.events] == stored and bool(followed)
 
-        await eventually(fed, timeout=TIMEOUT)
+        await assert_eventually(fed, timeout=TIMEOUT)
     finally:
         hub.unsubscribe(subscription)
     assert view.state == "COMPLETED"
