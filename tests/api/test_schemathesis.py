@@ -29,7 +29,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.api.test_server_crash import KEY, free_port, server_process, wait_healthy
+from tests.api.conftest import free_port
+from tests.api.test_server_crash import KEY, server_process, wait_healthy
 from tests.conftest import EXAMPLES
 
 # A fuzzer with a bounded quick mode (`make soak` runs it at full length).

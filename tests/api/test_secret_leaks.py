@@ -638,7 +638,7 @@ async def test_each_way_a_secret_could_escape_is_masked(db_path: Path, case: Cas
         for name, data in database_files(db_path).items():
             leaks += find_leaks(f"database file {name}", data, secret)
     else:
-        kept = set()
+        kept: set[str] = set()
         for place, text in database_rows(db_path):
             found = find_leaks(f"database row {place}", text, secret)
             if place in case.kept_in:

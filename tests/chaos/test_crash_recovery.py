@@ -29,7 +29,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -55,6 +55,7 @@ from tests.chaos.workers import WorkerProcess, start_worker
 
 TERMINAL = {"COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT"}
 FULL = os.environ.get("PAUSEPOINT_CHAOS_FULL") == "1"
+ROLES: tuple[Literal["user", "system"], ...] = ("user", "system")
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,7 @@ class Storm:
         elif operation == "pause":
             await self.send(PauseRequest(reason="chaos pause", **common))
         elif operation == "inject":
-            role = rng.choice(["user", "system"])
+            role = rng.choice(ROLES)
             message = f"chaos note {uuid.uuid4().hex}"
             await self.send(InjectRequest(message=message, role=role, **common))
         elif operation == "cancel":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pausepoint.models import TERMINAL_EVENT_TYPES
 from pausepoint.service.engine import Engine
+from tests.conftest import embedded_runtime
 
 STEPS = 200
 
@@ -20,7 +21,7 @@ async def test_a_chain_of_pure_tasks_commits_in_few_transactions_and_records_eve
     engine: Engine,
 ) -> None:
     transactions: list[float] = []
-    engine.runtime.committer.observe(transactions.append)
+    embedded_runtime(engine).committer.observe(transactions.append)
     await engine.put_flow(chain_flow())
     execution = await engine.start_execution("pure", "chain")
     view = await engine.wait(execution.id, until=lambda v: v.is_terminal, timeout=20)
