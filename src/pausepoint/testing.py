@@ -180,7 +180,7 @@ async def run_to_end(
 
 @overload
 async def assert_eventually(
-    check: Callable[[], Awaitable[T]],
+    check: Callable[[], Awaitable[T | None]],
     *,
     timeout: float = ...,
     interval: float = ...,
@@ -190,7 +190,7 @@ async def assert_eventually(
 
 @overload
 async def assert_eventually(
-    check: Callable[[], T],
+    check: Callable[[], T | None],
     *,
     timeout: float = ...,
     interval: float = ...,
@@ -205,7 +205,7 @@ async def assert_eventually(
     interval: float = 0.02,
     what: str = "condition",
 ) -> Any:
-    """Call ``check`` until it holds; returns the value it held with.
+    """Call ``check`` until it holds; returns the value it held with (never ``None``).
 
     ``check`` is a plain or an async function. It holds when it returns a true
     value; a false value, or an :class:`AssertionError` raised inside it, means

@@ -1292,7 +1292,9 @@ async def test_many_readers_that_never_read_cost_the_engine_and_memory_no_more_t
                 await assert_eventually(lambda: followers(running, execution_id) == STUCK_MANY)
                 held_before, _ = tracemalloc.get_traced_memory()
                 await resume_and_time(http, execution_id)
-                await asyncio.sleep(0.5)  # let every stream get as far as it can
+                # Nothing announces "every stuck stream has blocked on its window": give them
+                # time to push what they can, then measure (more time only makes it fairer).
+                await asyncio.sleep(0.5)
                 gc.collect()
                 held, _ = tracemalloc.get_traced_memory()
         finally:

@@ -311,6 +311,7 @@ class Storm:
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
         while (left := end - loop.time()) > 0:
+            # Random moments are the point: commands land anywhere relative to checkpoints.
             await asyncio.sleep(min(left, self.rng.uniform(0.005, 0.04)))
             await self.random_command()
 
@@ -372,6 +373,8 @@ class Storm:
                 return still_open
             for execution_id in still_open:
                 await self.resume_waiting(execution_id)
+            # Not assert_eventually: the end here is "no progress for `stall` seconds", and
+            # what is still open then is the finding that the caller reports.
             await asyncio.sleep(0.2)
 
     async def resume_waiting(self, execution_id: str) -> None:

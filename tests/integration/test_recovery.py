@@ -128,6 +128,8 @@ async def test_a_paused_execution_stays_paused_across_a_crash(db_path: Path) -> 
     await die(first)
 
     async with Engine(settings, serve=True) as taker:
+        # A negative check: past the dead owner's lease (and a few polls), a taker that
+        # wrongly adopted a paused execution would have done it by now.
         await asyncio.sleep(settings.lease_ttl + 3 * settings.poll_interval)
         state = await taker.state(execution.id)
         assert state.state == "PAUSED"

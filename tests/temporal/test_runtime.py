@@ -388,6 +388,7 @@ async def test_a_terminate_no_worker_applies_ends_the_workflow_through_temporal(
     description = await handle.describe()
     assert description.status == WorkflowExecutionStatus.TERMINATED
     async with running_worker(settings):  # a worker coming back changes nothing
+        # A negative check: no event can say "nothing happened", so give it the time to.
         await asyncio.sleep(0.5)
     assert await control_plane.events(execution_id) == events
 
