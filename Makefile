@@ -24,11 +24,12 @@ test: setup
 	$(BIN)/pytest
 
 # The inner loop: the unit and integration layers, without the Temporal dev server
-# (browser, e2e and chaos tests are left to `make test`). Layers: README, Tests.
+# (browser, e2e and chaos are left to `make test`); the layers are described in README.
 test-quick: setup
 	$(BIN)/pytest -m "(unit or integration) and not temporal"
 
-lint: setup
+# mypy checks bench/ against the peers it drives (dbos, langgraph, matplotlib): the bench extra.
+lint: bench-setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
