@@ -117,3 +117,14 @@ async def test_assert_eventually_retries_a_failing_assertion_and_reports_the_las
         await assert_eventually(never, timeout=0.05, what="the light")
     with pytest.raises(AssertionError, match=r"last value: \[\]"):
         await assert_eventually(list, timeout=0.05)
+
+
+def test_the_public_surface_is_pinned() -> None:
+    assert pausepoint.testing.__all__ == [
+        "TestEngine",
+        "assert_eventually",
+        "fast_settings",
+        "run_flow",
+        "run_to_end",
+        "wait_for_state",
+    ]
