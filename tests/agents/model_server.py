@@ -53,18 +53,17 @@ class ModelServer:
     script: Callable[[dict[str, Any]], Reply]
     requests: list[dict[str, Any]] = field(default_factory=list)
     disconnects: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Guards the counters; notified on every request, so a test blocks until one arrives.
+    lock: threading.Condition = field(default_factory=threading.Condition)
 
     def by_turn(self, replies: dict[int, Reply]) -> None:
         self.script = lambda request: replies[turn_of(request)]
 
     def wait_started(self, count: int, timeout: float = 10.0) -> None:
         """Block until ``count`` requests have arrived."""
-        deadline = time.monotonic() + timeout
-        while len(self.requests) < count:
-            if time.monotonic() > deadline:
+        with self.lock:
+            if not self.lock.wait_for(lambda: len(self.requests) >= count, timeout):
                 raise AssertionError(f"{count} model requests did not arrive within {timeout}s")
-            time.sleep(0.01)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -80,6 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
         body["_authorization"] = self.headers.get("Authorization")
         with model.lock:
             model.requests.append(body)
+            model.lock.notify_all()
         reply = model.script(body)
         if reply.delay and self._client_left_within(reply.delay):
             with model.lock:

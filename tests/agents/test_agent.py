@@ -17,8 +17,8 @@ import pytest
 
 from pausepoint.models import ExecutionView
 from pausepoint.service.engine import Engine
+from pausepoint.testing import assert_eventually, fast_settings, run_flow, wait_for_state
 from tests.agents.model_server import ModelServer, Reply, model_server, tool_call
-from tests.conftest import eventually, fast_settings
 from tests.integration.test_recovery import die
 
 NAMESPACE = "agents"
@@ -77,19 +77,18 @@ async def engine(db_path: Path) -> Any:
 
 
 async def start(engine: Engine, source: str) -> str:
-    record = await engine.put_flow(source)
-    return (await engine.start_execution(NAMESPACE, record.flow_id)).id
+    return (await run_flow(engine, source)).id
 
 
 async def wait_state(engine: Engine, execution_id: str, *states: str) -> ExecutionView:
-    return await engine.wait(execution_id, until=lambda v: v.state in states, timeout=TIMEOUT)
+    return await wait_for_state(engine, execution_id, *states, timeout=TIMEOUT)
 
 
 async def requests_reach(model: ModelServer, count: int) -> None:
     async def arrived() -> bool:
         return len(model.requests) >= count
 
-    await eventually(arrived, timeout=TIMEOUT)
+    await assert_eventually(arrived, timeout=TIMEOUT)
 
 
 def answer_of(view: ExecutionView) -> dict[str, Any]:
@@ -191,7 +190,8 @@ async def test_pause_lands_between_turns_and_no_request_is_sent_until_resume(
     await requests_reach(model, 1)
     await engine.pause(execution_id, reason="checking the agent")
     await wait_state(engine, execution_id, "PAUSED")
-    await asyncio.sleep(0.3)  # a window in which nothing may happen
+    # A negative check: no event says "no request was sent", so leave a window for one.
+    await asyncio.sleep(0.3)
     assert len(model.requests) == 1
     view = await engine.execution(execution_id)
     assert [run.task_id for run in view.task_runs if run.state == "SUCCESS"] == ["bot"]
@@ -255,7 +255,7 @@ async def test_cancel_during_a_slow_model_call_aborts_the_request(
     async def disconnected() -> bool:
         return model.disconnects == 1
 
-    await eventually(disconnected, timeout=TIMEOUT)
+    await assert_eventually(disconnected, timeout=TIMEOUT)
 
 
 async def test_rate_limits_and_server_errors_are_retried(

@@ -12,6 +12,8 @@ from tests.agents import agent_tools
 from tests.agents.model_server import ModelServer, Reply, model_server, tool_call
 from tests.e2e.cli_helpers import Cli, Terminal
 
+pytestmark = pytest.mark.e2e  # the CLI as a real subprocess
+
 
 @pytest.fixture
 def model() -> Iterator[ModelServer]:

@@ -9,12 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
+from pausepoint.testing import assert_eventually
 from tests.agents.model_server import Reply, model_server, tool_call, turn_of
 from tests.agents.test_agent import NAMESPACE, agent_flow
 from tests.api.conftest import free_port
 from tests.api.test_server_crash import KEY, server_process, wait_healthy
-from tests.conftest import eventually
+
+pytestmark = pytest.mark.chaos  # kill -9 a server subprocess
 
 
 async def test_a_kill_9_mid_turn_resends_only_the_unfinished_call(tmp_path: Path) -> None:
@@ -46,7 +49,7 @@ async def test_a_kill_9_mid_turn_resends_only_the_unfinished_call(tmp_path: Path
                 async def second_turn_in_flight() -> bool:
                     return [turn_of(r) for r in model.requests] == [1, 2]
 
-                await eventually(second_turn_in_flight, timeout=15)
+                await assert_eventually(second_turn_in_flight, timeout=15)
                 injected = await http.post(
                     f"/api/v1/executions/{execution_id}/inject",
                     json={"message": "answer in one line"},
@@ -64,7 +67,7 @@ async def test_a_kill_9_mid_turn_resends_only_the_unfinished_call(tmp_path: Path
                     reply = await http.get(f"/api/v1/executions/{execution_id}/state")
                     return bool(reply.json()["state"] == "COMPLETED")
 
-                await eventually(completed, timeout=20)
+                await assert_eventually(completed, timeout=20)
     turns = [turn_of(request) for request in model.requests]
     assert turns == [1, 2, 2, 3]  # turn 1 was recorded: never sent again
     assert model.requests[1]["messages"] == model.requests[2]["messages"]

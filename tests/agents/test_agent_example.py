@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from pausepoint.service.engine import Engine
+from pausepoint.testing import fast_settings
 from tests.agents.model_server import Reply, model_server, tool_call
-from tests.conftest import EXAMPLES, fast_settings
+from tests.conftest import EXAMPLES
 
 
 @pytest.fixture

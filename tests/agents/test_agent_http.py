@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from pausepoint.testing import assert_eventually
 from tests.agents.model_server import ModelServer, Reply, model_server, tool_call
 from tests.agents.test_agent import APPROVE_NOTE, NAMESPACE, agent_flow
 from tests.api.conftest import RunningServer, running_server
 from tests.api.test_events import SSE, frames
-from tests.conftest import eventually
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ async def test_a_tool_call_is_approved_through_the_resume_endpoint(
             state = (await operator.get(f"/api/v1/executions/{execution_id}/state")).json()
             return bool(state["state"] == "PAUSED")
 
-        await eventually(paused)
+        await assert_eventually(paused)
         state = (await operator.get(f"/api/v1/executions/{execution_id}/state")).json()
         (point,) = state["pause_points"]
         assert point["kind"] == "approval"
@@ -99,7 +99,7 @@ async def test_a_tool_call_is_approved_through_the_resume_endpoint(
             state = (await operator.get(f"/api/v1/executions/{execution_id}/state")).json()
             return bool(state["state"] == "COMPLETED")
 
-        await eventually(completed)
+        await assert_eventually(completed)
         events = (await operator.get(f"/api/v1/executions/{execution_id}/events")).json()
     logs = [e["data"] for e in events["items"] if e["type"] == "task.completed"]
     assert "note: final" in json.dumps(logs)  # the edited arguments ran

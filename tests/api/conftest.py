@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from pausepoint.api import create_app
 from pausepoint.service.engine import Engine
-from tests.conftest import fast_settings
+from pausepoint.testing import assert_eventually, fast_settings
 
 APPROVAL_FLOW = """
 id: approval
@@ -84,11 +84,14 @@ async def serving(app: FastAPI) -> AsyncIterator[tuple[str, uvicorn.Server]]:
         )
     )
     task = asyncio.create_task(server.serve())
+
+    def started() -> bool:
+        if task.done():
+            task.result()  # raises why it could not start
+        return server.started
+
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+        await assert_eventually(started, interval=0.01, what=f"uvicorn on port {port}")
         yield f"http://127.0.0.1:{port}", server
     finally:
         server.should_exit = True

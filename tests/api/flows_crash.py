@@ -11,5 +11,5 @@ import asyncio
 
 
 async def nap(seconds: float) -> dict[str, float]:
-    await asyncio.sleep(seconds)
+    await asyncio.sleep(seconds)  # the task's work: in flight when the server is killed
     return {"slept": seconds}

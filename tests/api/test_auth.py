@@ -363,15 +363,11 @@ async def test_bad_tokens_are_401(db_path: Path) -> None:
         httpx.AsyncClient(base_url=server.base_url, timeout=30) as http,
     ):
         for label, token in bad_hs256_tokens().items():
-            for method, path, kwargs in (
-                ("GET", "/api/v1/executions", {}),
-                (
-                    "POST",
-                    "/api/v1/executions",
-                    {"json": {"namespace": "api.tests", "flow_id": "approval"}},
-                ),
+            for method, path, body in (
+                ("GET", "/api/v1/executions", None),
+                ("POST", "/api/v1/executions", {"namespace": "api.tests", "flow_id": "approval"}),
             ):
-                reply = await http.request(method, path, headers=bearer(token), **kwargs)
+                reply = await http.request(method, path, headers=bearer(token), json=body)
                 assert reply.status_code == 401, f"{label}: {method} {path}: {reply.text}"
                 assert isinstance(reply.json()["detail"], str), reply.text
         listed = await http.get("/api/v1/executions", headers=server.headers("acme", "admin"))

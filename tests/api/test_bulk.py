@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
+from pausepoint.testing import assert_eventually
 from tests.api.conftest import RunningServer
 from tests.api.test_events import start_paused
-from tests.conftest import eventually
 
 
 async def states(http: httpx.AsyncClient, ids: list[str]) -> list[str]:
@@ -49,7 +49,7 @@ async def test_cancel_by_ids_reports_each_execution(server: RunningServer) -> No
         async def cancelled() -> bool:
             return await states(http, ids) == ["CANCELLED", "CANCELLED"]
 
-        await eventually(cancelled)
+        await assert_eventually(cancelled)
         again = await http.post("/api/v1/executions/bulk/cancel", json={"ids": ids})
         assert [r["status"] for r in again.json()["results"]] == [409, 409]
         assert again.json()["results"][0]["state"] == "CANCELLED"
@@ -75,7 +75,7 @@ async def test_resume_and_terminate_by_filter(server: RunningServer) -> None:
         async def completed() -> bool:
             return await states(http, ids) == ["COMPLETED", "COMPLETED"]
 
-        await eventually(completed)
+        await assert_eventually(completed)
         third = await start_paused(http)
         terminated = await http.post(
             "/api/v1/executions/bulk/terminate",

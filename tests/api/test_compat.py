@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
+from pausepoint.testing import assert_eventually
 from tests.api.conftest import RunningServer
 from tests.api.test_events import start_paused
-from tests.conftest import eventually
 
 
 async def wait_for(http: httpx.AsyncClient, execution_id: str, state: str) -> None:
@@ -14,7 +14,7 @@ async def wait_for(http: httpx.AsyncClient, execution_id: str, state: str) -> No
         reply = await http.get(f"/api/v1/executions/{execution_id}/state")
         return bool(reply.json()["state"] == state)
 
-    await eventually(reached)
+    await assert_eventually(reached)
 
 
 async def test_shannon_pause_resume_cancel_and_control_state(server: RunningServer) -> None:

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from pausepoint.service.engine import Engine
+from pausepoint.testing import fast_settings
 from tests.api.matrix_support import (
     NAMESPACE,
     assert_sane,
@@ -31,7 +32,6 @@ from tests.api.matrix_support import (
     wait_started,
     wait_state,
 )
-from tests.conftest import fast_settings
 
 OPS = ("pause", "resume", "cancel", "terminate", "inject")
 

@@ -14,8 +14,8 @@ import httpx
 from pausepoint.api import create_app
 from pausepoint.api.sse import StreamTiming
 from pausepoint.service.engine import Engine
+from pausepoint.testing import assert_eventually, fast_settings
 from tests.api.conftest import APPROVAL_FLOW, RunningServer, serving
-from tests.conftest import eventually, fast_settings
 
 SSE = {"Accept": "text/event-stream"}
 
@@ -69,7 +69,7 @@ async def start_paused(http: httpx.AsyncClient) -> str:
         state = (await http.get(f"/api/v1/executions/{execution_id}/state")).json()
         return bool(state["state"] == "PAUSED")
 
-    await eventually(paused)
+    await assert_eventually(paused)
     return execution_id
 
 
@@ -140,7 +140,7 @@ async def test_last_event_id_resumes_with_exactly_the_missed_events(server: Runn
             state = (await http.get(f"/api/v1/executions/{execution_id}/state")).json()
             return bool(state["state"] == "COMPLETED")
 
-        await eventually(completed)
+        await assert_eventually(completed)
         async with http.stream("GET", url, headers={**SSE, "Last-Event-ID": last_id}) as response:
             after = await read_events(response)
         everything = (await http.get(url, params={"limit": 1000})).json()["items"]
@@ -167,7 +167,7 @@ async def test_a_closed_stream_lets_go_of_its_subscription(server: RunningServer
         async def released() -> bool:
             return not subscribers.get(execution_id)
 
-        await eventually(released)
+        await assert_eventually(released)
 
 
 async def test_a_hundred_followers_share_one_subscription_and_each_get_every_event(
@@ -217,7 +217,7 @@ async def test_a_hundred_followers_share_one_subscription_and_each_get_every_eve
         )
         assert resumed.status_code == 202, resumed.text
         received = await asyncio.wait_for(asyncio.gather(*followers), 120)
-        stored = []
+        stored: list[dict[str, Any]] = []
         while page := (await http.get(url, params={"after": len(stored), "limit": 1000})).json()[
             "items"
         ]:
@@ -231,7 +231,7 @@ async def test_a_hundred_followers_share_one_subscription_and_each_get_every_eve
     async def released() -> bool:
         return execution_id not in server.engine.feed.sinks
 
-    await eventually(released)
+    await assert_eventually(released)
 
 
 async def test_sse_errors(server: RunningServer) -> None:

@@ -241,10 +241,15 @@ async def test_a_start_retried_after_its_server_died_makes_no_second_execution(
         idempotency_key = f"idem-{uuid.uuid4().hex}"
         body = start_body(idempotency_key)
         first = await engine.start_execution(
-            "api.tests", "approval", labels=body["labels"], idempotency_key=idempotency_key
+            "api.tests",
+            "approval",
+            labels={"run": idempotency_key},
+            idempotency_key=idempotency_key,
         )
         abandoned = engine.clock() - ABANDONED_CLAIM_SECONDS - 60
-        same = StartRequest(namespace="api.tests", flow_id="approval", labels=body["labels"])
+        same = StartRequest(
+            namespace="api.tests", flow_id="approval", labels={"run": idempotency_key}
+        )
         held = plane.reservation("acme", idempotency_key, same, abandoned)
         assert await engine.store.claim_idempotency(held) is None
 

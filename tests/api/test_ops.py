@@ -9,9 +9,9 @@ import httpx
 
 from pausepoint.api import create_app
 from pausepoint.service.engine import Engine
+from pausepoint.testing import fast_settings
 from tests.api.conftest import RunningServer, serving
 from tests.api.test_events import start_paused
-from tests.conftest import fast_settings
 
 
 def sample(text: str, name: str, labels: str = "") -> float:

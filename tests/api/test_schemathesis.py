@@ -26,10 +26,15 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
-from tests.api.test_server_crash import KEY, free_port, server_process, wait_healthy
+from tests.api.conftest import free_port
+from tests.api.test_server_crash import KEY, server_process, wait_healthy
 from tests.conftest import EXAMPLES
+
+# A fuzzer with a bounded quick mode (`make soak` runs it at full length).
+pytestmark = pytest.mark.chaos
 
 EXAMPLES_PER_OPERATION = os.environ.get("PAUSEPOINT_SCHEMATHESIS_EXAMPLES", "20")
 SCENARIOS = int(os.environ.get("PAUSEPOINT_SCHEMATHESIS_SCENARIOS", "60"))

@@ -46,11 +46,11 @@ import httpx
 import pytest
 
 from pausepoint.api.app import UI_DIRECTORY
+from pausepoint.testing import assert_eventually
 from tests.agents.model_server import ModelServer, Reply, model_server
 from tests.api.conftest import free_port, running_server
 from tests.api.matrix_support import operations, path_params
 from tests.api.test_server_crash import KEY, ServerProcess, server_process, wait_healthy
-from tests.conftest import eventually
 
 # Shaped like real tokens (base64 characters), with a quote so that JSON escapes it.
 STORED = 'St0red/Sekr3t+Tok3n=="Qx'
@@ -287,17 +287,20 @@ def database_files(db: Path) -> dict[str, bytes]:
 
 
 async def wait_terminal(http: httpx.AsyncClient, execution_id: str, *states: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE
-    while True:
+    async def reached() -> bool:
         state = (await http.get(f"/api/v1/executions/{execution_id}/state")).json()["state"]
-        if state in states:
-            return
-        assert state not in {"COMPLETED", "FAILED", "CANCELLED", "TERMINATED", "WARNING"}, (
-            f"execution {execution_id} ended {state}, expected {states}"
-        )
-        assert loop.time() < deadline, f"execution {execution_id} still {state}"
-        await asyncio.sleep(0.05)
+        if state not in states and state in {
+            "COMPLETED",
+            "FAILED",
+            "CANCELLED",
+            "TERMINATED",
+            "WARNING",
+        }:
+            pytest.fail(f"execution {execution_id} ended {state}, expected {states}")
+        assert state in states, f"execution {execution_id} still {state}"
+        return True
+
+    await assert_eventually(reached, timeout=DEADLINE, interval=0.05)
 
 
 async def start(http: httpx.AsyncClient, flow_id: str, inputs: dict[str, Any]) -> str:
@@ -635,7 +638,7 @@ async def test_each_way_a_secret_could_escape_is_masked(db_path: Path, case: Cas
         for name, data in database_files(db_path).items():
             leaks += find_leaks(f"database file {name}", data, secret)
     else:
-        kept = set()
+        kept: set[str] = set()
         for place, text in database_rows(db_path):
             found = find_leaks(f"database row {place}", text, secret)
             if place in case.kept_in:
@@ -668,7 +671,7 @@ async def test_a_resume_dry_run_does_not_echo_a_secret_input(db_path: Path) -> N
             reply = await http.get(f"/api/v1/executions/{execution_id}/state")
             return bool(reply.json()["state"] == "PAUSED")
 
-        await eventually(paused)
+        await assert_eventually(paused)
         reply = await http.post(
             f"/api/v1/executions/{execution_id}/resume/validate",
             json={"inputs": {"note": "fine", "password": "hunter2-dry-run"}},

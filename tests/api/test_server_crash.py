@@ -22,9 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from pausepoint.testing import assert_eventually
 from tests.api.conftest import free_port
 from tests.api.matrix_support import HERE
+
+pytestmark = pytest.mark.chaos  # kill -9 a server subprocess
 
 CRASH_FLOW = """
 id: crash
@@ -113,15 +117,16 @@ async def server_process(db: Path, flows: Path, port: int) -> AsyncIterator[Serv
 
 
 async def wait_healthy(base_url: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE
     async with httpx.AsyncClient(base_url=base_url, timeout=2) as http:
-        while True:
+
+        async def healthy() -> bool:
             with contextlib.suppress(httpx.TransportError):
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            assert loop.time() < deadline, "the server did not become healthy"
-            await asyncio.sleep(0.05)
+                return (await http.get("/healthz")).status_code == 200
+            return False
+
+        await assert_eventually(
+            healthy, timeout=DEADLINE, interval=0.05, what="the server to become healthy"
+        )
 
 
 # What each execution is sent, in order, while the server runs.
@@ -199,9 +204,8 @@ async def test_accepted_commands_survive_a_kill_9_of_the_server(tmp_path: Path) 
     async with server_process(db, flows, port) as second:
         await wait_healthy(second.base_url)
         async with httpx.AsyncClient(base_url=second.base_url, headers=headers) as http:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + DEADLINE
-            while True:
+
+            async def recovered() -> tuple[dict[str, Any], dict[str, Any]]:
                 audits = {
                     e: (await http.get(f"/api/v1/executions/{e}/audit")).json()
                     for e in execution_ids
@@ -218,12 +222,12 @@ async def test_accepted_commands_survive_a_kill_9_of_the_server(tmp_path: Path) 
                     for e in execution_ids
                     if states[e] != expected_end(audits[e])
                 }
-                if not lost and not pending and not wrong:
-                    break
-                assert loop.time() < deadline, (
+                assert not lost and not pending and not wrong, (
                     f"after restart: lost {lost}, pending {pending}, wrong end states {wrong}"
                 )
-                await asyncio.sleep(0.1)
+                return audits, recorded
+
+            audits, recorded = await assert_eventually(recovered, timeout=DEADLINE, interval=0.1)
             for command_id, execution_id in accepted.items():
                 assert recorded[command_id]["status"] in ("applied", "rejected")
                 assert any(c["id"] == command_id for c in audits[execution_id])

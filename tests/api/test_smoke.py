@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pausepoint.testing import assert_eventually
 from tests.api.conftest import RunningServer
-from tests.conftest import eventually
 
 
 async def test_start_pause_resume_complete_over_http(server: RunningServer) -> None:
@@ -18,7 +18,7 @@ async def test_start_pause_resume_complete_over_http(server: RunningServer) -> N
             state = (await http.get(f"/api/v1/executions/{execution_id}/state")).json()
             return bool(state["state"] == "PAUSED")
 
-        await eventually(paused)
+        await assert_eventually(paused)
         bad = await http.post(
             f"/api/v1/executions/{execution_id}/resume", json={"inputs": {"approved": "maybe"}}
         )
@@ -34,7 +34,7 @@ async def test_start_pause_resume_complete_over_http(server: RunningServer) -> N
             state = (await http.get(f"/api/v1/executions/{execution_id}/state")).json()
             return bool(state["state"] == "COMPLETED")
 
-        await eventually(completed)
+        await assert_eventually(completed)
         late = await http.post(f"/api/v1/executions/{execution_id}/pause")
         assert late.status_code == 409
         assert "completed" in late.json()["detail"]

@@ -17,7 +17,8 @@ import pytest
 from pausepoint.api import sse
 from pausepoint.api.sse import StreamTiming
 from pausepoint.service.engine import Engine
-from tests.conftest import fast_settings
+from pausepoint.store.records import EventRecord
+from pausepoint.testing import fast_settings
 
 STEPS = 150
 CHATTY = f"""
@@ -45,9 +46,11 @@ class ReadCounter:
         store = engine.store
         read = store.read_events
 
-        async def counted(*args: object, **kwargs: object) -> object:
+        async def counted(
+            execution_id: str, *, after: int = 0, limit: int = 1000
+        ) -> list[EventRecord]:
             self.calls += 1
-            return await read(*args, **kwargs)  # type: ignore[arg-type]
+            return await read(execution_id, after=after, limit=limit)
 
         store.read_events = counted  # type: ignore[method-assign]
 

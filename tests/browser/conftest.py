@@ -9,6 +9,7 @@ where a missing browser is a failure.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from pausepoint.testing import assert_eventually
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -163,15 +165,15 @@ def free_port() -> int:
 
 
 def wait_for_output(log: Path, process: subprocess.Popen[bytes], marker: str) -> str:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
+    def printed() -> str:
         text = log.read_text(errors="replace")
-        if marker in text:
-            return text
-        if process.poll() is not None:
+        if marker not in text and process.poll() is not None:
             raise RuntimeError(f"pausepoint server exited with {process.returncode}:\n{text}")
-        time.sleep(0.05)
-    raise TimeoutError(f"pausepoint server did not print {marker!r}:\n{log.read_text()}")
+        assert marker in text, f"pausepoint server did not print {marker!r}:\n{text}"
+        return text
+
+    # The fixtures here are synchronous: the one polling helper runs in a loop of its own.
+    return asyncio.run(assert_eventually(printed, timeout=START_TIMEOUT_SECONDS, interval=0.05))
 
 
 def create_key(database: Path, role: str) -> str:

@@ -49,7 +49,7 @@ async def step(label: str, ms: int, pausepoint: LeafContext, prev: Any = None) -
     """Sleep ``ms`` milliseconds; return a token unique to this call and what came before."""
     token = secrets.token_hex(8)
     _record(pausepoint, token, label)
-    await asyncio.sleep(ms / 1000)
+    await asyncio.sleep(ms / 1000)  # the task's work: it must take time to be caught in flight
     return {"label": label, "token": token, "prev": prev, "attempt": pausepoint.attempt}
 
 
@@ -57,7 +57,7 @@ async def fail_if(label: str, fail: bool, ms: int, pausepoint: LeafContext) -> d
     """Like ``step``, but raises when ``fail`` is true (a deterministic task failure)."""
     token = secrets.token_hex(8)
     _record(pausepoint, token, label)
-    await asyncio.sleep(ms / 1000)
+    await asyncio.sleep(ms / 1000)  # the task's work: it must take time to be caught in flight
     if fail:
         raise RuntimeError(f"{label}: failing on purpose")
     return {"label": label, "token": token, "attempt": pausepoint.attempt}

@@ -308,7 +308,7 @@ def check_commands(history: History) -> list[str]:
         if rejected_events[command.id]:
             problems.append(f"{where} applied, yet a command.rejected event names it")
         if command.kind == "inject":
-            message = command.payload.get("message")
+            message: str = command.payload["message"]
             if injected[command.id] != 1 or context[message] != 1:
                 problems.append(
                     f"{where} applied: {injected[command.id]} context.injected events, "

@@ -29,7 +29,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -55,6 +55,7 @@ from tests.chaos.workers import WorkerProcess, start_worker
 
 TERMINAL = {"COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT"}
 FULL = os.environ.get("PAUSEPOINT_CHAOS_FULL") == "1"
+ROLES: tuple[Literal["user", "system"], ...] = ("user", "system")
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,7 @@ class Storm:
         elif operation == "pause":
             await self.send(PauseRequest(reason="chaos pause", **common))
         elif operation == "inject":
-            role = rng.choice(["user", "system"])
+            role = rng.choice(ROLES)
             message = f"chaos note {uuid.uuid4().hex}"
             await self.send(InjectRequest(message=message, role=role, **common))
         elif operation == "cancel":
@@ -310,6 +311,7 @@ class Storm:
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
         while (left := end - loop.time()) > 0:
+            # Random moments are the point: commands land anywhere relative to checkpoints.
             await asyncio.sleep(min(left, self.rng.uniform(0.005, 0.04)))
             await self.random_command()
 
@@ -371,6 +373,8 @@ class Storm:
                 return still_open
             for execution_id in still_open:
                 await self.resume_waiting(execution_id)
+            # Not assert_eventually: the end here is "no progress for `stall` seconds", and
+            # what is still open then is the finding that the caller reports.
             await asyncio.sleep(0.2)
 
     async def resume_waiting(self, execution_id: str) -> None:

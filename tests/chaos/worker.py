@@ -24,6 +24,7 @@ import uvicorn
 from pausepoint.api import create_app
 from pausepoint.config import Settings
 from pausepoint.service.engine import Engine
+from pausepoint.testing import assert_eventually
 
 CHAOS_DIR = Path(__file__).resolve().parent
 RUN_LOG_ENV = "CHAOS_RUN_LOG"  # read by chaos_tasks; kept in step with it
@@ -59,11 +60,14 @@ async def start_http(engine: Engine, port: int) -> uvicorn.Server:
         )
     )
     serving = asyncio.create_task(server.serve())
-    while not server.started:
+
+    def started() -> bool:
         if serving.done():
             serving.result()  # raises why it could not start
             raise RuntimeError(f"the HTTP server on port {port} stopped before it started")
-        await asyncio.sleep(0.01)
+        return server.started
+
+    await assert_eventually(started, interval=0.01, what=f"the HTTP server on port {port}")
     return server
 
 

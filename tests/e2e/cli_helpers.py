@@ -8,6 +8,7 @@ and reads its output until a pattern appears or a deadline passes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,10 +17,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+from pausepoint.testing import assert_eventually
 
 BIN = Path(sys.executable).parent
 PAUSEPOINT = BIN / "pausepoint"
@@ -28,7 +31,6 @@ COMMAND = [str(PAUSEPOINT)] if PAUSEPOINT.exists() else [sys.executable, "-m", "
 
 EXECUTION_ID = re.compile(r"\b[0-9a-f]{24}\b")
 ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
-T = TypeVar("T")
 
 
 # What a command that needs neither the database nor a runtime must not import.
@@ -184,11 +186,16 @@ class Cli:
     def wait_state(
         self, execution_id: str, states: set[str], *, timeout: float = 20.0
     ) -> dict[str, Any]:
-        return eventually(
-            lambda: self.show(execution_id),
-            lambda view: view["state"] in states,
-            timeout=timeout,
-            what=f"execution {execution_id} in {sorted(states)}",
+        async def in_state() -> dict[str, Any]:
+            view = await asyncio.to_thread(self.show, execution_id)
+            assert view["state"] in states, f"it is {view['state']}"
+            return view
+
+        # The CLI tests are synchronous: the one polling helper runs in a loop of its own.
+        return asyncio.run(
+            assert_eventually(
+                in_state, timeout=timeout, what=f"execution {execution_id} in {sorted(states)}"
+            )
         )
 
 
@@ -238,24 +245,6 @@ class Background:
         for pipe in (self.process.stdout, self.process.stderr):
             if pipe is not None:
                 pipe.close()
-
-
-def eventually(
-    read: Callable[[], T],
-    check: Callable[[T], bool],
-    *,
-    timeout: float = 20.0,
-    what: str = "condition",
-) -> T:
-    """Call ``read`` until ``check`` holds on its value; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s; last: {value!r}")
-        time.sleep(0.05)
 
 
 # -- pseudo-terminal -----------------------------------------------------------

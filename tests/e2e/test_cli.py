@@ -44,7 +44,7 @@ import time
 
 
 def step(n, seconds=0.3):
-    time.sleep(seconds)
+    time.sleep(seconds)  # the step's work: Ctrl-C must land while it runs
     return {"n": n}
 
 

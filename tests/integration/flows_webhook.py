@@ -67,8 +67,8 @@ class _Server(ThreadingHTTPServer):
 def webhook_receiver() -> Iterator[Receiver]:
     """Serve on 127.0.0.1 on a free port in a thread; shut down and close on exit."""
     server = _Server(("127.0.0.1", 0), _Handler)
-    host, port = server.server_address[:2]
-    server.receiver = Receiver(base_url=f"http://{host}:{port}")
+    port = server.server_address[1]
+    server.receiver = Receiver(base_url=f"http://127.0.0.1:{port}")
     thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
     thread.start()
     try:

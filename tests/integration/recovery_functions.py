@@ -10,5 +10,5 @@ runs: list[str] = []
 
 async def slow(seconds: float, pausepoint: Any) -> dict[str, str]:
     runs.append(pausepoint.task_run_id)
-    await asyncio.sleep(seconds)
+    await asyncio.sleep(seconds)  # the task's work: in flight when the runtime dies
     return {"run": pausepoint.task_run_id}

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from pausepoint import testing
 from pausepoint.errors import Conflict, InvalidInput
 from pausepoint.models import EventView, ExecutionView
 from pausepoint.service.engine import Engine
 from pausepoint.service.requests import TerminateRequest
-from tests.conftest import eventually, fast_settings
+from pausepoint.testing import assert_eventually, fast_settings
 from tests.integration.flows_functions import MODULE, gate, new_key
 
 NAMESPACE = "control"
@@ -43,17 +43,11 @@ def flow_source(flow_id: str, tasks: str, finally_: str = "") -> str:
 
 
 async def run_flow(engine: Engine, source: str) -> str:
-    record = await engine.put_flow(source)
-    execution = await engine.start_execution(NAMESPACE, record.flow_id)
-    return execution.id
-
-
-def state_is(*states: str) -> Any:
-    return lambda view: view.state in states
+    return (await testing.run_flow(engine, source)).id
 
 
 async def wait_state(engine: Engine, execution_id: str, *states: str) -> ExecutionView:
-    return await engine.wait(execution_id, until=state_is(*states), timeout=TIMEOUT)
+    return await testing.wait_for_state(engine, execution_id, *states, timeout=TIMEOUT)
 
 
 async def started(key: str) -> None:
@@ -236,7 +230,7 @@ async def test_terminate_stops_at_once_without_cleanup(engine: Engine) -> None:
     assert view.state == "TERMINATED"
     assert view.ended_at is not None
     assert [(run.task_id, run.state) for run in view.task_runs] == [("first", "CANCELLED")]
-    await eventually(lambda: _async(gate(first).cancellations == 1))
+    await assert_eventually(lambda: _async(gate(first).cancellations == 1))
     assert gate(first).finishes == 0 and gate(second).starts == 0
     events = await engine.events(execution_id)
     assert events[-1].type == "workflow.terminated"
@@ -576,8 +570,8 @@ async def test_a_second_engine_controls_and_then_takes_over_an_execution(db_path
 
         await runner.stop()
 
-        await eventually(lambda: _async(server.runs_here(execution_id)))
-        await eventually(lambda: _async(gate(first).starts == 2))
+        await assert_eventually(lambda: _async(server.runs_here(execution_id)))
+        await assert_eventually(lambda: _async(gate(first).starts == 2))
         assert gate(first).cancellations == 1
         gate(first).release.set()
         await started(second)

@@ -11,7 +11,7 @@ import asyncio
 import time
 
 from pausepoint.service.engine import Engine
-from tests.conftest import fast_settings
+from pausepoint.testing import fast_settings
 from tests.integration.flows_functions import MODULE, gate, new_key
 
 SLOW_POLL = 60.0

@@ -20,7 +20,7 @@ async def test_a_chain_of_pure_tasks_commits_in_few_transactions_and_records_eve
     engine: Engine,
 ) -> None:
     transactions: list[float] = []
-    engine.runtime.committer.observe(transactions.append)
+    engine.observe_checkpoints(transactions.append)
     await engine.put_flow(chain_flow())
     execution = await engine.start_execution("pure", "chain")
     view = await engine.wait(execution.id, until=lambda v: v.is_terminal, timeout=20)

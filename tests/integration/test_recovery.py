@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from pausepoint import Engine, Settings
-from tests.conftest import fast_settings
+from pausepoint.testing import fast_settings
+from tests.conftest import embedded_runtime
 
 HERE = Path(__file__).parent
 # The module python tasks import (through Settings.python_paths), not a copy of it.
@@ -46,7 +47,7 @@ def settings_for(db_path: Path) -> Settings:
 
 async def die(engine: Engine) -> None:
     """Stop like a killed process: no checkpoint, no lease released."""
-    runtime = engine.runtime
+    runtime = embedded_runtime(engine)
     runtime._stopped = True
     for loop_task in runtime._loops:
         loop_task.cancel()
@@ -127,11 +128,13 @@ async def test_a_paused_execution_stays_paused_across_a_crash(db_path: Path) -> 
     await die(first)
 
     async with Engine(settings, serve=True) as taker:
+        # A negative check: past the dead owner's lease (and a few polls), a taker that
+        # wrongly adopted a paused execution would have done it by now.
         await asyncio.sleep(settings.lease_ttl + 3 * settings.poll_interval)
         state = await taker.state(execution.id)
         assert state.state == "PAUSED"
         assert state.checkpoint == "pre_execution"
-        assert not taker.runtime.actors  # paused: nothing held in memory
+        assert not embedded_runtime(taker).actors  # paused: nothing held in memory
         await taker.resume(execution.id)
         view = await taker.wait(execution.id, timeout=10)
     assert view.state == "COMPLETED"

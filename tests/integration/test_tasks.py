@@ -6,7 +6,7 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from pausepoint.config import Settings
 from pausepoint.errors import TaskError
 from pausepoint.tasks import LeafContext, run_leaf, shutdown_executors
+from pausepoint.testing import assert_eventually
 from tests.integration import tasks_functions
 from tests.integration.tasks_http_server import BIG_BODY_BYTES, RunningServer, serve
 
@@ -54,14 +55,6 @@ def make_ctx(log: RecordingLog | None = None, **settings: Any) -> LeafContext:
         settings=Settings(db="sqlite://", **settings),
         log=log or RecordingLog(),
     )
-
-
-async def assert_eventually(predicate: Callable[[], bool], what: str, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def process_gone(pid: int) -> bool:
@@ -380,7 +373,7 @@ async def test_shell_cancel_sends_sigterm_to_the_process_group(tmp_path: Path) -
     elapsed, pids = await _start_and_cancel(script, log, shell_ctx(log, grace=10.0))
     assert elapsed < 5.0, "the script exits on SIGTERM; no need to wait for the grace period"
     assert file_text(mark) == "cleaned-up\n"
-    await assert_eventually(lambda: all(process_gone(pid) for pid in pids), f"{pids} to exit")
+    await assert_eventually(lambda: all(process_gone(pid) for pid in pids), what=f"{pids} to exit")
 
 
 async def test_shell_cancel_kills_a_group_that_ignores_sigterm_after_the_grace_period() -> None:
@@ -391,14 +384,14 @@ async def test_shell_cancel_kills_a_group_that_ignores_sigterm_after_the_grace_p
     assert any("ignored SIGTERM" in message for message in log.messages("WARN"))
     # The shell is reaped before cancellation propagates; its orphaned sleep may
     # briefly be a zombie awaiting init, which process_gone counts as exited.
-    await assert_eventually(lambda: all(process_gone(pid) for pid in pids), f"{pids} to exit")
+    await assert_eventually(lambda: all(process_gone(pid) for pid in pids), what=f"{pids} to exit")
 
 
 async def test_shell_background_processes_do_not_outlive_the_command() -> None:
     log = RecordingLog()
     outputs = await run_leaf("shell", {"commands": ["sleep 1000 & echo $!"]}, shell_ctx(log))
     pid = int(outputs["stdout"])
-    await assert_eventually(lambda: process_gone(pid), f"background sleep {pid} to exit")
+    await assert_eventually(lambda: process_gone(pid), what=f"background sleep {pid} to exit")
 
 
 # ---------------------------------------------------------------- http

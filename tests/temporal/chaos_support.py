@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -41,6 +42,7 @@ from pausepoint.runtime.temporal.messages import TEMPORAL_OWNER
 from pausepoint.runtime.temporal.workflow import advance_all
 from pausepoint.service.engine import Engine
 from pausepoint.store.records import Checkpoint, EventRecord
+from pausepoint.testing import assert_eventually
 from tests.agents.model_server import Reply, tool_call, turn_of
 from tests.chaos.checks import History
 from tests.chaos.flows import AGENT_TOOL_CALLS, NAMESPACE
@@ -130,21 +132,18 @@ class Process(WorkerProcess):
         return super().log_tail(lines)
 
     async def wait_for_output(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
+        def said() -> re.Match[str] | None:
             found = pattern.search(self.log_text())
-            if found:
-                return found
-            if not self.alive:
-                raise AssertionError(
-                    f"{self!r} exited before saying {pattern.pattern!r}\n{self.log_tail()}"
-                )
-            if loop.time() > deadline:
-                raise AssertionError(
-                    f"{self!r} did not say {pattern.pattern!r} within {timeout}s\n{self.log_tail()}"
-                )
-            await asyncio.sleep(0.05)
+            if not found and not self.alive:
+                pytest.fail(f"{self!r} exited before saying {pattern.pattern!r}\n{self.log_tail()}")
+            return found
+
+        try:
+            return await assert_eventually(said, timeout=timeout, interval=0.05)
+        except AssertionError:
+            raise AssertionError(
+                f"{self!r} did not say {pattern.pattern!r} within {timeout}s\n{self.log_tail()}"
+            ) from None
 
 
 def _spawn(cluster: Cluster, role: str, arguments: list[str], name: str) -> Process:
@@ -173,18 +172,22 @@ def start_worker(cluster: Cluster, name: str) -> Process:
 
 
 async def wait_healthy(server: Process, base_url: str, timeout: float = START_TIMEOUT) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     async with httpx.AsyncClient(base_url=base_url, timeout=2) as http:
-        while True:
+
+        async def ready() -> bool:
             with contextlib.suppress(httpx.TransportError):
                 if (await http.get("/readyz")).status_code == 200:
-                    return
+                    return True
             if not server.alive:
-                raise AssertionError(f"{server!r} exited while starting\n{server.log_tail()}")
-            if loop.time() > deadline:
-                raise AssertionError(f"{server!r} not ready within {timeout}s\n{server.log_tail()}")
-            await asyncio.sleep(0.05)
+                pytest.fail(f"{server!r} exited while starting\n{server.log_tail()}")
+            return False
+
+        try:
+            await assert_eventually(ready, timeout=timeout, interval=0.05)
+        except AssertionError:
+            raise AssertionError(
+                f"{server!r} not ready within {timeout}s\n{server.log_tail()}"
+            ) from None
 
 
 @dataclass
@@ -223,7 +226,7 @@ class Api:
             except httpx.TransportError:
                 if loop.time() > deadline:
                     raise
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # a retry: the server may be down mid-storm
                 continue
             if reply.status_code != 200:
                 raise AssertionError(f"GET {path} {params}: {reply.status_code} {reply.text}")
@@ -278,7 +281,7 @@ async def no_workflow_left(address: str, task_queue: str, timeout: float = 20.0)
     while True:
         left = await running_workflows(address, task_queue)
         if not left or loop.time() > deadline:
-            return left
+            return left  # what is left after the deadline is the caller's finding, not a failure
         await asyncio.sleep(0.5)
 
 

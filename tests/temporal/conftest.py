@@ -12,7 +12,6 @@ import contextlib
 import os
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from pausepoint.config import Settings
 from pausepoint.runtime.temporal import ExecutionWorker, TemporalRuntime
 from pausepoint.runtime.temporal.devserver import TemporalBinaryMissing, dev_server_command
 from pausepoint.service.engine import Engine
-from tests.conftest import fast_settings
+from pausepoint.testing import assert_eventually, fast_settings
 
 STARTUP_SECONDS = 30.0
 
@@ -61,14 +60,19 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(str(error))
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     address = f"127.0.0.1:{port}"
+
+    async def answers() -> bool:
+        if server.poll() is not None:
+            pytest.fail(f"the Temporal dev server exited with {server.returncode}")
+        return await reachable(address)
+
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not asyncio.run(reachable(address)):
-            if server.poll() is not None:
-                pytest.fail(f"the Temporal dev server exited with {server.returncode}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the Temporal dev server did not answer within {STARTUP_SECONDS}s")
-            time.sleep(0.1)
+        # A synchronous session fixture: the one polling helper runs in a loop of its own.
+        asyncio.run(
+            assert_eventually(
+                answers, timeout=STARTUP_SECONDS, interval=0.1, what="the Temporal dev server"
+            )
+        )
         yield address
     finally:
         server.terminate()

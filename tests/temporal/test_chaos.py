@@ -47,6 +47,7 @@ from pausepoint.models import EventView
 from pausepoint.service.engine import Engine
 from pausepoint.service.requests import InjectRequest, PauseRequest
 from pausepoint.store.access import ABANDONED_CLAIM_SECONDS
+from pausepoint.testing import assert_eventually
 from tests.agents.model_server import ModelServer, model_server
 from tests.api.conftest import free_port
 from tests.chaos.checks import (
@@ -59,7 +60,6 @@ from tests.chaos.checks import (
     read_run_log,
 )
 from tests.chaos.flows import NAMESPACE, FlowSpec, all_flows
-from tests.conftest import eventually
 from tests.temporal.chaos_support import (
     KEY,
     START_TIMEOUT,
@@ -82,6 +82,8 @@ from tests.temporal.chaos_support import (
     write_lost_step,
 )
 from tests.temporal.conftest import running_worker
+
+pytestmark = pytest.mark.chaos
 
 TERMINAL = {"COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT"}
 FULL = os.environ.get("PAUSEPOINT_CHAOS_FULL") == "1"
@@ -265,6 +267,7 @@ class Storm:
         assert doubt.key is not None
         loop = asyncio.get_running_loop()
         if received:
+            # The behaviour under test: the dead server's claim on the key lasts this long.
             await asyncio.sleep(ABANDONED_CLAIM_SECONDS + 0.5)
         deadline = loop.time() + ABANDONED_CLAIM_SECONDS + 30
         while True:
@@ -282,7 +285,7 @@ class Storm:
                 continue
             if reply.status_code == 409 and "in progress" in reply.text:
                 if loop.time() < deadline:
-                    await asyncio.sleep(1.0)
+                    await asyncio.sleep(1.0)  # a retry after "in progress", as a client would
                     continue
                 self.problems.append(
                     f"{doubt.kind} {doubt.path} (Idempotency-Key {doubt.key}) still answers "
@@ -444,7 +447,7 @@ class Storm:
 
     async def commands_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await asyncio.sleep(self.rng.uniform(0.005, 0.05))
+            await asyncio.sleep(self.rng.uniform(0.005, 0.05))  # random moments are the point
             await self.random_command()
 
     async def burst(self) -> None:
@@ -480,7 +483,7 @@ class Storm:
                 targets += self.rng.choices(list(TARGETS), weights=list(TARGETS.values()))
             self.rng.shuffle(targets)
             for target in targets[: self.plan.crashes]:
-                await asyncio.sleep(self.rng.uniform(0.3, 2.0))
+                await asyncio.sleep(self.rng.uniform(0.3, 2.0))  # crash at a random moment
                 if self.rng.random() < 0.3:
                     await self.until_a_timer_falls_due(within=1.0)
                 if self.rng.random() < 0.5:
@@ -574,6 +577,8 @@ class Storm:
             for execution_id, state in still_open.items():
                 if state == "PAUSED":
                     await self.resume_waiting(execution_id)
+            # Not assert_eventually: the end is "nothing changed for stall_timeout", and what
+            # is still open then is the finding that the caller reports.
             await asyncio.sleep(0.3)
 
     async def resume_waiting(self, execution_id: str) -> None:
@@ -768,7 +773,7 @@ async def test_a_step_a_lost_workflow_task_checkpointed_wins_over_the_one_retrie
             commands = await control_plane.commands(execution.id)
             return all(c.status == "applied" for c in commands)
 
-        await eventually(both_applied, timeout=30)
+        await assert_eventually(both_applied, timeout=30)
         await control_plane.resume(execution.id, pause_id=pause.command_id)
         await control_plane.resume(execution.id, pause_id="p-t1", inputs={"approved": True})
         view = await control_plane.wait(execution.id, timeout=30)

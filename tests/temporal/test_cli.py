@@ -6,13 +6,15 @@ import asyncio
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from pausepoint.cli import build_parser, main, settings_for
+from pausepoint.testing import assert_eventually
 from tests.temporal.conftest import STARTUP_SECONDS, free_port, reachable
+
+pytestmark = pytest.mark.e2e  # the CLI as a real subprocess
 
 PAUSEPOINT = Path(sys.executable).parent / "pausepoint"
 
@@ -36,12 +38,18 @@ def test_dev_temporal_serves_until_interrupted(temporal_address: str) -> None:
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     ) as server:
+
+        async def answers() -> bool:
+            if server.poll() is not None:
+                pytest.fail("the dev server exited")
+            return await reachable(f"127.0.0.1:{port}")
+
         try:
-            deadline = time.monotonic() + STARTUP_SECONDS
-            while not asyncio.run(reachable(f"127.0.0.1:{port}")):
-                assert server.poll() is None, "the dev server exited"
-                assert time.monotonic() < deadline, "the dev server did not answer"
-                time.sleep(0.1)
+            asyncio.run(
+                assert_eventually(
+                    answers, timeout=STARTUP_SECONDS, interval=0.1, what="the dev server"
+                )
+            )
             server.send_signal(signal.SIGINT)
             output, _ = server.communicate(timeout=15)
         finally:

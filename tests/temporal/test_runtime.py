@@ -17,7 +17,7 @@ from pausepoint.models import EventView
 from pausepoint.runtime.temporal import ExecutionWorker, TemporalRuntime, workflow_id
 from pausepoint.service.engine import Engine
 from pausepoint.store.records import CommandRecord
-from tests.conftest import eventually, fast_settings
+from pausepoint.testing import assert_eventually, fast_settings
 from tests.integration.flows_functions import gate, new_key
 from tests.integration.test_control import (
     TIMEOUT,
@@ -246,7 +246,7 @@ async def test_commands_apply_once_and_in_acceptance_order_however_they_arrive(
     runtime = temporal_runtime(engine)
     for command in [*reversed(commands), *commands]:  # late, out of order, then again
         await runtime.deliver(command, 0, wait=0)
-    await eventually(
+    await assert_eventually(
         lambda: _all_applied(engine, execution_id),
         timeout=TIMEOUT,
     )
@@ -352,7 +352,7 @@ async def test_events_written_by_workers_reach_followers_and_the_organization_fe
         async def fed() -> bool:
             return organization == stored and bool(followed)
 
-        await eventually(fed, timeout=TIMEOUT)
+        await assert_eventually(fed, timeout=TIMEOUT)
     finally:
         engine.feed.unsubscribe_organization(subscription)
     assert view.state == "COMPLETED"
@@ -391,6 +391,7 @@ async def test_a_terminate_no_worker_applies_ends_the_workflow_through_temporal(
     description = await handle.describe()
     assert description.status == WorkflowExecutionStatus.TERMINATED
     async with running_worker(settings):  # a worker coming back changes nothing
+        # A negative check: no event can say "nothing happened", so give it the time to.
         await asyncio.sleep(0.5)
     assert await control_plane.events(execution_id) == events
 

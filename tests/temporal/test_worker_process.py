@@ -12,10 +12,14 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+import pytest
+
 from pausepoint.config import Settings
 from pausepoint.service.engine import Engine
-from tests.conftest import eventually
+from pausepoint.testing import assert_eventually
 from tests.integration.test_control import TIMEOUT, types
+
+pytestmark = pytest.mark.e2e  # `pausepoint worker` as real processes
 
 HERE = Path(__file__).parent
 PAUSEPOINT = Path(sys.executable).parent / "pausepoint"
@@ -86,7 +90,7 @@ async def test_a_killed_worker_is_replaced_without_rerunning_checkpointed_steps(
         execution = await control_plane.start_execution(
             "workers", "crash", inputs={"trace": str(trace)}
         )
-        await eventually(_exists(trace), timeout=TIMEOUT)
+        await assert_eventually(_exists(trace), timeout=TIMEOUT)
         victim = int(trace.read_text().split()[0])
         assert victim in (one.pid, two.pid)
         os.kill(victim, signal.SIGKILL)

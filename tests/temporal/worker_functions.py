@@ -14,5 +14,5 @@ def mark_then_wait(trace: str, seconds: float) -> dict[str, int]:
     with path.open("a", encoding="utf-8") as handle:
         handle.write(f"{os.getpid()}\n")
     if first:
-        time.sleep(seconds)
+        time.sleep(seconds)  # the task's work: in flight when its worker is killed
     return {"pid": os.getpid()}

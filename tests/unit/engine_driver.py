@@ -121,8 +121,9 @@ class Driver:
 
     # -- reading -------------------------------------------------------------------
 
-    @property
     def status(self) -> ExecutionStatus:
+        """The status now (a method, not a property: every step may change it, and mypy
+        would otherwise carry a narrowed status across the calls that do)."""
         return S(self.state["status"])
 
     @property
@@ -174,14 +175,14 @@ class Driver:
     # -- feeding events --------------------------------------------------------------
 
     def feed(self, event: Event) -> Step:
-        before = self.status
+        before = self.status()
         snapshot = _freeze(self.state) if before.is_terminal else None
         inflight_before = list(self.state["inflight"])
         if isinstance(event, Command):
             self.commands[event.id] = event
         transition = advance(self.state, event, self.env)
         assert transition.state is self.state
-        step = Step(event, transition, before, self.status)
+        step = Step(event, transition, before, self.status())
         self.steps.append(step)
         self.events.extend(transition.events)
         self.actions.extend(transition.actions)
@@ -252,7 +253,7 @@ class Driver:
         """Advance the clock and fire every armed timer that is due, earliest first."""
         if advance_clock_to is not None:
             self.tick(to=advance_clock_to)
-        fired = []
+        fired: list[Step] = []
         while True:
             due = sorted((d, t) for t, d in self.timers.items() if d <= self.now)
             if not due:
@@ -322,8 +323,8 @@ class Driver:
     def drive_to_end(self, limit: int = 1000) -> ExecutionStatus:
         """Complete everything, fire every timer, resume every pause: until terminal."""
         for _ in range(limit):
-            if self.status.is_terminal:
-                return self.status
+            if self.status().is_terminal:
+                return self.status()
             if self.outstanding:
                 self.run_until_quiet(limit=limit)
             elif self.state["pauses"] and self._resume_any():
@@ -332,11 +333,11 @@ class Driver:
                 self.fire_next_timer()
             else:
                 raise AssertionError(
-                    f"stuck in {self.status}: nothing outstanding, no timer, and no open "
+                    f"stuck in {self.status()}: nothing outstanding, no timer, and no open "
                     f"pause can be resumed (open: {self.open_pauses}); "
                     f"inflight={self.state['inflight']}"
                 )
-        raise AssertionError(f"not terminal after {limit} steps: {self.status}")
+        raise AssertionError(f"not terminal after {limit} steps: {self.status()}")
 
     def _resume_any(self) -> bool:
         return any(self.resume(pause_id).applied for pause_id in list(self.state["pauses"]))

@@ -34,7 +34,7 @@ tasks:
 
 def expire(driver: Driver) -> None:
     driver.start()
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     timer_id = f"pause:{driver.task_pause_id('approve')}"
     assert driver.timers[timer_id] == driver.now + 600
     driver.fire_due_timers(advance_clock_to=driver.now + 600)
@@ -53,7 +53,7 @@ def test_pause_expiry_with_resume_behaviour_succeeds_with_the_default_inputs() -
     (after,) = driver.last.run_tasks
     assert after.spec["message"] == "approved"
     driver.run_until_quiet()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
 
 
 def test_pause_expiry_with_warn_behaviour_ends_the_task_and_the_execution_in_warning() -> None:
@@ -62,7 +62,7 @@ def test_pause_expiry_with_warn_behaviour_ends_the_task_and_the_execution_in_war
     assert driver.run_of("approve")["state"] == "WARNING"
     driver.run_until_quiet()
     assert driver.run_of("after")["state"] == "SUCCESS"
-    assert driver.status is S.WARNING
+    assert driver.status() is S.WARNING
     assert driver.events_of("workflow.completed")[0].data["state"] == "WARNING"
 
 
@@ -72,14 +72,14 @@ def test_pause_expiry_with_fail_behaviour_fails_and_successors_never_run() -> No
     run = driver.run_of("approve")
     assert run["state"] == "FAILED"
     assert "approve" in run["error"] and "10m" in run["error"].lower()
-    assert driver.status is S.FAILED
+    assert driver.status() is S.FAILED
     assert "after" not in driver.started_task_ids()
 
 
 def test_pause_expiry_with_cancel_behaviour_cancels_the_execution() -> None:
     driver = Driver.of(pause_flow("CANCEL"))
     expire(driver)
-    assert driver.status is S.CANCELLED
+    assert driver.status() is S.CANCELLED
     assert driver.run_of("approve")["state"] == "CANCELLED"
     assert "after" not in driver.started_task_ids()
     assert driver.events_of("workflow.cancelled")[0].data["by"] == "timer"
@@ -98,7 +98,7 @@ tasks:
 """)
     driver.start()
     driver.fire_due_timers(advance_clock_to=driver.now + 60)
-    assert driver.status is S.FAILED
+    assert driver.status() is S.FAILED
     assert "cannot resume by itself" in driver.run_of("approve")["error"]
 
 
@@ -108,7 +108,7 @@ def test_pause_task_resumed_with_invalid_inputs_is_rejected_naming_the_field() -
     result = driver.resume(count="many")
     assert not result.applied
     assert "count" in result.message
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     assert driver.resume(count="7").applied
     assert driver.run_of("approve")["outputs"]["onResume"] == {"decision": "approved", "count": 7}
 
@@ -140,7 +140,7 @@ tasks:
         assert timer.timer_id == f"retry:{action.task_run_id}"
         delays.append(timer.deadline - driver.now)
         assert driver.run_of("flaky")["state"] == "RETRYING"
-        assert driver.status is S.RUNNING
+        assert driver.status() is S.RUNNING
         (retry_step,) = driver.fire_due_timers(advance_clock_to=timer.deadline)
         assert [a.attempt for a in retry_step.run_tasks] == [attempt + 1]
     assert delays == [2.0, 6.0, 18.0, 30.0]
@@ -148,7 +148,7 @@ tasks:
     driver.fail("flaky", error="final")
     assert driver.run_of("flaky")["state"] == "FAILED"
     assert driver.run_of("flaky")["error"] == "final"
-    assert driver.status is S.FAILED
+    assert driver.status() is S.FAILED
 
 
 def test_retry_success_on_a_later_attempt_completes() -> None:
@@ -166,7 +166,7 @@ tasks:
     driver.fail("flaky")
     driver.fire_next_timer()
     driver.complete("flaky", {"ok": True})
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
     assert driver.run_of("flaky")["attempt"] == 2
 
 
@@ -188,12 +188,12 @@ tasks:
     step = driver.fire_next_timer()
     assert step is not None
     assert step.transition.actions == [CancelTask(run_id)]
-    assert driver.status is S.RUNNING
+    assert driver.status() is S.RUNNING
     driver.ack_cancel(run_id)
     run = driver.run_of("slow")
     assert run["state"] == "FAILED"
     assert "timed out" in run["error"] and "slow" in run["error"]
-    assert driver.status is S.FAILED
+    assert driver.status() is S.FAILED
     assert "after" not in driver.started_task_ids()
 
 
@@ -210,7 +210,7 @@ tasks:
     driver.fire_next_timer()
     driver.complete("slow", {"late": True})
     assert "timed out" in driver.run_of("slow")["error"]
-    assert driver.status is S.FAILED
+    assert driver.status() is S.FAILED
 
 
 def test_allow_failure_turns_a_failed_task_into_a_warning() -> None:
@@ -231,7 +231,7 @@ tasks:
     assert driver.run_of("shaky")["error"] == "bad"
     driver.run_until_quiet()
     assert driver.run_of("after")["state"] == "SUCCESS"
-    assert driver.status is S.WARNING
+    assert driver.status() is S.WARNING
 
 
 def test_failure_runs_errors_then_finally_and_ends_failed() -> None:
@@ -259,7 +259,7 @@ finally:
     step = driver.complete("on-error")
     assert [a.task_id for a in step.run_tasks] == ["cleanup"]
     driver.complete("cleanup")
-    assert driver.status is S.FAILED
+    assert driver.status() is S.FAILED
     assert "never" not in driver.started_task_ids()
 
 
@@ -291,18 +291,18 @@ tasks:
     step = driver.start()
     assert [a.task_id for a in step.run_tasks] == ["step1"]
     assert driver.run_of("approve")["state"] == "PAUSED"
-    assert driver.status is S.RUNNING  # step1 still in flight
+    assert driver.status() is S.RUNNING  # step1 still in flight
     step = driver.complete("step1")
     assert [a.task_id for a in step.run_tasks] == ["step2"]
-    assert driver.status is S.RUNNING
+    assert driver.status() is S.RUNNING
     driver.complete("step2")
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     assert driver.state["checkpoint"] == "pause_task"
     assert driver.state["inflight"] == []
     driver.resume()
     assert [a.task_id for a in driver.last.run_tasks] == ["after"]
     driver.run_until_quiet()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
 
 
 def test_parallel_concurrency_limits_branches_in_flight() -> None:
@@ -322,7 +322,7 @@ tasks:
     step = driver.complete("b")
     assert [a.task_id for a in step.run_tasks] == ["c"]
     driver.run_until_quiet()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
 
 
 def test_foreach_runs_each_value_and_keys_outputs_by_value() -> None:
@@ -354,7 +354,7 @@ tasks:
     (after,) = step.run_tasks
     assert after.spec["message"] == "GREEN"
     driver.run_until_quiet()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
 
 
 def test_foreach_values_from_a_json_template_run_in_parallel() -> None:
@@ -379,7 +379,7 @@ tasks:
     step = driver.start()
     assert sorted(str(a.spec["message"]) for a in step.run_tasks) == ["1", "2", "3"]
     driver.run_until_quiet()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
 
 
 @pytest.mark.parametrize(("flag", "branch"), [(True, "yes"), (False, "no")])
@@ -404,7 +404,7 @@ tasks:
     step = driver.start()
     assert [a.task_id for a in step.run_tasks] == [branch]
     driver.run_until_quiet()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
     assert driver.run_of("check")["branch"] == ("then" if flag else "else")
 
 
@@ -433,7 +433,7 @@ tasks:
     step = driver.start()
     assert [a.task_id for a in step.run_tasks] == [branch]
     driver.run_until_quiet()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
 
 
 def test_disabled_task_is_skipped() -> None:
@@ -448,7 +448,7 @@ tasks:
     assert driver.run_of("off")["state"] == "SKIPPED"
     assert driver.events_of("task.skipped")[0].data["task_id"] == "off"
     driver.run_until_quiet()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
 
 
 def test_template_error_fails_the_task_with_a_message_naming_it() -> None:
@@ -467,7 +467,7 @@ tasks:
     run = driver.run_of("render-me")
     assert run["state"] == "FAILED"
     assert "render-me" in run["error"]
-    assert driver.status is S.FAILED
+    assert driver.status() is S.FAILED
     assert "after" not in driver.started_task_ids()
     assert driver.events_of("task.failed")[0].data["task_id"] == "render-me"
 
@@ -482,7 +482,7 @@ outputs:
 """)
     driver.start()
     driver.complete("compute", {"value": 42})
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
     assert driver.state["result"] == {"answer": 42}
 
 
@@ -497,9 +497,9 @@ tasks:
     step = driver.fire_next_timer()
     assert step is not None
     assert [a for a in step.transition.actions if isinstance(a, CancelTask)]
-    assert driver.status is S.CANCELLING
+    assert driver.status() is S.CANCELLING
     driver.ack_all_cancels()
-    assert driver.status is S.TIMED_OUT
+    assert driver.status() is S.TIMED_OUT
 
 
 # -- crash recovery -------------------------------------------------------------------------
@@ -543,9 +543,9 @@ tasks:
     assert len(driver.events_of("task.started")) == started  # re-runs are not new starts
     driver.complete("flaky")
     driver.complete("slow")
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     driver.fire_next_timer()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
 
 
 def test_recovered_while_cancelling_does_not_leave_reissued_work_uncancelled() -> None:
@@ -597,10 +597,10 @@ finally:
     (cleanup,) = driver.outstanding_of("cleanup")
     step = driver.recover()
     assert step.run_tasks == [cleanup]
-    assert driver.status is S.CANCELLING
+    assert driver.status() is S.CANCELLING
     driver.complete("cleanup")
     assert driver.run_of("cleanup")["state"] == "SUCCESS"
-    assert driver.status is S.CANCELLED
+    assert driver.status() is S.CANCELLED
 
 
 def test_recovered_while_pausing_reruns_in_flight_work_instead_of_cancelling_it() -> None:
@@ -616,13 +616,13 @@ tasks:
     driver.pause()
     step = driver.recover()
     assert step.run_tasks == [first]
-    assert driver.status is S.PAUSING
+    assert driver.status() is S.PAUSING
     assert driver.run_of("first")["state"] == "RUNNING"
     driver.complete("first")
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     driver.resume()
     driver.run_until_quiet()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
     assert driver.run_of("first")["state"] == "SUCCESS"
 
 
@@ -641,7 +641,7 @@ tasks:
     driver.fire_next_timer()
     step = driver.feed(TaskSucceeded(first.task_run_id, 1, driver.tick(), {"old": True}))
     assert step.transition.events == [] and step.transition.actions == []
-    assert driver.status is S.RUNNING
+    assert driver.status() is S.RUNNING
     assert isinstance(driver.outstanding[first.task_run_id].action, RunTask)
     driver.complete("flaky", {"new": True})
     assert driver.state["outputs"]["flaky"] == {"new": True}
@@ -663,12 +663,12 @@ finally:
     driver.start()
     driver.cancel()
     driver.ack_cancel("work")
-    assert driver.status is S.CANCELLING
+    assert driver.status() is S.CANCELLING
     assert driver.run_of("confirm")["state"] == "PAUSED"
     result = driver.resume(driver.task_pause_id("confirm"))
     assert result.applied, result.message
     driver.run_until_quiet()
-    assert driver.status is S.CANCELLED
+    assert driver.status() is S.CANCELLED
     assert driver.run_of("cleanup")["state"] == "SUCCESS"
 
 
@@ -683,8 +683,8 @@ finally:
     driver.start()
     driver.cancel()
     driver.ack_cancel("work")
-    assert driver.status is S.CANCELLING
+    assert driver.status() is S.CANCELLING
     driver.fire_due_timers(advance_clock_to=driver.now + 60)
-    assert driver.status is S.CANCELLED, (
-        f"stuck in {driver.status} with open pauses {driver.open_pauses} and no timer"
+    assert driver.status() is S.CANCELLED, (
+        f"stuck in {driver.status()} with open pauses {driver.open_pauses} and no timer"
     )

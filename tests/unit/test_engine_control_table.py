@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pausepoint.engine.model import CommandResult, ExecutionStatus, RunTask
+from pausepoint.engine.model import CancelTask, CommandResult, ExecutionStatus, RunTask
 
 from .engine_driver import Driver
 
@@ -66,21 +66,21 @@ def running() -> Driver:
 def pausing() -> Driver:
     driver = running()
     assert driver.pause("look").applied
-    assert driver.status is S.PAUSING
+    assert driver.status() is S.PAUSING
     return driver
 
 
 def paused_manual() -> Driver:
     driver = pausing()
     driver.complete("first")
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     return driver
 
 
 def paused_on_task() -> Driver:
     driver = Driver.of(PAUSE_TASK_FIRST)
     driver.start()
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     assert driver.state["checkpoint"] == "pause_task"
     return driver
 
@@ -88,14 +88,14 @@ def paused_on_task() -> Driver:
 def cancelling() -> Driver:
     driver = running()
     assert driver.cancel().applied
-    assert driver.status is S.CANCELLING
+    assert driver.status() is S.CANCELLING
     return driver
 
 
 def completed() -> Driver:
     driver = running()
     driver.run_until_quiet()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
     return driver
 
 
@@ -103,37 +103,37 @@ def warning() -> Driver:
     driver = Driver.of(ALLOWED_FAILURE)
     driver.start()
     driver.fail("first")
-    assert driver.status is S.WARNING
+    assert driver.status() is S.WARNING
     return driver
 
 
 def failed() -> Driver:
     driver = running()
     driver.fail("first")
-    assert driver.status is S.FAILED
+    assert driver.status() is S.FAILED
     return driver
 
 
 def cancelled() -> Driver:
     driver = cancelling()
     driver.ack_all_cancels()
-    assert driver.status is S.CANCELLED
+    assert driver.status() is S.CANCELLED
     return driver
 
 
 def terminated() -> Driver:
     driver = running()
     assert driver.terminate().applied
-    assert driver.status is S.TERMINATED
+    assert driver.status() is S.TERMINATED
     return driver
 
 
 def timed_out() -> Driver:
     driver = running()
     driver.fire_due_timers(advance_clock_to=1000.0 + 3600.0)
-    assert driver.status is S.CANCELLING
+    assert driver.status() is S.CANCELLING
     driver.ack_all_cancels()
-    assert driver.status is S.TIMED_OUT
+    assert driver.status() is S.TIMED_OUT
     return driver
 
 
@@ -251,16 +251,16 @@ def test_the_table_covers_every_state_and_operation() -> None:
 @pytest.mark.parametrize(("state", "op", "expected"), CASES)
 def test_control_operation(state: str, op: str, expected: Applied | Rejected) -> None:
     driver = STATES[state]()
-    before = driver.status
+    before = driver.status()
     result = _operate(driver, op)
     if isinstance(expected, Applied):
         assert result.applied, result.message
-        assert driver.status is expected.status
+        assert driver.status() is expected.status
         assert result.status is expected.status
     else:
         assert not result.applied
         assert expected.says.lower() in result.message.lower()
-        assert driver.status is before
+        assert driver.status() is before
         assert driver.last.events_of("command.rejected")
 
 
@@ -274,20 +274,20 @@ def test_pause_while_pausing_is_rejected_and_keeps_one_pause_point() -> None:
     assert "already pausing" in result.message
     assert len(driver.open_pauses) == 1
     driver.complete("first")
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
 
 
 def test_resume_during_pausing_withdraws_the_pause_and_it_never_lands() -> None:
     driver = pausing()
     result = driver.resume()
     assert result.applied
-    assert driver.status is S.RUNNING
+    assert driver.status() is S.RUNNING
     resumed = driver.events_of("workflow.resumed")
     assert resumed and resumed[-1].data["withdrawn"] is True
     assert driver.open_pauses == []
     # The in-flight task finishing is no checkpoint for the withdrawn pause.
     step = driver.complete("first")
-    assert driver.status is S.RUNNING
+    assert driver.status() is S.RUNNING
     assert [a.task_id for a in step.run_tasks] == ["second"]
     assert driver.drive_to_end() is S.COMPLETED
     assert driver.events_of("workflow.paused") == []
@@ -296,12 +296,12 @@ def test_resume_during_pausing_withdraws_the_pause_and_it_never_lands() -> None:
 def test_pause_while_queued_lands_at_once_and_resume_starts_the_execution() -> None:
     driver = queued()
     assert driver.pause().applied
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     assert driver.events_of("workflow.paused")[0].data["checkpoint"] == "pre_execution"
     step = driver.start()
-    assert step.run_tasks == [] and driver.status is S.PAUSED
+    assert step.run_tasks == [] and driver.status() is S.PAUSED
     driver.resume()
-    assert driver.status is S.RUNNING
+    assert driver.status() is S.RUNNING
     assert [a.task_id for a in driver.last.run_tasks] == ["first"]
     assert driver.drive_to_end() is S.COMPLETED
 
@@ -311,10 +311,10 @@ def test_manual_pause_lands_pre_completion_after_the_last_task() -> None:
     driver.complete("first")
     driver.pause()
     driver.complete("second")
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     assert driver.state["checkpoint"] == "pre_completion"
     driver.resume()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
 
 
 def test_manual_pause_after_the_last_task_lands_pre_completion_despite_unused_errors() -> None:
@@ -329,10 +329,10 @@ errors:
     driver.start()
     driver.pause()
     driver.complete("only")
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     assert driver.state["checkpoint"] == "pre_completion"
     driver.resume()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
     assert "on-error" not in driver.started_task_ids()
 
 
@@ -340,7 +340,7 @@ def test_cancel_while_paused_on_a_pause_task_cancels_at_once_and_successors_neve
     driver = paused_on_task()
     result = driver.cancel("no")
     assert result.applied
-    assert driver.status is S.CANCELLED
+    assert driver.status() is S.CANCELLED
     assert driver.run_of("approve")["state"] == "CANCELLED"
     assert "after" not in driver.started_task_ids()
     assert driver.last.run_tasks == []
@@ -349,7 +349,7 @@ def test_cancel_while_paused_on_a_pause_task_cancels_at_once_and_successors_neve
 def test_cancel_while_paused_manually_cancels_at_once_and_successors_never_start() -> None:
     driver = paused_manual()
     assert driver.cancel().applied
-    assert driver.status is S.CANCELLED
+    assert driver.status() is S.CANCELLED
     assert driver.started_task_ids() == ["first"]
     assert [e.type for e in driver.last.transition.events][-1] == "workflow.cancelled"
 
@@ -359,10 +359,10 @@ def test_terminate_while_paused_runs_nothing_else_and_skips_finally() -> None:
         PAUSE_TASK_FIRST + "finally:\n  - id: cleanup\n    type: log\n    message: bye\n"
     )
     driver.start()
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     result = driver.terminate("stop now")
     assert result.applied
-    assert driver.status is S.TERMINATED
+    assert driver.status() is S.TERMINATED
     assert driver.last.run_tasks == []
     assert driver.started_task_ids() == ["approve"]
     terminated_event = driver.events_of("workflow.terminated")[0]
@@ -370,7 +370,7 @@ def test_terminate_while_paused_runs_nothing_else_and_skips_finally() -> None:
     # Nothing that arrives later moves it.
     assert not driver.resume().applied
     driver.fire_due_timers(advance_clock_to=10_000.0)
-    assert driver.status is S.TERMINATED
+    assert driver.status() is S.TERMINATED
 
 
 def test_pause_after_cancel_was_requested_is_rejected() -> None:
@@ -378,9 +378,9 @@ def test_pause_after_cancel_was_requested_is_rejected() -> None:
     result = driver.pause()
     assert not result.applied
     assert "cancel" in result.message
-    assert driver.status is S.CANCELLING
+    assert driver.status() is S.CANCELLING
     driver.ack_all_cancels()
-    assert driver.status is S.CANCELLED
+    assert driver.status() is S.CANCELLED
 
 
 def test_inject_into_a_paused_run_reaches_the_next_task_after_resume() -> None:
@@ -397,10 +397,10 @@ tasks:
     driver.start()
     driver.pause()
     driver.complete("first")
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     result = driver.inject("please be careful", role="system")
     assert result.applied
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     messages = driver.state["context"]["messages"]
     assert [(m["role"], m["message"]) for m in messages] == [("system", "please be careful")]
     assert driver.events_of("context.injected")[0].data["message"] == "please be careful"
@@ -442,7 +442,7 @@ tasks:
     assert driver.run_of("approve")["outputs"]["onResume"] == {"answer": "from-human"}
     assert driver.run_of("approve")["outputs"]["resumed"]["by"] == "tester"
     driver.run_until_quiet()
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
     assert driver.state["outputs"]["approve"]["onResume"] == {"answer": "from-human"}
 
 
@@ -459,20 +459,20 @@ tasks:
         type: pause
 """)
     driver.start()
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     left, right = driver.task_pause_id("left"), driver.task_pause_id("right")
     assert set(driver.open_pauses) == {left, right}
     result = driver.resume()
     assert not result.applied
     assert "pause_id" in result.message
     assert left in result.message and right in result.message
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     assert driver.resume(right).applied
     assert driver.open_pauses == [left]
     assert driver.run_of("right")["state"] == "SUCCESS"
-    assert driver.status is S.PAUSED  # the other Pause task still waits
+    assert driver.status() is S.PAUSED  # the other Pause task still waits
     assert driver.resume().applied  # one pause point left: no pause_id needed
-    assert driver.status is S.COMPLETED
+    assert driver.status() is S.COMPLETED
 
 
 def test_resume_names_the_manual_pause_among_several() -> None:
@@ -484,10 +484,10 @@ def test_resume_names_the_manual_pause_among_several() -> None:
     assert not rejected.applied and "manual pause" in rejected.message
     # Resuming the Pause task alone does not run anything while the manual pause holds.
     assert driver.resume(driver.task_pause_id("approve")).applied
-    assert driver.status is S.PAUSED
+    assert driver.status() is S.PAUSED
     assert "after" not in driver.started_task_ids()
     assert driver.resume(manual.command_id).applied
-    assert driver.status is S.RUNNING
+    assert driver.status() is S.RUNNING
     assert [a.task_id for a in driver.last.run_tasks] == ["after"]
 
 
@@ -518,14 +518,14 @@ def test_cancel_runs_finally_tasks_then_ends_cancelled() -> None:
     driver = Driver.of(FINALLY_FLOW)
     driver.start()
     driver.cancel("stop")
-    assert driver.status is S.CANCELLING
+    assert driver.status() is S.CANCELLING
     assert driver.outstanding["t1"].cancel_requested
     step = driver.ack_cancel("work")
-    assert driver.status is S.CANCELLING
+    assert driver.status() is S.CANCELLING
     assert driver.state["phase"] == "finally"
     assert [a.task_id for a in step.run_tasks] == ["cleanup"]
     driver.complete("cleanup")
-    assert driver.status is S.CANCELLED
+    assert driver.status() is S.CANCELLED
     assert "more" not in driver.started_task_ids()
     assert driver.run_of("work")["state"] == "CANCELLED"
     assert driver.run_of("cleanup")["state"] == "SUCCESS"
@@ -536,8 +536,8 @@ def test_terminate_runs_no_finally_and_kills_in_flight_work() -> None:
     driver.start()
     result = driver.terminate("kill it")
     assert result.applied
-    assert driver.status is S.TERMINATED
-    kills = [a for a in driver.last.transition.actions if getattr(a, "kill", False)]
+    assert driver.status() is S.TERMINATED
+    kills = [a for a in driver.last.transition.actions if isinstance(a, CancelTask) and a.kill]
     assert [k.task_run_id for k in kills] == ["t1"]
     assert not any(isinstance(a, RunTask) for a in driver.last.transition.actions)
     assert "cleanup" not in driver.started_task_ids()
@@ -552,5 +552,5 @@ def test_terminate_during_finally_after_a_cancel_stops_finally_at_once() -> None
     driver.ack_cancel("work")
     assert driver.outstanding_of("cleanup")
     assert driver.terminate("too slow").applied
-    assert driver.status is S.TERMINATED
+    assert driver.status() is S.TERMINATED
     assert driver.run_of("cleanup")["state"] == "CANCELLED"

@@ -119,7 +119,7 @@ def test_the_execution_timer_times_the_execution_out(form: str) -> None:
     driver = started()
     stored_as(driver, form)
     driver.fire("execution")
-    assert driver.status is S.CANCELLING
+    assert driver.status() is S.CANCELLING
     assert driver.state["stop"] is not None
     assert driver.state["stop"]["kind"] == "timeout"
 

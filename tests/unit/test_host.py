@@ -76,8 +76,8 @@ def fresh(env: EngineEnv) -> dict[str, Any]:
     return new_state("ex-1", env.index, inputs={}, labels={}, at=AT)
 
 
-def command(kind: CommandKind, n: int = 1, **payload: Any) -> Command:
-    return Command(f"cmd-{n}", kind, AT + n, payload=payload)
+def command(kind: str, n: int = 1, **payload: Any) -> Command:
+    return Command(f"cmd-{n}", CommandKind(kind), AT + n, payload=payload)
 
 
 def run_tasks(actions: list[Any]) -> list[RunTask]:

@@ -106,15 +106,23 @@ export async function renderExecution(view, executionId, session) {
     // A finished execution takes no control at all: no buttons rather than dead ones.
     controls.hidden = TERMINAL_STATES.has(state);
     const legal = legalOperations(state);
-    const hadFocus = controls.contains(document.activeElement);
+    const focused = Object.values(buttons).find((button) => button === document.activeElement);
     for (const [op, button] of Object.entries(buttons)) {
       button.disabled = !legal[op];
       button.title = legal[op] ? "" : `Not possible while the execution is ${state}`;
     }
-    // A button that just turned off drops the keyboard focus: hand it to one still on.
-    if (hadFocus && !controls.contains(document.activeElement)) {
-      Object.values(buttons).find((button) => !button.disabled)?.focus();
-    }
+    if (focused?.disabled) handFocusOn(focused);
+  }
+
+  // A button that turns off under the keyboard focus must not keep it: Enter on it
+  // would do nothing, and browsers differ on what follows (older Chromium blurred it
+  // to the page, current Chromium leaves the focus on the dead button). Either way
+  // the keyboard user's place moves to the nearest button still on, the next one first.
+  function handFocusOn(disabledButton) {
+    const all = Object.values(buttons);
+    const at = all.indexOf(disabledButton);
+    const nearest = [...all.slice(at + 1), ...all.slice(0, at).reverse()];
+    nearest.find((button) => !button.disabled)?.focus();
   }
 
   /** Send a control request; the reply, or null after showing why it was refused. */
