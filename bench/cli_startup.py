@@ -164,9 +164,9 @@ def main() -> None:
     print(f"{options.runs} runs each; seconds (min / median)")
     print(f"{'tree':<24} {'command':<16} {'wall':>15} {'cpu':>15}")
     for (tree, name), measured in figures.items():
-        wall = f"{min(measured.wall):.3f} / {statistics.median(measured.wall):.3f}"
-        cpu = f"{min(measured.cpu):.3f} / {statistics.median(measured.cpu):.3f}"
-        print(f"{tree or 'PYTHONPATH':<24} {name:<16} {wall:>15} {cpu:>15}")
+        walls = f"{min(measured.wall):.3f} / {statistics.median(measured.wall):.3f}"
+        cpus = f"{min(measured.cpu):.3f} / {statistics.median(measured.cpu):.3f}"
+        print(f"{tree or 'PYTHONPATH':<24} {name:<16} {walls:>15} {cpus:>15}")
 
 
 if __name__ == "__main__":
