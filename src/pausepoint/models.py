@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from pausepoint.states import TERMINAL_EVENT_TYPES, TERMINAL_STATES, ExecutionState
 
@@ -28,7 +28,17 @@ __all__ = [
 LIVE_ONLY_SEQ = 0
 
 
-class TaskRunView(BaseModel):
+class PublicModel(BaseModel):
+    """The base of the public shapes: each builds its validator on first use, not at import.
+
+    Building all of them (and the wire shapes) took a third of a remote
+    ``pausepoint state``'s start-up; a command uses two or three.
+    """
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class TaskRunView(PublicModel):
     id: str
     task_id: str
     type: str
@@ -42,7 +52,7 @@ class TaskRunView(BaseModel):
     error: str | None = None
 
 
-class PausePointView(BaseModel):
+class PausePointView(PublicModel):
     """An open pause point: a manual pause, a Pause task, or an agent tool call to approve."""
 
     id: str
@@ -58,7 +68,7 @@ class PausePointView(BaseModel):
     )
 
 
-class ContextMessage(BaseModel):
+class ContextMessage(PublicModel):
     seq: int
     role: str
     message: str
@@ -66,7 +76,7 @@ class ContextMessage(BaseModel):
     at: str
 
 
-class StateView(BaseModel):
+class StateView(PublicModel):
     execution_id: str
     state: str
     checkpoint: str | None = None
@@ -74,7 +84,7 @@ class StateView(BaseModel):
     pause_points: list[PausePointView] = Field(default_factory=list)
 
 
-class ExecutionView(BaseModel):
+class ExecutionView(PublicModel):
     id: str
     namespace: str
     flow_id: str
@@ -105,7 +115,7 @@ class ExecutionView(BaseModel):
         raise KeyError(task_id)
 
 
-class EventView(BaseModel):
+class EventView(PublicModel):
     execution_id: str
     seq: int
     type: str
@@ -117,7 +127,7 @@ class EventView(BaseModel):
         return self.type in TERMINAL_EVENT_TYPES
 
 
-class ControlResult(BaseModel):
+class ControlResult(PublicModel):
     """The reply to a control command (Syntropic137/Shannon shape, plus bookkeeping)."""
 
     success: bool = True
@@ -134,7 +144,7 @@ class ControlResult(BaseModel):
     terminated_at: str | None = None
 
 
-class CommandView(BaseModel):
+class CommandView(PublicModel):
     id: str
     seq: int
     kind: str

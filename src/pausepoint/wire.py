@@ -9,10 +9,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pausepoint.models import EventView
+from pausepoint.models import EventView, PublicModel
 
 
 class _Body(BaseModel):
+    # Request bodies are built at import, unlike the replies: FastAPI reads them as
+    # `Body()` parameters, which a deferred model does not support (and clients
+    # never parse them).
     model_config = ConfigDict(extra="forbid")
 
 
@@ -84,7 +87,7 @@ class InjectBody(_Body):
     role: Literal["user", "system"] = "user"
 
 
-class TerminateReply(BaseModel):
+class TerminateReply(PublicModel):
     """Kubiya's TerminateWorkflowResponse, plus the state."""
 
     success: bool
@@ -96,7 +99,7 @@ class TerminateReply(BaseModel):
     command_id: str
 
 
-class ExecutionSummary(BaseModel):
+class ExecutionSummary(PublicModel):
     id: str
     namespace: str
     flow_id: str
@@ -109,14 +112,14 @@ class ExecutionSummary(BaseModel):
     duration_ms: int | None
 
 
-class ExecutionPage(BaseModel):
+class ExecutionPage(PublicModel):
     items: list[ExecutionSummary]
     next_cursor: str | None = Field(
         default=None, description="Pass as `cursor` for the next (older) page."
     )
 
 
-class ValidatedInputs(BaseModel):
+class ValidatedInputs(PublicModel):
     valid: bool = True
     inputs: dict[str, Any]
     pause_id: str | None = None
@@ -125,7 +128,7 @@ class ValidatedInputs(BaseModel):
 # -- flows -------------------------------------------------------------------------
 
 
-class FlowRecordView(BaseModel):
+class FlowRecordView(PublicModel):
     """One stored revision of a flow (the source is the YAML text as stored)."""
 
     namespace: str
@@ -135,7 +138,7 @@ class FlowRecordView(BaseModel):
     created_at: str
 
 
-class FlowSummary(BaseModel):
+class FlowSummary(PublicModel):
     namespace: str
     id: str
     revision: int
@@ -149,20 +152,20 @@ class FlowDetail(FlowRecordView):
     task_ids: list[str] = Field(description="Every task id, in document order (nested included).")
 
 
-class FlowValidation(BaseModel):
+class FlowValidation(PublicModel):
     valid: bool = True
     namespace: str
     id: str
 
 
-class FlowFieldError(BaseModel):
+class FlowFieldError(PublicModel):
     loc: list[str | int]
     msg: str
     type: str
     line: int | None = Field(default=None, description="Line in the submitted source, if known.")
 
 
-class FlowErrors(BaseModel):
+class FlowErrors(PublicModel):
     detail: list[FlowFieldError]
     message: str
 
@@ -170,7 +173,7 @@ class FlowErrors(BaseModel):
 # -- events ------------------------------------------------------------------------
 
 
-class EventPage(BaseModel):
+class EventPage(PublicModel):
     items: list[EventView] = Field(description="Oldest first.")
     next_after: int | None = Field(
         default=None, description="Pass as `after` for the next page; null when caught up."
@@ -196,14 +199,14 @@ class BulkBody(_Body):
     pause_id: str | None = Field(default=None, max_length=64, description="resume only")
 
 
-class BulkItem(BaseModel):
+class BulkItem(PublicModel):
     execution_id: str
     status: int = Field(description="The status the single-execution route would answer.")
     state: str | None = None
     message: str
 
 
-class BulkReply(BaseModel):
+class BulkReply(PublicModel):
     dry_run: bool
     results: list[BulkItem]
 
@@ -211,17 +214,17 @@ class BulkReply(BaseModel):
 # -- seed compatibility ---------------------------------------------------------------
 
 
-class ShannonReply(BaseModel):
+class ShannonReply(PublicModel):
     success: bool
     message: str
     task_id: str
 
 
-class ShannonError(BaseModel):
+class ShannonError(PublicModel):
     error: str
 
 
-class ShannonControlState(BaseModel):
+class ShannonControlState(PublicModel):
     task_id: str
     state: str
     paused: bool
@@ -233,7 +236,7 @@ class KubiyaMessageBody(InjectBody):
     """Kubiya's message body: the same as inject's, under Kubiya's name."""
 
 
-class SyntropicReply(BaseModel):
+class SyntropicReply(PublicModel):
     success: bool
     execution_id: str
     state: str | None = None
@@ -241,7 +244,7 @@ class SyntropicReply(BaseModel):
     error: str | None = None
 
 
-class SyntropicState(BaseModel):
+class SyntropicState(PublicModel):
     execution_id: str
     state: str
 
@@ -249,7 +252,7 @@ class SyntropicState(BaseModel):
 # -- ops and secrets ------------------------------------------------------------------
 
 
-class Identity(BaseModel):
+class Identity(PublicModel):
     """The caller, as its credentials say."""
 
     org: str
@@ -257,7 +260,7 @@ class Identity(BaseModel):
     subject: str = Field(description='"key:<id>" for an API key, or the JWT\'s subject.')
 
 
-class Health(BaseModel):
+class Health(PublicModel):
     status: str
 
 
@@ -265,5 +268,5 @@ class SecretBody(_Body):
     value: str = Field(max_length=65_536)
 
 
-class SecretNames(BaseModel):
+class SecretNames(PublicModel):
     names: list[str]

@@ -41,6 +41,16 @@ HEAVY_MODULES = (
     "pausepoint.store",
     "pausepoint.runtime",
 )
+# What a remote `state` does not use either, each a noticeable part of its start-up: the
+# YAML parser (only commands that send a flow read one), httpx's own command line (with
+# click and pygments) and rich's tables.
+NOT_USED_BY_A_REMOTE_STATE = (
+    "yaml",
+    "httpx._main",
+    "click",
+    "pygments",
+    "rich.table",
+)
 _PROBE = """\
 import json, sys
 from pausepoint.cli import main
@@ -53,10 +63,10 @@ print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)
 """
 
 
-def heavy_modules_probe(*args: str) -> list[str]:
+def heavy_modules_probe(*args: str, modules: Sequence[str] = HEAVY_MODULES) -> list[str]:
     """A command line running ``pausepoint ARGS`` in a fresh interpreter, then printing
-    (as the last line of stderr) which of ``HEAVY_MODULES`` it imported."""
-    return [sys.executable, "-c", _PROBE % json.dumps(HEAVY_MODULES), *args]
+    (as the last line of stderr) which of ``modules`` it imported."""
+    return [sys.executable, "-c", _PROBE % json.dumps(list(modules)), *args]
 
 
 def heavy_modules_in(stderr: str) -> list[str]:

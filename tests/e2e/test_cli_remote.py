@@ -21,6 +21,8 @@ from tests.api.conftest import RunningServer, free_port, running_server
 from tests.e2e.cli_helpers import (
     COMMAND,
     EXECUTION_ID,
+    HEAVY_MODULES,
+    NOT_USED_BY_A_REMOTE_STATE,
     base_env,
     heavy_modules_in,
     heavy_modules_probe,
@@ -287,7 +289,13 @@ async def test_a_remote_state_loads_neither_the_server_nor_the_database_layer(
     await client.apply_flow(GATE)
     started = await client.start("remote.e2e", "gate")
     probe = await asyncio.create_subprocess_exec(
-        *heavy_modules_probe("--url", cli.url, "state", started.id),
+        *heavy_modules_probe(
+            "--url",
+            cli.url,
+            "state",
+            started.id,
+            modules=(*HEAVY_MODULES, *NOT_USED_BY_A_REMOTE_STATE),
+        ),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

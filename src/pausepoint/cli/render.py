@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Column, Table
 
 from pausepoint.models import EventView, ExecutionView, StateView
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from pausepoint.models import ControlResult
     from pausepoint.wire import ExecutionSummary, FlowSummary, TerminateReply
 
@@ -52,6 +53,8 @@ def print_error(error: BaseException) -> None:
 
 def render_runs(view: ExecutionView) -> Table:
     """The task runs of an execution as a table, children indented under their parent."""
+    from rich.table import Table  # tables only where printed: `state` prints none
+
     table = Table(
         title=f"{view.namespace}.{view.flow_id}  {view.id}  {styled(view.state)}",
         title_justify="left",
@@ -72,6 +75,8 @@ def render_runs(view: ExecutionView) -> Table:
 
 
 def print_executions(executions: Sequence[ExecutionSummary]) -> None:
+    from rich.table import Column, Table
+
     table = Table("flow", "state", "created", "labels")
     table.columns.insert(0, Column("id", no_wrap=True))
     for execution in executions:
@@ -160,6 +165,8 @@ def print_outcome(view: ExecutionView) -> int:
 
 
 def print_flows(flows: Sequence[FlowSummary]) -> None:
+    from rich.table import Table
+
     table = Table("flow", "revision", "created")
     for flow in flows:
         table.add_row(f"{flow.namespace}.{flow.id}", str(flow.revision), flow.created_at)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ async def open_target(
     if args.url and args.command in REMOTE_COMMANDS:
         if not args.url.startswith(("http://", "https://")):
             raise UsageError(f"--url must start with http:// or https://, got {args.url!r}")
+        import_httpx_without_its_command_line()
         from pausepoint.client.async_client import AsyncClient
 
         async with AsyncClient(args.url, api_key=args.api_key) as client:
@@ -65,6 +67,25 @@ async def open_target(
         return
     async with open_engine(args, python_paths=python_paths, **settings) as engine:
         yield Target(engine.acting_as("cli"), engine)
+
+
+def import_httpx_without_its_command_line() -> None:
+    """Import httpx, leaving out ``httpx.main`` (the ``httpx`` console script).
+
+    httpx's ``__init__`` imports its own command line whenever click, rich and
+    pygments are installed, as they are here: a fifth of a remote command's
+    start-up, for a function this process never calls. A ``None`` in
+    ``sys.modules`` makes that one import fail, which httpx expects (it then
+    defines a ``main`` that asks for ``httpx[cli]``); the entry is removed
+    afterwards, so ``import httpx._main`` works again for anyone who wants it.
+    """
+    if "httpx" in sys.modules:
+        return
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx  # noqa: F401
+    finally:
+        del sys.modules["httpx._main"]
 
 
 @contextlib.asynccontextmanager

@@ -23,6 +23,7 @@ from pausepoint.client.calls import (
     condition_of,
     pause_body,
     resume_body,
+    tls_verification,
 )
 from pausepoint.client.errors import error_from, unreachable
 from pausepoint.models import CommandView, ControlResult, EventView, ExecutionView, StateView
@@ -62,6 +63,7 @@ class AsyncClient:
             base_url=check_url(base_url),
             headers=auth_headers(api_key, token),
             timeout=timeout,
+            verify=tls_verification(base_url),
             transport=transport,
         )
 

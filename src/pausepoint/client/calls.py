@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import ssl
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
+from urllib.request import getproxies
 
 import httpx
-import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from pausepoint.client.errors import ConnectionFailed, UnexpectedStatus, unreachable
@@ -46,8 +48,16 @@ Until = Callable[[ExecutionView], bool] | str | Collection[str] | None
 Params = list[tuple[str, str | int | float | bool | None]]
 
 
-_FLOWS = TypeAdapter(list[FlowSummary])
-_COMMANDS = TypeAdapter(list[CommandView])
+# Validators of lists, built on first use: a command line that lists neither flows nor
+# commands does not pay for building them.
+@functools.cache
+def _flow_list() -> TypeAdapter[list[FlowSummary]]:
+    return TypeAdapter(list[FlowSummary])
+
+
+@functools.cache
+def _command_list() -> TypeAdapter[list[CommandView]]:
+    return TypeAdapter(list[CommandView])
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,7 @@ def _without_none(**values: Any) -> dict[str, Any]:
 
 
 def _flows_list(response: httpx.Response) -> list[FlowSummary]:
-    return _FLOWS.validate_python(response.json())
+    return _flow_list().validate_python(response.json())
 
 
 def flow_source(source: str | os.PathLike[str]) -> tuple[str, str]:
@@ -137,6 +147,8 @@ def flow_source(source: str | os.PathLike[str]) -> tuple[str, str]:
 
 def flow_key(text: str, name: str) -> tuple[str, str]:
     """A flow's ``(namespace, id)``, read from its YAML (the server validates the rest)."""
+    import yaml  # only the commands that send a flow need a YAML parser
+
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -263,7 +275,9 @@ class Calls:
     @staticmethod
     def audit(execution_id: str) -> Call[list[CommandView]]:
         return Call(
-            "GET", _execution(execution_id, "/audit"), lambda r: _COMMANDS.validate_python(r.json())
+            "GET",
+            _execution(execution_id, "/audit"),
+            lambda r: _command_list().validate_python(r.json()),
         )
 
     @staticmethod
@@ -450,6 +464,23 @@ def auth_headers(api_key: str | None, token: str | None) -> dict[str, str]:
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return headers
+
+
+def tls_verification(base_url: str) -> ssl.SSLContext | bool:
+    """What the client's ``verify`` is: httpx's default (``True``) unless nothing it
+    connects to can use TLS.
+
+    httpx loads its certificate bundle when a client is made, even for a plain
+    ``http://`` server: about 30 ms, a tenth of a ``pausepoint --url http://…``
+    command. A client sends only paths relative to an ``http://`` base URL and
+    follows no redirects, so without a proxy from the environment (which may be
+    an ``https://`` one) it never opens a TLS connection. It then gets a context
+    that trusts no certificate: should one ever be opened, it fails rather than
+    going unverified.
+    """
+    if base_url.startswith("https://") or getproxies():
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def check_url(base_url: str) -> str:
