@@ -85,12 +85,10 @@ async def without_signals(settings: Settings) -> AsyncIterator[Engine]:
     """A control plane that records commands and dies before sending them (in effect)."""
     async with Engine(settings) as engine:
 
-        async def lost(
-            command: CommandRecord, commands_version: int, *, wait: float
-        ) -> CommandRecord:
-            return command
+        async def lost(execution_id: str, command: CommandRecord | None = None) -> bool:
+            return False  # as if Temporal never heard of it: only the sweep can send it
 
-        engine.runtime.deliver = lost  # type: ignore[method-assign]
+        temporal_runtime(engine)._send = lost  # type: ignore[method-assign]
         yield engine
 
 
