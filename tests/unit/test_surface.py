@@ -14,7 +14,6 @@ import pytest
 
 from pausepoint.client import AsyncClient
 from pausepoint.service.engine import Engine
-from pausepoint.service.surface import ActingEngine
 from pausepoint.surface import ControlSurface
 
 
@@ -99,7 +98,7 @@ def _accepts(implementation: inspect.Signature, declared: inspect.Signature) -> 
     return problems
 
 
-@pytest.mark.parametrize("implementation", [Engine, AsyncClient, ActingEngine])
+@pytest.mark.parametrize("implementation", [Engine, AsyncClient])
 @pytest.mark.parametrize("name", PROTOCOL_METHODS)
 def test_each_implementation_has_every_method_with_a_compatible_signature(
     implementation: type, name: str

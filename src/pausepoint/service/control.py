@@ -157,14 +157,14 @@ class ControlLayer(EventsLayer):
         execution_id: str,
         *,
         reason: str | None = None,
-        actor: str = "anonymous",
+        actor: str | None = None,
         idempotency_key: str | None = None,
     ) -> ControlResult:
         return await self.control(
             PauseRequest(
                 execution_id=execution_id,
                 reason=reason,
-                actor=actor,
+                actor=actor or self.default_actor,
                 idempotency_key=idempotency_key,
             )
         )
@@ -175,7 +175,7 @@ class ControlLayer(EventsLayer):
         *,
         inputs: dict[str, Any] | None = None,
         pause_id: str | None = None,
-        actor: str = "anonymous",
+        actor: str | None = None,
         idempotency_key: str | None = None,
     ) -> ControlResult:
         return await self.control(
@@ -183,7 +183,7 @@ class ControlLayer(EventsLayer):
                 execution_id=execution_id,
                 inputs=inputs or {},
                 pause_id=pause_id,
-                actor=actor,
+                actor=actor or self.default_actor,
                 idempotency_key=idempotency_key,
             )
         )
@@ -193,14 +193,14 @@ class ControlLayer(EventsLayer):
         execution_id: str,
         *,
         reason: str | None = None,
-        actor: str = "anonymous",
+        actor: str | None = None,
         idempotency_key: str | None = None,
     ) -> ControlResult:
         return await self.control(
             CancelRequest(
                 execution_id=execution_id,
                 reason=reason,
-                actor=actor,
+                actor=actor or self.default_actor,
                 idempotency_key=idempotency_key,
             )
         )
@@ -210,14 +210,14 @@ class ControlLayer(EventsLayer):
         execution_id: str,
         *,
         reason: str,
-        actor: str = "anonymous",
+        actor: str | None = None,
         idempotency_key: str | None = None,
     ) -> ControlResult:
         return await self.control(
             TerminateRequest(
                 execution_id=execution_id,
                 reason=reason,
-                actor=actor,
+                actor=actor or self.default_actor,
                 idempotency_key=idempotency_key,
             )
         )
@@ -228,7 +228,7 @@ class ControlLayer(EventsLayer):
         message: str,
         *,
         role: str = "user",
-        actor: str = "anonymous",
+        actor: str | None = None,
         idempotency_key: str | None = None,
     ) -> ControlResult:
         return await self.control(
@@ -236,7 +236,7 @@ class ControlLayer(EventsLayer):
                 execution_id=execution_id,
                 message=message,
                 role=role,  # type: ignore[arg-type]  # validated by the request
-                actor=actor,
+                actor=actor or self.default_actor,
                 idempotency_key=idempotency_key,
             )
         )

@@ -87,6 +87,8 @@ class EngineCore:
     ) -> None:
         self.settings = settings or Settings()
         self.org_id = org_id
+        # Who the in-process API's commands name when the call names nobody.
+        self.default_actor = "anonymous"
         self.clock = clock
         self.store = create_store(
             self.settings.db, sqlite_synchronous=self.settings.sqlite_synchronous
@@ -150,6 +152,13 @@ class EngineCore:
         scoped = copy.copy(self)
         scoped.org_id = org_id
         return scoped
+
+    def acting_as(self, actor: str) -> Self:
+        """The same engine recording the commands it is given as sent by ``actor``
+        (unless a call names its own; the CLI's local commands say ``cli``)."""
+        acting = copy.copy(self)
+        acting.default_actor = actor
+        return acting
 
     async def drain(self, grace: float) -> None:
         """Start nothing new here; give work in flight ``grace`` seconds to reach a checkpoint

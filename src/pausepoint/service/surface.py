@@ -3,8 +3,6 @@
 ``SurfaceMixin`` is built only on the engine's public methods: it names the
 operations the way the HTTP client does and answers with the client's public
 models, so that code written against the protocol runs unchanged in-process.
-``ActingEngine`` is the engine acting for one named caller (the CLI records
-its commands as ``cli``).
 """
 
 from __future__ import annotations
@@ -13,16 +11,14 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Protocol
 
 from pausepoint.engine.interpreter import iso
 from pausepoint.errors import NotFound
 from pausepoint.models import (
     CommandView,
-    ControlResult,
     EventView,
     ExecutionView,
-    StateView,
 )
 from pausepoint.service.feed import EventFeed
 from pausepoint.service.views import (
@@ -37,7 +33,6 @@ from pausepoint.wire import ExecutionPage, FlowRecordView, FlowSummary
 if TYPE_CHECKING:
     from pausepoint.config import Settings
     from pausepoint.service.auth import Authenticator
-    from pausepoint.service.engine import Engine
     from pausepoint.store.access import ApiKeyRecord
     from pausepoint.store.records import EventRecord, ExecutionRecord, FlowRecord
 
@@ -151,10 +146,6 @@ class SurfaceMixin:
         """
         return LiveEvents(self.feed, execution_id)
 
-    def acting_as(self, actor: str) -> ActingEngine:
-        """This engine recording every command it accepts as made by ``actor``."""
-        return ActingEngine(cast("Engine", self), actor)  # only Engine has this mixin
-
 
 class LiveEvents:
     """Events published in this process for one execution, as a queue of ``EventView``."""
@@ -175,128 +166,3 @@ class LiveEvents:
 
     def __exit__(self, *exc: object) -> None:
         self._feed.unsubscribe(self._execution_id, self._published)
-
-
-class ActingEngine:
-    """An engine acting for one caller: a ``ControlSurface`` whose commands name ``actor``."""
-
-    def __init__(self, engine: Engine, actor: str) -> None:
-        self.engine = engine
-        self.actor = actor
-
-    async def apply_flow(self, source: str | os.PathLike[str]) -> FlowRecordView:
-        return await self.engine.apply_flow(source)
-
-    async def flows(self) -> list[FlowSummary]:
-        return await self.engine.flows()
-
-    async def start_execution(
-        self,
-        namespace: str,
-        flow_id: str,
-        *,
-        inputs: dict[str, Any] | None = None,
-        labels: dict[str, str] | None = None,
-        revision: int | None = None,
-        idempotency_key: str | None = None,
-    ) -> ExecutionView:
-        return await self.engine.start_execution(
-            namespace,
-            flow_id,
-            inputs=inputs,
-            labels=labels,
-            revision=revision,
-            idempotency_key=idempotency_key,
-        )
-
-    async def execution_page(
-        self,
-        *,
-        states: Sequence[str] = (),
-        namespace: str | None = None,
-        flow_id: str | None = None,
-        labels: dict[str, str] | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> ExecutionPage:
-        return await self.engine.execution_page(
-            states=states,
-            namespace=namespace,
-            flow_id=flow_id,
-            labels=labels,
-            limit=limit,
-            cursor=cursor,
-        )
-
-    async def execution(self, execution_id: str) -> ExecutionView:
-        return await self.engine.execution(execution_id)
-
-    async def state(self, execution_id: str) -> StateView:
-        return await self.engine.state(execution_id)
-
-    async def audit(self, execution_id: str) -> list[CommandView]:
-        return await self.engine.audit(execution_id)
-
-    async def pause(
-        self, execution_id: str, *, reason: str | None = None, idempotency_key: str | None = None
-    ) -> ControlResult:
-        return await self.engine.pause(
-            execution_id, reason=reason, actor=self.actor, idempotency_key=idempotency_key
-        )
-
-    async def resume(
-        self,
-        execution_id: str,
-        *,
-        inputs: dict[str, Any] | None = None,
-        pause_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> ControlResult:
-        return await self.engine.resume(
-            execution_id,
-            inputs=inputs,
-            pause_id=pause_id,
-            actor=self.actor,
-            idempotency_key=idempotency_key,
-        )
-
-    async def cancel(
-        self, execution_id: str, *, reason: str | None = None, idempotency_key: str | None = None
-    ) -> ControlResult:
-        return await self.engine.cancel(
-            execution_id, reason=reason, actor=self.actor, idempotency_key=idempotency_key
-        )
-
-    async def terminate(
-        self, execution_id: str, *, reason: str, idempotency_key: str | None = None
-    ) -> ControlResult:
-        return await self.engine.terminate(
-            execution_id, reason=reason, actor=self.actor, idempotency_key=idempotency_key
-        )
-
-    async def inject(
-        self,
-        execution_id: str,
-        message: str,
-        *,
-        role: Literal["user", "system"] = "user",
-        idempotency_key: str | None = None,
-    ) -> ControlResult:
-        return await self.engine.inject(
-            execution_id, message, role=role, actor=self.actor, idempotency_key=idempotency_key
-        )
-
-    async def events(self, execution_id: str, *, after: int = 0) -> list[EventView]:
-        return await self.engine.events(execution_id, after=after)
-
-    def follow(self, execution_id: str, *, after: int = 0) -> AsyncIterator[EventView]:
-        return self.engine.follow(execution_id, after=after)
-
-    async def wait(
-        self,
-        execution_id: str,
-        *,
-        until: Callable[[ExecutionView], bool] | None = None,
-        timeout: float | None = None,
-    ) -> ExecutionView:
-        return await self.engine.wait(execution_id, until=until, timeout=timeout)
