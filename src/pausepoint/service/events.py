@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 from pausepoint.engine.model import ExecutionStatus
-from pausepoint.models import LIVE_ONLY_SEQ, EventView, ExecutionView
+from pausepoint.models import LIVE_ONLY_SEQ, TERMINAL_EVENT_TYPES, EventView, ExecutionView
 from pausepoint.service.executions import ExecutionsLayer
 from pausepoint.service.views import event_view
 from pausepoint.store.records import (
@@ -91,14 +91,20 @@ class EventsLayer(ExecutionsLayer):
         """Wait until the execution is terminal (or ``until`` holds); returns its view.
 
         Raises ``TimeoutError`` after ``timeout`` seconds. Waiting costs next to
-        nothing while the execution runs: only its ``workflow.*`` events (state
-        changes, a handful per execution) wake the waiter; task events do not."""
+        nothing while the execution runs: only the events that can settle the wait
+        wake the waiter (its end; with ``until``, any state change), never task
+        events, so the store is read a handful of times per execution."""
         news = asyncio.Event()
+        wakes = TERMINAL_EVENT_TYPES if until is None else None
 
         def sink(events: list[EventRecord]) -> None:
-            # Task events never change the state: only workflow.* ones, or a wake-up
-            # for events written by another process, are worth a look.
-            if not events or any(event.type.startswith("workflow.") for event in events):
+            # An empty batch: another process wrote events, only the store knows which.
+            if not events:
+                news.set()
+            elif wakes is None:
+                if any(event.type.startswith("workflow.") for event in events):
+                    news.set()
+            elif any(event.type in wakes for event in events):
                 news.set()
 
         self.feed.subscribe(execution_id, sink)
@@ -112,9 +118,9 @@ class EventsLayer(ExecutionsLayer):
                         looked_at = record.event_seq
                         if until is None:
                             if ExecutionStatus(record.status).is_terminal:
-                                return await self.execution(execution_id)
+                                return await self._execution_of(record)
                         else:
-                            view = await self.execution(execution_id)
+                            view = await self._execution_of(record)
                             if until(view) or view.is_terminal:
                                 return view
                     with contextlib.suppress(TimeoutError):

@@ -85,8 +85,10 @@ class ExecutionsLayer(FlowsLayer):
 
     async def execution(self, execution_id: str) -> ExecutionView:
         """Everything about one execution, as of its last checkpoint."""
-        record = await self._record(execution_id)
-        runs = await self.store.load_task_runs(execution_id)
+        return await self._execution_of(await self._record(execution_id))
+
+    async def _execution_of(self, record: ExecutionRecord) -> ExecutionView:
+        runs = await self.store.load_task_runs(record.id)
         return self._view(record, runs, await self._env_for(record))
 
     def _view(
