@@ -28,6 +28,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import await_cost  # noqa: E402
 import bench_tasks  # noqa: E402
 import peers  # noqa: E402
 from peers.common import percentile  # noqa: E402
@@ -293,6 +294,8 @@ async def run(quick: bool, peer_runs: int | None = None) -> dict[str, Any]:
         results["pause_landing"] = await pause_landing(workdir, sizes["pauses"])
         progress(f"C. throughput: {sizes['workflows']} three-step executions started at once")
         results["throughput"] = await throughput(workdir, sizes["workflows"])
+        progress("K. awaiting an execution: Engine.wait against the event feed")
+        results["awaiting"] = await await_cost.measure(3 if quick else 9, 200)
         progress(f"D. memory of {sizes['paused']} paused executions")
         results["paused_memory"] = await paused_memory(workdir, sizes["paused"])
         progress("G. HTTP: 32 concurrent clients from this process against a server process")
@@ -363,6 +366,7 @@ def render_readme(results: dict[str, Any]) -> str:
         f"{landing['p50_ms']} | {landing['p99_ms']} |",
         "",
         *throughput_section(results.get("throughput")),
+        *awaiting_section(results.get("awaiting")),
         "## Paused executions hold no memory",
         "",
         "Measured in the benchmark process after the workloads above: memory they",
@@ -459,6 +463,27 @@ def throughput_section(figures: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def awaiting_section(figures: dict[str, Any] | None) -> list[str]:
+    if not figures:
+        return []
+    return [
+        "## Awaiting an execution through the public API",
+        "",
+        f"One execution of {figures['steps']} no-op `python` steps, its end awaited with",
+        "`Engine.wait` (which returns the execution's view) or caught by a subscriber of",
+        "the organization's event feed (`engine.feed`), in alternating rounds on one",
+        f"engine (median of {figures['rounds']}; `bench/await_cost.py`). Target: `wait`",
+        "costs at most 5% of the steps/s.",
+        "",
+        "| awaited with | steps/s |",
+        "|---|---|",
+        f"| `Engine.wait` | {figures['engine_wait_steps_per_s']} |",
+        f"| the event feed | {figures['feed_steps_per_s']} |",
+        f"| cost of `wait` | {figures['wait_cost_percent']}% |",
+        "",
+    ]
+
+
 def postgres_section(figures: dict[str, Any] | None) -> list[str]:
     lines = ["## On PostgreSQL (embedded+postgres)", ""]
     if not figures:
@@ -533,6 +558,8 @@ def rerun(section: str, args: argparse.Namespace, results: dict[str, Any]) -> No
             import http_bench
 
             results["http"] = asyncio.run(http_bench.run(Path(tmp), args.quick))
+        elif section == "await":
+            results["awaiting"] = asyncio.run(await_cost.measure(3 if args.quick else 9, 200))
         else:
             results["temporal_runtime"] = asyncio.run(temporal_side_by_side(Path(tmp), args.quick))
 
@@ -558,11 +585,17 @@ def main() -> None:
         "keeping the rest of results.json",
     )
     parser.add_argument(
+        "--await-only",
+        action="store_true",
+        help="rerun only the cost of Engine.wait (section K), keeping the rest of results.json",
+    )
+    parser.add_argument(
         "--peer-runs", type=int, help="runs per peer (default: 3, or 1 with --quick)"
     )
     args = parser.parse_args()
     section = next(
-        (name for name in ("http", "temporal", "peers") if getattr(args, f"{name}_only")), None
+        (name for name in ("http", "temporal", "peers", "await") if getattr(args, f"{name}_only")),
+        None,
     )
     if section is not None:
         results = json.loads(RESULTS.read_text())
