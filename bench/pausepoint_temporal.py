@@ -33,7 +33,7 @@ from temporal_bench import SETTLE_SECONDS  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 from pausepoint import Engine, Settings  # noqa: E402
-from pausepoint.runtime.temporal import TemporalRuntime  # noqa: E402
+from pausepoint.service.hosting import temporal_worker  # noqa: E402
 
 
 def settings_for(workdir: Path, address: str) -> Settings:
@@ -79,11 +79,12 @@ async def side_by_side(
 async def pausepoint_control(workdir: Path, address: str) -> AsyncIterator[Engine]:
     """An API engine on Temporal, with a worker running in this process."""
     settings = settings_for(workdir, address)
-    async with Engine(settings, serve=True) as control, Engine(settings) as host:
-        runtime = host.runtime
-        assert isinstance(runtime, TemporalRuntime)
-        async with runtime.worker():
-            yield control
+    async with (
+        Engine(settings, serve=True) as control,
+        Engine(settings) as host,
+        temporal_worker(host),
+    ):
+        yield control
 
 
 async def durable_steps(control: Engine, steps: int) -> dict[str, Any]:
