@@ -14,7 +14,10 @@ connection drops, reconnects with ``Last-Event-ID``: every event arrives once,
 in order, and the iteration ends after the execution's terminal event.
 """
 
-from pausepoint.client.async_client import AsyncClient
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from pausepoint.client.errors import (
     ConnectionFailed,
     PayloadTooLarge,
@@ -22,7 +25,10 @@ from pausepoint.client.errors import (
     UnexpectedStatus,
     error_from,
 )
-from pausepoint.client.sync_client import Client
+
+if TYPE_CHECKING:
+    from pausepoint.client.async_client import AsyncClient
+    from pausepoint.client.sync_client import Client
 
 __all__ = [
     "AsyncClient",
@@ -33,3 +39,17 @@ __all__ = [
     "UnexpectedStatus",
     "error_from",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Each client is imported on first use: a command-line call needs one of them,
+    # and its start-up pays for every module it imports.
+    if name == "AsyncClient":
+        from pausepoint.client.async_client import AsyncClient
+
+        return AsyncClient
+    if name == "Client":
+        from pausepoint.client.sync_client import Client
+
+        return Client
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
