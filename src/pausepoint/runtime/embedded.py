@@ -180,7 +180,7 @@ class EmbeddedRuntime:
     ) -> CommandResult | None:
         """The command's result if this process applies it within ``seconds``."""
         if not outcome.done():
-            if self.owns(command.execution_id):
+            if self.runs_here(command.execution_id):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(outcome), seconds)
             else:
@@ -190,19 +190,16 @@ class EmbeddedRuntime:
                 await self.adopt(command.execution_id)
         return outcome.result() if outcome.done() else None
 
-    def runs_here(self, execution_id: str) -> bool:
-        return self.owns(execution_id)
-
     def _work_noticed_elsewhere(self, _execution_id: str) -> None:
         if self.run_executions:
             self._work_noticed.set()
 
     def _events_elsewhere(self, execution_id: str) -> None:
         """Another process wrote events of ``execution_id``: its followers here read them."""
-        if not self.owns(execution_id) and self.listener.following(execution_id):
+        if not self.runs_here(execution_id) and self.listener.following(execution_id):
             self.listener.published(execution_id, [], ())  # the events are in the store
 
-    def owns(self, execution_id: str) -> bool:
+    def runs_here(self, execution_id: str) -> bool:
         actor = self.actors.get(execution_id)
         return actor is not None and not actor.closed
 
@@ -210,7 +207,7 @@ class EmbeddedRuntime:
         """Claim the lease, load the last checkpoint and continue from it."""
         if self._stopped or not self.run_executions:
             return False
-        if self.owns(execution_id):
+        if self.runs_here(execution_id):
             return True
         pending = self._adopting.get(execution_id)
         if pending is not None:
@@ -315,7 +312,7 @@ class EmbeddedRuntime:
     async def poll_once(self) -> None:
         work = await self.store.find_work(self.owner, self.clock())
         for execution_id, ours in work:
-            if ours and self.owns(execution_id):
+            if ours and self.runs_here(execution_id):
                 pending, version = await self.store.pending_commands(execution_id)
                 actor = self.actors.get(execution_id)
                 if actor is not None:
