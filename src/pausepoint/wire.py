@@ -225,11 +225,19 @@ class ShannonError(PublicModel):
 
 
 class ShannonControlState(PublicModel):
+    """Shannon's control state (every field its SDK reads), plus pausepoint's own."""
+
     task_id: str
     state: str
     paused: bool
     checkpoint: str | None = None
     pause_reason: str | None = None
+    is_paused: bool = Field(description="Shannon: a pause is requested or in effect.")
+    is_cancelled: bool = Field(description="Shannon: a cancel or terminate is accepted.")
+    paused_at: str | None = None
+    paused_by: str | None = None
+    cancel_reason: str | None = None
+    cancelled_by: str | None = None
 
 
 class KubiyaMessageBody(InjectBody):

@@ -28,6 +28,12 @@ async def test_shannon_pause_resume_cancel_and_control_state(server: RunningServ
             "paused": True,
             "checkpoint": state.json()["checkpoint"],
             "pause_reason": state.json()["pause_reason"],
+            "is_paused": True,
+            "is_cancelled": False,
+            "paused_at": None,  # its own Pause task: nobody asked for a pause
+            "paused_by": None,
+            "cancel_reason": None,
+            "cancelled_by": None,
         }
         resumed = await http.post(
             f"/api/v1/tasks/{task_id}/resume", json={"inputs": {"approved": True}}

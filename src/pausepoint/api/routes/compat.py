@@ -38,7 +38,7 @@ from pausepoint.api.schemas import (
 from pausepoint.errors import InvalidInput, PausepointError, Unauthorized
 from pausepoint.models import ControlResult
 from pausepoint.service.auth import Principal
-from pausepoint.service.operations import GetStateRequest
+from pausepoint.service.operations import AuditRequest, GetStateRequest
 from pausepoint.service.requests import ControlRequest
 
 router = APIRouter(tags=["compatibility"])
@@ -183,19 +183,33 @@ async def shannon_cancel(
 async def shannon_control_state(
     request: Request, task_id: str, caller: SoftCaller
 ) -> ShannonControlState | JSONResponse:
-    """Shannon: the task's state, whether it is paused, at which checkpoint and why."""
+    """Shannon: the task's state, whether it is paused or cancelled, since when, by whom, why."""
     if isinstance(caller, PausepointError):
         return shannon_error(task_id)(caller)
     try:
         state = await call(request, caller, GetStateRequest(execution_id=task_id))
+        commands = await call(request, caller, AuditRequest(execution_id=task_id))
     except PausepointError as error:
         return shannon_error(task_id)(error)
+    # The newest accepted pause and cancel (or terminate) say when, by whom and why;
+    # a refused one changed nothing.
+    accepted = [c for c in commands if c.status != "rejected"]
+    pause = next((c for c in reversed(accepted) if c.kind == "pause"), None)
+    stop = next((c for c in reversed(accepted) if c.kind in ("cancel", "terminate")), None)
+    is_paused = state.state in ("PAUSING", "PAUSED")
+    is_cancelled = state.state in ("CANCELLING", "CANCELLED", "TERMINATED")
     return ShannonControlState(
         task_id=task_id,
         state=state.state,
         paused=state.state == "PAUSED",
         checkpoint=state.checkpoint,
         pause_reason=state.pause_reason,
+        is_paused=is_paused,
+        is_cancelled=is_cancelled,
+        paused_at=pause.created_at if is_paused and pause else None,
+        paused_by=pause.actor if is_paused and pause else None,
+        cancel_reason=stop.reason if is_cancelled and stop else None,
+        cancelled_by=stop.actor if is_cancelled and stop else None,
     )
 
 
