@@ -145,25 +145,8 @@ class AsyncClient:
             Calls.start(namespace, flow_id, inputs, labels, revision, idempotency_key)
         )
 
-    async def start_execution(
-        self,
-        namespace: str,
-        flow_id: str,
-        *,
-        inputs: Mapping[str, Any] | None = None,
-        labels: Mapping[str, str] | None = None,
-        revision: int | None = None,
-        idempotency_key: str | None = None,
-    ) -> ExecutionView:
-        """:meth:`start` under ``Engine``'s name (a ``ControlSurface`` method)."""
-        return await self.start(
-            namespace,
-            flow_id,
-            inputs=inputs,
-            labels=labels,
-            revision=revision,
-            idempotency_key=idempotency_key,
-        )
+    # ``Engine``'s name for it, so that both are a ``ControlSurface``.
+    start_execution = start
 
     async def list_executions(
         self,
