@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,10 +30,8 @@ class NewExecution:
 class RuntimeListener(Protocol):
     """Who hears what a runtime publishes (the service's event feed)."""
 
-    def published(
-        self, execution_id: str, events: list[EventRecord], results: Iterable[CommandResult]
-    ) -> None:
-        """A checkpoint's events and command results, as written by or seen in this process.
+    def published(self, execution_id: str, events: list[EventRecord]) -> None:
+        """A checkpoint's events, as written by or seen in this process.
 
         An empty ``events`` is a wake-up: another process wrote events of the execution."""
 

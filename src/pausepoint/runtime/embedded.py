@@ -197,7 +197,7 @@ class EmbeddedRuntime:
     def _events_elsewhere(self, execution_id: str) -> None:
         """Another process wrote events of ``execution_id``: its followers here read them."""
         if not self.runs_here(execution_id) and self.listener.following(execution_id):
-            self.listener.published(execution_id, [], ())  # the events are in the store
+            self.listener.published(execution_id, [])  # the events are in the store
 
     def runs_here(self, execution_id: str) -> bool:
         actor = self.actors.get(execution_id)
@@ -288,12 +288,11 @@ class EmbeddedRuntime:
     ) -> None:
         """An actor checkpointed (or a task emitted live events): tell the listener, and
         the callers waiting here for the outcome of a command it applied."""
-        results = list(results)
         for result in results:
             waiter = self._command_waiters.pop(result.command_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(result)
-        self.listener.published(execution_id, events, results)
+        self.listener.published(execution_id, events)
 
     # -- background loops ----------------------------------------------------------
 

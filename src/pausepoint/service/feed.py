@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
-from pausepoint.engine.model import CommandResult
 from pausepoint.models import LIVE_ONLY_SEQ
 from pausepoint.store.records import EventRecord
 
@@ -65,10 +64,8 @@ class EventFeed:
         """Whether anyone here waits for ``execution_id``'s events."""
         return execution_id in self.sinks
 
-    def published(
-        self, execution_id: str, events: list[EventRecord], results: Iterable[CommandResult] = ()
-    ) -> None:
-        """A checkpoint's events and command results (or ``[]``: read the store, it changed)."""
+    def published(self, execution_id: str, events: list[EventRecord]) -> None:
+        """A checkpoint's events (or ``[]``: read the store, it changed)."""
         sinks = self.sinks.get(execution_id)
         if sinks:
             for sink in list(sinks):

@@ -103,7 +103,7 @@ class EventRelay:
             if events:
                 followed.after = events[-1].seq
                 followed.quiet_since = now
-                self._listener.published(execution_id, events, ())
+                self._listener.published(execution_id, events)
             finished = any(event.type in TERMINAL_EVENT_TYPES for event in events)
             quiet = now - followed.quiet_since > IDLE_SECONDS
             if (finished or quiet) and not self._listener.following(execution_id):
