@@ -236,6 +236,27 @@ async def test_a_key_works_as_a_bearer_token_too(server: RunningServer) -> None:
     assert reply.status_code == 200, reply.text
 
 
+async def test_a_key_works_as_kubiya_userkey_and_as_kestra_basic_password(
+    server: RunningServer,
+) -> None:
+    key = server.keys["globex:viewer"]
+    basic = base64.b64encode(f"anyone:{key}".encode()).decode()
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        for authorization in (f"UserKey {key}", f"Basic {basic}"):
+            reply = await http.get("/api/v1/me", headers={"Authorization": authorization})
+            assert reply.status_code == 200, (authorization, reply.text)
+            assert reply.json()["org"] == "globex"
+        refused = {
+            "Basic not-base64!": "malformed Basic credentials",
+            f"Basic {base64.b64encode(key.encode()).decode()}": "as the password",
+            "UserKey": "UserKey <API key>",
+        }
+        for authorization, says in refused.items():
+            reply = await http.get("/api/v1/me", headers={"Authorization": authorization})
+            assert reply.status_code == 401, (authorization, reply.text)
+            assert says in reply.json()["detail"], reply.text
+
+
 # -- JWT --------------------------------------------------------------------------------
 
 

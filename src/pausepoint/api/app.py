@@ -123,7 +123,18 @@ def create_app(engine: Engine) -> FastAPI:
     """The API for ``engine``; the engine's lifecycle belongs to the caller."""
     from pausepoint.api.metrics import ControlMetricsMiddleware, Metrics, time_checkpoints
     from pausepoint.api.middleware import RequestLimits
-    from pausepoint.api.routes import bulk, compat, control, events, executions, flows, me, ops
+    from pausepoint.api.routes import (
+        bulk,
+        control,
+        events,
+        executions,
+        flows,
+        kubiya,
+        me,
+        ops,
+        shannon,
+        syntropic,
+    )
     from pausepoint.api.routes import secrets as secret_routes
 
     app = FastAPI(
@@ -184,7 +195,8 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(executions.router, responses=ERROR_RESPONSES)
     app.include_router(control.router, responses=ERROR_RESPONSES)
     app.include_router(events.router, responses=ERROR_RESPONSES)
-    app.include_router(compat.router, responses=ERROR_RESPONSES)
+    for dialect in (shannon, kubiya, syntropic):
+        app.include_router(dialect.router, responses=ERROR_RESPONSES)
     app.include_router(secret_routes.router, responses=ERROR_RESPONSES)
     app.include_router(me.router, responses=ERROR_RESPONSES)
     # The web UI: its page at "/", its files under "/ui" (a mount at "/" would answer

@@ -38,10 +38,17 @@ def auth_failures_of(request: Request) -> tuple[AuthFailureLimiter, tuple[Networ
     return made
 
 
+ApiKeyHeader = Annotated[str | None, Header(description="An API key.")]
+AuthorizationHeader = Annotated[
+    str | None,
+    Header(description="Bearer <API key or JWT>, UserKey <API key>, or Basic with the key."),
+]
+
+
 async def principal_of(
     request: Request,
-    x_api_key: Annotated[str | None, Header(description="An API key.")] = None,
-    authorization: Annotated[str | None, Header(description="Bearer <API key or JWT>.")] = None,
+    x_api_key: ApiKeyHeader = None,
+    authorization: AuthorizationHeader = None,
 ) -> Principal:
     """The authenticated caller; 401 for bad credentials, 429 for a client over the limit.
 

@@ -1,14 +1,18 @@
 """Who is calling, for which organization, and what they may do.
 
 Callers present an API key (``X-API-Key: …`` or ``Authorization: Bearer …``)
-or a JWT bearer token. API keys are long random tokens shown once; only their
-SHA-256 is stored, and comparison is constant-time. JWTs are verified with the
-configured key, the algorithm pinned, and ``exp``, ``sub``, ``org`` and
-``role`` required.
+or a JWT bearer token. The seed systems' clients send the same key their own way:
+Kubiya's as ``Authorization: UserKey <key>``, Kestra's as HTTP Basic with the
+key as the password (the user name is ignored). API keys are long random tokens
+shown once; only their SHA-256 is stored, and comparison is constant-time.
+JWTs are verified with the configured key, the algorithm pinned, and ``exp``,
+``sub``, ``org`` and ``role`` required.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -98,10 +102,7 @@ class Authenticator:
     async def authenticate(self, *, api_key: str | None, authorization: str | None) -> Principal:
         token = api_key
         if token is None and authorization:
-            scheme, _, value = authorization.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
-                raise Unauthorized("use 'Authorization: Bearer <API key or JWT>' or X-API-Key")
-            token = value.strip()
+            token = token_of(authorization)
         if not token:
             raise Unauthorized("authentication required: send an API key or a bearer token")
         if token.startswith(f"{KEY_PREFIX}_"):
@@ -149,6 +150,31 @@ class Authenticator:
         if role not in ROLES or not isinstance(claims.get("org"), str):
             raise Unauthorized("invalid token: 'role' must be viewer, operator or admin")
         return Principal(str(claims["org"]), role, str(claims["sub"]))
+
+
+AUTHORIZATION_SCHEMES = (
+    "'Authorization: Bearer <API key or JWT>', 'UserKey <API key>', "
+    "'Basic' with the API key as the password, or X-API-Key"
+)
+
+
+def token_of(authorization: str) -> str:
+    """The API key or JWT in an ``Authorization`` header, whichever scheme carries it."""
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    match scheme.lower():
+        case "bearer" | "userkey" if value:
+            return value
+        case "basic" if value:
+            try:
+                decoded = base64.b64decode(value, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                raise Unauthorized("malformed Basic credentials: not base64 'user:key'") from None
+            _, colon, password = decoded.partition(":")
+            if colon and password:
+                return password
+            raise Unauthorized("Basic credentials carry the API key as the password")
+    raise Unauthorized(f"use {AUTHORIZATION_SCHEMES}")
 
 
 def local_admin(org_id: str = "default") -> Principal:
