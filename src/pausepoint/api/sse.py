@@ -372,6 +372,13 @@ _channels: weakref.WeakKeyDictionary[EventFeed, dict[_ChannelKey, _Channel]] = (
 )
 
 
+def channel_of(
+    feed: EventFeed, execution_id: str, style: FrameStyle = NATIVE_FRAMES
+) -> _Channel | None:
+    """The channel open in this process for ``execution_id`` in ``style``, if any."""
+    return _channels.get(feed, {}).get((execution_id, style))
+
+
 @contextlib.contextmanager
 def _following(
     feed: EventFeed, execution_id: str, after: int, timing: StreamTiming, style: FrameStyle

@@ -393,7 +393,7 @@ async def shannon_stream(
     last_event_header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
 ) -> Response:
     """Shannon: the task's events live, in Shannon's names, ending after its last one."""
-    render = shannon_error(workflow_id)
+    render = shannon_error(workflow_id or "")
     if isinstance(caller, PausepointError):
         return render(caller)
     if not workflow_id:
