@@ -10,6 +10,7 @@ a Pause task asking whether the answer is approved.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -21,6 +22,8 @@ import pytest
 from shannon import AsyncShannonClient, EventType, TaskStatusEnum
 from shannon import errors as shannon_errors
 
+from pausepoint.api import sse
+from pausepoint.api.shannon_shapes import ShannonFrames
 from pausepoint.testing import assert_eventually
 from tests.api.conftest import RunningServer
 from tests.api.matrix_support import audit, gated_server, gates, wait_started
@@ -256,6 +259,32 @@ async def test_the_sdk_reads_who_paused_when_and_who_cancelled_why(db_path: Path
             assert state.cancel_reason == "not needed any more"
             assert state.cancelled_by == operator
             assert state.paused_at is None and state.paused_by is None
+        finally:
+            await client.close()
+
+
+async def test_a_filtered_live_stream_ends_when_the_task_does(db_path: Path) -> None:
+    """The task's last event is filtered out of the stream, which still ends after it."""
+    async with shannon_server(db_path, flow="hold") as server:
+        client = shannon(server)
+        gate = gates.new_key("filtered")
+        try:
+            task_id = (await client.submit_task("q", context={"gate": gate})).task_id
+            await wait_started(gate)
+
+            async def collect() -> list[Any]:
+                return [event async for event in client.stream(task_id, types=["AGENT_STARTED"])]
+
+            reading = asyncio.ensure_future(collect())
+            style = ShannonFrames(frozenset({"AGENT_STARTED"}))
+            await assert_eventually(
+                lambda: sse.channel_of(server.engine.feed, task_id, style) is not None,
+                what="the stream following the task live",
+            )
+            gates.gate(gate).release.set()
+            events = await asyncio.wait_for(reading, 30)
+            assert [event.type for event in events] == ["AGENT_STARTED"]
+            assert (await client.get_status(task_id)).status == TaskStatusEnum.COMPLETED
         finally:
             await client.close()
 

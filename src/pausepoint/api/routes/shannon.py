@@ -93,8 +93,6 @@ def shannon_error(
         status = error.http_status
         words = {**SHANNON_WORDS, 404: not_found}
         message = words.get(status) or error.message.replace(f"execution {task_id}", "task")
-        if message.endswith("task is already pausing"):
-            message = "task is already paused"  # Shannon has one word for both
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
         return JSONResponse({"error": message}, status_code=status, headers=headers)
 
