@@ -153,6 +153,14 @@ class Settings(BaseSettings):
         "the API server ends the workflow through Temporal and records TERMINATED itself.",
     )
 
+    shannon_task_flow: str | None = Field(
+        default=None,
+        pattern=r"^[^/\s]+/[^/\s]+$",
+        description="NAMESPACE/FLOW_ID of the flow Shannon's POST /api/v1/tasks starts for a "
+        "query (its inputs: query, and session_id and context when given); unset: that route "
+        "answers 501.",
+    )
+
     @field_validator("trusted_proxies")
     @classmethod
     def _check_trusted_proxies(cls, values: tuple[str, ...]) -> tuple[str, ...]:

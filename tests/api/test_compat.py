@@ -49,13 +49,12 @@ async def test_shannon_pause_resume_cancel_and_control_state(server: RunningServ
         assert late.status_code == 409
         assert late.json() == {"error": "cannot pause completed task"}
 
+        # Paused on its Pause task is paused, for Shannon (seed 002): 409, nothing changes.
         other = await start_paused(http)
-        paused = await http.post(f"/api/v1/tasks/{other}/pause", json={"reason": "review"})
-        assert paused.status_code == 202
-        assert paused.json() == {"success": True, "message": "Pause signal sent", "task_id": other}
-        again = await http.post(f"/api/v1/tasks/{other}/pause")
+        again = await http.post(f"/api/v1/tasks/{other}/pause", json={"reason": "review"})
         assert again.status_code == 409
         assert again.json() == {"error": "task is already paused"}
+        assert (await http.get(f"/api/v1/executions/{other}/audit")).json() == []
         cancelled = await http.post(f"/api/v1/tasks/{other}/cancel", json={})
         assert cancelled.status_code == 202
         assert cancelled.json()["message"] == "Cancel signal sent"

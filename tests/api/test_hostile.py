@@ -1179,7 +1179,7 @@ def stuck_readers(base_url: str, key: str, paths: list[str]) -> Iterator[list[so
 
 
 def followers(running: SseServer, execution_id: str) -> int:
-    channel = sse._channels.get(running.engine.feed, {}).get(execution_id)
+    channel = sse.channel_of(running.engine.feed, execution_id)
     return channel.followers if channel is not None else 0
 
 
@@ -1241,7 +1241,8 @@ async def test_sse_clients_that_never_read_stay_within_the_window_and_are_droppe
             # Loose: the engine is not held up (the tight bound is in the xfail test below).
             assert took < 4 * baseline + 2, f"{took:.2f}s; with one reader {baseline:.2f}s"
 
-            channel = sse._channels[running.engine.feed][execution_id]
+            channel = sse.channel_of(running.engine.feed, execution_id)
+            assert channel is not None
             assert channel.followers == 8
             # Stuck followers hold the channel's window up to its byte bound, no further.
             assert channel.size <= WINDOW_BYTES + BLOB + 2000, channel.size
@@ -1256,7 +1257,7 @@ async def test_sse_clients_that_never_read_stay_within_the_window_and_are_droppe
             assert sum(buffered) < 10 * ITERATIONS * BLOB / 4, buffered
 
         async def dropped() -> bool:
-            gone = execution_id not in sse._channels[running.engine.feed]
+            gone = sse.channel_of(running.engine.feed, execution_id) is None
             return gone and not feed.orgs.get("acme")
 
         await assert_eventually(dropped)

@@ -13,6 +13,11 @@ the store and carries on, and nothing is skipped. The store is read only to catc
 up (at the start, after a gap, or every ``store_poll`` seconds while the execution
 does not run in this process, for events written by other processes), and
 followers reading the same page at once share one read.
+
+How an event is written is the stream's ``FrameStyle``: pausepoint's own frames,
+or a dialect's (Shannon's names and fields). Followers of one execution share a
+channel per style; a style may render an event as nothing (a filtered type), and
+the stream still ends after the terminal event.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from pausepoint.models import LIVE_ONLY_SEQ, TERMINAL_EVENT_TYPES, EventView
 from pausepoint.service.engine import Engine, event_view
@@ -78,6 +84,32 @@ def live_only_frame(record: EventRecord) -> str:
 
 def comment(text: str) -> str:
     return f": {text}\n\n"
+
+
+class FrameStyle(Protocol):
+    """How a stream writes events; hashable, so that followers with equal styles share."""
+
+    def stored(self, event: EventView) -> str:
+        """The frame of a stored event ("" leaves it out)."""
+        ...
+
+    def live_only(self, record: EventRecord) -> str:
+        """The frame of an event nobody stores ("" leaves it out)."""
+        ...
+
+
+@dataclass(frozen=True)
+class NativeFrames:
+    """pausepoint's own frames: ``id: <seq>``, ``event: <type>``, ``data: <EventView>``."""
+
+    def stored(self, event: EventView) -> str:
+        return frame(event.seq, event)
+
+    def live_only(self, record: EventRecord) -> str:
+        return live_only_frame(record)
+
+
+NATIVE_FRAMES = NativeFrames()
 
 
 class _Inbox:
@@ -156,7 +188,8 @@ class _Channel:
     get them in order, once, even when both arrive within one coalescing wait.
     """
 
-    def __init__(self, limit: int, max_bytes: int) -> None:
+    def __init__(self, limit: int, max_bytes: int, style: FrameStyle = NATIVE_FRAMES) -> None:
+        self.style = style
         self.limit = max(limit, 1)
         self.max_bytes = max_bytes
         self.first_seq = 0  # seq of frames[0]; 0 while empty
@@ -192,13 +225,13 @@ class _Channel:
         """The runtime's sink: called in the loop with each checkpoint's new events."""
         for record in events:
             if record.seq == LIVE_ONLY_SEQ:
-                self.tail.append(live_only_frame(record))
+                self.tail.append(self.style.live_only(record))
                 continue
             if self.frames and record.seq != self.last_seq + 1:
                 self._drop(len(self.frames), self.size)  # not contiguous: start again here
             if not self.frames:
                 self.first_seq = record.seq
-            text = frame(record.seq, event_view(record))
+            text = self.style.stored(event_view(record))
             size = len(text) + sum(map(len, self.tail))
             self.frames.append(text)
             self.leads.append(self.tail)
@@ -285,7 +318,9 @@ class _Channel:
         key = (after, limit)
         pending = self._reads.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(_read_page(engine, execution_id, after, limit))
+            pending = asyncio.ensure_future(
+                _read_page(engine, execution_id, after, limit, self.style)
+            )
             self._reads[key] = pending
             pending.add_done_callback(lambda _: self._reads.pop(key, None))
         return await asyncio.shield(pending)
@@ -311,13 +346,15 @@ class _Channel:
         return max(base, self.followers / FANOUT_WRITES_PER_SECOND) * random.uniform(0.5, 1.5)
 
 
-async def _read_page(engine: Engine, execution_id: str, after: int, limit: int) -> _Page:
+async def _read_page(
+    engine: Engine, execution_id: str, after: int, limit: int, style: FrameStyle
+) -> _Page:
     batch = await engine.events(execution_id, after=after, limit=limit)
     full = len(batch) == limit
     ended = next((n for n, event in enumerate(batch) if event.is_terminal), None)
     if ended is not None:
         del batch[ended + 1 :]
-    text = "".join(frame(event.seq, event) for event in batch)
+    text = "".join(style.stored(event) for event in batch)
     last_seq = batch[-1].seq if batch else after
     return _Page(text, len(batch), last_seq, full, ended is not None)
 
@@ -329,18 +366,30 @@ def _next_page(events: int, size: int) -> int:
     return max(1, min(CATCH_UP_PAGE, int(CATCH_UP_BYTES / per_event)))
 
 
-_channels: weakref.WeakKeyDictionary[EventFeed, dict[str, _Channel]] = weakref.WeakKeyDictionary()
+_ChannelKey = tuple[str, FrameStyle]
+_channels: weakref.WeakKeyDictionary[EventFeed, dict[_ChannelKey, _Channel]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def channel_of(
+    feed: EventFeed, execution_id: str, style: FrameStyle = NATIVE_FRAMES
+) -> _Channel | None:
+    """The channel open in this process for ``execution_id`` in ``style``, if any."""
+    return _channels.get(feed, {}).get((execution_id, style))
 
 
 @contextlib.contextmanager
 def _following(
-    feed: EventFeed, execution_id: str, after: int, timing: StreamTiming
+    feed: EventFeed, execution_id: str, after: int, timing: StreamTiming, style: FrameStyle
 ) -> Iterator[tuple[_Channel, _Follower]]:
-    """Join the channel of ``execution_id`` (opened on first use, closed by the last to leave)."""
+    """Join the channel of ``execution_id`` in ``style`` (opened on first use, closed by the
+    last to leave)."""
     channels = _channels.setdefault(feed, {})
-    channel = channels.get(execution_id)
+    key = (execution_id, style)
+    channel = channels.get(key)
     if channel is None:
-        channel = channels[execution_id] = _Channel(timing.max_buffered, timing.window_bytes)
+        channel = channels[key] = _Channel(timing.max_buffered, timing.window_bytes, style)
         feed.subscribe(execution_id, channel.put)
     follower = channel.join(after)
     try:
@@ -349,25 +398,30 @@ def _following(
         channel.leave(follower)
         if not channel.followers:
             feed.unsubscribe(execution_id, channel.put)
-            del channels[execution_id]
+            del channels[key]
 
 
 def execution_events(
-    engine: Engine, execution_id: str, *, after: int, timing: StreamTiming
+    engine: Engine,
+    execution_id: str,
+    *,
+    after: int,
+    timing: StreamTiming,
+    style: FrameStyle = NATIVE_FRAMES,
 ) -> AsyncIterator[str]:
     """SSE frames of ``execution_id`` after sequence ``after``, live; ends after the terminal one.
 
     ``engine`` must be scoped to the caller's organization, and the execution
     checked to be theirs before any response starts (``OpenStreamRequest``).
     """
-    return _execution_frames(engine, execution_id, after, timing)
+    return _execution_frames(engine, execution_id, after, timing, style)
 
 
 async def _execution_frames(
-    engine: Engine, execution_id: str, after: int, timing: StreamTiming
+    engine: Engine, execution_id: str, after: int, timing: StreamTiming, style: FrameStyle
 ) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
-    with _following(engine.feed, execution_id, after, timing) as (channel, me):
+    with _following(engine.feed, execution_id, after, timing, style) as (channel, me):
         size = channel.catch_up_page()
         while True:
             # Catch up from the store: at the start, after a gap, on the poll tick. Pages
@@ -396,11 +450,12 @@ async def _execution_frames(
                 burst = channel.after(me.after, me.tail_sent)
                 if burst is None:
                     break  # the window moved past us: read the gap from the store
-                if burst:
+                if channel.frames and me.after < channel.last_seq:
                     upto = channel.last_seq  # more may come while the burst is being sent
-                    yield burst
+                    if burst:  # "" when the style left every new event out
+                        yield burst
+                        last_sent = loop.time()
                     me.after, me.tail_sent = upto, 0
-                    last_sent = loop.time()
                     if channel.terminal_seq is not None and upto >= channel.terminal_seq:
                         return
                 if tail := channel.live_tail(me.after, me.tail_sent):

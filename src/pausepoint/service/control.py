@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pausepoint.engine.control import admit, on_resume_specs, project, view_of
+from pausepoint.engine.control import OpenPause, admit, on_resume_specs, project, view_of
 from pausepoint.engine.flowindex import FlowIndex
 from pausepoint.engine.interpreter import iso
-from pausepoint.engine.model import Command, CommandKind
+from pausepoint.engine.model import Command, CommandKind, ExecutionStatus
 from pausepoint.engine.state import redact_secret_inputs
 from pausepoint.errors import Conflict, FieldError, InvalidInput, PausepointError
+from pausepoint.flow.inputs import InputSpec
 from pausepoint.models import (
     CommandView,
     ControlResult,
@@ -22,6 +23,7 @@ from pausepoint.service.operations import BulkRequest
 from pausepoint.service.requests import (
     CancelRequest,
     ControlRequest,
+    DecideRequest,
     InjectRequest,
     PauseRequest,
     ResumeRequest,
@@ -57,6 +59,12 @@ def _admitted(
     view = view_of(execution.state)
     for earlier in pending:
         view = project(view, command_event(earlier))
+    if (
+        isinstance(request, PauseRequest)
+        and request.refuse_when_paused
+        and view.status in (ExecutionStatus.PAUSING, ExecutionStatus.PAUSED)
+    ):
+        raise Conflict(f"execution {request.execution_id} is already paused")
     return admit(
         view,
         Command(
@@ -69,6 +77,34 @@ def _admitted(
         ),
         index,
     )
+
+
+def decision_command(
+    request: DecideRequest, pause: OpenPause, specs: list[InputSpec]
+) -> ControlRequest:
+    """The command a yes or no on ``pause`` becomes (see ``DecideRequest``)."""
+    declared = {spec.id: spec.kind for spec in specs}
+    common: dict[str, Any] = {
+        "execution_id": request.execution_id,
+        "actor": request.actor,
+        "idempotency_key": request.idempotency_key,
+        "request_id": request.request_id,
+        "reason": request.reason,
+        "wait": request.wait,
+    }
+    inputs: dict[str, Any] = {}
+    if pause.kind == "approval":
+        inputs["decision"] = "approve" if request.approved else "reject"
+    elif declared.get("approved") == "BOOLEAN":
+        inputs["approved"] = request.approved
+    elif not request.approved:
+        return CancelRequest(
+            **{**common, "reason": request.reason or f"pause point {pause.id} was denied"}
+        )
+    note = next((name for name in ("reason", "feedback") if declared.get(name) == "STRING"), None)
+    if request.reason and note:
+        inputs[note] = request.reason
+    return ResumeRequest(inputs=inputs, pause_id=pause.id, **common)
 
 
 class ControlLayer(EventsLayer):
@@ -106,6 +142,22 @@ class ControlLayer(EventsLayer):
             wait = self.settings.command_wait_timeout if request.wait else 0.0
             command = await self.runtime.deliver(command, commands_version, wait=wait)
         return await self._control_result(command, replayed)
+
+    async def decide(self, request: DecideRequest) -> ControlResult:
+        """Approve or deny one open pause point: the resume or cancel it becomes, accepted
+        as ``control`` accepts it. ``Conflict`` if the pause point is not open."""
+        request.validate()
+        record = await self._record(request.execution_id)
+        view = view_of(record.state)
+        pause = view.pauses.get(request.pause_id)
+        if pause is None:
+            raise Conflict(
+                f"cannot decide on execution {request.execution_id}: pause point "
+                f"{request.pause_id!r} is not open (it is {record.status}; open pause points: "
+                f"{', '.join(view.pauses) or 'none'})"
+            )
+        specs = on_resume_specs((await self._env_for(record)).index, pause)
+        return await self.control(decision_command(request, pause, specs))
 
     async def _admission_index(self, execution_id: str) -> FlowIndex:
         """The flow an execution runs, for admitting its commands (cached: it never changes).

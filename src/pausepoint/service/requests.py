@@ -50,6 +50,9 @@ class ControlRequest(Operation[ControlResult]):
 
 @dataclass(frozen=True, kw_only=True)
 class PauseRequest(ControlRequest):
+    # Shannon's rule: a task already paused (or pausing) is not paused again (409).
+    # pausepoint's own pause lets a hold join a Pause task that waits.
+    refuse_when_paused: bool = False
     kind = "pause"
 
 
@@ -61,6 +64,25 @@ class ResumeRequest(ControlRequest):
 
     def payload(self) -> dict[str, Any]:
         return {"inputs": self.inputs, "pause_id": self.pause_id}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecideRequest(ControlRequest):
+    """A yes or no on one open pause point (Shannon's approval decision).
+
+    Yes resumes it; no takes the denial path: the pause point's own way to say no
+    when it has one (an agent tool call's ``decision: reject``, a Pause task's
+    BOOLEAN ``approved`` input), otherwise the execution is cancelled. ``reason``
+    (the feedback) goes into a STRING ``reason`` or ``feedback`` input the pause
+    point declares, or becomes the reason of the cancel.
+    """
+
+    pause_id: str
+    approved: bool
+    kind = "decide"
+
+    async def run(self, engine: Engine) -> ControlResult:
+        return await engine.decide(self)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -43,11 +43,14 @@ async def control_as(
     *,
     shape: Callable[[ControlResult], dict[str, Any]],
     error: Callable[[PausepointError], JSONResponse],
+    status_code: int = 202,
 ) -> JSONResponse:
     if isinstance(caller, PausepointError):
         return error(caller)
     try:
-        return await send(request, caller, idempotency_key, command, shape=shape)
+        return await send(
+            request, caller, idempotency_key, command, status_code=status_code, shape=shape
+        )
     except InvalidInput as invalid:
         if invalid.errors:
             raise  # FastAPI's 422 shape, which every seed documents

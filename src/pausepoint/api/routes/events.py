@@ -41,14 +41,17 @@ def wants_stream(request: Request) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
 
-def parse_last_event_id(value: str | None) -> int | None:
+def parse_last_event_id(
+    value: str | None, where: tuple[str, str] = ("header", "Last-Event-ID")
+) -> int | None:
+    """The sequence number an SSE client resumes after; ``where`` names the field it came in."""
     if value is None or not value.strip():
         return None
     tail = value.strip().rpartition(":")[2]
     if not (tail.isascii() and tail.isdigit()) or len(tail) > 18:
         raise InvalidInput(
-            f"Last-Event-ID {value!r} is not an event id from this stream",
-            [FieldError(("header", "Last-Event-ID"), "expected a sequence number", "int_parsing")],
+            f"{where[1]} {value!r} is not an event id from this stream",
+            [FieldError(where, "expected a sequence number", "int_parsing")],
         )
     return int(tail)
 
