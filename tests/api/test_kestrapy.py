@@ -62,7 +62,9 @@ tasks:
         type: INT
   - id: done
     type: io.kestra.plugin.core.debug.Return
-    format: "approved={{{{ outputs.approve.onResume.approved }}}} budget={{{{ outputs.approve.onResume.budget }}}}"
+    format: >-
+      approved={{{{ outputs.approve.onResume.approved }}}}
+      budget={{{{ outputs.approve.onResume.budget }}}}
 """
 BROKEN_FLOW = f"""
 id: broken
