@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from pausepoint.testing import assert_eventually
 from tests.api.conftest import RunningServer
 from tests.api.matrix_support import gated_server, gates, wait_started
 
@@ -227,17 +229,27 @@ async def test_kill_is_terminate_and_follow_streams_snapshots_until_the_end(
     key = gates.new_key("kestra-follow")
     execution_id = await start(client, key)
 
+    opened = threading.Event()
+
     def follow() -> list[Any]:
-        return list(client.executions.follow_execution(execution_id, TENANT))
+        seen = []
+        for execution in client.executions.follow_execution(execution_id, TENANT):
+            seen.append(execution)
+            opened.set()
+        return seen
 
     following = asyncio.ensure_future(off_loop(follow))
+    assert await off_loop(opened.wait, 10)  # the first snapshot came: the stream is open
     killed = await off_loop(client.executions.kill_execution, execution_id, TENANT)
     assert state_of(killed) == "KILLED"
     snapshots = await asyncio.wait_for(following, 10)
     assert state_of(snapshots[0]) == "RUNNING" and state_of(snapshots[-1]) == "KILLED"
     assert all(s.id == execution_id for s in snapshots)
     assert [h.state.value for h in snapshots[-1].state.histories][-1] == "KILLED"
-    assert gates.gate(key).cancellations == 1  # in-flight work was stopped, not awaited
+    # In-flight work was stopped, not awaited.
+    await assert_eventually(
+        lambda: gates.gate(key).cancellations == 1 or None, what="the running task cancelled"
+    )
 
     with pytest.raises(ConflictException):
         await off_loop(client.executions.kill_execution, execution_id, TENANT)

@@ -579,6 +579,14 @@ async def follow(request: Request, caller: Principal, execution_id: str) -> Resp
     return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
+def fingerprint(execution: dict[str, Any]) -> Any:
+    """What a change is: the states and outputs, not a running clock's durations."""
+    runs = [
+        (run["id"], run["state"]["current"], run["outputs"]) for run in execution["taskRunList"]
+    ]
+    return execution["state"]["histories"], runs, execution["outputs"]
+
+
 def snapshot_frame(kind: str, execution: dict[str, Any]) -> str:
     return f"id: {kind}\nevent: {kind}\ndata: {json.dumps(execution)}\n\n"
 
@@ -598,7 +606,7 @@ async def snapshots(engine: Engine, execution_id: str, request: Request) -> Asyn
         current = await engine_snapshot(engine, execution_id)
         if current["state"]["current"] in ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED"):
             continue  # the end frame below says it
-        if current != last:
+        if fingerprint(current) != fingerprint(last):
             yield snapshot_frame("progress", current)
             last = current
     yield snapshot_frame("end", await engine_snapshot(engine, execution_id))
