@@ -286,4 +286,6 @@ def request_body(operation: dict[str, Any], spec: dict[str, Any]) -> dict[str, A
             return {"content": QUICK.encode(), "headers": {"Content-Type": media}}
     if "application/json" in content:
         return {"json": sample(content["application/json"].get("schema", {}), spec)}
+    if "multipart/form-data" in content:  # a form of no fields (Kestra's inputs)
+        return {"content": b"", "headers": {"Content-Type": "multipart/form-data; boundary=x"}}
     return {"content": b"x", "headers": {"Content-Type": next(iter(content), "text/plain")}}

@@ -53,6 +53,7 @@ def filled(path: str, operation: dict[str, Any], execution_id: str) -> str:
             "flow_id": "approval",
             "name": "SOME_SECRET",
             "key_id": "0123456789ab",
+            "tenant": "acme",  # Kestra's routes: the organization of the keys used here
         }.get(name, execution_id)
 
     return re.sub(r"{([^}]+)}", value, path)
@@ -67,9 +68,10 @@ def body_for(path: str, operation: dict[str, Any], spec: dict[str, Any], executi
 
 
 def message_of(reply: httpx.Response) -> Any:
-    """The error message: ours in ``detail``, Shannon's compatible routes in ``error``."""
+    """The error message: ours in ``detail``, Shannon's compatible routes in ``error``,
+    Kestra's in ``message``."""
     body = reply.json()
-    return body.get("detail", body.get("error"))
+    return body.get("detail", body.get("error", body.get("message")))
 
 
 async def live_spec(server: RunningServer) -> dict[str, Any]:

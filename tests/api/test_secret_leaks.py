@@ -360,6 +360,7 @@ UI_PAGES = {"/", "/docs", "/redoc"}
 
 def fillings(path: str, ids: dict[str, str]) -> list[str]:
     """``path`` with every execution, or every flow, of the run; [] if it names nothing known."""
+    path = path.replace("{tenant}", "main")  # Kestra's name of the default organization
     names = path_params(path)
     if not names:
         return [path]

@@ -40,6 +40,7 @@ tasks:
 """
 
 SECRET_NAME = "ACME_ONLY_SECRET"
+PROBER = "globex"  # the organization that asks for acme's resources
 
 
 class Ids:
@@ -66,6 +67,9 @@ class Ids:
             choices = enum_of(operation, name)
             if choices:
                 values[name] = choices[0]
+                continue
+            if name == "tenant":
+                values[name] = PROBER  # past the tenant check, to the ids themselves
                 continue
             if name == "namespace":
                 value = "api.tenancy" if real else "api.nowhere"

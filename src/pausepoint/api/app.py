@@ -129,6 +129,7 @@ def create_app(engine: Engine) -> FastAPI:
         events,
         executions,
         flows,
+        kestra,
         kubiya,
         me,
         ops,
@@ -193,10 +194,14 @@ def create_app(engine: Engine) -> FastAPI:
     # Before the control routes, so ``bulk`` is never read as an execution id.
     app.include_router(bulk.router, responses=ERROR_RESPONSES)
     app.include_router(executions.router, responses=ERROR_RESPONSES)
+    # Kestra's untenanted resume takes form bodies only: JSON still reaches the native route.
+    app.include_router(kestra.legacy)
     app.include_router(control.router, responses=ERROR_RESPONSES)
     app.include_router(events.router, responses=ERROR_RESPONSES)
     for dialect in (shannon, kubiya, syntropic):
         app.include_router(dialect.router, responses=ERROR_RESPONSES)
+    # Last: its paths start with a tenant, which must never shadow a native path.
+    app.include_router(kestra.router)
     app.include_router(secret_routes.router, responses=ERROR_RESPONSES)
     app.include_router(me.router, responses=ERROR_RESPONSES)
     # The web UI: its page at "/", its files under "/ui" (a mount at "/" would answer
