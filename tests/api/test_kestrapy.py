@@ -243,7 +243,9 @@ async def test_kill_is_terminate_and_follow_streams_snapshots_until_the_end(
     killed = await off_loop(client.executions.kill_execution, execution_id, TENANT)
     assert state_of(killed) == "KILLED"
     snapshots = await asyncio.wait_for(following, 10)
-    assert state_of(snapshots[0]) == "RUNNING" and state_of(snapshots[-1]) == "KILLED"
+    # As Kestra's own follow: a first frame with only the id, then whole snapshots.
+    assert snapshots[0].model_fields_set == {"id"} and snapshots[0].id == execution_id
+    assert state_of(snapshots[1]) == "RUNNING" and state_of(snapshots[-1]) == "KILLED"
     assert all(s.id == execution_id for s in snapshots)
     assert [h.state.value for h in snapshots[-1].state.histories][-1] == "KILLED"
     # In-flight work was stopped, not awaited.

@@ -26,6 +26,7 @@ import yaml
 from pausepoint.errors import FieldError, InvalidInput, PausepointError
 from pausepoint.models import EventView, ExecutionView, TaskRunView
 from pausepoint.service.views import FlowRecord
+from pausepoint.states import TERMINAL_STATES
 
 # pausepoint's execution state -> Kestra's State.Type.
 KESTRA_STATES: dict[str, str] = {
@@ -41,6 +42,9 @@ KESTRA_STATES: dict[str, str] = {
     "TERMINATED": "KILLED",
     "TIMED_OUT": "FAILED",  # Kestra fails what overran its timeout
 }
+
+# The Kestra states an execution ends in.
+KESTRA_ENDED = frozenset(KESTRA_STATES[state] for state in TERMINAL_STATES)
 
 # Kestra's State.Type names (kestrapy 2.0.3's StateType): a filter may name any of them.
 KESTRA_STATE_NAMES = (

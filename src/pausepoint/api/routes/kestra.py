@@ -32,6 +32,7 @@ from starlette.types import Scope
 from pausepoint.api.deps import Caller, IdempotencyKey, call
 from pausepoint.api.kestra_shapes import (
     FORM_TYPES,
+    KESTRA_ENDED,
     ExecutionFilter,
     flow_sources,
     form_inputs,
@@ -588,27 +589,32 @@ def fingerprint(execution: dict[str, Any]) -> Any:
 
 
 def snapshot_frame(kind: str, execution: dict[str, Any]) -> str:
-    return f"id: {kind}\nevent: {kind}\ndata: {json.dumps(execution)}\n\n"
+    """A frame as Kestra writes it: the kind is the SSE ``id``, with no event name, so
+    that an ``EventSource``'s plain message handler sees every frame."""
+    return f"id: {kind}\ndata: {json.dumps(execution)}\n\n"
 
 
 async def snapshots(engine: Engine, execution_id: str, request: Request) -> AsyncIterator[str]:
-    """Kestra's follow: the execution now (``start``), again after each change
-    (``progress``), and once it has ended (``end``), then the stream closes.
+    """Kestra's follow: a first frame with only the id (``start``), the execution now
+    and again after each change (``progress``), and once it has ended (``end``), then
+    the stream closes. An execution already ended gets ``start`` and ``end`` only.
 
     Rides on the execution's event stream: a burst of its events is one snapshot.
     """
+    yield snapshot_frame("start", {"id": execution_id})
     last = await engine_snapshot(engine, execution_id)
-    yield snapshot_frame("start", last)
-    async for chunk in execution_events(engine, execution_id, after=0, timing=timing(request)):
-        if all(line.startswith(":") for line in chunk.splitlines() if line):
-            yield comment("keep-alive")
-            continue
-        current = await engine_snapshot(engine, execution_id)
-        if current["state"]["current"] in ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED"):
-            continue  # the end frame below says it
-        if fingerprint(current) != fingerprint(last):
-            yield snapshot_frame("progress", current)
-            last = current
+    if last["state"]["current"] not in KESTRA_ENDED:
+        yield snapshot_frame("progress", last)
+        async for chunk in execution_events(engine, execution_id, after=0, timing=timing(request)):
+            if all(line.startswith(":") for line in chunk.splitlines() if line):
+                yield comment("keep-alive")
+                continue
+            current = await engine_snapshot(engine, execution_id)
+            if current["state"]["current"] in KESTRA_ENDED:
+                continue  # the end frame below says it
+            if fingerprint(current) != fingerprint(last):
+                yield snapshot_frame("progress", current)
+                last = current
     yield snapshot_frame("end", await engine_snapshot(engine, execution_id))
 
 
