@@ -248,7 +248,7 @@ class KubiyaMessageBody(InjectBody):
 class SyntropicInjectBody(InjectBody):
     """Syntropic137's inject body: its API documents only the roles ``user`` and ``system``."""
 
-    role: Literal["user", "system"] = "user"  # type: ignore[assignment]
+    role: Literal["user", "system"] = "user"
 
 
 class SyntropicReply(PublicModel):

@@ -77,8 +77,13 @@ async def stream_until(stream: httpx.Response | AsyncIterator[Frame], done: Any)
     return received
 
 
+def of(received: list[Frame], name: str) -> list[dict[str, Any]]:
+    """The data of the frames named ``name``."""
+    return [f.data for f in received if f.event == name and f.data is not None]
+
+
 def statuses(received: list[Frame]) -> list[str]:
-    return [f.data["status"] for f in received if f.event == "status" and f.data]
+    return [data["status"] for data in of(received, "status")]
 
 
 async def test_a_kubiya_session_message_resume_stream(server: RunningServer) -> None:
@@ -123,9 +128,9 @@ async def test_a_kubiya_session_message_resume_stream(server: RunningServer) -> 
         "connected_at": received[0].data["connected_at"] if received[0].data else None,
     }
     assert statuses(received) == ["running", "waiting_for_input", "running", "completed"]
-    messages = [(f.data["role"], f.data["content"]) for f in received if f.event == "message"]
+    messages = [(data["role"], data["content"]) for data in of(received, "message")]
     assert messages == [(r, f"as {r}") for r in ("assistant", "tool", "system", "user")]
-    started = [f.data["data"]["tool_name"] for f in received if f.event == "tool_started"]
+    started = [data["data"]["tool_name"] for data in of(received, "tool_started")]
     assert started == ["prepare", "wait", "done"]
     assert received[-1].data == {
         "execution_id": execution_id,
