@@ -135,7 +135,8 @@ class EventView(PublicModel):
 
 
 class ControlResult(PublicModel):
-    """The reply to a control command (Syntropic137/Shannon shape, plus bookkeeping)."""
+    """The reply to a control command: every field of Kubiya's pause, resume, cancel and
+    message replies (the native routes share Kubiya's paths), plus bookkeeping."""
 
     success: bool = True
     execution_id: str
