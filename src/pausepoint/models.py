@@ -10,6 +10,7 @@ from pausepoint.states import TERMINAL_EVENT_TYPES, TERMINAL_STATES, ExecutionSt
 
 __all__ = [
     "LIVE_ONLY_SEQ",
+    "MESSAGE_ROLES",
     "TERMINAL_EVENT_TYPES",
     "TERMINAL_STATES",
     "CommandView",
@@ -18,6 +19,7 @@ __all__ = [
     "EventView",
     "ExecutionState",
     "ExecutionView",
+    "MessageRole",
     "PausePointView",
     "StateView",
     "TaskRunView",
@@ -26,6 +28,11 @@ __all__ = [
 # The sequence number of events that followers see live and nobody stores, such as
 # an agent's streamed tokens (``agent.delta``): they carry no SSE id to resume from.
 LIVE_ONLY_SEQ = 0
+
+# Who an injected message speaks as: the roles of a chat conversation (Kubiya's
+# workflows name these four; its message route accepts any of them).
+MessageRole = Literal["user", "system", "assistant", "tool"]
+MESSAGE_ROLES: tuple[str, ...] = ("user", "system", "assistant", "tool")
 
 
 class PublicModel(BaseModel):
@@ -128,10 +135,16 @@ class EventView(PublicModel):
 
 
 class ControlResult(PublicModel):
-    """The reply to a control command (Syntropic137/Shannon shape, plus bookkeeping)."""
+    """The reply to a control command: every field of Kubiya's pause, resume, cancel and
+    message replies (the native routes share Kubiya's paths), plus bookkeeping."""
 
     success: bool = True
     execution_id: str
+    workflow_id: str = Field(
+        default="",
+        description="Kubiya's name for what was controlled: the execution id (which every "
+        "route accepts), filled in when not given.",
+    )
     state: str
     message: str
     command_id: str
@@ -142,6 +155,10 @@ class ControlResult(PublicModel):
     replayed: bool = Field(default=False, description="An Idempotency-Key repeated a request.")
     pause_id: str | None = None
     terminated_at: str | None = None
+
+    def model_post_init(self, context: Any, /) -> None:
+        if not self.workflow_id:
+            self.workflow_id = self.execution_id
 
 
 class CommandView(PublicModel):

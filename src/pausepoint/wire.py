@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pausepoint.models import EventView, PublicModel
+from pausepoint.models import EventView, MessageRole, PublicModel
 
 
 class _Body(BaseModel):
@@ -84,7 +84,7 @@ class InjectBody(_Body):
     )
 
     message: str = Field(min_length=1, max_length=100_000)
-    role: Literal["user", "system"] = "user"
+    role: MessageRole = "user"
 
 
 class TerminateReply(PublicModel):
@@ -204,6 +204,7 @@ class BulkItem(PublicModel):
     status: int = Field(description="The status the single-execution route would answer.")
     state: str | None = None
     message: str
+    terminated_at: str | None = Field(default=None, description="When a terminate was applied.")
 
 
 class BulkReply(PublicModel):
@@ -242,6 +243,12 @@ class ShannonControlState(PublicModel):
 
 class KubiyaMessageBody(InjectBody):
     """Kubiya's message body: the same as inject's, under Kubiya's name."""
+
+
+class SyntropicInjectBody(InjectBody):
+    """Syntropic137's inject body: its API documents only the roles ``user`` and ``system``."""
+
+    role: Literal["user", "system"] = "user"
 
 
 class SyntropicReply(PublicModel):

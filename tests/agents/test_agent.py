@@ -243,6 +243,28 @@ async def test_inject_while_paused_is_delivered_after_resume(
     assert contents(model.requests[1])[-2:] == [("user", "first note"), ("user", "second note")]
 
 
+async def test_injected_assistant_and_tool_messages_reach_the_model_as_it_accepts_them(
+    engine: Engine, model: ModelServer
+) -> None:
+    """Kubiya's roles: an assistant message goes as one; a tool message answers no tool
+    call, which model APIs refuse, so it goes as the user's, marked as a tool's."""
+    # The model server counts turns by assistant messages: the injected one is one more.
+    first = Reply("", [tool_call("c1", "add", a=1)], delay=0.3)
+    model.by_turn({1: first, 2: Reply("fine"), 3: Reply("fine")})
+    execution_id = await start(engine, agent_flow(model.url))
+    await requests_reach(model, 1)
+    await engine.pause(execution_id)
+    await wait_state(engine, execution_id, "PAUSED")
+    await engine.inject(execution_id, "I already checked", role="assistant")
+    await engine.inject(execution_id, "disk 93% full", role="tool")
+    await engine.resume(execution_id)
+    await wait_state(engine, execution_id, "COMPLETED")
+    assert contents(model.requests[1])[-2:] == [
+        ("assistant", "I already checked"),
+        ("user", "[tool] disk 93% full"),
+    ]
+
+
 async def test_cancel_during_a_slow_model_call_aborts_the_request(
     engine: Engine, model: ModelServer
 ) -> None:

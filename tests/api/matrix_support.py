@@ -264,7 +264,7 @@ def sample(schema: dict[str, Any], spec: dict[str, Any], name: str = "") -> Any:
             key: sample(props[key], spec, key) for key in schema.get("required", []) if key in props
         }
     if kind == "array":
-        return []
+        return [sample(schema.get("items", {}), spec, name)] * int(schema.get("minItems", 0))
     if kind == "integer":
         return max(1, int(schema.get("minimum", 1)))
     if kind == "number":

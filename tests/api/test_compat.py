@@ -139,6 +139,12 @@ async def test_syntropic_routes_have_no_prefix_and_its_reply_shape(server: Runni
         invalid = await http.post(f"/executions/{other}/inject", json={})
         assert invalid.status_code == 422
         assert invalid.json()["detail"][0]["loc"] == ["body", "message"]
+        # Syntropic137 documents the roles user and system only (Kubiya's message takes more).
+        assistant = await http.post(
+            f"/executions/{other}/inject", json={"message": "hi", "role": "assistant"}
+        )
+        assert assistant.status_code == 422
+        assert assistant.json()["detail"][0]["loc"] == ["body", "role"]
     async with server.client("acme", "viewer") as http:
         forbidden = await http.post(f"/executions/{other}/pause")
         assert (forbidden.status_code, forbidden.json()["success"]) == (403, False)

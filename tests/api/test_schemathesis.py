@@ -112,11 +112,14 @@ async def schemathesis(base_url: str, key: str, *options: str, config: Path | No
         "--checks",
         CHECKS,
         # The organization's live feed never ends by design (tested in test_events), nor
-        # does Shannon's stream of a task still running (tested in test_shannon_sdk).
+        # does Shannon's stream of a task still running (tested in test_shannon_sdk), nor
+        # Kubiya's (tested in test_kubiya).
         "--exclude-path",
         "/api/v1/events",
         "--exclude-path",
         "/api/v1/stream/sse",
+        "--exclude-path",
+        "/api/v1/executions/{execution_id}/stream",
         "--request-timeout",
         "10",
         "--seed",

@@ -340,7 +340,7 @@ async def test_inject_with_an_empty_message_or_bad_role_is_refused(engine: Engin
     with pytest.raises(InvalidInput):
         await engine.inject(execution_id, "   ")
     with pytest.raises(InvalidInput, match="role"):
-        await engine.inject(execution_id, "hi", role="assistant")
+        await engine.inject(execution_id, "hi", role="robot")
     assert await engine.commands(execution_id) == []
 
 

@@ -191,8 +191,9 @@ def create_app(engine: Engine) -> FastAPI:
 
     app.include_router(ops.router)
     app.include_router(flows.router, responses=ERROR_RESPONSES)
-    # Before the control routes, so ``bulk`` is never read as an execution id.
+    # Before the control routes, so ``bulk`` and ``batch`` are never read as execution ids.
     app.include_router(bulk.router, responses=ERROR_RESPONSES)
+    app.include_router(kubiya.batch, responses=ERROR_RESPONSES)
     app.include_router(executions.router, responses=ERROR_RESPONSES)
     # Kestra's untenanted resume takes form bodies only: JSON still reaches the native route.
     app.include_router(kestra.legacy)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pausepoint.models import MESSAGE_ROLES
+
 if TYPE_CHECKING:
     from pausepoint.config import Settings
 
@@ -194,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     inject = commands.add("inject", help="append a message to the execution's context")
     inject.add_argument("id")
     inject.add_argument("message")
-    inject.add_argument("--role", choices=("user", "system"), default="user")
+    inject.add_argument("--role", choices=MESSAGE_ROLES, default="user")
 
     add_agent_arguments(
         commands.add(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
@@ -26,7 +26,14 @@ from pausepoint.client.calls import (
     tls_verification,
 )
 from pausepoint.client.errors import error_from, unreachable
-from pausepoint.models import CommandView, ControlResult, EventView, ExecutionView, StateView
+from pausepoint.models import (
+    CommandView,
+    ControlResult,
+    EventView,
+    ExecutionView,
+    MessageRole,
+    StateView,
+)
 from pausepoint.wire import (
     BulkReply,
     ExecutionPage,
@@ -275,7 +282,7 @@ class AsyncClient:
         execution_id: str,
         message: str,
         *,
-        role: Literal["user", "system"] = "user",
+        role: MessageRole = "user",
         idempotency_key: str | None = None,
     ) -> ControlResult:
         """Append a message to the execution's context."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
@@ -26,7 +26,14 @@ from pausepoint.client.calls import (
     tls_verification,
 )
 from pausepoint.client.errors import error_from, unreachable
-from pausepoint.models import CommandView, ControlResult, EventView, ExecutionView, StateView
+from pausepoint.models import (
+    CommandView,
+    ControlResult,
+    EventView,
+    ExecutionView,
+    MessageRole,
+    StateView,
+)
 from pausepoint.wire import (
     BulkReply,
     ExecutionPage,
@@ -241,7 +248,7 @@ class Client:
         execution_id: str,
         message: str,
         *,
-        role: Literal["user", "system"] = "user",
+        role: MessageRole = "user",
         idempotency_key: str | None = None,
     ) -> ControlResult:
         body = {"message": message, "role": role}

@@ -84,11 +84,20 @@ def drive_agent(sched: Scheduler, run: TaskRun) -> None:
             _call_model(sched, run)
 
 
+def _injected_message(role: str, message: str) -> dict[str, Any]:
+    """An injected message as the model reads it. A ``tool`` message answers a tool call
+    by its id, and an injected one answers none, so the model reads it as the user's,
+    marked as a tool's (model APIs refuse a tool message without its call)."""
+    if role == "tool":
+        return {"role": "user", "content": f"[tool] {message}"}
+    return {"role": role, "content": message}
+
+
 def _call_model(sched: Scheduler, run: TaskRun) -> None:
     agent = run["agent"]
     context = sched.state["context"]["messages"]
     for entry in context[agent["delivered"] :]:
-        agent["messages"].append({"role": entry["role"], "content": entry["message"]})
+        agent["messages"].append(_injected_message(entry["role"], entry["message"]))
     agent["delivered"] = len(context)
     child = sched.new_run(run, task_id=run["task_id"], path=run["path"], type=MODEL_CALL)
     child["upto"] = len(agent["messages"])

@@ -426,6 +426,7 @@ class ControlLayer(EventsLayer):
                 status=accepted_status,
                 state=result.state,
                 message=result.message,
+                terminated_at=result.terminated_at,
             )
 
         results = await asyncio.gather(*(one(execution_id) for execution_id in ids))

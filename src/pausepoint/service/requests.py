@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pausepoint.errors import FieldError, InvalidInput
-from pausepoint.models import ControlResult
+from pausepoint.models import MESSAGE_ROLES, ControlResult, MessageRole
 from pausepoint.service.operations import Operation
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class TerminateRequest(ControlRequest):
 @dataclass(frozen=True, kw_only=True)
 class InjectRequest(ControlRequest):
     message: str
-    role: Literal["user", "system"] = "user"
+    role: MessageRole = "user"
     kind = "inject"
 
     def payload(self) -> dict[str, Any]:
@@ -123,11 +123,11 @@ class InjectRequest(ControlRequest):
             errors.append(
                 FieldError(("body", "message"), "at most 100000 characters", "string_too_long")
             )
-        if self.role not in ("user", "system"):
+        if self.role not in MESSAGE_ROLES:
             errors.append(
                 FieldError(
                     ("body", "role"),
-                    f"role must be 'user' or 'system', got {self.role!r}",
+                    f"role must be one of {', '.join(MESSAGE_ROLES)}; got {self.role!r}",
                     "literal_error",
                 )
             )

@@ -48,8 +48,14 @@ async def bulk_control(
         dry_run=body.dry_run,
     )
     reply, headers = await call_replayed(request, caller, operation, idempotency_key)
+    count_bulk(request, op, reply, headers)
+    return JSONResponse(reply.model_dump(mode="json"), headers=headers)
+
+
+def count_bulk(request: Request, op: str, reply: BulkReply, headers: dict[str, str]) -> None:
+    """Count each execution's outcome as its own control request would have been (a
+    replayed reply changed nothing, so counts nothing)."""
     metrics: Metrics | None = getattr(request.app.state, "metrics", None)
     if metrics is not None and not headers:
         for item in reply.results:
             metrics.count_control(op, item.status)
-    return JSONResponse(reply.model_dump(mode="json"), headers=headers)

@@ -16,9 +16,9 @@ from pausepoint.api.deps import IdempotencyKey, call
 from pausepoint.api.routes.dialect import SoftCaller, control_as
 from pausepoint.api.schemas import (
     CancelBody,
-    InjectBody,
     PauseBody,
     ResumeBody,
+    SyntropicInjectBody,
     SyntropicReply,
     SyntropicState,
     control_request,
@@ -132,7 +132,7 @@ async def syntropic_cancel(
 async def syntropic_inject(
     request: Request,
     execution_id: str,
-    body: InjectBody,
+    body: SyntropicInjectBody,
     caller: SoftCaller,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
