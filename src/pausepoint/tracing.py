@@ -102,12 +102,14 @@ def tracing_for(settings: Settings) -> Tracing:
 def _tracer() -> Any:
     try:
         from opentelemetry import trace
-    except ImportError as error:  # pragma: no cover - the extra is installed in development
+
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            trace.set_tracer_provider(_sdk_provider())
+    except ImportError as error:
         raise ImportError(
-            "PAUSEPOINT_OTEL_TRACES needs OpenTelemetry: pip install 'pausepoint[otel]'"
+            f"PAUSEPOINT_OTEL_TRACES needs OpenTelemetry's SDK ({error}): "
+            "pip install 'pausepoint[otel]'"
         ) from error
-    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        trace.set_tracer_provider(_sdk_provider())
     return trace.get_tracer(_INSTRUMENTATION)
 
 

@@ -238,3 +238,24 @@ async def test_without_opentelemetry_configured_nothing_is_recorded(
     assert [s.name for s in spans_of(spans, trace_id)] == []
     assert tracing_for(Settings(otel_traces=False)) is OFF
     assert execution_id
+
+
+async def test_a_cancel_with_a_traceparent_marks_its_events_until_the_execution_ends(
+    gated: RunningServer,
+) -> None:
+    traceparent, _, _ = new_traceparent()
+    key = gates.new_key("trace-cancel")
+    async with gated.client("acme", "operator") as http:
+        execution_id = await start(http, "slow", {"key": key})
+        await wait_started(key)
+        reply = await http.post(
+            f"/api/v1/executions/{execution_id}/cancel", headers={"traceparent": traceparent}
+        )
+        assert reply.status_code == 202, reply.text
+        await wait_state(http, execution_id, "CANCELLED")
+        events = await events_of(http, execution_id)
+    # ``workflow.cancelled`` is written in a later step than the cancel, once the task
+    # run has ended: the stop remembers whose it was.
+    caused = {e["type"]: e["data"].get("traceparent") for e in events}
+    assert caused["workflow.cancelling"] == traceparent
+    assert caused["workflow.cancelled"] == traceparent
