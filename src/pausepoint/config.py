@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         description="HS256 shared secret or RS256 public key (PEM); unset disables JWT auth.",
     )
     jwt_audience: str | None = None
+    otel_traces: bool = Field(
+        default=False,
+        description="Record an OpenTelemetry span for each control request and each task run "
+        "(needs the `otel` extra); exported where the OTEL_* variables say.",
+    )
     max_body_bytes: int = Field(default=1_048_576, gt=0, description="Largest request body.")
     auth_failure_limit: int = Field(
         default=20,

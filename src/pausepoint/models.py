@@ -170,6 +170,10 @@ class CommandView(PublicModel):
     payload: dict[str, Any]
     idempotency_key: str | None
     request_id: str | None
+    traceparent: str | None = Field(
+        default=None,
+        description="The W3C traceparent the request that sent the command came with.",
+    )
     status: str
     message: str | None
     state_before: str | None

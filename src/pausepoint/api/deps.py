@@ -11,6 +11,7 @@ from pausepoint.errors import Unauthorized
 from pausepoint.service.auth import Principal
 from pausepoint.service.engine import Engine
 from pausepoint.service.operations import Operation
+from pausepoint.tracecontext import TraceContext
 
 R = TypeVar("R")
 
@@ -78,6 +79,12 @@ def request_id(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def trace_context(request: Request) -> TraceContext | None:
+    """The caller's W3C trace context (the middleware read it), if it sent a valid one."""
+    value = getattr(request.state, "trace_context", None)
+    return value if isinstance(value, TraceContext) else None
+
+
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -106,6 +113,10 @@ async def call_replayed(
 ) -> tuple[R, dict[str, str]]:
     """Like ``call``, with the headers that say an Idempotency-Key replayed a result."""
     reply = await engine_of(request).call(
-        operation, caller, idempotency_key=idempotency_key, request_id=request_id(request)
+        operation,
+        caller,
+        idempotency_key=idempotency_key,
+        request_id=request_id(request),
+        trace_context=trace_context(request),
     )
     return reply.value, ({"Idempotent-Replayed": "true"} if reply.replayed else {})

@@ -1,4 +1,8 @@
-"""Request ids and the limits every request passes, as plain ASGI (no per-request task group).
+"""Request ids, trace context and the limits every request passes, as plain ASGI.
+
+No per-request task group. Every request gets an id (``X-Request-ID``, echoed)
+and, when it names one in valid ``traceparent``/``tracestate`` headers, its W3C
+trace context (``scope["state"]["trace_context"]``; an invalid one is ignored).
 
 Refused here, before routing, each with a JSON error: request headers over
 :data:`MAX_HEADER_BYTES` in total (431), a path or query string that is not
@@ -13,6 +17,8 @@ import re
 import secrets
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
+
+from pausepoint.tracecontext import TraceContext, parse_trace_context
 
 Scope = dict[str, Any]
 
@@ -44,7 +50,9 @@ class RequestLimits:
         headers = dict(raw_headers)
         given = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
         request_id = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["trace_context"] = _trace_context(raw_headers)
         header_bytes = sum(len(name) + len(value) + 4 for name, value in raw_headers)
         if header_bytes > MAX_HEADER_BYTES:
             await self._reply(
@@ -189,6 +197,18 @@ def _undecodable_url_part(scope: Scope) -> tuple[str, ...] | None:
                     shown = name.encode("utf-8", "replace").decode("utf-8")
                     return ("query", shown)
     return None
+
+
+def _trace_context(raw_headers: Any) -> TraceContext | None:
+    """The request's W3C trace context; ``None`` without one (or with one that does not parse)."""
+    parents: list[str] = []
+    states: list[str] = []
+    for name, value in raw_headers:
+        if name == b"traceparent":
+            parents.append(value.decode("latin-1"))
+        elif name == b"tracestate":
+            states.append(value.decode("latin-1"))
+    return parse_trace_context(parents, states) if parents else None
 
 
 class BodyTooLarge(Exception):

@@ -41,6 +41,7 @@ from pausepoint.engine.state import (
     EngineEnv,
     PausePoint,
     StateData,
+    Stop,
     StopKind,
     TaskRun,
     index_output,
@@ -293,6 +294,7 @@ class _Step(Scheduler):
         )
 
     def on_command(self, command: Command) -> None:
+        self.cause = command.traceparent
         try:
             command = admit(view_of(self.state), command, self.index)
         except (Conflict, InvalidInput) as error:
@@ -318,6 +320,8 @@ class _Step(Scheduler):
             "by": command.by,
             "reason": command.reason,
         }
+        if command.traceparent is not None:
+            self.state["pauses"][command.id]["traceparent"] = command.traceparent
         self.state["pause_reason"] = command.reason
         if self.status is S.RUNNING:
             self.set_status(S.PAUSING)
@@ -403,13 +407,16 @@ class _Step(Scheduler):
         """Cancel cooperatively (``kind`` cancel) or because the execution timed out."""
         if self.state["stop"] is not None:
             return  # already stopping: cancel is idempotent
-        self.state["stop"] = {
+        stop: Stop = {
             "kind": kind,
             "by": by,
             "reason": reason,
             "at": self.at,
             "phase": self.state["phase"],
         }
+        if self.cause is not None:
+            stop["traceparent"] = self.cause
+        self.state["stop"] = stop
         for pause_id in list(self.state["pauses"]):
             pause = self.close_pause(pause_id)
             if pause["kind"] in ("task", "approval"):

@@ -127,7 +127,9 @@ class Command:
     """A control command accepted by the control plane, in acceptance order.
 
     ``kind`` is always a :class:`CommandKind`; it may be given as its value.
-    Raises ``ValueError`` for a kind that does not exist.
+    Raises ``ValueError`` for a kind that does not exist. ``traceparent`` is the
+    W3C trace context of the request that sent it: the events the command causes
+    carry it.
     """
 
     id: str
@@ -136,6 +138,7 @@ class Command:
     by: str = "anonymous"
     reason: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    traceparent: str | None = None
 
     def __init__(
         self,
@@ -145,6 +148,7 @@ class Command:
         by: str = "anonymous",
         reason: str | None = None,
         payload: dict[str, Any] | None = None,
+        traceparent: str | None = None,
     ) -> None:
         known = _KIND_BY_VALUE.get(kind)
         if known is None:
@@ -155,6 +159,7 @@ class Command:
         object.__setattr__(self, "by", by)
         object.__setattr__(self, "reason", reason)
         object.__setattr__(self, "payload", {} if payload is None else payload)
+        object.__setattr__(self, "traceparent", traceparent)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "kind": self.kind.value}

@@ -79,6 +79,9 @@ class Scheduler:
         self.runs: dict[str, TaskRun] = self.state["task_runs"]
         self.transition = Transition(state)
         self.applied: list[Command] = []
+        # The W3C trace context of the command this step applies: the events it causes
+        # carry it; other events carry the execution's own, if it was started with one.
+        self.cause: str | None = None
 
     # -- bookkeeping ---------------------------------------------------------
 
@@ -87,6 +90,9 @@ class Scheduler:
         return STATUS_BY_VALUE[self.state["status"]]
 
     def emit(self, type_: str, **data: Any) -> None:
+        trace = self.cause or self.state.get("traceparent")
+        if trace is not None:
+            data["traceparent"] = trace
         self.transition.events.append(LogEvent(type_, self.at, data))
 
     def act(self, action: Action) -> None:
@@ -228,6 +234,8 @@ class Scheduler:
             self.emit("workflow.failed", error=failure["message"] if failure else None)
         elif outcome is S.CANCELLED:
             stop = state["stop"]
+            if stop is not None and "traceparent" in stop:
+                self.cause = stop["traceparent"]
             self.emit(
                 "workflow.cancelled",
                 by=stop["by"] if stop else None,
@@ -598,6 +606,9 @@ class Scheduler:
                 self.finish_run(run, T.CANCELLED)
 
     def land_pause(self, checkpoint: Checkpoint) -> None:
+        traces = [p["traceparent"] for p in self.state["pauses"].values() if "traceparent" in p]
+        if traces and self.cause is None:
+            self.cause = traces[-1]  # the pause that lands it
         self.set_status(S.PAUSED)
         self.state["checkpoint"] = checkpoint
         self.emit(

@@ -120,6 +120,7 @@ class Stop(TypedDict):
     reason: str | None
     at: float
     phase: Phase  # the phase it arrived in: `finally` still runs unless it arrived there
+    traceparent: NotRequired[str]  # the W3C trace context of the command that asked for it
 
 
 class PausePoint(TypedDict):
@@ -134,6 +135,7 @@ class PausePoint(TypedDict):
     task_run_id: NotRequired[str]  # task, approval
     deadline: NotRequired[float | None]  # task, approval: when a pauseDuration ends it
     on_resume: NotRequired[list[dict[str, Any]]]  # approval: its own onResume inputs
+    traceparent: NotRequired[str]  # manual: the W3C trace context of the pause command
 
 
 class Timer(TypedDict):
@@ -246,6 +248,8 @@ class EngineState(TypedDict):
     # What every masker of this execution masks besides the secrets (see
     # pausepoint.engine.masking); absent from states written before it existed.
     secret_values: NotRequired[list[str]]
+    # The W3C trace context the execution was started with: its events carry it.
+    traceparent: NotRequired[str]
 
 
 # What the engine's entry points take: its state, or the same data as a runtime loaded
@@ -283,6 +287,7 @@ def new_state(
     inputs: dict[str, Any],
     labels: dict[str, str],
     at: float,
+    traceparent: str | None = None,
 ) -> dict[str, Any]:
     """The state of a freshly created (QUEUED) execution.
 
@@ -318,6 +323,8 @@ def new_state(
         "outputs": {},
         "secret_values": secret_input_values(flow.inputs, inputs),
     }
+    if traceparent is not None:
+        state["traceparent"] = traceparent
     return cast("dict[str, Any]", state)
 
 

@@ -64,6 +64,7 @@ def command_event(record: CommandRecord) -> Command:
         by=record.actor,
         reason=record.reason,
         payload=record.payload,
+        traceparent=record.traceparent,
     )
 
 
@@ -252,6 +253,7 @@ class ExecutionActor:
             settings=self.runtime.settings,
             log=record_log,
             emit=emit_live,
+            traceparent=self.state.get("traceparent"),
         )
         try:
             outputs = await run_leaf(action.task_type, action.spec, context)

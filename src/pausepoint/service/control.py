@@ -74,6 +74,7 @@ def _admitted(
             request.actor,
             request.reason,
             request.payload(),
+            request.traceparent,
         ),
         index,
     )
@@ -89,6 +90,7 @@ def decision_command(
         "actor": request.actor,
         "idempotency_key": request.idempotency_key,
         "request_id": request.request_id,
+        "traceparent": request.traceparent,
         "reason": request.reason,
         "wait": request.wait,
     }
@@ -128,6 +130,7 @@ class ControlLayer(EventsLayer):
                 "actor": request.actor,
                 "reason": request.reason,
                 "request_id": request.request_id,
+                "traceparent": request.traceparent,
             }
 
         command, replayed, commands_version = await self.store.accept_command(
@@ -348,6 +351,7 @@ class ControlLayer(EventsLayer):
                 payload=shown(c.payload),
                 idempotency_key=c.idempotency_key,
                 request_id=c.request_id,
+                traceparent=c.traceparent,
                 status=c.status,
                 message=c.message,
                 state_before=c.state_before,
@@ -403,6 +407,7 @@ class ControlLayer(EventsLayer):
                 reason=request.reason,
                 actor=request.actor,
                 request_id=request.request_id,
+                traceparent=request.traceparent,
                 **extra,
             )
             async with gate:

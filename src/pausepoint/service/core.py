@@ -26,6 +26,7 @@ from pausepoint.store.records import (
     ExecutionRecord,
 )
 from pausepoint.store.sql import create_store
+from pausepoint.tracing import tracing_for
 
 if TYPE_CHECKING:
     from pausepoint.service.plane import ControlPlane
@@ -141,6 +142,8 @@ class EngineCore:
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        # Spans asked for without the packages they need: refused now, not per request.
+        tracing_for(self.settings)
         await self.store.open()
         await self.runtime.start()
         self._started = True

@@ -32,6 +32,7 @@ from pausepoint.service.operations import Operation
 from pausepoint.service.plane import ControlPlane, Reply
 from pausepoint.service.surface import SurfaceMixin
 from pausepoint.service.views import event_view
+from pausepoint.tracecontext import TraceContext
 
 R = TypeVar("R")
 
@@ -63,6 +64,7 @@ class Engine(SurfaceMixin, ControlLayer):
         *,
         idempotency_key: str | None = None,
         request_id: str | None = None,
+        trace_context: TraceContext | None = None,
     ) -> Reply[R]:
         """Run ``operation`` for ``principal``: authorized, idempotent, audited.
 
@@ -70,5 +72,9 @@ class Engine(SurfaceMixin, ControlLayer):
         returned an earlier result. Raises what the operation raises (404, 409,
         422, …) and ``Forbidden`` (403) when the caller's role is too low."""
         return await self.plane.call(
-            operation, principal, idempotency_key=idempotency_key, request_id=request_id
+            operation,
+            principal,
+            idempotency_key=idempotency_key,
+            request_id=request_id,
+            trace_context=trace_context,
         )

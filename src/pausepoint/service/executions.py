@@ -39,12 +39,15 @@ class ExecutionsLayer(FlowsLayer):
         labels: dict[str, str] | None = None,
         revision: int | None = None,
         idempotency_key: str | None = None,
+        traceparent: str | None = None,
     ) -> ExecutionView:
         """Create an execution (inputs validated and coerced) and start running it here.
 
         With ``idempotency_key``, the execution's id is derived from it: starting
         again with the same key (say, a client retrying after its server died
-        mid-request) finds the execution the first start created.
+        mid-request) finds the execution the first start created. ``traceparent``
+        (W3C trace context) makes the execution part of that trace: its events
+        carry it and its task runs' spans are in it.
         """
         revision, index = await self._flow_index(namespace, flow_id, revision)
         flow = index.flow
@@ -52,7 +55,9 @@ class ExecutionsLayer(FlowsLayer):
         now = self.clock()
         execution_id = keyed_id(self.org_id, idempotency_key) if idempotency_key else new_id()
         all_labels = {**flow.labels, **(labels or {})}
-        state = new_state(execution_id, index, inputs=values, labels=all_labels, at=now)
+        state = new_state(
+            execution_id, index, inputs=values, labels=all_labels, at=now, traceparent=traceparent
+        )
         execution = ExecutionRecord(
             id=execution_id,
             org_id=self.org_id,

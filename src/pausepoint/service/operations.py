@@ -61,6 +61,8 @@ class StartRequest(Operation[ExecutionView]):
     revision: int | None = None
     # Given by the chain: the execution's id derives from it (see Engine.start_execution).
     idempotency_key: str | None = None
+    # Given by the chain: the caller's W3C trace context, the execution's trace.
+    traceparent: str | None = None
 
     required_role = "operator"
     action = "starting an execution"
@@ -79,6 +81,7 @@ class StartRequest(Operation[ExecutionView]):
             labels=self.labels,
             revision=self.revision,
             idempotency_key=self.idempotency_key,
+            traceparent=self.traceparent,
         )
 
 
@@ -182,6 +185,7 @@ class BulkRequest(Operation[BulkReply]):
     # Set by the chain: each command records who sent it and in which request.
     actor: str = "anonymous"
     request_id: str | None = None
+    traceparent: str | None = None
 
     required_role = "operator"
     action = "controlling executions"

@@ -14,9 +14,11 @@ around the chain, so a rule added to a step holds for every route at once.
   result (``Reply.replayed``), a repeat with another operation is refused
   (422 naming the header), a concurrent twin waits for the first one's result.
   A failure frees the key for a retry.
-- **Audit**: control commands carry the caller as their actor and the request
-  id into the durable command record (the audit trail of an execution); every
-  operation that changes something is also logged on ``pausepoint.audit``.
+- **Audit**: control commands carry the caller as their actor, the request id
+  and the caller's W3C ``traceparent`` into the durable command record (the
+  audit trail of an execution; a start keeps the traceparent in the execution);
+  every operation that changes something is also logged on ``pausepoint.audit``
+  and, with OpenTelemetry switched on, is a span in the caller's trace.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from pausepoint.service.auth import Principal
 from pausepoint.service.operations import BulkRequest, Operation, StartRequest
 from pausepoint.service.requests import ControlRequest
 from pausepoint.store.access import IdempotencyRecord
+from pausepoint.tracecontext import TraceContext
+from pausepoint.tracing import tracing_for
 
 if TYPE_CHECKING:
     from pausepoint.service.engine import Engine
@@ -47,7 +51,7 @@ audit_log = logging.getLogger("pausepoint.audit")
 
 # Fields that say who asked or how, not what: two requests differing only in them
 # are the same request for an Idempotency-Key.
-_NOT_THE_REQUEST = frozenset({"actor", "request_id", "idempotency_key", "wait"})
+_NOT_THE_REQUEST = frozenset({"actor", "request_id", "traceparent", "idempotency_key", "wait"})
 _IDEMPOTENCY_METHOD = "CALL"
 
 
@@ -59,6 +63,7 @@ class Call(Generic[R]):
     principal: Principal
     idempotency_key: str | None = None
     request_id: str | None = None
+    trace_context: TraceContext | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,7 @@ class ControlPlane:
         self.engine = engine
         self._chain: Step = self._authorize
         self._adapters: dict[type[Any], TypeAdapter[Any]] = {}
+        self.tracing = tracing_for(engine.settings)
 
     async def call(
         self,
@@ -103,10 +109,13 @@ class ControlPlane:
         *,
         idempotency_key: str | None = None,
         request_id: str | None = None,
+        trace_context: TraceContext | None = None,
     ) -> Reply[R]:
         """Run ``operation`` for ``principal``; raises the operation's ``PausepointError``s,
         ``Forbidden`` (403) for a role too low, ``InvalidInput`` for a misused key."""
-        reply: Reply[R] = await self._chain(Call(operation, principal, idempotency_key, request_id))
+        reply: Reply[R] = await self._chain(
+            Call(operation, principal, idempotency_key, request_id, trace_context)
+        )
         return reply
 
     # -- the steps, in order ------------------------------------------------------------
@@ -156,17 +165,31 @@ class ControlPlane:
 
     async def _audit(self, call: Call[Any]) -> Reply[Any]:
         operation = call.operation
+        trace = call.trace_context
+        traceparent = trace.traceparent if trace else None
         if isinstance(operation, ControlRequest | BulkRequest):
             operation = dataclasses.replace(
-                operation, actor=call.principal.subject, request_id=call.request_id
+                operation,
+                actor=call.principal.subject,
+                request_id=call.request_id,
+                traceparent=traceparent,
             )
         if isinstance(operation, ControlRequest | StartRequest):
             operation = dataclasses.replace(operation, idempotency_key=call.idempotency_key)
+        if isinstance(operation, StartRequest):
+            operation = dataclasses.replace(operation, traceparent=traceparent)
         if operation.required_role == "viewer":
             return await self._implement(operation, call.principal)
         outcome = "error"
         try:
-            reply = await self._implement(operation, call.principal)
+            with self.tracing.span(
+                f"pausepoint.{operation.name}",
+                traceparent=traceparent,
+                tracestate=trace.tracestate if trace else None,
+                attributes=_span_attributes(operation, call),
+                server=True,
+            ):
+                reply = await self._implement(operation, call.principal)
             outcome = "ok"
             return reply
         except PausepointError as error:
@@ -186,6 +209,7 @@ class ControlPlane:
                     "actor": call.principal.subject,
                     "org": call.principal.org_id,
                     "request_id": call.request_id,
+                    "traceparent": traceparent,
                     "outcome": outcome,
                 },
             )
@@ -199,3 +223,17 @@ class ControlPlane:
         if adapter is None:
             adapter = self._adapters[kind] = TypeAdapter(operation.result_type)
         return adapter
+
+
+def _span_attributes(operation: Operation[Any], call: Call[Any]) -> dict[str, str | int]:
+    """What a control request's span says: the operation, its target, who asked and where."""
+    attributes: dict[str, str | int] = {
+        "pausepoint.operation": operation.name,
+        "pausepoint.actor": call.principal.subject,
+        "pausepoint.org": call.principal.org_id,
+    }
+    if operation.target:
+        attributes["pausepoint.target"] = operation.target
+    if call.request_id:
+        attributes["pausepoint.request_id"] = call.request_id
+    return attributes

@@ -21,6 +21,7 @@ class ControlRequest(Operation[ControlResult]):
     actor: str = "anonymous"
     idempotency_key: str | None = None
     request_id: str | None = None
+    traceparent: str | None = None  # the caller's W3C trace context (set by the chain)
     reason: str | None = None
     wait: bool = True  # wait (up to command_wait_timeout) for the command to be applied
 

@@ -80,10 +80,11 @@ class Commands:
                 state_after=None,
                 created_at=now,
                 applied_at=None,
+                traceparent=values.get("traceparent"),
             )
             cursor.execute(
                 f"INSERT INTO commands ({COMMAND_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     execution_id,
@@ -100,6 +101,7 @@ class Commands:
                     None,
                     now,
                     None,
+                    record.traceparent,
                 ),
             )
             cursor.execute(
@@ -154,4 +156,5 @@ def _command(row: Any) -> CommandRecord:
         state_after=row.state_after,
         created_at=row.created_at,
         applied_at=row.applied_at,
+        traceparent=row.traceparent,
     )

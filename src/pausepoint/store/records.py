@@ -53,6 +53,7 @@ class CommandRecord:
     state_after: str | None
     created_at: float
     applied_at: float | None
+    traceparent: str | None = None  # the caller's W3C trace context, as version 00
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ EXECUTION_COLUMNS = (
 )
 COMMAND_COLUMNS = (
     "id, execution_id, seq, kind, payload, actor, reason, idempotency_key, request_id, status, "
-    "message, state_before, state_after, created_at, applied_at"
+    "message, state_before, state_after, created_at, applied_at, traceparent"
 )
 
 _SELECT_EXECUTION = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"
@@ -91,4 +91,5 @@ def command_row(row: tuple[Any, ...], loads: Callable[[Any], Any]) -> CommandRec
         row[12],
         row[13],
         row[14],
+        row[15],
     )

@@ -90,6 +90,7 @@ commands = sa.Table(
     sa.Column("state_after", sa.String(16)),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("applied_at", sa.Float),
+    sa.Column("traceparent", sa.String(64)),  # W3C trace context, version 00 (55 characters)
     sa.UniqueConstraint("execution_id", "seq", name="uq_commands_execution_seq"),
     sa.UniqueConstraint("execution_id", "idempotency_key", name="uq_commands_idempotency"),
     sa.Index("ix_commands_pending", "execution_id", "status"),

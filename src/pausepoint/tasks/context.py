@@ -20,7 +20,8 @@ class LeafContext:
     """Identity and environment of one attempt of one task run.
 
     ``task_run_id`` is the same for every retry of a task run, so task code can
-    use it as an idempotency key; ``attempt`` counts from 1.
+    use it as an idempotency key; ``attempt`` counts from 1. ``traceparent`` is
+    the W3C trace context the execution was started with: the run's span joins it.
     """
 
     execution_id: str
@@ -29,3 +30,4 @@ class LeafContext:
     settings: Settings
     log: LogFn
     emit: EmitFn | None = None
+    traceparent: str | None = None

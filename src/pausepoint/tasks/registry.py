@@ -13,6 +13,7 @@ from pausepoint.tasks.log import run_log
 from pausepoint.tasks.python import run_python, shutdown_thread_pool
 from pausepoint.tasks.shell import run_shell
 from pausepoint.tasks.values import run_output_values, run_return
+from pausepoint.tracing import tracing_for
 
 Executor = Callable[[Mapping[str, Any], LeafContext], Awaitable[dict[str, Any]]]
 
@@ -47,7 +48,17 @@ async def run_leaf(task_type: str, spec: Mapping[str, Any], ctx: LeafContext) ->
         raise TaskError(
             f"unknown leaf task type {task_type!r}; known types: {', '.join(sorted(EXECUTORS))}"
         )
-    return await executor(spec, ctx)
+    tracing = tracing_for(ctx.settings)
+    if not tracing.enabled:
+        return await executor(spec, ctx)
+    attributes: dict[str, str | int] = {
+        "pausepoint.execution_id": ctx.execution_id,
+        "pausepoint.task_run_id": ctx.task_run_id,
+        "pausepoint.task_type": task_type,
+        "pausepoint.attempt": ctx.attempt,
+    }
+    with tracing.span("pausepoint.task_run", traceparent=ctx.traceparent, attributes=attributes):
+        return await executor(spec, ctx)
 
 
 async def shutdown_executors() -> None:

@@ -58,6 +58,7 @@ def command_message(record: CommandRecord) -> CommandMessage:
         by=record.actor,
         reason=record.reason,
         payload=record.payload,
+        traceparent=record.traceparent,
     )
 
 
@@ -213,6 +214,7 @@ class ExecutionActivities:
             attempt=task.attempt,
             settings=self.settings,
             log=record_log,
+            traceparent=task.traceparent,
         )
         heartbeat = asyncio.create_task(_heartbeat())
         try:

@@ -43,6 +43,7 @@ class CommandMessage:
     by: str
     reason: str | None
     payload: dict[str, Any] = field(default_factory=dict)
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class TaskInput:
     attempt: int
     task_type: str
     spec: dict[str, Any]
+    traceparent: str | None = None  # the execution's W3C trace context, for the run's span
 
 
 @dataclass(frozen=True)

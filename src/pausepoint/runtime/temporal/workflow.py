@@ -128,6 +128,7 @@ class ExecutionWorkflow:
                     by=message.by,
                     reason=message.reason,
                     payload=message.payload,
+                    traceparent=message.traceparent,
                 )
             )
             self._next_command_seq += 1
@@ -323,6 +324,7 @@ class ExecutionWorkflow:
                 attempt=action.attempt,
                 task_type=action.task_type,
                 spec=action.spec,
+                traceparent=self._state.get("traceparent"),
             ),
             result_type=TaskOutcome,
             activity_id=f"{action.task_run_id}.{action.attempt}"
