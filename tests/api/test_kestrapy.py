@@ -465,3 +465,28 @@ async def test_the_untenanted_resume_of_seed_004_takes_kestras_form_and_json(
     done = await wait_for(client, execution_id, lambda e: state_of(e) == "SUCCESS")
     outputs = {run.task_id: run.additional_properties.get("outputs") for run in done.task_run_list}
     assert outputs["done"]["value"] == "approved=True budget=3"
+
+
+async def test_a_bulk_retried_with_its_key_gets_the_first_answer_after_states_changed(
+    kserver: RunningServer,
+) -> None:
+    client = kestra(kserver, role="operator")
+    key = gates.new_key("kestra-bulk-retry")
+    execution_id = await start(client, key)
+    url = f"/api/v1/{TENANT}/executions/pause/by-ids"
+    async with kserver.client("acme", "operator") as http:
+        first = await http.post(url, json=[execution_id], headers={"Idempotency-Key": "k-1"})
+        assert (first.status_code, first.json()) == (200, {"count": 1}), first.text
+        gates.gate(key).release.set()
+        await wait_for(client, execution_id, lambda e: state_of(e) == "PAUSED")
+
+        # The execution is paused now: a new request would be refused as a whole,
+        # but the retry of the first one is answered as the first time.
+        again = await http.post(url, json=[execution_id], headers={"Idempotency-Key": "k-1"})
+        assert (again.status_code, again.json()) == (200, {"count": 1}), again.text
+        assert again.headers.get("idempotent-replayed") == "true"
+        fresh = await http.post(url, json=[execution_id], headers={"Idempotency-Key": "k-2"})
+        assert fresh.status_code == 400, fresh.text
+        assert fresh.json()["invalids"][0]["invalidValue"] == execution_id
+        audit = (await http.get(f"/api/v1/executions/{execution_id}/audit")).json()
+    assert [c["kind"] for c in audit if c["status"] != "rejected"] == ["pause"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from pausepoint.engine.control import OpenPause, admit, on_resume_specs, project, view_of
@@ -376,7 +377,8 @@ class ControlLayer(EventsLayer):
 
     async def bulk(self, request: BulkRequest) -> BulkReply:
         """One control operation on many executions, each with the status its own call
-        would have answered; one execution's error never fails the others."""
+        would have answered; one execution's error never fails the others (unless
+        ``all_or_nothing``: then any refusal answers the check and nothing is done)."""
         request_type = _BULK_REQUESTS.get(request.op)
         if request_type is None:
             raise InvalidInput(
@@ -395,6 +397,13 @@ class ControlLayer(EventsLayer):
                 limit=BULK_MAX_MATCHED,
             )
             ids = [record.id for record in records]
+        if request.all_or_nothing and not request.dry_run:
+            check = replace(
+                request, ids=tuple(ids), by_filter=False, dry_run=True, all_or_nothing=False
+            )
+            checked = await self.bulk(check)
+            if any(item.status >= 300 for item in checked.results):
+                return checked
         extra: dict[str, Any] = {}
         if request_type is ResumeRequest:
             extra = {"inputs": request.inputs, "pause_id": request.pause_id}

@@ -182,6 +182,9 @@ class BulkRequest(Operation[BulkReply]):
     inputs: dict[str, Any] = field(default_factory=dict)
     pause_id: str | None = None
     dry_run: bool = False
+    # Check every execution first and apply nothing unless each one would be accepted
+    # (Kestra's bulk); a refusal answers the check, as a dry run.
+    all_or_nothing: bool = False
     # Set by the chain: each command records who sent it and in which request.
     actor: str = "anonymous"
     request_id: str | None = None

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope
 
-from pausepoint.api.deps import Caller, IdempotencyKey, call
+from pausepoint.api.deps import Caller, IdempotencyKey, call, call_replayed
 from pausepoint.api.kestra_shapes import (
     FORM_TYPES,
     KESTRA_ENDED,
@@ -349,6 +349,8 @@ async def bulk(
     """Kestra's bulk: all or nothing. Every execution is checked first (the same admission
     as the real command); if one is unknown or in a state the operation does not apply to,
     the whole request is a 400 listing them and nothing changes; else ``{count}``.
+    Check and commands are one operation, so a retry with the same Idempotency-Key
+    gets the first answer whatever has happened since.
     """
     reason = KILL_REASON if op == "terminate" else None
     if selected is not None and not selected.matches_nothing:
@@ -361,27 +363,22 @@ async def bulk(
         }
     else:
         target = {"ids": tuple(ids or ())}
-    check = BulkRequest(op=op, reason=reason, dry_run=True, **target)
-    checked = await call(request, caller, check)
-    invalids = [
-        {
-            "message": "execution not found" if item.status == 404 else item.message,
-            "invalidValue": item.execution_id,
-            "path": "execution",
-        }
-        for item in checked.results
-        if item.status >= 300
-    ]
-    if invalids:
+    command = BulkRequest(op=op, reason=reason, all_or_nothing=True, **target)
+    done, replayed = await call_replayed(request, caller, command, idempotency_key)
+    if done.dry_run:  # refused as a whole: the check's answer
+        invalids = [
+            {
+                "message": "execution not found" if item.status == 404 else item.message,
+                "invalidValue": item.execution_id,
+                "path": "execution",
+            }
+            for item in done.results
+            if item.status >= 300
+        ]
         body = BulkInvalid(message=f"invalid bulk {word}", invalids=invalids)
-        return JSONResponse(body.model_dump(), status_code=400)
-    if not checked.results:
-        return JSONResponse({"count": 0})
-    chosen = tuple(item.execution_id for item in checked.results)
-    done = await call(
-        request, caller, BulkRequest(op=op, ids=chosen, reason=reason), idempotency_key
-    )
-    return JSONResponse({"count": sum(1 for item in done.results if item.status < 300)})
+        return JSONResponse(body.model_dump(), status_code=400, headers=replayed)
+    count = sum(1 for item in done.results if item.status < 300)
+    return JSONResponse({"count": count}, headers=replayed)
 
 
 ExecutionIds = Annotated[list[str], Body(max_length=1000)]
