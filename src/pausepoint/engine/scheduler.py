@@ -662,6 +662,8 @@ class Scheduler:
             "labels": state["labels"],
             "context": state["context"],
             "secrets": self.env.secrets,
+            # The time of the event being applied, for now(): never the wall clock.
+            "__now__": self.at,
         }
         if run is not None:
             variables["task"] = {"id": run["task_id"], "type": run["type"]}

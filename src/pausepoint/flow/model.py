@@ -350,6 +350,7 @@ class Flow(BaseModel):
     finally_: list[Task] = Field(default_factory=list, alias="finally")
     outputs: dict[str, Any] = Field(default_factory=dict)
     timeout: str | None = None
+    disabled: bool = Field(default=False, description="Nothing starts a disabled flow.")
 
     @field_validator("timeout")
     @classmethod

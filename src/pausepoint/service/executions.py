@@ -9,7 +9,7 @@ from pausepoint.engine.control import on_resume_specs, view_of
 from pausepoint.engine.interpreter import EngineEnv, iso, new_state
 from pausepoint.engine.model import ExecutionStatus
 from pausepoint.engine.state import redact_secret_inputs
-from pausepoint.errors import FieldError, InvalidInput, NotFound
+from pausepoint.errors import Conflict, FieldError, InvalidInput, NotFound
 from pausepoint.flow import coerce_inputs, inputs_json_schema
 from pausepoint.models import (
     ContextMessage,
@@ -51,6 +51,8 @@ class ExecutionsLayer(FlowsLayer):
         """
         revision, index = await self._flow_index(namespace, flow_id, revision)
         flow = index.flow
+        if flow.disabled:
+            raise Conflict(f"flow {namespace}.{flow_id} is disabled: enable it to start executions")
         values = coerce_inputs(flow.inputs, inputs or {}, loc_prefix=("inputs",))
         now = self.clock()
         execution_id = keyed_id(self.org_id, idempotency_key) if idempotency_key else new_id()
