@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         description="Seconds a subprocess gets between SIGTERM and SIGKILL when cancelled.",
     )
     shell_enabled: bool = Field(default=False, description="Allow `shell` tasks to run.")
+    work_dir: str | None = Field(
+        default=None,
+        description="Where WorkingDirectory tasks get their scratch directories "
+        "(default: <temp dir>/pausepoint-work).",
+    )
     python_paths: tuple[str, ...] = Field(
         default=(), description="Extra directories searched when importing `python` task functions."
     )

@@ -13,11 +13,13 @@ execution has been running.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from pausepoint.engine import agent
 from pausepoint.engine.control import admit, view_of
 from pausepoint.engine.model import (
+    TERMINAL_TASK_STATES,
     CancelTask,
     Command,
     CommandKind,
@@ -35,7 +37,7 @@ from pausepoint.engine.model import (
     TimerFired,
     Transition,
 )
-from pausepoint.engine.scheduler import Scheduler
+from pausepoint.engine.scheduler import Scheduler, truthy
 from pausepoint.engine.state import (
     ContextEntry,
     EngineEnv,
@@ -54,13 +56,30 @@ from pausepoint.engine.state import (
     secret_input_values,
     timer_id_of,
 )
-from pausepoint.errors import Conflict, InputValidationError, InvalidInput
+from pausepoint.errors import Conflict, InputValidationError, InvalidInput, TemplateError
 from pausepoint.flow.durations import format_duration, parse_duration
 from pausepoint.flow.inputs import coerce_inputs
-from pausepoint.flow.model import PauseTask
+from pausepoint.flow.model import (
+    ExitTask,
+    FailTask,
+    LabelsTask,
+    PauseTask,
+    SleepTask,
+    TaskBase,
+)
+from pausepoint.flow.templates import render
 
 S = ExecutionStatus
 T = TaskRunState
+
+# Kestra's Exit states: the state the Exit run (and its parents) end in, then the execution's.
+EXIT_OUTCOMES: dict[str, tuple[TaskRunState, ExecutionStatus]] = {
+    "SUCCESS": (T.SUCCESS, S.COMPLETED),
+    "WARNING": (T.WARNING, S.COMPLETED),  # a WARNING run makes COMPLETED a WARNING
+    "FAILED": (T.FAILED, S.FAILED),
+    "CANCELED": (T.CANCELLED, S.CANCELLED),
+    "KILLED": (T.CANCELLED, S.TERMINATED),
+}
 
 __all__ = ["EngineEnv", "advance", "iso", "new_state", "rebuild_outputs"]
 
@@ -166,7 +185,11 @@ class _Step(Scheduler):
             self.fail_leaf(run, self.timeout_message(run), logs=event.logs)
             return
         # finish_run masks what the task reports before anything records it.
-        self.finish_run(run, T.SUCCESS, outputs=event.outputs, logs=event.logs)
+        policy = self.index.task(run["path"]).retry
+        retried = run["attempt"] > 1 and policy is not None and policy.warning_on_retry
+        self.finish_run(
+            run, T.WARNING if retried else T.SUCCESS, outputs=event.outputs, logs=event.logs
+        )
 
     def on_task_failed(self, event: TaskFailed) -> None:
         run = self.running_attempt(event.task_run_id, event.attempt)
@@ -197,13 +220,8 @@ class _Step(Scheduler):
         run.pop("timing_out", None)
         error, logs = self.mask(error), self.mask(logs)
         task = self.index.task(run["path"])
-        policy = task.retry
-        if retry and policy and run["attempt"] < policy.max_attempts and self.state["stop"] is None:
-            delay = parse_duration(policy.interval)
-            if policy.type == "exponential":
-                delay *= policy.backoff ** (run["attempt"] - 1)
-            if policy.max_interval:
-                delay = min(delay, parse_duration(policy.max_interval))
+        delay = self.retry_delay(run, task) if retry and self.state["stop"] is None else None
+        if delay is not None:
             run["state"] = T.RETRYING.value
             run["error"] = error
             self.touch(run)
@@ -219,6 +237,109 @@ class _Step(Scheduler):
             )
             return
         self.finish_run(run, T.FAILED, error=error, logs=logs)
+
+    def retry_delay(self, run: TaskRun, task: TaskBase) -> float | None:
+        """How long until the next attempt of a failed run, or None when it must not retry."""
+        policy = task.retry
+        if policy is None:
+            return None
+        attempts = policy.attempts
+        if attempts is not None and run["attempt"] >= attempts:
+            return None
+        if policy.type == "random":
+            low = parse_duration(policy.min_interval or "PT0S")
+            high = parse_duration(policy.max_interval or "PT0S")
+            # Drawn from the run and attempt, not a random source: a replay waits the same.
+            seed = zlib.crc32(f"{self.state['execution_id']}/{run['id']}/{run['attempt']}".encode())
+            delay = low + (high - low) * (seed / 0xFFFFFFFF)
+        else:
+            delay = parse_duration(policy.interval)
+            if policy.type == "exponential":
+                delay *= policy.backoff ** (run["attempt"] - 1)
+            if policy.max_interval:
+                delay = min(delay, parse_duration(policy.max_interval))
+        if policy.max_duration and self.at + delay > run["created_at"] + parse_duration(
+            policy.max_duration
+        ):
+            return None
+        return delay
+
+    # -- tasks the engine does itself ---------------------------------------------
+
+    def run_in_engine(self, run: TaskRun, task: TaskBase) -> None:
+        where = f"task '{task.id}'"
+        if isinstance(task, FailTask):
+            failing = task.condition is None or truthy(
+                render(task.condition, self.variables(run), where=f"{where} condition")
+            )
+            if failing:
+                message = render(task.error_message, self.variables(run), where=where)
+                self.finish_run(run, T.FAILED, error=str(message))
+            else:
+                self.finish_run(run, T.SUCCESS)
+        elif isinstance(task, SleepTask):
+            self.set_timer(
+                "sleep", self.at + self.duration(task.duration, run), task_run_id=run["id"]
+            )
+        elif isinstance(task, LabelsTask):
+            self.set_labels(run, render(task.labels, self.variables(run), where=where))
+        elif isinstance(task, ExitTask):
+            state = str(render(task.state, self.variables(run), where=where)).strip().upper()
+            if state not in EXIT_OUTCOMES:
+                raise TemplateError(f"{where}: {state!r} is not an exit state")
+            self.exit(run, state)
+
+    def set_labels(self, run: TaskRun, labels: Any) -> None:
+        if isinstance(labels, list):
+            pairs = [
+                (item.get("key"), item.get("value")) for item in labels if isinstance(item, dict)
+            ]
+        elif isinstance(labels, dict):
+            pairs = list(labels.items())
+        else:
+            raise TemplateError(
+                f"task '{run['task_id']}': labels must be a mapping or key/value pairs, "
+                f"got {labels!r}"
+            )
+        changed = {str(key): str(value) for key, value in pairs if key is not None}
+        self.state["labels"].update(changed)
+        self.emit("execution.labeled", labels=changed, task_id=run["task_id"])
+        self.finish_run(run, T.SUCCESS)
+
+    def exit(self, run: TaskRun, state: str) -> None:
+        """Kestra's Exit: this run and its parents end in ``state``, and so does the execution."""
+        run_state, status = EXIT_OUTCOMES[state]
+        by = f"task '{run['task_id']}'"
+        current: TaskRun | None = run
+        while current is not None:
+            if current["state"] not in TERMINAL_TASK_STATES:
+                error = f"exited with {state}" if run_state is T.FAILED else None
+                self.finish_run(current, run_state, error=error)
+            current = self.runs[current["parent"]] if current["parent"] else None
+        for pause_id in list(self.state["pauses"]):
+            self.close_pause(pause_id)
+        self.cancel_leftovers()
+        if status is S.TERMINATED:
+            for run_id in self.state["inflight"]:
+                self.act(CancelTask(run_id, kill=True))
+            self.state["inflight"] = []
+            for timer_id in list(self.state["timers"]):
+                self.clear_timer(timer_id)
+            self.set_status(S.TERMINATED)
+            self.state["ended_at"] = self.at
+            self.emit("workflow.terminated", by=by, reason=f"{by} exited with KILLED")
+            return
+        if status is S.FAILED:
+            self.state["error"] = {"message": f"{by} exited with FAILED"}
+        if status is S.CANCELLED:
+            self.state["stop"] = {
+                "kind": "cancel",
+                "by": by,
+                "reason": f"{by} exited with CANCELED",
+                "at": self.at,
+                "phase": self.state["phase"],
+            }
+        self.finish(status)
 
     # -- timers ----------------------------------------------------------------
 
@@ -244,6 +365,14 @@ class _Step(Scheduler):
                 run["timing_out"] = True
                 self.touch(run)
                 self.act(CancelTask(run_id))
+        elif kind == "sleep":
+            run = self.runs[timer["task_run_id"]]
+            if run["state"] == T.RUNNING:
+                self.finish_run(run, T.SUCCESS)
+        elif kind == "wait":
+            run = self.runs[timer["task_run_id"]]
+            if run.get("waiting") and run["state"] == T.RUNNING:
+                self.next_pass(run)
         elif kind == "pause":
             self.on_pause_expired(timer["pause_id"])
         elif kind == "pause_timeout":

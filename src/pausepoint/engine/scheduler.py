@@ -28,6 +28,7 @@ from pausepoint.engine.model import (
 )
 from pausepoint.engine.state import (
     CONTAINERS,
+    ENGINE_TYPES,
     Block,
     Checkpoint,
     EngineEnv,
@@ -49,18 +50,36 @@ from pausepoint.engine.state import (
     switch_key,
     timer_id_of,
 )
-from pausepoint.errors import TemplateError
+from pausepoint.errors import InputValidationError, TemplateError
 from pausepoint.flow.durations import parse_duration
+from pausepoint.flow.inputs import coerce_inputs
 from pausepoint.flow.model import (
     AgentTask,
+    DagTask,
     ForEachTask,
     IfTask,
     ParallelTask,
     PauseTask,
     SwitchTask,
     TaskBase,
+    WaitForTask,
+    WorkingDirectoryTask,
 )
 from pausepoint.flow.templates import render, render_condition
+
+_FALSY_STRINGS = frozenset({"", "false", "0", "-0"})
+
+
+def truthy(value: Any) -> bool:
+    """Kestra's truth rule for conditions (``runIf``, Fail, WaitFor).
+
+    A string is false only when it is empty, ``false``, ``0`` or ``-0`` (any
+    case, spaces ignored); ``None`` is false; other values follow Python.
+    """
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSY_STRINGS
+    return bool(value)
+
 
 S = ExecutionStatus
 T = TaskRunState
@@ -217,10 +236,8 @@ class Scheduler:
             self.clear_timer(timer_id)
         if outcome is S.COMPLETED:
             try:
-                state["result"] = self.mask(
-                    render(self.index.flow.outputs, self.variables(None), where="flow outputs")
-                )
-            except TemplateError as error:
+                state["result"] = self.mask(self.flow_outputs())
+            except (TemplateError, InputValidationError) as error:
                 state["error"] = {"message": self.mask(str(error))}
                 outcome = S.FAILED
             if outcome is S.COMPLETED and state["warning"]:
@@ -244,6 +261,20 @@ class Scheduler:
         elif outcome is S.TIMED_OUT:
             stop = state["stop"]
             self.emit("workflow.timed_out", reason=stop["reason"] if stop else None)
+
+    def flow_outputs(self) -> dict[str, Any]:
+        """The flow's outputs, rendered; Kestra's typed list form is checked as inputs are."""
+        outputs = self.index.flow.outputs
+        if isinstance(outputs, dict):
+            rendered: dict[str, Any] = render(outputs, self.variables(None), where="flow outputs")
+            return rendered
+        variables = self.variables(None)
+        values = {
+            output.id: render(output.value, variables, where=f"flow output '{output.id}'")
+            for output in outputs
+        }
+        specs = [output.as_input() for output in outputs]
+        return coerce_inputs(specs, values, loc_prefix=("outputs",))
 
     def settle(self) -> None:
         """Land a pending pause once nothing is in flight; note when only Pause tasks wait."""
@@ -295,8 +326,13 @@ class Scheduler:
                         block["failed"] = child_id
             if block["failed"] is None and self.can_start():
                 limit = block["concurrency"] if block["parallel"] else 1
-                while block["next"] < block["count"] and (
-                    limit == 0 or len(block["active"]) < limit
+                if "depends" in block:
+                    progressed = self.start_ready(block, owner, limit) or progressed
+                while (
+                    "depends" not in block
+                    and block["next"] < block["count"]
+                    and (limit == 0 or len(block["active"]) < limit)
+                    and self.can_start()  # a child may end the execution (Exit)
                 ):
                     child = self.create_child(block, owner)
                     block["next"] += 1
@@ -313,8 +349,32 @@ class Scheduler:
             return "failed"
         return "success" if block["next"] >= block["count"] else "running"
 
-    def create_child(self, block: Block, owner: TaskRun | None) -> TaskRun:
-        position = block["next"]
+    def start_ready(self, block: Block, owner: TaskRun | None, limit: int) -> bool:
+        """Start the Dag children whose dependencies all succeeded; whether any started."""
+        started = block["started"]
+        done = {
+            int(position)
+            for position, run_id in started.items()
+            if self.runs[run_id]["state"] in (T.SUCCESS, T.WARNING, T.SKIPPED)
+        }
+        progressed = False
+        for position, needs in enumerate(block["depends"]):
+            if (limit and len(block["active"]) >= limit) or not self.can_start():
+                break
+            if str(position) in started or not all(need in done for need in needs):
+                continue
+            child = self.create_child(block, owner, position)
+            started[str(position)] = child["id"]
+            block["next"] = len(started)
+            block["active"].append(child["id"])
+            self.start_run(child)
+            progressed = True
+        return progressed
+
+    def create_child(
+        self, block: Block, owner: TaskRun | None, position: int | None = None
+    ) -> TaskRun:
+        position = block["next"] if position is None else position
         if block["list"] is None:  # an iteration of a foreach
             assert owner is not None
             iteration = self.new_run(
@@ -371,13 +431,26 @@ class Scheduler:
         if task.disabled:
             self.finish_run(run, T.SKIPPED)
             return
-        if task.is_leaf:
-            self.start_leaf(run)
-            return
         try:
+            if task.run_if is not None and not truthy(
+                render(task.run_if, self.variables(run), where=f"task '{task.id}' runIf")
+            ):
+                self.finish_run(run, T.SKIPPED)
+                return
+            if task.type in ENGINE_TYPES:
+                self.mark_started(run)
+                self.run_in_engine(run, task)
+                return
+            if task.is_leaf:
+                self.start_leaf(run)
+                return
             self.start_container(run, task)
         except TemplateError as error:
             self.finish_run(run, T.FAILED, error=str(error))
+
+    def run_in_engine(self, run: TaskRun, task: TaskBase) -> None:
+        """Fail, Exit, Sleep and Labels: what they do needs only the state (the interpreter)."""
+        raise NotImplementedError
 
     def mark_started(self, run: TaskRun) -> None:
         run["state"] = T.RUNNING.value
@@ -401,10 +474,27 @@ class Scheduler:
             # Without templates, rendering only copies the spec: no variables to build.
             variables = self.variables(run) if self.index.leaf_spec_has_templates(path) else {}
             spec = render(self.index.leaf_spec(path), variables, where=f"task '{task.id}'")
+            spec = dict(spec)
+            if run["type"] == "shell":
+                self.share_directory(run, spec)
         except TemplateError as error:
             self.finish_run(run, T.FAILED, error=str(error))
             return None
-        return dict(spec)
+        return spec
+
+    def share_directory(self, run: TaskRun, spec: dict[str, Any]) -> None:
+        """Inside a WorkingDirectory, a shell task runs in its scratch directory."""
+        parent = run["parent"]
+        while parent is not None:
+            owner = self.runs[parent]
+            if owner["type"] == "working_directory":
+                task = self.index.task(owner["path"])
+                assert isinstance(task, WorkingDirectoryTask)
+                files = render(task.input_files, self.variables(run), where=f"task '{task.id}'")
+                key = f"{self.state['execution_id']}/{owner['id']}"
+                spec["sharedDirectory"] = {"key": key, "files": files}
+                return
+            parent = owner["parent"]
 
     def start_leaf(self, run: TaskRun) -> None:
         spec = self.render_leaf(run)
@@ -466,6 +556,19 @@ class Scheduler:
             block = new_block(
                 f"{path}.tasks", len(task.tasks), parallel=True, concurrency=task.concurrency
             )
+        elif isinstance(task, DagTask):
+            block = new_block(
+                f"{path}.tasks", len(task.tasks), parallel=True, concurrency=task.concurrent
+            )
+            positions = {node.task.id: n for n, node in enumerate(task.tasks)}
+            block["depends"] = [
+                [positions[name] for name in node.depends_on] for node in task.tasks
+            ]
+            block["started"] = {}
+        elif isinstance(task, WaitForTask):
+            run["outputs"] = {"iterationCount": 1}
+            index_output(self.state["outputs"], run)
+            block = new_block(f"{path}.tasks", len(task.tasks))
         else:
             block = new_block(f"{path}.tasks", len(self.index.task_list(f"{path}.tasks")))
         run["block"] = block
@@ -530,12 +633,21 @@ class Scheduler:
                     return
         if run["state"] == T.PAUSED:
             return
+        if run.get("waiting"):
+            return  # a WaitFor between passes: its timer starts the next one
         block = run.get("block")
         outcome = self.drivenew_block(block, run) if block is not None else "success"
-        if outcome == "running":
-            return
+        if outcome == "running" or run["state"] in TERMINAL_TASK_STATES:
+            return  # still going, or ended by a child (Exit)
         if on_pause is not None and self.runs[on_pause]["state"] not in TERMINAL_TASK_STATES:
             return
+        if run["type"] == "wait_for" and outcome == "success":
+            try:
+                if self.wait_again(run):
+                    return
+            except TemplateError as error:
+                self.finish_run(run, T.FAILED, error=str(error), outputs=run.get("outputs"))
+                return
         if outcome == "failed":
             failed = self.runs[block["failed"]] if block and block["failed"] else None
             reason = f"task '{failed['task_id']}' failed" if failed else "failed"
@@ -544,6 +656,44 @@ class Scheduler:
             self.finish_run(
                 run, T.WARNING if run.get("warn") else T.SUCCESS, outputs=run.get("outputs")
             )
+
+    def wait_again(self, run: TaskRun) -> bool:
+        """After a WaitFor pass: arm the next pass and say True, or False when it is done.
+
+        Done when ``maxIterations`` or ``maxDuration`` is reached (FAILED with
+        ``failOnMaxReached``), or when the condition renders falsy.
+        """
+        task = self.index.task(run["path"])
+        assert isinstance(task, WaitForTask)
+        frequency = task.check_frequency
+        count = run.get("outputs", {}).get("iterationCount", 1)
+        began = run["started_at"] if run["started_at"] is not None else self.at
+        if count >= frequency.max_iterations or self.at >= began + parse_duration(
+            frequency.max_duration
+        ):
+            if task.fail_on_max_reached:
+                reason = f"task '{task.id}' reached its limit after {count} iteration(s)"
+                self.finish_run(run, T.FAILED, error=reason, outputs=run.get("outputs"))
+                return True
+            return False
+        where = f"task '{task.id}' condition"
+        if not truthy(render(task.condition, self.variables(run), where=where)):
+            return False
+        run["outputs"] = {"iterationCount": count + 1}
+        index_output(self.state["outputs"], run)
+        run["waiting"] = True
+        self.touch(run)
+        delay = parse_duration(frequency.interval)
+        self.set_timer("wait", self.at + delay, task_run_id=run["id"])
+        return True
+
+    def next_pass(self, run: TaskRun) -> None:
+        """A WaitFor's interval is over: its tasks run again (as new task runs)."""
+        run.pop("waiting", None)
+        run["block"] = new_block(
+            f"{run['path']}.tasks", len(self.index.task_list(f"{run['path']}.tasks"))
+        )
+        self.touch(run)
 
     def finish_run(
         self,
@@ -571,6 +721,8 @@ class Scheduler:
         task = self.index.task(run["path"]) if own_task else None
         if outcome is T.FAILED and task is not None and task.allow_failure:
             outcome = T.WARNING
+        if outcome is T.WARNING and task is not None and task.allow_warning:
+            outcome = T.SUCCESS
         if outcome is T.WARNING:
             self.state["warning"] = True
         run["state"] = outcome.value
@@ -660,6 +812,7 @@ class Scheduler:
                 "labels": state["labels"],
             },
             "labels": state["labels"],
+            "vars": flow.variables,
             "context": state["context"],
             "secrets": self.env.secrets,
             # The time of the event being applied, for now(): never the wall clock.

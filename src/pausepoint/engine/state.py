@@ -37,6 +37,7 @@ from pausepoint.engine.model import ExecutionStatus, TaskRunState
 
 __all__ = [
     "CONTAINERS",
+    "ENGINE_TYPES",
     "MASK",
     "PHASES",
     "SCRUB_MIN_LENGTH",
@@ -83,7 +84,7 @@ Phase = Literal["main", "errors", "finally"]
 PHASES: tuple[Phase, ...] = ("main", "errors", "finally")
 StopKind = Literal["cancel", "timeout", "terminate"]
 PauseKind = Literal["manual", "task", "approval"]
-TimerKind = Literal["execution", "retry", "timeout", "pause", "pause_timeout"]
+TimerKind = Literal["execution", "retry", "timeout", "pause", "pause_timeout", "sleep", "wait"]
 # Where a paused execution stopped: before the next task, before finishing, or on
 # Pause tasks (and approvals) waiting for an answer.
 Checkpoint = Literal["pre_execution", "pre_completion", "pause_task"]
@@ -102,6 +103,9 @@ Block = TypedDict(  # noqa: UP013  # functional form: a key is named "list"
         "active": list[str],  # task run ids of the children not yet finished
         "failed": str | None,  # the first child that failed
         "values": NotRequired[list[Any]],  # a foreach's values, one iteration each
+        # A Dag's: the positions each child waits for, and the run started per position.
+        "depends": NotRequired[list[list[int]]],
+        "started": NotRequired[dict[str, str]],
     },
 )
 
@@ -143,7 +147,7 @@ class Timer(TypedDict):
 
     deadline: float
     kind: TimerKind
-    task_run_id: NotRequired[str]  # retry, timeout
+    task_run_id: NotRequired[str]  # retry, timeout, sleep, wait
     pause_id: NotRequired[str]  # pause, pause_timeout
 
 
@@ -215,6 +219,7 @@ class TaskRun(TypedDict):
     tool_call_id: NotRequired[str]  # a tool call
     args: NotRequired[dict[str, Any]]  # a tool call's arguments
     rejected: NotRequired[str]  # a tool call whose approval was refused: why
+    waiting: NotRequired[bool]  # a WaitFor between two passes
 
 
 class EngineState(TypedDict):
@@ -366,8 +371,23 @@ def index_output(outputs: dict[str, Any], run: TaskRun) -> None:
 
 
 CONTAINERS = frozenset(
-    {"iteration", "pause", "sequential", "parallel", "if", "switch", "foreach", "agent"}
+    {
+        "iteration",
+        "pause",
+        "sequential",
+        "parallel",
+        "if",
+        "switch",
+        "foreach",
+        "agent",
+        "allow_failure",
+        "working_directory",
+        "wait_for",
+        "dag",
+    }
 )
+ENGINE_TYPES = frozenset({"fail", "exit", "sleep", "labels"})
+"""Task types the engine does itself, in the step that starts them (no leaf run)."""
 
 
 def switch_key(value: Any) -> str:
@@ -384,6 +404,8 @@ _TIMER_ID_PREFIX: dict[TimerKind, str] = {
     "timeout": "timeout",
     "pause": "pause",
     "pause_timeout": "ptimeout",
+    "sleep": "sleep",
+    "wait": "wait",
 }
 _TIMER_KIND_BY_PREFIX: dict[str, TimerKind] = {v: k for k, v in _TIMER_ID_PREFIX.items()}
 
@@ -411,7 +433,7 @@ def read_timer(timer_id: str, timer: Timer) -> Timer:
     prefix, _, target = timer_id.partition(":")
     kind = _TIMER_KIND_BY_PREFIX[prefix]
     upgraded: Timer = {"deadline": timer["deadline"], "kind": kind}
-    if kind in ("retry", "timeout"):
+    if kind in ("retry", "timeout", "sleep", "wait"):
         upgraded["task_run_id"] = target
     elif kind in ("pause", "pause_timeout"):
         upgraded["pause_id"] = target

@@ -44,7 +44,7 @@ def _short_types() -> tuple[str, ...]:
 SHORT_TYPES: tuple[str, ...] = _short_types()
 """pausepoint's own task types, in the order of the model's union."""
 
-BlockKind = Literal["list", "single", "cases"]
+BlockKind = Literal["list", "single", "cases", "dag"]
 
 TASK_BLOCKS: Mapping[str, Mapping[str, BlockKind]] = {
     "pause": {"tasks": "list", "onPause": "single"},
@@ -53,6 +53,10 @@ TASK_BLOCKS: Mapping[str, Mapping[str, BlockKind]] = {
     "foreach": {"tasks": "list"},
     "if": {"then": "list", "else": "list"},
     "switch": {"cases": "cases", "defaults": "list"},
+    "allow_failure": {"tasks": "list"},
+    "working_directory": {"tasks": "list"},
+    "wait_for": {"tasks": "list"},
+    "dag": {"tasks": "dag"},
 }
 """Properties (as written in YAML) that hold child tasks, per short type."""
 
@@ -76,6 +80,15 @@ _EACH_PARALLEL = TaskAlias(
 )
 _SHELL = TaskAlias("shell")
 _HTTP = TaskAlias("http")
+_FAIL = TaskAlias("fail")
+_EXIT = TaskAlias("exit")
+_SLEEP = TaskAlias("sleep")
+_LABELS = TaskAlias("labels")
+_RESUME = TaskAlias("resume")
+_ALLOW_FAILURE = TaskAlias("allow_failure")
+_WORKING_DIRECTORY = TaskAlias("working_directory")
+_WAIT_FOR = TaskAlias("wait_for")
+_DAG = TaskAlias("dag")
 
 TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.plugin.core.flow.Pause": _PAUSE,
@@ -102,10 +115,36 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.core.tasks.flows.EachSequential": _EACH_SEQUENTIAL,
     "io.kestra.plugin.core.flow.EachParallel": _EACH_PARALLEL,
     "io.kestra.core.tasks.flows.EachParallel": _EACH_PARALLEL,
+    "io.kestra.plugin.core.execution.Fail": _FAIL,
+    "io.kestra.core.tasks.executions.Fail": _FAIL,
+    "io.kestra.plugin.core.execution.Exit": _EXIT,
+    "io.kestra.plugin.core.flow.Sleep": _SLEEP,
+    "io.kestra.plugin.core.execution.Labels": _LABELS,
+    "io.kestra.core.tasks.executions.Labels": _LABELS,
+    "io.kestra.plugin.core.execution.Resume": _RESUME,
+    "io.kestra.plugin.core.flow.AllowFailure": _ALLOW_FAILURE,
+    "io.kestra.core.tasks.flows.AllowFailure": _ALLOW_FAILURE,
+    "io.kestra.plugin.core.flow.WorkingDirectory": _WORKING_DIRECTORY,
+    "io.kestra.core.tasks.flows.WorkingDirectory": _WORKING_DIRECTORY,
+    "io.kestra.plugin.core.flow.WaitFor": _WAIT_FOR,
+    "io.kestra.plugin.core.flow.Dag": _DAG,
+    "io.kestra.core.tasks.flows.Dag": _DAG,
     "io.kestra.plugin.scripts.shell.Commands": _SHELL,
     "io.kestra.plugin.core.http.Request": _HTTP,
     "io.kestra.plugin.fs.http.Request": _HTTP,
 }
+
+
+NOT_YET_SUPPORTED: Mapping[str, str] = {
+    "io.kestra.plugin.core.flow.Subflow": "subflows",
+    "io.kestra.core.tasks.flows.Subflow": "subflows",
+    "io.kestra.core.tasks.flows.Flow": "subflows",
+    "io.kestra.plugin.core.flow.Flow": "subflows",
+    "io.kestra.plugin.core.flow.ForEachItem": "subflows",
+    "io.kestra.core.tasks.flows.ForEachItem": "subflows",
+    "io.kestra.plugin.core.flow.Approval": "approvals",
+}
+"""Kestra task types that later work will bring, and what that work is called."""
 
 
 def resolve_task_type(name: str) -> TaskAlias | None:

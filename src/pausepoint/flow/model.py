@@ -29,20 +29,46 @@ def _check_duration(value: str | None) -> str | None:
 
 
 class Retry(BaseModel):
-    """Retry policy: ``interval * backoff ** (attempt - 1)``, capped by ``maxInterval``."""
+    """Retry policy: ``interval * backoff ** (attempt - 1)``, capped by ``maxInterval``.
+
+    ``random`` waits between ``minInterval`` and ``maxInterval`` (the engine draws
+    the delay from the run's id and attempt, so a replay waits the same).
+    ``maxDuration`` stops retrying once that long has passed since the first
+    attempt started; without ``maxAttempts`` it is the only limit.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    type: Literal["constant", "exponential"] = "constant"
-    max_attempts: int = Field(default=1, ge=1, alias="maxAttempts")
+    type: Literal["constant", "exponential", "random"] = "constant"
+    max_attempts: int | None = Field(default=None, ge=1, alias="maxAttempts")
+    max_duration: str | None = Field(default=None, alias="maxDuration")
     interval: str = "PT1S"
+    min_interval: str | None = Field(default=None, alias="minInterval")
     max_interval: str | None = Field(default=None, alias="maxInterval")
     backoff: float = Field(default=2.0, ge=1.0, alias="delayFactor")
+    warning_on_retry: bool = Field(default=False, alias="warningOnRetry")
+    behavior: Literal["RETRY_FAILED_TASK"] = Field(
+        default="RETRY_FAILED_TASK",
+        description="Kestra's CREATE_NEW_EXECUTION is not supported: a retry reruns the task.",
+    )
 
-    @field_validator("interval", "max_interval")
+    @field_validator("interval", "max_interval", "min_interval", "max_duration")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         return _check_duration(value)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Retry:
+        if self.type == "random" and (self.min_interval is None or self.max_interval is None):
+            raise ValueError("a random retry needs minInterval and maxInterval")
+        return self
+
+    @property
+    def attempts(self) -> int | None:
+        """The most attempts allowed; None when only ``maxDuration`` bounds them."""
+        if self.max_attempts is None and self.max_duration is None:
+            return 1
+        return self.max_attempts
 
 
 class TaskBase(BaseModel):
@@ -56,7 +82,13 @@ class TaskBase(BaseModel):
     timeout: str | None = None
     retry: Retry | None = None
     allow_failure: bool = Field(default=False, alias="allowFailure")
+    allow_warning: bool = Field(
+        default=False, alias="allowWarning", description="A WARNING ends this task as SUCCESS."
+    )
     disabled: bool = False
+    run_if: str | bool | None = Field(
+        default=None, alias="runIf", description="Skip the task unless this renders truthy."
+    )
 
     @field_validator("timeout")
     @classmethod
@@ -66,6 +98,11 @@ class TaskBase(BaseModel):
     @property
     def is_leaf(self) -> bool:
         return True
+
+    @property
+    def runs_in_engine(self) -> bool:
+        """Done by the engine itself in the step that starts it (no leaf run, no I/O)."""
+        return False
 
     def blocks(self) -> dict[str, list[Task]]:
         """Named child blocks (empty for leaf tasks)."""
@@ -217,6 +254,187 @@ class ForEachTask(TaskBase):
         return {"tasks": self.tasks}
 
 
+class FailTask(TaskBase):
+    """Fail the task (and so the execution) when ``condition`` renders truthy, or always."""
+
+    type: Literal["fail"]
+    condition: str | bool | None = None
+    error_message: str = Field(default="Task failure", alias="errorMessage")
+
+    @property
+    def runs_in_engine(self) -> bool:
+        return True
+
+
+ExitState = Literal["SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED"]
+EXIT_STATES: tuple[str, ...] = ("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED")
+
+
+class ExitTask(TaskBase):
+    """End the execution now in ``state``; ``KILLED`` also kills what is still running."""
+
+    type: Literal["exit"]
+    state: str = "SUCCESS"
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: str) -> str:
+        if not is_template(value) and value not in EXIT_STATES:
+            raise ValueError(f"{value!r} is not an exit state; expected one of {EXIT_STATES}")
+        return value
+
+    @property
+    def runs_in_engine(self) -> bool:
+        return True
+
+
+class SleepTask(TaskBase):
+    """Wait ``duration`` on a durable timer: restarts and pauses do not lose it."""
+
+    type: Literal["sleep"]
+    duration: str
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        _check_duration(value)
+        return value
+
+    @property
+    def runs_in_engine(self) -> bool:
+        return True
+
+
+class LabelsTask(TaskBase):
+    """Add or change the execution's labels while it runs (a mapping or key/value pairs)."""
+
+    type: Literal["labels"]
+    labels: dict[str, Any] | list[dict[str, Any]] | str
+
+    @property
+    def runs_in_engine(self) -> bool:
+        return True
+
+
+class ResumeTask(TaskBase):
+    """Resume another paused execution, as the API would, with ``inputs`` for its Pause task."""
+
+    type: Literal["resume"]
+    execution_id: str = Field(alias="executionId")
+    namespace: str | None = None
+    flow_id: str | None = Field(default=None, alias="flowId")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class AllowFailureTask(TaskBase):
+    """Run ``tasks`` in order; if one fails, this ends in WARNING and the flow goes on."""
+
+    type: Literal["allow_failure"]
+    tasks: list[Task] = Field(min_length=1)
+    allow_failure: bool = Field(default=True, alias="allowFailure")
+
+    @property
+    def is_leaf(self) -> bool:
+        return False
+
+    def blocks(self) -> dict[str, list[Task]]:
+        return {"tasks": self.tasks}
+
+
+class WorkingDirectoryTask(TaskBase):
+    """Run ``tasks`` in order in one scratch directory that their shell tasks share.
+
+    ``inputFiles`` (name -> content) are written there before the first task.
+    """
+
+    type: Literal["working_directory"]
+    tasks: list[Task] = Field(min_length=1)
+    input_files: dict[str, str] = Field(default_factory=dict, alias="inputFiles")
+
+    @field_validator("input_files")
+    @classmethod
+    def _relative(cls, files: dict[str, str]) -> dict[str, str]:
+        for name in files:
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith("/") or ".." in parts or not name.strip():
+                raise ValueError(f"inputFiles: {name!r} must be a relative path inside it")
+        return files
+
+    @property
+    def is_leaf(self) -> bool:
+        return False
+
+    def blocks(self) -> dict[str, list[Task]]:
+        return {"tasks": self.tasks}
+
+
+class CheckFrequency(BaseModel):
+    """How often a WaitFor checks, and when it gives up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    max_iterations: int = Field(default=100, ge=1, alias="maxIterations")
+    max_duration: str = Field(default="PT1H", alias="maxDuration")
+    interval: str = "PT1S"
+
+    @field_validator("max_duration", "interval")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        _check_duration(value)
+        return value
+
+
+class WaitForTask(TaskBase):
+    """Run ``tasks`` again and again while ``condition`` renders truthy.
+
+    The condition is checked after each pass (it can read the pass's outputs
+    and ``outputs.<id>.iterationCount``); passes are ``checkFrequency.interval``
+    apart on a durable timer. At ``maxIterations`` or ``maxDuration`` it stops:
+    SUCCESS, or FAILED with ``failOnMaxReached``.
+    """
+
+    type: Literal["wait_for"]
+    condition: str | bool
+    tasks: list[Task] = Field(min_length=1)
+    fail_on_max_reached: bool = Field(default=False, alias="failOnMaxReached")
+    check_frequency: CheckFrequency = Field(default_factory=CheckFrequency, alias="checkFrequency")
+
+    @property
+    def is_leaf(self) -> bool:
+        return False
+
+    def blocks(self) -> dict[str, list[Task]]:
+        return {"tasks": self.tasks}
+
+
+class DagNode(BaseModel):
+    """One task of a Dag and the ids of the tasks it waits for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    task: Task
+    depends_on: list[str] = Field(default_factory=list, alias="dependsOn")
+
+
+class DagTask(TaskBase):
+    """Run each task once every task it ``dependsOn`` has succeeded (``concurrent`` at once).
+
+    The normaliser checks that dependencies name tasks of the same Dag and form
+    no cycle. After a failure no new task starts; the Dag fails.
+    """
+
+    type: Literal["dag"]
+    tasks: list[DagNode] = Field(min_length=1)
+    concurrent: int = Field(default=0, ge=0, description="0 runs every ready task at once.")
+
+    @property
+    def is_leaf(self) -> bool:
+        return False
+
+    def blocks(self) -> dict[str, list[Task]]:
+        return {"tasks": [node.task for node in self.tasks]}
+
+
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 
 
@@ -327,11 +545,52 @@ Task = Annotated[
     | IfTask
     | SwitchTask
     | ForEachTask
-    | AgentTask,
+    | AgentTask
+    | FailTask
+    | ExitTask
+    | SleepTask
+    | LabelsTask
+    | ResumeTask
+    | AllowFailureTask
+    | WorkingDirectoryTask
+    | WaitForTask
+    | DagTask,
     Field(discriminator="type"),
 ]
 
-LEAF_TYPES = frozenset({"log", "return", "outputs", "python", "shell", "http"})
+LEAF_TYPES = frozenset({"log", "return", "outputs", "python", "shell", "http", "resume"})
+
+
+class FlowOutput(BaseModel):
+    """A typed flow output (Kestra's list form): ``value`` is rendered, then checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    type: str
+    value: Any
+    description: str | None = None
+    display_name: str | None = Field(default=None, alias="displayName")
+    required: bool = True
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        InputSpec(id="output", type=value)  # the same types and message as inputs
+        return value.strip().upper()
+
+    def as_input(self) -> InputSpec:
+        """The rules its rendered value must meet: those of an input of its type."""
+        return InputSpec(id=self.id, type=self.type, required=self.required)
+
+
+class Concurrency(BaseModel):
+    """At most ``limit`` executions of the flow at once; ``behavior``: what a new one does."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    limit: int = Field(ge=1)
+    behavior: Literal["QUEUE", "CANCEL", "FAIL"] = "QUEUE"
 
 
 class Flow(BaseModel):
@@ -345,11 +604,15 @@ class Flow(BaseModel):
     revision: int | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     inputs: list[InputSpec] = Field(default_factory=list)
+    variables: dict[str, Any] = Field(
+        default_factory=dict, description="Constants the flow's templates read as vars.<name>."
+    )
     tasks: list[Task] = Field(min_length=1)
     errors: list[Task] = Field(default_factory=list)
     finally_: list[Task] = Field(default_factory=list, alias="finally")
-    outputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, Any] | list[FlowOutput] = Field(default_factory=dict)
     timeout: str | None = None
+    concurrency: Concurrency | None = None
     disabled: bool = Field(default=False, description="Nothing starts a disabled flow.")
 
     @field_validator("timeout")
@@ -370,6 +633,11 @@ for _model in (
     ForEachTask,
     AgentTool,
     AgentTask,
+    AllowFailureTask,
+    WorkingDirectoryTask,
+    WaitForTask,
+    DagNode,
+    DagTask,
     Flow,
 ):
     _model.model_rebuild()

@@ -12,10 +12,78 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pausepoint.flow.aliases import RETRY_RENAMES, SHORT_TYPES, TASK_BLOCKS, resolve_task_type
+from pausepoint.flow.aliases import (
+    NOT_YET_SUPPORTED,
+    RETRY_RENAMES,
+    SHORT_TYPES,
+    TASK_BLOCKS,
+    resolve_task_type,
+)
 from pausepoint.flow.durations import is_template
 from pausepoint.flow.inputs import input_id_problems
 from pausepoint.flow.problems import Path_, Problem, show
+
+
+@dataclass(frozen=True)
+class PluginDefault:
+    """A ``pluginDefaults`` entry: property values for the tasks whose type starts with ``type``."""
+
+    type: str
+    values: dict[str, Any]
+    forced: bool
+
+    def applies_to(self, type_name: str) -> bool:
+        return type_name == self.type or type_name.startswith(self.type.rstrip(".") + ".")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``; mappings present in both are merged key by key."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def apply_defaults(
+    data: dict[str, Any], type_name: str, defaults: list[PluginDefault]
+) -> dict[str, Any]:
+    """``data`` with the defaults for ``type_name``: the task's own values win unless forced."""
+    for entry in defaults:
+        if entry.applies_to(type_name):
+            data = _merge(data, entry.values) if entry.forced else _merge(entry.values, data)
+    return data
+
+
+def find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
+    """A cycle in ``edges`` (node -> the nodes it depends on) as a closed path, or None."""
+    done: set[str] = set()
+    for start in edges:
+        if start in done:
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        trail: list[str] = [start]
+        on_trail = {start}
+        while stack:
+            node, next_index = stack[-1]
+            targets = edges.get(node, [])
+            if next_index < len(targets):
+                stack[-1] = (node, next_index + 1)
+                target = targets[next_index]
+                if target in on_trail:
+                    return [*trail[trail.index(target) :], target]
+                if target not in done:
+                    stack.append((target, 0))
+                    trail.append(target)
+                    on_trail.add(target)
+            else:
+                stack.pop()
+                trail.pop()
+                on_trail.discard(node)
+                done.add(node)
+    return None
 
 
 @dataclass
@@ -26,9 +94,15 @@ class Normaliser:
     renames: dict[Path_, dict[str, str]] = field(default_factory=dict)
     bad_tasks: set[Path_] = field(default_factory=set)
     task_ids: dict[str, Path_] = field(default_factory=dict)
+    plugin_defaults: list[PluginDefault] = field(default_factory=list)
 
     def flow(self, data: dict[str, Any]) -> dict[str, Any]:
         out = dict(data)
+        for key in ("pluginDefaults", "taskDefaults"):
+            if key in out:
+                self.plugin_defaults.extend(self.defaults(out.pop(key), (key,)))
+        if isinstance(out.get("labels"), list):
+            out["labels"] = self.label_pairs(out["labels"], ("labels",))
         for block in ("tasks", "errors", "finally"):
             if isinstance(out.get(block), list):
                 out[block] = self.tasks(out[block], (block,))
@@ -49,10 +123,16 @@ class Normaliser:
             what = "has no 'type'" if type_name is None else f"has type {show(type_name)}"
             self._bad(path, f"task {what}; known types: {known}")
             return data
+        coming = NOT_YET_SUPPORTED.get(type_name)
+        if coming is not None:
+            msg = f"{type_name} is not supported yet (it comes with {coming})"
+            self._bad((*path, "type"), msg, type="not_supported")
+            return data
         alias = resolve_task_type(type_name)
         if alias is None:
             self._bad((*path, "type"), f"unknown task type {type_name!r}; known types: {known}")
             return data
+        data = apply_defaults(data, type_name, self.plugin_defaults)
         out: dict[str, Any] = {}
         for key, value in data.items():
             new = alias.renames.get(key, key)
@@ -81,11 +161,100 @@ class Normaliser:
                     else tasks
                     for case, tasks in value.items()
                 }
+            elif kind == "dag" and isinstance(value, list):
+                out[key] = self.dag(value, (*path, key))
         return out
 
-    def _bad(self, path: Path_, msg: str) -> None:
+    def _bad(self, path: Path_, msg: str, *, type: str = "value_error") -> None:
         self.bad_tasks.add(path if path[-1] != "type" else path[:-1])
-        self.problems.append(Problem(path, msg))
+        self.problems.append(Problem(path, msg, type=type))
+
+    def dag(self, nodes: list[Any], path: Path_) -> list[Any]:
+        """Normalise a Dag's ``{task, dependsOn}`` entries; unknown ids and cycles are problems."""
+        out: list[Any] = []
+        for position, node in enumerate(nodes):
+            if isinstance(node, dict) and "task" in node:
+                node = {**node, "task": self.task(node["task"], (*path, position, "task"))}
+            out.append(node)
+        ids = {
+            node["task"].get("id"): position
+            for position, node in enumerate(out)
+            if isinstance(node, dict) and isinstance(node.get("task"), dict)
+        }
+        edges: dict[str, list[str]] = {}
+        for position, node in enumerate(out):
+            if not isinstance(node, dict) or not isinstance(node.get("dependsOn"), list):
+                continue
+            own = node["task"].get("id") if isinstance(node.get("task"), dict) else None
+            for index, name in enumerate(node["dependsOn"]):
+                where = (*path, position, "dependsOn", index)
+                if name not in ids:
+                    known = ", ".join(map(str, ids))
+                    msg = f"{show(name)} is not a task of this Dag; its tasks: {known}"
+                    self.problems.append(Problem(where, msg))
+                elif name == own:
+                    self.problems.append(Problem(where, f"task {own!r} cannot depend on itself"))
+                elif isinstance(own, str):
+                    edges.setdefault(own, []).append(name)
+        cycle = find_cycle(edges)
+        if cycle is not None:
+            first = ids[cycle[0]]
+            msg = f"the dependencies form a cycle: {' -> '.join(cycle)}"
+            self.problems.append(Problem((*path, first, "dependsOn"), msg, type="dag_cycle"))
+        return out
+
+    def defaults(self, items: Any, path: Path_) -> list[PluginDefault]:
+        if not isinstance(items, list):
+            self.problems.append(
+                Problem(path, f"expected a list of {{type, values}}, got {show(items)}")
+            )
+            return []
+        found: list[PluginDefault] = []
+        for position, item in enumerate(items):
+            where = (*path, position)
+            if not isinstance(item, dict):
+                self.problems.append(Problem(where, f"expected {{type, values}}, got {show(item)}"))
+                continue
+            unknown = sorted(set(item) - {"type", "values", "forced"})
+            for key in unknown:
+                msg = f"unknown property {key!r}; known properties: forced, type, values"
+                self.problems.append(Problem((*where, key), msg))
+            type_name, values, forced = (
+                item.get("type"),
+                item.get("values"),
+                item.get("forced", False),
+            )
+            if not isinstance(type_name, str) or not type_name:
+                self.problems.append(
+                    Problem((*where, "type"), "a task type (or a prefix of one) is required")
+                )
+            elif not isinstance(values, dict):
+                self.problems.append(
+                    Problem((*where, "values"), f"expected a mapping, got {show(values)}")
+                )
+            elif not isinstance(forced, bool):
+                self.problems.append(
+                    Problem((*where, "forced"), f"expected a boolean, got {show(forced)}")
+                )
+            elif not unknown:
+                found.append(PluginDefault(type_name, values, forced))
+        return found
+
+    def label_pairs(self, items: list[Any], path: Path_) -> dict[str, Any]:
+        """Kestra's ``[{key, value}]`` labels as a mapping."""
+        labels: dict[str, Any] = {}
+        for position, item in enumerate(items):
+            if not isinstance(item, dict) or set(item) != {"key", "value"}:
+                self.problems.append(
+                    Problem((*path, position), f"expected {{key, value}}, got {show(item)}")
+                )
+            elif item["key"] in labels:
+                self.problems.append(
+                    Problem((*path, position, "key"), f"duplicate label {item['key']!r}")
+                )
+            else:
+                labels[str(item["key"])] = item["value"]
+        return labels
 
     def _task_checks(self, task: dict[str, Any], path: Path_) -> None:
         task_id = task.get("id")

@@ -254,6 +254,7 @@ class ExecutionActor:
             log=record_log,
             emit=emit_live,
             traceparent=self.state.get("traceparent"),
+            control=self.runtime.task_control,
         )
         try:
             outputs = await run_leaf(action.task_type, action.spec, context)

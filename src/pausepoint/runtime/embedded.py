@@ -37,6 +37,7 @@ from pausepoint.runtime.committer import GroupCommitter
 from pausepoint.store.records import CommandRecord, EventRecord, ExecutionRecord
 from pausepoint.store.sql import SqlStore
 from pausepoint.tasks import shutdown_executors
+from pausepoint.tasks.context import TaskControl
 
 log = logging.getLogger("pausepoint.runtime")
 
@@ -59,8 +60,10 @@ class EmbeddedRuntime:
         clock: Callable[[], float],
         serve: bool = False,
         run_executions: bool = True,
+        task_control: TaskControl | None = None,
     ) -> None:
         self.store = store
+        self.task_control = task_control
         self.settings = settings
         self.clock = clock
         self.serve = serve and run_executions

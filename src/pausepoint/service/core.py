@@ -26,6 +26,7 @@ from pausepoint.store.records import (
     ExecutionRecord,
 )
 from pausepoint.store.sql import create_store
+from pausepoint.tasks.context import TaskControl
 from pausepoint.tracing import tracing_for
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ class EngineCore:
                 listener=self.feed,
                 clock=clock,
                 serve=serve,
+                task_control=self._task_control(),
             )
         else:
             self.runtime = EmbeddedRuntime(
@@ -120,8 +122,13 @@ class EngineCore:
                 clock=clock,
                 serve=serve,
                 run_executions=run_executions,
+                task_control=self._task_control(),
             )
         self._started = False
+
+    def _task_control(self) -> TaskControl | None:
+        """What tasks may do to other executions (engine.py: through the control plane)."""
+        return None
 
     async def _env_for(self, execution: ExecutionRecord) -> EngineEnv:
         """The flow revision ``execution`` runs and its organization's secrets (flows.py)."""

@@ -31,7 +31,9 @@ from pausepoint.service.core import DEFAULT_ORG, keyed_id, new_id
 from pausepoint.service.operations import Operation
 from pausepoint.service.plane import ControlPlane, Reply
 from pausepoint.service.surface import SurfaceMixin
+from pausepoint.service.taskcontrol import TaskResumer
 from pausepoint.service.views import event_view
+from pausepoint.tasks.context import TaskControl
 from pausepoint.tracecontext import TraceContext
 
 R = TypeVar("R")
@@ -48,6 +50,9 @@ class Engine(SurfaceMixin, ControlLayer):
     With ``run_executions=False`` it runs nothing at all: commands and new
     executions are recorded and left to the processes that serve the database.
     """
+
+    def _task_control(self) -> TaskControl:
+        return TaskResumer(self)
 
     @property
     def plane(self) -> ControlPlane:

@@ -34,6 +34,9 @@ UPDATE executions SET
     wake_at = CASE WHEN ? AND commands_version = ? THEN ? ELSE wake_at END
 WHERE id = ? AND lease_owner = ?
 """
+# The labels column is what search filters on: a Labels task's change reaches it too.
+_UPDATE_LABELS = "UPDATE executions SET labels = ? WHERE id = ?"
+LABELED_EVENT = "execution.labeled"
 _UPSERT_TASK_RUN = """
 INSERT INTO task_runs (execution_id, id, task_id, state, data) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (execution_id, id) DO UPDATE SET state = excluded.state, data = excluded.data
@@ -115,6 +118,8 @@ def write_checkpoint(conn: Connection, item: Checkpoint) -> bool:
             _INSERT_EVENT,
             [(ev.execution_id, ev.seq, ev.type, ev.at, json_text(ev.data)) for ev in item.events],
         )
+    if any(event.type == LABELED_EVENT for event in item.events):
+        cursor.execute(_UPDATE_LABELS, (json_text(item.state["labels"]), item.execution_id))
     if item.command_results:
         cursor.executemany(
             _APPLY_COMMAND,

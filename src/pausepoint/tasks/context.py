@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pausepoint.config import Settings
 
@@ -13,6 +13,27 @@ LogFn = Callable[[str, str], None]
 
 EmitFn = Callable[[str, dict[str, Any]], None]
 """``emit(type, data)``: a live event for followers (e.g. model tokens), never stored."""
+
+
+class TaskControl(Protocol):
+    """Control actions a task may take on other executions, as its flow, in its organization.
+
+    They go through the control plane like an API call (roles, tenancy,
+    idempotency, audit); ``caller`` names the task run, whose id keys the
+    command so that a retried attempt does not act twice.
+    """
+
+    async def resume(
+        self,
+        caller: LeafContext,
+        execution_id: str,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+        inputs: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Resume ``execution_id``; its outputs. Raises TaskError naming what went wrong."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -31,3 +52,4 @@ class LeafContext:
     log: LogFn
     emit: EmitFn | None = None
     traceparent: str | None = None
+    control: TaskControl | None = None

@@ -11,6 +11,7 @@ from pausepoint.tasks.context import LeafContext
 from pausepoint.tasks.http import run_http
 from pausepoint.tasks.log import run_log
 from pausepoint.tasks.python import run_python, shutdown_thread_pool
+from pausepoint.tasks.resume import run_resume
 from pausepoint.tasks.shell import run_shell
 from pausepoint.tasks.values import run_output_values, run_return
 from pausepoint.tracing import tracing_for
@@ -24,6 +25,7 @@ EXECUTORS: Mapping[str, Executor] = {
     "python": run_python,
     "shell": run_shell,
     "http": run_http,
+    "resume": run_resume,
     "agent_llm": run_agent_llm,
 }
 

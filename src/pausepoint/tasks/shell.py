@@ -18,7 +18,9 @@ import contextlib
 import json
 import os
 import signal
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pausepoint.errors import TaskError
@@ -224,6 +226,38 @@ async def _run_command(
     return returncode
 
 
+SHARED_DIRECTORY = "sharedDirectory"
+"""The spec key the engine adds for a task inside a WorkingDirectory: its key and files."""
+
+
+def work_root(ctx: LeafContext) -> Path:
+    configured = ctx.settings.work_dir
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / "pausepoint-work"
+
+
+def _shared_directory(shared: Mapping[str, Any], ctx: LeafContext) -> Path:
+    """The WorkingDirectory's scratch directory, made (with its inputFiles) by its first task.
+
+    The key is ``<execution id>/<task run id>`` as the engine wrote it; it
+    is checked to stay under the root, like every input file's name.
+    """
+    root = work_root(ctx).resolve()
+    key = str(shared.get("key", ""))
+    directory = (root / key).resolve()
+    if not key or root not in directory.parents:
+        raise TaskError(f"shell task: bad shared directory key {key!r}")
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=0o700)
+        files = shared.get("files") or {}
+        for name, content in files.items():
+            target = (directory / str(name)).resolve()
+            if directory not in target.parents:
+                raise TaskError(f"shell task: inputFiles name {name!r} leaves the directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content if isinstance(content, str) else json.dumps(content))
+    return directory
+
+
 def _describe_exit(returncode: int) -> str:
     if returncode < 0:
         try:
@@ -251,6 +285,9 @@ async def run_shell(spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, Any]
     if not interpreter:
         raise TaskError("shell task: 'interpreter' must not be empty")
     cwd = read.optional_str(spec, "workingDirectory", "shell")
+    shared = spec.get(SHARED_DIRECTORY)
+    if isinstance(shared, Mapping) and cwd is None:
+        cwd = str(_shared_directory(shared, ctx))
     env = {
         **os.environ,
         "PAUSEPOINT_EXECUTION_ID": ctx.execution_id,

@@ -36,6 +36,7 @@ from pausepoint.runtime.temporal.messages import (
 from pausepoint.store.records import Checkpoint, CommandRecord, EventRecord, ExecutionRecord
 from pausepoint.store.sql import SqlStore
 from pausepoint.tasks import LeafContext, run_leaf
+from pausepoint.tasks.context import TaskControl
 
 log = logging.getLogger("pausepoint.runtime.temporal")
 
@@ -72,8 +73,10 @@ class ExecutionActivities:
         *,
         env_for: Callable[[ExecutionRecord], Awaitable[EngineEnv]],
         clock: Callable[[], float],
+        task_control: TaskControl | None = None,
     ) -> None:
         self.store = store
+        self.task_control = task_control
         self.settings = settings
         self.committer = GroupCommitter(store)
         self._env_for = env_for
@@ -215,6 +218,7 @@ class ExecutionActivities:
             settings=self.settings,
             log=record_log,
             traceparent=task.traceparent,
+            control=self.task_control,
         )
         heartbeat = asyncio.create_task(_heartbeat())
         try:

@@ -48,6 +48,7 @@ from pausepoint.runtime.temporal.relay import EventRelay
 from pausepoint.runtime.temporal.worker import ExecutionWorker
 from pausepoint.store.records import CommandRecord, ExecutionRecord
 from pausepoint.store.sql import SqlStore
+from pausepoint.tasks.context import TaskControl
 
 log = logging.getLogger("pausepoint.runtime.temporal")
 SWEEP_MEMORY = 10_000
@@ -70,8 +71,10 @@ class TemporalRuntime:
         listener: RuntimeListener,
         clock: Callable[[], float],
         serve: bool = False,
+        task_control: TaskControl | None = None,
     ) -> None:
         self.store = store
+        self.task_control = task_control
         self.settings = settings
         self.clock = clock
         self.serve = serve
@@ -121,7 +124,12 @@ class TemporalRuntime:
     def worker(self) -> ExecutionWorker:
         """A worker sharing this runtime's client and store; run it with ``async with``."""
         return ExecutionWorker(
-            self.client, self.store, self.settings, env_for=self._env_for, clock=self.clock
+            self.client,
+            self.store,
+            self.settings,
+            env_for=self._env_for,
+            clock=self.clock,
+            task_control=self.task_control,
         )
 
     # -- the Runtime seam ---------------------------------------------------------

@@ -18,6 +18,7 @@ from pausepoint.runtime.temporal.workflow import ExecutionWorkflow
 from pausepoint.store.records import ExecutionRecord
 from pausepoint.store.sql import SqlStore
 from pausepoint.tasks import shutdown_executors
+from pausepoint.tasks.context import TaskControl
 
 # The engine and the flow language are deterministic by design; Jinja2 imports its
 # submodules lazily, which the sandbox cannot do, and pydantic/yaml are pure.
@@ -43,8 +44,11 @@ class ExecutionWorker:
         *,
         env_for: Callable[[ExecutionRecord], Awaitable[EngineEnv]],
         clock: Callable[[], float],
+        task_control: TaskControl | None = None,
     ) -> None:
-        self.activities = ExecutionActivities(store, settings, env_for=env_for, clock=clock)
+        self.activities = ExecutionActivities(
+            store, settings, env_for=env_for, clock=clock, task_control=task_control
+        )
         restrictions = dataclasses.replace(SandboxRestrictions.default).with_passthrough_modules(
             *PASSTHROUGH_MODULES
         )
