@@ -15,7 +15,17 @@ from pausepoint.flow.templates import has_templates
 
 # Properties the engine itself interprets; they are never handed to a leaf task.
 ENGINE_PROPERTIES = frozenset(
-    {"id", "type", "description", "timeout", "retry", "allowFailure", "disabled"}
+    {
+        "id",
+        "type",
+        "description",
+        "timeout",
+        "retry",
+        "allowFailure",
+        "allowWarning",
+        "disabled",
+        "runIf",
+    }
 )
 
 

@@ -37,7 +37,7 @@ from pausepoint.engine.model import (
     TimerFired,
     Transition,
 )
-from pausepoint.engine.scheduler import Scheduler, truthy
+from pausepoint.engine.scheduler import EXIT_OUTCOMES, Scheduler, truthy
 from pausepoint.engine.state import (
     ContextEntry,
     EngineEnv,
@@ -72,14 +72,6 @@ from pausepoint.flow.templates import render
 S = ExecutionStatus
 T = TaskRunState
 
-# Kestra's Exit states: the state the Exit run (and its parents) end in, then the execution's.
-EXIT_OUTCOMES: dict[str, tuple[TaskRunState, ExecutionStatus]] = {
-    "SUCCESS": (T.SUCCESS, S.COMPLETED),
-    "WARNING": (T.WARNING, S.COMPLETED),  # a WARNING run makes COMPLETED a WARNING
-    "FAILED": (T.FAILED, S.FAILED),
-    "CANCELED": (T.CANCELLED, S.CANCELLED),
-    "KILLED": (T.CANCELLED, S.TERMINATED),
-}
 
 __all__ = ["EngineEnv", "advance", "iso", "new_state", "rebuild_outputs"]
 
@@ -307,8 +299,13 @@ class _Step(Scheduler):
         self.finish_run(run, T.SUCCESS)
 
     def exit(self, run: TaskRun, state: str) -> None:
-        """Kestra's Exit: this run and its parents end in ``state``, and so does the execution."""
-        run_state, status = EXIT_OUTCOMES[state]
+        """Kestra's Exit: this run and its parents end in ``state``, then the execution does.
+
+        ``KILLED`` kills what is running and ends it now. Any other state starts
+        nothing new and lets what runs finish (as Kestra leaves it running),
+        then ends the execution (see ``Scheduler.end_exit``).
+        """
+        run_state, _ = EXIT_OUTCOMES[state]
         by = f"task '{run['task_id']}'"
         current: TaskRun | None = run
         while current is not None:
@@ -316,30 +313,23 @@ class _Step(Scheduler):
                 error = f"exited with {state}" if run_state is T.FAILED else None
                 self.finish_run(current, run_state, error=error)
             current = self.runs[current["parent"]] if current["parent"] else None
-        for pause_id in list(self.state["pauses"]):
-            self.close_pause(pause_id)
-        self.cancel_leftovers()
-        if status is S.TERMINATED:
-            for run_id in self.state["inflight"]:
-                self.act(CancelTask(run_id, kill=True))
-            self.state["inflight"] = []
-            for timer_id in list(self.state["timers"]):
-                self.clear_timer(timer_id)
-            self.set_status(S.TERMINATED)
-            self.state["ended_at"] = self.at
-            self.emit("workflow.terminated", by=by, reason=f"{by} exited with KILLED")
+        self.state["exit"] = {"state": state, "by": by}
+        if state != "KILLED":
             return
-        if status is S.FAILED:
-            self.state["error"] = {"message": f"{by} exited with FAILED"}
-        if status is S.CANCELLED:
-            self.state["stop"] = {
-                "kind": "cancel",
-                "by": by,
-                "reason": f"{by} exited with CANCELED",
-                "at": self.at,
-                "phase": self.state["phase"],
-            }
-        self.finish(status)
+        # Runs started in this very step never reached a runtime: dropped, not killed.
+        unsent = {
+            action.task_run_id for action in self.transition.actions if isinstance(action, RunTask)
+        }
+        self.transition.actions = [
+            action
+            for action in self.transition.actions
+            if not (isinstance(action, RunTask) and action.task_run_id in unsent)
+        ]
+        for run_id in self.state["inflight"]:
+            if run_id not in unsent:
+                self.act(CancelTask(run_id, kill=True))
+        self.state["inflight"] = []
+        self.end_exit()
 
     # -- timers ----------------------------------------------------------------
 

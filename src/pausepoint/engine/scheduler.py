@@ -67,8 +67,6 @@ from pausepoint.flow.model import (
 )
 from pausepoint.flow.templates import render, render_condition
 
-_FALSY_STRINGS = frozenset({"", "false", "0", "-0"})
-
 
 def truthy(value: Any) -> bool:
     """Kestra's truth rule for conditions (``runIf``, Fail, WaitFor).
@@ -83,6 +81,18 @@ def truthy(value: Any) -> bool:
 
 S = ExecutionStatus
 T = TaskRunState
+
+_FALSY_STRINGS = frozenset({"", "false", "0", "-0"})
+
+# Kestra's Exit states: the state the Exit run (and its parents) end in, then the execution's.
+EXIT_OUTCOMES: dict[str, tuple[TaskRunState, ExecutionStatus]] = {
+    "SUCCESS": (T.SUCCESS, S.COMPLETED),
+    "WARNING": (T.WARNING, S.COMPLETED),  # a WARNING run makes COMPLETED a WARNING
+    "FAILED": (T.FAILED, S.FAILED),
+    "CANCELED": (T.CANCELLED, S.CANCELLED),
+    "KILLED": (T.CANCELLED, S.TERMINATED),
+}
+
 
 BlockOutcome = Literal["running", "success", "failed"]
 
@@ -168,6 +178,8 @@ class Scheduler:
     def can_start(self) -> bool:
         """May new work start now? False between a pause and its resume."""
         status = self.status
+        if self.state.get("exit") is not None:
+            return False  # an Exit task asked to end: what runs finishes, nothing starts
         if status is S.RUNNING:
             return True
         if status is S.CANCELLING:
@@ -199,7 +211,14 @@ class Scheduler:
                     continue
                 self.finish(S.TIMED_OUT if stop["kind"] == "timeout" else S.CANCELLED)
                 return
+            if state.get("exit") is not None:
+                self.drivenew_block(state["blocks"][phase], None)  # the runs still finishing
+                if not state["inflight"]:
+                    self.end_exit()
+                return
             outcome = self.drivenew_block(state["blocks"][phase], None)
+            if state.get("exit") is not None:
+                continue  # an Exit task ran: end as it asked (above)
             if outcome == "running" or not self.can_start():
                 return
             if phase == "main":
@@ -226,6 +245,34 @@ class Scheduler:
         tasks = self.index.flow.blocks()[phase]
         self.state["phase"] = phase
         self.state["blocks"][phase] = new_block(phase, len(tasks))
+
+    def end_exit(self) -> None:
+        """End the execution as its Exit task asked, once nothing is in flight."""
+        exit_ = self.state["exit"]
+        assert exit_ is not None
+        _, status = EXIT_OUTCOMES[exit_["state"]]
+        by, reason = exit_["by"], f"{exit_['by']} exited with {exit_['state']}"
+        for pause_id in list(self.state["pauses"]):
+            self.close_pause(pause_id)
+        self.cancel_leftovers()
+        for timer_id in list(self.state["timers"]):
+            self.clear_timer(timer_id)
+        if status is S.TERMINATED:
+            self.set_status(S.TERMINATED)
+            self.state["ended_at"] = self.at
+            self.emit("workflow.terminated", by=by, reason=reason)
+            return
+        if status is S.FAILED:
+            self.state["error"] = {"message": reason}
+        elif status is S.CANCELLED:
+            self.state["stop"] = {
+                "kind": "cancel",
+                "by": by,
+                "reason": reason,
+                "at": self.at,
+                "phase": self.state["phase"],
+            }
+        self.finish(status)
 
     def finish(self, outcome: ExecutionStatus) -> None:
         state = self.state

@@ -222,6 +222,13 @@ class TaskRun(TypedDict):
     waiting: NotRequired[bool]  # a WaitFor between two passes
 
 
+class ExitRequest(TypedDict):
+    """An Exit task's request to end the execution (Kestra's exit state, and which task)."""
+
+    state: str
+    by: str
+
+
 class EngineState(TypedDict):
     """An execution's whole state; ``status`` is an ExecutionState value."""
 
@@ -241,6 +248,7 @@ class EngineState(TypedDict):
     checkpoint: Checkpoint | None
     pause_reason: str | None
     warning: bool  # a task ended in WARNING: COMPLETED becomes WARNING
+    exit: NotRequired[ExitRequest | None]  # an Exit task asked to end the execution
     blocks: dict[str, Block]  # by phase
     next_run: int
     pauses: dict[str, PausePoint]

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from pausepoint.flow.durations import is_template, parse_duration
 from pausepoint.flow.inputs import InputSpec
@@ -584,6 +592,17 @@ class FlowOutput(BaseModel):
         return InputSpec(id=self.id, type=self.type, required=self.required)
 
 
+def _outputs_form(value: Any) -> str:
+    return "list" if isinstance(value, list) else "map"
+
+
+FlowOutputs = Annotated[
+    Annotated[dict[str, Any], Tag("map")] | Annotated[list[FlowOutput], Tag("list")],
+    Discriminator(_outputs_form),
+]
+"""pausepoint's ``{name: template}`` map, or Kestra's typed ``[{id, type, value}]`` list."""
+
+
 class Concurrency(BaseModel):
     """At most ``limit`` executions of the flow at once; ``behavior``: what a new one does."""
 
@@ -610,7 +629,7 @@ class Flow(BaseModel):
     tasks: list[Task] = Field(min_length=1)
     errors: list[Task] = Field(default_factory=list)
     finally_: list[Task] = Field(default_factory=list, alias="finally")
-    outputs: dict[str, Any] | list[FlowOutput] = Field(default_factory=dict)
+    outputs: FlowOutputs = Field(default_factory=dict)
     timeout: str | None = None
     concurrency: Concurrency | None = None
     disabled: bool = Field(default=False, description="Nothing starts a disabled flow.")

@@ -219,6 +219,8 @@ class Normaliser:
             for key in unknown:
                 msg = f"unknown property {key!r}; known properties: forced, type, values"
                 self.problems.append(Problem((*where, key), msg))
+            if unknown:
+                continue
             type_name, values, forced = (
                 item.get("type"),
                 item.get("values"),
@@ -236,7 +238,7 @@ class Normaliser:
                 self.problems.append(
                     Problem((*where, "forced"), f"expected a boolean, got {show(forced)}")
                 )
-            elif not unknown:
+            else:
                 found.append(PluginDefault(type_name, values, forced))
         return found
 
