@@ -226,6 +226,6 @@ tasks:
     message: x
 """
     )
-    with pytest.raises(Conflict, match="flow kestra.tasks.off is disabled"):
+    with pytest.raises(Conflict, match=r"flow kestra\.tasks\.off is disabled"):
         await engine.start_execution("kestra.tasks", "off")
     assert await engine.list_executions(flow_id="off") == []
