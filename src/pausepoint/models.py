@@ -60,10 +60,12 @@ class TaskRunView(PublicModel):
 
 
 class PausePointView(PublicModel):
-    """An open pause point: a manual pause, a Pause task, or an agent tool call to approve."""
+    """An open pause point: a manual pause, a Pause task, an agent tool call to approve, or
+    (``queue``) a wait for a free slot of the flow's concurrency limit, which only the
+    server releases."""
 
     id: str
-    kind: Literal["manual", "task", "approval"]
+    kind: Literal["manual", "task", "approval", "queue"]
     task_id: str | None = None
     task_run_id: str | None = None
     opened_at: str

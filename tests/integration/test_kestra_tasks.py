@@ -101,7 +101,7 @@ async def test_resume_task_resumes_another_execution_through_the_control_plane(
 
     resumed = await engine.wait(waiting.id, timeout=TIMEOUT)
     assert resumed.state == "COMPLETED", resumed.error
-    assert resumed.task_runs[0].outputs["onResume"] == {"note": "from resumer"}
+    assert (resumed.task_runs[0].outputs or {})["onResume"] == {"note": "from resumer"}
     # The audit trail names the flow that acted, as it names an API caller.
     (command,) = await engine.commands(waiting.id)
     assert command.idempotency_key is not None
@@ -185,7 +185,7 @@ tasks:
     for view in (first, second):
         assert view.state == "COMPLETED", view.error
         read = next(run for run in view.task_runs if run.task_id == "read")
-        assert read.outputs["stdout"] == "hello workdir and more\n"
+        assert (read.outputs or {})["stdout"] == "hello workdir and more\n"
     # Each execution had a directory of its own.
     assert len(list((tmp_path / "work").iterdir())) == 2
 

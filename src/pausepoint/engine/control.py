@@ -11,6 +11,7 @@ why.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pausepoint.engine.flowindex import FlowIndex
 from pausepoint.engine.model import Command, CommandKind, ExecutionStatus
@@ -112,13 +113,23 @@ def admit(view: ControlView, command: Command, index: FlowIndex) -> Command:
 def _admit_resume(view: ControlView, command: Command, index: FlowIndex, subject: str) -> Command:
     pause_id = command.payload.get("pause_id")
     inputs = command.payload.get("inputs") or {}
+    release = bool(command.payload.get("release"))
     if not view.pauses:
         raise Conflict(f"cannot resume {subject}: it is {view.status.value}, not paused")
+    # A concurrency slot is the control plane's to give (a release); people resume the rest.
+    pauses = {key: p for key, p in view.pauses.items() if (p.kind == "queue") == release}
+    if not pauses:
+        if release:
+            raise Conflict(f"cannot release {subject}: it is not waiting for a concurrency slot")
+        raise Conflict(
+            f"{subject} waits for a free slot of its flow's concurrency limit; "
+            "it starts by itself when one frees up (cancel it to drop it)"
+        )
     if pause_id is None:
-        if len(view.pauses) > 1:
+        if len(pauses) > 1:
             listed = ", ".join(
                 f"{p.id} ({'manual pause' if p.kind == 'manual' else 'task ' + str(p.task_id)})"
-                for p in view.pauses.values()
+                for p in pauses.values()
             )
             raise InvalidInput(
                 f"{subject} has several open pause points; name one with pause_id: {listed}",
@@ -130,13 +141,13 @@ def _admit_resume(view: ControlView, command: Command, index: FlowIndex, subject
                     )
                 ],
             )
-        pause = next(iter(view.pauses.values()))
+        pause = next(iter(pauses.values()))
     else:
-        found = view.pauses.get(pause_id)
+        found = pauses.get(pause_id)
         if found is None:
             raise Conflict(
                 f"cannot resume {subject}: pause point {pause_id!r} is not open "
-                f"(open: {', '.join(view.pauses) or 'none'})"
+                f"(open: {', '.join(pauses) or 'none'})"
             )
         pause = found
     specs = on_resume_specs(index, pause)
@@ -149,7 +160,10 @@ def _admit_resume(view: ControlView, command: Command, index: FlowIndex, subject
         )
     else:
         values = {}
-    return replace(command, payload={"pause_id": pause.id, "inputs": values})
+    payload: dict[str, Any] = {"pause_id": pause.id, "inputs": values}
+    if release:
+        payload["release"] = True
+    return replace(command, payload=payload)
 
 
 def project(view: ControlView, command: Command) -> ControlView:
@@ -168,6 +182,7 @@ def project(view: ControlView, command: Command) -> ControlView:
     if kind is CommandKind.RESUME:
         pauses = {k: v for k, v in view.pauses.items() if k != command.payload["pause_id"]}
         blocked = any(p.kind == "manual" for p in pauses.values())
-        status = view.status if blocked else S.RUNNING
+        queued = any(p.kind == "queue" for p in pauses.values())
+        status = view.status if blocked else S.QUEUED if queued else S.RUNNING
         return replace(view, status=status, pauses=pauses)
     return view

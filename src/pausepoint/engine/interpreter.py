@@ -72,6 +72,9 @@ from pausepoint.flow.templates import render
 S = ExecutionStatus
 T = TaskRunState
 
+QUEUE_PAUSE = "queue"
+"""The id of the pause point that holds an execution waiting for a concurrency slot."""
+
 
 __all__ = ["EngineEnv", "advance", "iso", "new_state", "rebuild_outputs"]
 
@@ -116,8 +119,30 @@ class _Step(Scheduler):
             )
 
     def on_started(self) -> None:
-        if self.status is S.QUEUED:
+        if self.status is not S.QUEUED:
+            return
+        admission = self.state.pop("admission", None)
+        if admission is None:
             self.begin()
+        elif admission["behavior"] == "QUEUE":
+            self.state["pauses"][QUEUE_PAUSE] = {
+                "kind": "queue",
+                "opened_at": self.at,
+                "reason": admission["reason"],
+            }
+            self.emit("workflow.queued", reason=admission["reason"], pause_id=QUEUE_PAUSE)
+        elif admission["behavior"] == "CANCEL":
+            self.state["stop"] = {
+                "kind": "cancel",
+                "by": "concurrency",
+                "reason": admission["reason"],
+                "at": self.at,
+                "phase": "main",
+            }
+            self.finish(S.CANCELLED)
+        else:
+            self.state["error"] = {"message": admission["reason"]}
+            self.finish(S.FAILED)
 
     def begin(self) -> None:
         """First move to RUNNING: arm the execution timeout."""
@@ -454,6 +479,11 @@ class _Step(Scheduler):
         if pause["kind"] == "approval":
             agent.resume_approval(self, pause, command.payload["inputs"], by=command.by)
             self.run_again_unless_held()
+        elif pause["kind"] == "queue":
+            del self.state["pauses"][pause_id]
+            self.emit("workflow.released", pause_id=pause_id, by=command.by)
+            if not self.manual_pause_open():
+                self.begin()
         elif pause["kind"] == "manual":
             del self.state["pauses"][pause_id]
             withdrawn = self.status is S.PAUSING
@@ -466,9 +496,12 @@ class _Step(Scheduler):
             )
             self.state["pause_reason"] = None
             self.state["checkpoint"] = None
-            self.set_status(S.RUNNING)
-            if self.state["started_at"] is None:
-                self.begin()
+            if QUEUE_PAUSE in self.state["pauses"]:
+                self.set_status(S.QUEUED)  # still waiting for a concurrency slot
+            else:
+                self.set_status(S.RUNNING)
+                if self.state["started_at"] is None:
+                    self.begin()
         else:
             self.resume_task_pause(pause_id, pause, command.payload["inputs"], by=command.by)
 

@@ -83,7 +83,8 @@ STATE_VERSION = 1
 Phase = Literal["main", "errors", "finally"]
 PHASES: tuple[Phase, ...] = ("main", "errors", "finally")
 StopKind = Literal["cancel", "timeout", "terminate"]
-PauseKind = Literal["manual", "task", "approval"]
+# "queue": a flow at its concurrency limit holds the execution QUEUED until a slot frees up.
+PauseKind = Literal["manual", "task", "approval", "queue"]
 TimerKind = Literal["execution", "retry", "timeout", "pause", "pause_timeout", "sleep", "wait"]
 # Where a paused execution stopped: before the next task, before finishing, or on
 # Pause tasks (and approvals) waiting for an answer.
@@ -229,6 +230,13 @@ class ExitRequest(TypedDict):
     by: str
 
 
+class Admission(TypedDict):
+    """A flow's concurrency limit, reached: QUEUE holds it, CANCEL and FAIL end it at once."""
+
+    behavior: Literal["QUEUE", "CANCEL", "FAIL"]
+    reason: str
+
+
 class EngineState(TypedDict):
     """An execution's whole state; ``status`` is an ExecutionState value."""
 
@@ -249,6 +257,8 @@ class EngineState(TypedDict):
     pause_reason: str | None
     warning: bool  # a task ended in WARNING: COMPLETED becomes WARNING
     exit: NotRequired[ExitRequest | None]  # an Exit task asked to end the execution
+    # The flow's concurrency limit was reached when it was created: what happens then.
+    admission: NotRequired[Admission]
     blocks: dict[str, Block]  # by phase
     next_run: int
     pauses: dict[str, PausePoint]

@@ -72,6 +72,8 @@ class _Caches:
     secrets_loading: dict[str, asyncio.Future[dict[str, str]]] = field(default_factory=dict)
     authenticator: Authenticator | None = None
     plane: ControlPlane | None = None
+    # (org, namespace, flow) -> held while deciding whether an execution gets a slot
+    concurrency_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
 
 
 class EngineCore:
@@ -89,6 +91,7 @@ class EngineCore:
     ) -> None:
         self.settings = settings or Settings()
         self.org_id = org_id
+        self.serve = serve
         # Who the in-process API's commands name when the call names nobody.
         self.default_actor = "anonymous"
         self.clock = clock

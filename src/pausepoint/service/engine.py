@@ -23,9 +23,11 @@ authorizes them, applies their idempotency keys and audits what they change.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TypeVar
 
 from pausepoint.service.auth import Principal
+from pausepoint.service.concurrency import release_loop, stop_loop
 from pausepoint.service.control import ControlLayer
 from pausepoint.service.core import DEFAULT_ORG, keyed_id, new_id
 from pausepoint.service.operations import Operation
@@ -51,8 +53,20 @@ class Engine(SurfaceMixin, ControlLayer):
     executions are recorded and left to the processes that serve the database.
     """
 
+    _releaser: asyncio.Task[None] | None = None  # a server's: gives queued executions slots
+
     def _task_control(self) -> TaskControl:
         return TaskResumer(self)
+
+    async def start(self) -> None:
+        await super().start()
+        if self.serve:
+            self._releaser = asyncio.create_task(release_loop(self), name="pausepoint-releaser")
+
+    async def stop(self, grace: float = 0.0) -> None:
+        releaser, self._releaser = self._releaser, None
+        await stop_loop(releaser)
+        await super().stop(grace)
 
     @property
     def plane(self) -> ControlPlane:

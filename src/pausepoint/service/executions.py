@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from pausepoint.engine.control import on_resume_specs, view_of
+from pausepoint.engine.flowindex import FlowIndex
 from pausepoint.engine.interpreter import EngineEnv, iso, new_state
 from pausepoint.engine.model import ExecutionStatus
-from pausepoint.engine.state import redact_secret_inputs
+from pausepoint.engine.state import Admission, redact_secret_inputs
 from pausepoint.errors import Conflict, FieldError, InvalidInput, NotFound
 from pausepoint.flow import coerce_inputs, inputs_json_schema
 from pausepoint.models import (
@@ -48,18 +50,58 @@ class ExecutionsLayer(FlowsLayer):
         mid-request) finds the execution the first start created. ``traceparent``
         (W3C trace context) makes the execution part of that trace: its events
         carry it and its task runs' spans are in it.
+
+        A flow with a ``concurrency`` limit reached: ``QUEUE`` creates it held
+        (QUEUED until a slot frees up, oldest first), ``CANCEL`` and ``FAIL``
+        create it ended so.
         """
         revision, index = await self._flow_index(namespace, flow_id, revision)
         flow = index.flow
         if flow.disabled:
             raise Conflict(f"flow {namespace}.{flow_id} is disabled: enable it to start executions")
         values = coerce_inputs(flow.inputs, inputs or {}, loc_prefix=("inputs",))
+        if flow.concurrency is None:
+            return await self._create_execution(
+                index, revision, values, labels, idempotency_key, traceparent, None
+            )
+        async with self.concurrency_lock(flow.namespace, flow.id):
+            occupancy = await self.store.occupancy(self.org_id, flow.namespace, flow.id)
+            admission: Admission | None = None
+            limit = flow.concurrency.limit
+            if occupancy.running + len(occupancy.waiting) >= limit:
+                reason = (
+                    f"flow {flow.namespace}.{flow.id} is at its concurrency limit ({limit} at once)"
+                )
+                admission = {"behavior": flow.concurrency.behavior, "reason": reason}
+            return await self._create_execution(
+                index, revision, values, labels, idempotency_key, traceparent, admission
+            )
+
+    def concurrency_lock(self, namespace: str, flow_id: str) -> asyncio.Lock:
+        """Held while this process decides who gets a slot of a flow's concurrency limit."""
+        key = (self.org_id, namespace, flow_id)
+        return self._shared.concurrency_locks.setdefault(key, asyncio.Lock())
+
+    async def _create_execution(
+        self,
+        index: FlowIndex,
+        revision: int,
+        values: dict[str, Any],
+        labels: dict[str, str] | None,
+        idempotency_key: str | None,
+        traceparent: str | None,
+        admission: Admission | None,
+    ) -> ExecutionView:
+        flow = index.flow
+        namespace, flow_id = flow.namespace, flow.id
         now = self.clock()
         execution_id = keyed_id(self.org_id, idempotency_key) if idempotency_key else new_id()
         all_labels = {**flow.labels, **(labels or {})}
         state = new_state(
             execution_id, index, inputs=values, labels=all_labels, at=now, traceparent=traceparent
         )
+        if admission is not None:
+            state["admission"] = admission
         execution = ExecutionRecord(
             id=execution_id,
             org_id=self.org_id,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from pausepoint.store import schema
-from pausepoint.store.checkpoints import write_checkpoint
+from pausepoint.store.checkpoints import TERMINAL, write_checkpoint
 from pausepoint.store.database import Database
 from pausepoint.store.dialects import WORK_CHANNEL, driver_cursor, json_text, notify
 from pausepoint.store.records import Checkpoint, EventRecord, ExecutionRecord
@@ -21,6 +22,14 @@ INSERT INTO executions (
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0)
 ON CONFLICT (id) DO NOTHING
 """
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """A flow's executions for its concurrency limit: those that count, and the queue."""
+
+    running: int  # not ended and not waiting for a slot
+    waiting: list[str]  # held for a slot, oldest first
 
 
 class Executions:
@@ -63,6 +72,45 @@ class Executions:
     def get(self, execution_id: str) -> ExecutionRecord | None:
         with self._db.read() as conn:
             return select_execution(conn, execution_id, self._db.loads)
+
+    def occupancy(self, org_id: str, namespace: str, flow_id: str) -> Occupancy:
+        """How many executions of a flow are running, and which wait for a concurrency slot."""
+        t = schema.executions
+        mine = sa.and_(
+            t.c.org_id == org_id,
+            t.c.namespace == namespace,
+            t.c.flow_id == flow_id,
+            t.c.status.not_in(list(TERMINAL)),
+        )
+        loads = self._db.loads
+        with self._db.read() as conn:
+            others = conn.execute(
+                sa.select(sa.func.count()).where(mine, t.c.status != "QUEUED")
+            ).scalar_one()
+            queued = conn.execute(
+                sa.select(t.c.id, t.c.state, t.c.created_at)
+                .where(mine, t.c.status == "QUEUED")
+                .order_by(t.c.created_at, t.c.id)
+            ).all()
+        waiting: list[str] = []
+        running = int(others)
+        for execution_id, state, _ in queued:
+            state = loads(state) if isinstance(state, str | bytes) else state
+            if "admission" in state or "queue" in state.get("pauses", {}):
+                waiting.append(execution_id)
+            else:
+                running += 1  # created, about to start
+        return Occupancy(running, waiting)
+
+    def queued_flows(self) -> list[tuple[str, str, str]]:
+        t = schema.executions
+        query = (
+            sa.select(t.c.org_id, t.c.namespace, t.c.flow_id)
+            .where(t.c.status == "QUEUED")
+            .distinct()
+        )
+        with self._db.read() as conn:
+            return [(row[0], row[1], row[2]) for row in conn.execute(query)]
 
     def page(
         self,

@@ -36,7 +36,7 @@ from pausepoint.store.checkpoints import Checkpoints
 from pausepoint.store.commands import CommandDecider, Commands
 from pausepoint.store.database import Database
 from pausepoint.store.dialects import SQLITE, dialect_of
-from pausepoint.store.executions import Executions
+from pausepoint.store.executions import Executions, Occupancy
 from pausepoint.store.flows import Flows
 from pausepoint.store.leases import Leases, Loaded
 from pausepoint.store.postgresql import PostgresDatabase
@@ -182,6 +182,14 @@ class SqlStore:
         return await self._db.run(
             self._executions.page, org_id, statuses, namespace, flow_id, labels, limit, before
         )
+
+    async def occupancy(self, org_id: str, namespace: str, flow_id: str) -> Occupancy:
+        """A flow's running executions and its queue, for its concurrency limit."""
+        return await self._db.run(self._executions.occupancy, org_id, namespace, flow_id)
+
+    async def queued_flows(self) -> list[tuple[str, str, str]]:
+        """(org, namespace, flow) of every flow with a QUEUED execution."""
+        return await self._db.run(self._executions.queued_flows)
 
     async def count_executions_by_state(self) -> dict[str, int]:
         """Executions per state, across all organizations (for metrics)."""

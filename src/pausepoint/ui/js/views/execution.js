@@ -271,6 +271,7 @@ export async function renderExecution(view, executionId, session) {
 
   function buildPauseForm(point) {
     const title = point.kind === "approval" ? `Approve a call of the tool ${point.task_id}`
+      : point.kind === "queue" ? "Queued: waiting for a free slot"
       : point.task_id ? `Pause task ${point.task_id}` : "Paused by request";
     const headingId = `pause-${point.id}-title`;
     const details = h("p", { class: "muted" },
@@ -280,6 +281,11 @@ export async function renderExecution(view, executionId, session) {
       point.deadline ? [" · resumes on its own at ", timeElement(point.deadline)] : "");
     const element = h("section", { class: "card pause-point", "aria-labelledby": headingId,
       dataset: { pauseId: point.id } }, h("h3", { id: headingId }, title), details);
+    if (point.kind === "queue") {
+      element.append(h("p", { class: "muted" },
+        "It starts by itself when the flow's concurrency limit frees a slot."));
+      return { element };
+    }
     if (!session.canControl) {
       element.append(h("p", { class: "muted" }, "An operator can resume it."));
       return { element };
