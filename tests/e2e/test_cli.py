@@ -564,3 +564,29 @@ def test_second_ctrl_c_while_pausing_leaves_it_paused(cli: Cli, tmp_path: Path) 
     assert time.monotonic() - started < 15
     view = cli.wait_state(execution_id, {"PAUSED"}, timeout=3.0)
     assert "s2" not in runs_by_task(view), view["task_runs"]
+
+
+def test_validate_lists_every_problem_of_every_file_and_counts_them(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Kestra users check a folder of flows: every unsupported feature, file:line each."""
+    (tmp_path / "flows").mkdir()
+    write(tmp_path, "flows/gate.yaml", GATE)
+    write(
+        tmp_path,
+        "flows/kestra.yml",
+        "id: k\nnamespace: e2e\ntasks:\n"
+        "  - id: child\n    type: io.kestra.plugin.core.flow.Subflow\n"
+        "  - id: query\n    type: io.kestra.plugin.jdbc.postgresql.Query\n"
+        "  - id: sleep\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: soon\n",
+    )
+    result = cli("validate", "flows")
+    assert result.code == 1, str(result)
+    assert "ok flows/gate.yaml" in result.stdout
+    assert "1 of 2 flows load" in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error: flows/kestra.yml:5 tasks[0].type: ")
+    assert "Subflow is not supported yet" in lines[0]
+    assert lines[1].startswith("flows/kestra.yml:7 tasks[1].type: unknown task type")
+    assert lines[2].startswith("flows/kestra.yml:10 tasks[2].duration: 'soon'")
+    assert len(lines) == 3

@@ -136,8 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys_revoke = keys.add("revoke", help="revoke a key by its id")
     keys_revoke.add_argument("key_id")
 
-    validate = commands.add("validate", help="check a flow file and report every problem")
-    validate.add_argument("flow", type=Path)
+    validate = commands.add(
+        "validate", help="check flow files (or directories of them) and report every problem"
+    )
+    validate.add_argument("flows", nargs="+", type=Path, metavar="FLOW")
 
     flows = commands.group("flows", "flows_command", "ACTION", help="store and list flows")
     flows_apply = flows.add("apply", help="create or update flows from YAML files")
