@@ -8,6 +8,7 @@ starts nothing.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,41 @@ tasks:
     with pytest.raises(Conflict, match=r"flow kestra\.tasks\.off is disabled"):
         await engine.start_execution("kestra.tasks", "off")
     assert await engine.list_executions(flow_id="off") == []
+
+
+async def test_script_tasks_take_kestras_file_and_command_properties(
+    db_path: Path, tmp_path: Path
+) -> None:
+    settings = fast_settings(db_path, shell_enabled=True, work_dir=str(tmp_path / "work"))
+    async with Engine(settings) as engine:
+        await engine.put_flow(
+            """
+id: script
+namespace: kestra.tasks
+tasks:
+  - id: report
+    type: io.kestra.plugin.scripts.shell.Script
+    taskRunner:
+      type: io.kestra.plugin.core.runner.Process
+    containerImage: ubuntu:latest
+    beforeCommands:
+      - echo prepared > before.txt
+    inputFiles:
+      data.csv: "a,b\\n1,2\\n"
+    outputFiles:
+      - "*.txt"
+    script: |
+      wc -l < data.csv | tr -d ' ' > lines.txt
+      cat before.txt
+"""
+        )
+        view = await engine.wait(
+            (await engine.start_execution("kestra.tasks", "script")).id, timeout=TIMEOUT
+        )
+    assert view.state == "COMPLETED", view.error
+    outputs = view.task_runs[0].outputs or {}
+    assert outputs["stdout"] == "prepared\n"
+    files = outputs["outputFiles"]
+    assert sorted(files) == ["before.txt", "lines.txt"]
+    assert files["lines.txt"] == str(tmp_path / "work" / view.id / "t1" / "lines.txt")
+    assert await asyncio.to_thread(Path(files["lines.txt"]).read_text) == "2\n"

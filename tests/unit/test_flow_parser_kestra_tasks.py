@@ -139,3 +139,32 @@ tasks:
         "BOOLEAN, DATE, DATETIME, DURATION, EMAIL, ENUM, FILE, FLOAT, INT, JSON, MULTISELECT, "
         "SECRET, SELECT, STRING, TIME, URI, YAML",
     ]
+
+
+@pytest.mark.parametrize(
+    ("properties", "expected"),
+    [
+        (
+            "    containerImage: python:3.12\n",
+            "flow.yaml:7 tasks[0].containerImage: pausepoint runs shell tasks as local processes",
+        ),
+        (
+            "    taskRunner:\n      type: io.kestra.plugin.scripts.runner.docker.Docker\n",
+            "flow.yaml:8 tasks[0].taskRunner.type: io.kestra.plugin.scripts.runner.docker.Docker "
+            "is not supported: pausepoint runs shell tasks as local processes",
+        ),
+        (
+            "    inputFiles:\n      ../escape.txt: x\n",
+            "flow.yaml:7 tasks[0].inputFiles: '../escape.txt' must be a relative path that stays",
+        ),
+    ],
+)
+def test_script_properties_pausepoint_cannot_honour_are_refused(
+    properties: str, expected: str
+) -> None:
+    lines = problems(
+        "id: d\nnamespace: n\ntasks:\n  - id: s\n"
+        "    type: io.kestra.plugin.scripts.shell.Commands\n    commands: [ls]\n" + properties
+    )
+    assert len(lines) == 1
+    assert lines[0].startswith(expected), lines[0]

@@ -530,7 +530,12 @@ class Scheduler:
         return spec
 
     def share_directory(self, run: TaskRun, spec: dict[str, Any]) -> None:
-        """Inside a WorkingDirectory, a shell task runs in its scratch directory."""
+        """Name the scratch directory a shell task runs in, if it has one.
+
+        Inside a WorkingDirectory: the WorkingDirectory's (made once, with its
+        inputFiles). Otherwise a task with inputFiles or outputFiles gets one of
+        its own. The runtime makes it under ``work_dir``; the engine only names it.
+        """
         parent = run["parent"]
         while parent is not None:
             owner = self.runs[parent]
@@ -542,6 +547,9 @@ class Scheduler:
                 spec["sharedDirectory"] = {"key": key, "files": files}
                 return
             parent = owner["parent"]
+        if spec.get("inputFiles") or spec.get("outputFiles"):
+            key = f"{self.state['execution_id']}/{run['id']}"
+            spec["sharedDirectory"] = {"key": key, "files": {}}
 
     def start_leaf(self, run: TaskRun) -> None:
         spec = self.render_leaf(run)

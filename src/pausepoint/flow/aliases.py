@@ -130,6 +130,8 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.plugin.core.flow.Dag": _DAG,
     "io.kestra.core.tasks.flows.Dag": _DAG,
     "io.kestra.plugin.scripts.shell.Commands": _SHELL,
+    "io.kestra.plugin.scripts.shell.Script": TaskAlias("shell", renames={"script": "commands"}),
+    "io.kestra.core.tasks.scripts.Bash": _SHELL,
     "io.kestra.plugin.core.http.Request": _HTTP,
     "io.kestra.plugin.fs.http.Request": _HTTP,
 }

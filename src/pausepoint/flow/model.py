@@ -139,14 +139,75 @@ class PythonTask(TaskBase):
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
+PROCESS_RUNNERS = (
+    "io.kestra.plugin.core.runner.Process",
+    "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner",
+)
+
+
+class TaskRunner(BaseModel):
+    """Kestra's ``taskRunner``: pausepoint runs local processes, Kestra's ``Process`` runner."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    type: str
+
+    @field_validator("type")
+    @classmethod
+    def _process(cls, value: str) -> str:
+        if value not in PROCESS_RUNNERS:
+            raise ValueError(
+                f"{value} is not supported: pausepoint runs shell tasks as local processes "
+                f"(use {PROCESS_RUNNERS[0]})"
+            )
+        return value
+
+
 class ShellTask(TaskBase):
+    """Commands run one after another in local processes.
+
+    Kestra's script properties: ``beforeCommands`` run first; ``inputFiles``
+    (name -> content) are written to the task's directory, and ``outputFiles``
+    (glob patterns) name the files whose paths become ``outputs.<id>.outputFiles``.
+    """
+
     type: Literal["shell"]
     commands: list[str] = Field(min_length=1)
+    before_commands: list[str] = Field(default_factory=list, alias="beforeCommands")
     env: dict[str, str] = Field(default_factory=dict)
     working_directory: str | None = Field(default=None, alias="workingDirectory")
     interpreter: list[str] = Field(default_factory=lambda: ["/bin/sh", "-c"])
-    # Kestra's runner selection; pausepoint always runs a local process.
-    runner: str | None = None
+    input_files: dict[str, str] = Field(default_factory=dict, alias="inputFiles")
+    output_files: list[str] = Field(default_factory=list, alias="outputFiles")
+    task_runner: TaskRunner | None = Field(default=None, alias="taskRunner")
+    container_image: str | None = Field(
+        default=None, alias="containerImage", description="Only with the Process runner."
+    )
+    # Kestra's older runner selection: PROCESS is what pausepoint does.
+    runner: Literal["PROCESS"] | None = None
+
+    @field_validator("input_files")
+    @classmethod
+    def _relative(cls, files: dict[str, str]) -> dict[str, str]:
+        return relative_names(files)
+
+    @model_validator(mode="after")
+    def _local(self) -> ShellTask:
+        if self.container_image is not None and self.task_runner is None:
+            raise ValueError(
+                "containerImage: pausepoint runs shell tasks as local processes; "
+                f"set taskRunner type {PROCESS_RUNNERS[0]} (Kestra then ignores the image too)"
+            )
+        return self
+
+
+def relative_names(files: dict[str, str]) -> dict[str, str]:
+    """``files`` if every name is a relative path that stays inside its directory."""
+    for name in files:
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith("/") or ".." in parts or not name.strip():
+            raise ValueError(f"{name!r} must be a relative path that stays inside the directory")
+    return files
 
 
 class HttpTask(TaskBase):
@@ -362,11 +423,7 @@ class WorkingDirectoryTask(TaskBase):
     @field_validator("input_files")
     @classmethod
     def _relative(cls, files: dict[str, str]) -> dict[str, str]:
-        for name in files:
-            parts = name.replace("\\", "/").split("/")
-            if name.startswith("/") or ".." in parts or not name.strip():
-                raise ValueError(f"inputFiles: {name!r} must be a relative path inside it")
-        return files
+        return relative_names(files)
 
     @property
     def is_leaf(self) -> bool:

@@ -282,6 +282,8 @@ class Normaliser:
                 )
             if isinstance(task.get("onResume"), list):
                 self.inputs(task["onResume"], (*path, "onResume"))
+        elif kind == "shell" and isinstance(task.get("commands"), str):
+            task["commands"] = [task["commands"]]  # Kestra's Script: one script
         elif kind == "switch":
             if not task.get("cases") and not task.get("defaults"):
                 self.problems.append(Problem(path, "a switch needs 'cases' or 'defaults'"))

@@ -248,14 +248,27 @@ def _shared_directory(shared: Mapping[str, Any], ctx: LeafContext) -> Path:
         raise TaskError(f"shell task: bad shared directory key {key!r}")
     if not directory.exists():
         directory.mkdir(parents=True, mode=0o700)
-        files = shared.get("files") or {}
-        for name, content in files.items():
-            target = (directory / str(name)).resolve()
-            if directory not in target.parents:
-                raise TaskError(f"shell task: inputFiles name {name!r} leaves the directory")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content if isinstance(content, str) else json.dumps(content))
+        _write_files(directory, shared.get("files") or {})
     return directory
+
+
+def _write_files(directory: Path, files: Mapping[str, Any]) -> None:
+    for name, content in files.items():
+        target = (directory / str(name)).resolve()
+        if directory not in target.parents:
+            raise TaskError(f"shell task: inputFiles name {name!r} leaves the directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content if isinstance(content, str) else json.dumps(content))
+
+
+def _output_files(directory: Path, patterns: list[str]) -> dict[str, str]:
+    """Files of ``directory`` matching the glob ``patterns``: relative name -> absolute path."""
+    found: dict[str, str] = {}
+    for pattern in patterns:
+        for path in sorted(directory.glob(pattern)):
+            if path.is_file() and directory in path.resolve().parents:
+                found[path.relative_to(directory).as_posix()] = str(path)
+    return found
 
 
 def _describe_exit(returncode: int) -> str:
@@ -286,8 +299,11 @@ async def run_shell(spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, Any]
         raise TaskError("shell task: 'interpreter' must not be empty")
     cwd = read.optional_str(spec, "workingDirectory", "shell")
     shared = spec.get(SHARED_DIRECTORY)
-    if isinstance(shared, Mapping) and cwd is None:
-        cwd = str(_shared_directory(shared, ctx))
+    directory = _shared_directory(shared, ctx) if isinstance(shared, Mapping) else None
+    if directory is not None:
+        _write_files(directory, read.str_map(spec, "inputFiles", "shell"))
+        cwd = cwd or str(directory)
+    commands = [*read.str_list(spec, "beforeCommands", "shell", []), *commands]
     env = {
         **os.environ,
         "PAUSEPOINT_EXECUTION_ID": ctx.execution_id,
@@ -304,8 +320,12 @@ async def run_shell(spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, Any]
             if capture.last_stderr_line:
                 message += f": {capture.last_stderr_line[:200]}"
             raise TaskError(message)
-    return {
+    outputs: dict[str, Any] = {
         "exitCode": returncode,
         "stdout": capture.stdout_tail.decode("utf-8", errors="replace"),
         "vars": capture.vars,
     }
+    patterns = read.str_list(spec, "outputFiles", "shell", [])
+    if patterns and directory is not None:
+        outputs["outputFiles"] = _output_files(directory, patterns)
+    return outputs
