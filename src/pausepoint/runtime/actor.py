@@ -44,6 +44,7 @@ from pausepoint.models import LIVE_ONLY_SEQ
 from pausepoint.runtime.base import checkpoint_of
 from pausepoint.store.records import CommandRecord, EventRecord
 from pausepoint.tasks import PURE_TYPES, LeafContext, run_leaf
+from pausepoint.tasks.shell import remove_work_dirs, work_dirs_of
 
 if TYPE_CHECKING:
     from pausepoint.runtime.embedded import EmbeddedRuntime
@@ -177,6 +178,9 @@ class ExecutionActor:
         self.runtime.published(self.execution_id, records, results)
         if release:
             self.abandon()
+        if self.ended and (scratch := work_dirs_of(self.runtime.settings, self.execution_id)):
+            # Scratch space (WorkingDirectory, inputFiles) is the execution's: it goes with it.
+            await asyncio.to_thread(remove_work_dirs, scratch)
 
     # -- actions ---------------------------------------------------------------
 

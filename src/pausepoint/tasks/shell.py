@@ -17,12 +17,14 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pausepoint.config import Settings
 from pausepoint.errors import TaskError
 from pausepoint.tasks import spec as read
 from pausepoint.tasks.context import LeafContext
@@ -230,9 +232,19 @@ SHARED_DIRECTORY = "sharedDirectory"
 """The spec key the engine adds for a task inside a WorkingDirectory: its key and files."""
 
 
-def work_root(ctx: LeafContext) -> Path:
-    configured = ctx.settings.work_dir
+def work_root(settings: Settings) -> Path:
+    configured = settings.work_dir
     return Path(configured) if configured else Path(tempfile.gettempdir()) / "pausepoint-work"
+
+
+def work_dirs_of(settings: Settings, execution_id: str) -> Path | None:
+    """An execution's scratch directories on this machine, if it made any."""
+    directory = work_root(settings) / execution_id
+    return directory if directory.is_dir() else None
+
+
+def remove_work_dirs(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _shared_directory(shared: Mapping[str, Any], ctx: LeafContext) -> Path:
@@ -241,7 +253,7 @@ def _shared_directory(shared: Mapping[str, Any], ctx: LeafContext) -> Path:
     The key is ``<execution id>/<task run id>`` as the engine wrote it; it
     is checked to stay under the root, like every input file's name.
     """
-    root = work_root(ctx).resolve()
+    root = work_root(ctx.settings).resolve()
     key = str(shared.get("key", ""))
     directory = (root / key).resolve()
     if not key or root not in directory.parents:
