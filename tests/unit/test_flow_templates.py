@@ -159,7 +159,9 @@ def test_resource_hungry_expressions_are_refused(template: str) -> None:
 
 def test_no_clock_or_randomness() -> None:
     assert "'lipsum' is undefined" in failure("{{ lipsum() }}")
-    assert "'now' is undefined" in failure("{{ now() }}")
+    # now() is the time of the event being applied, passed in; never the wall clock.
+    assert "now() is only available while an execution runs" in failure("{{ now() }}")
+    assert render("{{ now() }}", {"__now__": 0.0}, where="t") == "1970-01-01T00:00:00.000Z"
 
 
 def test_runtime_errors_name_the_template() -> None:

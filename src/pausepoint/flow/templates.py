@@ -34,13 +34,22 @@ from jinja2 import (
     TemplateSyntaxError,
     Undefined,
     nodes,
+    pass_context,
 )
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from pausepoint.errors import TemplateError
+from pausepoint.flow.pebble import (
+    COALESCE,
+    PebbleSyntaxError,
+    translate_expression,
+    translate_template,
+)
+from pausepoint.flow.pebble_functions import FILTERS, FUNCTIONS, TESTS, ExpressionError
 
 __all__ = [
     "check_syntax",
@@ -51,10 +60,11 @@ __all__ = [
 ]
 
 _MAX_SEQUENCE_PRODUCT = 1_000_000
+_MAX_RENDER_DEPTH = 5
+_DEPTH_VARIABLE = "__render_depth__"
 _MAX_EXPONENT = 1_000
 _TRUE_STRINGS = frozenset({"true", "1", "yes"})
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
-_COALESCE = "_pp_coalesce"
 
 # The variables of the render in progress, so that an error can name the
 # variable path (``outputs.pause``) of the object that lacks an attribute.
@@ -151,10 +161,29 @@ def _coalesce(*values: Any) -> Any:
     return values[-1]
 
 
+@pass_context
+def _render_again(context: Context, text: Any) -> Any:
+    """Kestra's ``render(x)``: render a value that is itself a template (``vars.x``)."""
+    if not isinstance(text, str) or not _is_template(text):
+        return text
+    depth = context.get(_DEPTH_VARIABLE, 0)
+    if depth >= _MAX_RENDER_DEPTH:
+        raise SecurityError(f"render() nested more than {_MAX_RENDER_DEPTH} deep")
+    variables = {**context.get_all(), _DEPTH_VARIABLE: depth + 1}
+    expression = _single_expression(text)
+    if expression is not None:
+        return _native(_compile_expression(expression)(variables))
+    return _compile_template(text).render(variables)
+
+
 def _configure(env: SandboxedEnvironment) -> None:
     env.globals.pop("lipsum", None)
-    env.globals[_COALESCE] = _coalesce
+    env.globals[COALESCE] = _coalesce
     env.globals["fromJson"] = _from_json
+    env.globals.update(FUNCTIONS)
+    env.globals["render"] = _render_again
+    env.filters.update(FILTERS)
+    env.tests.update(TESTS)
     for name in ("json", "tojson", "toJson"):
         env.filters[name] = _to_json
     for name in ("fromjson", "fromJson"):
@@ -167,7 +196,7 @@ _configure(_ENV)
 
 @functools.lru_cache(maxsize=2048)
 def _compile_template(source: str) -> Template:
-    return _ENV.from_string(_rewrite_coalesce(source))
+    return _ENV.from_string(translate_template(source))
 
 
 @functools.lru_cache(maxsize=2048)
@@ -175,10 +204,10 @@ def _compile_expression(expression: str) -> TemplateExpression:
     """A callable returning the expression's native value (whitespace markers dropped)."""
     body = expression[1:] if expression[:1] in "-+" else expression
     body = body[:-1] if body[-1:] in "-+" else body
-    return _ENV.compile_expression(_rewrite_expression(body.strip()), undefined_to_none=False)
+    return _ENV.compile_expression(translate_expression(body.strip()), undefined_to_none=False)
 
 
-# --- Pebble's ``??`` ------------------------------------------------------------------
+# --- finding expressions --------------------------------------------------------------
 
 
 def _skip_string(text: str, start: int) -> int:
@@ -209,88 +238,6 @@ def _expression_end(text: str, start: int) -> int:
     return -1
 
 
-_CLOSERS = {"(": ")", "[": "]", "{": "}"}
-
-
-def _rewrite_level(text: str, index: int, closer: str | None) -> tuple[str, int]:
-    """Rewrite ``a ?? b`` chains up to ``closer``; returns (text, index of closer)."""
-    out: list[str] = []
-    operands: list[str] = []
-    current: list[str] = []
-
-    def finish_item() -> None:
-        if operands:
-            operands.append("".join(current))
-            joined = ", ".join(f"({operand.strip()})" for operand in operands)
-            out.append(f" {_COALESCE}({joined}) ")
-            operands.clear()
-        else:
-            out.append("".join(current))
-        current.clear()
-
-    while index < len(text):
-        char = text[index]
-        if char in "'\"":
-            end = _skip_string(text, index)
-            current.append(text[index:end])
-            index = end
-        elif char in _CLOSERS:
-            inner, index = _rewrite_level(text, index + 1, _CLOSERS[char])
-            current.append(char + inner)
-            if index < len(text):
-                current.append(text[index])
-                index += 1
-        elif char == closer:
-            break
-        elif char in ",:":
-            finish_item()
-            out.append(char)
-            index += 1
-        elif text.startswith("??", index):
-            operands.append("".join(current))
-            current.clear()
-            index += 2
-        else:
-            current.append(char)
-            index += 1
-    finish_item()
-    return "".join(out), index
-
-
-def _rewrite_expression(expression: str) -> str:
-    if "??" not in expression:
-        return expression
-    return _rewrite_level(expression, 0, None)[0]
-
-
-def _rewrite_coalesce(source: str) -> str:
-    """Turn Pebble's ``a ?? b`` inside ``{{ … }}`` into a call Jinja understands.
-
-    Only ``{{ … }}`` blocks are rewritten; in ``{% … %}`` wrap the operands in
-    an expression block or use ``| default(…)``.
-    """
-    if "??" not in source:
-        return source
-    out: list[str] = []
-    index = 0
-    while True:
-        start = source.find("{{", index)
-        if start < 0:
-            out.append(source[index:])
-            break
-        end = _expression_end(source, start + 2)
-        if end < 0:
-            out.append(source[index:])
-            break
-        inner = source[start + 2 : end]
-        head = inner[:1] if inner[:1] in "-+" else ""
-        tail = inner[-1:] if len(inner) > len(head) and inner[-1:] in "-+" else ""
-        body = inner[len(head) : len(inner) - len(tail)]
-        out.append(source[index : start + 2] + head + _rewrite_expression(body) + tail + "}}")
-        index = end + 2
-    return "".join(out)
-
-
 # --- rendering ------------------------------------------------------------------------
 
 
@@ -315,6 +262,10 @@ def _shorten(text: str, limit: int = 160) -> str:
 def _fail(where: str, source: str, exc: BaseException) -> NoReturn:
     prefix = f"{where}: " if where else ""
     shown = repr(_shorten(source))
+    if isinstance(exc, ExpressionError):
+        raise TemplateError(f"{prefix}cannot render {shown}: {exc}") from None
+    if isinstance(exc, PebbleSyntaxError):
+        raise TemplateError(f"{prefix}invalid template {shown}: {exc}") from None
     if isinstance(exc, TemplateSyntaxError):
         raise TemplateError(
             f"{prefix}invalid template {shown}: {exc.message} (line {exc.lineno})"
@@ -437,7 +388,7 @@ def syntax_error(text: str) -> str | None:
     if not _is_template(text):
         return None
     try:
-        tree = _ENV.parse(_rewrite_coalesce(text))
+        tree = _ENV.parse(translate_template(text))
         for node in tree.find_all((nodes.Filter, nodes.Test)):
             known = _ENV.filters if isinstance(node, nodes.Filter) else _ENV.tests
             if node.name not in known:
@@ -445,6 +396,8 @@ def syntax_error(text: str) -> str | None:
                 return f"invalid template {_shorten(text)!r}: no {kind} named {node.name!r}"
     except TemplateSyntaxError as exc:
         return f"invalid template {_shorten(text)!r}: {exc.message} (line {exc.lineno})"
+    except PebbleSyntaxError as exc:
+        return f"invalid template {_shorten(text)!r}: {exc}"
     except Exception as exc:  # a parser limit hit by hostile input is a bad template too
         return f"invalid template {_shorten(text)!r}: {type(exc).__name__}: {exc}"
     return None
