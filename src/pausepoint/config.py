@@ -51,6 +51,15 @@ class Settings(BaseSettings):
         description="Seconds a subprocess gets between SIGTERM and SIGKILL when cancelled.",
     )
     shell_enabled: bool = Field(default=False, description="Allow `shell` tasks to run.")
+    trigger_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between two passes of a server's trigger loop."
+    )
+    trigger_misfire_grace: float = Field(
+        default=60.0,
+        ge=0,
+        description="A schedule's tick older than this when seen was missed (nothing ran then): "
+        "recoverMissedSchedules decides whether it fires.",
+    )
     work_dir: str | None = Field(
         default=None,
         description="Where WorkingDirectory tasks get their scratch directories "

@@ -93,6 +93,24 @@ class StateView(PublicModel):
     pause_points: list[PausePointView] = Field(default_factory=list)
 
 
+class TriggerView(PublicModel):
+    """A flow's trigger and its state: what fires next, what fired last, paused or not."""
+
+    namespace: str
+    flow_id: str
+    trigger_id: str
+    type: Literal["schedule", "webhook", "flow"]
+    description: str | None = None
+    disabled: bool = Field(description="Disabled in the flow's definition (or the flow is).")
+    paused: bool = Field(description="Paused from the API, the CLI or the UI.")
+    paused_at: str | None = None
+    next_fire: str | None = Field(default=None, description="A schedule's next tick.")
+    backfill_next: str | None = Field(default=None, description="The next backfill tick.")
+    last_fired_at: str | None = None
+    last_execution_id: str | None = None
+    last_error: str | None = None
+
+
 class ExecutionView(PublicModel):
     id: str
     namespace: str

@@ -868,6 +868,7 @@ class Scheduler:
             },
             "labels": state["labels"],
             "vars": flow.variables,
+            "trigger": state.get("trigger") or {},
             "context": state["context"],
             "secrets": self.env.secrets,
             # The time of the event being applied, for now(): never the wall clock.

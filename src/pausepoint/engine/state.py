@@ -259,6 +259,7 @@ class EngineState(TypedDict):
     exit: NotRequired[ExitRequest | None]  # an Exit task asked to end the execution
     # The flow's concurrency limit was reached when it was created: what happens then.
     admission: NotRequired[Admission]
+    trigger: NotRequired[dict[str, Any]]  # what started it (a schedule's tick, a webhook)
     blocks: dict[str, Block]  # by phase
     next_run: int
     pauses: dict[str, PausePoint]

@@ -23,6 +23,7 @@ from pydantic import (
 
 from pausepoint.flow.durations import is_template, parse_duration
 from pausepoint.flow.inputs import InputSpec
+from pausepoint.flow.triggers import Trigger
 
 TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
 
@@ -689,6 +690,7 @@ class Flow(BaseModel):
     outputs: FlowOutputs = Field(default_factory=dict)
     timeout: str | None = None
     concurrency: Concurrency | None = None
+    triggers: list[Trigger] = Field(default_factory=list)
     disabled: bool = Field(default=False, description="Nothing starts a disabled flow.")
 
     @field_validator("timeout")

@@ -22,6 +22,12 @@ from pausepoint.flow.aliases import (
 from pausepoint.flow.durations import is_template
 from pausepoint.flow.inputs import input_id_problems
 from pausepoint.flow.problems import Path_, Problem, show
+from pausepoint.flow.triggers import (
+    CONDITION_TYPE_ALIASES,
+    CONDITION_TYPES,
+    TRIGGER_TYPE_ALIASES,
+    TRIGGER_TYPES,
+)
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,8 @@ class Normaliser:
         for block in ("tasks", "errors", "finally"):
             if isinstance(out.get(block), list):
                 out[block] = self.tasks(out[block], (block,))
+        if isinstance(out.get("triggers"), list):
+            out["triggers"] = self.triggers(out["triggers"], ("triggers",))
         if isinstance(out.get("inputs"), list):
             self.inputs(out["inputs"], ("inputs",))
         return out
@@ -168,6 +176,57 @@ class Normaliser:
     def _bad(self, path: Path_, msg: str, *, type: str = "value_error") -> None:
         self.bad_tasks.add(path if path[-1] != "type" else path[:-1])
         self.problems.append(Problem(path, msg, type=type))
+
+    def triggers(self, items: list[Any], path: Path_) -> list[Any]:
+        """Kestra's trigger and condition type names -> pausepoint's; unknown ones named."""
+        out: list[Any] = []
+        ids: dict[str, int] = {}
+        known = "io.kestra.plugin.core.trigger.Schedule, Webhook and Flow"
+        for position, item in enumerate(items):
+            where = (*path, position)
+            if not isinstance(item, dict):
+                self._bad(
+                    where, f"expected a trigger (a mapping with id and type), got {show(item)}"
+                )
+                out.append(item)
+                continue
+            type_name = item.get("type")
+            short = TRIGGER_TYPE_ALIASES.get(str(type_name), type_name)
+            if short not in TRIGGER_TYPES:
+                self._bad(
+                    (*where, "type"), f"unknown trigger type {show(type_name)}; known: {known}"
+                )
+                out.append(item)
+                continue
+            item = apply_defaults(item, str(type_name), self.plugin_defaults)
+            trigger_id = item.get("id")
+            if isinstance(trigger_id, str):
+                if trigger_id in ids:
+                    msg = f"duplicate trigger id {trigger_id!r}"
+                    self.problems.append(Problem((*where, "id"), msg, type="duplicate_id"))
+                ids[trigger_id] = position
+            item = {**item, "type": short}
+            if isinstance(item.get("conditions"), list):
+                item["conditions"] = self.conditions(item["conditions"], (*where, "conditions"))
+            out.append(item)
+        return out
+
+    def conditions(self, items: list[Any], path: Path_) -> list[Any]:
+        out: list[Any] = []
+        known = "io.kestra.plugin.core.condition.ExecutionStatus, ExecutionFlow, ExecutionNamespace"
+        for position, item in enumerate(items):
+            type_name = item.get("type") if isinstance(item, dict) else None
+            short = CONDITION_TYPE_ALIASES.get(str(type_name), type_name)
+            if not isinstance(item, dict) or short not in CONDITION_TYPES:
+                what = show(type_name) if isinstance(item, dict) else show(item)
+                self._bad(
+                    (*path, position, "type") if isinstance(item, dict) else (*path, position),
+                    f"unknown or unsupported condition {what}; supported: {known}",
+                )
+                out.append(item)
+                continue
+            out.append({**item, "type": short})
+        return out
 
     def dag(self, nodes: list[Any], path: Path_) -> list[Any]:
         """Normalise a Dag's ``{task, dependsOn}`` entries; unknown ids and cycles are problems."""

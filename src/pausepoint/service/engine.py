@@ -24,8 +24,10 @@ authorizes them, applies their idempotency keys and audits what they change.
 from __future__ import annotations
 
 import asyncio
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from pausepoint.models import ExecutionView, TriggerView
+from pausepoint.service import triggers
 from pausepoint.service.auth import Principal
 from pausepoint.service.concurrency import release_loop, stop_loop
 from pausepoint.service.control import ControlLayer
@@ -34,7 +36,9 @@ from pausepoint.service.operations import Operation
 from pausepoint.service.plane import ControlPlane, Reply
 from pausepoint.service.surface import SurfaceMixin
 from pausepoint.service.taskcontrol import TaskResumer
+from pausepoint.service.triggers import CatchUp, TriggerLoop
 from pausepoint.service.views import event_view
+from pausepoint.store.triggers import TriggerKey
 from pausepoint.tasks.context import TaskControl
 from pausepoint.tracecontext import TraceContext
 
@@ -54,6 +58,8 @@ class Engine(SurfaceMixin, ControlLayer):
     """
 
     _releaser: asyncio.Task[None] | None = None  # a server's: gives queued executions slots
+    _trigger_loop: TriggerLoop | None = None  # a server's: fires schedules and Flow triggers
+    _trigger_task: asyncio.Task[None] | None = None
 
     def _task_control(self) -> TaskControl:
         return TaskResumer(self)
@@ -62,11 +68,74 @@ class Engine(SurfaceMixin, ControlLayer):
         await super().start()
         if self.serve:
             self._releaser = asyncio.create_task(release_loop(self), name="pausepoint-releaser")
+            self._trigger_loop = TriggerLoop(self)
+            self._trigger_task = asyncio.create_task(
+                self._trigger_loop.run(), name="pausepoint-triggers"
+            )
 
     async def stop(self, grace: float = 0.0) -> None:
         releaser, self._releaser = self._releaser, None
         await stop_loop(releaser)
+        trigger_task, self._trigger_task = self._trigger_task, None
+        await stop_loop(trigger_task)
+        if self._trigger_loop is not None:
+            await self._trigger_loop.stop()
+            self._trigger_loop = None
         await super().stop(grace)
+
+    # -- triggers ------------------------------------------------------------------
+
+    async def fire_triggers(self) -> int:
+        """One pass of the trigger loop now (a server runs it every ``trigger_interval``);
+        how many executions it started. Fires nothing unless this process holds the lease."""
+        if self._trigger_loop is None:
+            self._trigger_loop = TriggerLoop(self)
+        return await self._trigger_loop.tick()
+
+    async def triggers(self, namespace: str, flow_id: str) -> list[TriggerView]:
+        """A flow's triggers and their state."""
+        return await triggers.list_triggers(self, namespace, flow_id)
+
+    async def trigger(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerView:
+        return await triggers.get_trigger(self, self._trigger_key(namespace, flow_id, trigger_id))
+
+    async def pause_trigger(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerView:
+        """Pause a trigger: it fires nothing until resumed."""
+        key = self._trigger_key(namespace, flow_id, trigger_id)
+        return await triggers.pause_trigger(self, key)
+
+    async def resume_trigger(
+        self, namespace: str, flow_id: str, trigger_id: str, *, catch_up: CatchUp = "DROP"
+    ) -> TriggerView:
+        """Resume a trigger; ``QUEUE`` fires what it missed while paused, ``DROP`` does not."""
+        key = self._trigger_key(namespace, flow_id, trigger_id)
+        return await triggers.resume_trigger(self, key, catch_up)
+
+    async def fire_webhook(
+        self,
+        namespace: str,
+        flow_id: str,
+        key: str,
+        *,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ExecutionView:
+        """Start a flow from its Webhook trigger whose key is ``key`` (NotFound otherwise)."""
+        return await triggers.fire_webhook(
+            self,
+            namespace,
+            flow_id,
+            key,
+            body=body,
+            headers=headers or {},
+            parameters=parameters or {},
+            idempotency_key=idempotency_key,
+        )
+
+    def _trigger_key(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerKey:
+        return TriggerKey(self.org_id, namespace, flow_id, trigger_id)
 
     @property
     def plane(self) -> ControlPlane:

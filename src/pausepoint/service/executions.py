@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pausepoint.engine.control import on_resume_specs, view_of
@@ -29,6 +30,17 @@ from pausepoint.store.records import (
 )
 
 
+@dataclass(frozen=True)
+class _Start:
+    """What a start asks for, besides the flow."""
+
+    inputs: dict[str, Any]
+    labels: dict[str, str] | None
+    idempotency_key: str | None
+    traceparent: str | None
+    trigger: dict[str, Any] | None
+
+
 class ExecutionsLayer(FlowsLayer):
     # -- executions --------------------------------------------------------------
 
@@ -42,6 +54,7 @@ class ExecutionsLayer(FlowsLayer):
         revision: int | None = None,
         idempotency_key: str | None = None,
         traceparent: str | None = None,
+        trigger: dict[str, Any] | None = None,
     ) -> ExecutionView:
         """Create an execution (inputs validated and coerced) and start running it here.
 
@@ -49,7 +62,8 @@ class ExecutionsLayer(FlowsLayer):
         again with the same key (say, a client retrying after its server died
         mid-request) finds the execution the first start created. ``traceparent``
         (W3C trace context) makes the execution part of that trace: its events
-        carry it and its task runs' spans are in it.
+        carry it and its task runs' spans are in it. ``trigger`` is what a
+        trigger that starts it says (its templates read it as ``trigger.*``).
 
         A flow with a ``concurrency`` limit reached: ``QUEUE`` creates it held
         (QUEUED until a slot frees up, oldest first), ``CANCEL`` and ``FAIL``
@@ -60,10 +74,9 @@ class ExecutionsLayer(FlowsLayer):
         if flow.disabled:
             raise Conflict(f"flow {namespace}.{flow_id} is disabled: enable it to start executions")
         values = coerce_inputs(flow.inputs, inputs or {}, loc_prefix=("inputs",))
+        start = _Start(values, labels, idempotency_key, traceparent, trigger)
         if flow.concurrency is None:
-            return await self._create_execution(
-                index, revision, values, labels, idempotency_key, traceparent, None
-            )
+            return await self._create_execution(index, revision, start, None)
         async with self.concurrency_lock(flow.namespace, flow.id):
             occupancy = await self.store.occupancy(self.org_id, flow.namespace, flow.id)
             admission: Admission | None = None
@@ -73,9 +86,7 @@ class ExecutionsLayer(FlowsLayer):
                     f"flow {flow.namespace}.{flow.id} is at its concurrency limit ({limit} at once)"
                 )
                 admission = {"behavior": flow.concurrency.behavior, "reason": reason}
-            return await self._create_execution(
-                index, revision, values, labels, idempotency_key, traceparent, admission
-            )
+            return await self._create_execution(index, revision, start, admission)
 
     def concurrency_lock(self, namespace: str, flow_id: str) -> asyncio.Lock:
         """Held while this process decides who gets a slot of a flow's concurrency limit."""
@@ -83,17 +94,12 @@ class ExecutionsLayer(FlowsLayer):
         return self._shared.concurrency_locks.setdefault(key, asyncio.Lock())
 
     async def _create_execution(
-        self,
-        index: FlowIndex,
-        revision: int,
-        values: dict[str, Any],
-        labels: dict[str, str] | None,
-        idempotency_key: str | None,
-        traceparent: str | None,
-        admission: Admission | None,
+        self, index: FlowIndex, revision: int, start: _Start, admission: Admission | None
     ) -> ExecutionView:
         flow = index.flow
         namespace, flow_id = flow.namespace, flow.id
+        values, labels, idempotency_key = start.inputs, start.labels, start.idempotency_key
+        traceparent = start.traceparent
         now = self.clock()
         execution_id = keyed_id(self.org_id, idempotency_key) if idempotency_key else new_id()
         all_labels = {**flow.labels, **(labels or {})}
@@ -102,6 +108,8 @@ class ExecutionsLayer(FlowsLayer):
         )
         if admission is not None:
             state["admission"] = admission
+        if start.trigger is not None:
+            state["trigger"] = start.trigger
         execution = ExecutionRecord(
             id=execution_id,
             org_id=self.org_id,

@@ -16,6 +16,7 @@ from pausepoint.store.records import (
     ExecutionRecord,
     FlowRecord,
 )
+from pausepoint.store.triggers import trigger_specs
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class FlowsLayer(AccessLayer):
         # Parsed once here: the executions of this revision need not parse it again.
         key = (record.org_id, record.namespace, record.flow_id, record.revision)
         self._flows[key] = FlowIndex.build(flow.model_copy(update={"revision": record.revision}))
+        await self.store.sync_triggers(
+            self.org_id, flow.namespace, flow.id, trigger_specs(flow, self.clock()), self.clock()
+        )
         return record
 
     async def put_flow_at(
@@ -87,6 +91,7 @@ class FlowsLayer(AccessLayer):
     async def delete_flow(self, namespace: str, flow_id: str) -> None:
         if not await self.store.delete_flow(self.org_id, namespace, flow_id):
             raise NotFound(f"flow {namespace}.{flow_id} not found")
+        await self.store.remove_triggers(self.org_id, namespace, flow_id)
 
     async def _flow_record(
         self,

@@ -63,6 +63,8 @@ class StartRequest(Operation[ExecutionView]):
     idempotency_key: str | None = None
     # Given by the chain: the caller's W3C trace context, the execution's trace.
     traceparent: str | None = None
+    # Set by triggers only: what fired it, read by the flow as ``trigger.*``.
+    trigger: dict[str, Any] | None = None
 
     required_role = "operator"
     action = "starting an execution"
@@ -82,6 +84,7 @@ class StartRequest(Operation[ExecutionView]):
             revision=self.revision,
             idempotency_key=self.idempotency_key,
             traceparent=self.traceparent,
+            trigger=self.trigger,
         )
 
 

@@ -50,6 +50,7 @@ executions = sa.Table(
     sa.Index("ix_executions_wake", "wake_at"),
     sa.Index("ix_executions_lease", "lease_owner", "lease_expires_at"),
     sa.Index("ix_executions_flow", "org_id", "namespace", "flow_id"),
+    sa.Index("ix_executions_ended", "ended_at"),
 )
 
 task_runs = sa.Table(
@@ -130,4 +131,38 @@ idempotency = sa.Table(
     sa.Column("status_code", sa.Integer, nullable=False),
     sa.Column("response", sa.JSON, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+)
+
+triggers = sa.Table(
+    "triggers",
+    metadata,
+    sa.Column("org_id", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(255), primary_key=True),
+    sa.Column("flow_id", sa.String(255), primary_key=True),
+    sa.Column("trigger_id", sa.String(255), primary_key=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    # The trigger's definition, hashed: a changed schedule starts again from now.
+    sa.Column("spec_hash", sa.String(64), nullable=False),
+    sa.Column("next_at", sa.Float),  # a schedule's next tick not yet fired
+    sa.Column("backfill_at", sa.Float),  # the next backfill tick, until backfill_end
+    sa.Column("backfill_end", sa.Float),
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("paused_at", sa.Float),
+    sa.Column("catch_up", sa.String(8)),  # QUEUE: fire every tick missed while paused
+    sa.Column("last_fired_at", sa.Float),
+    sa.Column("last_execution_id", sa.String(64)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_triggers_due", "type", "next_at"),
+)
+
+scheduler = sa.Table(
+    "scheduler",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    # One process at a time fires triggers: the one holding this lease.
+    sa.Column("owner", sa.String(64)),
+    sa.Column("expires_at", sa.Float),
+    # Flow triggers: executions that ended before this were looked at.
+    sa.Column("cursor_at", sa.Float),
 )

@@ -48,6 +48,7 @@ from pausepoint.store.records import (
     FlowRecord,
 )
 from pausepoint.store.sqlite import SqliteDatabase, sqlite_path
+from pausepoint.store.triggers import EndedRow, TriggerKey, TriggerRecord, Triggers, TriggerSpec
 
 R = TypeVar("R")
 
@@ -91,6 +92,7 @@ class SqlStore:
         self._api_keys = ApiKeys(db)
         self._secrets = Secrets(db)
         self._idempotency = IdempotencyKeys(db)
+        self._triggers = Triggers(db)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -153,6 +155,53 @@ class SqlStore:
     async def list_flows(self, org_id: str) -> list[FlowRecord]:
         """The latest revision of every flow not deleted, by namespace and id."""
         return await self._db.run(self._flows.list_latest, org_id)
+
+    # -- triggers ------------------------------------------------------------------
+
+    async def sync_triggers(
+        self, org_id: str, namespace: str, flow_id: str, specs: list[TriggerSpec], now: float
+    ) -> None:
+        """Make a flow's trigger rows match its definition (state kept where unchanged)."""
+        await self._db.run(self._triggers.sync, org_id, namespace, flow_id, specs, now)
+
+    async def remove_triggers(self, org_id: str, namespace: str, flow_id: str) -> None:
+        await self._db.run(self._triggers.remove_flow, org_id, namespace, flow_id)
+
+    async def flow_triggers(self, org_id: str, namespace: str, flow_id: str) -> list[TriggerRecord]:
+        return await self._db.run(self._triggers.of_flow, org_id, namespace, flow_id)
+
+    async def flow_trigger_rows(self) -> list[TriggerRecord]:
+        """Every Flow trigger, in every organization."""
+        return await self._db.run(self._triggers.of_type, "flow")
+
+    async def get_trigger(self, key: TriggerKey) -> TriggerRecord | None:
+        return await self._db.run(self._triggers.get, key)
+
+    async def due_triggers(self, now: float, limit: int = 100) -> list[TriggerRecord]:
+        return await self._db.run(self._triggers.due, now, limit)
+
+    async def advance_trigger(self, record: TriggerRecord, **values: Any) -> bool:
+        """Update a trigger row only if no one changed it since ``record`` was read."""
+        return await self._db.run(lambda: self._triggers.advance(record, **values))
+
+    async def update_trigger(self, key: TriggerKey, **values: Any) -> bool:
+        return await self._db.run(lambda: self._triggers.update(key, **values))
+
+    async def take_scheduler_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
+        return await self._db.run(self._triggers.take_lease, name, owner, ttl, now)
+
+    async def release_scheduler_lease(self, name: str, owner: str) -> None:
+        await self._db.run(self._triggers.release_lease, name, owner)
+
+    async def scheduler_cursor(self, name: str) -> float | None:
+        return await self._db.run(self._triggers.cursor, name)
+
+    async def set_scheduler_cursor(self, name: str, owner: str, cursor_at: float) -> None:
+        await self._db.run(self._triggers.set_cursor, name, owner, cursor_at)
+
+    async def ended_since(self, after: float, limit: int = 200) -> list[EndedRow]:
+        """Executions that ended at or after ``after``, oldest first (for Flow triggers)."""
+        return await self._db.run(self._triggers.ended_since, after, limit)
 
     async def delete_flow(self, org_id: str, namespace: str, flow_id: str) -> bool:
         """Mark every revision deleted; False if there was nothing to delete."""
