@@ -33,6 +33,10 @@ from tests.api.matrix_support import (
 ACME_ONLY_FLOW = """
 id: acme_only
 namespace: api.tenancy
+triggers:
+  - id: acme_trigger
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: acme-hook-key
 tasks:
   - id: only
     type: return
@@ -62,7 +66,7 @@ class Ids:
         """
         values: dict[str, str] = {}
         used: list[str] = []
-        flows = "/flows/" in path
+        flows = "/flows/" in path or "/webhook/" in path
         for name in path_params(path):
             choices = enum_of(operation, name)
             if choices:
@@ -81,6 +85,10 @@ class Ids:
                 value = SECRET_NAME if real else "NO_SUCH_SECRET"
             elif name in ("key_id",):
                 value = self.key_id if real else self.random_key
+            elif name == "trigger_id":
+                value = "acme_trigger" if real else "no_such_trigger"
+            elif name == "key":  # a webhook's key: acme's own, through another tenant
+                value = "acme-hook-key" if real else "no-such-hook-key"
             else:
                 return None
             values[name] = value

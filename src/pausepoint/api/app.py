@@ -137,6 +137,7 @@ def create_app(engine: Engine) -> FastAPI:
         syntropic,
     )
     from pausepoint.api.routes import secrets as secret_routes
+    from pausepoint.api.routes import triggers as trigger_routes
 
     app = FastAPI(
         title="pausepoint",
@@ -156,10 +157,14 @@ def create_app(engine: Engine) -> FastAPI:
             # A body that does not parse is invalid input like any other: 422, naming it.
             detail = [{"loc": ["body"], "msg": str(error.detail), "type": "body_parse_error"}]
             return JSONResponse({"detail": detail}, status_code=422)
+        body: dict[str, Any] = {"detail": str(error.detail), "code": f"http_{error.status_code}"}
+        if error.status_code == 404:
+            # No route matched (an id with an encoded "/" in it, say): the path may be one of
+            # Kestra's, whose clients read "message", so the reply carries both shapes.
+            body["message"] = str(error.detail)
+            body["_links"] = {"self": {"href": request.url.path, "templated": False}}
         return JSONResponse(
-            {"detail": str(error.detail), "code": f"http_{error.status_code}"},
-            status_code=error.status_code,
-            headers=getattr(error, "headers", None),
+            body, status_code=error.status_code, headers=getattr(error, "headers", None)
         )
 
     @app.exception_handler(RequestValidationError)
@@ -191,6 +196,7 @@ def create_app(engine: Engine) -> FastAPI:
 
     app.include_router(ops.router)
     app.include_router(flows.router, responses=ERROR_RESPONSES)
+    app.include_router(trigger_routes.router, responses=ERROR_RESPONSES)
     # Before the control routes, so ``bulk`` and ``batch`` are never read as execution ids.
     app.include_router(bulk.router, responses=ERROR_RESPONSES)
     app.include_router(kubiya.batch, responses=ERROR_RESPONSES)

@@ -215,7 +215,16 @@ class BodyTooLarge(Exception):
     """A streamed (chunked) body went past the limit."""
 
 
+# Kestra's webhooks, /api/v1/executions/webhook/… and /api/v1/{tenant}/executions/webhook/…:
+# public, their key is the secret.
+_WEBHOOK = re.compile(r"^/api/v1/(?:[^/]+/)?executions/webhook/")
+
+
 def _needs_credentials(path: str) -> bool:
     # The seed-compatible routes (Shannon's /api/v1/tasks, Syntropic137's /executions)
     # answer in their seeds' error shapes, so they authenticate in their handlers.
-    return path.startswith("/api/") and not path.startswith("/api/v1/tasks/")
+    return (
+        path.startswith("/api/")
+        and not path.startswith("/api/v1/tasks/")
+        and _WEBHOOK.match(path) is None
+    )

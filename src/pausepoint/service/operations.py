@@ -10,10 +10,10 @@ are in ``service/requests.py`` and follow the same shape.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pausepoint.errors import FieldError, InvalidInput
-from pausepoint.models import CommandView, EventView, ExecutionView, StateView
+from pausepoint.models import CommandView, EventView, ExecutionView, StateView, TriggerView
 from pausepoint.service.auth import Role
 from pausepoint.service.flows import StoredFlow
 from pausepoint.store.records import FlowRecord
@@ -284,6 +284,63 @@ class DeleteFlowRequest(Operation[None]):
 
     async def run(self, engine: Engine) -> None:
         await engine.delete_flow(self.namespace, self.flow_id)
+
+
+# -- triggers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListTriggersRequest(Operation[list[TriggerView]]):
+    namespace: str
+    flow_id: str
+
+    @property
+    def target(self) -> str:
+        return f"{self.namespace}.{self.flow_id}"
+
+    async def run(self, engine: Engine) -> list[TriggerView]:
+        return await engine.triggers(self.namespace, self.flow_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PauseTriggerRequest(Operation[TriggerView]):
+    """Kestra's trigger toggle, off: the trigger fires nothing until resumed."""
+
+    namespace: str
+    flow_id: str
+    trigger_id: str
+
+    required_role = "operator"
+    action = "pausing a trigger"
+
+    @property
+    def target(self) -> str:
+        return f"{self.namespace}.{self.flow_id}.{self.trigger_id}"
+
+    async def run(self, engine: Engine) -> TriggerView:
+        return await engine.pause_trigger(self.namespace, self.flow_id, self.trigger_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResumeTriggerRequest(Operation[TriggerView]):
+    """Kestra's trigger toggle, on: ``QUEUE`` fires the ticks missed meanwhile, ``DROP`` not."""
+
+    namespace: str
+    flow_id: str
+    trigger_id: str
+    catch_up: Literal["QUEUE", "DROP"] = "DROP"
+
+    required_role = "operator"
+    action = "resuming a trigger"
+
+    @property
+    def target(self) -> str:
+        return f"{self.namespace}.{self.flow_id}.{self.trigger_id}"
+
+    async def run(self, engine: Engine) -> TriggerView:
+        return await engine.resume_trigger(
+            self.namespace, self.flow_id, self.trigger_id, catch_up=self.catch_up
+        )
 
 
 # -- secrets ----------------------------------------------------------------------------

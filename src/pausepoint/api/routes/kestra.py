@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope
 
-from pausepoint.api.deps import Caller, IdempotencyKey, call, call_replayed
+from pausepoint.api.deps import Caller, IdempotencyKey, call, call_replayed, engine_of
 from pausepoint.api.kestra_shapes import (
     FORM_TYPES,
     KESTRA_ENDED,
@@ -661,6 +661,87 @@ async def kestra_follow(request: Request, execution_id: str, caller: TenantCalle
     """Kestra: SSE of the execution's snapshots until it ends (JSON snapshot without
     ``Accept: text/event-stream``)."""
     return await follow(request, caller, execution_id)
+
+
+# -- webhooks -----------------------------------------------------------------------------
+
+MAX_WEBHOOK_BODY = 1024 * 1024
+# A webhook's caller may send credentials meant for someone else: the flow never sees them.
+_PRIVATE_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "proxy-authorization"})
+WEBHOOK_DOC = (
+    "Start the flow from its Webhook trigger whose key is {key}; the key is the secret, so "
+    "no credentials are needed. A wrong key, an unknown flow or a paused trigger is a 404 and "
+    "starts nothing. The flow reads the body (JSON, else text) as trigger.body, the headers "
+    "as trigger.headers and the query parameters as trigger.parameters."
+)
+
+
+async def start_from_webhook(
+    request: Request, organization: str, namespace: str, flow_id: str, key: str
+) -> JSONResponse:
+    raw = await request.body()
+    if len(raw) > MAX_WEBHOOK_BODY:
+        raise InvalidInput(
+            f"the body is over {MAX_WEBHOOK_BODY} bytes",
+            [FieldError(("body",), "too large", "too_large")],
+        )
+    body: Any = None
+    if raw:
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = text
+    headers = {
+        name: value for name, value in request.headers.items() if name not in _PRIVATE_HEADERS
+    }
+    view = (
+        await engine_of(request)
+        .as_org(organization)
+        .fire_webhook(
+            namespace,
+            flow_id,
+            key,
+            body=body,
+            headers=headers,
+            parameters=dict(request.query_params),
+            idempotency_key=request.headers.get("idempotency-key"),
+        )
+    )
+    return JSONResponse(kestra_execution(view))
+
+
+async def kestra_webhook(
+    request: Request, tenant: str, namespace: str, flow_id: str, key: str
+) -> JSONResponse:
+    """Kestra: start an execution from a webhook (``main`` is the default organization)."""
+    organization = DEFAULT_ORG if tenant == MAIN_TENANT else tenant
+    return await start_from_webhook(request, organization, namespace, flow_id, key)
+
+
+async def kestra_legacy_webhook(
+    request: Request, namespace: str, flow_id: str, key: str
+) -> JSONResponse:
+    """Kestra (untenanted): a webhook of the default organization."""
+    return await start_from_webhook(request, DEFAULT_ORG, namespace, flow_id, key)
+
+
+# Kestra answers GET, POST and PUT on a webhook: one route each, each its own operation.
+for _method in ("GET", "POST", "PUT"):
+    router.add_api_route(
+        "/executions/webhook/{namespace}/{flow_id}/{key}",
+        kestra_webhook,
+        methods=[_method],
+        description=WEBHOOK_DOC,
+        operation_id=f"kestra_webhook_{_method.lower()}",
+    )
+    legacy.add_api_route(
+        "/webhook/{namespace}/{flow_id}/{key}",
+        kestra_legacy_webhook,
+        methods=[_method],
+        description=WEBHOOK_DOC,
+        operation_id=f"kestra_legacy_webhook_{_method.lower()}",
+    )
 
 
 # -- Kestra's older untenanted paths ----------------------------------------------------
