@@ -14,7 +14,14 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pausepoint.models import CommandView, ControlResult, EventView, ExecutionView, StateView
+from pausepoint.models import (
+    CommandView,
+    ControlResult,
+    EventView,
+    ExecutionView,
+    StateView,
+    TriggerView,
+)
 
 if TYPE_CHECKING:
     # Only for type checkers: the wire models cost their import time to build.
@@ -39,6 +46,27 @@ class ControlSurface(Protocol):
 
     async def flows(self) -> list[FlowSummary]:
         """The latest revision of every flow."""
+        ...
+
+    # triggers
+
+    async def triggers(self, namespace: str, flow_id: str) -> list[TriggerView]:
+        """A flow's triggers and their state (next tick, last fired, paused)."""
+        ...
+
+    async def pause_trigger(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerView:
+        """Pause a trigger: it fires nothing until resumed."""
+        ...
+
+    async def resume_trigger(
+        self,
+        namespace: str,
+        flow_id: str,
+        trigger_id: str,
+        *,
+        catch_up: Literal["QUEUE", "DROP"] = "DROP",
+    ) -> TriggerView:
+        """Resume a trigger: ``QUEUE`` fires what it missed while paused, ``DROP`` not."""
         ...
 
     # executions

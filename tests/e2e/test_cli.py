@@ -590,3 +590,28 @@ def test_validate_lists_every_problem_of_every_file_and_counts_them(
     assert lines[1].startswith("flows/kestra.yml:7 tasks[1].type: unknown task type")
     assert lines[2].startswith("flows/kestra.yml:10 tasks[2].duration: 'soon'")
     assert len(lines) == 3
+
+
+def test_triggers_are_listed_paused_and_resumed_from_the_cli(cli: Cli, tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "scheduled.yaml",
+        "id: scheduled\nnamespace: e2e\ntriggers:\n"
+        "  - id: every\n    type: io.kestra.plugin.core.trigger.Schedule\n"
+        '    cron: "*/5 * * * *"\n'
+        "tasks:\n  - id: a\n    type: log\n    message: hi\n",
+    )
+    assert cli("flows", "apply", "scheduled.yaml").code == 0
+    paused = cli("triggers", "pause", "e2e.scheduled", "every")
+    assert paused.code == 0, str(paused)
+    assert "trigger every of e2e.scheduled: paused" in paused.stdout
+    listed = cli("triggers", "ls", "e2e.scheduled")
+    assert "every" in listed.stdout and "paused" in listed.stdout, str(listed)
+    resumed = cli("triggers", "resume", "e2e.scheduled", "every", "--catch-up", "QUEUE")
+    assert "resumed (QUEUE)" in resumed.stdout, str(resumed)
+    missing = cli("triggers", "pause", "e2e.scheduled", "nope")
+    assert missing.code == 1
+    assert "flow e2e.scheduled has no trigger 'nope'" in missing.stderr
+    bad = cli("triggers", "resume", "e2e.scheduled", "every", "--catch-up", "LATER")
+    assert bad.code == 2
+    assert "invalid choice: 'LATER'" in bad.stderr

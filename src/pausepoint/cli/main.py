@@ -66,6 +66,10 @@ def _command(name: str) -> Command:
         from pausepoint.cli.flows import cmd_flows
 
         return cmd_flows
+    if name == "triggers":
+        from pausepoint.cli.triggers import cmd_triggers
+
+        return cmd_triggers
     if name == "keys":
         from pausepoint.cli.keys import cmd_keys
 

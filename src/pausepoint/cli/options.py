@@ -146,6 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     flows_apply.add_argument("files", nargs="+", type=Path, metavar="FILE")
     flows.add("ls", help="list flows (latest revisions)")
 
+    triggers = commands.group(
+        "triggers", "triggers_command", "ACTION", help="list, pause and resume a flow's triggers"
+    )
+    triggers_list = triggers.add("ls", help="a flow's triggers: next tick, last fired, paused")
+    triggers_list.add_argument("flow", metavar="NAMESPACE.FLOW")
+    triggers_pause = triggers.add("pause", help="pause a trigger: it fires nothing until resumed")
+    triggers_pause.add_argument("flow", metavar="NAMESPACE.FLOW")
+    triggers_pause.add_argument("trigger")
+    triggers_resume = triggers.add("resume", help="resume a paused trigger")
+    triggers_resume.add_argument("flow", metavar="NAMESPACE.FLOW")
+    triggers_resume.add_argument("trigger")
+    triggers_resume.add_argument(
+        "--catch-up",
+        choices=("QUEUE", "DROP"),
+        default="DROP",
+        help="QUEUE fires the ticks missed while paused; DROP (default) skips them",
+    )
+
     start = commands.add("start", help="start an execution of a stored flow")
     start.add_argument("flow", metavar="NAMESPACE.FLOW")
     start.add_argument("-i", "--input", action="append", metavar="KEY=VALUE", help="flow input")

@@ -35,6 +35,7 @@ REMOTE_COMMANDS = frozenset(
         "inject",
         "flows",
         "start",
+        "triggers",
     }
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -33,6 +33,7 @@ from pausepoint.models import (
     ExecutionView,
     MessageRole,
     StateView,
+    TriggerView,
 )
 from pausepoint.wire import (
     BulkReply,
@@ -125,6 +126,28 @@ class AsyncClient:
     ) -> FlowDetail:
         """One flow (its latest revision, or ``revision``) with its source."""
         return await self._send(Calls.flow(namespace, flow_id, revision))
+
+    async def triggers(self, namespace: str, flow_id: str) -> list[TriggerView]:
+        """A flow's triggers and their state."""
+        return await self._send(Calls.triggers(namespace, flow_id))
+
+    async def pause_trigger(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerView:
+        """Pause a trigger: it fires nothing until resumed (operator)."""
+        return await self._send(Calls.trigger_action(namespace, flow_id, trigger_id, "pause", {}))
+
+    async def resume_trigger(
+        self,
+        namespace: str,
+        flow_id: str,
+        trigger_id: str,
+        *,
+        catch_up: Literal["QUEUE", "DROP"] = "DROP",
+    ) -> TriggerView:
+        """Resume a trigger: ``QUEUE`` fires what it missed while paused, ``DROP`` not."""
+        body = {"catchUp": catch_up}
+        return await self._send(
+            Calls.trigger_action(namespace, flow_id, trigger_id, "resume", body)
+        )
 
     async def delete_flow(self, namespace: str, flow_id: str) -> None:
         await self._send(Calls.delete_flow(namespace, flow_id))

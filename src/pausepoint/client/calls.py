@@ -17,7 +17,14 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from pausepoint.client.errors import ConnectionFailed, UnexpectedStatus, unreachable
 from pausepoint.errors import FieldError, FlowError, InvalidInput
-from pausepoint.models import CommandView, ControlResult, EventView, ExecutionView, StateView
+from pausepoint.models import (
+    CommandView,
+    ControlResult,
+    EventView,
+    ExecutionView,
+    StateView,
+    TriggerView,
+)
 from pausepoint.states import TERMINAL_STATES as TERMINAL_STATES
 from pausepoint.wire import (
     BulkReply,
@@ -130,6 +137,10 @@ def _without_none(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _trigger_list(response: httpx.Response) -> list[TriggerView]:
+    return [TriggerView.model_validate(item) for item in response.json()]
+
+
 def _flows_list(response: httpx.Response) -> list[FlowSummary]:
     return _flow_list().validate_python(response.json())
 
@@ -196,6 +207,18 @@ class Calls:
         return Call(
             "GET", f"{API}/flows/{_seg(namespace)}/{_seg(flow_id)}", _model(FlowDetail), params
         )
+
+    @staticmethod
+    def triggers(namespace: str, flow_id: str) -> Call[list[TriggerView]]:
+        path = f"{API}/flows/{_seg(namespace)}/{_seg(flow_id)}/triggers"
+        return Call("GET", path, _trigger_list)
+
+    @staticmethod
+    def trigger_action(
+        namespace: str, flow_id: str, trigger_id: str, action: str, body: dict[str, Any]
+    ) -> Call[TriggerView]:
+        path = f"{API}/flows/{_seg(namespace)}/{_seg(flow_id)}/triggers/{_seg(trigger_id)}/{action}"
+        return Call("POST", path, _model(TriggerView), json=body)
 
     @staticmethod
     def delete_flow(namespace: str, flow_id: str) -> Call[None]:

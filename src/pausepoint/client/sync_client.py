@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -33,6 +33,7 @@ from pausepoint.models import (
     ExecutionView,
     MessageRole,
     StateView,
+    TriggerView,
 )
 from pausepoint.wire import (
     BulkReply,
@@ -113,6 +114,23 @@ class Client:
 
     def flow(self, namespace: str, flow_id: str, *, revision: int | None = None) -> FlowDetail:
         return self._send(Calls.flow(namespace, flow_id, revision))
+
+    def triggers(self, namespace: str, flow_id: str) -> list[TriggerView]:
+        return self._send(Calls.triggers(namespace, flow_id))
+
+    def pause_trigger(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerView:
+        return self._send(Calls.trigger_action(namespace, flow_id, trigger_id, "pause", {}))
+
+    def resume_trigger(
+        self,
+        namespace: str,
+        flow_id: str,
+        trigger_id: str,
+        *,
+        catch_up: Literal["QUEUE", "DROP"] = "DROP",
+    ) -> TriggerView:
+        body = {"catchUp": catch_up}
+        return self._send(Calls.trigger_action(namespace, flow_id, trigger_id, "resume", body))
 
     def delete_flow(self, namespace: str, flow_id: str) -> None:
         self._send(Calls.delete_flow(namespace, flow_id))
