@@ -29,6 +29,7 @@ export async function renderFlowList(view, session) {
 
 export async function renderFlow(view, namespace, flowId, session) {
   const flow = await api(flowPath(namespace, flowId), { signal: session.signal });
+  const triggers = await api(`${flowPath(namespace, flowId)}/triggers`, { signal: session.signal });
   fill(view,
     h("p", {}, h("a", { href: "#/flows" }, "← All flows")),
     h("h1", {}, flow.id, " ",
@@ -40,7 +41,68 @@ export async function renderFlow(view, namespace, flowId, session) {
       h("section", { class: "card", "aria-labelledby": "start-title" },
         h("h2", { id: "start-title" }, "Start an execution"),
         session.canControl ? startForm(flow, session)
-          : h("p", { class: "muted" }, "Your role can read flows; an operator can start them."))));
+          : h("p", { class: "muted" }, "Your role can read flows; an operator can start them."))),
+    triggers.length ? triggerSection(flow, triggers, session) : null);
+}
+
+// Kestra's trigger toggle: pause a trigger, or resume it with or without the missed ticks.
+function triggerSection(flow, triggers, session) {
+  const base = `${flowPath(flow.namespace, flow.id)}/triggers`;
+  const body = h("tbody");
+  const problem = h("p", { class: "error", role: "alert", hidden: true });
+
+  function row(trigger) {
+    const state = trigger.paused ? "Paused" : trigger.disabled ? "Disabled" : "Active";
+    const actions = h("td");
+    if (session.canControl && !trigger.disabled) {
+      const act = async (action, payload) => {
+        problem.hidden = true;
+        try {
+          const updated = await api(`${base}/${encodeURIComponent(trigger.trigger_id)}/${action}`,
+            { method: "POST", body: payload });
+          current.replaceWith(row(updated));
+          announce(`Trigger ${trigger.trigger_id} ${updated.paused ? "paused" : "resumed"}.`);
+        } catch (error) {
+          problem.textContent = error.message;
+          problem.hidden = false;
+        }
+      };
+      if (trigger.paused) {
+        actions.append(
+          h("button", { type: "button", "data-action": "resume-queue",
+            onclick: () => act("resume", { catchUp: "QUEUE" }) }, "Resume, run missed"),
+          " ",
+          h("button", { type: "button", class: "secondary", "data-action": "resume-drop",
+            onclick: () => act("resume", { catchUp: "DROP" }) }, "Resume, skip missed"));
+      } else {
+        actions.append(h("button", { type: "button", "data-action": "pause",
+          onclick: () => act("pause", {}) }, "Pause"));
+      }
+    }
+    const current = h("tr", { dataset: { trigger: trigger.trigger_id } },
+      h("td", {}, trigger.trigger_id),
+      h("td", {}, trigger.type),
+      h("td", { class: "trigger-state" }, state),
+      h("td", { class: "hide-narrow" }, trigger.next_fire ? timeElement(trigger.next_fire) : ""),
+      h("td", { class: "hide-narrow" },
+        trigger.last_fired_at ? timeElement(trigger.last_fired_at) : ""),
+      actions);
+    return current;
+  }
+
+  body.append(...triggers.map(row));
+  return h("section", { class: "card", "aria-labelledby": "triggers-title" },
+    h("h2", { id: "triggers-title" }, "Triggers"),
+    h("div", { class: "table-wrap" }, h("table", { id: "triggers" },
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, "Trigger"),
+        h("th", { scope: "col" }, "Type"),
+        h("th", { scope: "col" }, "State"),
+        h("th", { scope: "col", class: "hide-narrow" }, "Next"),
+        h("th", { scope: "col", class: "hide-narrow" }, "Last fired"),
+        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")))),
+      body)),
+    problem);
 }
 
 function startForm(flow, session) {
