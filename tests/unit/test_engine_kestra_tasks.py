@@ -557,3 +557,66 @@ tasks:
     own, filled = driver.flow.tasks
     assert (own.message, own.level) == ("own message", "ERROR")  # type: ignore[union-attr]
     assert (filled.message, filled.level) == ("default message", "ERROR")  # type: ignore[union-attr]
+
+
+# -- local errors and finally ------------------------------------------------------------
+
+LOCAL_HANDLERS = """
+id: local
+tasks:
+  - id: seq
+    type: io.kestra.plugin.core.flow.Sequential
+    tasks:
+      - id: work
+        type: python
+        function: "m:f"
+      - id: skipped
+        type: log
+        message: x
+    errors:
+      - id: on_error
+        type: log
+        message: "{{ outputs }}"
+    finally:
+      - id: cleanup
+        type: log
+        message: x
+  - id: after
+    type: log
+    message: x
+"""
+
+
+def test_a_containers_errors_run_after_a_failure_then_finally_and_it_still_fails() -> None:
+    driver = Driver.of(LOCAL_HANDLERS)
+    driver.start()
+    driver.fail("work")
+    assert driver.drive_to_end() is S.FAILED
+    assert states(driver) == [
+        ("seq", "FAILED"),
+        ("work", "FAILED"),
+        ("on_error", "SUCCESS"),
+        ("cleanup", "SUCCESS"),
+    ]
+    assert driver.run_of("seq")["error"] == "task 'work' failed"
+
+
+def test_a_containers_finally_runs_after_success_and_errors_do_not() -> None:
+    driver = Driver.of(LOCAL_HANDLERS)
+    driver.start()
+    driver.complete("work")
+    assert driver.drive_to_end() is S.COMPLETED
+    assert [task for task, _ in states(driver)] == ["seq", "work", "skipped", "cleanup", "after"]
+
+
+def test_allow_failure_with_local_handlers_ends_in_warning_and_the_flow_goes_on() -> None:
+    driver = Driver.of(
+        LOCAL_HANDLERS.replace(
+            "io.kestra.plugin.core.flow.Sequential", "io.kestra.plugin.core.flow.AllowFailure"
+        )
+    )
+    driver.start()
+    driver.fail("work")
+    assert driver.drive_to_end() is S.WARNING
+    assert states(driver)[0] == ("seq", "WARNING")
+    assert states(driver)[-1] == ("after", "SUCCESS")

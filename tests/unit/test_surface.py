@@ -48,10 +48,13 @@ def test_the_protocol_names_the_whole_shared_surface() -> None:
         "follow",
         "inject",
         "pause",
+        "pause_trigger",
         "resume",
+        "resume_trigger",
         "start_execution",
         "state",
         "terminate",
+        "triggers",
         "wait",
     ]
 

@@ -60,6 +60,7 @@ from pausepoint.errors import Conflict, InputValidationError, InvalidInput, Temp
 from pausepoint.flow.durations import format_duration, parse_duration
 from pausepoint.flow.inputs import coerce_inputs
 from pausepoint.flow.model import (
+    AssertTask,
     ExitTask,
     FailTask,
     LabelsTask,
@@ -292,6 +293,18 @@ class _Step(Scheduler):
             if failing:
                 message = render(task.error_message, self.variables(run), where=where)
                 self.finish_run(run, T.FAILED, error=str(message))
+            else:
+                self.finish_run(run, T.SUCCESS)
+        elif isinstance(task, AssertTask):
+            variables = self.variables(run)
+            failed = [
+                str(condition)
+                for position, condition in enumerate(task.conditions)
+                if not truthy(render(condition, variables, where=f"{where} conditions[{position}]"))
+            ]
+            if failed:
+                message = task.error_message or f"assertion failed: {'; '.join(failed)}"
+                self.finish_run(run, T.FAILED, error=str(render(message, variables, where=where)))
             else:
                 self.finish_run(run, T.SUCCESS)
         elif isinstance(task, SleepTask):

@@ -56,6 +56,7 @@ from pausepoint.flow.inputs import coerce_inputs
 from pausepoint.flow.model import (
     AgentTask,
     DagTask,
+    FlowableBase,
     ForEachTask,
     IfTask,
     ParallelTask,
@@ -696,21 +697,47 @@ class Scheduler:
             return  # still going, or ended by a child (Exit)
         if on_pause is not None and self.runs[on_pause]["state"] not in TERMINAL_TASK_STATES:
             return
-        if run["type"] == "wait_for" and outcome == "success":
+        stage = run.get("stage", "tasks")
+        if run["type"] == "wait_for" and outcome == "success" and stage == "tasks":
             try:
                 if self.wait_again(run):
                     return
             except TemplateError as error:
                 self.finish_run(run, T.FAILED, error=str(error), outputs=run.get("outputs"))
                 return
-        if outcome == "failed":
+        if outcome == "failed" and "failure" not in run:
             failed = self.runs[block["failed"]] if block and block["failed"] else None
-            reason = f"task '{failed['task_id']}' failed" if failed else "failed"
-            self.finish_run(run, T.FAILED, error=reason)
+            run["failure"] = f"task '{failed['task_id']}' failed" if failed else "failed"
+        if self.next_stage(run, stage):
+            return
+        if "failure" in run:
+            self.finish_run(run, T.FAILED, error=run["failure"], outputs=run.get("outputs"))
         else:
             self.finish_run(
                 run, T.WARNING if run.get("warn") else T.SUCCESS, outputs=run.get("outputs")
             )
+
+    def next_stage(self, run: TaskRun, stage: str) -> bool:
+        """Start a container's local ``errors`` (after a failure) or ``finally`` block.
+
+        True when one started. The container keeps its failure: it still ends
+        FAILED after its ``errors`` ran (WARNING with allowFailure).
+        """
+        task = self.index.task(run["path"])
+        handlers = task.handlers() if isinstance(task, FlowableBase) else {}
+        upcoming = (
+            ["errors", "finally"] if stage == "tasks" else ["finally"] if stage == "errors" else []
+        )
+        for name in upcoming:
+            if name == "errors" and "failure" not in run:
+                continue
+            if name in handlers:
+                run["stage"] = name
+                run["block"] = new_block(f"{run['path']}.{name}", len(handlers[name]))
+                self.touch(run)
+                self.drive_run(run)
+                return True
+        return False
 
     def wait_again(self, run: TaskRun) -> bool:
         """After a WaitFor pass: arm the next pass and say True, or False when it is done.

@@ -221,6 +221,8 @@ class TaskRun(TypedDict):
     args: NotRequired[dict[str, Any]]  # a tool call's arguments
     rejected: NotRequired[str]  # a tool call whose approval was refused: why
     waiting: NotRequired[bool]  # a WaitFor between two passes
+    stage: NotRequired[str]  # a container's: "errors" or "finally" once its tasks ended
+    failure: NotRequired[str]  # a container's: why its tasks failed (kept through its handlers)
 
 
 class ExitRequest(TypedDict):
@@ -405,7 +407,7 @@ CONTAINERS = frozenset(
         "dag",
     }
 )
-ENGINE_TYPES = frozenset({"fail", "exit", "sleep", "labels"})
+ENGINE_TYPES = frozenset({"fail", "assert", "exit", "sleep", "labels"})
 """Task types the engine does itself, in the step that starts them (no leaf run)."""
 
 

@@ -46,17 +46,19 @@ SHORT_TYPES: tuple[str, ...] = _short_types()
 
 BlockKind = Literal["list", "single", "cases", "dag"]
 
+_HANDLERS: Mapping[str, BlockKind] = {"errors": "list", "finally": "list"}
+
 TASK_BLOCKS: Mapping[str, Mapping[str, BlockKind]] = {
     "pause": {"tasks": "list", "onPause": "single"},
-    "sequential": {"tasks": "list"},
-    "parallel": {"tasks": "list"},
-    "foreach": {"tasks": "list"},
-    "if": {"then": "list", "else": "list"},
-    "switch": {"cases": "cases", "defaults": "list"},
-    "allow_failure": {"tasks": "list"},
-    "working_directory": {"tasks": "list"},
-    "wait_for": {"tasks": "list"},
-    "dag": {"tasks": "dag"},
+    "sequential": {"tasks": "list", **_HANDLERS},
+    "parallel": {"tasks": "list", **_HANDLERS},
+    "foreach": {"tasks": "list", **_HANDLERS},
+    "if": {"then": "list", "else": "list", **_HANDLERS},
+    "switch": {"cases": "cases", "defaults": "list", **_HANDLERS},
+    "allow_failure": {"tasks": "list", **_HANDLERS},
+    "working_directory": {"tasks": "list", **_HANDLERS},
+    "wait_for": {"tasks": "list", **_HANDLERS},
+    "dag": {"tasks": "dag", **_HANDLERS},
 }
 """Properties (as written in YAML) that hold child tasks, per short type."""
 
@@ -82,6 +84,7 @@ _SHELL = TaskAlias("shell")
 _HTTP = TaskAlias("http")
 _FAIL = TaskAlias("fail")
 _EXIT = TaskAlias("exit")
+_ASSERT = TaskAlias("assert")
 _SLEEP = TaskAlias("sleep")
 _LABELS = TaskAlias("labels")
 _RESUME = TaskAlias("resume")
@@ -118,6 +121,7 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.plugin.core.execution.Fail": _FAIL,
     "io.kestra.core.tasks.executions.Fail": _FAIL,
     "io.kestra.plugin.core.execution.Exit": _EXIT,
+    "io.kestra.plugin.core.execution.Assert": _ASSERT,
     "io.kestra.plugin.core.flow.Sleep": _SLEEP,
     "io.kestra.plugin.core.execution.Labels": _LABELS,
     "io.kestra.core.tasks.executions.Labels": _LABELS,
@@ -147,6 +151,16 @@ NOT_YET_SUPPORTED: Mapping[str, str] = {
     "io.kestra.plugin.core.flow.Approval": "approvals",
 }
 """Kestra task types that later work will bring, and what that work is called."""
+
+NOT_YET_SUPPORTED_FLOW_PROPERTIES: Mapping[str, str] = {
+    "afterExecution": "tasks run after the execution ended",
+    "listeners": "deprecated in Kestra: use errors and finally",
+    "sla": "service-level agreements",
+    "checks": "flow checks",
+    "workerGroup": "worker groups",
+    "taskCache": "task caching",
+}
+"""Kestra flow properties pausepoint refuses by name, rather than as unknown."""
 
 
 def resolve_task_type(name: str) -> TaskAlias | None:

@@ -118,6 +118,30 @@ class TaskBase(BaseModel):
         return {}
 
 
+class FlowableBase(TaskBase):
+    """A task holding other tasks: Kestra's local ``errors`` and ``finally`` blocks.
+
+    ``errors`` run when one of its tasks failed (it still ends FAILED, or WARNING
+    with ``allowFailure``); ``finally`` runs after its tasks (and ``errors``)
+    whatever happened.
+    """
+
+    errors: list[Task] = Field(default_factory=list)
+    finally_: list[Task] = Field(default_factory=list, alias="finally")
+
+    @property
+    def is_leaf(self) -> bool:
+        return False
+
+    def handlers(self) -> dict[str, list[Task]]:
+        blocks: dict[str, list[Task]] = {}
+        if self.errors:
+            blocks["errors"] = self.errors
+        if self.finally_:
+            blocks["finally"] = self.finally_
+        return blocks
+
+
 class LogTask(TaskBase):
     type: Literal["log"]
     message: str | list[str]
@@ -253,7 +277,7 @@ class PauseTask(TaskBase):
         return self.pause_duration or self.delay
 
 
-class SequentialTask(TaskBase):
+class SequentialTask(FlowableBase):
     type: Literal["sequential"]
     tasks: list[Task] = Field(min_length=1)
 
@@ -262,10 +286,10 @@ class SequentialTask(TaskBase):
         return False
 
     def blocks(self) -> dict[str, list[Task]]:
-        return {"tasks": self.tasks}
+        return {"tasks": self.tasks, **self.handlers()}
 
 
-class ParallelTask(TaskBase):
+class ParallelTask(FlowableBase):
     type: Literal["parallel"]
     tasks: list[Task] = Field(min_length=1)
     concurrency: int = Field(default=0, ge=0, description="0 runs every branch at once.")
@@ -275,10 +299,10 @@ class ParallelTask(TaskBase):
         return False
 
     def blocks(self) -> dict[str, list[Task]]:
-        return {"tasks": self.tasks}
+        return {"tasks": self.tasks, **self.handlers()}
 
 
-class IfTask(TaskBase):
+class IfTask(FlowableBase):
     type: Literal["if"]
     condition: str | bool
     then: list[Task] = Field(min_length=1)
@@ -289,10 +313,10 @@ class IfTask(TaskBase):
         return False
 
     def blocks(self) -> dict[str, list[Task]]:
-        return {"then": self.then, "else": self.else_}
+        return {"then": self.then, "else": self.else_, **self.handlers()}
 
 
-class SwitchTask(TaskBase):
+class SwitchTask(FlowableBase):
     type: Literal["switch"]
     value: str | int | bool
     cases: dict[str, list[Task]] = Field(default_factory=dict)
@@ -305,10 +329,10 @@ class SwitchTask(TaskBase):
     def blocks(self) -> dict[str, list[Task]]:
         blocks = {f"cases.{key}": tasks for key, tasks in self.cases.items()}
         blocks["defaults"] = self.defaults
-        return blocks
+        return {**blocks, **self.handlers()}
 
 
-class ForEachTask(TaskBase):
+class ForEachTask(FlowableBase):
     type: Literal["foreach"]
     values: str | list[Any]
     tasks: list[Task] = Field(min_length=1)
@@ -321,7 +345,7 @@ class ForEachTask(TaskBase):
         return False
 
     def blocks(self) -> dict[str, list[Task]]:
-        return {"tasks": self.tasks}
+        return {"tasks": self.tasks, **self.handlers()}
 
 
 class FailTask(TaskBase):
@@ -330,6 +354,18 @@ class FailTask(TaskBase):
     type: Literal["fail"]
     condition: str | bool | None = None
     error_message: str = Field(default="Task failure", alias="errorMessage")
+
+    @property
+    def runs_in_engine(self) -> bool:
+        return True
+
+
+class AssertTask(TaskBase):
+    """Fail unless every one of ``conditions`` renders truthy (the message names the others)."""
+
+    type: Literal["assert"]
+    conditions: list[str | bool] = Field(min_length=1)
+    error_message: str | None = Field(default=None, alias="errorMessage")
 
     @property
     def runs_in_engine(self) -> bool:
@@ -396,7 +432,7 @@ class ResumeTask(TaskBase):
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 
-class AllowFailureTask(TaskBase):
+class AllowFailureTask(FlowableBase):
     """Run ``tasks`` in order; if one fails, this ends in WARNING and the flow goes on."""
 
     type: Literal["allow_failure"]
@@ -408,10 +444,10 @@ class AllowFailureTask(TaskBase):
         return False
 
     def blocks(self) -> dict[str, list[Task]]:
-        return {"tasks": self.tasks}
+        return {"tasks": self.tasks, **self.handlers()}
 
 
-class WorkingDirectoryTask(TaskBase):
+class WorkingDirectoryTask(FlowableBase):
     """Run ``tasks`` in order in one scratch directory that their shell tasks share.
 
     ``inputFiles`` (name -> content) are written there before the first task.
@@ -431,7 +467,7 @@ class WorkingDirectoryTask(TaskBase):
         return False
 
     def blocks(self) -> dict[str, list[Task]]:
-        return {"tasks": self.tasks}
+        return {"tasks": self.tasks, **self.handlers()}
 
 
 class CheckFrequency(BaseModel):
@@ -450,7 +486,7 @@ class CheckFrequency(BaseModel):
         return value
 
 
-class WaitForTask(TaskBase):
+class WaitForTask(FlowableBase):
     """Run ``tasks`` again and again while ``condition`` renders truthy.
 
     The condition is checked after each pass (it can read the pass's outputs
@@ -470,7 +506,7 @@ class WaitForTask(TaskBase):
         return False
 
     def blocks(self) -> dict[str, list[Task]]:
-        return {"tasks": self.tasks}
+        return {"tasks": self.tasks, **self.handlers()}
 
 
 class DagNode(BaseModel):
@@ -482,7 +518,7 @@ class DagNode(BaseModel):
     depends_on: list[str] = Field(default_factory=list, alias="dependsOn")
 
 
-class DagTask(TaskBase):
+class DagTask(FlowableBase):
     """Run each task once every task it ``dependsOn`` has succeeded (``concurrent`` at once).
 
     The normaliser checks that dependencies name tasks of the same Dag and form
@@ -498,7 +534,7 @@ class DagTask(TaskBase):
         return False
 
     def blocks(self) -> dict[str, list[Task]]:
-        return {"tasks": [node.task for node in self.tasks]}
+        return {"tasks": [node.task for node in self.tasks], **self.handlers()}
 
 
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
@@ -613,6 +649,7 @@ Task = Annotated[
     | ForEachTask
     | AgentTask
     | FailTask
+    | AssertTask
     | ExitTask
     | SleepTask
     | LabelsTask
@@ -703,6 +740,7 @@ class Flow(BaseModel):
 
 
 for _model in (
+    FlowableBase,
     PauseTask,
     SequentialTask,
     ParallelTask,

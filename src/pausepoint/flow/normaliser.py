@@ -14,6 +14,7 @@ from typing import Any
 
 from pausepoint.flow.aliases import (
     NOT_YET_SUPPORTED,
+    NOT_YET_SUPPORTED_FLOW_PROPERTIES,
     RETRY_RENAMES,
     SHORT_TYPES,
     TASK_BLOCKS,
@@ -104,6 +105,11 @@ class Normaliser:
 
     def flow(self, data: dict[str, Any]) -> dict[str, Any]:
         out = dict(data)
+        for key, what in NOT_YET_SUPPORTED_FLOW_PROPERTIES.items():
+            if key in out:
+                out.pop(key)
+                msg = f"Kestra's {key} ({what}) is not supported yet"
+                self.problems.append(Problem((key,), msg, type="not_supported"))
         for key in ("pluginDefaults", "taskDefaults"):
             if key in out:
                 self.plugin_defaults.extend(self.defaults(out.pop(key), (key,)))
