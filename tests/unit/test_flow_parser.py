@@ -429,7 +429,7 @@ def test_input_defaults_are_checked_where_they_are_written() -> None:
         ("- a\n", "flow.yaml: a flow must be a mapping"),
         ("id: x\n---\nid: y\n", "flow.yaml:2:1: a flow file holds exactly one YAML document"),
         ("id: x\nid: y\n", "flow.yaml:2 id: duplicate key 'id' (first at line 1)"),
-        ("id: x\n1: y\n", "flow.yaml:2: key '1' must be a string"),
+        ("id: x\n1.5: y\n", "flow.yaml:2: key '1.5' must be a string"),
         ("id: !!binary aGk=\n", "flow.yaml:1 id: unsupported YAML tag"),
         ("id: x\x07\n", "characters are not allowed (character #x0007)"),
         ("x: " + "[" * 150 + "]" * 150, "refused: nesting deeper than 100 levels"),
@@ -442,12 +442,19 @@ def test_hostile_or_malformed_documents(text: str, expected: str) -> None:
     assert caught.value.message.startswith(expected) or expected in caught.value.message
 
 
-def test_switch_case_keys_must_be_strings() -> None:
-    (line,) = problems(
+def test_switch_case_keys_may_be_numbers_and_booleans_read_as_written() -> None:
+    """Kestra's flows write ``cases: {1: …, true: …}``; a float key is still refused."""
+    flow = load_flow(
         "id: f\ntasks:\n  - id: s\n    type: switch\n    value: x\n    cases:\n"
         "      1:\n        - {id: a, type: log, message: m}\n"
+        "      true:\n        - {id: b, type: log, message: m}\n"
     )
-    assert line == "flow.yaml:7 tasks[0].cases: key '1' must be a string (quote it)"
+    assert list(flow.tasks[0].cases) == ["1", "true"]  # type: ignore[union-attr]
+    (line,) = problems(
+        "id: f\ntasks:\n  - id: s\n    type: switch\n    value: x\n    cases:\n"
+        "      1.5:\n        - {id: a, type: log, message: m}\n"
+    )
+    assert line == "flow.yaml:7 tasks[0].cases: key '1.5' must be a string (quote it)"
 
 
 def test_billion_laughs_is_refused_quickly() -> None:

@@ -77,7 +77,7 @@ def problems_known_types() -> str:
         (
             "  - id: t\n    type: io.kestra.plugin.core.execution.Exit\n    state: DONE\n",
             "flow.yaml:6 tasks[0].state: 'DONE' is not an exit state; "
-            "expected one of ('SUCCESS', 'WARNING', 'KILLED', 'FAILED', 'CANCELED')",
+            "expected one of ('SUCCESS', 'WARNING', 'KILLED', 'FAILED', 'CANCELED', 'CANCELLED')",
         ),
         (
             "  - id: t\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: 5 minutes\n",

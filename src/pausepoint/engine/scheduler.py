@@ -91,6 +91,7 @@ EXIT_OUTCOMES: dict[str, tuple[TaskRunState, ExecutionStatus]] = {
     "WARNING": (T.WARNING, S.COMPLETED),  # a WARNING run makes COMPLETED a WARNING
     "FAILED": (T.FAILED, S.FAILED),
     "CANCELED": (T.CANCELLED, S.CANCELLED),
+    "CANCELLED": (T.CANCELLED, S.CANCELLED),  # Kestra's flows spell it both ways
     "KILLED": (T.CANCELLED, S.TERMINATED),
 }
 
@@ -881,6 +882,36 @@ class Scheduler:
 
     # -- templates ---------------------------------------------------------------
 
+    def parents_of(self, run: TaskRun) -> list[dict[str, Any]]:
+        """Kestra's ``parents``: the task runs holding ``run``, nearest first."""
+        parents: list[dict[str, Any]] = []
+        parent_id = run["parent"]
+        while parent_id is not None:
+            parent = self.runs[parent_id]
+            if parent["type"] != "iteration":
+                parents.append(
+                    {
+                        "task": {"id": parent["task_id"]},
+                        "taskrun": {"id": parent["id"], "value": parent.get("value")},
+                    }
+                )
+            parent_id = parent["parent"]
+        return parents
+
+    def error_variable(self) -> dict[str, Any]:
+        """Kestra's ``error`` in ``errors`` tasks: the first task run that failed."""
+        failed = next(
+            (
+                run
+                for run in self.runs.values()
+                if run["state"] == T.FAILED and run["type"] not in CONTAINERS
+            ),
+            None,
+        )
+        if failed is None:
+            return {}
+        return {"taskId": failed["task_id"], "message": failed.get("error")}
+
     def variables(self, run: TaskRun | None) -> dict[str, Any]:
         state = self.state
         flow = self.index.flow
@@ -901,7 +932,12 @@ class Scheduler:
             # The time of the event being applied, for now(): never the wall clock.
             "__now__": self.at,
         }
+        if state["phase"] == "errors":
+            variables["error"] = self.error_variable()
         if run is not None:
+            parents = self.parents_of(run)
+            variables["parents"] = parents
+            variables["parent"] = parents[0] if parents else None
             variables["task"] = {"id": run["task_id"], "type": run["type"]}
             variables["taskrun"] = {
                 "id": f"{state['execution_id']}/{run['id']}",

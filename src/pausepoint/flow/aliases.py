@@ -167,4 +167,6 @@ def resolve_task_type(name: str) -> TaskAlias | None:
     """The alias for a Kestra type or a pausepoint short type; None when unknown."""
     if name in SHORT_TYPES:
         return TaskAlias(name)
+    if name.startswith("org.kestra."):  # Kestra's names before it moved to io.kestra
+        name = "io." + name.removeprefix("org.")
     return TASK_TYPE_ALIASES.get(name)

@@ -373,7 +373,7 @@ class AssertTask(TaskBase):
 
 
 ExitState = Literal["SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED"]
-EXIT_STATES: tuple[str, ...] = ("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED")
+EXIT_STATES: tuple[str, ...] = ("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED", "CANCELLED")
 
 
 class ExitTask(TaskBase):

@@ -370,6 +370,14 @@ class Normaliser:
                     )
 
     def inputs(self, items: list[Any], path: Path_) -> None:
+        for position, item in enumerate(items):
+            # Kestra's older flows name an input with ``name``, not ``id``.
+            if isinstance(item, dict) and "name" in item and "id" not in item:
+                items[position] = {
+                    "id": item["name"],
+                    **{k: v for k, v in item.items() if k != "name"},
+                }
+                self.renames.setdefault((*path, position), {})["id"] = "name"
         ids = [item.get("id") if isinstance(item, dict) else None for item in items]
         for position, msg in input_id_problems(ids):
             self.problems.append(Problem((*path, position, "id"), msg))

@@ -118,6 +118,13 @@ def _rewrite_words(tokens: list[Token]) -> list[Token]:
             index = end + 1
             continue
         previous = next((t for t in reversed(out) if t.kind != "space"), None)
+        if token.kind == "op" and token.text == "." and _ends_operand(previous):
+            name, after = _digit_attribute(tokens, index + 1)
+            if name is not None:
+                subscript = name if name.isdigit() else repr(name)  # parents.0, outputs.1-2_t
+                out.append(Token("group", f"[{subscript}]"))
+                index = after
+                continue
         attribute = previous is not None and previous.text in (".", "|")
         if token.kind == "name" and not attribute and _ends_operand(previous):
             if token.text == "equals":
@@ -135,6 +142,23 @@ def _rewrite_words(tokens: list[Token]) -> list[Token]:
         out.append(token)
         index += 1
     return out
+
+
+def _digit_attribute(tokens: list[Token], index: int) -> tuple[str | None, int]:
+    """An attribute name that starts with a digit (a Kestra task id like ``1-2_return``).
+
+    Pebble reads ``outputs.1-2_return`` as one name; Jinja cannot, so it
+    becomes a subscript. Only names right after the dot, with no spaces.
+    """
+    if index >= len(tokens) or tokens[index].kind != "number" or "." in tokens[index].text:
+        return None, index
+    parts: list[str] = []
+    while index < len(tokens) and (
+        tokens[index].kind in ("number", "name") or tokens[index].text == "-"
+    ):
+        parts.append(tokens[index].text)
+        index += 1
+    return "".join(parts), index
 
 
 def _after_operand(tokens: list[Token], index: int) -> int:
@@ -233,8 +257,13 @@ def _translate(tokens: list[Token]) -> str:
 # -- public ----------------------------------------------------------------------------------
 
 
+_DIGIT_ATTRIBUTE = re.compile(r"[\w\])]\.\d")
+
+
 def needs_translation(text: str) -> bool:
-    return any(marker in text for marker in ("?", "equals", "contains", "..", "elseif"))
+    return any(marker in text for marker in ("?", "equals", "contains", "..", "elseif")) or bool(
+        _DIGIT_ATTRIBUTE.search(text)
+    )
 
 
 def translate_expression(expression: str) -> str:

@@ -224,6 +224,56 @@ def _substring(name: str, last: bool, after: bool) -> Callable[[Any, Any], str]:
     return cut
 
 
+_JQ_STEP = re.compile(
+    r"\.(?:(?P<name>[A-Za-z_][\w-]*)|\[(?P<index>-?\d+)\]|\[\]|\[\"(?P<quoted>[^\"]+)\"\])?"
+)
+
+
+def jq(value: Any, expression: str) -> list[Any]:
+    """Kestra's ``jq`` for path expressions (``.a.b``, ``.[0]``, ``.a[]``, ``.["k"]``).
+
+    Like Kestra's, the result is a list of every value the expression yields.
+    Anything beyond paths is refused by name: pausepoint does not embed jq.
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ExpressionError(f"jq: the input is not JSON: {value[:60]!r}") from None
+    expression = expression.strip()
+    results: list[Any] = [value]
+    position = 0
+    if expression == ".":
+        return results
+    while position < len(expression):
+        match = _JQ_STEP.match(expression, position)
+        if match is None or match.end() == position:
+            raise ExpressionError(
+                f"jq: {expression!r} is not a path (.a.b, .[0], .a[]); only paths are supported"
+            )
+        step = match.group()
+        following = expression[match.end() : match.end() + 2]
+        name = match.group("name") or match.group("quoted")
+        index = match.group("index")
+        expanded: list[Any] = []
+        for item in results:
+            if name is not None:
+                expanded.append(item.get(name) if isinstance(item, Mapping) else None)
+            elif index is not None:
+                items = item if isinstance(item, list) else []
+                number = int(index)
+                expanded.append(items[number] if -len(items) <= number < len(items) else None)
+            elif step.endswith("[]"):
+                expanded.extend(item.values() if isinstance(item, Mapping) else item or [])
+            else:
+                expanded.append(item)
+        results = expanded
+        position = match.end()
+        if following.startswith("[") and position < len(expression):
+            expression = expression[:position] + "." + expression[position:]
+    return results
+
+
 # -- tests ---------------------------------------------------------------------------------
 
 
@@ -475,6 +525,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "indent": indent,
     "nindent": nindent,
     "keys": keys,
+    "jq": jq,
     "values": values,
     "md5": _digest("md5"),
     "sha1": _digest("sha1"),

@@ -24,6 +24,7 @@ MAX_FLOW_BYTES = 1024 * 1024
 MAX_YAML_NODES = 100_000
 MAX_YAML_DEPTH = 100
 
+_KEY_TAGS = frozenset({"tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool"})
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
@@ -221,7 +222,8 @@ class Document:
         # Explicit keys first: they override merged ones, and earlier merges win.
         pairs = [(k, v, False) for k, v in explicit] + [(k, v, True) for k, v in merged]
         for key_node, value_node, from_merge in pairs:
-            if not (isinstance(key_node, ScalarNode) and key_node.tag == _STR):
+            # A number or boolean key is read as written (Kestra's `cases: {1: …}`).
+            if not (isinstance(key_node, ScalarNode) and key_node.tag in _KEY_TAGS):
                 if isinstance(key_node, ScalarNode):
                     msg = f"key {show(key_node.value)} must be a string (quote it)"
                 else:
