@@ -13,6 +13,7 @@ execution has been running.
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Any
 
@@ -312,26 +313,56 @@ class _Step(Scheduler):
                 "sleep", self.at + self.duration(task.duration, run), task_run_id=run["id"]
             )
         elif isinstance(task, LabelsTask):
-            self.set_labels(run, render(task.labels, self.variables(run), where=where))
+            self.set_labels(run, self.rendered_labels(run, task))
         elif isinstance(task, ExitTask):
             state = str(render(task.state, self.variables(run), where=where)).strip().upper()
             if state not in EXIT_OUTCOMES:
                 raise TemplateError(f"{where}: {state!r} is not an exit state")
             self.exit(run, state)
 
-    def set_labels(self, run: TaskRun, labels: Any) -> None:
-        if isinstance(labels, list):
-            pairs = [
-                (item.get("key"), item.get("value")) for item in labels if isinstance(item, dict)
+    def rendered_labels(self, run: TaskRun, task: LabelsTask) -> list[tuple[Any, Any]]:
+        """The (key, value) pairs a Labels task sets: keys and values rendered.
+
+        ``labels`` is a mapping, ``[{key, value}]`` pairs, or a template
+        rendering to a JSON object (Kestra accepts all three).
+        """
+        variables = self.variables(run)
+        where = f"task '{task.id}'"
+        raw: Any = task.labels
+        if isinstance(raw, str):
+            raw = render(raw, variables, where=where)
+            if isinstance(raw, str):
+                try:
+                    raw = json.loads(raw)
+                except ValueError:
+                    raise TemplateError(f"{where}: labels {raw!r} is not a JSON object") from None
+        if isinstance(raw, dict):
+            return [
+                (render(key, variables, where=where), render(value, variables, where=where))
+                for key, value in raw.items()
             ]
-        elif isinstance(labels, dict):
-            pairs = list(labels.items())
-        else:
-            raise TemplateError(
-                f"task '{run['task_id']}': labels must be a mapping or key/value pairs, "
-                f"got {labels!r}"
-            )
-        changed = {str(key): str(value) for key, value in pairs if key is not None}
+        if isinstance(raw, list):
+            return [
+                (
+                    render(item.get("key"), variables, where=where),
+                    render(item.get("value"), variables, where=where),
+                )
+                for item in raw
+                if isinstance(item, dict)
+            ]
+        raise TemplateError(f"{where}: labels must be a mapping or key/value pairs, got {raw!r}")
+
+    def set_labels(self, run: TaskRun, pairs: list[tuple[Any, Any]]) -> None:
+        """Set labels (a later pair wins); a value that is not text, a number or a boolean fails."""
+        changed: dict[str, str] = {}
+        for key, value in pairs:
+            if isinstance(value, dict | list) or value is None:
+                raise TemplateError(
+                    f"task '{run['task_id']}': label {key!r} needs a text value, got {value!r}"
+                )
+            if key in (None, "") or value == "":
+                continue  # Kestra skips labels with an empty key or value
+            changed[str(key)] = json.dumps(value) if isinstance(value, bool) else str(value)
         self.state["labels"].update(changed)
         self.emit("execution.labeled", labels=changed, task_id=run["task_id"])
         self.finish_run(run, T.SUCCESS)

@@ -318,10 +318,16 @@ class Scheduler:
             rendered: dict[str, Any] = render(outputs, self.variables(None), where="flow outputs")
             return rendered
         variables = self.variables(None)
-        values = {
-            output.id: render(output.value, variables, where=f"flow output '{output.id}'")
-            for output in outputs
-        }
+        values: dict[str, Any] = {}
+        for output in outputs:
+            try:
+                values[output.id] = render(
+                    output.value, variables, where=f"flow output '{output.id}'"
+                )
+            except TemplateError:
+                if output.required:
+                    raise
+                values[output.id] = None  # an optional output that cannot render is absent
         specs = [output.as_input() for output in outputs]
         return coerce_inputs(specs, values, loc_prefix=("outputs",))
 

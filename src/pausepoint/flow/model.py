@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -703,7 +704,7 @@ class Concurrency(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    limit: int = Field(ge=1)
+    limit: int = Field(ge=1, validation_alias=AliasChoices("limit", "maximum"))
     behavior: Literal["QUEUE", "CANCEL", "FAIL"] = "QUEUE"
 
 

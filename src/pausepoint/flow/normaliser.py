@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from pausepoint.flow.aliases import (
     NOT_YET_SUPPORTED,
     NOT_YET_SUPPORTED_FLOW_PROPERTIES,
@@ -22,6 +24,7 @@ from pausepoint.flow.aliases import (
 )
 from pausepoint.flow.durations import is_template
 from pausepoint.flow.inputs import input_id_problems
+from pausepoint.flow.model import Retry
 from pausepoint.flow.problems import Path_, Problem, show
 from pausepoint.flow.triggers import (
     CONDITION_TYPE_ALIASES,
@@ -102,6 +105,7 @@ class Normaliser:
     bad_tasks: set[Path_] = field(default_factory=set)
     task_ids: dict[str, Path_] = field(default_factory=dict)
     plugin_defaults: list[PluginDefault] = field(default_factory=list)
+    flow_retry: Any = None  # Kestra's flow-level retry: every task's, unless it has its own
 
     def flow(self, data: dict[str, Any]) -> dict[str, Any]:
         out = dict(data)
@@ -115,6 +119,8 @@ class Normaliser:
                 self.plugin_defaults.extend(self.defaults(out.pop(key), (key,)))
         if isinstance(out.get("labels"), list):
             out["labels"] = self.label_pairs(out["labels"], ("labels",))
+        if "retry" in out:
+            self.flow_retry = self.checked_retry(out.pop("retry"), ("retry",))
         for block in ("tasks", "errors", "finally"):
             if isinstance(out.get(block), list):
                 out[block] = self.tasks(out[block], (block,))
@@ -161,6 +167,8 @@ class Normaliser:
         out["type"] = alias.short
         for key, value in alias.defaults.items():
             out.setdefault(key, value)
+        if self.flow_retry is not None and "retry" not in out and alias.short not in TASK_BLOCKS:
+            out["retry"] = self.flow_retry
         self._task_checks(out, path)
         for key, kind in TASK_BLOCKS.get(alias.short, {}).items():
             value = out.get(key)
@@ -182,6 +190,20 @@ class Normaliser:
     def _bad(self, path: Path_, msg: str, *, type: str = "value_error") -> None:
         self.bad_tasks.add(path if path[-1] != "type" else path[:-1])
         self.problems.append(Problem(path, msg, type=type))
+
+    def checked_retry(self, data: Any, path: Path_) -> Any:
+        """Kestra's flow-level ``retry``, checked where it is written; None if it is wrong."""
+        if isinstance(data, dict) and any(key in data for key in RETRY_RENAMES):
+            data = {RETRY_RENAMES.get(key, key): value for key, value in data.items()}
+        try:
+            Retry.model_validate(data)
+        except ValidationError as error:
+            for detail in error.errors(include_url=False):
+                where = (*path, *(part for part in detail["loc"] if isinstance(part, str)))
+                value = detail.get("input")
+                self.problems.append(Problem(where, f"{detail['msg']}, got {show(value)}"))
+            return None
+        return data
 
     def triggers(self, items: list[Any], path: Path_) -> list[Any]:
         """Kestra's trigger and condition type names -> pausepoint's; unknown ones named."""
