@@ -620,3 +620,24 @@ def test_allow_failure_with_local_handlers_ends_in_warning_and_the_flow_goes_on(
     assert driver.drive_to_end() is S.WARNING
     assert states(driver)[0] == ("seq", "WARNING")
     assert states(driver)[-1] == ("after", "SUCCESS")
+
+
+def test_a_fail_task_is_retried_like_any_task_then_allowed_to_fail() -> None:
+    """Kestra's task-allow-failure-runnable.yml: Fail with retry and allowFailure."""
+    driver = Driver.of(
+        """
+id: retried
+tasks:
+  - id: fail
+    type: io.kestra.plugin.core.execution.Fail
+    allowFailure: true
+    retry: {type: constant, interval: PT0.100S, maxAttempt: 3}
+  - id: log
+    type: log
+    message: x
+"""
+    )
+    driver.start()
+    assert driver.drive_to_end() is S.WARNING
+    assert driver.run_of("fail")["attempt"] == 3
+    assert states(driver) == [("fail", "WARNING"), ("log", "SUCCESS")]

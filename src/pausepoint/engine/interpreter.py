@@ -293,7 +293,7 @@ class _Step(Scheduler):
             )
             if failing:
                 message = render(task.error_message, self.variables(run), where=where)
-                self.finish_run(run, T.FAILED, error=str(message))
+                self.fail_leaf(run, str(message))  # its retry, if any, applies
             else:
                 self.finish_run(run, T.SUCCESS)
         elif isinstance(task, AssertTask):
@@ -305,7 +305,7 @@ class _Step(Scheduler):
             ]
             if failed:
                 message = task.error_message or f"assertion failed: {'; '.join(failed)}"
-                self.finish_run(run, T.FAILED, error=str(render(message, variables, where=where)))
+                self.fail_leaf(run, str(render(message, variables, where=where)))
             else:
                 self.finish_run(run, T.SUCCESS)
         elif isinstance(task, SleepTask):

@@ -677,7 +677,14 @@ class Scheduler:
             return
         if run["type"] not in CONTAINERS:
             if state == T.CREATED and self.can_start():
-                self.start_leaf(run)
+                if run["type"] in ENGINE_TYPES:  # a retry of Fail or Assert
+                    self.mark_started(run)
+                    try:
+                        self.run_in_engine(run, self.index.task(run["path"]))
+                    except TemplateError as error:
+                        self.finish_run(run, T.FAILED, error=str(error))
+                else:
+                    self.start_leaf(run)
             return
         if run["type"] == "agent":
             agent.drive_agent(self, run)
