@@ -641,3 +641,38 @@ tasks:
     assert driver.drive_to_end() is S.WARNING
     assert driver.run_of("fail")["attempt"] == 3
     assert states(driver) == [("fail", "WARNING"), ("log", "SUCCESS")]
+
+
+def test_set_and_unset_variables_change_what_later_tasks_read() -> None:
+    """Kestra's task-when-executionupdating.yml, with ``when`` (runIf's newer name)."""
+    driver = Driver.of(
+        """
+id: vars
+variables:
+  list: []
+  keep: 1
+tasks:
+  - id: unset
+    type: io.kestra.plugin.core.execution.UnsetVariables
+    when: "true"
+    variables: [list]
+  - id: set
+    type: io.kestra.plugin.core.execution.SetVariables
+    variables:
+      list: [42]
+      keep: "{{ vars.keep + 1 }}"
+  - id: skipped
+    type: io.kestra.plugin.core.execution.SetVariables
+    when: "false"
+    variables:
+      list: [1]
+  - id: read
+    type: log
+    message: "{{ vars.list }} {{ vars.keep }}"
+"""
+    )
+    driver.start()
+    assert driver.drive_to_end() is S.COMPLETED
+    assert driver.state["variables"] == {"list": [42], "keep": 2}
+    assert driver.run_of("skipped")["state"] == "SKIPPED"
+    assert driver.outstanding == {}

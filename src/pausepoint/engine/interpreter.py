@@ -66,8 +66,10 @@ from pausepoint.flow.model import (
     FailTask,
     LabelsTask,
     PauseTask,
+    SetVariablesTask,
     SleepTask,
     TaskBase,
+    UnsetVariablesTask,
 )
 from pausepoint.flow.templates import render
 
@@ -312,6 +314,18 @@ class _Step(Scheduler):
             self.set_timer(
                 "sleep", self.at + self.duration(task.duration, run), task_run_id=run["id"]
             )
+        elif isinstance(task, SetVariablesTask | UnsetVariablesTask):
+            current = dict(self.state.get("variables", self.index.flow.variables))
+            if isinstance(task, SetVariablesTask):
+                values = render(task.variables, self.variables(run), where=where)
+                for name, value in values.items():
+                    if task.overwrite or name not in current:
+                        current[name] = value
+            else:
+                for name in task.variables:
+                    current.pop(name, None)
+            self.state["variables"] = current
+            self.finish_run(run, T.SUCCESS)
         elif isinstance(task, LabelsTask):
             self.set_labels(run, self.rendered_labels(run, task))
         elif isinstance(task, ExitTask):

@@ -938,7 +938,7 @@ class Scheduler:
                 "labels": state["labels"],
             },
             "labels": state["labels"],
-            "vars": flow.variables,
+            "vars": state.get("variables", flow.variables),
             "trigger": state.get("trigger") or {},
             "context": state["context"],
             "secrets": self.env.secrets,

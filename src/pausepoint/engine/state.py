@@ -262,6 +262,9 @@ class EngineState(TypedDict):
     # The flow's concurrency limit was reached when it was created: what happens then.
     admission: NotRequired[Admission]
     trigger: NotRequired[dict[str, Any]]  # what started it (a schedule's tick, a webhook)
+    variables: NotRequired[
+        dict[str, Any]
+    ]  # flow variables as SetVariables/UnsetVariables left them
     blocks: dict[str, Block]  # by phase
     next_run: int
     pauses: dict[str, PausePoint]
@@ -407,7 +410,9 @@ CONTAINERS = frozenset(
         "dag",
     }
 )
-ENGINE_TYPES = frozenset({"fail", "assert", "exit", "sleep", "labels"})
+ENGINE_TYPES = frozenset(
+    {"fail", "assert", "exit", "sleep", "labels", "set_variables", "unset_variables"}
+)
 """Task types the engine does itself, in the step that starts them (no leaf run)."""
 
 

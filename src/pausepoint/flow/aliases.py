@@ -87,6 +87,8 @@ _EXIT = TaskAlias("exit")
 _ASSERT = TaskAlias("assert")
 _SLEEP = TaskAlias("sleep")
 _LABELS = TaskAlias("labels")
+_SET_VARIABLES = TaskAlias("set_variables")
+_UNSET_VARIABLES = TaskAlias("unset_variables")
 _RESUME = TaskAlias("resume")
 _ALLOW_FAILURE = TaskAlias("allow_failure")
 _WORKING_DIRECTORY = TaskAlias("working_directory")
@@ -124,6 +126,8 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.plugin.core.execution.Assert": _ASSERT,
     "io.kestra.plugin.core.flow.Sleep": _SLEEP,
     "io.kestra.plugin.core.execution.Labels": _LABELS,
+    "io.kestra.plugin.core.execution.SetVariables": _SET_VARIABLES,
+    "io.kestra.plugin.core.execution.UnsetVariables": _UNSET_VARIABLES,
     "io.kestra.core.tasks.executions.Labels": _LABELS,
     "io.kestra.plugin.core.execution.Resume": _RESUME,
     "io.kestra.plugin.core.flow.AllowFailure": _ALLOW_FAILURE,

@@ -97,7 +97,10 @@ class TaskBase(BaseModel):
     )
     disabled: bool = False
     run_if: str | bool | None = Field(
-        default=None, alias="runIf", description="Skip the task unless this renders truthy."
+        default=None,
+        alias="runIf",
+        validation_alias=AliasChoices("runIf", "when"),
+        description="Skip the task unless this renders truthy (Kestra's newer name: when).",
     )
 
     @field_validator("timeout")
@@ -412,6 +415,29 @@ class SleepTask(TaskBase):
         return True
 
 
+class SetVariablesTask(TaskBase):
+    """Set flow variables while the execution runs (``vars.<name>`` reads them next)."""
+
+    type: Literal["set_variables"]
+    variables: dict[str, Any]
+    overwrite: bool = Field(default=True, description="Replace a variable that has a value.")
+
+    @property
+    def runs_in_engine(self) -> bool:
+        return True
+
+
+class UnsetVariablesTask(TaskBase):
+    """Remove flow variables while the execution runs."""
+
+    type: Literal["unset_variables"]
+    variables: list[str]
+
+    @property
+    def runs_in_engine(self) -> bool:
+        return True
+
+
 class LabelsTask(TaskBase):
     """Add or change the execution's labels while it runs (a mapping or key/value pairs)."""
 
@@ -654,6 +680,8 @@ Task = Annotated[
     | ExitTask
     | SleepTask
     | LabelsTask
+    | SetVariablesTask
+    | UnsetVariablesTask
     | ResumeTask
     | AllowFailureTask
     | WorkingDirectoryTask
