@@ -1,0 +1,146 @@
+"""Kestra's own test flows run unchanged to the outcomes Kestra's own tests state.
+
+Each test names the Kestra test it mirrors (kestra-io/kestra,
+core/src/test/java/io/kestra/plugin/core/**). Kestra's KILLED task runs are
+pausepoint's CANCELLED ones; a Kestra SUCCESS execution is COMPLETED here.
+Where Kestra counts task runs of its own making, the tests compare task ids
+and states instead, and say so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pausepoint.models import ExecutionView
+from pausepoint.service.engine import Engine
+
+VALIDS = Path(__file__).resolve().parents[1] / "kestra" / "valids"
+NAMESPACE = "io.kestra.tests"
+TIMEOUT = 30.0
+
+
+async def run(
+    engine: Engine, file_name: str, labels: dict[str, str] | None = None, **inputs: Any
+) -> ExecutionView:
+    record = await engine.put_flow_file(VALIDS / file_name)
+    started = await engine.start_execution(
+        record.namespace, record.flow_id, inputs=inputs, labels=labels
+    )
+    return await engine.wait(started.id, timeout=TIMEOUT)
+
+
+def state_of(view: ExecutionView, task_id: str) -> str:
+    (run,) = [r for r in view.task_runs if r.task_id == task_id]
+    return run.state
+
+
+def run_of(view: ExecutionView, task_id: str) -> Any:
+    (run,) = [r for r in view.task_runs if r.task_id == task_id]
+    return run
+
+
+async def test_exit_ends_the_execution_in_warning(engine: Engine) -> None:
+    """ExitTest#shouldExitTheExecution (exit.yaml)."""
+    view = await run(engine, "exit.yaml")
+    assert view.state == "WARNING"
+    assert len(view.task_runs) == 2
+    assert view.task_runs[0].state == "WARNING"
+
+
+async def test_exit_killed_kills_the_execution(engine: Engine) -> None:
+    """ExitTest#shouldExitAndKillTheExecution (exit-killed.yaml)."""
+    view = await run(engine, "exit-killed.yaml")
+    assert view.state == "TERMINATED"  # Kestra's KILLED
+    assert len(view.task_runs) == 2
+    assert [r.state for r in view.task_runs] == ["CANCELLED", "CANCELLED"]
+
+
+async def test_a_dag_runs_every_task_after_its_dependencies(engine: Engine) -> None:
+    """DagTest#dag (dag.yaml). Kestra counts 7 task runs of its own; here the Dag and its
+    five tasks run, each after what it depends on."""
+    view = await run(engine, "dag.yaml")
+    assert view.state == "COMPLETED", view.error
+    assert {(r.task_id, r.state) for r in view.task_runs} == {
+        ("dag", "SUCCESS"),
+        *((f"task{n}", "SUCCESS") for n in range(1, 6)),
+    }
+    ended = {r.task_id: r.ended_at for r in view.task_runs}
+    started = {r.task_id: r.started_at for r in view.task_runs}
+    for task, needs in {
+        "task2": ["task1"],
+        "task3": ["task2"],
+        "task5": ["task3", "task4"],
+    }.items():
+        assert all(started[task] >= ended[need] for need in needs), task
+
+
+async def test_a_dags_errors_and_finally_run_when_a_task_fails(engine: Engine) -> None:
+    """DagTest#errors (finally-dag.yaml with failed=true)."""
+    view = await run(engine, "finally-dag.yaml", failed=True)
+    assert len(view.task_runs) == 9
+    assert view.state == "FAILED"
+    assert state_of(view, "ko") == "FAILED"
+    for task_id in ("a1", "a2", "e1", "e2"):
+        assert state_of(view, task_id) == "SUCCESS"
+    assert run_of(view, "a2").started_at >= run_of(view, "a1").ended_at
+    assert run_of(view, "e2").started_at >= run_of(view, "e1").ended_at
+
+
+async def test_labels_tasks_set_the_execution_labels(engine: Engine) -> None:
+    """RuntimeLabelsTest#update (labels-update-task.yml). Kestra's system correlation-id
+    label has no counterpart here."""
+    view = await run(
+        engine,
+        "labels-update-task.yml",
+        labels={
+            "keyFromExecution": "valueFromExecution",
+            "overriddenExecutionLabelKey": "executionValueThatWillGetOverridden",
+        },
+        labelsJson='{"keyFromJson": "valueFromJson"}',
+        labelsMapKey="keyFromMap",
+        labelsMapValue="valueFromMap",
+        labelsListKey="keyFromList",
+        labelsListValue="valueFromList",
+    )
+    assert len(view.task_runs) == 4
+    assert view.state == "COMPLETED", view.error
+    overrider = run_of(view, "override-labels")
+    assert view.labels == {
+        "flowLabelKey": "flowLabelValue",
+        "overriddenFlowLabelKey": "io.kestra.tests.labels-update-task",
+        "keyFromJson": "valueFromJson",
+        "keyFromMap": "valueFromMap",
+        "keyFromList": "valueFromList",
+        "keyFromExecution": "valueFromExecution",
+        "overriddenExecutionLabelKey": f"{view.id}/{overrider.id}",
+    }
+
+
+async def test_a_labels_task_without_earlier_labels(engine: Engine) -> None:
+    """RuntimeLabelsTest#noNpeOnNullPreviousExecutionLabels (npe-labels-update-task.yml)."""
+    view = await run(engine, "npe-labels-update-task.yml")
+    assert len(view.task_runs) == 1
+    assert view.state == "COMPLETED", view.error
+    assert view.labels["someLabel"] == f"{view.id}/{view.task_runs[0].id}"
+
+
+async def test_labels_from_numbers_and_booleans(engine: Engine) -> None:
+    """RuntimeLabelsTest#primitiveTypeLabels (primitive-labels-flow.yml)."""
+    view = await run(
+        engine,
+        "primitive-labels-flow.yml",
+        labels={"existingLabel": "someValue"},
+        intLabel=42,
+        boolLabel=True,
+        floatLabel=3.14,
+    )
+    assert len(view.task_runs) == 1
+    assert view.state == "COMPLETED", view.error
+    assert view.labels == {
+        "intValue": "42",
+        "boolValue": "true",
+        "floatValue": "3.14",
+        "taskRunId": f"{view.id}/{view.task_runs[0].id}",
+        "existingLabel": "someValue",
+    }

@@ -1,0 +1,23 @@
+"""Kestra's own test flows, to the outcomes Kestra's tests state, on temporal+postgres."""
+
+from __future__ import annotations
+
+from tests.integration.test_kestra_outcomes import (
+    test_a_dag_runs_every_task_after_its_dependencies,
+    test_a_dags_errors_and_finally_run_when_a_task_fails,
+    test_a_labels_task_without_earlier_labels,
+    test_exit_ends_the_execution_in_warning,
+    test_exit_killed_kills_the_execution,
+    test_labels_from_numbers_and_booleans,
+    test_labels_tasks_set_the_execution_labels,
+)
+
+__all__ = [
+    "test_a_dag_runs_every_task_after_its_dependencies",
+    "test_a_dags_errors_and_finally_run_when_a_task_fails",
+    "test_a_labels_task_without_earlier_labels",
+    "test_exit_ends_the_execution_in_warning",
+    "test_exit_killed_kills_the_execution",
+    "test_labels_from_numbers_and_booleans",
+    "test_labels_tasks_set_the_execution_labels",
+]
