@@ -65,8 +65,8 @@ async def test_a_dag_runs_every_task_after_its_dependencies(engine: Engine) -> N
         ("dag", "SUCCESS"),
         *((f"task{n}", "SUCCESS") for n in range(1, 6)),
     }
-    ended = {r.task_id: r.ended_at for r in view.task_runs}
-    started = {r.task_id: r.started_at for r in view.task_runs}
+    ended = {r.task_id: r.ended_at or "" for r in view.task_runs}
+    started = {r.task_id: r.started_at or "" for r in view.task_runs}
     for task, needs in {
         "task2": ["task1"],
         "task3": ["task2"],
