@@ -144,3 +144,32 @@ async def test_labels_from_numbers_and_booleans(engine: Engine) -> None:
         "taskRunId": f"{view.id}/{view.task_runs[0].id}",
         "existingLabel": "someValue",
     }
+
+
+async def test_fail_on_a_switch_case(engine: Engine) -> None:
+    """FailTest#failOnSwitch (fail-on-switch.yaml, param=fail): no case matches and
+    there are no defaults, so the switch fails."""
+    view = await run(engine, "fail-on-switch.yaml", param="fail")
+    assert len(view.task_runs) == 1
+    assert state_of(view, "switch") == "FAILED"
+    assert view.state == "FAILED"
+
+
+async def test_fail_on_a_condition(engine: Engine) -> None:
+    """FailTest#failOnCondition and #dontFailOnCondition (fail-on-condition.yaml)."""
+    failed = await run(engine, "fail-on-condition.yaml", param="fail")
+    assert len(failed.task_runs) == 2
+    assert state_of(failed, "fail") == "FAILED"
+    assert failed.state == "FAILED"
+    passed = await run(engine, "fail-on-condition.yaml", param="success")
+    assert len(passed.task_runs) == 3
+    assert state_of(passed, "fail") == "SUCCESS"
+    assert passed.state == "COMPLETED"
+
+
+async def test_an_assertion_that_does_not_hold_fails_the_execution(engine: Engine) -> None:
+    """AssertTest#dontFailOnCondition (assert.yaml)."""
+    view = await run(engine, "assert.yaml")
+    assert len(view.task_runs) == 2
+    assert view.state == "FAILED"
+    assert "1 assertion failed" in (run_of(view, "fail").error or "")

@@ -6,8 +6,11 @@ from tests.integration.test_kestra_outcomes import (
     test_a_dag_runs_every_task_after_its_dependencies,
     test_a_dags_errors_and_finally_run_when_a_task_fails,
     test_a_labels_task_without_earlier_labels,
+    test_an_assertion_that_does_not_hold_fails_the_execution,
     test_exit_ends_the_execution_in_warning,
     test_exit_killed_kills_the_execution,
+    test_fail_on_a_condition,
+    test_fail_on_a_switch_case,
     test_labels_from_numbers_and_booleans,
     test_labels_tasks_set_the_execution_labels,
 )
@@ -16,8 +19,11 @@ __all__ = [
     "test_a_dag_runs_every_task_after_its_dependencies",
     "test_a_dags_errors_and_finally_run_when_a_task_fails",
     "test_a_labels_task_without_earlier_labels",
+    "test_an_assertion_that_does_not_hold_fails_the_execution",
     "test_exit_ends_the_execution_in_warning",
     "test_exit_killed_kills_the_execution",
+    "test_fail_on_a_condition",
+    "test_fail_on_a_switch_case",
     "test_labels_from_numbers_and_booleans",
     "test_labels_tasks_set_the_execution_labels",
 ]

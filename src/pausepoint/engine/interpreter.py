@@ -306,7 +306,8 @@ class _Step(Scheduler):
                 if not truthy(render(condition, variables, where=f"{where} conditions[{position}]"))
             ]
             if failed:
-                message = task.error_message or f"assertion failed: {'; '.join(failed)}"
+                count = f"{len(failed)} assertion{'s' if len(failed) > 1 else ''} failed"
+                message = task.error_message or f"{count}: {'; '.join(failed)}"
                 self.fail_leaf(run, str(render(message, variables, where=where)))
             else:
                 self.finish_run(run, T.SUCCESS)

@@ -597,6 +597,10 @@ class Scheduler:
         elif isinstance(task, SwitchTask):
             value = render(task.value, self.variables(run), where=f"task '{task.id}'")
             key = switch_key(value)
+            if key not in task.cases and not task.defaults:
+                raise TemplateError(
+                    f"task '{task.id}': no case matches {key!r} and there are no defaults"
+                )
             list_path = f"{path}.cases.{key}" if key in task.cases else f"{path}.defaults"
             run["branch"] = key if key in task.cases else "defaults"
             block = new_block(list_path, len(self.index.task_list(list_path)))
