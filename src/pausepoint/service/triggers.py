@@ -202,10 +202,14 @@ class TriggerLoop:
         if cursor is None:
             await store.set_scheduler_cursor(SCHEDULER, self.owner, now)
             return 0  # the first pass ever: history does not fire anything
+        listeners = await store.flow_trigger_rows()
+        if not listeners:
+            # Nothing listens: history stays history for a Flow trigger added later.
+            await store.set_scheduler_cursor(SCHEDULER, self.owner, now)
+            return 0
         ended = await store.ended_since(cursor - LOOKBACK_SECONDS)
         if not ended:
             return 0
-        listeners = await store.flow_trigger_rows()
         started = 0
         for row in ended:
             for record in listeners:
