@@ -89,3 +89,55 @@ async def test_exit_killed_kills_the_execution_and_its_runs(engine: Engine) -> N
     assert view.state == "TERMINATED", view.error
     assert task_ids(view) == ["if", "exit"]
     assert [run.state for run in view.task_runs] == ["KILLED", "KILLED"]
+
+
+async def test_sleep_then_the_next_task_succeeds(engine: Engine) -> None:
+    """Mirrors SleepTest#sleepTaskTest: execution SUCCESS.
+
+    The flow sleeps PT10S, unchanged, so this waits longer than the others.
+    """
+    record = await engine.put_flow_file(VALIDS / "sleep-task-flow.yaml")
+    execution = await engine.start_execution(NAMESPACE, record.flow_id)
+    view = await engine.wait(execution.id, timeout=TIMEOUT + 30.0)
+
+    assert view.state == "COMPLETED", view.error
+
+
+async def test_dag_runs_every_task_and_succeeds(engine: Engine) -> None:
+    """Mirrors DagTest#dag: execution SUCCESS with seven task runs.
+
+    Kestra's count of seven includes its own bookkeeping runs; this asserts the
+    tasks instead: the Dag and each of its five tasks ran once and succeeded.
+    """
+    view = await run(engine, "dag.yaml")
+
+    assert view.state == "COMPLETED", view.error
+    assert sorted(task_ids(view)) == ["dag", "task1", "task2", "task3", "task4", "task5"]
+    assert {run.state for run in view.task_runs} == {"SUCCESS"}
+
+
+async def test_waitfor_loops_until_the_condition_is_false(engine: Engine) -> None:
+    """Mirrors WaitForCaseTest#waitfor: execution SUCCESS; the first task run has outputs.
+
+    Kestra's first task run is the WaitFor's own, whose outputs (its iteration
+    count) are not null.
+    """
+    view = await run(engine, "waitfor.yaml")
+
+    assert view.state == "COMPLETED", view.error
+    assert view.task_runs[0].task_id == "waitfor"
+    assert view.task_runs[0].outputs
+
+
+async def test_waitfor_fails_when_max_iterations_is_reached(engine: Engine) -> None:
+    """Mirrors WaitForCaseTest#waitforMaxIterations: execution FAILED (failOnMaxReached)."""
+    view = await run(engine, "waitfor-max-iterations.yaml")
+
+    assert view.state == "FAILED", view.error
+
+
+async def test_waitfor_without_failing_on_max_succeeds(engine: Engine) -> None:
+    """Mirrors WaitForCaseTest#waitforNoSuccess: execution SUCCESS."""
+    view = await run(engine, "waitfor-no-success.yaml")
+
+    assert view.state == "COMPLETED", view.error
