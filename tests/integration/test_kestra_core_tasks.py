@@ -18,6 +18,7 @@ from pausepoint.service.engine import Engine
 VALIDS = Path(__file__).resolve().parents[1] / "kestra" / "valids"
 NAMESPACE = "io.kestra.tests"
 TIMEOUT = 30.0
+CORRELATION_ID = "system.correlationId"
 
 
 async def run(engine: Engine, file_name: str, **inputs: object) -> ExecutionView:
@@ -141,3 +142,18 @@ async def test_waitfor_without_failing_on_max_succeeds(engine: Engine) -> None:
     view = await run(engine, "waitfor-no-success.yaml")
 
     assert view.state == "COMPLETED", view.error
+
+
+async def test_labels_task_keeps_the_last_value_of_a_repeated_key(engine: Engine) -> None:
+    """Mirrors RuntimeLabelsTest#updateGetsDeduplicated: two task runs, execution SUCCESS,
+    labels exactly the correlation id, fromStringKey=value2 and fromListKey=value2.
+
+    Kestra's correlation id label is its own system label; pausepoint is not asked
+    to add it, so it is left out of the comparison when present.
+    """
+    view = await run(engine, "labels-update-task-deduplicate.yml")
+
+    assert view.state == "COMPLETED", view.error
+    assert task_ids(view) == ["from-string", "from-list"]
+    labels = {key: value for key, value in view.labels.items() if key != CORRELATION_ID}
+    assert labels == {"fromStringKey": "value2", "fromListKey": "value2"}
