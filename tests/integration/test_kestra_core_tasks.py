@@ -157,3 +157,28 @@ async def test_labels_task_keeps_the_last_value_of_a_repeated_key(engine: Engine
     assert task_ids(view) == ["from-string", "from-list"]
     labels = {key: value for key, value in view.labels.items() if key != CORRELATION_ID}
     assert labels == {"fromStringKey": "value2", "fromListKey": "value2"}
+
+
+async def test_waitfor_fails_when_max_duration_is_reached(engine: Engine) -> None:
+    """Mirrors WaitForCaseTest#waitforMaxDuration: execution FAILED (PT5S, failOnMaxReached).
+
+    The condition never turns false, so this waits out the flow's five seconds.
+    """
+    view = await run(engine, "waitfor-max-duration.yaml")
+
+    assert view.state == "FAILED", view.error
+
+
+async def test_waitfor_with_several_tasks_ends_on_the_fourth_count(engine: Engine) -> None:
+    """Mirrors WaitForCaseTest#waitforMultipleTasks: execution SUCCESS; the last task run's
+    outputs.values.count is "4".
+
+    Kestra's last task run is the last iteration's 'output_values'; this picks that
+    task's last run by id rather than relying on the order of the whole list.
+    """
+    view = await run(engine, "waitfor-multiple-tasks.yaml")
+
+    assert view.state == "COMPLETED", view.error
+    last = [run for run in view.task_runs if run.task_id == "output_values"][-1]
+    assert last.outputs is not None
+    assert last.outputs["values"]["count"] == "4"

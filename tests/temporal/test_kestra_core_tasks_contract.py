@@ -16,8 +16,10 @@ from tests.integration.test_kestra_core_tasks import (
     test_fail_on_switch_fails_the_switch_without_a_matching_case,
     test_labels_task_keeps_the_last_value_of_a_repeated_key,
     test_sleep_then_the_next_task_succeeds,
+    test_waitfor_fails_when_max_duration_is_reached,
     test_waitfor_fails_when_max_iterations_is_reached,
     test_waitfor_loops_until_the_condition_is_false,
+    test_waitfor_with_several_tasks_ends_on_the_fourth_count,
     test_waitfor_without_failing_on_max_succeeds,
 )
 from tests.temporal.conftest import temporal_settings
@@ -31,8 +33,10 @@ __all__ = [
     "test_fail_on_switch_fails_the_switch_without_a_matching_case",
     "test_labels_task_keeps_the_last_value_of_a_repeated_key",
     "test_sleep_then_the_next_task_succeeds",
+    "test_waitfor_fails_when_max_duration_is_reached",
     "test_waitfor_fails_when_max_iterations_is_reached",
     "test_waitfor_loops_until_the_condition_is_false",
+    "test_waitfor_with_several_tasks_ends_on_the_fourth_count",
     "test_waitfor_without_failing_on_max_succeeds",
 ]
 
