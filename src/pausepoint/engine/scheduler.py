@@ -59,6 +59,7 @@ from pausepoint.flow.model import (
     FlowableBase,
     ForEachTask,
     IfTask,
+    OutputValuesTask,
     ParallelTask,
     PauseTask,
     SwitchTask,
@@ -528,8 +529,14 @@ class Scheduler:
             path = run["path"]
             # Without templates, rendering only copies the spec: no variables to build.
             variables = self.variables(run) if self.index.leaf_spec_has_templates(path) else {}
-            spec = render(self.index.leaf_spec(path), variables, where=f"task '{task.id}'")
-            spec = dict(spec)
+            spec = dict(
+                render(
+                    self.index.leaf_spec(path),
+                    variables,
+                    where=f"task '{task.id}'",
+                    as_string=isinstance(task, OutputValuesTask) and task.as_text,
+                )
+            )
             if run["type"] == "shell":
                 self.share_directory(run, spec)
         except TemplateError as error:

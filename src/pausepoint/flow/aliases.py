@@ -69,6 +69,8 @@ _LOG = TaskAlias("log")
 _ECHO = TaskAlias("log", renames={"format": "message"})
 _RETURN = TaskAlias("return")
 _OUTPUTS = TaskAlias("outputs")
+# Kestra's OutputValues renders its values to text: '{{ 1 + 1 }}' is "2", not 2.
+_KESTRA_OUTPUTS = TaskAlias("outputs", defaults={"asText": True})
 _SEQUENTIAL = TaskAlias("sequential")
 _PARALLEL = TaskAlias("parallel", renames={"concurrent": "concurrency"})
 _IF = TaskAlias("if")
@@ -104,8 +106,8 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.core.tasks.debugs.Echo": _ECHO,
     "io.kestra.plugin.core.debug.Return": _RETURN,
     "io.kestra.core.tasks.debugs.Return": _RETURN,
-    "io.kestra.plugin.core.output.OutputValues": _OUTPUTS,
-    "io.kestra.core.tasks.outputs.OutputValues": _OUTPUTS,
+    "io.kestra.plugin.core.output.OutputValues": _KESTRA_OUTPUTS,
+    "io.kestra.core.tasks.outputs.OutputValues": _KESTRA_OUTPUTS,
     "io.kestra.plugin.core.flow.Sequential": _SEQUENTIAL,
     "io.kestra.core.tasks.flows.Sequential": _SEQUENTIAL,
     "io.kestra.plugin.core.flow.Parallel": _PARALLEL,

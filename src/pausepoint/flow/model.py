@@ -160,6 +160,11 @@ class ReturnTask(TaskBase):
 class OutputValuesTask(TaskBase):
     type: Literal["outputs"]
     values: dict[str, Any] = Field(default_factory=dict)
+    as_text: bool = Field(
+        default=False,
+        alias="asText",
+        description="Templates render to text, as Kestra's OutputValues does (its type sets it).",
+    )
 
 
 class PythonTask(TaskBase):

@@ -295,12 +295,26 @@ def _native(value: Any) -> Any:
     return value
 
 
-def _render_string(text: str, variables: Mapping[str, Any], where: str) -> Any:
+def as_text(value: Any) -> str:
+    """A value as Kestra's templates print it: JSON for collections and booleans."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool | dict | list):
+        return _to_json(value)
+    return str(value)
+
+
+def _render_string(
+    text: str, variables: Mapping[str, Any], where: str, *, as_string: bool = False
+) -> Any:
     token = _current_variables.set(variables)
     try:
         expression = _single_expression(text)
         if expression is not None:
-            return _native(_compile_expression(expression)(variables))
+            value = _native(_compile_expression(expression)(variables))
+            return as_text(value) if as_string else value
         return _compile_template(text).render(variables)
     except Exception as exc:  # every failure becomes a TemplateError naming the template
         _fail(where, text, exc)
@@ -308,21 +322,27 @@ def _render_string(text: str, variables: Mapping[str, Any], where: str) -> Any:
         _current_variables.reset(token)
 
 
-def render(value: Any, variables: Mapping[str, Any], *, where: str) -> Any:
+def render(value: Any, variables: Mapping[str, Any], *, where: str, as_string: bool = False) -> Any:
     """Render every string in ``value`` (recursing into dicts and lists).
 
     Strings without ``{{``/``{%`` come back unchanged. A string that is
     exactly one ``{{ expr }}`` (whitespace around it allowed) returns the
-    expression's native value; other templates return a string. Dict keys are
-    not rendered. Raises :class:`TemplateError` naming ``where`` (e.g.
-    ``task 'log'``) and the template.
+    expression's native value — or, with ``as_string``, its text as Kestra
+    prints it; other templates return a string. Dict keys are not rendered.
+    Raises :class:`TemplateError` naming ``where`` (e.g. ``task 'log'``) and
+    the template.
     """
     if isinstance(value, str):
-        return _render_string(value, variables, where) if _is_template(value) else value
+        if not _is_template(value):
+            return value
+        return _render_string(value, variables, where, as_string=as_string)
     if isinstance(value, Mapping):
-        return {key: render(item, variables, where=where) for key, item in value.items()}
+        return {
+            key: render(item, variables, where=where, as_string=as_string)
+            for key, item in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [render(item, variables, where=where) for item in value]
+        return [render(item, variables, where=where, as_string=as_string) for item in value]
     return value
 
 
