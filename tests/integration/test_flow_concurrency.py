@@ -5,6 +5,7 @@ the slots), no mocks.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -132,3 +133,19 @@ async def test_queued_executions_survive_a_restart(db_path: Path) -> None:
         assert await state_of(engine, second.id) == "QUEUED"
         await engine.resume(first.id)
         await engine.wait(second.id, until=paused, timeout=TIMEOUT)
+
+
+async def test_two_servers_starting_at_once_never_exceed_the_limit(db_path: Path) -> None:
+    """Each server decides under the same lease in the database, not only its own lock."""
+    settings = fast_settings(db_path)
+    async with Engine(settings, serve=True) as first, Engine(settings, serve=True) as second:
+        await first.put_flow(flow("QUEUE"))
+        started = await asyncio.gather(
+            *(engine.start_execution(NAMESPACE, "limited") for engine in [first, second] * 4)
+        )
+
+        async def settled() -> bool:
+            states = [await state_of(first, view.id) for view in started]
+            return states.count("PAUSED") == 1 and states.count("QUEUED") == 7
+
+        await assert_eventually(settled, timeout=TIMEOUT, what="one running, seven queued")

@@ -9,8 +9,8 @@ sent through the control plane as ``system:concurrency``: durable before it is
 acknowledged, applied once (its idempotency key names the execution), and in
 the audit trail like any other command.
 
-Deciding is serialised per flow within a process; two servers deciding for the
-same flow at the same instant could each give away the last slot.
+Deciding is serialised per flow across processes (``concurrency_lock``: a
+short lease in the database), so two servers never give away the same slot.
 """
 
 from __future__ import annotations

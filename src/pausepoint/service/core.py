@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,10 @@ class _Caches:
     plane: ControlPlane | None = None
     # (org, namespace, flow) -> held while deciding whether an execution gets a slot
     concurrency_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
+    # This process, as the owner of the short leases it takes in the database.
+    owner: str = field(
+        default_factory=lambda: f"{secrets.token_hex(4)}:{os.getpid()}:{socket.gethostname()}"[:64]
+    )
 
 
 class EngineCore:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,9 @@ from pausepoint.service.views import first_failure, masker_for, shown_run, task_
 from pausepoint.store.records import (
     ExecutionRecord,
 )
+
+CONCURRENCY_LEASE_SECONDS = 30.0
+CONCURRENCY_LEASE_POLL = 0.02
 
 
 @dataclass(frozen=True)
@@ -88,10 +93,33 @@ class ExecutionsLayer(FlowsLayer):
                 admission = {"behavior": flow.concurrency.behavior, "reason": reason}
             return await self._create_execution(index, revision, start, admission)
 
-    def concurrency_lock(self, namespace: str, flow_id: str) -> asyncio.Lock:
-        """Held while this process decides who gets a slot of a flow's concurrency limit."""
+    @contextlib.asynccontextmanager
+    async def concurrency_lock(self, namespace: str, flow_id: str) -> AsyncIterator[None]:
+        """Held while deciding who gets a slot of a flow's concurrency limit, across processes.
+
+        An in-process lock, then a short lease in the database that every
+        server deciding for the same flow takes: two servers never count the
+        same free slot. A lease left by a dead process runs out in
+        ``CONCURRENCY_LEASE_SECONDS``.
+        """
         key = (self.org_id, namespace, flow_id)
-        return self._shared.concurrency_locks.setdefault(key, asyncio.Lock())
+        digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:40]
+        name = f"concurrency:{digest}"
+        async with self._shared.concurrency_locks.setdefault(key, asyncio.Lock()):
+            deadline = self.clock() + self.settings.command_wait_timeout
+            while not await self.store.take_scheduler_lease(
+                name, self._shared.owner, CONCURRENCY_LEASE_SECONDS, self.clock()
+            ):
+                if self.clock() > deadline:
+                    raise Conflict(
+                        f"flow {namespace}.{flow_id}: another server is deciding its concurrency "
+                        "slots; try again"
+                    )
+                await asyncio.sleep(CONCURRENCY_LEASE_POLL)
+            try:
+                yield
+            finally:
+                await self.store.release_scheduler_lease(name, self._shared.owner)
 
     async def _create_execution(
         self, index: FlowIndex, revision: int, start: _Start, admission: Admission | None

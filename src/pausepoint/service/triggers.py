@@ -95,7 +95,7 @@ class TriggerLoop:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = f"{secrets.token_hex(4)}:{os.getpid()}:{socket.gethostname()}"[:64]
         self._fired: OrderedDict[str, None] = OrderedDict()  # flow-trigger keys fired here
 
     # -- the loop -------------------------------------------------------------------
