@@ -60,12 +60,13 @@ class TaskRunView(PublicModel):
 
 
 class PausePointView(PublicModel):
-    """An open pause point: a manual pause, a Pause task, an agent tool call to approve, or
+    """An open pause point: a manual pause, a Pause task, an agent tool call to approve,
     (``queue``) a wait for a free slot of the flow's concurrency limit, which only the
-    server releases."""
+    server releases, or (``subflow``) a subflow task waiting for its child execution's
+    end, which only that end answers."""
 
     id: str
-    kind: Literal["manual", "task", "approval", "queue"]
+    kind: Literal["manual", "task", "approval", "queue", "subflow"]
     task_id: str | None = None
     task_run_id: str | None = None
     opened_at: str
@@ -74,6 +75,23 @@ class PausePointView(PublicModel):
     by: str | None = None
     on_resume_schema: dict[str, Any] | None = Field(
         default=None, description="JSON Schema of the inputs a resume of this pause takes."
+    )
+    child_execution_id: str | None = Field(
+        default=None, description="subflow: the child execution waited for."
+    )
+
+
+class ChildView(PublicModel):
+    """An execution a subflow task of this one started."""
+
+    id: str
+    namespace: str
+    flow_id: str
+    state: str
+    task_run_id: str = Field(description="The task run of the parent that started it.")
+    waits: bool = Field(description="The parent's task waits for its end (control cascades).")
+    cascade_error: str | None = Field(
+        default=None, description="The last command a cascade could not send it."
     )
 
 
@@ -129,6 +147,14 @@ class ExecutionView(PublicModel):
     context: list[ContextMessage] = Field(default_factory=list)
     outputs: dict[str, Any] | None = None
     error: str | None = None
+    parent_id: str | None = Field(
+        default=None, description="The execution whose subflow task started this one."
+    )
+    parent_task_run_id: str | None = None
+    root_id: str | None = Field(default=None, description="The top of its tree (itself if none).")
+    children: list[ChildView] = Field(
+        default_factory=list, description="The executions its subflow tasks started."
+    )
 
     @property
     def is_terminal(self) -> bool:

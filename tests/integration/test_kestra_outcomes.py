@@ -173,3 +173,73 @@ async def test_an_assertion_that_does_not_hold_fails_the_execution(engine: Engin
     assert len(view.task_runs) == 2
     assert view.state == "FAILED"
     assert "1 assertion failed" in (run_of(view, "fail").error or "")
+
+
+# -- subflows ---------------------------------------------------------------------------
+
+
+async def _child(engine: Engine, parent: ExecutionView, task_id: str) -> ExecutionView:
+    child_id = run_of(parent, task_id).outputs["executionId"]
+    return await engine.wait(child_id, timeout=TIMEOUT)
+
+
+async def test_a_subflow_waits_for_its_child_and_succeeds_with_it(engine: Engine) -> None:
+    """FlowCaseTest#waitSuccess (task-flow.yaml calling switch.yaml with "OK"). The child
+    inherits the parent's labels; its own flow's labels win over inherited ones."""
+    await engine.put_flow_file(VALIDS / "switch.yaml")
+    view = await run(engine, "task-flow.yaml", {"mainFlowExecutionLabel": "execFoo"}, string="OK")
+    assert view.state == "COMPLETED", view.error
+    assert len(view.task_runs) == 1
+    child = await _child(engine, view, "launch")
+    assert run_of(view, "launch").outputs["state"] == child.state == "COMPLETED"
+    assert [(r.task_id, r.state) for r in child.task_runs] == [
+        ("parent-seq", "SUCCESS"),
+        ("default", "SUCCESS"),
+    ]
+    assert run_of(child, "default").outputs["value"].startswith("default > amazing")
+    assert child.parent_id == view.id
+    for key, value in {
+        "mainFlowExecutionLabel": "execFoo",
+        "mainFlowLabel": "flowFoo",
+        "launchTaskLabel": "launchFoo",
+        "switchFlowLabel": "switchFoo",
+        "overriding": "child",
+    }.items():
+        assert child.labels[key] == value, key
+
+
+async def test_a_failed_subflow_fails_its_parent(engine: Engine) -> None:
+    """FlowCaseTest#waitFailed (task-flow.yaml calling switch.yaml with "THIRD"): both
+    FAILED, the child with its four task runs and its error handler's output."""
+    await engine.put_flow_file(VALIDS / "switch.yaml")
+    view = await run(engine, "task-flow.yaml", string="THIRD")
+    assert view.state == "FAILED"
+    assert [(r.task_id, r.state) for r in view.task_runs] == [("launch", "FAILED")]
+    child = await _child(engine, view, "launch")
+    assert child.state == "FAILED"
+    assert len(child.task_runs) == 4
+    assert run_of(child, "error-t1").outputs["value"] == "Error Trigger ! error-t1"
+
+
+async def test_allow_failure_on_a_failed_subflow_ends_in_warning(engine: Engine) -> None:
+    """TaskWithAllowFailureTest#executableTask_Flow (task-allow-failure-executable-flow.yml
+    with for-each-item-subflow-failed.yaml): WARNING, two task runs."""
+    await engine.put_flow_file(VALIDS / "for-each-item-subflow-failed.yaml")
+    view = await run(engine, "task-allow-failure-executable-flow.yml")
+    assert view.state == "WARNING", view.error
+    assert [(r.task_id, r.state) for r in view.task_runs] == [
+        ("fail", "WARNING"),
+        ("log", "SUCCESS"),
+    ]
+
+
+async def test_allow_warning_on_a_failed_subflow_ends_in_success(engine: Engine) -> None:
+    """TaskWithAllowWarningTest#executableTask_Flow (task-allow-warning-executable-flow.yml
+    with for-each-item-subflow-failed.yaml): SUCCESS, two task runs."""
+    await engine.put_flow_file(VALIDS / "for-each-item-subflow-failed.yaml")
+    view = await run(engine, "task-allow-warning-executable-flow.yml")
+    assert view.state == "COMPLETED", view.error
+    assert [(r.task_id, r.state) for r in view.task_runs] == [
+        ("fail", "SUCCESS"),
+        ("log", "SUCCESS"),
+    ]

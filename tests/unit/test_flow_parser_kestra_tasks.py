@@ -46,6 +46,7 @@ tasks:
     type: io.kestra.plugin.core.flow.Subflow
     namespace: n
     flowId: other
+    wait: sometimes
   - id: each
     type: io.kestra.plugin.core.flow.ForEachItem
   - id: approve
@@ -54,13 +55,12 @@ tasks:
     type: io.kestra.plugin.jdbc.postgresql.Query
 """
     ) == [
-        "flow.yaml:5 tasks[0].type: io.kestra.plugin.core.flow.Subflow is not supported yet "
+        "flow.yaml:8 tasks[0].wait: expected a boolean, got 'sometimes'",
+        "flow.yaml:10 tasks[1].type: io.kestra.plugin.core.flow.ForEachItem is not supported yet "
         "(it comes with subflows)",
-        "flow.yaml:9 tasks[1].type: io.kestra.plugin.core.flow.ForEachItem is not supported yet "
-        "(it comes with subflows)",
-        "flow.yaml:11 tasks[2].type: io.kestra.plugin.core.flow.Approval is not supported yet "
+        "flow.yaml:12 tasks[2].type: io.kestra.plugin.core.flow.Approval is not supported yet "
         "(it comes with approvals)",
-        "flow.yaml:13 tasks[3].type: unknown task type 'io.kestra.plugin.jdbc.postgresql.Query'; "
+        "flow.yaml:14 tasks[3].type: unknown task type 'io.kestra.plugin.jdbc.postgresql.Query'; "
         "known types: " + problems_known_types(),
     ]
 

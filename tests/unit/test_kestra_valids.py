@@ -18,7 +18,7 @@ VALIDS = Path(__file__).resolve().parents[1] / "kestra" / "valids"
 
 # Kestra's own test suite's plugins: they exist only inside Kestra's test JVM.
 TEST_PLUGIN = "unknown task type 'io.kestra.core."
-SUBFLOWS = "is not supported yet (it comes with subflows)"
+FOR_EACH_ITEM = "is not supported yet (it comes with subflows)"
 APPROVALS = "is not supported yet (it comes with approvals)"
 AFTER_EXECUTION = "Kestra's afterExecution (tasks run after the execution ended) is not supported"
 NEW_EXECUTION_RETRY = "retry.behavior"
@@ -55,13 +55,8 @@ REFUSED: dict[str, str] = {
             "approval-parallel.yaml",
         )
     },
-    "flow-concurrency-subflow.yml": SUBFLOWS,
-    "task-allow-failure-executable-flow.yml": SUBFLOWS,
-    "task-allow-failure-executable-foreachitem.yml": SUBFLOWS,
-    "task-allow-warning-executable-flow.yml": SUBFLOWS,
-    "task-allow-warning-executable-foreachitem.yml": SUBFLOWS,
-    "task-runif.yml": SUBFLOWS,
-    "task-when.yml": SUBFLOWS,
+    "task-allow-failure-executable-foreachitem.yml": FOR_EACH_ITEM,
+    "task-allow-warning-executable-foreachitem.yml": FOR_EACH_ITEM,
     "retry-failed-flow-attempts.yml": NEW_EXECUTION_RETRY,
     "retry-new-execution-flow-attempts.yml": NEW_EXECUTION_RETRY,
     "retry-new-execution-flow-duration.yml": NEW_EXECUTION_RETRY,

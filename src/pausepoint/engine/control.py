@@ -114,13 +114,27 @@ def _admit_resume(view: ControlView, command: Command, index: FlowIndex, subject
     pause_id = command.payload.get("pause_id")
     inputs = command.payload.get("inputs") or {}
     release = bool(command.payload.get("release"))
+    child = command.payload.get("child")
     if not view.pauses:
         raise Conflict(f"cannot resume {subject}: it is {view.status.value}, not paused")
-    # A concurrency slot is the control plane's to give (a release); people resume the rest.
-    pauses = {key: p for key, p in view.pauses.items() if (p.kind == "queue") == release}
+    # A concurrency slot is the control plane's to give (a release), and so is a child's
+    # end (it answers its subflow task's wait); people resume the rest.
+    system_kind = "queue" if release else "subflow" if child is not None else None
+    pauses = {
+        key: p
+        for key, p in view.pauses.items()
+        if p.kind == system_kind or (system_kind is None and p.kind not in ("queue", "subflow"))
+    }
     if not pauses:
         if release:
             raise Conflict(f"cannot release {subject}: it is not waiting for a concurrency slot")
+        if child is not None:
+            raise Conflict(f"{subject} is not waiting for a subflow execution")
+        if any(p.kind == "subflow" for p in view.pauses.values()):
+            raise Conflict(
+                f"cannot resume {subject}: it is not paused, it waits for its subflow "
+                "executions to end (resume those, or pause and resume this one)"
+            )
         raise Conflict(
             f"{subject} waits for a free slot of its flow's concurrency limit; "
             "it starts by itself when one frees up (cancel it to drop it)"
@@ -163,6 +177,8 @@ def _admit_resume(view: ControlView, command: Command, index: FlowIndex, subject
     payload: dict[str, Any] = {"pause_id": pause.id, "inputs": values}
     if release:
         payload["release"] = True
+    if child is not None:
+        payload["child"] = child
     return replace(command, payload=payload)
 
 

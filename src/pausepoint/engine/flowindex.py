@@ -68,7 +68,7 @@ class FlowIndex:
                 for key, value in task.model_dump(
                     mode="json", by_alias=True, exclude_none=True
                 ).items()
-                if key not in ENGINE_PROPERTIES
+                if key not in ENGINE_PROPERTIES and key not in task.ENGINE_ONLY
             }
             self._specs[path] = spec
         return spec

@@ -68,6 +68,7 @@ from pausepoint.flow.model import (
     PauseTask,
     SetVariablesTask,
     SleepTask,
+    SubflowTask,
     TaskBase,
     UnsetVariablesTask,
 )
@@ -205,8 +206,12 @@ class _Step(Scheduler):
         if run.get("timing_out"):
             self.fail_leaf(run, self.timeout_message(run), logs=event.logs)
             return
+        task = self.index.task(run["path"])
+        if isinstance(task, SubflowTask) and task.wait:
+            self.wait_for_child(run, task, event)
+            return
         # finish_run masks what the task reports before anything records it.
-        policy = self.index.task(run["path"]).retry
+        policy = task.retry
         retried = run["attempt"] > 1 and policy is not None and policy.warning_on_retry
         self.finish_run(
             run, T.WARNING if retried else T.SUCCESS, outputs=event.outputs, logs=event.logs
@@ -231,6 +236,94 @@ class _Step(Scheduler):
             self.finish_run(run, T.CANCELLED)
         else:
             self.fail_leaf(run, "the task was cancelled")
+
+    # -- subflows ----------------------------------------------------------------
+
+    def wait_for_child(self, run: TaskRun, task: SubflowTask, event: TaskSucceeded) -> None:
+        """The child execution started: wait for its end on a ``subflow`` pause point.
+
+        The run stays RUNNING and the execution too: the child's end comes back
+        as a resume of this pause point sent by the control plane (see
+        ``service/subflows.py``).
+        """
+        child = str(event.outputs["executionId"])
+        pause_id = f"s-{run['id']}"
+        self.state["pauses"][pause_id] = {
+            "kind": "subflow",
+            "task_path": run["path"],
+            "task_id": run["task_id"],
+            "task_run_id": run["id"],
+            "opened_at": self.at,
+            "child": child,
+        }
+        run["outputs"] = {"executionId": child}
+        index_output(self.state["outputs"], run)
+        self.touch(run)
+        if task.timeout:
+            began = run["started_at"] if run["started_at"] is not None else self.at
+            deadline = began + self.duration(task.timeout, run)
+            self.set_timer("pause_timeout", deadline, pause_id=pause_id)
+        self.emit(
+            "subflow.started",
+            task_run_id=run["id"],
+            task_id=run["task_id"],
+            pause_id=pause_id,
+            execution_id=child,
+            logs=self.mask(event.logs),
+        )
+
+    def end_child_wait(self, pause_id: str, pause: PausePoint, child: dict[str, Any]) -> None:
+        """The child ended: its subflow task ends accordingly (Kestra's ``transmitFailed``).
+
+        ``child`` is ``{id, state, outputs}`` (``error`` when its outputs could
+        not be read). A child that failed, was cancelled, terminated or timed out
+        fails the task with ``transmitFailed``: the parent never goes on as if
+        it had succeeded.
+        """
+        self.close_pause(pause_id)
+        run = self.runs[pause["task_run_id"]]
+        task = self.index.task(run["path"])
+        assert isinstance(task, SubflowTask)
+        ended = str(child["state"])
+        outputs = {
+            "executionId": child["id"],
+            "state": ended,
+            "outputs": child.get("outputs") or {},
+        }
+        self.emit(
+            "subflow.ended",
+            task_run_id=run["id"],
+            task_id=run["task_id"],
+            pause_id=pause_id,
+            execution_id=child["id"],
+            state=ended,
+        )
+        where = f"subflow execution {child['id']} of {task.namespace}.{task.flow_id}"
+        if child.get("error"):
+            self.finish_run(run, T.FAILED, error=f"{where}: {child['error']}", outputs=outputs)
+        elif ended == S.COMPLETED or not task.transmit_failed:
+            self.finish_run(run, T.SUCCESS, outputs=outputs)
+        elif ended == S.WARNING:
+            self.finish_run(run, T.WARNING, outputs=outputs)
+        else:
+            self.finish_run(run, T.FAILED, error=f"{where} ended {ended}", outputs=outputs)
+        self.run_again_unless_held()
+
+    def child_timed_out(self, pause_id: str, pause: PausePoint) -> None:
+        """A subflow task's ``timeout`` passed while its child ran: the task fails.
+
+        The child is no longer waited for; the control plane cancels it.
+        """
+        self.close_pause(pause_id)
+        run = self.runs[pause["task_run_id"]]
+        task = self.index.task(run["path"])
+        self.finish_run(
+            run,
+            T.FAILED,
+            error=f"task '{task.id}' timed out after {task.timeout} waiting for subflow "
+            f"execution {pause.get('child')}",
+        )
+        self.run_again_unless_held()
 
     def timeout_message(self, run: TaskRun) -> str:
         return f"task '{run['task_id']}' timed out after {self.index.task(run['path']).timeout}"
@@ -451,7 +544,9 @@ class _Step(Scheduler):
             self.on_pause_expired(timer["pause_id"])
         elif kind == "pause_timeout":
             pause = self.state["pauses"].get(timer["pause_id"])
-            if pause is not None:
+            if pause is not None and pause["kind"] == "subflow":
+                self.child_timed_out(timer["pause_id"], pause)
+            elif pause is not None:
                 task = self.index.task(pause["task_path"])
                 self.fail_pause(pause, f"pause '{task.id}' was not resumed within {task.timeout}")
 
@@ -538,6 +633,8 @@ class _Step(Scheduler):
         if pause["kind"] == "approval":
             agent.resume_approval(self, pause, command.payload["inputs"], by=command.by)
             self.run_again_unless_held()
+        elif pause["kind"] == "subflow":
+            self.end_child_wait(pause_id, pause, command.payload["child"])
         elif pause["kind"] == "queue":
             del self.state["pauses"][pause_id]
             self.emit("workflow.released", pause_id=pause_id, by=command.by)
@@ -630,7 +727,7 @@ class _Step(Scheduler):
         self.state["stop"] = stop
         for pause_id in list(self.state["pauses"]):
             pause = self.close_pause(pause_id)
-            if pause["kind"] in ("task", "approval"):
+            if pause["kind"] in ("task", "approval", "subflow"):
                 self.finish_run(self.runs[pause["task_run_id"]], T.CANCELLED)
         for timer_id in list(self.state["timers"]):
             self.clear_timer(timer_id)

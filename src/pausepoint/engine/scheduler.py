@@ -339,7 +339,10 @@ class Scheduler:
             return
         if self.status is S.PAUSING:
             self.land_pause(self.next_checkpoint())
-        elif self.status is S.RUNNING and state["pauses"]:
+        elif self.status is S.RUNNING and any(
+            pause["kind"] in ("task", "approval") for pause in state["pauses"].values()
+        ):
+            # Only people's answers make it PAUSED; a subflow's wait keeps it RUNNING.
             waiting_retry = any(
                 read_timer(key, timer)["kind"] == "retry" for key, timer in state["timers"].items()
             )

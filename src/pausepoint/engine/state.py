@@ -60,6 +60,7 @@ __all__ = [
     "TimerKind",
     "ToolCall",
     "engine_state",
+    "hold_before_start",
     "index_output",
     "iso",
     "masker",
@@ -84,7 +85,8 @@ Phase = Literal["main", "errors", "finally"]
 PHASES: tuple[Phase, ...] = ("main", "errors", "finally")
 StopKind = Literal["cancel", "timeout", "terminate"]
 # "queue": a flow at its concurrency limit holds the execution QUEUED until a slot frees up.
-PauseKind = Literal["manual", "task", "approval", "queue"]
+# "subflow": a subflow task waits for its child execution's end (the execution stays RUNNING).
+PauseKind = Literal["manual", "task", "approval", "queue", "subflow"]
 TimerKind = Literal["execution", "retry", "timeout", "pause", "pause_timeout", "sleep", "wait"]
 # Where a paused execution stopped: before the next task, before finishing, or on
 # Pause tasks (and approvals) waiting for an answer.
@@ -135,9 +137,10 @@ class PausePoint(TypedDict):
     opened_at: float
     by: NotRequired[str]  # manual
     reason: NotRequired[str | None]  # manual
-    task_path: NotRequired[str]  # task, approval
-    task_id: NotRequired[str]  # task, approval
-    task_run_id: NotRequired[str]  # task, approval
+    task_path: NotRequired[str]  # task, approval, subflow
+    task_id: NotRequired[str]  # task, approval, subflow
+    task_run_id: NotRequired[str]  # task, approval, subflow
+    child: NotRequired[str]  # subflow: the child execution's id
     deadline: NotRequired[float | None]  # task, approval: when a pauseDuration ends it
     on_resume: NotRequired[list[dict[str, Any]]]  # approval: its own onResume inputs
     traceparent: NotRequired[str]  # manual: the W3C trace context of the pause command
@@ -373,6 +376,21 @@ def new_block(
         "active": [],
         "failed": None,
     }
+
+
+def hold_before_start(
+    data: StateData, pause_id: str, *, by: str, reason: str | None, at: float
+) -> None:
+    """Make a freshly created execution PAUSED before its first task, held by ``by``.
+
+    What a pause command sent before the start does, written into the state it
+    is created with (a subflow started while its parent is held).
+    """
+    state = engine_state(data)
+    state["pauses"][pause_id] = {"kind": "manual", "opened_at": at, "by": by, "reason": reason}
+    state["pause_reason"] = reason
+    state["checkpoint"] = "pre_execution"
+    state["status"] = S.PAUSED.value
 
 
 def rebuild_outputs(data: StateData) -> None:

@@ -92,6 +92,7 @@ _LABELS = TaskAlias("labels")
 _SET_VARIABLES = TaskAlias("set_variables")
 _UNSET_VARIABLES = TaskAlias("unset_variables")
 _RESUME = TaskAlias("resume")
+_SUBFLOW = TaskAlias("subflow")
 _ALLOW_FAILURE = TaskAlias("allow_failure")
 _WORKING_DIRECTORY = TaskAlias("working_directory")
 _WAIT_FOR = TaskAlias("wait_for")
@@ -132,6 +133,10 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.plugin.core.execution.UnsetVariables": _UNSET_VARIABLES,
     "io.kestra.core.tasks.executions.Labels": _LABELS,
     "io.kestra.plugin.core.execution.Resume": _RESUME,
+    "io.kestra.plugin.core.flow.Subflow": _SUBFLOW,
+    "io.kestra.core.tasks.flows.Subflow": _SUBFLOW,
+    "io.kestra.core.tasks.flows.Flow": _SUBFLOW,
+    "io.kestra.plugin.core.flow.Flow": _SUBFLOW,
     "io.kestra.plugin.core.flow.AllowFailure": _ALLOW_FAILURE,
     "io.kestra.core.tasks.flows.AllowFailure": _ALLOW_FAILURE,
     "io.kestra.plugin.core.flow.WorkingDirectory": _WORKING_DIRECTORY,
@@ -148,10 +153,6 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
 
 
 NOT_YET_SUPPORTED: Mapping[str, str] = {
-    "io.kestra.plugin.core.flow.Subflow": "subflows",
-    "io.kestra.core.tasks.flows.Subflow": "subflows",
-    "io.kestra.core.tasks.flows.Flow": "subflows",
-    "io.kestra.plugin.core.flow.Flow": "subflows",
     "io.kestra.plugin.core.flow.ForEachItem": "subflows",
     "io.kestra.core.tasks.flows.ForEachItem": "subflows",
     "io.kestra.plugin.core.flow.Approval": "approvals",

@@ -9,7 +9,7 @@ structure only; templates are rendered by the engine when a task starts.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AliasChoices,
@@ -107,6 +107,9 @@ class TaskBase(BaseModel):
     @classmethod
     def _timeout(cls, value: str | None) -> str | None:
         return _check_duration(value)
+
+    # Properties the engine reads itself: left out of the spec handed to the leaf.
+    ENGINE_ONLY: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def is_leaf(self) -> bool:
@@ -464,6 +467,35 @@ class ResumeTask(TaskBase):
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 
+class SubflowTask(TaskBase):
+    """Start an execution of another flow as a child of this task run, and wait for its end.
+
+    The child is a whole execution (its own id, events, pause points), linked to
+    this run; its id derives from this run, so a retry or a restart never starts
+    a second one. With ``wait`` (the default) the task ends with the child:
+    SUCCESS when it completed, and, with ``transmitFailed`` (the default),
+    FAILED when it failed, was cancelled, terminated or timed out. Its outputs
+    are ``executionId``, ``state`` and ``outputs`` (the child's flow outputs).
+    """
+
+    type: Literal["subflow"]
+    namespace: str
+    flow_id: str = Field(alias="flowId")
+    revision: int | str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, Any] | list[dict[str, Any]] = Field(default_factory=dict)
+    wait: bool = True
+    transmit_failed: bool = Field(default=True, alias="transmitFailed")
+    inherit_labels: bool = Field(default=False, alias="inheritLabels")
+    outputs: dict[str, Any] | None = Field(
+        default=None,
+        description="Kestra's deprecated outputs: templates rendered in the child execution.",
+    )
+
+    # Read by the engine when the child ends, never rendered before the child runs.
+    ENGINE_ONLY: ClassVar[frozenset[str]] = frozenset({"outputs"})
+
+
 class AllowFailureTask(FlowableBase):
     """Run ``tasks`` in order; if one fails, this ends in WARNING and the flow goes on."""
 
@@ -688,6 +720,7 @@ Task = Annotated[
     | SetVariablesTask
     | UnsetVariablesTask
     | ResumeTask
+    | SubflowTask
     | AllowFailureTask
     | WorkingDirectoryTask
     | WaitForTask
@@ -695,7 +728,7 @@ Task = Annotated[
     Field(discriminator="type"),
 ]
 
-LEAF_TYPES = frozenset({"log", "return", "outputs", "python", "shell", "http", "resume"})
+LEAF_TYPES = frozenset({"log", "return", "outputs", "python", "shell", "http", "resume", "subflow"})
 
 
 class FlowOutput(BaseModel):

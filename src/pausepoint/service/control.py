@@ -30,6 +30,7 @@ from pausepoint.service.requests import (
     ResumeRequest,
     TerminateRequest,
 )
+from pausepoint.service.subflows import steer_children
 from pausepoint.service.views import masker_for
 from pausepoint.store.records import (
     CommandRecord,
@@ -37,6 +38,8 @@ from pausepoint.store.records import (
 )
 from pausepoint.wire import BulkItem, BulkReply
 
+# Commands whose effect reaches the children a parent waits for (service/subflows.py).
+_CASCADING = frozenset({"pause", "resume", "cancel", "terminate"})
 BULK_MAX_MATCHED = 1000
 BULK_CONCURRENCY = 16
 _BULK_REQUESTS: dict[str, type[ControlRequest]] = {
@@ -145,6 +148,8 @@ class ControlLayer(EventsLayer):
         if not replayed:
             wait = self.settings.command_wait_timeout if request.wait else 0.0
             command = await self.runtime.deliver(command, commands_version, wait=wait)
+            if command.kind in _CASCADING:
+                self._in_background(steer_children(self, request.execution_id))  # type: ignore[arg-type]
         return await self._control_result(command, replayed)
 
     async def decide(self, request: DecideRequest) -> ControlResult:

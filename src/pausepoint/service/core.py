@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
+import logging
 import os
 import re
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pausepoint.config import Settings
 from pausepoint.engine.flowindex import FlowIndex
@@ -32,6 +33,8 @@ from pausepoint.tracing import tracing_for
 
 if TYPE_CHECKING:
     from pausepoint.service.plane import ControlPlane
+
+log = logging.getLogger("pausepoint.engine")
 
 DEFAULT_ORG = "default"
 
@@ -75,6 +78,8 @@ class _Caches:
     plane: ControlPlane | None = None
     # (org, namespace, flow) -> held while deciding whether an execution gets a slot
     concurrency_locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
+    # Work started by a call and left running after it returns (cascades to children).
+    background: set[asyncio.Task[None]] = field(default_factory=set)
     # This process, as the owner of the short leases it takes in the database.
     owner: str = field(
         default_factory=lambda: f"{secrets.token_hex(4)}:{os.getpid()}:{socket.gethostname()}"[:64]
@@ -97,6 +102,7 @@ class EngineCore:
         self.settings = settings or Settings()
         self.org_id = org_id
         self.serve = serve
+        self.run_executions = run_executions
         # Who the in-process API's commands name when the call names nobody.
         self.default_actor = "anonymous"
         self.clock = clock
@@ -165,6 +171,17 @@ class EngineCore:
         if self.settings.gc_freeze:
             freeze_startup_heap()
 
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` after the call that asks for it returns; a failure is logged."""
+        task = asyncio.create_task(work)
+        self._shared.background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._shared.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", exc_info=task.exception())
+
     def as_org(self, org_id: str) -> Self:
         """The same engine acting for another organization (shares store, runtime, caches)."""
         scoped = copy.copy(self)
@@ -189,6 +206,9 @@ class EngineCore:
         if self._started:
             if grace > 0:
                 await self.drain(grace)
+            for task in list(self._shared.background):
+                task.cancel()
+            await asyncio.gather(*self._shared.background, return_exceptions=True)
             await self.runtime.stop()
             self._started = False
         await self.store.close()

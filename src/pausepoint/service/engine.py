@@ -34,6 +34,7 @@ from pausepoint.service.control import ControlLayer
 from pausepoint.service.core import DEFAULT_ORG, keyed_id, new_id
 from pausepoint.service.operations import Operation
 from pausepoint.service.plane import ControlPlane, Reply
+from pausepoint.service.subflows import subflow_loop
 from pausepoint.service.surface import SurfaceMixin
 from pausepoint.service.taskcontrol import TaskResumer
 from pausepoint.service.triggers import CatchUp, TriggerLoop
@@ -60,12 +61,15 @@ class Engine(SurfaceMixin, ControlLayer):
     _releaser: asyncio.Task[None] | None = None  # a server's: gives queued executions slots
     _trigger_loop: TriggerLoop | None = None  # a server's: fires schedules and Flow triggers
     _trigger_task: asyncio.Task[None] | None = None
+    _subflows: asyncio.Task[None] | None = None  # delivers children's ends, sweeps cascades
 
     def _task_control(self) -> TaskControl:
         return TaskResumer(self)
 
     async def start(self) -> None:
         await super().start()
+        if self.serve or self.run_executions:
+            self._subflows = asyncio.create_task(subflow_loop(self), name="pausepoint-subflows")
         if self.serve:
             self._releaser = asyncio.create_task(release_loop(self), name="pausepoint-releaser")
             self._trigger_loop = TriggerLoop(self)
@@ -76,6 +80,8 @@ class Engine(SurfaceMixin, ControlLayer):
     async def stop(self, grace: float = 0.0) -> None:
         releaser, self._releaser = self._releaser, None
         await stop_loop(releaser)
+        subflows, self._subflows = self._subflows, None
+        await stop_loop(subflows)
         trigger_task, self._trigger_task = self._trigger_task, None
         await stop_loop(trigger_task)
         if self._trigger_loop is not None:

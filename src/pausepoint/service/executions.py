@@ -13,10 +13,11 @@ from pausepoint.engine.control import on_resume_specs, view_of
 from pausepoint.engine.flowindex import FlowIndex
 from pausepoint.engine.interpreter import EngineEnv, iso, new_state
 from pausepoint.engine.model import ExecutionStatus
-from pausepoint.engine.state import Admission, redact_secret_inputs
+from pausepoint.engine.state import Admission, hold_before_start, redact_secret_inputs
 from pausepoint.errors import Conflict, FieldError, InvalidInput, NotFound
 from pausepoint.flow import coerce_inputs, inputs_json_schema
 from pausepoint.models import (
+    ChildView,
     ContextMessage,
     ExecutionView,
     PausePointView,
@@ -26,10 +27,11 @@ from pausepoint.runtime.actor import core_state
 from pausepoint.runtime.base import NewExecution
 from pausepoint.service.core import EXECUTION_FLOW_CACHE, FlowKey, iso_or_none, keyed_id, new_id
 from pausepoint.service.flows import FlowsLayer
+from pausepoint.service.operations import SubflowParent
+from pausepoint.service.subflows import cascader
 from pausepoint.service.views import first_failure, masker_for, shown_run, task_run_view
-from pausepoint.store.records import (
-    ExecutionRecord,
-)
+from pausepoint.store.links import ExecutionLink
+from pausepoint.store.records import ExecutionRecord
 
 CONCURRENCY_LEASE_SECONDS = 30.0
 CONCURRENCY_LEASE_POLL = 0.02
@@ -44,6 +46,7 @@ class _Start:
     idempotency_key: str | None
     traceparent: str | None
     trigger: dict[str, Any] | None
+    parent: SubflowParent | None
 
 
 class ExecutionsLayer(FlowsLayer):
@@ -60,6 +63,7 @@ class ExecutionsLayer(FlowsLayer):
         idempotency_key: str | None = None,
         traceparent: str | None = None,
         trigger: dict[str, Any] | None = None,
+        parent: SubflowParent | None = None,
     ) -> ExecutionView:
         """Create an execution (inputs validated and coerced) and start running it here.
 
@@ -79,7 +83,7 @@ class ExecutionsLayer(FlowsLayer):
         if flow.disabled:
             raise Conflict(f"flow {namespace}.{flow_id} is disabled: enable it to start executions")
         values = coerce_inputs(flow.inputs, inputs or {}, loc_prefix=("inputs",))
-        start = _Start(values, labels, idempotency_key, traceparent, trigger)
+        start = _Start(values, labels, idempotency_key, traceparent, trigger, parent)
         if flow.concurrency is None:
             return await self._create_execution(index, revision, start, None)
         async with self.concurrency_lock(flow.namespace, flow.id):
@@ -130,12 +134,23 @@ class ExecutionsLayer(FlowsLayer):
         traceparent = start.traceparent
         now = self.clock()
         execution_id = keyed_id(self.org_id, idempotency_key) if idempotency_key else new_id()
-        all_labels = {**flow.labels, **(labels or {})}
+        inherited = start.parent.inherited_labels if start.parent is not None else {}
+        all_labels = {**inherited, **flow.labels, **(labels or {})}
         state = new_state(
             execution_id, index, inputs=values, labels=all_labels, at=now, traceparent=traceparent
         )
         if admission is not None:
             state["admission"] = admission
+        parent = start.parent
+        if parent is not None and parent.hold is not None and parent.waits:
+            # Its parent is held: it waits, paused before its first task, for the parent.
+            hold_before_start(
+                state,
+                f"cascade-{parent.hold}",
+                by=cascader(parent.execution_id),
+                reason=f"parent execution {parent.execution_id} is paused",
+                at=now,
+            )
         if start.trigger is not None:
             state["trigger"] = start.trigger
         execution = ExecutionRecord(
@@ -144,7 +159,7 @@ class ExecutionsLayer(FlowsLayer):
             namespace=flow.namespace,
             flow_id=flow.id,
             flow_revision=revision,
-            status=ExecutionStatus.QUEUED.value,
+            status=state["status"],
             state=core_state(state),
             labels=all_labels,
             created_at=now,
@@ -156,6 +171,19 @@ class ExecutionsLayer(FlowsLayer):
             lease_expires_at=None,
             commands_version=0,
         )
+        if start.parent is not None:
+            await self.store.link_child(
+                ExecutionLink(
+                    child_id=execution_id,
+                    org_id=self.org_id,
+                    parent_id=start.parent.execution_id,
+                    parent_task_run_id=start.parent.task_run_id,
+                    root_id=start.parent.root_id,
+                    waits=start.parent.waits,
+                    notified_at=None,
+                    created_at=now,
+                )
+            )
         env = EngineEnv(index, await self._secrets_for(self.org_id))
         if not await self.runtime.submit(NewExecution(execution, state, env)):
             return await self.execution(execution_id)
@@ -174,7 +202,28 @@ class ExecutionsLayer(FlowsLayer):
 
     async def _execution_of(self, record: ExecutionRecord) -> ExecutionView:
         runs = await self.store.load_task_runs(record.id)
-        return self._view(record, runs, await self._env_for(record))
+        view = self._view(record, runs, await self._env_for(record))
+        link = await self.store.execution_link(record.id)
+        children = await self.store.children(record.id)
+        return view.model_copy(
+            update={
+                "parent_id": link.parent_id if link else None,
+                "parent_task_run_id": link.parent_task_run_id if link else None,
+                "root_id": link.root_id if link else record.id,
+                "children": [
+                    ChildView(
+                        id=child.link.child_id,
+                        namespace=child.namespace,
+                        flow_id=child.flow_id,
+                        state=child.status,
+                        task_run_id=child.link.parent_task_run_id,
+                        waits=child.link.waits,
+                        cascade_error=child.link.cascade_error,
+                    )
+                    for child in children
+                ],
+            }
+        )
 
     def _view(
         self, record: ExecutionRecord, runs: list[dict[str, Any]], env: EngineEnv
@@ -218,8 +267,11 @@ class ExecutionsLayer(FlowsLayer):
                     reason=pause.get("reason"),
                     by=pause.get("by"),
                     on_resume_schema=(
-                        inputs_json_schema(specs) if pause["kind"] != "manual" else None
+                        inputs_json_schema(specs)
+                        if pause["kind"] not in ("manual", "subflow")
+                        else None
                     ),
+                    child_execution_id=pause.get("child"),
                 )
             )
         return points
@@ -244,6 +296,8 @@ class ExecutionsLayer(FlowsLayer):
         labels: dict[str, str] | None = None,
         limit: int = 50,
         before: tuple[float, str] | None = None,
+        parent_id: str | None = None,
+        root_id: str | None = None,
     ) -> list[ExecutionRecord]:
         unknown = [s for s in states if s not in ExecutionStatus.__members__]
         if unknown:
@@ -259,6 +313,8 @@ class ExecutionsLayer(FlowsLayer):
             labels=labels,
             limit=limit,
             before=before,
+            parent_id=parent_id,
+            root_id=root_id,
         )
 
     def _remember_flow(self, execution_id: str, key: FlowKey) -> None:

@@ -52,6 +52,20 @@ class Operation(Generic[R]):
 # -- executions --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SubflowParent:
+    """The task run whose subflow task starts an execution, and the root of its tree."""
+
+    execution_id: str
+    task_run_id: str
+    root_id: str
+    waits: bool  # the task waits for the child's end
+    hold: str | None = None  # the parent's manual pause open when the task started it
+    # The parent's labels the child inherits (Kestra's inheritLabels): its own flow's
+    # labels and the task's labels win over them.
+    inherited_labels: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, kw_only=True)
 class StartRequest(Operation[ExecutionView]):
     namespace: str
@@ -65,6 +79,8 @@ class StartRequest(Operation[ExecutionView]):
     traceparent: str | None = None
     # Set by triggers only: what fired it, read by the flow as ``trigger.*``.
     trigger: dict[str, Any] | None = None
+    # Set by subflow tasks only: the execution is a child of this task run.
+    parent: SubflowParent | None = None
 
     required_role = "operator"
     action = "starting an execution"
@@ -85,6 +101,7 @@ class StartRequest(Operation[ExecutionView]):
             idempotency_key=self.idempotency_key,
             traceparent=self.traceparent,
             trigger=self.trigger,
+            parent=self.parent,
         )
 
 

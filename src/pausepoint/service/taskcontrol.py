@@ -1,4 +1,4 @@
-"""Control actions taken by tasks (Kestra's Resume task), through the control plane.
+"""Control actions taken by tasks (Kestra's Resume and Subflow), through the control plane.
 
 A task acts as its flow (``flow:<namespace>.<id>``, operator role) in its
 execution's organization: roles, tenancy, idempotency and the audit trail
@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from pausepoint.errors import PausepointError, TaskError
 from pausepoint.service.auth import Principal
+from pausepoint.service.operations import StartRequest, SubflowParent
 from pausepoint.service.requests import ResumeRequest
+from pausepoint.store.records import ExecutionRecord
 from pausepoint.tasks.context import LeafContext
 
 if TYPE_CHECKING:
@@ -35,9 +37,7 @@ class TaskResumer:
         inputs: dict[str, Any],
     ) -> dict[str, Any]:
         store = self._engine.store
-        own = await store.get_execution(caller.execution_id)
-        if own is None:
-            raise TaskError(f"resume task: its own execution {caller.execution_id} is gone")
+        own = await self._own(caller, "resume")
         target = await store.get_execution(execution_id)
         if target is None or target.org_id != own.org_id:
             raise TaskError(f"resume task: execution {execution_id} not found")
@@ -47,7 +47,7 @@ class TaskResumer:
                 f"resume task: execution {execution_id} is an execution of "
                 f"{target.namespace}.{target.flow_id}, not of {expected[0]}.{expected[1]}"
             )
-        principal = Principal(own.org_id, "operator", f"flow:{own.namespace}.{own.flow_id}")
+        principal = _as_flow(own)
         request = ResumeRequest(execution_id=execution_id, inputs=inputs, actor=principal.subject)
         try:
             reply = await self._engine.call(
@@ -59,3 +59,65 @@ class TaskResumer:
         if result.applied is False:
             raise TaskError(f"resume task: {result.message}")
         return {"executionId": execution_id, "state": result.state}
+
+    async def start_subflow(
+        self,
+        caller: LeafContext,
+        *,
+        namespace: str,
+        flow_id: str,
+        revision: int | None,
+        inputs: dict[str, Any],
+        labels: dict[str, str],
+        inherit_labels: bool,
+        wait: bool,
+    ) -> dict[str, Any]:
+        own = await self._own(caller, "subflow")
+        link = await self._engine.store.execution_link(own.id)
+        parent = SubflowParent(
+            execution_id=own.id,
+            # The context names the run as Kestra's taskrun.id does: "<execution>/<run>".
+            task_run_id=caller.task_run_id.rpartition("/")[2],
+            root_id=link.root_id if link is not None else own.id,
+            waits=wait,
+            hold=next(
+                (key for key, pause in own.state["pauses"].items() if pause["kind"] == "manual"),
+                None,
+            ),
+            inherited_labels=dict(own.labels) if inherit_labels else {},
+        )
+        request = StartRequest(
+            namespace=namespace,
+            flow_id=flow_id,
+            inputs=inputs,
+            labels=labels,
+            revision=revision,
+            # Kestra's trigger variables of a subflow's execution.
+            trigger={
+                "type": "io.kestra.plugin.core.flow.Subflow",
+                "executionId": own.id,
+                "namespace": own.namespace,
+                "flowId": own.flow_id,
+                "flowRevision": own.flow_revision,
+            },
+            parent=parent,
+        )
+        try:
+            # The key names the task run: a retry or a restart finds the child it started.
+            reply = await self._engine.call(
+                request, _as_flow(own), idempotency_key=f"subflow:{own.id}/{caller.task_run_id}"
+            )
+        except PausepointError as error:
+            raise TaskError(f"subflow task: {error.message}") from None
+        return {"executionId": reply.value.id}
+
+    async def _own(self, caller: LeafContext, task: str) -> ExecutionRecord:
+        own = await self._engine.store.get_execution(caller.execution_id)
+        if own is None:
+            raise TaskError(f"{task} task: its own execution {caller.execution_id} is gone")
+        return own
+
+
+def _as_flow(own: ExecutionRecord) -> Principal:
+    """A task acts as its flow, an operator of its execution's organization."""
+    return Principal(own.org_id, "operator", f"flow:{own.namespace}.{own.flow_id}")

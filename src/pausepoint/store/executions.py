@@ -121,9 +121,20 @@ class Executions:
         labels: dict[str, str] | None,
         limit: int,
         before: tuple[float, str] | None,
+        parent_id: str | None = None,
+        root_id: str | None = None,
     ) -> list[ExecutionRecord]:
         t = schema.executions
         query = sa.select(t).where(t.c.org_id == org_id)
+        links = schema.execution_links
+        if parent_id:
+            query = query.where(
+                t.c.id.in_(sa.select(links.c.child_id).where(links.c.parent_id == parent_id))
+            )
+        if root_id:
+            query = query.where(
+                t.c.id.in_(sa.select(links.c.child_id).where(links.c.root_id == root_id))
+            )
         if statuses:
             query = query.where(t.c.status.in_(list(statuses)))
         if namespace:

@@ -166,3 +166,22 @@ scheduler = sa.Table(
     # Flow triggers: executions that ended before this were looked at.
     sa.Column("cursor_at", sa.Float),
 )
+
+execution_links = sa.Table(
+    "execution_links",
+    metadata,
+    # A subflow's execution, the execution whose task run started it, and the tree's root.
+    sa.Column("child_id", sa.String(64), primary_key=True),
+    sa.Column("org_id", sa.String(64), nullable=False),
+    sa.Column("parent_id", sa.String(64), nullable=False),
+    sa.Column("parent_task_run_id", sa.String(32), nullable=False),
+    sa.Column("root_id", sa.String(64), nullable=False),
+    # The parent's task waits for the child's end (Subflow's wait): it must hear of it.
+    sa.Column("waits", sa.Boolean, nullable=False),
+    sa.Column("notified_at", sa.Float),  # when the parent accepted the child's end
+    sa.Column("cascade_error", sa.Text),  # the last command a cascade could not send it
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_links_parent", "parent_id"),
+    sa.Index("ix_links_root", "root_id"),
+    sa.Index("ix_links_unnotified", "waits", "notified_at"),
+)

@@ -39,6 +39,7 @@ from pausepoint.store.dialects import SQLITE, dialect_of
 from pausepoint.store.executions import Executions, Occupancy
 from pausepoint.store.flows import Flows
 from pausepoint.store.leases import Leases, Loaded
+from pausepoint.store.links import ChildRow, ExecutionLink, Links
 from pausepoint.store.postgresql import PostgresDatabase
 from pausepoint.store.records import (
     Checkpoint,
@@ -93,6 +94,7 @@ class SqlStore:
         self._secrets = Secrets(db)
         self._idempotency = IdempotencyKeys(db)
         self._triggers = Triggers(db)
+        self._links = Links(db)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -226,11 +228,53 @@ class SqlStore:
         labels: dict[str, str] | None = None,
         limit: int = 50,
         before: tuple[float, str] | None = None,
+        parent_id: str | None = None,
+        root_id: str | None = None,
     ) -> list[ExecutionRecord]:
-        """Newest first; ``before`` is the (created_at, id) of the last row of the previous page."""
+        """Newest first; ``before`` is the (created_at, id) of the last row of the previous page.
+
+        ``parent_id`` keeps the executions that execution's subflow tasks started;
+        ``root_id`` every descendant of that execution (not the root itself).
+        """
         return await self._db.run(
-            self._executions.page, org_id, statuses, namespace, flow_id, labels, limit, before
+            self._executions.page,
+            org_id,
+            statuses,
+            namespace,
+            flow_id,
+            labels,
+            limit,
+            before,
+            parent_id,
+            root_id,
         )
+
+    # -- execution trees (subflows) ----------------------------------------------------
+
+    async def link_child(self, link: ExecutionLink) -> ExecutionLink:
+        """Record which task run starts ``link.child_id``; the stored link if there is one."""
+        return await self._db.run(self._links.add, link)
+
+    async def execution_link(self, child_id: str) -> ExecutionLink | None:
+        return await self._db.run(self._links.get, child_id)
+
+    async def children(self, parent_id: str) -> list[ChildRow]:
+        return await self._db.run(self._links.children, parent_id)
+
+    async def ended_unheard_children(self, limit: int = 200) -> list[ExecutionLink]:
+        """Children that ended, whose waiting parent has not accepted their end yet."""
+        return await self._db.run(self._links.ended_unheard, limit)
+
+    async def running_attached_children(self, limit: int = 1000) -> list[ExecutionLink]:
+        """Children still running whose parent waits for them."""
+        return await self._db.run(self._links.running_attached, limit)
+
+    async def mark_child_heard(self, child_id: str, at: float) -> None:
+        await self._db.run(self._links.mark_heard, child_id, at)
+
+    async def note_cascade_error(self, child_id: str, error: str) -> None:
+        """Record that a cascade could not reach ``child_id`` (shown in its parent's tree)."""
+        await self._db.run(self._links.note_cascade_error, child_id, error[:1000])
 
     async def occupancy(self, org_id: str, namespace: str, flow_id: str) -> Occupancy:
         """A flow's running executions and its queue, for its concurrency limit."""

@@ -35,6 +35,22 @@ class TaskControl(Protocol):
         """Resume ``execution_id``; its outputs. Raises TaskError naming what went wrong."""
         ...
 
+    async def start_subflow(
+        self,
+        caller: LeafContext,
+        *,
+        namespace: str,
+        flow_id: str,
+        revision: int | None,
+        inputs: dict[str, Any],
+        labels: dict[str, str],
+        inherit_labels: bool,
+        wait: bool,
+    ) -> dict[str, Any]:
+        """Start ``namespace.flow_id`` as a child of the caller's task run (once, however
+        often it is called); ``{"executionId": ...}``. Raises TaskError naming what went wrong."""
+        ...
+
 
 @dataclass(frozen=True)
 class LeafContext:

@@ -13,6 +13,7 @@ from pausepoint.tasks.log import run_log
 from pausepoint.tasks.python import run_python, shutdown_thread_pool
 from pausepoint.tasks.resume import run_resume
 from pausepoint.tasks.shell import run_shell
+from pausepoint.tasks.subflow import run_subflow
 from pausepoint.tasks.values import run_output_values, run_return
 from pausepoint.tracing import tracing_for
 
@@ -26,6 +27,7 @@ EXECUTORS: Mapping[str, Executor] = {
     "shell": run_shell,
     "http": run_http,
     "resume": run_resume,
+    "subflow": run_subflow,
     "agent_llm": run_agent_llm,
 }
 

@@ -1,0 +1,298 @@
+"""Execution trees: a child's end reaches its parent, and control reaches the children.
+
+A subflow task starts its child through the control plane (``taskcontrol.py``)
+and waits on a ``subflow`` pause point. Everything else between a parent and
+its children is done here, as commands through the control plane: durable
+before they are acknowledged, applied once (their idempotency keys name the
+child and the parent's command), audited under ``system:subflows`` or
+``cascade:<parent id>``.
+
+- **A child's end** is delivered to its waiting parent as a resume of that
+  pause point carrying the child's state and outputs; the link records that
+  the parent accepted it, so it is delivered until it is heard once.
+- **Cascades** are level-triggered: the children a parent waits for are
+  steered to what the parent's state says. A parent cancelled or terminated
+  (or whose task no longer waits for the child) cancels or terminates them; a
+  parent held by a manual pause pauses them (``cascade:<parent>``); once the
+  hold is gone, the pauses the cascade made (and only those) are resumed.
+  Right after a command is accepted on a parent, its children are steered;
+  a sweep every ``SWEEP_EVERY`` polls completes whatever a crash interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pausepoint.engine.host import rebuild_state
+from pausepoint.engine.model import TERMINAL_TASK_STATES, ExecutionStatus
+from pausepoint.errors import PausepointError, TemplateError
+from pausepoint.flow.model import SubflowTask
+from pausepoint.flow.templates import render
+from pausepoint.service.auth import Principal
+from pausepoint.service.requests import (
+    CancelRequest,
+    ControlRequest,
+    PauseRequest,
+    ResumeRequest,
+    TerminateRequest,
+)
+from pausepoint.store.links import ExecutionLink
+from pausepoint.store.records import ExecutionRecord
+
+if TYPE_CHECKING:
+    from pausepoint.service.engine import Engine
+
+log = logging.getLogger("pausepoint.subflows")
+
+SUBFLOWS = "system:subflows"
+SWEEP_EVERY = 10  # polls between two sweeps of every running child
+S = ExecutionStatus
+
+
+def cascader(parent_id: str) -> str:
+    """Who a cascade's commands name: the parent they come from."""
+    return f"cascade:{parent_id}"
+
+
+def wait_id(task_run_id: str) -> str:
+    """The id of the pause point on which a subflow task run waits for its child."""
+    return f"s-{task_run_id}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildEndedRequest(ResumeRequest):
+    """A child execution ended: answer its parent's ``subflow`` pause point."""
+
+    child: dict[str, Any] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        return {**super().payload(), "child": self.child}
+
+
+# -- a child's end ------------------------------------------------------------------------
+
+
+async def deliver_ends(engine: Engine) -> int:
+    """Tell waiting parents about the children that ended; how many were heard."""
+    heard = 0
+    for link in await engine.store.ended_unheard_children():
+        try:
+            if await _deliver_end(engine, link):
+                heard += 1
+        except PausepointError as error:
+            log.warning("child %s: its end not delivered yet: %s", link.child_id, error.message)
+    return heard
+
+
+async def _deliver_end(engine: Engine, link: ExecutionLink) -> bool:
+    store = engine.store
+    parent = await store.get_execution(link.parent_id)
+    child = await store.get_execution(link.child_id)
+    now = engine.clock()
+    if parent is None or child is None or S(parent.status).is_terminal:
+        await store.mark_child_heard(link.child_id, now)
+        return True
+    pause_id = wait_id(link.parent_task_run_id)
+    pause = parent.state["pauses"].get(pause_id)
+    if pause is None or pause.get("child") != link.child_id:
+        # Not waiting (yet): the parent has not taken in that its task started the
+        # child, or the task ended another way (a timeout, an Exit).
+        run = await _task_run(engine, parent.id, link.parent_task_run_id)
+        if run is None or run["state"] in TERMINAL_TASK_STATES:
+            await store.mark_child_heard(link.child_id, now)
+            return True
+        return False
+    scoped = engine.as_org(link.org_id)
+    request = ChildEndedRequest(
+        execution_id=parent.id,
+        pause_id=pause_id,
+        child=await _child_result(scoped, child, parent, pause["task_path"]),
+        actor=SUBFLOWS,
+        wait=False,
+    )
+    await scoped.call(
+        request,
+        Principal(link.org_id, "operator", SUBFLOWS),
+        idempotency_key=f"subflow-end:{link.child_id}",
+    )
+    await store.mark_child_heard(link.child_id, now)
+    return True
+
+
+async def _task_run(engine: Engine, execution_id: str, run_id: str) -> dict[str, Any] | None:
+    runs = await engine.store.load_task_runs(execution_id)
+    return next((run for run in runs if run["id"] == run_id), None)
+
+
+async def _child_result(
+    engine: Engine, child: ExecutionRecord, parent: ExecutionRecord, task_path: str
+) -> dict[str, Any]:
+    """``{id, state, outputs}`` of an ended child, as its parent's task records them.
+
+    ``outputs`` are the child flow's outputs; a parent task with Kestra's
+    deprecated ``outputs`` mapping (and a child flow declaring none) renders
+    that mapping in the child's execution. ``error`` says why it could not.
+    """
+    result: dict[str, Any] = {
+        "id": child.id,
+        "state": child.status,
+        "outputs": child.state.get("result") or {},
+    }
+    task = (await engine._env_for(parent)).index.task(task_path)
+    if not isinstance(task, SubflowTask) or not task.outputs:
+        return result
+    child_index = (await engine._env_for(child)).index
+    if child_index.flow.outputs:
+        return result
+    state = rebuild_state(child.state, await engine.store.load_task_runs(child.id))
+    variables = {
+        "outputs": state["outputs"],
+        "inputs": state["inputs"],
+        "labels": child.labels,
+        "execution": {"id": child.id, "state": child.status},
+        "flow": {"id": child.flow_id, "namespace": child.namespace},
+    }
+    try:
+        result["outputs"] = render(task.outputs, variables, where=f"task '{task.id}' outputs")
+    except TemplateError as error:
+        result["error"] = f"its outputs could not be read: {error}"
+    return result
+
+
+# -- cascades ------------------------------------------------------------------------------
+
+
+async def steer_children(engine: Engine, parent_id: str) -> None:
+    """Bring the children ``parent_id`` waits for in line with its state (a command on
+    it was just accepted)."""
+    rows = await engine.store.children(parent_id)
+    links = [row.link for row in rows if row.link.waits and not S(row.status).is_terminal]
+    if not links:
+        return
+    parent = await engine.store.get_execution(parent_id)
+    if parent is not None:
+        await _steer(engine, parent, links)
+
+
+async def sweep(engine: Engine) -> None:
+    """Steer every running child a parent waits for (completes cascades a crash cut short)."""
+    by_parent: dict[str, list[ExecutionLink]] = defaultdict(list)
+    for link in await engine.store.running_attached_children():
+        by_parent[link.parent_id].append(link)
+    for parent_id, links in by_parent.items():
+        parent = await engine.store.get_execution(parent_id)
+        if parent is not None:
+            await _steer(engine, parent, links)
+
+
+async def _steer(engine: Engine, parent: ExecutionRecord, links: list[ExecutionLink]) -> None:
+    state = parent.state
+    stop = state.get("stop")
+    waited = {
+        pause.get("child") for pause in state["pauses"].values() if pause["kind"] == "subflow"
+    }
+    holds = [pause_id for pause_id, pause in state["pauses"].items() if pause["kind"] == "manual"]
+    runs: dict[str, dict[str, Any]] | None = None
+    for link in links:
+        request: ControlRequest | None = None
+        common: dict[str, Any] = {"execution_id": link.child_id, "wait": False}
+        key: str | None = None
+        if S(parent.status).is_terminal or stop is not None:
+            terminate = parent.status == S.TERMINATED or (stop or {}).get("kind") == "terminate"
+            verb = "terminated" if terminate else "cancelled"
+            reason = f"parent execution {parent.id} was {verb}"
+            cls: type[ControlRequest] = TerminateRequest if terminate else CancelRequest
+            request, key = cls(reason=reason, **common), f"cascade-{verb}:{link.child_id}"
+        elif link.child_id not in waited:
+            if runs is None:
+                runs = {run["id"]: run for run in await engine.store.load_task_runs(parent.id)}
+            run = runs.get(link.parent_task_run_id)
+            if run is None or run["state"] in TERMINAL_TASK_STATES:
+                reason = f"its subflow task in execution {parent.id} no longer waits for it"
+                request, key = (
+                    CancelRequest(reason=reason, **common),
+                    f"cascade-ended:{link.child_id}",
+                )
+            elif holds:
+                request, key = await _pause_child(engine, parent, link, holds[0], common)
+        elif holds:
+            request, key = await _pause_child(engine, parent, link, holds[0], common)
+        else:
+            request, key = await _release_child(engine, parent, link, common)
+        if request is not None:
+            await _send(engine, parent, link, request, key)
+
+
+async def _pause_child(
+    engine: Engine, parent: ExecutionRecord, link: ExecutionLink, hold: str, common: dict[str, Any]
+) -> tuple[ControlRequest | None, str | None]:
+    child = await engine.store.get_execution(link.child_id)
+    if child is None or S(child.status).is_terminal:
+        return None, None
+    if any(pause.get("by") == cascader(parent.id) for pause in child.state["pauses"].values()):
+        return None, None  # already held by this parent
+    reason = f"parent execution {parent.id} is paused"
+    return PauseRequest(reason=reason, **common), f"cascade-pause:{hold}:{link.child_id}"
+
+
+async def _release_child(
+    engine: Engine, parent: ExecutionRecord, link: ExecutionLink, common: dict[str, Any]
+) -> tuple[ControlRequest | None, str | None]:
+    """Resume the child's pause the cascade made (never its own Pause task or a person's)."""
+    child = await engine.store.get_execution(link.child_id)
+    if child is None or S(child.status).is_terminal:
+        return None, None
+    held = [
+        pause_id
+        for pause_id, pause in child.state["pauses"].items()
+        if pause["kind"] == "manual" and pause.get("by") == cascader(parent.id)
+    ]
+    if not held:
+        return None, None
+    reason = f"parent execution {parent.id} was resumed"
+    return ResumeRequest(pause_id=held[0], reason=reason, **common), f"cascade-resume:{held[0]}"
+
+
+async def _send(
+    engine: Engine,
+    parent: ExecutionRecord,
+    link: ExecutionLink,
+    request: ControlRequest,
+    key: str | None,
+) -> None:
+    principal = Principal(link.org_id, "operator", cascader(parent.id))
+    try:
+        await engine.as_org(link.org_id).call(request, principal, idempotency_key=key)
+    except PausepointError as error:
+        # Recorded and retried by the next sweep; shown in the parent's children.
+        log.warning(
+            "cascade from %s to %s (%s): %s",
+            parent.id,
+            link.child_id,
+            request.kind,
+            error.message,
+        )
+        await engine.store.note_cascade_error(link.child_id, f"{request.kind}: {error.message}")
+
+
+# -- the loop ------------------------------------------------------------------------------
+
+
+async def subflow_loop(engine: Engine) -> None:
+    """Deliver children's ends every poll interval, sweep cascades every few polls."""
+    polls = 0
+    while True:
+        try:
+            await deliver_ends(engine)
+            if polls % SWEEP_EVERY == 0:
+                await sweep(engine)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("subflows: delivering ends or cascading failed; retrying")
+        polls += 1
+        await asyncio.sleep(engine.settings.poll_interval)

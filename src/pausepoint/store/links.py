@@ -1,0 +1,144 @@
+"""Execution trees: which task run of which execution started a subflow's execution.
+
+A link is written before its child execution is created, and keyed by the
+child's id (which derives from the parent's task run): starting the same
+child again finds the same link. ``notified_at`` records that the parent
+accepted the child's end, so the end is delivered until it is heard once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from pausepoint.store import schema
+from pausepoint.store.checkpoints import TERMINAL
+from pausepoint.store.database import Database
+
+
+@dataclass(frozen=True)
+class ExecutionLink:
+    child_id: str
+    org_id: str
+    parent_id: str
+    parent_task_run_id: str
+    root_id: str
+    waits: bool  # the parent's task waits for the child's end
+    notified_at: float | None
+    created_at: float
+    cascade_error: str | None = None  # the last command a cascade could not send it
+
+
+@dataclass(frozen=True)
+class ChildRow:
+    """A child execution as its parent's tree shows it."""
+
+    link: ExecutionLink
+    namespace: str
+    flow_id: str
+    status: str
+
+
+def _link(row: sa.Row[tuple[object, ...]]) -> ExecutionLink:
+    m = row._mapping
+    return ExecutionLink(
+        child_id=m["child_id"],
+        org_id=m["org_id"],
+        parent_id=m["parent_id"],
+        parent_task_run_id=m["parent_task_run_id"],
+        root_id=m["root_id"],
+        waits=bool(m["waits"]),
+        notified_at=m["notified_at"],
+        created_at=m["created_at"],
+        cascade_error=m["cascade_error"],
+    )
+
+
+class Links:
+    """Statements on ``execution_links``, run by ``SqlStore`` through :meth:`Database.run`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(self, link: ExecutionLink) -> ExecutionLink:
+        """Record ``link`` unless its child has one; the link stored either way."""
+        t = schema.execution_links
+        with self._db.write() as conn:
+            row = conn.execute(sa.select(t).where(t.c.child_id == link.child_id)).first()
+            if row is not None:
+                return _link(row)
+            conn.execute(
+                t.insert().values(
+                    child_id=link.child_id,
+                    org_id=link.org_id,
+                    parent_id=link.parent_id,
+                    parent_task_run_id=link.parent_task_run_id,
+                    root_id=link.root_id,
+                    waits=link.waits,
+                    notified_at=link.notified_at,
+                    created_at=link.created_at,
+                )
+            )
+            return link
+
+    def get(self, child_id: str) -> ExecutionLink | None:
+        t = schema.execution_links
+        with self._db.read() as conn:
+            row = conn.execute(sa.select(t).where(t.c.child_id == child_id)).first()
+            return None if row is None else _link(row)
+
+    def children(self, parent_id: str) -> list[ChildRow]:
+        """The executions ``parent_id`` started, oldest first (those created so far)."""
+        t, e = schema.execution_links, schema.executions
+        query = (
+            sa.select(t, e.c.namespace, e.c.flow_id, e.c.status)
+            .join(e, e.c.id == t.c.child_id)
+            .where(t.c.parent_id == parent_id)
+            .order_by(t.c.created_at, t.c.child_id)
+        )
+        with self._db.read() as conn:
+            return [
+                ChildRow(_link(row), row.namespace, row.flow_id, row.status)
+                for row in conn.execute(query)
+            ]
+
+    def ended_unheard(self, limit: int) -> list[ExecutionLink]:
+        """Children that ended and whose waiting parent has not accepted their end yet."""
+        t, e = schema.execution_links, schema.executions
+        query = (
+            sa.select(t)
+            .join(e, e.c.id == t.c.child_id)
+            .where(t.c.waits == sa.true(), t.c.notified_at.is_(None), e.c.status.in_(TERMINAL))
+            .order_by(t.c.created_at)
+            .limit(limit)
+        )
+        with self._db.read() as conn:
+            return [_link(row) for row in conn.execute(query)]
+
+    def running_attached(self, limit: int) -> list[ExecutionLink]:
+        """Children not ended whose parent waits for them (what control cascades to)."""
+        t, e = schema.execution_links, schema.executions
+        query = (
+            sa.select(t)
+            .join(e, e.c.id == t.c.child_id)
+            .where(t.c.waits == sa.true(), e.c.status.not_in(TERMINAL))
+            .order_by(t.c.created_at)
+            .limit(limit)
+        )
+        with self._db.read() as conn:
+            return [_link(row) for row in conn.execute(query)]
+
+    def mark_heard(self, child_id: str, at: float) -> None:
+        t = schema.execution_links
+        with self._db.write() as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.child_id == child_id, t.c.notified_at.is_(None))
+                .values(notified_at=at)
+            )
+
+    def note_cascade_error(self, child_id: str, error: str) -> None:
+        t = schema.execution_links
+        with self._db.write() as conn:
+            conn.execute(t.update().where(t.c.child_id == child_id).values(cascade_error=error))

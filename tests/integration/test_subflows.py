@@ -1,0 +1,310 @@
+"""Subflows on the real embedded runtime (a real SQLite file): children that obey their parent.
+
+A subflow task starts a whole execution, linked to its task run; the child's
+end ends the task (``transmitFailed``); pause, resume, cancel and terminate
+of a parent reach the children it waits for, and resume releases only what
+the cascade paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from pausepoint.models import ExecutionView
+from pausepoint.service.engine import Engine
+from pausepoint.testing import fast_settings
+
+TIMEOUT = 20.0
+
+CHILD = """
+id: child
+namespace: trees
+inputs:
+  - id: name
+    type: STRING
+    defaults: world
+tasks:
+  - id: hello
+    type: return
+    format: "hello {{ inputs.name }}"
+  - id: gate
+    type: pause
+    runIf: "{{ inputs.name == 'gated' }}"
+  - id: fail
+    type: fail
+    runIf: "{{ inputs.name == 'broken' }}"
+    errorMessage: the child broke
+outputs:
+  greeting: "{{ outputs.hello.value }}"
+"""
+
+PARENT = """
+id: parent
+namespace: trees
+inputs:
+  - id: name
+    type: STRING
+    defaults: world
+  - id: transmit
+    type: BOOLEAN
+    defaults: true
+tasks:
+  - id: call
+    type: subflow
+    namespace: trees
+    flowId: child
+    inputs:
+      name: "{{ inputs.name }}"
+    labels:
+      team: blue
+  - id: after
+    type: return
+    format: "{{ outputs.call.outputs.greeting }} / {{ outputs.call.state }}"
+"""
+
+SLOW_CHILD = """
+id: slow
+namespace: trees
+tasks:
+  - id: first
+    type: sleep
+    duration: PT0.3S
+  - id: second
+    type: sleep
+    duration: PT0.3S
+  - id: third
+    type: sleep
+    duration: PT0.3S
+  - id: done
+    type: return
+    format: done
+"""
+
+FAN_OUT = """
+id: fan
+namespace: trees
+tasks:
+  - id: each
+    type: parallel
+    tasks:
+      - id: a
+        type: subflow
+        namespace: trees
+        flowId: middle
+      - id: b
+        type: subflow
+        namespace: trees
+        flowId: middle
+"""
+
+MIDDLE = """
+id: middle
+namespace: trees
+tasks:
+  - id: one
+    type: subflow
+    namespace: trees
+    flowId: slow
+  - id: two
+    type: subflow
+    namespace: trees
+    flowId: slow
+"""
+
+
+async def _engine_with(db_path: Path, *flows: str) -> Engine:
+    engine = Engine(fast_settings(db_path))
+    await engine.start()
+    for source in flows:
+        await engine.put_flow(source)
+    return engine
+
+
+async def _tree(engine: Engine, root_id: str) -> list[ExecutionView]:
+    return [
+        await engine.execution(record.id)
+        for record in await engine.list_executions(root_id=root_id, limit=200)
+    ]
+
+
+async def test_a_subflow_runs_the_child_and_the_parent_reads_its_outputs(db_path: Path) -> None:
+    engine = await _engine_with(db_path, CHILD, PARENT)
+    try:
+        started = await engine.start_execution("trees", "parent", inputs={"name": "ada"})
+        view = await engine.wait(started.id, timeout=TIMEOUT)
+        assert view.state == "COMPLETED", view.error
+        call = next(run for run in view.task_runs if run.task_id == "call")
+        child_id = call.outputs["executionId"]
+        assert call.outputs["state"] == "COMPLETED"
+        assert call.outputs["outputs"] == {"greeting": "hello ada"}
+        after = next(run for run in view.task_runs if run.task_id == "after")
+        assert after.outputs["value"] == "hello ada / COMPLETED"
+
+        child = await engine.execution(child_id)
+        assert child.state == "COMPLETED"
+        assert child.labels["team"] == "blue"
+        children = await engine.list_executions(parent_id=started.id)
+        assert [record.id for record in children] == [child_id]
+        events = [event.type for event in await engine.events(started.id)]
+        assert "subflow.started" in events and "subflow.ended" in events
+    finally:
+        await engine.stop()
+
+
+@pytest.mark.parametrize(
+    ("transmit", "task_state", "parent_state"),
+    [
+        (True, "FAILED", "FAILED"),
+        (False, "SUCCESS", "COMPLETED"),
+    ],
+)
+async def test_a_failed_child_fails_its_task_only_with_transmit_failed(
+    db_path: Path, transmit: bool, task_state: str, parent_state: str
+) -> None:
+    parent = PARENT.replace(
+        "    labels:\n      team: blue\n", f"    transmitFailed: {str(transmit).lower()}\n"
+    ).replace("{{ outputs.call.outputs.greeting }} / ", "")
+    engine = await _engine_with(db_path, CHILD, parent)
+    try:
+        started = await engine.start_execution("trees", "parent", inputs={"name": "broken"})
+        view = await engine.wait(started.id, timeout=TIMEOUT)
+        call = next(run for run in view.task_runs if run.task_id == "call")
+        assert (call.state, view.state) == (task_state, parent_state), view.error
+        assert call.outputs["state"] == "FAILED"
+        if transmit:
+            assert "ended FAILED" in (call.error or "")
+    finally:
+        await engine.stop()
+
+
+async def test_killing_a_paused_child_never_lets_the_parent_go_on(db_path: Path) -> None:
+    """Kestra #12557: a killed paused subflow let its parent continue as if it succeeded."""
+    engine = await _engine_with(db_path, CHILD, PARENT)
+    try:
+        started = await engine.start_execution("trees", "parent", inputs={"name": "gated"})
+        child_id = await _child_of(engine, started.id)
+        await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+        await engine.terminate(child_id, reason="stuck")
+        view = await engine.wait(started.id, timeout=TIMEOUT)
+        assert view.state == "FAILED"
+        states = {run.task_id: run.state for run in view.task_runs}
+        assert states == {"call": "FAILED"}  # `after` never ran
+        call = view.task_runs[0]
+        assert call.outputs["state"] == "TERMINATED"
+    finally:
+        await engine.stop()
+
+
+async def test_a_child_waiting_on_a_pause_task_is_resumed_and_the_parent_completes(
+    db_path: Path,
+) -> None:
+    engine = await _engine_with(db_path, CHILD, PARENT)
+    try:
+        started = await engine.start_execution("trees", "parent", inputs={"name": "gated"})
+        child_id = await _child_of(engine, started.id)
+        await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+        parent = await engine.execution(started.id)
+        assert parent.state == "RUNNING"  # waiting for a child is not paused
+        # The parent's own resume does not answer its child's Pause task.
+        with pytest.raises(Exception, match="not paused"):
+            await engine.resume(started.id)
+        await engine.resume(child_id)
+        view = await engine.wait(started.id, timeout=TIMEOUT)
+        assert view.state == "COMPLETED", view.error
+    finally:
+        await engine.stop()
+
+
+async def _child_of(engine: Engine, parent_id: str, count: int = 1) -> str:
+    view = await engine.wait(
+        parent_id,
+        until=lambda v: (
+            sum(1 for run in v.task_runs if run.outputs and "executionId" in run.outputs) >= count
+        ),
+        timeout=TIMEOUT,
+    )
+    return next(run.outputs["executionId"] for run in view.task_runs if run.outputs)
+
+
+async def test_pause_cascades_down_a_three_level_tree_and_resume_releases_it(
+    db_path: Path,
+) -> None:
+    engine = await _engine_with(db_path, SLOW_CHILD, MIDDLE, FAN_OUT)
+    try:
+        root = await engine.start_execution("trees", "fan")
+        # Both middles and their first grandchildren are running.
+        await engine.wait(
+            root.id,
+            until=lambda v: sum(1 for r in v.task_runs if r.task_id in ("a", "b")) == 2,
+            timeout=TIMEOUT,
+        )
+        tree: list[ExecutionView] = []
+        for _ in range(200):
+            tree = await _tree(engine, root.id)
+            if len(tree) >= 4:
+                break
+            await _sleep(0.05)
+        assert len(tree) >= 4
+        await engine.pause(root.id, reason="weekend")
+        for view in await _tree(engine, root.id):
+            if view.state not in ("COMPLETED",):
+                await engine.wait(
+                    view.id, until=lambda v: v.state in ("PAUSED", "COMPLETED"), timeout=TIMEOUT
+                )
+        await engine.wait(root.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+        held = [view for view in await _tree(engine, root.id) if view.state == "PAUSED"]
+        assert held, "the cascade paused nothing"
+        for view in held:
+            # Each is held by its own parent's cascade, not by a person.
+            assert view.parent_id is not None
+            assert [p.by for p in view.pause_points if p.kind == "manual"] == [
+                f"cascade:{view.parent_id}"
+            ]
+        # Nothing moves while the tree is paused.
+        before = {view.id: len(view.task_runs) for view in await _tree(engine, root.id)}
+        await _sleep(1.0)
+        after = {view.id: len(view.task_runs) for view in await _tree(engine, root.id)}
+        assert before == after
+        await engine.resume(root.id)
+        view = await engine.wait(root.id, timeout=TIMEOUT * 2)
+        assert view.state == "COMPLETED", view.error
+        tree = await _tree(engine, root.id)
+        assert len(tree) == 6  # two middles, four grandchildren
+        assert {child.state for child in tree} == {"COMPLETED"}
+    finally:
+        await engine.stop()
+
+
+async def _sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@pytest.mark.parametrize("verb", ["cancel", "terminate"])
+async def test_cancel_and_terminate_reach_every_descendant(db_path: Path, verb: str) -> None:
+    engine = await _engine_with(db_path, SLOW_CHILD, MIDDLE, FAN_OUT)
+    try:
+        root = await engine.start_execution("trees", "fan")
+        tree: list[ExecutionView] = []
+        for _ in range(200):
+            tree = await _tree(engine, root.id)
+            if len(tree) >= 4:
+                break
+            await _sleep(0.05)
+        if verb == "cancel":
+            await engine.cancel(root.id, reason="not needed")
+        else:
+            await engine.terminate(root.id, reason="not needed")
+        ended = await engine.wait(root.id, timeout=TIMEOUT)
+        assert ended.state == ("CANCELLED" if verb == "cancel" else "TERMINATED")
+        for child in await _tree(engine, root.id):
+            final = await engine.wait(child.id, timeout=TIMEOUT)
+            assert final.state in ("CANCELLED", "TERMINATED"), (child.id, final.state)
+        # Nothing below a stopped parent starts afterwards.
+        count = len(await _tree(engine, root.id))
+        await _sleep(1.0)
+        assert len(await _tree(engine, root.id)) == count
+    finally:
+        await engine.stop()
