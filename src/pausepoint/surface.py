@@ -93,8 +93,11 @@ class ControlSurface(Protocol):
         labels: dict[str, str] | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        parent_id: str | None = None,
+        root_id: str | None = None,
     ) -> ExecutionPage:
-        """One page of executions, newest first; pass ``next_cursor`` on for the next."""
+        """One page of executions, newest first; pass ``next_cursor`` on for the next.
+        ``parent_id``: the executions its subflow tasks started; ``root_id``: its whole tree."""
         ...
 
     async def execution(self, execution_id: str) -> ExecutionView:

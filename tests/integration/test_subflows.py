@@ -137,10 +137,12 @@ async def test_a_subflow_runs_the_child_and_the_parent_reads_its_outputs(db_path
         view = await engine.wait(started.id, timeout=TIMEOUT)
         assert view.state == "COMPLETED", view.error
         call = next(run for run in view.task_runs if run.task_id == "call")
+        assert call.outputs is not None
         child_id = call.outputs["executionId"]
         assert call.outputs["state"] == "COMPLETED"
         assert call.outputs["outputs"] == {"greeting": "hello ada"}
         after = next(run for run in view.task_runs if run.task_id == "after")
+        assert after.outputs is not None
         assert after.outputs["value"] == "hello ada / COMPLETED"
 
         child = await engine.execution(child_id)
@@ -172,6 +174,7 @@ async def test_a_failed_child_fails_its_task_only_with_transmit_failed(
         started = await engine.start_execution("trees", "parent", inputs={"name": "broken"})
         view = await engine.wait(started.id, timeout=TIMEOUT)
         call = next(run for run in view.task_runs if run.task_id == "call")
+        assert call.outputs is not None
         assert (call.state, view.state) == (task_state, parent_state), view.error
         assert call.outputs["state"] == "FAILED"
         if transmit:
@@ -193,6 +196,7 @@ async def test_killing_a_paused_child_never_lets_the_parent_go_on(db_path: Path)
         states = {run.task_id: run.state for run in view.task_runs}
         assert states == {"call": "FAILED"}  # `after` never ran
         call = view.task_runs[0]
+        assert call.outputs is not None
         assert call.outputs["state"] == "TERMINATED"
     finally:
         await engine.stop()
@@ -226,7 +230,7 @@ async def _child_of(engine: Engine, parent_id: str, count: int = 1) -> str:
         ),
         timeout=TIMEOUT,
     )
-    return next(run.outputs["executionId"] for run in view.task_runs if run.outputs)
+    return str(next(run.outputs["executionId"] for run in view.task_runs if run.outputs))
 
 
 async def test_pause_cascades_down_a_three_level_tree_and_resume_releases_it(

@@ -95,11 +95,30 @@ def print_view(view: ExecutionView, *, as_json: bool) -> None:
         console.print_json(view.model_dump_json())
         return
     console.print(render_runs(view))
+    if view.parent_id:
+        console.print(
+            f"subflow of execution {view.parent_id} (task run {view.parent_task_run_id}, "
+            f"root {view.root_id})",
+            markup=False,
+        )
     for point in view.pause_points:
+        child = point.child_execution_id
         console.print(
             f"open pause point {point.id} ({point.kind}"
-            f"{', task ' + str(point.task_id) if point.task_id else ''})"
+            f"{', task ' + str(point.task_id) if point.task_id else ''}"
+            f"{', waits for execution ' + child if child else ''})",
+            markup=False,
         )
+    if view.children:
+        console.print(f"children ({len(view.children)}):")
+    for child in view.children:
+        line = f"  {child.id} {child.namespace}.{child.flow_id} {styled(child.state)}"
+        line += (
+            f" [dim](task run {child.task_run_id}{'' if child.waits else ', not waited for'})[/]"
+        )
+        if child.cascade_error:
+            line += f" [red]cascade failed: {escape(child.cascade_error)}[/]"
+        console.print(line)
     for message in view.context:
         console.print(f"context #{message.seq} {message.role}: {message.message}", markup=False)
     if view.error:

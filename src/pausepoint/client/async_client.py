@@ -187,10 +187,12 @@ class AsyncClient:
         labels: Mapping[str, str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        parent: str | None = None,
+        root: str | None = None,
     ) -> ExecutionPage:
         """One page of executions, newest first; pass ``next_cursor`` on for the next."""
         return await self._send(
-            Calls.list_executions(state, namespace, flow_id, labels, limit, cursor)
+            Calls.list_executions(state, namespace, flow_id, labels, limit, cursor, parent, root)
         )
 
     async def execution_page(
@@ -202,6 +204,8 @@ class AsyncClient:
         labels: Mapping[str, str] | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        parent_id: str | None = None,
+        root_id: str | None = None,
     ) -> ExecutionPage:
         """:meth:`list_executions` with ``Engine``'s arguments (a ``ControlSurface`` method)."""
         return await self.list_executions(
@@ -211,6 +215,8 @@ class AsyncClient:
             labels=labels,
             limit=limit,
             cursor=cursor,
+            parent=parent_id,
+            root=root_id,
         )
 
     async def iter_executions(

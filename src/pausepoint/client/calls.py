@@ -270,6 +270,8 @@ class Calls:
         labels: Mapping[str, str] | None,
         limit: int | None,
         cursor: str | None,
+        parent: str | None = None,
+        root: str | None = None,
     ) -> Call[ExecutionPage]:
         params: Params = []
         states = [state] if isinstance(state, str) else list(state or ())
@@ -282,6 +284,8 @@ class Calls:
                 ("flow_id", flow_id),
                 ("limit", limit),
                 ("cursor", cursor),
+                ("parent", parent),
+                ("root", root),
             )
             if v is not None
         ]

@@ -166,8 +166,12 @@ class Client:
         labels: Mapping[str, str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        parent: str | None = None,
+        root: str | None = None,
     ) -> ExecutionPage:
-        return self._send(Calls.list_executions(state, namespace, flow_id, labels, limit, cursor))
+        return self._send(
+            Calls.list_executions(state, namespace, flow_id, labels, limit, cursor, parent, root)
+        )
 
     def execution_page(
         self,
@@ -178,6 +182,8 @@ class Client:
         labels: Mapping[str, str] | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        parent_id: str | None = None,
+        root_id: str | None = None,
     ) -> ExecutionPage:
         """:meth:`list_executions` with ``Engine``'s arguments, as on :class:`AsyncClient`."""
         return self.list_executions(
@@ -187,6 +193,8 @@ class Client:
             labels=labels,
             limit=limit,
             cursor=cursor,
+            parent=parent_id,
+            root=root_id,
         )
 
     def iter_executions(

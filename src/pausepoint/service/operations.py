@@ -115,6 +115,8 @@ class ListExecutionsRequest(Operation[ExecutionPage]):
     labels: dict[str, str] = field(default_factory=dict)
     limit: int = 50
     cursor: str | None = None
+    parent_id: str | None = None  # the children of this execution
+    root_id: str | None = None  # every descendant of this execution
 
     async def run(self, engine: Engine) -> ExecutionPage:
         return await engine.execution_page(
@@ -124,6 +126,8 @@ class ListExecutionsRequest(Operation[ExecutionPage]):
             labels=self.labels,
             limit=self.limit,
             cursor=self.cursor,
+            parent_id=self.parent_id,
+            root_id=self.root_id,
         )
 
 

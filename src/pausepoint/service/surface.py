@@ -66,6 +66,8 @@ class _EngineCore(Protocol):
         labels: dict[str, str] | None = ...,
         limit: int = ...,
         before: tuple[float, str] | None = ...,
+        parent_id: str | None = ...,
+        root_id: str | None = ...,
     ) -> list[ExecutionRecord]: ...
     async def commands(self, execution_id: str) -> list[CommandView]: ...
     async def execution(self, execution_id: str) -> ExecutionView: ...
@@ -106,14 +108,19 @@ class SurfaceMixin:
         labels: dict[str, str] | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        parent_id: str | None = None,
+        root_id: str | None = None,
     ) -> ExecutionPage:
-        """One page of executions, newest first, as the HTTP API pages them."""
+        """One page of executions, newest first, as the HTTP API pages them; ``parent_id``
+        keeps the children of that execution, ``root_id`` all its descendants."""
 
         records = await self.list_executions(
             states=states,
             namespace=namespace,
             flow_id=flow_id,
             labels=labels,
+            parent_id=parent_id,
+            root_id=root_id,
             limit=limit + 1,  # one more tells whether there is a next page
             before=decode_cursor(cursor) if cursor else None,
         )

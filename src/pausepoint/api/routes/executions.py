@@ -64,6 +64,12 @@ async def list_executions(
     label: Annotated[list[str], Query(description="key:value, all must match.")] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
+    parent: Annotated[
+        str | None, Query(description="Only the executions this execution's subflows started.")
+    ] = None,
+    root: Annotated[
+        str | None, Query(description="Only the descendants of this execution (its whole tree).")
+    ] = None,
 ) -> ExecutionPage:
     """Executions the caller's organization owns, newest first, a page at a time."""
     operation = ListExecutionsRequest(
@@ -73,6 +79,8 @@ async def list_executions(
         labels=parse_labels(label),
         limit=limit,
         cursor=cursor,
+        parent_id=parent,
+        root_id=root,
     )
     return await call(request, caller, operation)
 

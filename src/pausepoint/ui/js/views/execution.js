@@ -80,6 +80,22 @@ export async function renderExecution(view, executionId, session) {
       rows.push(["Labels", Object.entries(execution.labels).map(([k, v]) =>
         h("span", { class: "label-chip" }, `${k}:${v}`))]);
     }
+    if (execution.parent_id) {
+      rows.push(["Parent", h("a", { href: `#${executionPath(execution.parent_id)}`,
+        id: "parent-link", class: "mono" }, execution.parent_id)]);
+      if (execution.root_id && execution.root_id !== execution.parent_id) {
+        rows.push(["Root", h("a", { href: `#${executionPath(execution.root_id)}`,
+          class: "mono" }, execution.root_id)]);
+      }
+    }
+    if (execution.children?.length) {
+      rows.push(["Subflows", h("ul", { id: "children", class: "children" },
+        execution.children.map((child) => h("li", {},
+          h("a", { href: `#${executionPath(child.id)}`, class: "mono" }, child.id), " ",
+          `${child.namespace}.${child.flow_id} `, badge(child.state),
+          child.cascade_error ? h("span", { class: "error" },
+            ` cascade failed: ${child.cascade_error}`) : null)))]);
+    }
     if (execution.checkpoint) rows.push(["Checkpoint", execution.checkpoint]);
     if (execution.pause_reason) rows.push(["Pause reason", execution.pause_reason]);
     if (execution.error) rows.push(["Error", h("span", { class: "error" }, execution.error)]);
@@ -272,6 +288,7 @@ export async function renderExecution(view, executionId, session) {
   function buildPauseForm(point) {
     const title = point.kind === "approval" ? `Approve a call of the tool ${point.task_id}`
       : point.kind === "queue" ? "Queued: waiting for a free slot"
+      : point.kind === "subflow" ? `Subflow task ${point.task_id} waits for its execution`
       : point.task_id ? `Pause task ${point.task_id}` : "Paused by request";
     const headingId = `pause-${point.id}-title`;
     const details = h("p", { class: "muted" },
@@ -284,6 +301,12 @@ export async function renderExecution(view, executionId, session) {
     if (point.kind === "queue") {
       element.append(h("p", { class: "muted" },
         "It starts by itself when the flow's concurrency limit frees a slot."));
+      return { element };
+    }
+    if (point.kind === "subflow") {
+      element.append(h("p", { class: "muted" }, "It goes on when execution ",
+        h("a", { href: `#${executionPath(point.child_execution_id)}`, class: "mono" },
+          point.child_execution_id), " ends."));
       return { element };
     }
     if (!session.canControl) {

@@ -1,0 +1,66 @@
+"""An execution tree in the UI: a parent lists its subflows, a child links back to it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import Server
+
+CHILD = """
+id: tree_child
+namespace: ui.tests
+tasks:
+  - id: wait_here
+    type: pause
+"""
+
+PARENT = """
+id: tree_parent
+namespace: ui.tests
+tasks:
+  - id: call
+    type: subflow
+    namespace: ui.tests
+    flowId: tree_child
+"""
+
+
+def test_a_parent_lists_its_subflow_and_the_child_links_back(
+    server: Server, signed_in: Callable[..., Page]
+) -> None:
+    with server.api() as client:
+        for flow_id, source in (("tree_child", CHILD), ("tree_parent", PARENT)):
+            client.put(
+                f"/flows/ui.tests/{flow_id}",
+                content=source,
+                headers={"Content-Type": "application/x-yaml"},
+            ).raise_for_status()
+    parent_id = server.start("ui.tests", "tree_parent")
+
+    def child_paused() -> bool:
+        with server.api() as client:
+            children = client.get(f"/executions?parent={parent_id}").json()["items"]
+        return bool(children) and children[0]["state"] == "PAUSED"
+
+    for _ in range(300):
+        if child_paused():
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the child never PAUSED on its Pause task")
+    page = signed_in("operator")
+    page.goto(f"{server.base_url}/#/executions/{parent_id}")
+    children = page.locator("#children li")
+    expect(children).to_have_count(1)
+    expect(children.first).to_contain_text("ui.tests.tree_child")
+    expect(children.first.locator(".badge")).to_have_text("PAUSED")
+    children.first.get_by_role("link").click()
+    expect(page.locator("#parent-link")).to_have_text(parent_id)
+    expect(page.locator("#execution-state")).to_contain_text("PAUSED")
+    # Resuming the child from its own page lets the parent complete.
+    page.locator("#pause-points").get_by_role("button", name="Resume").first.click()
+    page.locator("#parent-link").click()
+    expect(page.locator("#execution-state")).to_contain_text("COMPLETED", timeout=15_000)
