@@ -115,7 +115,12 @@ class ControlSurface(Protocol):
     # control
 
     async def pause(
-        self, execution_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+        self,
+        execution_id: str,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult: ...
 
     async def resume(
@@ -125,16 +130,27 @@ class ControlSurface(Protocol):
         inputs: dict[str, Any] | None = None,
         pause_id: str | None = None,
         idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult: ...
 
     async def cancel(
-        self, execution_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+        self,
+        execution_id: str,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult: ...
 
     # The HTTP API answers terminate in Kubiya's shape; both carry execution_id,
     # state and message.
     async def terminate(
-        self, execution_id: str, *, reason: str, idempotency_key: str | None = None
+        self,
+        execution_id: str,
+        *,
+        reason: str,
+        idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult | TerminateReply: ...
 
     async def inject(

@@ -46,6 +46,11 @@ class PauseBody(_Body):
     )
 
     reason: str | None = Field(default=None, max_length=500)
+    cascade: bool | None = Field(
+        default=None,
+        description="Whether this reaches the subflow executions it waits for "
+        "(default: the flow's cascade policy, itself on by default).",
+    )
 
 
 class ResumeBody(_Body):
@@ -59,6 +64,11 @@ class ResumeBody(_Body):
     inputs: dict[str, Any] = Field(default_factory=dict)
     pause_id: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=500)
+    cascade: bool | None = Field(
+        default=None,
+        description="Whether this reaches the subflow executions it waits for "
+        "(default: the flow's cascade policy, itself on by default).",
+    )
 
 
 class CancelBody(_Body):
@@ -67,6 +77,11 @@ class CancelBody(_Body):
     )
 
     reason: str | None = Field(default=None, max_length=500)
+    cascade: bool | None = Field(
+        default=None,
+        description="Whether this reaches the subflow executions it waits for "
+        "(default: the flow's cascade policy, itself on by default).",
+    )
 
 
 class TerminateBody(_Body):
@@ -75,6 +90,11 @@ class TerminateBody(_Body):
     )
 
     reason: str = Field(min_length=1, max_length=500, description="Why (1-500 characters).")
+    cascade: bool | None = Field(
+        default=None,
+        description="Whether this reaches the subflow executions it waits for "
+        "(default: the flow's cascade policy, itself on by default).",
+    )
 
 
 class InjectBody(_Body):

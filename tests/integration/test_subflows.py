@@ -312,3 +312,133 @@ async def test_cancel_and_terminate_reach_every_descendant(db_path: Path, verb: 
         assert len(await _tree(engine, root.id)) == count
     finally:
         await engine.stop()
+
+
+HOLDER = """
+id: holder
+namespace: trees
+tasks:
+  - id: call
+    type: subflow
+    namespace: trees
+    flowId: slow
+  - id: after
+    type: return
+    format: after
+"""
+
+
+async def _running_child(engine: Engine, parent_id: str) -> str:
+    child_id = await _child_of(engine, parent_id)
+    await engine.wait(child_id, until=lambda v: v.state == "RUNNING", timeout=TIMEOUT)
+    return child_id
+
+
+async def test_a_pause_that_does_not_cascade_lets_the_children_finish(db_path: Path) -> None:
+    engine = await _engine_with(db_path, SLOW_CHILD, HOLDER)
+    try:
+        root = await engine.start_execution("trees", "holder")
+        child_id = await _running_child(engine, root.id)
+        await engine.pause(root.id, cascade=False)
+        child = await engine.wait(child_id, timeout=TIMEOUT)
+        assert child.state == "COMPLETED"
+        assert not any(p.by == f"cascade:{root.id}" for p in child.pause_points)
+        held = await engine.wait(
+            root.id,
+            until=lambda v: v.state == "PAUSED" and v.task_run("call").state == "SUCCESS",
+            timeout=TIMEOUT,
+        )
+        assert [r.task_id for r in held.task_runs] == ["call"]  # nothing after it started
+        await engine.resume(root.id)
+        assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
+    finally:
+        await engine.stop()
+
+
+async def test_a_cancel_that_does_not_cascade_leaves_the_children_running(db_path: Path) -> None:
+    engine = await _engine_with(db_path, SLOW_CHILD, HOLDER)
+    try:
+        root = await engine.start_execution("trees", "holder")
+        child_id = await _running_child(engine, root.id)
+        await engine.cancel(root.id, reason="only the parent", cascade=False)
+        assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "CANCELLED"
+        assert (await engine.wait(child_id, timeout=TIMEOUT)).state == "COMPLETED"
+    finally:
+        await engine.stop()
+
+
+async def test_a_resume_that_does_not_cascade_keeps_the_children_held(db_path: Path) -> None:
+    engine = await _engine_with(db_path, SLOW_CHILD, HOLDER)
+    try:
+        root = await engine.start_execution("trees", "holder")
+        child_id = await _running_child(engine, root.id)
+        await engine.pause(root.id)
+        await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+        await engine.resume(root.id, cascade=False)
+        await asyncio.sleep(1.0)  # a cascade would have resumed it by now
+        assert (await engine.execution(child_id)).state == "PAUSED"
+        assert (await engine.execution(root.id)).state == "RUNNING"
+        await engine.resume(child_id)  # its hold is resumable by hand
+        assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
+    finally:
+        await engine.stop()
+
+
+async def test_resume_of_the_parent_never_releases_an_operators_own_hold(db_path: Path) -> None:
+    engine = await _engine_with(db_path, SLOW_CHILD, HOLDER)
+    try:
+        root = await engine.start_execution("trees", "holder")
+        child_id = await _running_child(engine, root.id)
+        await engine.pause(child_id, reason="checking it", actor="alice")
+        await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+        await engine.pause(root.id)
+        await engine.wait(root.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+        await engine.resume(root.id)
+        await asyncio.sleep(1.0)
+        child = await engine.execution(child_id)
+        assert child.state == "PAUSED"
+        assert [p.by for p in child.pause_points if p.kind == "manual"] == ["alice"]
+        await engine.resume(child_id)
+        assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
+    finally:
+        await engine.stop()
+
+
+async def test_a_flows_cascade_policy_decides_when_the_request_does_not(db_path: Path) -> None:
+    detached = HOLDER.replace("id: holder", "id: detached") + "cascade:\n  pause: false\n"
+    engine = await _engine_with(db_path, SLOW_CHILD, detached)
+    try:
+        root = await engine.start_execution("trees", "detached")
+        child_id = await _running_child(engine, root.id)
+        await engine.pause(root.id)
+        assert (await engine.wait(child_id, timeout=TIMEOUT)).state == "COMPLETED"
+        await engine.resume(root.id)
+        assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
+        # A request may still ask for the cascade the flow does not do by default.
+        again = await engine.start_execution("trees", "detached")
+        child_id = await _running_child(engine, again.id)
+        await engine.pause(again.id, cascade=True)
+        await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+        await engine.resume(again.id)
+        assert (await engine.wait(again.id, timeout=TIMEOUT)).state == "COMPLETED"
+    finally:
+        await engine.stop()
+
+
+async def test_a_pause_right_after_the_start_holds_the_whole_tree(db_path: Path) -> None:
+    """Paused at once: whether the child was created held (its parent's pause was open
+    when its task started it) or paused by the cascade, the tree stops and resumes."""
+    engine = await _engine_with(db_path, SLOW_CHILD, HOLDER)
+    try:
+        root = await engine.start_execution("trees", "holder")
+        await engine.pause(root.id)
+        await engine.wait(root.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+        for child in await _tree(engine, root.id):
+            await engine.wait(child.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+        frozen = {view.id: len(view.task_runs) for view in await _tree(engine, root.id)}
+        await asyncio.sleep(1.0)
+        assert {view.id: len(view.task_runs) for view in await _tree(engine, root.id)} == frozen
+        await engine.resume(root.id)
+        assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
+    finally:
+        await engine.stop()

@@ -59,6 +59,7 @@ def control_request(body: ControlBody, execution_id: str, **common: Any) -> Cont
             inputs=body.inputs,
             pause_id=body.pause_id,
             reason=body.reason,
+            cascade=body.cascade,
             **common,
         )
     if isinstance(body, InjectBody):
@@ -66,10 +67,16 @@ def control_request(body: ControlBody, execution_id: str, **common: Any) -> Cont
             execution_id=execution_id, message=body.message, role=body.role, **common
         )
     if isinstance(body, TerminateBody):
-        return TerminateRequest(execution_id=execution_id, reason=body.reason, **common)
+        return TerminateRequest(
+            execution_id=execution_id, reason=body.reason, cascade=body.cascade, **common
+        )
     if isinstance(body, CancelBody):
-        return CancelRequest(execution_id=execution_id, reason=body.reason, **common)
-    return PauseRequest(execution_id=execution_id, reason=body.reason, **common)
+        return CancelRequest(
+            execution_id=execution_id, reason=body.reason, cascade=body.cascade, **common
+        )
+    return PauseRequest(
+        execution_id=execution_id, reason=body.reason, cascade=body.cascade, **common
+    )
 
 
 __all__ = [

@@ -95,13 +95,16 @@ async def cmd_events(target: Target, args: argparse.Namespace) -> int:
 
 
 async def cmd_pause(target: Target, args: argparse.Namespace) -> int:
-    return report(await target.plane.pause(args.id, reason=args.reason))
+    return report(await target.plane.pause(args.id, reason=args.reason, cascade=args.cascade))
 
 
 async def cmd_resume(target: Target, args: argparse.Namespace) -> int:
     """Resume; when this process then runs the execution, follow it until it settles."""
     result = await target.plane.resume(
-        args.id, inputs=parse_pairs(args.input, "--input"), pause_id=args.pause_id
+        args.id,
+        inputs=parse_pairs(args.input, "--input"),
+        pause_id=args.pause_id,
+        cascade=args.cascade,
     )
     code = report(result)
     if args.no_follow or target.engine is None or not target.runs_here(args.id):
@@ -115,14 +118,14 @@ async def cmd_resume(target: Target, args: argparse.Namespace) -> int:
 
 async def cmd_cancel(target: Target, args: argparse.Namespace) -> int:
     """Cancel; when this process runs the execution, wait here until the cancel lands."""
-    code = report(await target.plane.cancel(args.id, reason=args.reason))
+    code = report(await target.plane.cancel(args.id, reason=args.reason, cascade=args.cascade))
     if target.runs_here(args.id):
         print_end(await target.plane.wait(args.id))
     return code
 
 
 async def cmd_terminate(target: Target, args: argparse.Namespace) -> int:
-    return report(await target.plane.terminate(args.id, reason=args.reason))
+    return report(await target.plane.terminate(args.id, reason=args.reason, cascade=args.cascade))
 
 
 async def cmd_inject(target: Target, args: argparse.Namespace) -> int:

@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     pause = commands.add("pause", help="pause at the next checkpoint")
     pause.add_argument("id")
     pause.add_argument("--reason")
+    add_cascade_argument(pause, "pause")
 
     resume = commands.add(
         "resume", help="resume a paused execution (continues it here if no process runs it)"
@@ -204,14 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument(
         "--no-follow", action="store_true", help="return once the resume is applied"
     )
+    add_cascade_argument(resume, "resume")
 
     cancel = commands.add("cancel", help="cancel gracefully (finally tasks run)")
     cancel.add_argument("id")
     cancel.add_argument("--reason")
+    add_cascade_argument(cancel, "cancel")
 
     terminate = commands.add("terminate", help="stop at once; nothing else runs")
     terminate.add_argument("id")
     terminate.add_argument("--reason", required=True)
+    add_cascade_argument(terminate, "terminate")
 
     inject = commands.add("inject", help="append a message to the execution's context")
     inject.add_argument("id")
@@ -225,6 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     return parser
+
+
+def add_cascade_argument(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument(
+        "--no-cascade",
+        dest="cascade",
+        action="store_const",
+        const=False,
+        default=None,
+        help=f"{verb} this execution only, not the subflow executions it waits for",
+    )
 
 
 def add_temporal_arguments(parser: argparse.ArgumentParser) -> None:

@@ -102,11 +102,11 @@ def print_view(view: ExecutionView, *, as_json: bool) -> None:
             markup=False,
         )
     for point in view.pause_points:
-        child = point.child_execution_id
+        waited = point.child_execution_id
         console.print(
             f"open pause point {point.id} ({point.kind}"
             f"{', task ' + str(point.task_id) if point.task_id else ''}"
-            f"{', waits for execution ' + child if child else ''})",
+            f"{', waits for execution ' + waited if waited else ''})",
             markup=False,
         )
     if view.children:

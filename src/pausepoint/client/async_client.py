@@ -259,11 +259,16 @@ class AsyncClient:
     # control
 
     async def pause(
-        self, execution_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+        self,
+        execution_id: str,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult:
         """Pause at the next checkpoint (409 :class:`Conflict` names a state that forbids it)."""
         return await self._send(
-            Calls.control(execution_id, "pause", pause_body(reason), idempotency_key)
+            Calls.control(execution_id, "pause", pause_body(reason, cascade), idempotency_key)
         )
 
     async def resume(
@@ -274,9 +279,10 @@ class AsyncClient:
         pause_id: str | None = None,
         reason: str | None = None,
         idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult:
         """Resume an open pause point; invalid ``inputs`` raise :class:`InvalidInput`."""
-        body = resume_body(inputs, pause_id, reason)
+        body = resume_body(inputs, pause_id, reason, cascade)
         return await self._send(Calls.control(execution_id, "resume", body, idempotency_key))
 
     async def validate_resume(
@@ -293,18 +299,28 @@ class AsyncClient:
         )
 
     async def cancel(
-        self, execution_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+        self,
+        execution_id: str,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult:
         """Cancel cooperatively: in-flight work is asked to stop, ``finally`` tasks run."""
         return await self._send(
-            Calls.control(execution_id, "cancel", pause_body(reason), idempotency_key)
+            Calls.control(execution_id, "cancel", pause_body(reason, cascade), idempotency_key)
         )
 
     async def terminate(
-        self, execution_id: str, reason: str, *, idempotency_key: str | None = None
+        self,
+        execution_id: str,
+        reason: str,
+        *,
+        idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> TerminateReply:
         """Stop at once (``reason``: 1-500 characters); nothing else runs."""
-        return await self._send(Calls.terminate(execution_id, reason, idempotency_key))
+        return await self._send(Calls.terminate(execution_id, reason, idempotency_key, cascade))
 
     async def inject(
         self,

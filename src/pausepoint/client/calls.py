@@ -331,13 +331,13 @@ class Calls:
 
     @staticmethod
     def terminate(
-        execution_id: str, reason: str, idempotency_key: str | None
+        execution_id: str, reason: str, idempotency_key: str | None, cascade: bool | None = None
     ) -> Call[TerminateReply]:
         return Call(
             "POST",
             _execution(execution_id, "/terminate"),
             _model(TerminateReply),
-            json={"reason": reason},
+            json=_without_none(reason=reason, cascade=cascade),
             headers=_idempotent(idempotency_key),
         )
 
@@ -379,14 +379,20 @@ class Calls:
         return Call("DELETE", f"{API}/secrets/{_seg(name)}", _nothing)
 
 
-def pause_body(reason: str | None) -> dict[str, Any]:
-    return _without_none(reason=reason)
+def pause_body(reason: str | None, cascade: bool | None = None) -> dict[str, Any]:
+    """The body of a pause or a cancel."""
+    return _without_none(reason=reason, cascade=cascade)
 
 
 def resume_body(
-    inputs: Mapping[str, Any] | None, pause_id: str | None, reason: str | None
+    inputs: Mapping[str, Any] | None,
+    pause_id: str | None,
+    reason: str | None,
+    cascade: bool | None = None,
 ) -> dict[str, Any]:
-    return _without_none(inputs=dict(inputs or {}), pause_id=pause_id, reason=reason)
+    return _without_none(
+        inputs=dict(inputs or {}), pause_id=pause_id, reason=reason, cascade=cascade
+    )
 
 
 def condition_of(until: Until) -> Callable[[ExecutionView], bool]:

@@ -231,9 +231,16 @@ class Client:
         return self._send(Calls.audit(execution_id))
 
     def pause(
-        self, execution_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+        self,
+        execution_id: str,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult:
-        return self._send(Calls.control(execution_id, "pause", pause_body(reason), idempotency_key))
+        return self._send(
+            Calls.control(execution_id, "pause", pause_body(reason, cascade), idempotency_key)
+        )
 
     def resume(
         self,
@@ -243,8 +250,9 @@ class Client:
         pause_id: str | None = None,
         reason: str | None = None,
         idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult:
-        body = resume_body(inputs, pause_id, reason)
+        body = resume_body(inputs, pause_id, reason, cascade)
         return self._send(Calls.control(execution_id, "resume", body, idempotency_key))
 
     def validate_resume(
@@ -258,16 +266,26 @@ class Client:
         return self._send(Calls.validate_resume(execution_id, inputs, pause_id, idempotency_key))
 
     def cancel(
-        self, execution_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+        self,
+        execution_id: str,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult:
         return self._send(
-            Calls.control(execution_id, "cancel", pause_body(reason), idempotency_key)
+            Calls.control(execution_id, "cancel", pause_body(reason, cascade), idempotency_key)
         )
 
     def terminate(
-        self, execution_id: str, reason: str, *, idempotency_key: str | None = None
+        self,
+        execution_id: str,
+        reason: str,
+        *,
+        idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> TerminateReply:
-        return self._send(Calls.terminate(execution_id, reason, idempotency_key))
+        return self._send(Calls.terminate(execution_id, reason, idempotency_key, cascade))
 
     def inject(
         self,

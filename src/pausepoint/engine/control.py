@@ -179,6 +179,8 @@ def _admit_resume(view: ControlView, command: Command, index: FlowIndex, subject
         payload["release"] = True
     if child is not None:
         payload["child"] = child
+    if "cascade" in command.payload:
+        payload["cascade"] = bool(command.payload["cascade"])
     return replace(command, payload=payload)
 
 

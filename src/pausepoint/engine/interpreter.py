@@ -604,7 +604,12 @@ class _Step(Scheduler):
             case CommandKind.RESUME:
                 self.resume(command)
             case CommandKind.CANCEL:
-                self.stop("cancel", by=command.by, reason=command.reason)
+                self.stop(
+                    "cancel",
+                    by=command.by,
+                    reason=command.reason,
+                    cascade=command.payload.get("cascade"),
+                )
             case CommandKind.TERMINATE:
                 self.terminate(command)
             case CommandKind.INJECT:
@@ -620,6 +625,9 @@ class _Step(Scheduler):
         }
         if command.traceparent is not None:
             self.state["pauses"][command.id]["traceparent"] = command.traceparent
+        if "cascade" in command.payload:
+            self.state["pauses"][command.id]["cascade"] = bool(command.payload["cascade"])
+        self.state.pop("children_held", None)  # a new hold decides for the subflows again
         self.state["pause_reason"] = command.reason
         if self.status is S.RUNNING:
             self.set_status(S.PAUSING)
@@ -652,6 +660,8 @@ class _Step(Scheduler):
             )
             self.state["pause_reason"] = None
             self.state["checkpoint"] = None
+            if command.payload.get("cascade") is False:
+                self.state["children_held"] = True  # the subflows stay paused
             if QUEUE_PAUSE in self.state["pauses"]:
                 self.set_status(S.QUEUED)  # still waiting for a concurrency slot
             else:
@@ -711,8 +721,13 @@ class _Step(Scheduler):
         messages.append(entry)
         self.emit("context.injected", **entry)
 
-    def stop(self, kind: StopKind, *, by: str, reason: str | None) -> None:
-        """Cancel cooperatively (``kind`` cancel) or because the execution timed out."""
+    def stop(
+        self, kind: StopKind, *, by: str, reason: str | None, cascade: bool | None = None
+    ) -> None:
+        """Cancel cooperatively (``kind`` cancel) or because the execution timed out.
+
+        ``cascade`` False leaves the subflows it waits for running (see subflows.py).
+        """
         if self.state["stop"] is not None:
             return  # already stopping: cancel is idempotent
         stop: Stop = {
@@ -724,6 +739,8 @@ class _Step(Scheduler):
         }
         if self.cause is not None:
             stop["traceparent"] = self.cause
+        if cascade is not None:
+            stop["cascade"] = cascade
         self.state["stop"] = stop
         for pause_id in list(self.state["pauses"]):
             pause = self.close_pause(pause_id)
@@ -741,13 +758,16 @@ class _Step(Scheduler):
             self.act(CancelTask(run_id))
 
     def terminate(self, command: Command) -> None:
-        self.state["stop"] = {
+        stop: Stop = {
             "kind": "terminate",
             "by": command.by,
             "reason": command.reason,
             "at": self.at,
             "phase": self.state["phase"],
         }
+        if "cascade" in command.payload:
+            stop["cascade"] = bool(command.payload["cascade"])
+        self.state["stop"] = stop
         for run_id in self.state["inflight"]:
             self.act(CancelTask(run_id, kill=True))
         self.state["inflight"] = []

@@ -128,6 +128,7 @@ class Stop(TypedDict):
     at: float
     phase: Phase  # the phase it arrived in: `finally` still runs unless it arrived there
     traceparent: NotRequired[str]  # the W3C trace context of the command that asked for it
+    cascade: NotRequired[bool]  # whether it reaches the subflows (else: the flow's policy)
 
 
 class PausePoint(TypedDict):
@@ -144,6 +145,7 @@ class PausePoint(TypedDict):
     deadline: NotRequired[float | None]  # task, approval: when a pauseDuration ends it
     on_resume: NotRequired[list[dict[str, Any]]]  # approval: its own onResume inputs
     traceparent: NotRequired[str]  # manual: the W3C trace context of the pause command
+    cascade: NotRequired[bool]  # manual: whether it holds the subflows (else: the flow's policy)
 
 
 class Timer(TypedDict):
@@ -282,6 +284,8 @@ class EngineState(TypedDict):
     secret_values: NotRequired[list[str]]
     # The W3C trace context the execution was started with: its events carry it.
     traceparent: NotRequired[str]
+    # Resumed without cascading: the subflows its last hold paused stay paused.
+    children_held: NotRequired[bool]
 
 
 # What the engine's entry points take: its state, or the same data as a runtime loaded

@@ -731,6 +731,21 @@ Task = Annotated[
 LEAF_TYPES = frozenset({"log", "return", "outputs", "python", "shell", "http", "resume", "subflow"})
 
 
+class CascadePolicy(BaseModel):
+    """Which control commands on an execution reach the subflow executions it waits for.
+
+    A request may decide otherwise for itself (its ``cascade``). Resume reaches only
+    what a cascade paused, never a subflow's own Pause task or a person's hold.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pause: bool = True
+    resume: bool = True
+    cancel: bool = True
+    terminate: bool = True
+
+
 class FlowOutput(BaseModel):
     """A typed flow output (Kestra's list form): ``value`` is rendered, then checked."""
 
@@ -796,6 +811,10 @@ class Flow(BaseModel):
     concurrency: Concurrency | None = None
     triggers: list[Trigger] = Field(default_factory=list)
     disabled: bool = Field(default=False, description="Nothing starts a disabled flow.")
+    cascade: CascadePolicy = Field(
+        default_factory=CascadePolicy,
+        description="Which control commands reach the subflow executions it waits for.",
+    )
 
     @field_validator("timeout")
     @classmethod

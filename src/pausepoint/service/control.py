@@ -220,6 +220,7 @@ class ControlLayer(EventsLayer):
         reason: str | None = None,
         actor: str | None = None,
         idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult:
         return await self.control(
             PauseRequest(
@@ -227,6 +228,7 @@ class ControlLayer(EventsLayer):
                 reason=reason,
                 actor=actor or self.default_actor,
                 idempotency_key=idempotency_key,
+                cascade=cascade,
             )
         )
 
@@ -238,6 +240,7 @@ class ControlLayer(EventsLayer):
         pause_id: str | None = None,
         actor: str | None = None,
         idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult:
         return await self.control(
             ResumeRequest(
@@ -246,6 +249,7 @@ class ControlLayer(EventsLayer):
                 pause_id=pause_id,
                 actor=actor or self.default_actor,
                 idempotency_key=idempotency_key,
+                cascade=cascade,
             )
         )
 
@@ -256,6 +260,7 @@ class ControlLayer(EventsLayer):
         reason: str | None = None,
         actor: str | None = None,
         idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult:
         return await self.control(
             CancelRequest(
@@ -263,6 +268,7 @@ class ControlLayer(EventsLayer):
                 reason=reason,
                 actor=actor or self.default_actor,
                 idempotency_key=idempotency_key,
+                cascade=cascade,
             )
         )
 
@@ -273,6 +279,7 @@ class ControlLayer(EventsLayer):
         reason: str,
         actor: str | None = None,
         idempotency_key: str | None = None,
+        cascade: bool | None = None,
     ) -> ControlResult:
         return await self.control(
             TerminateRequest(
@@ -280,6 +287,7 @@ class ControlLayer(EventsLayer):
                 reason=reason,
                 actor=actor or self.default_actor,
                 idempotency_key=idempotency_key,
+                cascade=cascade,
             )
         )
 

@@ -24,6 +24,9 @@ class ControlRequest(Operation[ControlResult]):
     traceparent: str | None = None  # the caller's W3C trace context (set by the chain)
     reason: str | None = None
     wait: bool = True  # wait (up to command_wait_timeout) for the command to be applied
+    # Whether pause, resume, cancel or terminate reaches the subflow executions the
+    # execution waits for; None: its flow's cascade policy decides.
+    cascade: bool | None = None
 
     kind = "control"
     required_role = "operator"
@@ -39,7 +42,7 @@ class ControlRequest(Operation[ControlResult]):
         return await engine.control(self)
 
     def payload(self) -> dict[str, Any]:
-        return {}
+        return {} if self.cascade is None else {"cascade": self.cascade}
 
     def validate(self) -> None:
         if self.reason is not None and len(self.reason) > 500:
@@ -64,7 +67,7 @@ class ResumeRequest(ControlRequest):
     kind = "resume"
 
     def payload(self) -> dict[str, Any]:
-        return {"inputs": self.inputs, "pause_id": self.pause_id}
+        return {**super().payload(), "inputs": self.inputs, "pause_id": self.pause_id}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -191,21 +191,30 @@ async def sweep(engine: Engine) -> None:
 
 async def _steer(engine: Engine, parent: ExecutionRecord, links: list[ExecutionLink]) -> None:
     state = parent.state
+    policy = (await engine._env_for(parent)).index.flow.cascade
     stop = state.get("stop")
+    terminating = parent.status == S.TERMINATED or (stop or {}).get("kind") == "terminate"
+    if stop is not None and not stop.get(
+        "cascade", policy.terminate if terminating else policy.cancel
+    ):
+        # Stopped without cascading: its subflows go on by themselves.
+        for link in links:
+            await engine.store.detach_child(link.child_id)
+        return
     waited = {
         pause.get("child") for pause in state["pauses"].values() if pause["kind"] == "subflow"
     }
-    holds = [pause_id for pause_id, pause in state["pauses"].items() if pause["kind"] == "manual"]
+    holds = holding_pauses(state, policy.pause)
+    release = policy.resume and not state.get("children_held")
     runs: dict[str, dict[str, Any]] | None = None
     for link in links:
         request: ControlRequest | None = None
-        common: dict[str, Any] = {"execution_id": link.child_id, "wait": False}
+        common: dict[str, Any] = {"execution_id": link.child_id}
         key: str | None = None
         if S(parent.status).is_terminal or stop is not None:
-            terminate = parent.status == S.TERMINATED or (stop or {}).get("kind") == "terminate"
-            verb = "terminated" if terminate else "cancelled"
+            verb = "terminated" if terminating else "cancelled"
             reason = f"parent execution {parent.id} was {verb}"
-            cls: type[ControlRequest] = TerminateRequest if terminate else CancelRequest
+            cls: type[ControlRequest] = TerminateRequest if terminating else CancelRequest
             request, key = cls(reason=reason, **common), f"cascade-{verb}:{link.child_id}"
         elif link.child_id not in waited:
             if runs is None:
@@ -213,18 +222,26 @@ async def _steer(engine: Engine, parent: ExecutionRecord, links: list[ExecutionL
             run = runs.get(link.parent_task_run_id)
             if run is None or run["state"] in TERMINAL_TASK_STATES:
                 reason = f"its subflow task in execution {parent.id} no longer waits for it"
-                request, key = (
-                    CancelRequest(reason=reason, **common),
-                    f"cascade-ended:{link.child_id}",
-                )
+                request = CancelRequest(reason=reason, **common)
+                key = f"cascade-ended:{link.child_id}"
             elif holds:
                 request, key = await _pause_child(engine, parent, link, holds[0], common)
         elif holds:
             request, key = await _pause_child(engine, parent, link, holds[0], common)
-        else:
+        elif release:
             request, key = await _release_child(engine, parent, link, common)
         if request is not None:
             await _send(engine, parent, link, request, key)
+
+
+def holding_pauses(state: dict[str, Any], by_default: bool) -> list[str]:
+    """The manual pauses of an execution that hold its subflows (``by_default``: the flow's
+    policy, for a pause whose request did not say)."""
+    return [
+        pause_id
+        for pause_id, pause in state["pauses"].items()
+        if pause["kind"] == "manual" and pause.get("cascade", by_default)
+    ]
 
 
 async def _pause_child(

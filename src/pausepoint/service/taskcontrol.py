@@ -14,6 +14,7 @@ from pausepoint.errors import PausepointError, TaskError
 from pausepoint.service.auth import Principal
 from pausepoint.service.operations import StartRequest, SubflowParent
 from pausepoint.service.requests import ResumeRequest
+from pausepoint.service.subflows import holding_pauses
 from pausepoint.store.records import ExecutionRecord
 from pausepoint.tasks.context import LeafContext
 
@@ -74,16 +75,14 @@ class TaskResumer:
     ) -> dict[str, Any]:
         own = await self._own(caller, "subflow")
         link = await self._engine.store.execution_link(own.id)
+        policy = (await self._engine._env_for(own)).index.flow.cascade
         parent = SubflowParent(
             execution_id=own.id,
             # The context names the run as Kestra's taskrun.id does: "<execution>/<run>".
             task_run_id=caller.task_run_id.rpartition("/")[2],
             root_id=link.root_id if link is not None else own.id,
             waits=wait,
-            hold=next(
-                (key for key, pause in own.state["pauses"].items() if pause["kind"] == "manual"),
-                None,
-            ),
+            hold=next(iter(holding_pauses(own.state, policy.pause)), None),
             inherited_labels=dict(own.labels) if inherit_labels else {},
         )
         request = StartRequest(

@@ -142,3 +142,9 @@ class Links:
         t = schema.execution_links
         with self._db.write() as conn:
             conn.execute(t.update().where(t.c.child_id == child_id).values(cascade_error=error))
+
+    def detach(self, child_id: str) -> None:
+        """The parent no longer waits for the child: nothing cascades to it any more."""
+        t = schema.execution_links
+        with self._db.write() as conn:
+            conn.execute(t.update().where(t.c.child_id == child_id).values(waits=False))

@@ -272,6 +272,10 @@ class SqlStore:
     async def mark_child_heard(self, child_id: str, at: float) -> None:
         await self._db.run(self._links.mark_heard, child_id, at)
 
+    async def detach_child(self, child_id: str) -> None:
+        """Its parent stopped without cascading: the child goes on by itself."""
+        await self._db.run(self._links.detach, child_id)
+
     async def note_cascade_error(self, child_id: str, error: str) -> None:
         """Record that a cascade could not reach ``child_id`` (shown in its parent's tree)."""
         await self._db.run(self._links.note_cascade_error, child_id, error[:1000])
