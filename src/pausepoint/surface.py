@@ -121,6 +121,7 @@ class ControlSurface(Protocol):
         reason: str | None = None,
         idempotency_key: str | None = None,
         cascade: bool | None = None,
+        freeze_clock: bool | None = None,
     ) -> ControlResult: ...
 
     async def resume(

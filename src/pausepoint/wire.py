@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from pausepoint.models import EventView, MessageRole, PublicModel
 
@@ -42,10 +42,18 @@ class StartExecutionBody(_Body):
 
 class PauseBody(_Body):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"reason": "review the draft"}]}
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"examples": [{"reason": "review the draft", "freeze_clock": True}]},
     )
 
     reason: str | None = Field(default=None, max_length=500)
+    freeze_clock: bool | None = Field(
+        default=None,
+        validation_alias=AliasChoices("freeze_clock", "freezeClock"),
+        description="Stop the execution's deadlines while this pause holds it "
+        "(default: the flow's clock policy, RUN).",
+    )
     cascade: bool | None = Field(
         default=None,
         description="Whether this reaches the subflow executions it waits for "

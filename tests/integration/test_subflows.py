@@ -9,13 +9,11 @@ the cascade paused.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from pausepoint.models import ExecutionView
 from pausepoint.service.engine import Engine
-from pausepoint.testing import fast_settings
 
 TIMEOUT = 20.0
 
@@ -115,9 +113,7 @@ tasks:
 """
 
 
-async def _engine_with(db_path: Path, *flows: str) -> Engine:
-    engine = Engine(fast_settings(db_path))
-    await engine.start()
+async def _with_flows(engine: Engine, *flows: str) -> Engine:
     for source in flows:
         await engine.put_flow(source)
     return engine
@@ -130,30 +126,27 @@ async def _tree(engine: Engine, root_id: str) -> list[ExecutionView]:
     ]
 
 
-async def test_a_subflow_runs_the_child_and_the_parent_reads_its_outputs(db_path: Path) -> None:
-    engine = await _engine_with(db_path, CHILD, PARENT)
-    try:
-        started = await engine.start_execution("trees", "parent", inputs={"name": "ada"})
-        view = await engine.wait(started.id, timeout=TIMEOUT)
-        assert view.state == "COMPLETED", view.error
-        call = next(run for run in view.task_runs if run.task_id == "call")
-        assert call.outputs is not None
-        child_id = call.outputs["executionId"]
-        assert call.outputs["state"] == "COMPLETED"
-        assert call.outputs["outputs"] == {"greeting": "hello ada"}
-        after = next(run for run in view.task_runs if run.task_id == "after")
-        assert after.outputs is not None
-        assert after.outputs["value"] == "hello ada / COMPLETED"
+async def test_a_subflow_runs_the_child_and_the_parent_reads_its_outputs(engine: Engine) -> None:
+    await _with_flows(engine, CHILD, PARENT)
+    started = await engine.start_execution("trees", "parent", inputs={"name": "ada"})
+    view = await engine.wait(started.id, timeout=TIMEOUT)
+    assert view.state == "COMPLETED", view.error
+    call = next(run for run in view.task_runs if run.task_id == "call")
+    assert call.outputs is not None
+    child_id = call.outputs["executionId"]
+    assert call.outputs["state"] == "COMPLETED"
+    assert call.outputs["outputs"] == {"greeting": "hello ada"}
+    after = next(run for run in view.task_runs if run.task_id == "after")
+    assert after.outputs is not None
+    assert after.outputs["value"] == "hello ada / COMPLETED"
 
-        child = await engine.execution(child_id)
-        assert child.state == "COMPLETED"
-        assert child.labels["team"] == "blue"
-        children = await engine.list_executions(parent_id=started.id)
-        assert [record.id for record in children] == [child_id]
-        events = [event.type for event in await engine.events(started.id)]
-        assert "subflow.started" in events and "subflow.ended" in events
-    finally:
-        await engine.stop()
+    child = await engine.execution(child_id)
+    assert child.state == "COMPLETED"
+    assert child.labels["team"] == "blue"
+    children = await engine.list_executions(parent_id=started.id)
+    assert [record.id for record in children] == [child_id]
+    events = [event.type for event in await engine.events(started.id)]
+    assert "subflow.started" in events and "subflow.ended" in events
 
 
 @pytest.mark.parametrize(
@@ -164,62 +157,53 @@ async def test_a_subflow_runs_the_child_and_the_parent_reads_its_outputs(db_path
     ],
 )
 async def test_a_failed_child_fails_its_task_only_with_transmit_failed(
-    db_path: Path, transmit: bool, task_state: str, parent_state: str
+    engine: Engine, transmit: bool, task_state: str, parent_state: str
 ) -> None:
     parent = PARENT.replace(
         "    labels:\n      team: blue\n", f"    transmitFailed: {str(transmit).lower()}\n"
     ).replace("{{ outputs.call.outputs.greeting }} / ", "")
-    engine = await _engine_with(db_path, CHILD, parent)
-    try:
-        started = await engine.start_execution("trees", "parent", inputs={"name": "broken"})
-        view = await engine.wait(started.id, timeout=TIMEOUT)
-        call = next(run for run in view.task_runs if run.task_id == "call")
-        assert call.outputs is not None
-        assert (call.state, view.state) == (task_state, parent_state), view.error
-        assert call.outputs["state"] == "FAILED"
-        if transmit:
-            assert "ended FAILED" in (call.error or "")
-    finally:
-        await engine.stop()
+    await _with_flows(engine, CHILD, parent)
+    started = await engine.start_execution("trees", "parent", inputs={"name": "broken"})
+    view = await engine.wait(started.id, timeout=TIMEOUT)
+    call = next(run for run in view.task_runs if run.task_id == "call")
+    assert call.outputs is not None
+    assert (call.state, view.state) == (task_state, parent_state), view.error
+    assert call.outputs["state"] == "FAILED"
+    if transmit:
+        assert "ended FAILED" in (call.error or "")
 
 
-async def test_killing_a_paused_child_never_lets_the_parent_go_on(db_path: Path) -> None:
+async def test_killing_a_paused_child_never_lets_the_parent_go_on(engine: Engine) -> None:
     """Kestra #12557: a killed paused subflow let its parent continue as if it succeeded."""
-    engine = await _engine_with(db_path, CHILD, PARENT)
-    try:
-        started = await engine.start_execution("trees", "parent", inputs={"name": "gated"})
-        child_id = await _child_of(engine, started.id)
-        await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
-        await engine.terminate(child_id, reason="stuck")
-        view = await engine.wait(started.id, timeout=TIMEOUT)
-        assert view.state == "FAILED"
-        states = {run.task_id: run.state for run in view.task_runs}
-        assert states == {"call": "FAILED"}  # `after` never ran
-        call = view.task_runs[0]
-        assert call.outputs is not None
-        assert call.outputs["state"] == "TERMINATED"
-    finally:
-        await engine.stop()
+    await _with_flows(engine, CHILD, PARENT)
+    started = await engine.start_execution("trees", "parent", inputs={"name": "gated"})
+    child_id = await _child_of(engine, started.id)
+    await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    await engine.terminate(child_id, reason="stuck")
+    view = await engine.wait(started.id, timeout=TIMEOUT)
+    assert view.state == "FAILED"
+    states = {run.task_id: run.state for run in view.task_runs}
+    assert states == {"call": "FAILED"}  # `after` never ran
+    call = view.task_runs[0]
+    assert call.outputs is not None
+    assert call.outputs["state"] == "TERMINATED"
 
 
 async def test_a_child_waiting_on_a_pause_task_is_resumed_and_the_parent_completes(
-    db_path: Path,
+    engine: Engine,
 ) -> None:
-    engine = await _engine_with(db_path, CHILD, PARENT)
-    try:
-        started = await engine.start_execution("trees", "parent", inputs={"name": "gated"})
-        child_id = await _child_of(engine, started.id)
-        await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
-        parent = await engine.execution(started.id)
-        assert parent.state == "RUNNING"  # waiting for a child is not paused
-        # The parent's own resume does not answer its child's Pause task.
-        with pytest.raises(Exception, match="not paused"):
-            await engine.resume(started.id)
-        await engine.resume(child_id)
-        view = await engine.wait(started.id, timeout=TIMEOUT)
-        assert view.state == "COMPLETED", view.error
-    finally:
-        await engine.stop()
+    await _with_flows(engine, CHILD, PARENT)
+    started = await engine.start_execution("trees", "parent", inputs={"name": "gated"})
+    child_id = await _child_of(engine, started.id)
+    await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    parent = await engine.execution(started.id)
+    assert parent.state == "RUNNING"  # waiting for a child is not paused
+    # The parent's own resume does not answer its child's Pause task.
+    with pytest.raises(Exception, match="not paused"):
+        await engine.resume(started.id)
+    await engine.resume(child_id)
+    view = await engine.wait(started.id, timeout=TIMEOUT)
+    assert view.state == "COMPLETED", view.error
 
 
 async def _child_of(engine: Engine, parent_id: str, count: int = 1) -> str:
@@ -234,52 +218,49 @@ async def _child_of(engine: Engine, parent_id: str, count: int = 1) -> str:
 
 
 async def test_pause_cascades_down_a_three_level_tree_and_resume_releases_it(
-    db_path: Path,
+    engine: Engine,
 ) -> None:
-    engine = await _engine_with(db_path, SLOW_CHILD, MIDDLE, FAN_OUT)
-    try:
-        root = await engine.start_execution("trees", "fan")
-        # Both middles and their first grandchildren are running.
-        await engine.wait(
-            root.id,
-            until=lambda v: sum(1 for r in v.task_runs if r.task_id in ("a", "b")) == 2,
-            timeout=TIMEOUT,
-        )
-        tree: list[ExecutionView] = []
-        for _ in range(200):
-            tree = await _tree(engine, root.id)
-            if len(tree) >= 4:
-                break
-            await _sleep(0.05)
-        assert len(tree) >= 4
-        await engine.pause(root.id, reason="weekend")
-        for view in await _tree(engine, root.id):
-            if view.state not in ("COMPLETED",):
-                await engine.wait(
-                    view.id, until=lambda v: v.state in ("PAUSED", "COMPLETED"), timeout=TIMEOUT
-                )
-        await engine.wait(root.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
-        held = [view for view in await _tree(engine, root.id) if view.state == "PAUSED"]
-        assert held, "the cascade paused nothing"
-        for view in held:
-            # Each is held by its own parent's cascade, not by a person.
-            assert view.parent_id is not None
-            assert [p.by for p in view.pause_points if p.kind == "manual"] == [
-                f"cascade:{view.parent_id}"
-            ]
-        # Nothing moves while the tree is paused.
-        before = {view.id: len(view.task_runs) for view in await _tree(engine, root.id)}
-        await _sleep(1.0)
-        after = {view.id: len(view.task_runs) for view in await _tree(engine, root.id)}
-        assert before == after
-        await engine.resume(root.id)
-        view = await engine.wait(root.id, timeout=TIMEOUT * 2)
-        assert view.state == "COMPLETED", view.error
+    await _with_flows(engine, SLOW_CHILD, MIDDLE, FAN_OUT)
+    root = await engine.start_execution("trees", "fan")
+    # Both middles and their first grandchildren are running.
+    await engine.wait(
+        root.id,
+        until=lambda v: sum(1 for r in v.task_runs if r.task_id in ("a", "b")) == 2,
+        timeout=TIMEOUT,
+    )
+    tree: list[ExecutionView] = []
+    for _ in range(200):
         tree = await _tree(engine, root.id)
-        assert len(tree) == 6  # two middles, four grandchildren
-        assert {child.state for child in tree} == {"COMPLETED"}
-    finally:
-        await engine.stop()
+        if len(tree) >= 4:
+            break
+        await _sleep(0.05)
+    assert len(tree) >= 4
+    await engine.pause(root.id, reason="weekend")
+    for view in await _tree(engine, root.id):
+        if view.state not in ("COMPLETED",):
+            await engine.wait(
+                view.id, until=lambda v: v.state in ("PAUSED", "COMPLETED"), timeout=TIMEOUT
+            )
+    await engine.wait(root.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    held = [view for view in await _tree(engine, root.id) if view.state == "PAUSED"]
+    assert held, "the cascade paused nothing"
+    for view in held:
+        # Each is held by its own parent's cascade, not by a person.
+        assert view.parent_id is not None
+        assert [p.by for p in view.pause_points if p.kind == "manual"] == [
+            f"cascade:{view.parent_id}"
+        ]
+    # Nothing moves while the tree is paused.
+    before = {view.id: len(view.task_runs) for view in await _tree(engine, root.id)}
+    await _sleep(1.0)
+    after = {view.id: len(view.task_runs) for view in await _tree(engine, root.id)}
+    assert before == after
+    await engine.resume(root.id)
+    view = await engine.wait(root.id, timeout=TIMEOUT * 2)
+    assert view.state == "COMPLETED", view.error
+    tree = await _tree(engine, root.id)
+    assert len(tree) == 6  # two middles, four grandchildren
+    assert {child.state for child in tree} == {"COMPLETED"}
 
 
 async def _sleep(seconds: float) -> None:
@@ -287,31 +268,28 @@ async def _sleep(seconds: float) -> None:
 
 
 @pytest.mark.parametrize("verb", ["cancel", "terminate"])
-async def test_cancel_and_terminate_reach_every_descendant(db_path: Path, verb: str) -> None:
-    engine = await _engine_with(db_path, SLOW_CHILD, MIDDLE, FAN_OUT)
-    try:
-        root = await engine.start_execution("trees", "fan")
-        tree: list[ExecutionView] = []
-        for _ in range(200):
-            tree = await _tree(engine, root.id)
-            if len(tree) >= 4:
-                break
-            await _sleep(0.05)
-        if verb == "cancel":
-            await engine.cancel(root.id, reason="not needed")
-        else:
-            await engine.terminate(root.id, reason="not needed")
-        ended = await engine.wait(root.id, timeout=TIMEOUT)
-        assert ended.state == ("CANCELLED" if verb == "cancel" else "TERMINATED")
-        for child in await _tree(engine, root.id):
-            final = await engine.wait(child.id, timeout=TIMEOUT)
-            assert final.state in ("CANCELLED", "TERMINATED"), (child.id, final.state)
-        # Nothing below a stopped parent starts afterwards.
-        count = len(await _tree(engine, root.id))
-        await _sleep(1.0)
-        assert len(await _tree(engine, root.id)) == count
-    finally:
-        await engine.stop()
+async def test_cancel_and_terminate_reach_every_descendant(engine: Engine, verb: str) -> None:
+    await _with_flows(engine, SLOW_CHILD, MIDDLE, FAN_OUT)
+    root = await engine.start_execution("trees", "fan")
+    tree: list[ExecutionView] = []
+    for _ in range(200):
+        tree = await _tree(engine, root.id)
+        if len(tree) >= 4:
+            break
+        await _sleep(0.05)
+    if verb == "cancel":
+        await engine.cancel(root.id, reason="not needed")
+    else:
+        await engine.terminate(root.id, reason="not needed")
+    ended = await engine.wait(root.id, timeout=TIMEOUT)
+    assert ended.state == ("CANCELLED" if verb == "cancel" else "TERMINATED")
+    for child in await _tree(engine, root.id):
+        final = await engine.wait(child.id, timeout=TIMEOUT)
+        assert final.state in ("CANCELLED", "TERMINATED"), (child.id, final.state)
+    # Nothing below a stopped parent starts afterwards.
+    count = len(await _tree(engine, root.id))
+    await _sleep(1.0)
+    assert len(await _tree(engine, root.id)) == count
 
 
 HOLDER = """
@@ -334,111 +312,93 @@ async def _running_child(engine: Engine, parent_id: str) -> str:
     return child_id
 
 
-async def test_a_pause_that_does_not_cascade_lets_the_children_finish(db_path: Path) -> None:
-    engine = await _engine_with(db_path, SLOW_CHILD, HOLDER)
-    try:
-        root = await engine.start_execution("trees", "holder")
-        child_id = await _running_child(engine, root.id)
-        await engine.pause(root.id, cascade=False)
-        child = await engine.wait(child_id, timeout=TIMEOUT)
-        assert child.state == "COMPLETED"
-        assert not any(p.by == f"cascade:{root.id}" for p in child.pause_points)
-        held = await engine.wait(
-            root.id,
-            until=lambda v: v.state == "PAUSED" and v.task_run("call").state == "SUCCESS",
-            timeout=TIMEOUT,
-        )
-        assert [r.task_id for r in held.task_runs] == ["call"]  # nothing after it started
-        await engine.resume(root.id)
-        assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
-    finally:
-        await engine.stop()
+async def test_a_pause_that_does_not_cascade_lets_the_children_finish(engine: Engine) -> None:
+    await _with_flows(engine, SLOW_CHILD, HOLDER)
+    root = await engine.start_execution("trees", "holder")
+    child_id = await _running_child(engine, root.id)
+    await engine.pause(root.id, cascade=False)
+    child = await engine.wait(child_id, timeout=TIMEOUT)
+    assert child.state == "COMPLETED"
+    assert not any(p.by == f"cascade:{root.id}" for p in child.pause_points)
+    held = await engine.wait(
+        root.id,
+        until=lambda v: v.state == "PAUSED" and v.task_run("call").state == "SUCCESS",
+        timeout=TIMEOUT,
+    )
+    assert [r.task_id for r in held.task_runs] == ["call"]  # nothing after it started
+    await engine.resume(root.id)
+    assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
 
 
-async def test_a_cancel_that_does_not_cascade_leaves_the_children_running(db_path: Path) -> None:
-    engine = await _engine_with(db_path, SLOW_CHILD, HOLDER)
-    try:
-        root = await engine.start_execution("trees", "holder")
-        child_id = await _running_child(engine, root.id)
-        await engine.cancel(root.id, reason="only the parent", cascade=False)
-        assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "CANCELLED"
-        assert (await engine.wait(child_id, timeout=TIMEOUT)).state == "COMPLETED"
-    finally:
-        await engine.stop()
+async def test_a_cancel_that_does_not_cascade_leaves_the_children_running(engine: Engine) -> None:
+    await _with_flows(engine, SLOW_CHILD, HOLDER)
+    root = await engine.start_execution("trees", "holder")
+    child_id = await _running_child(engine, root.id)
+    await engine.cancel(root.id, reason="only the parent", cascade=False)
+    assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "CANCELLED"
+    assert (await engine.wait(child_id, timeout=TIMEOUT)).state == "COMPLETED"
 
 
-async def test_a_resume_that_does_not_cascade_keeps_the_children_held(db_path: Path) -> None:
-    engine = await _engine_with(db_path, SLOW_CHILD, HOLDER)
-    try:
-        root = await engine.start_execution("trees", "holder")
-        child_id = await _running_child(engine, root.id)
-        await engine.pause(root.id)
-        await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
-        await engine.resume(root.id, cascade=False)
-        await asyncio.sleep(1.0)  # a cascade would have resumed it by now
-        assert (await engine.execution(child_id)).state == "PAUSED"
-        assert (await engine.execution(root.id)).state == "RUNNING"
-        await engine.resume(child_id)  # its hold is resumable by hand
-        assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
-    finally:
-        await engine.stop()
+async def test_a_resume_that_does_not_cascade_keeps_the_children_held(engine: Engine) -> None:
+    await _with_flows(engine, SLOW_CHILD, HOLDER)
+    root = await engine.start_execution("trees", "holder")
+    child_id = await _running_child(engine, root.id)
+    await engine.pause(root.id)
+    await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    await engine.resume(root.id, cascade=False)
+    await asyncio.sleep(1.0)  # a cascade would have resumed it by now
+    assert (await engine.execution(child_id)).state == "PAUSED"
+    assert (await engine.execution(root.id)).state == "RUNNING"
+    await engine.resume(child_id)  # its hold is resumable by hand
+    assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
 
 
-async def test_resume_of_the_parent_never_releases_an_operators_own_hold(db_path: Path) -> None:
-    engine = await _engine_with(db_path, SLOW_CHILD, HOLDER)
-    try:
-        root = await engine.start_execution("trees", "holder")
-        child_id = await _running_child(engine, root.id)
-        await engine.pause(child_id, reason="checking it", actor="alice")
-        await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
-        await engine.pause(root.id)
-        await engine.wait(root.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
-        await engine.resume(root.id)
-        await asyncio.sleep(1.0)
-        child = await engine.execution(child_id)
-        assert child.state == "PAUSED"
-        assert [p.by for p in child.pause_points if p.kind == "manual"] == ["alice"]
-        await engine.resume(child_id)
-        assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
-    finally:
-        await engine.stop()
+async def test_resume_of_the_parent_never_releases_an_operators_own_hold(engine: Engine) -> None:
+    await _with_flows(engine, SLOW_CHILD, HOLDER)
+    root = await engine.start_execution("trees", "holder")
+    child_id = await _running_child(engine, root.id)
+    await engine.pause(child_id, reason="checking it", actor="alice")
+    await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    await engine.pause(root.id)
+    await engine.wait(root.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    await engine.resume(root.id)
+    await asyncio.sleep(1.0)
+    child = await engine.execution(child_id)
+    assert child.state == "PAUSED"
+    assert [p.by for p in child.pause_points if p.kind == "manual"] == ["alice"]
+    await engine.resume(child_id)
+    assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
 
 
-async def test_a_flows_cascade_policy_decides_when_the_request_does_not(db_path: Path) -> None:
+async def test_a_flows_cascade_policy_decides_when_the_request_does_not(engine: Engine) -> None:
     detached = HOLDER.replace("id: holder", "id: detached") + "cascade:\n  pause: false\n"
-    engine = await _engine_with(db_path, SLOW_CHILD, detached)
-    try:
-        root = await engine.start_execution("trees", "detached")
-        child_id = await _running_child(engine, root.id)
-        await engine.pause(root.id)
-        assert (await engine.wait(child_id, timeout=TIMEOUT)).state == "COMPLETED"
-        await engine.resume(root.id)
-        assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
-        # A request may still ask for the cascade the flow does not do by default.
-        again = await engine.start_execution("trees", "detached")
-        child_id = await _running_child(engine, again.id)
-        await engine.pause(again.id, cascade=True)
-        await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
-        await engine.resume(again.id)
-        assert (await engine.wait(again.id, timeout=TIMEOUT)).state == "COMPLETED"
-    finally:
-        await engine.stop()
+    await _with_flows(engine, SLOW_CHILD, detached)
+    root = await engine.start_execution("trees", "detached")
+    child_id = await _running_child(engine, root.id)
+    await engine.pause(root.id)
+    assert (await engine.wait(child_id, timeout=TIMEOUT)).state == "COMPLETED"
+    await engine.resume(root.id)
+    assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
+    # A request may still ask for the cascade the flow does not do by default.
+    again = await engine.start_execution("trees", "detached")
+    child_id = await _running_child(engine, again.id)
+    await engine.pause(again.id, cascade=True)
+    await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    await engine.resume(again.id)
+    assert (await engine.wait(again.id, timeout=TIMEOUT)).state == "COMPLETED"
 
 
-async def test_a_pause_right_after_the_start_holds_the_whole_tree(db_path: Path) -> None:
+async def test_a_pause_right_after_the_start_holds_the_whole_tree(engine: Engine) -> None:
     """Paused at once: whether the child was created held (its parent's pause was open
     when its task started it) or paused by the cascade, the tree stops and resumes."""
-    engine = await _engine_with(db_path, SLOW_CHILD, HOLDER)
-    try:
-        root = await engine.start_execution("trees", "holder")
-        await engine.pause(root.id)
-        await engine.wait(root.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
-        for child in await _tree(engine, root.id):
-            await engine.wait(child.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
-        frozen = {view.id: len(view.task_runs) for view in await _tree(engine, root.id)}
-        await asyncio.sleep(1.0)
-        assert {view.id: len(view.task_runs) for view in await _tree(engine, root.id)} == frozen
-        await engine.resume(root.id)
-        assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
-    finally:
-        await engine.stop()
+    await _with_flows(engine, SLOW_CHILD, HOLDER)
+    root = await engine.start_execution("trees", "holder")
+    await engine.pause(root.id)
+    await engine.wait(root.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    for child in await _tree(engine, root.id):
+        await engine.wait(child.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    frozen = {view.id: len(view.task_runs) for view in await _tree(engine, root.id)}
+    await asyncio.sleep(1.0)
+    assert {view.id: len(view.task_runs) for view in await _tree(engine, root.id)} == frozen
+    await engine.resume(root.id)
+    assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"

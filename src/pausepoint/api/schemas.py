@@ -75,7 +75,11 @@ def control_request(body: ControlBody, execution_id: str, **common: Any) -> Cont
             execution_id=execution_id, reason=body.reason, cascade=body.cascade, **common
         )
     return PauseRequest(
-        execution_id=execution_id, reason=body.reason, cascade=body.cascade, **common
+        execution_id=execution_id,
+        reason=body.reason,
+        cascade=body.cascade,
+        freeze_clock=body.freeze_clock,
+        **common,
     )
 
 

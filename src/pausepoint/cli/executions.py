@@ -95,7 +95,11 @@ async def cmd_events(target: Target, args: argparse.Namespace) -> int:
 
 
 async def cmd_pause(target: Target, args: argparse.Namespace) -> int:
-    return report(await target.plane.pause(args.id, reason=args.reason, cascade=args.cascade))
+    return report(
+        await target.plane.pause(
+            args.id, reason=args.reason, cascade=args.cascade, freeze_clock=args.freeze_clock
+        )
+    )
 
 
 async def cmd_resume(target: Target, args: argparse.Namespace) -> int:

@@ -195,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     pause.add_argument("id")
     pause.add_argument("--reason")
     add_cascade_argument(pause, "pause")
+    pause.add_argument(
+        "--freeze-clock",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stop the execution's deadlines while paused (default: the flow's clock policy)",
+    )
 
     resume = commands.add(
         "resume", help="resume a paused execution (continues it here if no process runs it)"

@@ -265,10 +265,13 @@ class AsyncClient:
         reason: str | None = None,
         idempotency_key: str | None = None,
         cascade: bool | None = None,
+        freeze_clock: bool | None = None,
     ) -> ControlResult:
         """Pause at the next checkpoint (409 :class:`Conflict` names a state that forbids it)."""
         return await self._send(
-            Calls.control(execution_id, "pause", pause_body(reason, cascade), idempotency_key)
+            Calls.control(
+                execution_id, "pause", pause_body(reason, cascade, freeze_clock), idempotency_key
+            )
         )
 
     async def resume(

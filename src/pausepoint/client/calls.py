@@ -379,9 +379,11 @@ class Calls:
         return Call("DELETE", f"{API}/secrets/{_seg(name)}", _nothing)
 
 
-def pause_body(reason: str | None, cascade: bool | None = None) -> dict[str, Any]:
+def pause_body(
+    reason: str | None, cascade: bool | None = None, freeze_clock: bool | None = None
+) -> dict[str, Any]:
     """The body of a pause or a cancel."""
-    return _without_none(reason=reason, cascade=cascade)
+    return _without_none(reason=reason, cascade=cascade, freeze_clock=freeze_clock)
 
 
 def resume_body(

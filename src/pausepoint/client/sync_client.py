@@ -237,9 +237,12 @@ class Client:
         reason: str | None = None,
         idempotency_key: str | None = None,
         cascade: bool | None = None,
+        freeze_clock: bool | None = None,
     ) -> ControlResult:
         return self._send(
-            Calls.control(execution_id, "pause", pause_body(reason, cascade), idempotency_key)
+            Calls.control(
+                execution_id, "pause", pause_body(reason, cascade, freeze_clock), idempotency_key
+            )
         )
 
     def resume(

@@ -627,6 +627,8 @@ class _Step(Scheduler):
             self.state["pauses"][command.id]["traceparent"] = command.traceparent
         if "cascade" in command.payload:
             self.state["pauses"][command.id]["cascade"] = bool(command.payload["cascade"])
+        if "freeze_clock" in command.payload:
+            self.state["pauses"][command.id]["freeze_clock"] = bool(command.payload["freeze_clock"])
         self.state.pop("children_held", None)  # a new hold decides for the subflows again
         self.state["pause_reason"] = command.reason
         if self.status is S.RUNNING:
@@ -662,6 +664,7 @@ class _Step(Scheduler):
             self.state["checkpoint"] = None
             if command.payload.get("cascade") is False:
                 self.state["children_held"] = True  # the subflows stay paused
+            self.thaw_clock()
             if QUEUE_PAUSE in self.state["pauses"]:
                 self.set_status(S.QUEUED)  # still waiting for a concurrency slot
             else:
@@ -742,6 +745,7 @@ class _Step(Scheduler):
         if cascade is not None:
             stop["cascade"] = cascade
         self.state["stop"] = stop
+        self.state.pop("frozen", None)  # nothing it held will fire
         for pause_id in list(self.state["pauses"]):
             pause = self.close_pause(pause_id)
             if pause["kind"] in ("task", "approval", "subflow"):
@@ -768,6 +772,7 @@ class _Step(Scheduler):
         if "cascade" in command.payload:
             stop["cascade"] = bool(command.payload["cascade"])
         self.state["stop"] = stop
+        self.state.pop("frozen", None)
         for run_id in self.state["inflight"]:
             self.act(CancelTask(run_id, kill=True))
         self.state["inflight"] = []

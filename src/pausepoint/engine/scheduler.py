@@ -154,6 +154,9 @@ class Scheduler:
     def clear_timer(self, key: str) -> None:
         if self.state["timers"].pop(key, None) is not None:
             self.act(ClearTimer(key))
+        frozen = self.state.get("frozen")
+        if frozen is not None:
+            frozen["timers"].pop(key, None)  # already off: it never fires
 
     def set_status(self, status: ExecutionStatus) -> None:
         self.state["status"] = status.value
@@ -260,6 +263,7 @@ class Scheduler:
         self.cancel_leftovers()
         for timer_id in list(self.state["timers"]):
             self.clear_timer(timer_id)
+        self.state.pop("frozen", None)
         if status is S.TERMINATED:
             self.set_status(S.TERMINATED)
             self.state["ended_at"] = self.at
@@ -879,6 +883,43 @@ class Scheduler:
             reason=self.state["pause_reason"],
             pause_ids=list(self.state["pauses"]),
         )
+        if self.freezes_clock():
+            self.freeze_clock()
+
+    def freezes_clock(self) -> bool:
+        """Whether the manual pause holding it stops its clock (the request, else the flow)."""
+        by_default = self.index.flow.clock == "FREEZE"
+        return any(
+            pause.get("freeze_clock", by_default)
+            for pause in self.state["pauses"].values()
+            if pause["kind"] == "manual"
+        )
+
+    def freeze_clock(self) -> None:
+        """Take every timer off: no deadline of the execution moves while it is held."""
+        if "frozen" in self.state:
+            return
+        timers = self.state["timers"]
+        for key in timers:
+            self.act(ClearTimer(key))
+        self.state["frozen"] = {"at": self.at, "timers": timers}
+        self.state["timers"] = {}
+        self.emit("clock.frozen", deadlines=len(timers))
+
+    def thaw_clock(self) -> None:
+        """The hold is gone: every timer comes back with the time it had left."""
+        frozen = self.state.pop("frozen", None)
+        if frozen is None:
+            return
+        stood_still = self.at - frozen["at"]
+        for key, timer in frozen["timers"].items():
+            timer["deadline"] += stood_still
+            self.state["timers"][key] = timer
+            self.act(SetTimer(key, timer["deadline"]))
+        for pause in self.state["pauses"].values():
+            if pause.get("deadline") is not None:
+                pause["deadline"] = pause["deadline"] + stood_still  # type: ignore[operator]
+        self.emit("clock.resumed", stood_still_seconds=round(stood_still, 3))
 
     def run_again_unless_held(self) -> None:
         """A pause point was answered: RUNNING again, unless a manual pause still holds it."""

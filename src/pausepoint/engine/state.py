@@ -146,6 +146,7 @@ class PausePoint(TypedDict):
     on_resume: NotRequired[list[dict[str, Any]]]  # approval: its own onResume inputs
     traceparent: NotRequired[str]  # manual: the W3C trace context of the pause command
     cascade: NotRequired[bool]  # manual: whether it holds the subflows (else: the flow's policy)
+    freeze_clock: NotRequired[bool]  # manual: whether it stops the deadlines (else: the flow's)
 
 
 class Timer(TypedDict):
@@ -155,6 +156,13 @@ class Timer(TypedDict):
     kind: TimerKind
     task_run_id: NotRequired[str]  # retry, timeout, sleep, wait
     pause_id: NotRequired[str]  # pause, pause_timeout
+
+
+class FrozenClock(TypedDict):
+    """A pause that stops the clock: its timers stand still from ``at`` until the resume."""
+
+    at: float
+    timers: dict[str, Timer]
 
 
 class ContextEntry(TypedDict):
@@ -286,6 +294,8 @@ class EngineState(TypedDict):
     traceparent: NotRequired[str]
     # Resumed without cascading: the subflows its last hold paused stay paused.
     children_held: NotRequired[bool]
+    # Held with its clock frozen: since when, and its timers, taken off until the resume.
+    frozen: NotRequired[FrozenClock]
 
 
 # What the engine's entry points take: its state, or the same data as a runtime loaded

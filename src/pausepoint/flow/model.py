@@ -815,6 +815,11 @@ class Flow(BaseModel):
         default_factory=CascadePolicy,
         description="Which control commands reach the subflow executions it waits for.",
     )
+    clock: Literal["RUN", "FREEZE"] = Field(
+        default="RUN",
+        description="While a pause holds it: RUN lets its deadlines (timeout, task timeouts, "
+        "pauseDuration) fall due; FREEZE stops them, and each resumes with the time it had left.",
+    )
 
     @field_validator("timeout")
     @classmethod

@@ -221,6 +221,7 @@ class ControlLayer(EventsLayer):
         actor: str | None = None,
         idempotency_key: str | None = None,
         cascade: bool | None = None,
+        freeze_clock: bool | None = None,
     ) -> ControlResult:
         return await self.control(
             PauseRequest(
@@ -229,6 +230,7 @@ class ControlLayer(EventsLayer):
                 actor=actor or self.default_actor,
                 idempotency_key=idempotency_key,
                 cascade=cascade,
+                freeze_clock=freeze_clock,
             )
         )
 

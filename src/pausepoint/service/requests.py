@@ -57,7 +57,15 @@ class PauseRequest(ControlRequest):
     # Shannon's rule: a task already paused (or pausing) is not paused again (409).
     # pausepoint's own pause lets a hold join a Pause task that waits.
     refuse_when_paused: bool = False
+    # Whether its deadlines stand still while it holds (None: the flow's clock policy).
+    freeze_clock: bool | None = None
     kind = "pause"
+
+    def payload(self) -> dict[str, Any]:
+        payload = super().payload()
+        if self.freeze_clock is not None:
+            payload["freeze_clock"] = self.freeze_clock
+        return payload
 
 
 @dataclass(frozen=True, kw_only=True)
