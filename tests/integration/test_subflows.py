@@ -402,3 +402,61 @@ async def test_a_pause_right_after_the_start_holds_the_whole_tree(engine: Engine
     assert {view.id: len(view.task_runs) for view in await _tree(engine, root.id)} == frozen
     await engine.resume(root.id)
     assert (await engine.wait(root.id, timeout=TIMEOUT)).state == "COMPLETED"
+
+
+LOOP_WITH_A_PAUSE = """
+id: loop_pause
+namespace: trees
+tasks:
+  - id: each
+    type: foreach
+    values: [1, 2, 3]
+    concurrency: 0
+    tasks:
+      - id: maybe_wait
+        type: pause
+        runIf: "{{ taskrun.value == 2 }}"
+      - id: work
+        type: sleep
+        duration: PT0.2S
+  - id: after
+    type: return
+    format: done
+"""
+
+
+async def test_a_pause_inside_a_loop_holds_only_its_iteration(engine: Engine) -> None:
+    """Kestra #19373: a Pause in a loop paused the parent forever. Here it holds its own
+    iteration; the others finish, the execution is PAUSED only when nothing else runs,
+    and one resume completes it."""
+    await engine.put_flow(LOOP_WITH_A_PAUSE)
+    started = await engine.start_execution("trees", "loop_pause")
+    view = await engine.wait(started.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    runs = [(run.task_id, run.value, run.state) for run in view.task_runs]
+    assert view.state == "PAUSED", runs
+    assert ("maybe_wait", 2, "PAUSED") in runs, runs
+    # The other iterations ran to the end while the second one waited.
+    assert sorted(value for task_id, value, state in runs if task_id == "work") == [1, 3]
+    (point,) = view.pause_points
+    assert point.task_id == "maybe_wait"
+    await engine.resume(started.id)
+    done = await engine.wait(started.id, timeout=TIMEOUT)
+    assert done.state == "COMPLETED", done.error
+    assert sum(1 for run in done.task_runs if run.task_id == "work") == 3
+
+
+async def test_a_pause_in_a_subflow_shows_in_the_roots_tree_and_is_resumable_there(
+    engine: Engine,
+) -> None:
+    """The child's Pause task is an open pause point of the child, listed with the root's
+    children; resuming it (from the child's page) lets the whole tree complete."""
+    await _with_flows(engine, CHILD, PARENT)
+    started = await engine.start_execution("trees", "parent", inputs={"name": "gated"})
+    child_id = await _child_of(engine, started.id)
+    child = await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    assert [p.task_id for p in child.pause_points] == ["gate"]
+    root = await engine.execution(started.id)
+    assert [(c.id, c.state) for c in root.children] == [(child_id, "PAUSED")]
+    assert [c.id for c in await engine.list_executions(root_id=started.id)] == [child_id]
+    await engine.resume(child_id)
+    assert (await engine.wait(started.id, timeout=TIMEOUT)).state == "COMPLETED"
