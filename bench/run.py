@@ -297,6 +297,8 @@ async def run(quick: bool, peer_runs: int | None = None) -> dict[str, Any]:
         import await_cost  # it imports the peers' harness, which imports this module
 
         results["awaiting"] = await await_cost.measure(3 if quick else 9, 200)
+        progress("L. a tree of subflows paused and resumed from its root")
+        results["subflow_tree"] = await measure_tree(workdir, quick)
         progress(f"D. memory of {sizes['paused']} paused executions")
         results["paused_memory"] = await paused_memory(workdir, sizes["paused"])
         progress("G. HTTP: 32 concurrent clients from this process against a server process")
@@ -368,6 +370,7 @@ def render_readme(results: dict[str, Any]) -> str:
         "",
         *throughput_section(results.get("throughput")),
         *awaiting_section(results.get("awaiting")),
+        *tree_section(results.get("subflow_tree")),
         "## Paused executions hold no memory",
         "",
         "Measured in the benchmark process after the workloads above: memory they",
@@ -485,6 +488,37 @@ def awaiting_section(figures: dict[str, Any] | None) -> list[str]:
     ]
 
 
+async def measure_tree(workdir: Path, quick: bool) -> dict[str, Any]:
+    import subflow_tree
+
+    return await subflow_tree.measure(workdir, 200 if quick else 1000)
+
+
+def tree_section(figures: dict[str, Any] | None) -> list[str]:
+    if not figures:
+        return []
+    return [
+        "## A tree of subflows paused and resumed from its root",
+        "",
+        f"A root `foreach` of {figures['children']} `subflow` tasks at once, each child",
+        f"sleeping {figures['child_sleep_s']:g} s with its clock frozen while held"
+        " (`bench/subflow_tree.py`).",
+        "The root is paused, then resumed, each after a human-like delay of 0.5 s,",
+        "through `Engine.pause`/`Engine.resume`; children are counted by state with",
+        "`Engine.list_executions(root_id=...)`. Completion includes the rest of the",
+        "children's sleep.",
+        "",
+        "| measure | seconds |",
+        "|---|---|",
+        f"| start → every child RUNNING | {figures['started_to_all_running_s']} |",
+        f"| pause → every child PAUSED | {figures['pause_to_all_children_paused_s']} |",
+        f"| pause → the root PAUSED | {figures['pause_to_root_paused_s']} |",
+        f"| resume → every child RUNNING again | {figures['resume_to_all_children_running_s']} |",
+        f"| resume → the root COMPLETED | {figures['resume_to_root_completed_s']} |",
+        "",
+    ]
+
+
 def postgres_section(figures: dict[str, Any] | None) -> list[str]:
     lines = ["## On PostgreSQL (embedded+postgres)", ""]
     if not figures:
@@ -563,6 +597,8 @@ def rerun(section: str, args: argparse.Namespace, results: dict[str, Any]) -> No
             import await_cost
 
             results["awaiting"] = asyncio.run(await_cost.measure(3 if args.quick else 9, 200))
+        elif section == "tree":
+            results["subflow_tree"] = asyncio.run(measure_tree(Path(tmp), args.quick))
         else:
             results["temporal_runtime"] = asyncio.run(temporal_side_by_side(Path(tmp), args.quick))
 
@@ -593,11 +629,20 @@ def main() -> None:
         help="rerun only the cost of Engine.wait (section K), keeping the rest of results.json",
     )
     parser.add_argument(
+        "--tree-only",
+        action="store_true",
+        help="rerun only the tree of subflows (section L), keeping the rest of results.json",
+    )
+    parser.add_argument(
         "--peer-runs", type=int, help="runs per peer (default: 3, or 1 with --quick)"
     )
     args = parser.parse_args()
     section = next(
-        (name for name in ("http", "temporal", "peers", "await") if getattr(args, f"{name}_only")),
+        (
+            name
+            for name in ("http", "temporal", "peers", "await", "tree")
+            if getattr(args, f"{name}_only")
+        ),
         None,
     )
     if section is not None:

@@ -37,6 +37,7 @@ async def test_a_frozen_pause_outlasts_the_timeout_and_a_running_one_does_not(
     async with Engine(fast_settings(db_path)) as engine:
         await engine.put_flow(TIMED)
         started = await engine.start_execution("clock", "timed")
+        await engine.wait(started.id, until=lambda v: bool(v.task_runs), timeout=TIMEOUT)
         await engine.pause(started.id, freeze_clock=freeze)
         await engine.wait(
             started.id, until=lambda v: v.state in ("PAUSED", "TIMED_OUT"), timeout=TIMEOUT
@@ -59,6 +60,8 @@ async def test_a_pause_held_past_the_timeout_ends_as_its_clock_policy_says(
 ) -> None:
     await engine.put_flow(TIMED)
     started = await engine.start_execution("clock", "timed")
+    # Its timeout runs from its start: pause once it started (not while still QUEUED).
+    await engine.wait(started.id, until=lambda v: bool(v.task_runs), timeout=TIMEOUT)
     await engine.pause(started.id, freeze_clock=freeze)
     await engine.wait(
         started.id, until=lambda v: v.state in ("PAUSED", "TIMED_OUT"), timeout=TIMEOUT

@@ -27,24 +27,24 @@ tasks:
 """
 
 
-def paused_after_first(clock: str = "", **pause: object) -> Driver:
+def paused_after_first(clock: str = "", freeze_clock: bool | None = None) -> Driver:
     driver = Driver.of(TIMED.format(clock=clock))
     driver.start()  # t0: the execution's timeout falls due at t0 + 5
-    driver.command("pause", **pause)  # t0 + 1: PAUSING, `first` still runs
+    driver.command("pause", freeze_clock=freeze_clock)  # t0 + 1: PAUSING, `first` still runs
     driver.complete("first")  # t0 + 2: the pause lands
     assert driver.status() is S.PAUSED
     return driver
 
 
 @pytest.mark.parametrize(
-    ("clock", "pause"),
-    [("clock: FREEZE", {}), ("", {"freeze_clock": True})],
+    ("clock", "freeze_clock"),
+    [("clock: FREEZE", None), ("", True)],
     ids=["the flow's policy", "the request's"],
 )
 def test_a_frozen_pause_of_ten_seconds_does_not_use_up_a_five_second_timeout(
-    clock: str, pause: dict[str, object]
+    clock: str, freeze_clock: bool | None
 ) -> None:
-    driver = paused_after_first(clock, **pause)
+    driver = paused_after_first(clock, freeze_clock)
     start = driver.state["started_at"]
     assert driver.timers == {}  # every deadline is off while it is held
     assert driver.fire_due_timers(advance_clock_to=start + 12) == []
