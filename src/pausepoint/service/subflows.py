@@ -50,6 +50,7 @@ log = logging.getLogger("pausepoint.subflows")
 
 SUBFLOWS = "system:subflows"
 SWEEP_EVERY = 10  # polls between two sweeps of every running child
+AT_ONCE = 32  # commands to children (or ends to parents) in flight at once
 S = ExecutionStatus
 
 
@@ -78,14 +79,18 @@ class ChildEndedRequest(ResumeRequest):
 
 async def deliver_ends(engine: Engine) -> int:
     """Tell waiting parents about the children that ended; how many were heard."""
-    heard = 0
-    for link in await engine.store.ended_unheard_children():
-        try:
-            if await _deliver_end(engine, link):
-                heard += 1
-        except PausepointError as error:
-            log.warning("child %s: its end not delivered yet: %s", link.child_id, error.message)
-    return heard
+    gate = asyncio.Semaphore(AT_ONCE)
+
+    async def deliver(link: ExecutionLink) -> bool:
+        async with gate:
+            try:
+                return await _deliver_end(engine, link)
+            except PausepointError as error:
+                log.warning("child %s: its end not delivered yet: %s", link.child_id, error.message)
+                return False
+
+    links = await engine.store.ended_unheard_children()
+    return sum(await asyncio.gather(*(deliver(link) for link in links)))
 
 
 async def _deliver_end(engine: Engine, link: ExecutionLink) -> bool:
@@ -189,6 +194,19 @@ async def sweep(engine: Engine) -> None:
             await _steer(engine, parent, links)
 
 
+@dataclass(frozen=True)
+class _Steering:
+    """What a parent's state asks of the children it waits for."""
+
+    parent: ExecutionRecord
+    stopping: bool  # cancelled, terminated, timed out or ended: its children must end too
+    terminating: bool
+    waited: frozenset[str]  # the children its subflow tasks still wait for
+    holds: list[str]  # its manual pauses that hold its subflows
+    release: bool  # the holds the cascade made may be resumed
+    runs: dict[str, dict[str, Any]]  # its task runs (read only when a child is not waited)
+
+
 async def _steer(engine: Engine, parent: ExecutionRecord, links: list[ExecutionLink]) -> None:
     state = parent.state
     policy = (await engine._env_for(parent)).index.flow.cascade
@@ -201,37 +219,53 @@ async def _steer(engine: Engine, parent: ExecutionRecord, links: list[ExecutionL
         for link in links:
             await engine.store.detach_child(link.child_id)
         return
-    waited = {
-        pause.get("child") for pause in state["pauses"].values() if pause["kind"] == "subflow"
-    }
-    holds = holding_pauses(state, policy.pause)
-    release = policy.resume and not state.get("children_held")
-    runs: dict[str, dict[str, Any]] | None = None
-    for link in links:
-        request: ControlRequest | None = None
-        common: dict[str, Any] = {"execution_id": link.child_id}
-        key: str | None = None
-        if S(parent.status).is_terminal or stop is not None:
-            verb = "terminated" if terminating else "cancelled"
-            reason = f"parent execution {parent.id} was {verb}"
-            cls: type[ControlRequest] = TerminateRequest if terminating else CancelRequest
-            request, key = cls(reason=reason, **common), f"cascade-{verb}:{link.child_id}"
-        elif link.child_id not in waited:
-            if runs is None:
-                runs = {run["id"]: run for run in await engine.store.load_task_runs(parent.id)}
-            run = runs.get(link.parent_task_run_id)
-            if run is None or run["state"] in TERMINAL_TASK_STATES:
-                reason = f"its subflow task in execution {parent.id} no longer waits for it"
-                request = CancelRequest(reason=reason, **common)
-                key = f"cascade-ended:{link.child_id}"
-            elif holds:
-                request, key = await _pause_child(engine, parent, link, holds[0], common)
-        elif holds:
-            request, key = await _pause_child(engine, parent, link, holds[0], common)
-        elif release:
-            request, key = await _release_child(engine, parent, link, common)
-        if request is not None:
-            await _send(engine, parent, link, request, key)
+    waited = frozenset(
+        str(pause.get("child")) for pause in state["pauses"].values() if pause["kind"] == "subflow"
+    )
+    runs: dict[str, dict[str, Any]] = {}
+    if any(link.child_id not in waited for link in links):
+        runs = {run["id"]: run for run in await engine.store.load_task_runs(parent.id)}
+    steering = _Steering(
+        parent=parent,
+        stopping=S(parent.status).is_terminal or stop is not None,
+        terminating=terminating,
+        waited=waited,
+        holds=holding_pauses(state, policy.pause),
+        release=policy.resume and not state.get("children_held"),
+        runs=runs,
+    )
+    gate = asyncio.Semaphore(AT_ONCE)
+
+    async def steer(link: ExecutionLink) -> None:
+        async with gate:
+            request, key = await _command_for(engine, steering, link)
+            if request is not None:
+                await _send(engine, parent, link, request, key)
+
+    await asyncio.gather(*(steer(link) for link in links))
+
+
+async def _command_for(
+    engine: Engine, steering: _Steering, link: ExecutionLink
+) -> tuple[ControlRequest | None, str | None]:
+    """The command ``link``'s child needs to match its parent, and its idempotency key."""
+    parent = steering.parent
+    common: dict[str, Any] = {"execution_id": link.child_id}
+    if steering.stopping:
+        verb = "terminated" if steering.terminating else "cancelled"
+        reason = f"parent execution {parent.id} was {verb}"
+        cls: type[ControlRequest] = TerminateRequest if steering.terminating else CancelRequest
+        return cls(reason=reason, **common), f"cascade-{verb}:{link.child_id}"
+    if link.child_id not in steering.waited:
+        run = steering.runs.get(link.parent_task_run_id)
+        if run is None or run["state"] in TERMINAL_TASK_STATES:
+            reason = f"its subflow task in execution {parent.id} no longer waits for it"
+            return CancelRequest(reason=reason, **common), f"cascade-ended:{link.child_id}"
+    if steering.holds:
+        return await _pause_child(engine, parent, link, steering.holds[0], common)
+    if steering.release and link.child_id in steering.waited:
+        return await _release_child(engine, parent, link, common)
+    return None, None
 
 
 def holding_pauses(state: dict[str, Any], by_default: bool) -> list[str]:
