@@ -141,12 +141,12 @@ async def test_a_cascade_cut_short_by_sigkill_completes_after_the_restart(
 
             await until(all_paused, "every execution of the tree PAUSED", started)
             frozen = {
-                child: len((await client.execution(child)).task_runs)
-                for child in await tree_states(client, root.id)
+                held: len((await client.execution(held)).task_runs)
+                for held in await tree_states(client, root.id)
             }
             await asyncio.sleep(1.0)
-            for child, count in frozen.items():
-                assert len((await client.execution(child)).task_runs) == count, child
+            for held, count in frozen.items():
+                assert len((await client.execution(held)).task_runs) == count, held
             await client.resume(root.id)
             view = await client.wait(root.id, timeout=TIMEOUT)
             assert view.state == "COMPLETED", view.error
