@@ -95,6 +95,16 @@ class ChildView(PublicModel):
     )
 
 
+class DescendantPausePoint(PublicModel):
+    """An open pause point of an execution below this one in its tree (a subflow's
+    Pause task, say): resume it on that execution."""
+
+    execution_id: str
+    namespace: str
+    flow_id: str
+    pause_point: PausePointView
+
+
 class ContextMessage(PublicModel):
     seq: int
     role: str
@@ -154,6 +164,15 @@ class ExecutionView(PublicModel):
     root_id: str | None = Field(default=None, description="The top of its tree (itself if none).")
     children: list[ChildView] = Field(
         default_factory=list, description="The executions its subflow tasks started."
+    )
+    descendant_pause_points: list[DescendantPausePoint] = Field(
+        default_factory=list,
+        description="The open Pause tasks and approvals of every execution below it.",
+    )
+    busy_descendants: list[str] = Field(
+        default_factory=list,
+        description="Executions below it still QUEUED, RUNNING, PAUSING or CANCELLING: "
+        "it is PAUSED as a whole tree only when this is empty.",
     )
 
     @property

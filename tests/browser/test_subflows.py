@@ -1,4 +1,5 @@
-"""An execution tree in the UI: a parent lists its subflows, a child links back to it."""
+"""An execution tree in the UI: a parent lists its subflows, a child links back to it,
+and a subflow's Pause task is resumed from its root's page."""
 
 from __future__ import annotations
 
@@ -60,7 +61,10 @@ def test_a_parent_lists_its_subflow_and_the_child_links_back(
     children.first.get_by_role("link").click()
     expect(page.locator("#parent-link")).to_have_text(parent_id)
     expect(page.locator("#execution-state")).to_contain_text("PAUSED")
-    # Resuming the child from its own page lets the parent complete.
-    page.locator("#pause-points").get_by_role("button", name="Resume").first.click()
+    # The child's Pause task is answered from its root's page.
     page.locator("#parent-link").click()
+    card = page.locator("#pause-points .pause-point", has_text="in subflow ui.tests.tree_child")
+    expect(card).to_have_count(1)
+    card.get_by_role("button", name="Resume").click()
     expect(page.locator("#execution-state")).to_contain_text("COMPLETED", timeout=15_000)
+    expect(page.locator("#children li .badge")).to_have_text("COMPLETED")

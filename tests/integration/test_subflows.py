@@ -241,7 +241,10 @@ async def test_pause_cascades_down_a_three_level_tree_and_resume_releases_it(
             await engine.wait(
                 view.id, until=lambda v: v.state in ("PAUSED", "COMPLETED"), timeout=TIMEOUT
             )
-    await engine.wait(root.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    paused_root = await engine.wait(
+        root.id, until=lambda v: v.state == "PAUSED" and not v.busy_descendants, timeout=TIMEOUT
+    )
+    assert paused_root.busy_descendants == []  # the whole tree has stopped
     held = [view for view in await _tree(engine, root.id) if view.state == "PAUSED"]
     assert held, "the cascade paused nothing"
     for view in held:
@@ -457,6 +460,11 @@ async def test_a_pause_in_a_subflow_shows_in_the_roots_tree_and_is_resumable_the
     assert [p.task_id for p in child.pause_points] == ["gate"]
     root = await engine.execution(started.id)
     assert [(c.id, c.state) for c in root.children] == [(child_id, "PAUSED")]
+    assert [
+        (p.execution_id, p.pause_point.task_id, p.pause_point.kind)
+        for p in root.descendant_pause_points
+    ] == [(child_id, "gate", "task")]
+    assert root.busy_descendants == []
     assert [c.id for c in await engine.list_executions(root_id=started.id)] == [child_id]
     await engine.resume(child_id)
     assert (await engine.wait(started.id, timeout=TIMEOUT)).state == "COMPLETED"

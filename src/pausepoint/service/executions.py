@@ -19,6 +19,7 @@ from pausepoint.flow import coerce_inputs, inputs_json_schema
 from pausepoint.models import (
     ChildView,
     ContextMessage,
+    DescendantPausePoint,
     ExecutionView,
     PausePointView,
     StateView,
@@ -30,10 +31,13 @@ from pausepoint.service.flows import FlowsLayer
 from pausepoint.service.operations import SubflowParent
 from pausepoint.service.subflows import cascader
 from pausepoint.service.views import first_failure, masker_for, shown_run, task_run_view
-from pausepoint.store.links import ExecutionLink
+from pausepoint.store.links import ChildRow, ExecutionLink
 from pausepoint.store.records import ExecutionRecord
 
 CONCURRENCY_LEASE_SECONDS = 30.0
+_TREE_LIMIT = 100_000  # executions read to show one tree
+# States of a descendant that is still moving (not paused, not ended).
+_BUSY = frozenset({"QUEUED", "RUNNING", "PAUSING", "CANCELLING"})
 CONCURRENCY_LEASE_POLL = 0.02
 
 
@@ -205,8 +209,15 @@ class ExecutionsLayer(FlowsLayer):
         view = self._view(record, runs, await self._env_for(record))
         link = await self.store.execution_link(record.id)
         children = await self.store.children(record.id)
+        below = await self._descendants(record, link.root_id if link else record.id, children)
         return view.model_copy(
             update={
+                "descendant_pause_points": [
+                    point for descendant in below for point in await self._open_points(descendant)
+                ],
+                "busy_descendants": [
+                    descendant.id for descendant in below if descendant.status in _BUSY
+                ],
                 "parent_id": link.parent_id if link else None,
                 "parent_task_run_id": link.parent_task_run_id if link else None,
                 "root_id": link.root_id if link else record.id,
@@ -224,6 +235,40 @@ class ExecutionsLayer(FlowsLayer):
                 ],
             }
         )
+
+    async def _descendants(
+        self, record: ExecutionRecord, root_id: str, children: Sequence[ChildRow]
+    ) -> list[ExecutionRecord]:
+        """Every execution below ``record`` in its tree, oldest first (two reads)."""
+        if not children:
+            return []
+        below_of: dict[str, list[str]] = {}
+        for link in await self.store.tree_links(root_id):
+            below_of.setdefault(link.parent_id, []).append(link.child_id)
+        wanted: set[str] = set()
+        frontier = [record.id]
+        while frontier:
+            found = [child for parent in frontier for child in below_of.get(parent, ())]
+            wanted.update(found)
+            frontier = found
+        tree = await self.store.list_executions(self.org_id, root_id=root_id, limit=_TREE_LIMIT)
+        return sorted((r for r in tree if r.id in wanted), key=lambda r: (r.created_at, r.id))
+
+    async def _open_points(self, record: ExecutionRecord) -> list[DescendantPausePoint]:
+        """A descendant's pause points that a person answers (Pause tasks, approvals)."""
+        if not any(p["kind"] in ("task", "approval") for p in record.state["pauses"].values()):
+            return []
+        env = await self._env_for(record)
+        return [
+            DescendantPausePoint(
+                execution_id=record.id,
+                namespace=record.namespace,
+                flow_id=record.flow_id,
+                pause_point=point,
+            )
+            for point in self._pause_points(record.state, env)
+            if point.kind in ("task", "approval")
+        ]
 
     def _view(
         self, record: ExecutionRecord, runs: list[dict[str, Any]], env: EngineEnv

@@ -103,6 +103,13 @@ class Links:
                 for row in conn.execute(query)
             ]
 
+    def tree(self, root_id: str) -> list[ExecutionLink]:
+        """Every link of the tree under ``root_id``."""
+        t = schema.execution_links
+        with self._db.read() as conn:
+            rows = conn.execute(sa.select(t).where(t.c.root_id == root_id))
+            return [_link(row) for row in rows]
+
     def ended_unheard(self, limit: int) -> list[ExecutionLink]:
         """Children that ended and whose waiting parent has not accepted their end yet."""
         t, e = schema.execution_links, schema.executions

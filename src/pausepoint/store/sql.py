@@ -261,6 +261,10 @@ class SqlStore:
     async def children(self, parent_id: str) -> list[ChildRow]:
         return await self._db.run(self._links.children, parent_id)
 
+    async def tree_links(self, root_id: str) -> list[ExecutionLink]:
+        """Every parent-child link of the tree whose root is ``root_id``."""
+        return await self._db.run(self._links.tree, root_id)
+
     async def ended_unheard_children(self, limit: int = 200) -> list[ExecutionLink]:
         """Children that ended, whose waiting parent has not accepted their end yet."""
         return await self._db.run(self._links.ended_unheard, limit)

@@ -244,8 +244,15 @@ export async function renderExecution(view, executionId, session) {
   }
 
   function renderPausePoints(state) {
-    const open = state === "PAUSED" || state === "PAUSING" ? execution.pause_points : [];
-    const openIds = new Set(open.map((point) => point.id));
+    const own = state === "PAUSED" || state === "PAUSING" ? execution.pause_points : [];
+    // A subflow's Pause task is answered from here too (the request goes to the subflow).
+    const below = TERMINAL_STATES.has(state) ? [] : execution.descendant_pause_points ?? [];
+    const open = [
+      ...own.map((point) => ({ id: point.id, point, owner: null })),
+      ...below.map((entry) => ({ id: `${entry.execution_id}:${entry.pause_point.id}`,
+        point: entry.pause_point, owner: entry })),
+    ];
+    const openIds = new Set(open.map((entry) => entry.id));
     for (const [id, entry] of pauseForms) {
       if (!openIds.has(id)) {
         entry.element.remove();
@@ -253,11 +260,8 @@ export async function renderExecution(view, executionId, session) {
       }
     }
     // A form already on screen is kept as it is, so live updates never wipe what is typed.
-    for (const point of open) {
-      if (!pauseForms.has(point.id)) {
-        const entry = buildPauseForm(point);
-        pauseForms.set(point.id, entry);
-      }
+    for (const { id, point, owner } of open) {
+      if (!pauseForms.has(id)) pauseForms.set(id, buildPauseForm(point, owner));
     }
     const resumed = execution.task_runs.filter((run) => run.outputs?.resumed);
     // Rebuild only on change: moving a form out and back in would take the focus (and
@@ -275,7 +279,7 @@ export async function renderExecution(view, executionId, session) {
     if (open.length) {
       sections.push(h("h2", { id: "pause-title" },
         open.length > 1 ? `Waiting at ${open.length} pause points` : "Waiting at a pause point"));
-      sections.push(...open.map((point) => pauseForms.get(point.id).element));
+      sections.push(...open.map((entry) => pauseForms.get(entry.id).element));
     }
     if (resumed.length) {
       sections.push(h("h2", { id: open.length ? "resumed-title" : "pause-title" }, "Resumed"),
@@ -285,19 +289,26 @@ export async function renderExecution(view, executionId, session) {
     if (focused instanceof HTMLElement && pauseSection.contains(focused)) focused.focus();
   }
 
-  function buildPauseForm(point) {
-    const title = point.kind === "approval" ? `Approve a call of the tool ${point.task_id}`
+  /** The card of one open pause point: of this execution, or of ``owner`` below it. */
+  function buildPauseForm(point, owner = null) {
+    const own = point.kind === "approval" ? `Approve a call of the tool ${point.task_id}`
       : point.kind === "queue" ? "Queued: waiting for a free slot"
       : point.kind === "subflow" ? `Subflow task ${point.task_id} waits for its execution`
       : point.task_id ? `Pause task ${point.task_id}` : "Paused by request";
-    const headingId = `pause-${point.id}-title`;
+    const title = owner ? `${own} in subflow ${owner.namespace}.${owner.flow_id}` : own;
+    const target = owner ? executionPath(owner.execution_id) : path;
+    const headingId = `pause-${owner ? owner.execution_id + "-" : ""}${point.id}-title`;
     const details = h("p", { class: "muted" },
       "Opened ", timeElement(point.opened_at),
       point.by ? ` by ${point.by}` : "",
       point.reason ? ` — ${point.reason}` : "",
       point.deadline ? [" · resumes on its own at ", timeElement(point.deadline)] : "");
     const element = h("section", { class: "card pause-point", "aria-labelledby": headingId,
-      dataset: { pauseId: point.id } }, h("h3", { id: headingId }, title), details);
+      dataset: { pauseId: point.id, executionId: owner?.execution_id ?? execution.id } },
+      h("h3", { id: headingId }, title), details);
+    if (owner) {
+      details.append(" · ", h("a", { href: `#${target}`, class: "mono" }, owner.execution_id));
+    }
     if (point.kind === "queue") {
       element.append(h("p", { class: "muted" },
         "It starts by itself when the flow's concurrency limit frees a slot."));
@@ -313,7 +324,8 @@ export async function renderExecution(view, executionId, session) {
       element.append(h("p", { class: "muted" }, "An operator can resume it."));
       return { element };
     }
-    const fields = schemaFields(point.on_resume_schema, { idPrefix: `resume-${point.id}` });
+    const fields = schemaFields(point.on_resume_schema,
+      { idPrefix: `resume-${owner ? owner.execution_id + "-" : ""}${point.id}` });
     const problem = h("p", { class: "error", role: "alert", hidden: true });
     const form = h("form", { novalidate: true, "aria-label": `Resume ${title}` },
       fields.element, problem,
@@ -327,8 +339,8 @@ export async function renderExecution(view, executionId, session) {
       try {
         const inputs = fields.values();
         const body = { inputs, pause_id: point.id };
-        await api(`${path}/resume/validate`, { method: "POST", body });
-        await api(`${path}/resume`, { method: "POST", body });
+        await api(`${target}/resume/validate`, { method: "POST", body });
+        await api(`${target}/resume`, { method: "POST", body });
         announce(`Resumed ${title}.`);
         await refresh();
       } catch (error) {
