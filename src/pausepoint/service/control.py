@@ -148,7 +148,9 @@ class ControlLayer(EventsLayer):
         if not replayed:
             wait = self.settings.command_wait_timeout if request.wait else 0.0
             command = await self.runtime.deliver(command, commands_version, wait=wait)
-            if command.kind in _CASCADING:
+            # A child's end or a concurrency slot changes nothing for the subflows.
+            answers = "child" in command.payload or "release" in command.payload
+            if command.kind in _CASCADING and not answers:
                 self._in_background(steer_children(self, request.execution_id))  # type: ignore[arg-type]
         return await self._control_result(command, replayed)
 

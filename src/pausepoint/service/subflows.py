@@ -81,21 +81,30 @@ async def deliver_ends(engine: Engine) -> int:
     """Tell waiting parents about the children that ended; how many were heard."""
     gate = asyncio.Semaphore(AT_ONCE)
 
-    async def deliver(link: ExecutionLink) -> bool:
+    async def deliver(parent: ExecutionRecord | None, link: ExecutionLink) -> bool:
         async with gate:
             try:
-                return await _deliver_end(engine, link)
+                return await _deliver_end(engine, parent, link)
             except PausepointError as error:
                 log.warning("child %s: its end not delivered yet: %s", link.child_id, error.message)
                 return False
 
     links = await engine.store.ended_unheard_children()
-    return sum(await asyncio.gather(*(deliver(link) for link in links)))
+    by_parent: dict[str, list[ExecutionLink]] = defaultdict(list)
+    for link in links:
+        by_parent[link.parent_id].append(link)
+    heard = 0
+    for parent_id, children in by_parent.items():
+        # One read of the parent for all its children that ended (a wide parent's state
+        # holds a pause point per child).
+        parent = await engine.store.get_execution(parent_id)
+        results = await asyncio.gather(*(deliver(parent, link) for link in children))
+        heard += sum(results)
+    return heard
 
 
-async def _deliver_end(engine: Engine, link: ExecutionLink) -> bool:
+async def _deliver_end(engine: Engine, parent: ExecutionRecord | None, link: ExecutionLink) -> bool:
     store = engine.store
-    parent = await store.get_execution(link.parent_id)
     child = await store.get_execution(link.child_id)
     now = engine.clock()
     if parent is None or child is None or S(parent.status).is_terminal:
