@@ -91,6 +91,10 @@ async def tree_states(client: Engine, root_id: str) -> dict[str, str]:
     return {record.id: record.status for record in records}
 
 
+async def _root_in(client: Engine, root_id: str, state: str) -> bool:
+    return (await client.execution(root_id)).state == state
+
+
 async def until(
     check: Callable[[], Awaitable[bool]], what: str, started: list[WorkerProcess]
 ) -> None:
@@ -103,7 +107,7 @@ async def until(
     raise AssertionError(f"{what} did not happen within {TIMEOUT}s\n{logs}")
 
 
-@pytest.mark.parametrize("verb", ["pause", "cancel", "terminate"])
+@pytest.mark.parametrize("verb", ["pause", "resume", "cancel", "terminate"])
 async def test_a_cascade_cut_short_by_sigkill_completes_after_the_restart(
     tmp_path: Path, verb: str
 ) -> None:
@@ -123,7 +127,16 @@ async def test_a_cascade_cut_short_by_sigkill_completes_after_the_restart(
             return len(states) == 6 and set(states.values()) == {"RUNNING"}
 
         await until(whole_tree_runs, "the tree of six children running", started)
-        body = {"reason": "cut short"} if verb != "pause" else {}
+        if verb == "resume":
+            # Held first (no crash), so that the resume's cascade is what gets cut short.
+            await client.pause(root.id)
+
+            async def held() -> bool:
+                return set((await tree_states(client, root.id)).values()) == {"PAUSED"}
+
+            await until(held, "every child PAUSED before the resume", started)
+            await until(lambda: _root_in(client, root.id, "PAUSED"), "the root PAUSED", started)
+        body = {"reason": "cut short"} if verb in ("cancel", "terminate") else {}
         async with httpx.AsyncClient(headers={"X-API-Key": key}, timeout=30) as http:
             reply = await http.post(
                 f"http://127.0.0.1:{first.port}/api/v1/executions/{root.id}/{verb}", json=body
@@ -131,6 +144,12 @@ async def test_a_cascade_cut_short_by_sigkill_completes_after_the_restart(
         await first.kill()  # the cascade down the tree is under way, or not yet begun
         assert reply.status_code in (200, 202), reply.text
         await spawn(started, client.settings.db, tmp_path)
+
+        if verb == "resume":
+            view = await client.wait(root.id, timeout=TIMEOUT)
+            assert view.state == "COMPLETED", view.error
+            assert set((await tree_states(client, root.id)).values()) == {"COMPLETED"}
+            return
 
         if verb == "pause":
 
