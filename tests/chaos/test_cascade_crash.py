@@ -131,10 +131,10 @@ async def test_a_cascade_cut_short_by_sigkill_completes_after_the_restart(
             # Held first (no crash), so that the resume's cascade is what gets cut short.
             await client.pause(root.id)
 
-            async def held() -> bool:
+            async def tree_held() -> bool:
                 return set((await tree_states(client, root.id)).values()) == {"PAUSED"}
 
-            await until(held, "every child PAUSED before the resume", started)
+            await until(tree_held, "every child PAUSED before the resume", started)
             await until(lambda: _root_in(client, root.id, "PAUSED"), "the root PAUSED", started)
         body = {"reason": "cut short"} if verb in ("cancel", "terminate") else {}
         async with httpx.AsyncClient(headers={"X-API-Key": key}, timeout=30) as http:
