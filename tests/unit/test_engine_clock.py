@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from pausepoint.engine.model import ExecutionStatus
+from pausepoint.engine.model import ExecutionStatus, SetTimer
 
 from .engine_driver import Driver
 
@@ -121,3 +121,33 @@ def test_cancel_during_a_frozen_pause_drops_the_frozen_deadlines() -> None:
     assert driver.status() is S.CANCELLED
     assert "frozen" not in driver.state
     assert driver.timers == {}
+
+
+def test_with_run_deadlines_that_fell_due_meanwhile_are_armed_earliest_first() -> None:
+    """After a long pause the runtime takes the execution up again: the timers already due
+    are armed in deadline order, so they act in that order, not in the order they were set."""
+    driver = Driver.of(
+        """
+id: two_gates
+timeout: PT1H
+tasks:
+  - id: both
+    type: parallel
+    tasks:
+      - id: late
+        type: pause
+        pauseDuration: PT30S
+        behavior: RESUME
+      - id: early
+        type: pause
+        pauseDuration: PT10S
+        behavior: RESUME
+"""
+    )
+    driver.start()
+    driver.tick(by=3600 * 2)
+    step = driver.recover()
+    armed = [a.timer_id for a in step.transition.actions if isinstance(a, SetTimer)]
+    deadlines = [driver.state["timers"][timer_id]["deadline"] for timer_id in armed]
+    assert deadlines == sorted(deadlines)
+    assert len(armed) == 3  # two pause deadlines and the execution's timeout

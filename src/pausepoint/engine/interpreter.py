@@ -180,7 +180,10 @@ class _Step(Scheduler):
                 else:
                     rerun.append(run_id)
                     self.act(RunTask(run_id, run["attempt"], run["task_id"], run["type"], spec))
-        for timer_id, timer in self.state["timers"].items():
+        # Earliest first: timers that fell due meanwhile act in deadline order.
+        for timer_id, timer in sorted(
+            self.state["timers"].items(), key=lambda item: item[1]["deadline"]
+        ):
             self.act(SetTimer(timer_id, timer["deadline"]))
         if rerun:
             self.emit("workflow.recovered", rerun=rerun)

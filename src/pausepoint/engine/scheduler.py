@@ -912,7 +912,7 @@ class Scheduler:
         if frozen is None:
             return
         stood_still = self.at - frozen["at"]
-        for key, timer in frozen["timers"].items():
+        for key, timer in sorted(frozen["timers"].items(), key=lambda kv: kv[1]["deadline"]):
             timer["deadline"] += stood_still
             self.state["timers"][key] = timer
             self.act(SetTimer(key, timer["deadline"]))
