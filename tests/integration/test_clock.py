@@ -30,26 +30,38 @@ tasks:
 """
 
 
+async def paused_once_started(engine: Engine, freeze: bool) -> str:
+    """Start the timed flow and pause it once it started (its timeout runs from its start,
+    not while it is still QUEUED); the execution's id, PAUSED (or already TIMED_OUT)."""
+    await engine.put_flow(TIMED)
+    started = await engine.start_execution("clock", "timed")
+    await engine.wait(started.id, until=lambda v: bool(v.task_runs), timeout=TIMEOUT)
+    await engine.pause(started.id, freeze_clock=freeze)
+    await engine.wait(
+        started.id, until=lambda v: v.state in ("PAUSED", "TIMED_OUT"), timeout=TIMEOUT
+    )
+    return started.id
+
+
+async def resumed_to_the_end(engine: Engine, execution_id: str, freeze: bool) -> str:
+    """Resume it if its clock stood still (it must still be PAUSED); the state it ends in."""
+    if freeze:
+        assert (await engine.execution(execution_id)).state == "PAUSED"
+        await engine.resume(execution_id)
+    view = await engine.wait(execution_id, timeout=TIMEOUT)
+    return view.state
+
+
 @pytest.mark.parametrize(("freeze", "ends"), [(True, "COMPLETED"), (False, "TIMED_OUT")])
 async def test_a_frozen_pause_outlasts_the_timeout_and_a_running_one_does_not(
     db_path: Path, freeze: bool, ends: str
 ) -> None:
     async with Engine(fast_settings(db_path)) as engine:
-        await engine.put_flow(TIMED)
-        started = await engine.start_execution("clock", "timed")
-        await engine.wait(started.id, until=lambda v: bool(v.task_runs), timeout=TIMEOUT)
-        await engine.pause(started.id, freeze_clock=freeze)
-        await engine.wait(
-            started.id, until=lambda v: v.state in ("PAUSED", "TIMED_OUT"), timeout=TIMEOUT
-        )
+        execution_id = await paused_once_started(engine, freeze)
     await asyncio.sleep(2.5)  # held longer than the whole timeout, the process gone
     async with Engine(fast_settings(db_path), serve=True) as engine:
-        if freeze:
-            assert (await engine.execution(started.id)).state == "PAUSED"
-            await engine.resume(started.id)
-        view = await engine.wait(started.id, timeout=TIMEOUT)
-        assert view.state == ends, view.error
-        events = [event.type for event in await engine.events(started.id)]
+        assert await resumed_to_the_end(engine, execution_id, freeze) == ends
+        events = [event.type for event in await engine.events(execution_id)]
         if freeze:
             assert "clock.frozen" in events and "clock.resumed" in events
 
@@ -58,17 +70,6 @@ async def test_a_frozen_pause_outlasts_the_timeout_and_a_running_one_does_not(
 async def test_a_pause_held_past_the_timeout_ends_as_its_clock_policy_says(
     engine: Engine, freeze: bool, ends: str
 ) -> None:
-    await engine.put_flow(TIMED)
-    started = await engine.start_execution("clock", "timed")
-    # Its timeout runs from its start: pause once it started (not while still QUEUED).
-    await engine.wait(started.id, until=lambda v: bool(v.task_runs), timeout=TIMEOUT)
-    await engine.pause(started.id, freeze_clock=freeze)
-    await engine.wait(
-        started.id, until=lambda v: v.state in ("PAUSED", "TIMED_OUT"), timeout=TIMEOUT
-    )
+    execution_id = await paused_once_started(engine, freeze)
     await asyncio.sleep(2.5)
-    if freeze:
-        assert (await engine.execution(started.id)).state == "PAUSED"
-        await engine.resume(started.id)
-    view = await engine.wait(started.id, timeout=TIMEOUT)
-    assert view.state == ends, view.error
+    assert await resumed_to_the_end(engine, execution_id, freeze) == ends
