@@ -1316,3 +1316,18 @@ async def test_many_readers_that_never_read_cost_the_engine_and_memory_no_more_t
     assert not problems, (
         f"{'; '.join(problems)} (run: {took:.2f}s, with one reader {baseline:.2f}s)"
     )
+
+
+async def test_a_trailing_slash_is_a_404_for_writes_and_a_redirect_for_reads(
+    server: RunningServer,
+) -> None:
+    """A POST to a path with a trailing "/" is never redirected onto another route (where
+    it would be a 405 of a GET route): it is a 404 saying why; a GET is sent on."""
+    async with server.client("acme", "operator") as http:
+        reply = await http.post("/api/v1/main/executions/api.tests/", json={})
+        assert reply.status_code == 404, reply.text
+        assert "paths end without '/'" in reply.json()["detail"]
+        reply = await http.get("/api/v1/flows/", follow_redirects=False)
+        assert reply.status_code == 307
+        assert reply.headers["location"] == "/api/v1/flows"
+        assert (await http.get("/api/v1/flows/", follow_redirects=True)).status_code == 200

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
@@ -143,6 +143,9 @@ def create_app(engine: Engine) -> FastAPI:
         title="pausepoint",
         description="Pause, resume, cancel, terminate and steer running workflows and agents.",
         version="0.1.0",
+        # A path with a trailing "/" is answered by `_trailing_slash` below, not redirected
+        # whatever its method (a redirected POST lands on a GET route as a 405).
+        redirect_slashes=False,
     )
     app.state.engine = engine
 
@@ -218,5 +221,23 @@ def create_app(engine: Engine) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def _web_ui() -> FileResponse:
         return FileResponse(UI_DIRECTORY / "index.html")
+
+    # Last, so that it only takes what no route took. Every method, or a route matching
+    # another method would turn the request into a 405.
+    @app.api_route(
+        "/{rest:path}/",
+        methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    async def _trailing_slash(request: Request, rest: str) -> RedirectResponse:
+        """A GET with a trailing "/" is sent to the path without it; any other method is a
+        404 saying so (a body is never sent on to another route)."""
+        if request.method in ("GET", "HEAD") and rest:
+            raw = request.scope.get("raw_path") or request.url.path.encode()
+            query = f"?{request.url.query}" if request.url.query else ""
+            return RedirectResponse(f"{raw.decode('latin-1').rstrip('/')}{query}", status_code=307)
+        raise StarletteHTTPException(
+            404, f"no route for {request.method} {request.url.path} (paths end without '/')"
+        )
 
     return app
