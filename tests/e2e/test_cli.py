@@ -615,3 +615,32 @@ def test_triggers_are_listed_paused_and_resumed_from_the_cli(cli: Cli, tmp_path:
     bad = cli("triggers", "resume", "e2e.scheduled", "every", "--catch-up", "LATER")
     assert bad.code == 2
     assert "invalid choice: 'LATER'" in bad.stderr
+
+
+def test_show_draws_the_subflow_tree(cli: Cli, tmp_path: Path) -> None:
+    """`run` a parent whose subflow runs a grandchild; `show` draws all three levels."""
+    write(
+        tmp_path,
+        "leaf.yaml",
+        "id: leaf\nnamespace: e2e\ntasks:\n  - id: hi\n    type: return\n    format: leaf\n",
+    )
+    for parent, child in (("middle", "leaf"), ("top", "middle")):
+        write(
+            tmp_path,
+            f"{parent}.yaml",
+            f"id: {parent}\nnamespace: e2e\ntasks:\n  - id: call\n    type: subflow\n"
+            f"    namespace: e2e\n    flowId: {child}\n",
+        )
+    assert cli("flows", "apply", "leaf.yaml", "middle.yaml").code == 0
+    result = cli("run", "top.yaml")
+    assert result.code == 0, str(result)
+    top = id_in(result)
+    shown = cli("show", top)
+    assert shown.code == 0, str(shown)
+    lines = shown.stdout.splitlines()
+    start = lines.index("subflows (2):")
+    middle, leaf = lines[start + 1], lines[start + 2]
+    assert re.match(r"^  \S+ e2e\.middle COMPLETED", middle), shown.stdout
+    assert re.match(r"^    \S+ e2e\.leaf COMPLETED", leaf), shown.stdout
+    leaf_id = leaf.split()[0]
+    assert f"subflow of execution {middle.split()[0]}" in cli("show", leaf_id).stdout

@@ -24,6 +24,7 @@ from pausepoint.cli.render import (
     styled,
 )
 from pausepoint.cli.target import Target
+from pausepoint.models import ExecutionView
 
 
 async def cmd_run(target: Target, args: argparse.Namespace) -> int:
@@ -74,9 +75,26 @@ async def cmd_ls(target: Target, args: argparse.Namespace) -> int:
     return 0
 
 
+TREE_LIMIT = 200  # subflow executions `show` draws below an execution
+
+
 async def cmd_show(target: Target, args: argparse.Namespace) -> int:
-    print_view(await target.plane.execution(args.id), as_json=args.json)
+    view = await target.plane.execution(args.id)
+    tree = await subflow_tree(target, view) if not args.json and view.children else None
+    print_view(view, as_json=args.json, tree=tree)
     return 0
+
+
+async def subflow_tree(target: Target, view: ExecutionView) -> list[tuple[int, ExecutionView]]:
+    """The executions below ``view``, depth-first with their depth (at most TREE_LIMIT)."""
+    tree: list[tuple[int, ExecutionView]] = []
+    pending = [(1, child.id) for child in reversed(view.children)]
+    while pending and len(tree) < TREE_LIMIT:
+        depth, execution_id = pending.pop()
+        child = await target.plane.execution(execution_id)
+        tree.append((depth, child))
+        pending.extend((depth + 1, grandchild.id) for grandchild in reversed(child.children))
+    return tree
 
 
 async def cmd_state(target: Target, args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from pausepoint.models import EventView, ExecutionView, StateView
+from pausepoint.models import ChildView, EventView, ExecutionView, StateView
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -90,7 +90,14 @@ def print_executions(executions: Sequence[ExecutionSummary]) -> None:
     console.print(table)
 
 
-def print_view(view: ExecutionView, *, as_json: bool) -> None:
+def print_view(
+    view: ExecutionView,
+    *,
+    as_json: bool,
+    tree: Sequence[tuple[int, ExecutionView | ChildView]] | None = None,
+) -> None:
+    """An execution; ``tree``: the executions below it with their depth, depth-first
+    (without it, its children)."""
     if as_json:
         console.print_json(view.model_dump_json())
         return
@@ -109,20 +116,35 @@ def print_view(view: ExecutionView, *, as_json: bool) -> None:
             f"{', waits for execution ' + waited if waited else ''})",
             markup=False,
         )
-    if view.children:
-        console.print(f"children ({len(view.children)}):")
-    for child in view.children:
-        line = f"  {child.id} {child.namespace}.{child.flow_id} {styled(child.state)}"
-        line += (
-            f" [dim](task run {child.task_run_id}{'' if child.waits else ', not waited for'})[/]"
+    for below in view.descendant_pause_points:
+        point = below.pause_point
+        console.print(
+            f"open pause point {point.id} ({point.kind}, task {point.task_id}) "
+            f"in subflow execution {below.execution_id}",
+            markup=False,
         )
-        if child.cascade_error:
-            line += f" [red]cascade failed: {escape(child.cascade_error)}[/]"
-        console.print(line)
+    if view.busy_descendants:
+        console.print(f"still moving below it: {', '.join(view.busy_descendants)}", markup=False)
+    print_tree(view, tree if tree is not None else [(1, child) for child in view.children])
     for message in view.context:
         console.print(f"context #{message.seq} {message.role}: {message.message}", markup=False)
     if view.error:
         console.print(f"[red]{escape(view.error)}[/]")
+
+
+def print_tree(view: ExecutionView, tree: Sequence[tuple[int, ExecutionView | ChildView]]) -> None:
+    if not tree:
+        return
+    console.print(f"subflows ({len(tree)}):")
+    own = {child.id: child for child in view.children}
+    for depth, node in tree:
+        line = f"{'  ' * depth}{node.id} {node.namespace}.{node.flow_id} {styled(node.state)}"
+        child = own.get(node.id)
+        if child is not None and not child.waits:
+            line += " [dim](not waited for)[/]"
+        if child is not None and child.cascade_error:
+            line += f" [red]cascade failed: {escape(child.cascade_error)}[/]"
+        console.print(line)
 
 
 def print_state(state: StateView, *, as_json: bool) -> None:
