@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["TERMINAL_EVENT_TYPES", "TERMINAL_STATES", "ExecutionState"]
+__all__ = ["KESTRA_STATES", "TERMINAL_EVENT_TYPES", "TERMINAL_STATES", "ExecutionState"]
 
 
 class ExecutionState(StrEnum):
@@ -43,6 +43,21 @@ TERMINAL_STATES: frozenset[ExecutionState] = frozenset(
         ExecutionState.TIMED_OUT,
     }
 )
+
+# pausepoint's execution state -> Kestra's State.Type (its API and `execution.state`).
+KESTRA_STATES: dict[str, str] = {
+    "QUEUED": "CREATED",
+    "RUNNING": "RUNNING",
+    "PAUSING": "RUNNING",  # the pause waits for the next checkpoint: still running
+    "PAUSED": "PAUSED",
+    "CANCELLING": "KILLING",  # Kestra's one "being stopped" state
+    "COMPLETED": "SUCCESS",
+    "WARNING": "WARNING",
+    "FAILED": "FAILED",
+    "CANCELLED": "CANCELLED",
+    "TERMINATED": "KILLED",
+    "TIMED_OUT": "FAILED",  # Kestra fails what overran its timeout
+}
 
 # The log events that end an execution, one per terminal state (WARNING ends with
 # workflow.completed): the last event of every ended execution's log.

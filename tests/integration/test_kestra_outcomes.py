@@ -243,3 +243,62 @@ async def test_allow_warning_on_a_failed_subflow_ends_in_success(engine: Engine)
         ("fail", "SUCCESS"),
         ("log", "SUCCESS"),
     ]
+
+
+# -- afterExecution ---------------------------------------------------------------------
+
+
+def _after_started_when_it_ended(view: ExecutionView, *before: str) -> None:
+    end = run_of(view, "end")
+    assert end.state == "SUCCESS"
+    assert view.ended_at is not None and end.started_at is not None
+    assert end.started_at >= view.ended_at  # it ran once the execution had ended
+    for task_id in before:
+        assert end.started_at >= (run_of(view, task_id).ended_at or "")
+
+
+async def test_after_execution_tasks_run_once_the_execution_ended(engine: Engine) -> None:
+    """AfterExecutionTest#shouldCallTasksAfterExecution (after-execution.yaml): SUCCESS,
+    two task runs, the afterExecution task reads the state the execution ended in."""
+    view = await run(engine, "after-execution.yaml")
+    assert view.state == "COMPLETED", view.error
+    assert [r.task_id for r in view.task_runs] == ["hello", "end"]
+    _after_started_when_it_ended(view, "hello")
+    assert run_of(view, "end").outputs["values"]["state"] == "SUCCESS"
+
+
+async def test_after_execution_tasks_run_after_finally(engine: Engine) -> None:
+    """AfterExecutionTest#shouldCallTasksAfterFinally (after-execution-finally.yaml)."""
+    view = await run(engine, "after-execution-finally.yaml")
+    assert view.state == "COMPLETED", view.error
+    assert [r.task_id for r in view.task_runs] == ["hello", "finally", "end"]
+    _after_started_when_it_ended(view, "finally")
+    assert run_of(view, "end").outputs["values"]["state"] == "SUCCESS"
+
+
+async def test_after_execution_tasks_run_after_errors_and_see_the_failure(
+    engine: Engine,
+) -> None:
+    """AfterExecutionTest#shouldCallTasksAfterError (after-execution-error.yaml): FAILED,
+    three task runs, the afterExecution task reads FAILED."""
+    view = await run(engine, "after-execution-error.yaml")
+    assert view.state == "FAILED"
+    assert [(r.task_id, r.state) for r in view.task_runs] == [
+        ("fail", "FAILED"),
+        ("hello", "SUCCESS"),
+        ("end", "SUCCESS"),
+    ]
+    _after_started_when_it_ended(view, "fail")
+    assert run_of(view, "end").outputs["values"]["state"] == "FAILED"
+
+
+async def test_after_execution_runs_flowable_tasks(engine: Engine) -> None:
+    """after-execution-flowable.yaml: a flowable task and the task after it both run."""
+    view = await run(engine, "after-execution-flowable.yaml")
+    assert view.state == "COMPLETED", view.error
+    assert [(r.task_id, r.state) for r in view.task_runs] == [
+        ("mytask", "SUCCESS"),
+        ("after_if", "SUCCESS"),
+        ("after_if_log", "SUCCESS"),
+        ("after_end", "SUCCESS"),
+    ]

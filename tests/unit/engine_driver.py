@@ -375,7 +375,8 @@ class Driver:
             if [e for e in events if e.type != "command.rejected"]:
                 self._fail(step, f"events after terminal: {events}")
 
-        # Nothing new starts while pausing, paused or cancelling (finally tasks excepted).
+        # Nothing new starts while pausing, paused or cancelling (finally and then
+        # afterExecution tasks excepted).
         rerun = {rid for rid in inflight_before} if is_recovery else set()
         fresh = [a for a in run_tasks if a.task_run_id not in rerun]
         if step.after in (S.PAUSING, S.PAUSED) and fresh:
@@ -383,7 +384,9 @@ class Driver:
         if step.after is S.CANCELLING:
             for action in run_tasks:
                 path = state["task_runs"][action.task_run_id]["path"]
-                in_finally = state["phase"] == "finally" and path.startswith("finally[")
+                in_finally = (state["phase"] == "finally" and path.startswith("finally[")) or (
+                    state["phase"] == "after" and path.startswith("afterExecution[")
+                )
                 cancelled_too = any(
                     isinstance(a, CancelTask) and a.task_run_id == action.task_run_id
                     for a in transition.actions

@@ -676,3 +676,62 @@ tasks:
     assert driver.state["variables"] == {"list": [42], "keep": 2}
     assert driver.run_of("skipped")["state"] == "SKIPPED"
     assert driver.outstanding == {}
+
+
+# -- afterExecution --------------------------------------------------------------------
+
+AFTER = """
+id: after
+tasks:
+  - id: work
+    type: python
+    function: m:f
+afterExecution:
+  - id: report
+    type: python
+    function: m:report
+    kwargs: {state: "{{ execution.state }}"}
+"""
+
+
+def test_after_execution_runs_once_the_outcome_is_decided_and_never_changes_it() -> None:
+    driver = Driver.of(AFTER)
+    driver.start()
+    driver.complete("work")
+    assert driver.started_task_ids()[-1] == "report"
+    (decided,) = driver.events_of("workflow.decided")
+    assert decided.data["state"] == "COMPLETED"
+    report = driver.outstanding_of("report")[0]
+    assert report.spec["kwargs"] == {"state": "SUCCESS"}  # Kestra's name of the outcome
+    driver.fail("report")
+    assert driver.status() is S.COMPLETED  # a failing afterExecution task changes nothing
+    assert driver.state["ended_at"] == decided.at
+
+
+def test_after_execution_runs_after_a_cancel_and_the_execution_stays_cancelled() -> None:
+    driver = Driver.of(AFTER)
+    driver.start()
+    driver.cancel("enough")
+    driver.ack_all_cancels()
+    report = driver.outstanding_of("report")[0]
+    assert report.spec["kwargs"] == {"state": "CANCELLED"}
+    driver.complete("report")
+    assert driver.status() is S.CANCELLED
+
+
+def test_a_cancel_during_after_execution_stops_its_tasks_and_keeps_the_outcome() -> None:
+    driver = Driver.of(AFTER)
+    driver.start()
+    driver.fail("work")
+    driver.cancel("stop the report")
+    driver.ack_all_cancels()
+    assert driver.status() is S.FAILED
+    assert driver.run_of("report")["state"] == "CANCELLED"
+
+
+def test_terminate_runs_no_after_execution_task() -> None:
+    driver = Driver.of(AFTER)
+    driver.start()
+    driver.terminate()
+    assert driver.status() is S.TERMINATED
+    assert "report" not in driver.started_task_ids()

@@ -6,7 +6,6 @@ import pytest
 
 from pausepoint.api.kestra_shapes import (
     KESTRA_STATE_NAMES,
-    KESTRA_STATES,
     error_path,
     execution_histories,
     form_inputs,
@@ -16,7 +15,7 @@ from pausepoint.api.kestra_shapes import (
 )
 from pausepoint.errors import InvalidInput
 from pausepoint.models import EventView, ExecutionView, TaskRunView
-from pausepoint.states import ExecutionState
+from pausepoint.states import KESTRA_STATES, ExecutionState
 
 
 def test_every_pausepoint_state_has_a_kestra_name_and_kill_is_terminate() -> None:

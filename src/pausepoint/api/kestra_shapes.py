@@ -26,22 +26,7 @@ import yaml
 from pausepoint.errors import FieldError, InvalidInput, PausepointError
 from pausepoint.models import EventView, ExecutionView, TaskRunView
 from pausepoint.service.views import FlowRecord
-from pausepoint.states import TERMINAL_STATES
-
-# pausepoint's execution state -> Kestra's State.Type.
-KESTRA_STATES: dict[str, str] = {
-    "QUEUED": "CREATED",
-    "RUNNING": "RUNNING",
-    "PAUSING": "RUNNING",  # the pause waits for the next checkpoint: still running
-    "PAUSED": "PAUSED",
-    "CANCELLING": "KILLING",  # Kestra's one "being stopped" state
-    "COMPLETED": "SUCCESS",
-    "WARNING": "WARNING",
-    "FAILED": "FAILED",
-    "CANCELLED": "CANCELLED",
-    "TERMINATED": "KILLED",
-    "TIMED_OUT": "FAILED",  # Kestra fails what overran its timeout
-}
+from pausepoint.states import KESTRA_STATES, TERMINAL_STATES
 
 # The Kestra states an execution ends in.
 KESTRA_ENDED = frozenset(KESTRA_STATES[state] for state in TERMINAL_STATES)

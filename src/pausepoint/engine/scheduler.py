@@ -68,6 +68,7 @@ from pausepoint.flow.model import (
     WorkingDirectoryTask,
 )
 from pausepoint.flow.templates import render, render_condition
+from pausepoint.states import KESTRA_STATES
 
 
 def truthy(value: Any) -> bool:
@@ -189,9 +190,11 @@ class Scheduler:
         if status is S.RUNNING:
             return True
         if status is S.CANCELLING:
+            # `finally` (and then afterExecution) still run for a stop that came before them.
             stop = self.state["stop"]
+            phase = self.state["phase"]
             return bool(
-                self.state["phase"] == "finally" and stop is not None and stop["phase"] != "finally"
+                phase in ("finally", "after") and stop is not None and stop["phase"] != phase
             )
         return False
 
@@ -204,10 +207,13 @@ class Scheduler:
         while not self.status.is_terminal and self.status is not S.QUEUED:
             phase = state["phase"]
             stop = state["stop"]
-            if stop is not None and (phase != "finally" or stop["phase"] == "finally"):
+            if stop is not None and (phase not in ("finally", "after") or stop["phase"] == phase):
                 if state["inflight"]:
                     return
                 self.cancel_leftovers()
+                if phase == "after":
+                    self.end_decided()  # its outcome was decided before the stop came
+                    return
                 if (
                     phase != "finally"
                     and self.index.flow.finally_
@@ -215,8 +221,9 @@ class Scheduler:
                 ):
                     self.enter_phase("finally")
                     continue
-                self.finish(S.TIMED_OUT if stop["kind"] == "timeout" else S.CANCELLED)
-                return
+                if self.conclude(S.TIMED_OUT if stop["kind"] == "timeout" else S.CANCELLED):
+                    return
+                continue
             if state.get("exit") is not None:
                 self.drivenew_block(state["blocks"][phase], None)  # the runs still finishing
                 if not state["inflight"]:
@@ -236,21 +243,43 @@ class Scheduler:
                     self.enter_phase("finally")
             elif phase == "errors":
                 self.enter_phase("finally")
+            elif phase == "after":
+                self.end_decided()  # what its afterExecution tasks did changes nothing
+                return
             else:
                 if outcome == "failed" and state["outcome"] == S.COMPLETED:
                     state["outcome"] = S.FAILED.value
                 if stop is not None:
-                    self.finish(S.TIMED_OUT if stop["kind"] == "timeout" else S.CANCELLED)
+                    ended = S.TIMED_OUT if stop["kind"] == "timeout" else S.CANCELLED
                 else:
-                    ended = state["outcome"]
-                    assert ended is not None  # set when `main` ended
-                    self.finish(STATUS_BY_VALUE[ended])
-                return
+                    assert state["outcome"] is not None  # set when `main` ended
+                    ended = STATUS_BY_VALUE[state["outcome"]]
+                if self.conclude(ended):
+                    return
 
     def enter_phase(self, phase: Phase) -> None:
-        tasks = self.index.flow.blocks()[phase]
+        # The phase's tasks are the flow's block of that name (afterExecution for "after").
+        name = "afterExecution" if phase == "after" else phase
+        tasks = self.index.flow.blocks()[name]
         self.state["phase"] = phase
-        self.state["blocks"][phase] = new_block(phase, len(tasks))
+        self.state["blocks"][phase] = new_block(name, len(tasks))
+
+    def conclude(self, outcome: ExecutionStatus) -> bool:
+        """Decide how the execution ends; True when it ended, False when its afterExecution
+        tasks run first (the outcome stays decided whatever they do)."""
+        if not self.index.flow.after_execution or self.state["started_at"] is None:
+            self.finish(outcome)
+            return True
+        decided = self.decide(outcome)
+        self.state["decided"] = {"status": decided.value, "at": self.at}
+        self.emit("workflow.decided", state=decided.value)
+        self.enter_phase("after")
+        return False
+
+    def end_decided(self) -> None:
+        decided = self.state.get("decided")
+        assert decided is not None  # set when the "after" phase began
+        self.end(STATUS_BY_VALUE[decided["status"]])
 
     def end_exit(self) -> None:
         """End the execution as its Exit task asked, once nothing is in flight."""
@@ -282,12 +311,13 @@ class Scheduler:
         self.finish(status)
 
     def finish(self, outcome: ExecutionStatus) -> None:
+        """End the execution now: COMPLETED becomes WARNING or FAILED as ``decide`` says."""
+        self.end(self.decide(outcome))
+
+    def decide(self, outcome: ExecutionStatus) -> ExecutionStatus:
+        """The state ``outcome`` ends in: a COMPLETED one renders the flow's outputs (FAILED
+        if they do not render) and is WARNING when a task ended in WARNING."""
         state = self.state
-        for run_id in state["inflight"]:
-            self.act(CancelTask(run_id, kill=True))
-        state["inflight"] = []
-        for timer_id in list(state["timers"]):
-            self.clear_timer(timer_id)
         if outcome is S.COMPLETED:
             try:
                 state["result"] = self.mask(self.flow_outputs())
@@ -296,7 +326,19 @@ class Scheduler:
                 outcome = S.FAILED
             if outcome is S.COMPLETED and state["warning"]:
                 outcome = S.WARNING
-        state["ended_at"] = self.at
+        return outcome
+
+    def end(self, outcome: ExecutionStatus) -> None:
+        """Move to the terminal ``outcome`` (already decided) and log it."""
+        state = self.state
+        for run_id in state["inflight"]:
+            self.act(CancelTask(run_id, kill=True))
+        state["inflight"] = []
+        for timer_id in list(state["timers"]):
+            self.clear_timer(timer_id)
+        decided = state.pop("decided", None)
+        # Ended when its outcome was decided, before its afterExecution tasks (as Kestra).
+        state["ended_at"] = decided["at"] if decided is not None else self.at
         self.set_status(outcome)
         if outcome in (S.COMPLETED, S.WARNING):
             self.emit("workflow.completed", state=outcome.value, outputs=state["result"] or {})
@@ -989,6 +1031,8 @@ class Scheduler:
             "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},
             "execution": {
                 "id": state["execution_id"],
+                # Kestra's name of its state (of its decided outcome in afterExecution).
+                "state": KESTRA_STATES[state.get("decided", {}).get("status", state["status"])],
                 "startDate": iso(self.at if state["started_at"] is None else state["started_at"]),
                 "labels": state["labels"],
             },

@@ -81,8 +81,9 @@ S = ExecutionStatus
 T = TaskRunState
 STATE_VERSION = 1
 
-Phase = Literal["main", "errors", "finally"]
-PHASES: tuple[Phase, ...] = ("main", "errors", "finally")
+# "after": the flow's afterExecution tasks, once the outcome is decided.
+Phase = Literal["main", "errors", "finally", "after"]
+PHASES: tuple[Phase, ...] = ("main", "errors", "finally", "after")
 StopKind = Literal["cancel", "timeout", "terminate"]
 # "queue": a flow at its concurrency limit holds the execution QUEUED until a slot frees up.
 # "subflow": a subflow task waits for its child execution's end (the execution stays RUNNING).
@@ -156,6 +157,13 @@ class Timer(TypedDict):
     kind: TimerKind
     task_run_id: NotRequired[str]  # retry, timeout, sleep, wait
     pause_id: NotRequired[str]  # pause, pause_timeout
+
+
+class Decided(TypedDict):
+    """The outcome an execution ends in once its afterExecution tasks have run."""
+
+    status: str
+    at: float
 
 
 class FrozenClock(TypedDict):
@@ -296,6 +304,8 @@ class EngineState(TypedDict):
     children_held: NotRequired[bool]
     # Held with its clock frozen: since when, and its timers, taken off until the resume.
     frozen: NotRequired[FrozenClock]
+    # Its outcome, decided before its afterExecution tasks run: they do not change it.
+    decided: NotRequired[Decided]
 
 
 # What the engine's entry points take: its state, or the same data as a runtime loaded

@@ -160,7 +160,6 @@ NOT_YET_SUPPORTED: Mapping[str, str] = {
 """Kestra task types that later work will bring, and what that work is called."""
 
 NOT_YET_SUPPORTED_FLOW_PROPERTIES: Mapping[str, str] = {
-    "afterExecution": "tasks run after the execution ended",
     "listeners": "deprecated in Kestra: use errors and finally",
     "sla": "service-level agreements",
     "checks": "flow checks",

@@ -806,6 +806,12 @@ class Flow(BaseModel):
     tasks: list[Task] = Field(min_length=1)
     errors: list[Task] = Field(default_factory=list)
     finally_: list[Task] = Field(default_factory=list, alias="finally")
+    after_execution: list[Task] = Field(
+        default_factory=list,
+        alias="afterExecution",
+        description="Tasks run once its outcome is decided (after finally); they do not "
+        "change it. `execution.state` is that outcome, in Kestra's names.",
+    )
     outputs: FlowOutputs = Field(default_factory=dict)
     timeout: str | None = None
     concurrency: Concurrency | None = None
@@ -827,7 +833,12 @@ class Flow(BaseModel):
         return _check_duration(value)
 
     def blocks(self) -> dict[str, list[Task]]:
-        return {"tasks": self.tasks, "errors": self.errors, "finally": self.finally_}
+        return {
+            "tasks": self.tasks,
+            "errors": self.errors,
+            "finally": self.finally_,
+            "afterExecution": self.after_execution,
+        }
 
 
 for _model in (

@@ -121,7 +121,7 @@ class Normaliser:
             out["labels"] = self.label_pairs(out["labels"], ("labels",))
         if "retry" in out:
             self.flow_retry = self.checked_retry(out.pop("retry"), ("retry",))
-        for block in ("tasks", "errors", "finally"):
+        for block in ("tasks", "errors", "finally", "afterExecution"):
             if isinstance(out.get(block), list):
                 out[block] = self.tasks(out[block], (block,))
         if isinstance(out.get("triggers"), list):
