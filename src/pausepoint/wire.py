@@ -40,7 +40,17 @@ class StartExecutionBody(_Body):
     revision: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
-class PauseBody(_Body):
+class _Cascading(_Body):
+    """A command that may reach the subflow executions the execution waits for."""
+
+    cascade: bool | None = Field(
+        default=None,
+        description="Whether this reaches the subflow executions it waits for "
+        "(default: the flow's cascade policy, itself on by default).",
+    )
+
+
+class PauseBody(_Cascading):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -54,14 +64,9 @@ class PauseBody(_Body):
         description="Stop the execution's deadlines while this pause holds it "
         "(default: the flow's clock policy, RUN).",
     )
-    cascade: bool | None = Field(
-        default=None,
-        description="Whether this reaches the subflow executions it waits for "
-        "(default: the flow's cascade policy, itself on by default).",
-    )
 
 
-class ResumeBody(_Body):
+class ResumeBody(_Cascading):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -72,37 +77,22 @@ class ResumeBody(_Body):
     inputs: dict[str, Any] = Field(default_factory=dict)
     pause_id: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=500)
-    cascade: bool | None = Field(
-        default=None,
-        description="Whether this reaches the subflow executions it waits for "
-        "(default: the flow's cascade policy, itself on by default).",
-    )
 
 
-class CancelBody(_Body):
+class CancelBody(_Cascading):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"reason": "wrong input"}]}
     )
 
     reason: str | None = Field(default=None, max_length=500)
-    cascade: bool | None = Field(
-        default=None,
-        description="Whether this reaches the subflow executions it waits for "
-        "(default: the flow's cascade policy, itself on by default).",
-    )
 
 
-class TerminateBody(_Body):
+class TerminateBody(_Cascading):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"reason": "runaway"}]}
     )
 
     reason: str = Field(min_length=1, max_length=500, description="Why (1-500 characters).")
-    cascade: bool | None = Field(
-        default=None,
-        description="Whether this reaches the subflow executions it waits for "
-        "(default: the flow's cascade policy, itself on by default).",
-    )
 
 
 class InjectBody(_Body):

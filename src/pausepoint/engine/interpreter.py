@@ -55,6 +55,7 @@ from pausepoint.engine.state import (
     rebuild_outputs,
     redact_secret_inputs,
     secret_input_values,
+    subflow_wait_id,
     timer_id_of,
 )
 from pausepoint.errors import Conflict, InputValidationError, InvalidInput, TemplateError
@@ -250,7 +251,7 @@ class _Step(Scheduler):
         ``service/subflows.py``).
         """
         child = str(event.outputs["executionId"])
-        pause_id = f"s-{run['id']}"
+        pause_id = subflow_wait_id(run["id"])
         self.state["pauses"][pause_id] = {
             "kind": "subflow",
             "task_path": run["path"],

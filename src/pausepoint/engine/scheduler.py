@@ -27,6 +27,7 @@ from pausepoint.engine.model import (
     Transition,
 )
 from pausepoint.engine.state import (
+    ANSWERED_KINDS,
     CONTAINERS,
     ENGINE_TYPES,
     Block,
@@ -386,7 +387,7 @@ class Scheduler:
         if self.status is S.PAUSING:
             self.land_pause(self.next_checkpoint())
         elif self.status is S.RUNNING and any(
-            pause["kind"] in ("task", "approval") for pause in state["pauses"].values()
+            pause["kind"] in ANSWERED_KINDS for pause in state["pauses"].values()
         ):
             # Only people's answers make it PAUSED; a subflow's wait keeps it RUNNING.
             waiting_retry = any(

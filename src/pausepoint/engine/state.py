@@ -36,6 +36,7 @@ from pausepoint.engine.masking import (
 from pausepoint.engine.model import ExecutionStatus, TaskRunState
 
 __all__ = [
+    "ANSWERED_KINDS",
     "CONTAINERS",
     "ENGINE_TYPES",
     "MASK",
@@ -72,6 +73,7 @@ __all__ = [
     "scrub",
     "secret_input_values",
     "shown_pause_outputs",
+    "subflow_wait_id",
     "switch_key",
     "timer_id_of",
     "written_forms",
@@ -88,6 +90,8 @@ StopKind = Literal["cancel", "timeout", "terminate"]
 # "queue": a flow at its concurrency limit holds the execution QUEUED until a slot frees up.
 # "subflow": a subflow task waits for its child execution's end (the execution stays RUNNING).
 PauseKind = Literal["manual", "task", "approval", "queue", "subflow"]
+# The pause points a person answers: only these make a RUNNING execution PAUSED.
+ANSWERED_KINDS: frozenset[str] = frozenset({"task", "approval"})
 TimerKind = Literal["execution", "retry", "timeout", "pause", "pause_timeout", "sleep", "wait"]
 # Where a paused execution stopped: before the next task, before finishing, or on
 # Pause tasks (and approvals) waiting for an answer.
@@ -476,6 +480,11 @@ _TIMER_ID_PREFIX: dict[TimerKind, str] = {
     "wait": "wait",
 }
 _TIMER_KIND_BY_PREFIX: dict[str, TimerKind] = {v: k for k, v in _TIMER_ID_PREFIX.items()}
+
+
+def subflow_wait_id(task_run_id: str) -> str:
+    """The id of the pause point on which a subflow task run waits for its child."""
+    return f"s-{task_run_id}"
 
 
 def timer_id_of(kind: TimerKind, target: str | None = None) -> str:

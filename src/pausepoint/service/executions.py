@@ -13,7 +13,12 @@ from pausepoint.engine.control import on_resume_specs, view_of
 from pausepoint.engine.flowindex import FlowIndex
 from pausepoint.engine.interpreter import EngineEnv, iso, new_state
 from pausepoint.engine.model import ExecutionStatus
-from pausepoint.engine.state import Admission, hold_before_start, redact_secret_inputs
+from pausepoint.engine.state import (
+    ANSWERED_KINDS,
+    Admission,
+    hold_before_start,
+    redact_secret_inputs,
+)
 from pausepoint.errors import Conflict, FieldError, InvalidInput, NotFound
 from pausepoint.flow import coerce_inputs, inputs_json_schema
 from pausepoint.models import (
@@ -138,14 +143,14 @@ class ExecutionsLayer(FlowsLayer):
         traceparent = start.traceparent
         now = self.clock()
         execution_id = keyed_id(self.org_id, idempotency_key) if idempotency_key else new_id()
-        inherited = start.parent.inherited_labels if start.parent is not None else {}
+        parent = start.parent
+        inherited = parent.inherited_labels if parent is not None else {}
         all_labels = {**inherited, **flow.labels, **(labels or {})}
         state = new_state(
             execution_id, index, inputs=values, labels=all_labels, at=now, traceparent=traceparent
         )
         if admission is not None:
             state["admission"] = admission
-        parent = start.parent
         if parent is not None and parent.hold is not None and parent.waits:
             # Its parent is held: it waits, paused before its first task, for the parent.
             hold_before_start(
@@ -175,15 +180,15 @@ class ExecutionsLayer(FlowsLayer):
             lease_expires_at=None,
             commands_version=0,
         )
-        if start.parent is not None:
+        if parent is not None:
             await self.store.link_child(
                 ExecutionLink(
                     child_id=execution_id,
                     org_id=self.org_id,
-                    parent_id=start.parent.execution_id,
-                    parent_task_run_id=start.parent.task_run_id,
-                    root_id=start.parent.root_id,
-                    waits=start.parent.waits,
+                    parent_id=parent.execution_id,
+                    parent_task_run_id=parent.task_run_id,
+                    root_id=parent.root_id,
+                    waits=parent.waits,
                     notified_at=None,
                     created_at=now,
                 )
@@ -256,7 +261,7 @@ class ExecutionsLayer(FlowsLayer):
 
     async def _open_points(self, record: ExecutionRecord) -> list[DescendantPausePoint]:
         """A descendant's pause points that a person answers (Pause tasks, approvals)."""
-        if not any(p["kind"] in ("task", "approval") for p in record.state["pauses"].values()):
+        if not any(p["kind"] in ANSWERED_KINDS for p in record.state["pauses"].values()):
             return []
         env = await self._env_for(record)
         return [
@@ -267,7 +272,7 @@ class ExecutionsLayer(FlowsLayer):
                 pause_point=point,
             )
             for point in self._pause_points(record.state, env)
-            if point.kind in ("task", "approval")
+            if point.kind in ANSWERED_KINDS
         ]
 
     def _view(

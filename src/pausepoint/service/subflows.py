@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pausepoint.engine.host import rebuild_state
 from pausepoint.engine.model import TERMINAL_TASK_STATES, ExecutionStatus
+from pausepoint.engine.state import subflow_wait_id
 from pausepoint.errors import PausepointError, TemplateError
 from pausepoint.flow.model import SubflowTask
 from pausepoint.flow.templates import render
@@ -57,11 +58,6 @@ S = ExecutionStatus
 def cascader(parent_id: str) -> str:
     """Who a cascade's commands name: the parent they come from."""
     return f"cascade:{parent_id}"
-
-
-def wait_id(task_run_id: str) -> str:
-    """The id of the pause point on which a subflow task run waits for its child."""
-    return f"s-{task_run_id}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +106,7 @@ async def _deliver_end(engine: Engine, parent: ExecutionRecord | None, link: Exe
     if parent is None or child is None or S(parent.status).is_terminal:
         await store.mark_child_heard(link.child_id, now)
         return True
-    pause_id = wait_id(link.parent_task_run_id)
+    pause_id = subflow_wait_id(link.parent_task_run_id)
     pause = parent.state["pauses"].get(pause_id)
     if pause is None or pause.get("child") != link.child_id:
         # Not waiting (yet): the parent has not taken in that its task started the
@@ -270,11 +266,14 @@ async def _command_for(
         if run is None or run["state"] in TERMINAL_TASK_STATES:
             reason = f"its subflow task in execution {parent.id} no longer waits for it"
             return CancelRequest(reason=reason, **common), f"cascade-ended:{link.child_id}"
+    if not steering.holds and not (steering.release and link.child_id in steering.waited):
+        return None, None
+    child = await engine.store.get_execution(link.child_id)
+    if child is None or S(child.status).is_terminal:
+        return None, None
     if steering.holds:
-        return await _pause_child(engine, parent, link, steering.holds[0], common)
-    if steering.release and link.child_id in steering.waited:
-        return await _release_child(engine, parent, link, common)
-    return None, None
+        return _pause_child(parent, child, steering.holds[0], common)
+    return _release_child(parent, child, common)
 
 
 def holding_pauses(state: dict[str, Any], by_default: bool) -> list[str]:
@@ -287,25 +286,19 @@ def holding_pauses(state: dict[str, Any], by_default: bool) -> list[str]:
     ]
 
 
-async def _pause_child(
-    engine: Engine, parent: ExecutionRecord, link: ExecutionLink, hold: str, common: dict[str, Any]
+def _pause_child(
+    parent: ExecutionRecord, child: ExecutionRecord, hold: str, common: dict[str, Any]
 ) -> tuple[ControlRequest | None, str | None]:
-    child = await engine.store.get_execution(link.child_id)
-    if child is None or S(child.status).is_terminal:
-        return None, None
     if any(pause.get("by") == cascader(parent.id) for pause in child.state["pauses"].values()):
         return None, None  # already held by this parent
     reason = f"parent execution {parent.id} is paused"
-    return PauseRequest(reason=reason, **common), f"cascade-pause:{hold}:{link.child_id}"
+    return PauseRequest(reason=reason, **common), f"cascade-pause:{hold}:{child.id}"
 
 
-async def _release_child(
-    engine: Engine, parent: ExecutionRecord, link: ExecutionLink, common: dict[str, Any]
+def _release_child(
+    parent: ExecutionRecord, child: ExecutionRecord, common: dict[str, Any]
 ) -> tuple[ControlRequest | None, str | None]:
     """Resume the child's pause the cascade made (never its own Pause task or a person's)."""
-    child = await engine.store.get_execution(link.child_id)
-    if child is None or S(child.status).is_terminal:
-        return None, None
     held = [
         pause_id
         for pause_id, pause in child.state["pauses"].items()
