@@ -157,6 +157,11 @@ class ExecutionView(PublicModel):
     context: list[ContextMessage] = Field(default_factory=list)
     outputs: dict[str, Any] | None = None
     error: str | None = None
+    trigger: dict[str, Any] | None = Field(
+        default=None,
+        description="What started it, as its flow reads it (trigger.*): a trigger's variables, "
+        "or a parent's (a ForEachItem batch's taskRunIteration).",
+    )
     parent_id: str | None = Field(
         default=None, description="The execution whose subflow task started this one."
     )

@@ -9,6 +9,8 @@ and states instead, and say so.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +33,12 @@ async def run(
 
 
 def state_of(view: ExecutionView, task_id: str) -> str:
-    (run,) = [r for r in view.task_runs if r.task_id == task_id]
+    (run,) = [r for r in view.task_runs if r.task_id == task_id and r.type != "iteration"]
     return run.state
 
 
 def run_of(view: ExecutionView, task_id: str) -> Any:
-    (run,) = [r for r in view.task_runs if r.task_id == task_id]
+    (run,) = [r for r in view.task_runs if r.task_id == task_id and r.type != "iteration"]
     return run
 
 
@@ -302,3 +304,157 @@ async def test_after_execution_runs_flowable_tasks(engine: Engine) -> None:
         ("after_if_log", "SUCCESS"),
         ("after_end", "SUCCESS"),
     ]
+
+
+# -- ForEachItem ------------------------------------------------------------------------
+
+# ForEachItemCaseTest's items: 102 numbers, each left-padded to 20 characters, a line each.
+ITEMS = "".join(f"{n:>20}\n" for n in range(102)).encode()
+BATCH_FILE = r"kestra:///io/kestra/tests/{flow}/executions/.*/tasks/each-split/.*\.txt"
+
+
+async def _items_file(engine: Engine, content: bytes = ITEMS) -> str:
+    """Stored as Kestra's test stores it, before the start; the FILE input is its URI."""
+    return await engine.put_namespace_file(NAMESPACE, "file/storage/file.txt", content)
+
+
+async def _children(engine: Engine, parent: ExecutionView) -> list[ExecutionView]:
+    records = await engine.list_executions(parent_id=parent.id, limit=1000)
+    return [await engine.wait(record.id, timeout=TIMEOUT) for record in records]
+
+
+def _stages(view: ExecutionView, each: str = "each") -> list[tuple[str, str]]:
+    """Kestra's four task runs of a ForEachItem: itself and its three stages (the subflow
+    runs of the batches, one task run each here, are left out: Kestra counts them as
+    iterations of its ``each_items`` run)."""
+    stages = (each, f"{each}_split", f"{each}_items", f"{each}_merge")
+    return [
+        (r.task_id, r.state)
+        for r in view.task_runs
+        if r.task_id in stages and r.type != "iteration"
+    ]
+
+
+async def test_for_each_item_starts_a_subflow_per_batch(engine: Engine) -> None:
+    """ForEachItemCaseTest#forEachItem (for-each-item.yaml, for-each-item-subflow.yaml):
+    26 subflows of 4 items, iterations counted, the first at iteration 0, each subflow's
+    ``items`` a batch file of the parent's ``each_split`` run, correlated to the parent."""
+    await engine.put_flow_file(VALIDS / "for-each-item-subflow.yaml")
+    view = await run(engine, "for-each-item.yaml", file=await _items_file(engine))
+    assert view.state == "COMPLETED", view.error
+    assert _stages(view) == [
+        ("each", "SUCCESS"),
+        ("each_split", "SUCCESS"),
+        ("each_items", "SUCCESS"),
+        ("each_merge", "SUCCESS"),
+    ]
+    outputs = run_of(view, "each_items").outputs
+    assert outputs["numberOfBatches"] == 26
+    assert outputs["iterations"] == {"CREATED": 0, "RUNNING": 0, "SUCCESS": 26}
+    children = await _children(engine, view)
+    assert len(children) == 26
+    assert all(child.flow_id == "for-each-item-subflow" for child in children)
+    assert all(child.state == "COMPLETED" and len(child.task_runs) == 1 for child in children)
+    iterations = {child.id: (child.trigger or {})["taskRunIteration"] for child in children}
+    assert sorted(iterations.values()) == list(range(26))
+    pattern = BATCH_FILE.format(flow="for-each-item")
+    assert all(re.fullmatch(pattern, child.inputs["items"]) for child in children)
+    first = next(c for c in children if iterations[c.id] == 0)
+    assert await engine.read_file(first.inputs["items"]) == ITEMS[: 4 * 21]  # 4 lines of 21
+    assert all(child.parent_id == view.id for child in children)
+
+
+async def test_for_each_item_with_no_items_starts_nothing(engine: Engine) -> None:
+    """ForEachItemCaseTest#forEachItemEmptyItems: SUCCESS, no subflow, no outputs on the
+    subflows' stage."""
+    await engine.put_flow_file(VALIDS / "for-each-item-subflow.yaml")
+    view = await run(engine, "for-each-item.yaml", file=await _items_file(engine, b""))
+    assert view.state == "COMPLETED", view.error
+    assert len(_stages(view)) == 4
+    assert not run_of(view, "each_items").outputs
+    assert await engine.list_executions(parent_id=view.id) == []
+
+
+async def test_for_each_item_without_waiting(engine: Engine) -> None:
+    """ForEachItemCaseTest#forEachItemNoWait (for-each-item-no-wait.yaml): the parent ends
+    without waiting, counting every started subflow a SUCCESS; the 26 end on their own."""
+    await engine.put_flow_file(VALIDS / "for-each-item-subflow.yaml")
+    view = await run(engine, "for-each-item-no-wait.yaml", file=await _items_file(engine))
+    assert view.state == "COMPLETED", view.error
+    outputs = run_of(view, "each_items").outputs
+    assert outputs["numberOfBatches"] == 26
+    assert outputs["iterations"].get("CREATED", 0) == 0
+    assert outputs["iterations"]["RUNNING"] == 0
+    assert outputs["iterations"]["SUCCESS"] == 26
+    children = await _children(engine, view)
+    assert len(children) == 26
+    assert all(child.state == "COMPLETED" for child in children)
+
+
+async def test_for_each_item_fails_with_its_failed_subflows(engine: Engine) -> None:
+    """TaskWithAllowFailureTest#executableTask_ForEachItem
+    (task-allow-failure-executable-foreachitem.yml, for-each-item-subflow-failed.yaml):
+    every subflow fails, the ForEachItem fails into WARNING (allowFailure) and the flow
+    goes on to WARNING."""
+    await engine.put_flow_file(VALIDS / "for-each-item-subflow-failed.yaml")
+    view = await run(
+        engine, "task-allow-failure-executable-foreachitem.yml", file=await _items_file(engine)
+    )
+    assert view.state == "WARNING", view.error
+    assert state_of(view, "each") == "WARNING"
+    assert state_of(view, "log-allowed") == "SUCCESS"
+    outputs = run_of(view, "each_items").outputs
+    assert outputs["iterations"] == {"CREATED": 0, "RUNNING": 0, "FAILED": 26}
+    children = await _children(engine, view)
+    assert len(children) == 26 and all(child.state == "FAILED" for child in children)
+
+
+async def test_for_each_item_allow_warning_ends_in_success(engine: Engine) -> None:
+    """TaskWithAllowWarningTest#executableTask_ForEachItem
+    (task-allow-warning-executable-foreachitem.yml): SUCCESS."""
+    await engine.put_flow_file(VALIDS / "for-each-item-subflow-failed.yaml")
+    view = await run(
+        engine, "task-allow-warning-executable-foreachitem.yml", file=await _items_file(engine)
+    )
+    assert view.state == "COMPLETED", view.error
+    assert state_of(view, "each") == "SUCCESS"
+
+
+async def test_for_each_item_merges_the_subflows_outputs(engine: Engine) -> None:
+    """ForEachItemCaseTest#forEachItemWithSubflowOutputs (for-each-item-outputs.yaml,
+    for-each-item-outputs-subflow.yaml, which reads its batch with ``read()``): one line
+    of outputs per subflow in ``each_merge.subflowOutputs``."""
+    await engine.put_flow_file(VALIDS / "for-each-item-outputs-subflow.yaml")
+    view = await run(engine, "for-each-item-outputs.yaml", file=await _items_file(engine))
+    assert view.state == "COMPLETED", view.error
+    assert run_of(view, "each_items").outputs["iterations"]["SUCCESS"] == 26
+    merged = run_of(view, "each_merge").outputs["subflowOutputs"]
+    assert run_of(view, "return").outputs["value"] == merged
+    lines = (await engine.read_file(merged)).decode().splitlines()
+    assert len(lines) == 26
+    assert json.loads(lines[0]) == {"value": ITEMS[: 4 * 21].decode()}
+
+
+async def test_for_each_item_inside_an_if(engine: Engine) -> None:
+    """ForEachItemCaseTest#forEachItemInIf (for-each-item-in-if.yaml, batch from an input)."""
+    await engine.put_flow_file(VALIDS / "for-each-item-subflow.yaml")
+    view = await run(engine, "for-each-item-in-if.yaml", file=await _items_file(engine), batch=4)
+    assert view.state == "COMPLETED", view.error
+    assert run_of(view, "each_items").outputs["numberOfBatches"] == 26
+    children = await _children(engine, view)
+    pattern = BATCH_FILE.format(flow="for-each-item-in-if")
+    assert len(children) == 26 and all(re.fullmatch(pattern, c.inputs["items"]) for c in children)
+
+
+async def test_for_each_item_with_after_execution(engine: Engine) -> None:
+    """ForEachItemCaseTest#forEachItemWithAfterExecution: the subflows run their own
+    afterExecution task (two task runs each)."""
+    await engine.put_flow_file(VALIDS / "for-each-item-subflow-after-execution.yaml")
+    view = await run(
+        engine, "for-each-item-after-execution.yaml", file=await _items_file(engine), batch=4
+    )
+    assert view.state == "COMPLETED", view.error
+    assert run_of(view, "each_items").outputs["iterations"]["SUCCESS"] == 26
+    assert state_of(view, "afterExecution") == "SUCCESS"
+    children = await _children(engine, view)
+    assert len(children) == 26 and all(len(c.task_runs) == 2 for c in children)

@@ -18,7 +18,6 @@ VALIDS = Path(__file__).resolve().parents[1] / "kestra" / "valids"
 
 # Kestra's own test suite's plugins: they exist only inside Kestra's test JVM.
 TEST_PLUGIN = "unknown task type 'io.kestra.core."
-FOR_EACH_ITEM = "is not supported yet (it comes with subflows)"
 APPROVALS = "is not supported yet (it comes with approvals)"
 NEW_EXECUTION_RETRY = "retry.behavior"
 
@@ -46,8 +45,6 @@ REFUSED: dict[str, str] = {
             "approval-parallel.yaml",
         )
     },
-    "task-allow-failure-executable-foreachitem.yml": FOR_EACH_ITEM,
-    "task-allow-warning-executable-foreachitem.yml": FOR_EACH_ITEM,
     "retry-failed-flow-attempts.yml": NEW_EXECUTION_RETRY,
     "retry-new-execution-flow-attempts.yml": NEW_EXECUTION_RETRY,
     "retry-new-execution-flow-duration.yml": NEW_EXECUTION_RETRY,

@@ -123,7 +123,8 @@ def test_pebble_syntax_errors_are_found_when_the_flow_loads(template: str, messa
 @pytest.mark.parametrize(
     ("template", "message"),
     [
-        ("{{ read('/etc/passwd') }}", "read() reads files: not allowed"),
+        ("{{ read('/etc/passwd') }}", "is not an internal storage URI"),
+        ("{{ read('kestra:///a/../../etc/passwd') }}", "'..' path segments are not allowed"),
         ("{{ http('http://example.com') }}", "http() calls the network: not allowed"),
         ("{{ printContext() }}", "printContext() would print every variable"),
         ("{{ true ? ''.__class__ : 1 }}", "unsafe"),

@@ -136,6 +136,7 @@ def create_app(engine: Engine) -> FastAPI:
         shannon,
         syntropic,
     )
+    from pausepoint.api.routes import files as file_routes
     from pausepoint.api.routes import secrets as secret_routes
     from pausepoint.api.routes import triggers as trigger_routes
 
@@ -204,6 +205,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(bulk.router, responses=ERROR_RESPONSES)
     app.include_router(kubiya.batch, responses=ERROR_RESPONSES)
     app.include_router(executions.router, responses=ERROR_RESPONSES)
+    app.include_router(file_routes.router, responses=ERROR_RESPONSES)
     # Kestra's untenanted resume takes form bodies only: JSON still reaches the native route.
     app.include_router(kestra.legacy)
     app.include_router(control.router, responses=ERROR_RESPONSES)

@@ -306,18 +306,38 @@ def form_inputs(body: bytes, content_type: str) -> dict[str, str]:
     form, or one that does not parse is a 422 naming it (``UnsupportedForm``
     for a body of another media type).
     """
+    fields, files = form_parts(body, content_type)
+    if files:
+        name = next(iter(files))
+        raise _bad_form(
+            f"input {name!r} is a file upload; files are taken only when an execution starts",
+            ("body", "inputs", name),
+        )
+    return fields
+
+
+@dataclass(frozen=True)
+class FormFile:
+    """A file part of a multipart body: its file name and content."""
+
+    file_name: str
+    content: bytes = field(repr=False)
+
+
+def form_parts(body: bytes, content_type: str) -> tuple[dict[str, str], dict[str, FormFile]]:
+    """The text fields and the file parts of a form body, each by name."""
     if not body.strip():
-        return {}
+        return {}, {}
     kind = media_type(content_type)
     if kind == "application/x-www-form-urlencoded":
         try:
             text = body.decode("utf-8")
-            return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=True))
+            return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=True)), {}
         except (UnicodeDecodeError, ValueError) as error:
             raise _bad_form(f"the form does not parse: {error}") from None
     if kind != "multipart/form-data":
         raise UnsupportedForm(content_type)
-    return _multipart_fields(body, content_type)
+    return _multipart_parts(body, content_type)
 
 
 class UnsupportedForm(InvalidInput):
@@ -335,7 +355,7 @@ def _bad_form(message: str, loc: tuple[str | int, ...] = ("body",)) -> InvalidIn
     return InvalidInput(message, [FieldError(loc, message, "multipart_invalid")])
 
 
-def _multipart_fields(body: bytes, content_type: str) -> dict[str, str]:
+def _multipart_parts(body: bytes, content_type: str) -> tuple[dict[str, str], dict[str, FormFile]]:
     if "boundary=" not in content_type:
         raise _bad_form("multipart/form-data without a boundary")
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
@@ -344,25 +364,25 @@ def _multipart_fields(body: bytes, content_type: str) -> dict[str, str]:
     if not isinstance(parts, list) or message.defects:
         raise _bad_form("the multipart body does not parse (check its boundary and parts)")
     fields: dict[str, str] = {}
+    files: dict[str, FormFile] = {}
     for part in parts:
         if not isinstance(part, email.message.Message):
             raise _bad_form("a multipart part does not parse")
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str) or not name:
             raise _bad_form("a multipart part has no name")
-        if part.get_filename() is not None:
-            raise _bad_form(
-                f"input {name!r} is a file upload; pausepoint takes inputs as text",
-                ("body", "inputs", name),
-            )
         payload = part.get_payload(decode=True)
+        if part.get_filename() is not None:
+            content = payload if isinstance(payload, bytes) else b""
+            files[name] = FormFile(str(part.get_filename()), content)
+            continue
         try:
             fields[name] = (payload if isinstance(payload, bytes) else b"").decode(
                 part.get_content_charset() or "utf-8"
             )
         except (UnicodeDecodeError, LookupError):
             raise _bad_form(f"input {name!r} is not UTF-8 text", ("body", "inputs", name)) from None
-    return fields
+    return fields, files
 
 
 # -- search filters -------------------------------------------------------------------

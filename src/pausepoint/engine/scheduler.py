@@ -60,6 +60,7 @@ from pausepoint.flow.model import (
     FlowableBase,
     ForEachTask,
     IfTask,
+    ItemBatchesTask,
     OutputValuesTask,
     ParallelTask,
     PauseTask,
@@ -70,6 +71,9 @@ from pausepoint.flow.model import (
 )
 from pausepoint.flow.templates import render, render_condition
 from pausepoint.states import KESTRA_STATES
+
+# ForEachItem's stages whose leaf the engine tells more than their properties.
+ITEMS_STAGES = frozenset({"items_split", "items_batch", "items_merge"})
 
 
 def truthy(value: Any) -> bool:
@@ -589,6 +593,8 @@ class Scheduler:
             )
             if run["type"] == "shell":
                 self.share_directory(run, spec)
+            elif run["type"] in ITEMS_STAGES:
+                spec.update(self.items_stage_spec(run))
         except TemplateError as error:
             self.finish_run(run, T.FAILED, error=str(error))
             return None
@@ -676,6 +682,10 @@ class Scheduler:
                 None, len(values), parallel=task.concurrency != 1, concurrency=task.concurrency
             )
             block["values"] = values
+        elif isinstance(task, ItemBatchesTask):
+            batches = self.split_batches(run)
+            block = new_block(None, len(batches), parallel=True, concurrency=task.concurrency)
+            block["values"] = batches
         elif isinstance(task, ParallelTask):
             block = new_block(
                 f"{path}.tasks", len(task.tasks), parallel=True, concurrency=task.concurrency
@@ -780,6 +790,10 @@ class Scheduler:
             except TemplateError as error:
                 self.finish_run(run, T.FAILED, error=str(error), outputs=run.get("outputs"))
                 return
+        if run["type"] == "items_batches" and stage == "tasks":
+            counted = self.batch_counts(run)
+            if counted:
+                run["outputs"] = counted
         if outcome == "failed" and "failure" not in run:
             failed = self.runs[block["failed"]] if block and block["failed"] else None
             run["failure"] = f"task '{failed['task_id']}' failed" if failed else "failed"
@@ -1058,4 +1072,72 @@ class Scheduler:
                 "attemptsCount": run["attempt"],
                 "value": run.get("value"),
             }
+            if run["type"] == "items_batch":  # a ForEachItem batch: its file and position
+                variables["taskrun"]["items"] = run.get("value")
+                variables["taskrun"]["iteration"] = self.owner_of(run).get("index")
         return variables
+
+    # -- ForEachItem ---------------------------------------------------------------
+
+    def owner_of(self, run: TaskRun) -> TaskRun:
+        parent = run["parent"]
+        assert parent is not None, f"task run {run['id']} has no parent"
+        return self.runs[parent]
+
+    def stage_sibling(self, run: TaskRun, stage: str) -> TaskRun | None:
+        """The latest run of the ForEachItem stage ``stage`` beside ``run``."""
+        owner = self.owner_of(run)
+        task_id = f"{self.index.task(owner['path']).id}{stage}"
+        found = [
+            r for r in self.runs.values() if r["parent"] == owner["id"] and r["task_id"] == task_id
+        ]
+        return found[-1] if found else None
+
+    def split_batches(self, run: TaskRun) -> list[str]:
+        split = self.stage_sibling(run, "_split")
+        batches = split.get("outputs", {}).get("batches") if split is not None else None
+        if not isinstance(batches, list):
+            raise TemplateError(f"task '{run['task_id']}': the items were not split")
+        return [str(uri) for uri in batches]
+
+    def batch_runs(self, items: TaskRun) -> list[TaskRun]:
+        """The subflow runs of a ForEachItem's batches, in batch order."""
+        iterations = {
+            r["id"]: r.get("index", 0)
+            for r in self.runs.values()
+            if r["parent"] == items["id"] and r["type"] == "iteration"
+        }
+        found = [r for r in self.runs.values() if r["parent"] in iterations]
+        return sorted(found, key=lambda r: (iterations[self.owner_of(r)["id"]], r["created_at"]))
+
+    def batch_counts(self, items: TaskRun) -> dict[str, Any]:
+        """``numberOfBatches`` and ``iterations`` (subflows per end state, Kestra's names)."""
+        block = items.get("block")
+        total = block["count"] if block is not None else 0
+        if total == 0:
+            return {}
+        counts: dict[str, int] = {"CREATED": 0, "RUNNING": 0}
+        for batch in self.batch_runs(items):
+            if batch["state"] not in TERMINAL_TASK_STATES:
+                counts["RUNNING"] += 1
+                continue
+            child_state = (batch.get("outputs") or {}).get("state")
+            name = KESTRA_STATES.get(str(child_state), "") if child_state else ""
+            if not name:  # no wait, or the subflow never started
+                name = "SUCCESS" if batch["state"] in (T.SUCCESS, T.WARNING) else "FAILED"
+            counts[name] = counts.get(name, 0) + 1
+        counts["CREATED"] = total - sum(counts.values())
+        return {"numberOfBatches": total, "iterations": counts}
+
+    def items_stage_spec(self, run: TaskRun) -> dict[str, Any]:
+        """What a ForEachItem stage's leaf needs from the execution besides its properties."""
+        if run["type"] == "items_batch":
+            return {"iteration": self.owner_of(run).get("index", 0)}
+        extra: dict[str, Any] = {"taskId": run["task_id"]}
+        if run["type"] == "items_merge":
+            items = self.stage_sibling(run, "_items")
+            batches = self.batch_runs(items) if items is not None else []
+            extra["subflowOutputs"] = [
+                (b.get("outputs") or {}).get("outputs") or {} for b in batches
+            ]
+        return extra

@@ -454,6 +454,8 @@ CONTAINERS = frozenset(
         "working_directory",
         "wait_for",
         "dag",
+        "foreach_item",
+        "items_batches",
     }
 )
 ENGINE_TYPES = frozenset(

@@ -59,6 +59,7 @@ TASK_BLOCKS: Mapping[str, Mapping[str, BlockKind]] = {
     "working_directory": {"tasks": "list", **_HANDLERS},
     "wait_for": {"tasks": "list", **_HANDLERS},
     "dag": {"tasks": "dag", **_HANDLERS},
+    "foreach_item": {**_HANDLERS},
 }
 """Properties (as written in YAML) that hold child tasks, per short type."""
 
@@ -93,6 +94,7 @@ _SET_VARIABLES = TaskAlias("set_variables")
 _UNSET_VARIABLES = TaskAlias("unset_variables")
 _RESUME = TaskAlias("resume")
 _SUBFLOW = TaskAlias("subflow")
+_FOR_EACH_ITEM = TaskAlias("foreach_item")
 _ALLOW_FAILURE = TaskAlias("allow_failure")
 _WORKING_DIRECTORY = TaskAlias("working_directory")
 _WAIT_FOR = TaskAlias("wait_for")
@@ -137,6 +139,8 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.core.tasks.flows.Subflow": _SUBFLOW,
     "io.kestra.core.tasks.flows.Flow": _SUBFLOW,
     "io.kestra.plugin.core.flow.Flow": _SUBFLOW,
+    "io.kestra.plugin.core.flow.ForEachItem": _FOR_EACH_ITEM,
+    "io.kestra.core.tasks.flows.ForEachItem": _FOR_EACH_ITEM,
     "io.kestra.plugin.core.flow.AllowFailure": _ALLOW_FAILURE,
     "io.kestra.core.tasks.flows.AllowFailure": _ALLOW_FAILURE,
     "io.kestra.plugin.core.flow.WorkingDirectory": _WORKING_DIRECTORY,
@@ -153,8 +157,6 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
 
 
 NOT_YET_SUPPORTED: Mapping[str, str] = {
-    "io.kestra.plugin.core.flow.ForEachItem": "subflows",
-    "io.kestra.core.tasks.flows.ForEachItem": "subflows",
     "io.kestra.plugin.core.flow.Approval": "approvals",
 }
 """Kestra task types that later work will bring, and what that work is called."""

@@ -9,7 +9,7 @@ structure only; templates are rendered by the engine when a task starts.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, cast
 
 from pydantic import (
     AliasChoices,
@@ -496,6 +496,122 @@ class SubflowTask(TaskBase):
     ENGINE_ONLY: ClassVar[frozenset[str]] = frozenset({"outputs"})
 
 
+class ItemBatches(BaseModel):
+    """How ForEachItem cuts its items into batches: by ``rows`` (default 1 per batch),
+    by ``bytes`` (``"10KB"``) or into ``partitions``; items end at ``separator``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    rows: int | str | None = None
+    bytes: str | None = None
+    partitions: int | str | None = None
+    separator: str = Field(default="\n", min_length=1)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ItemBatches:
+        chosen = [name for name in ("rows", "bytes", "partitions") if getattr(self, name)]
+        if len(chosen) > 1:
+            raise ValueError(f"batch: choose one of rows, bytes, partitions, not {chosen}")
+        return self
+
+
+class ItemsSplitTask(TaskBase):
+    """ForEachItem's first stage (``<id>_split``): cut the stored items into batch files."""
+
+    type: Literal["items_split"]
+    items: str
+    batch: ItemBatches
+
+
+class ItemBatchTask(SubflowTask):
+    """ForEachItem's subflow for one batch (``<id>_batch``): sees ``taskrun.items`` (the
+    batch file's URI) and ``taskrun.iteration`` (its position, from 0)."""
+
+    type: Literal["items_batch"]  # type: ignore[assignment]
+
+
+class ItemBatchesTask(FlowableBase):
+    """ForEachItem's second stage (``<id>_items``): one subflow per batch.
+
+    Its outputs: ``numberOfBatches`` and ``iterations`` (how many subflows ended
+    in each state, in Kestra's names).
+    """
+
+    type: Literal["items_batches"]
+    tasks: list[ItemBatchTask] = Field(min_length=1, max_length=1)
+    concurrency: int = Field(default=0, ge=0)
+
+    def blocks(self) -> dict[str, list[Task]]:
+        return {"tasks": cast("list[Task]", list(self.tasks))}
+
+
+class ItemsMergeTask(TaskBase):
+    """ForEachItem's last stage (``<id>_merge``): the subflows' outputs, one JSON line
+    each, in one stored file (``subflowOutputs``)."""
+
+    type: Literal["items_merge"]
+
+
+class ForEachItemTask(FlowableBase):
+    """Kestra's ForEachItem: a subflow per batch of the items stored at ``items``.
+
+    It runs as three stages of its own: ``<id>_split`` cuts the items into batch
+    files, ``<id>_items`` starts a subflow per batch (``concurrencyLimit`` at once,
+    0 = all) with ``taskrun.items`` naming the batch file, and ``<id>_merge``
+    gathers the subflows' outputs into one file.
+    """
+
+    type: Literal["foreach_item"]
+    items: str
+    batch: ItemBatches = Field(default_factory=ItemBatches)
+    namespace: str
+    flow_id: str = Field(alias="flowId")
+    revision: int | str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, Any] | list[dict[str, Any]] = Field(default_factory=dict)
+    wait: bool = True
+    transmit_failed: bool = Field(default=True, alias="transmitFailed")
+    inherit_labels: bool = Field(default=False, alias="inheritLabels")
+    concurrency_limit: int = Field(
+        default=0, ge=0, alias="concurrencyLimit", description="Subflows at once; 0: all."
+    )
+    restart_behavior: Literal["RETRY_FAILED"] = Field(
+        default="RETRY_FAILED",
+        alias="restartBehavior",
+        description="Kestra's NEW_EXECUTION is not supported.",
+    )
+
+    def stages(self) -> list[Task]:
+        batch = ItemBatchTask(
+            id=f"{self.id}_batch",
+            type="items_batch",
+            namespace=self.namespace,
+            flow_id=self.flow_id,
+            revision=self.revision,
+            inputs=self.inputs,
+            labels=self.labels,
+            wait=self.wait,
+            transmit_failed=self.transmit_failed,
+            inherit_labels=self.inherit_labels,
+        )
+        stages: list[TaskBase] = [
+            ItemsSplitTask(
+                id=f"{self.id}_split", type="items_split", items=self.items, batch=self.batch
+            ),
+            ItemBatchesTask(
+                id=f"{self.id}_items",
+                type="items_batches",
+                tasks=[batch],
+                concurrency=self.concurrency_limit,
+            ),
+            ItemsMergeTask(id=f"{self.id}_merge", type="items_merge"),
+        ]
+        return cast("list[Task]", stages)
+
+    def blocks(self) -> dict[str, list[Task]]:
+        return {"tasks": self.stages(), **self.handlers()}
+
+
 class AllowFailureTask(FlowableBase):
     """Run ``tasks`` in order; if one fails, this ends in WARNING and the flow goes on."""
 
@@ -721,6 +837,7 @@ Task = Annotated[
     | UnsetVariablesTask
     | ResumeTask
     | SubflowTask
+    | ForEachItemTask
     | AllowFailureTask
     | WorkingDirectoryTask
     | WaitForTask
@@ -728,7 +845,21 @@ Task = Annotated[
     Field(discriminator="type"),
 ]
 
-LEAF_TYPES = frozenset({"log", "return", "outputs", "python", "shell", "http", "resume", "subflow"})
+LEAF_TYPES = frozenset(
+    {
+        "log",
+        "return",
+        "outputs",
+        "python",
+        "shell",
+        "http",
+        "resume",
+        "subflow",
+        "items_split",
+        "items_batch",
+        "items_merge",
+    }
+)
 
 
 class CascadePolicy(BaseModel):

@@ -3,7 +3,8 @@
 They follow Kestra's documented behaviour, with two rules of pausepoint's
 own: nothing reads the clock (``now()`` is the time of the event being
 applied, which the engine passes as ``__now__``) and nothing does I/O
-(``read()``, ``fileURI()``, ``http()``, ``kv()`` are refused by name).
+(``fileURI()``, ``http()``, ``kv()`` are refused by name; ``read()`` reads internal
+storage when the task runs).
 Dates are ISO-8601 strings in and out; Java date patterns (``yyyy-MM-dd``)
 are translated.
 """
@@ -24,6 +25,8 @@ import yaml
 from jinja2 import Undefined, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
+
+from pausepoint.storage import deferred_read, is_deferred
 
 NOW_VARIABLE = "__now__"
 _MAX_RENDER_DEPTH = 5
@@ -498,7 +501,6 @@ def refused(name: str, why: str) -> Callable[..., Any]:
 
 
 REFUSED_FUNCTIONS = {
-    "read": "reads files",
     "fileURI": "reads files",
     "fileSize": "reads files",
     "fileExists": "reads files",
@@ -558,9 +560,18 @@ TESTS: dict[str, Callable[..., bool]] = {
     "map": lambda value: isinstance(value, Mapping),
 }
 
+
+def _json(text: Any) -> Any:
+    if isinstance(text, str) and is_deferred(text):
+        raise ValueError("json(read(...)): read() gives a file's text only as a value or in text")
+    return json.loads(text) if isinstance(text, str | bytes) else text
+
+
 FUNCTIONS: dict[str, Any] = {
     "now": now,
-    "json": lambda text: json.loads(text) if isinstance(text, str | bytes) else text,
+    "json": _json,
+    # Internal storage: the file's text, put in place when the task runs (see storage.py).
+    "read": deferred_read,
     "range": pebble_range,
     "max": maximum,
     "min": minimum,

@@ -32,7 +32,7 @@ from pausepoint.models import (
 from pausepoint.runtime.actor import core_state
 from pausepoint.runtime.base import NewExecution
 from pausepoint.service.core import EXECUTION_FLOW_CACHE, FlowKey, iso_or_none, keyed_id, new_id
-from pausepoint.service.flows import FlowsLayer
+from pausepoint.service.files import FilesLayer
 from pausepoint.service.operations import SubflowParent
 from pausepoint.service.subflows import cascader
 from pausepoint.service.views import first_failure, masker_for, shown_run, task_run_view
@@ -58,7 +58,7 @@ class _Start:
     parent: SubflowParent | None
 
 
-class ExecutionsLayer(FlowsLayer):
+class ExecutionsLayer(FilesLayer):
     # -- executions --------------------------------------------------------------
 
     async def start_execution(
@@ -299,6 +299,7 @@ class ExecutionsLayer(FlowsLayer):
             context=[ContextMessage(**m) for m in state["context"]["messages"]],
             outputs=state.get("result"),
             error=(state.get("error") or {}).get("message") or first_failure(runs),
+            trigger=state.get("trigger") or None,
         )
 
     def _pause_points(self, state: dict[str, Any], env: EngineEnv) -> list[PausePointView]:

@@ -364,6 +364,61 @@ class ResumeTriggerRequest(Operation[TriggerView]):
         )
 
 
+# -- internal storage -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PutNamespaceFileRequest(Operation[str]):
+    """Store a namespace's own file; answers its ``kestra:///`` URI."""
+
+    namespace: str
+    path: str
+    content: bytes = field(repr=False)
+
+    required_role = "operator"
+    action = "storing files"
+
+    @property
+    def target(self) -> str:
+        return f"{self.namespace}:{self.path}"
+
+    async def run(self, engine: Engine) -> str:
+        return await engine.put_namespace_file(self.namespace, self.path, self.content)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadInputRequest(Operation[str]):
+    """Store a file sent as a FILE input with a start; answers its URI."""
+
+    namespace: str
+    flow_id: str
+    input_id: str
+    file_name: str
+    content: bytes = field(repr=False)
+
+    required_role = "operator"
+    action = "starting an execution"
+
+    @property
+    def target(self) -> str:
+        return f"{self.namespace}.{self.flow_id}:{self.input_id}"
+
+    async def run(self, engine: Engine) -> str:
+        return await engine.put_upload(
+            self.namespace, self.flow_id, self.input_id, self.file_name, self.content
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadFileRequest(Operation[bytes]):
+    uri: str
+
+    action = "reading files"
+
+    async def run(self, engine: Engine) -> bytes:
+        return await engine.read_file(self.uri)
+
+
 # -- secrets ----------------------------------------------------------------------------
 
 

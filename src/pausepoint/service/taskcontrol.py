@@ -15,6 +15,7 @@ from pausepoint.service.auth import Principal
 from pausepoint.service.operations import StartRequest, SubflowParent
 from pausepoint.service.requests import ResumeRequest
 from pausepoint.service.subflows import holding_pauses
+from pausepoint.storage import MAX_FILE_BYTES, StorageError, check_uri, task_file_uri
 from pausepoint.store.records import ExecutionRecord
 from pausepoint.tasks.context import LeafContext
 
@@ -72,6 +73,7 @@ class TaskResumer:
         labels: dict[str, str],
         inherit_labels: bool,
         wait: bool,
+        iteration: int | None = None,
     ) -> dict[str, Any]:
         own = await self._own(caller, "subflow")
         link = await self._engine.store.execution_link(own.id)
@@ -85,20 +87,24 @@ class TaskResumer:
             hold=next(iter(holding_pauses(own.state, policy.pause)), None),
             inherited_labels=dict(own.labels) if inherit_labels else {},
         )
+        # Kestra's trigger variables of a subflow's execution.
+        trigger: dict[str, Any] = {
+            "type": "io.kestra.plugin.core.flow.Subflow",
+            "executionId": own.id,
+            "namespace": own.namespace,
+            "flowId": own.flow_id,
+            "flowRevision": own.flow_revision,
+        }
+        if iteration is not None:
+            trigger["type"] = "io.kestra.plugin.core.flow.ForEachItem"
+            trigger["taskRunIteration"] = iteration
         request = StartRequest(
             namespace=namespace,
             flow_id=flow_id,
             inputs=inputs,
             labels=labels,
             revision=revision,
-            # Kestra's trigger variables of a subflow's execution.
-            trigger={
-                "type": "io.kestra.plugin.core.flow.Subflow",
-                "executionId": own.id,
-                "namespace": own.namespace,
-                "flowId": own.flow_id,
-                "flowRevision": own.flow_revision,
-            },
+            trigger=trigger,
             parent=parent,
         )
         try:
@@ -109,6 +115,29 @@ class TaskResumer:
         except PausepointError as error:
             raise TaskError(f"subflow task: {error.message}") from None
         return {"executionId": reply.value.id}
+
+    async def read_file(self, caller: LeafContext, uri: str) -> bytes:
+        own = await self._own(caller, "file")
+        try:
+            check_uri(uri)
+        except StorageError as error:
+            raise TaskError(str(error)) from None
+        content = await self._engine.store.get_file(own.org_id, uri)
+        if content is None:
+            raise TaskError(f"no file is stored at {uri}")
+        return content
+
+    async def write_file(self, caller: LeafContext, task_id: str, name: str, content: bytes) -> str:
+        own = await self._own(caller, "file")
+        run_id = caller.task_run_id.rpartition("/")[2]
+        try:
+            uri = task_file_uri(own.namespace, own.flow_id, own.id, task_id, run_id, name)
+        except StorageError as error:
+            raise TaskError(str(error)) from None
+        if len(content) > MAX_FILE_BYTES:
+            raise TaskError(f"{uri}: {len(content)} bytes is more than a file may hold")
+        await self._engine.store.put_file(own.org_id, uri, content, self._engine.clock())
+        return uri
 
     async def _own(self, caller: LeafContext, task: str) -> ExecutionRecord:
         own = await self._engine.store.get_execution(caller.execution_id)

@@ -120,6 +120,18 @@ secrets = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+stored_files = sa.Table(
+    "stored_files",
+    metadata,
+    # Internal storage: files that flows read and write by URI (``kestra:///...``),
+    # an organization's own. Batches of a ForEachItem, files sent as FILE inputs.
+    sa.Column("org_id", sa.String(64), primary_key=True),
+    sa.Column("uri", sa.String(1024), primary_key=True),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
 idempotency = sa.Table(
     "idempotency",
     metadata,

@@ -37,6 +37,7 @@ from pausepoint.store.commands import CommandDecider, Commands
 from pausepoint.store.database import Database
 from pausepoint.store.dialects import SQLITE, dialect_of
 from pausepoint.store.executions import Executions, Occupancy
+from pausepoint.store.files import Files
 from pausepoint.store.flows import Flows
 from pausepoint.store.leases import Leases, Loaded
 from pausepoint.store.links import ChildRow, ExecutionLink, Links
@@ -95,6 +96,7 @@ class SqlStore:
         self._idempotency = IdempotencyKeys(db)
         self._triggers = Triggers(db)
         self._links = Links(db)
+        self._files = Files(db)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -283,6 +285,15 @@ class SqlStore:
     async def note_cascade_error(self, child_id: str, error: str) -> None:
         """Record that a cascade could not reach ``child_id`` (shown in its parent's tree)."""
         await self._db.run(self._links.note_cascade_error, child_id, error[:1000])
+
+    # -- internal storage ---------------------------------------------------------------
+
+    async def put_file(self, org_id: str, uri: str, content: bytes, now: float) -> None:
+        """Store ``content`` at ``uri`` (replacing what was there)."""
+        await self._db.run(self._files.put, org_id, uri, content, now)
+
+    async def get_file(self, org_id: str, uri: str) -> bytes | None:
+        return await self._db.run(self._files.get, org_id, uri)
 
     async def occupancy(self, org_id: str, namespace: str, flow_id: str) -> Occupancy:
         """A flow's running executions and its queue, for its concurrency limit."""

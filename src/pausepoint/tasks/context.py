@@ -46,9 +46,19 @@ class TaskControl(Protocol):
         labels: dict[str, str],
         inherit_labels: bool,
         wait: bool,
+        iteration: int | None = None,
     ) -> dict[str, Any]:
         """Start ``namespace.flow_id`` as a child of the caller's task run (once, however
-        often it is called); ``{"executionId": ...}``. Raises TaskError naming what went wrong."""
+        often it is called); ``{"executionId": ...}``. ``iteration`` is a ForEachItem
+        batch's position. Raises TaskError naming what went wrong."""
+        ...
+
+    async def read_file(self, caller: LeafContext, uri: str) -> bytes:
+        """The content stored at ``uri`` in the caller's organization; TaskError if none."""
+        ...
+
+    async def write_file(self, caller: LeafContext, task_id: str, name: str, content: bytes) -> str:
+        """Store ``content`` as the caller's task run's file ``name``; its URI."""
         ...
 
 

@@ -6,9 +6,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pausepoint.errors import TaskError
+from pausepoint.storage import deferred_reads, resolve_reads
 from pausepoint.tasks.agent import run_agent_llm
 from pausepoint.tasks.context import LeafContext
 from pausepoint.tasks.http import run_http
+from pausepoint.tasks.items import run_items_batch, run_items_merge, run_items_split
 from pausepoint.tasks.log import run_log
 from pausepoint.tasks.python import run_python, shutdown_thread_pool
 from pausepoint.tasks.resume import run_resume
@@ -28,6 +30,9 @@ EXECUTORS: Mapping[str, Executor] = {
     "http": run_http,
     "resume": run_resume,
     "subflow": run_subflow,
+    "items_split": run_items_split,
+    "items_batch": run_items_batch,
+    "items_merge": run_items_merge,
     "agent_llm": run_agent_llm,
 }
 
@@ -52,6 +57,8 @@ async def run_leaf(task_type: str, spec: Mapping[str, Any], ctx: LeafContext) ->
         raise TaskError(
             f"unknown leaf task type {task_type!r}; known types: {', '.join(sorted(EXECUTORS))}"
         )
+    if reads := deferred_reads(spec):
+        spec = await _with_files_read(spec, reads, ctx)
     tracing = tracing_for(ctx.settings)
     if not tracing.enabled:
         return await executor(spec, ctx)
@@ -63,6 +70,20 @@ async def run_leaf(task_type: str, spec: Mapping[str, Any], ctx: LeafContext) ->
     }
     with tracing.span("pausepoint.task_run", traceparent=ctx.traceparent, attributes=attributes):
         return await executor(spec, ctx)
+
+
+async def _with_files_read(
+    spec: Mapping[str, Any], uris: set[str], ctx: LeafContext
+) -> Mapping[str, Any]:
+    """``spec`` with the text of each file its expressions ``read()``."""
+    if ctx.control is None:
+        raise TaskError("read(): this runtime has no internal storage")
+    texts = {}
+    for uri in sorted(uris):
+        texts[uri] = (await ctx.control.read_file(ctx, uri)).decode("utf-8", errors="replace")
+    resolved = resolve_reads(dict(spec), texts)
+    assert isinstance(resolved, dict)
+    return resolved
 
 
 async def shutdown_executors() -> None:

@@ -34,6 +34,8 @@ async def run_subflow(spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, An
         labels=_labels(spec.get("labels")),
         inherit_labels=read.flag(spec, "inheritLabels", "subflow"),
         wait=read.flag(spec, "wait", "subflow", default=True),
+        # A ForEachItem batch's position (the engine adds it to the batch's spec).
+        iteration=spec.get("iteration") if isinstance(spec.get("iteration"), int) else None,
     )
     ctx.log("INFO", f"started execution {outputs['executionId']} of {namespace}.{flow_id}")
     return outputs

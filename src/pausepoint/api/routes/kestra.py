@@ -36,6 +36,7 @@ from pausepoint.api.kestra_shapes import (
     ExecutionFilter,
     flow_sources,
     form_inputs,
+    form_parts,
     kestra_error,
     kestra_error_of,
     kestra_execution,
@@ -45,6 +46,8 @@ from pausepoint.api.kestra_shapes import (
     parse_labels,
 )
 from pausepoint.api.routes.events import SSE_HEADERS, timing, wants_stream
+from pausepoint.api.routes.files import FILE_BODY, StorageUri, execution_file, store_namespace_file
+from pausepoint.api.routes.files import Path as FilePath
 from pausepoint.api.routes.flows import flow_source
 from pausepoint.api.sse import comment, execution_events
 from pausepoint.errors import FieldError, FlowError, InvalidInput, NotFound, PausepointError
@@ -64,6 +67,7 @@ from pausepoint.service.operations import (
     Operation,
     PutFlowRequest,
     StartRequest,
+    UploadInputRequest,
     ValidateResumeRequest,
 )
 from pausepoint.service.requests import PauseRequest, ResumeRequest, TerminateRequest
@@ -514,17 +518,53 @@ async def kestra_create_execution(
     revision: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Kestra: start an execution; inputs are form fields, typed by the flow's inputs."""
+    """Kestra: start an execution; inputs are form fields, typed by the flow's inputs.
+
+    A file part (a FILE input) is stored first; the input is its ``kestra:///`` URI.
+    """
+    caller.require(StartRequest.required_role, StartRequest.action)
+    fields, files = form_parts(await request.body(), request.headers.get("content-type", ""))
+    inputs: dict[str, Any] = dict(fields)
+    for name, sent in files.items():
+        upload = UploadInputRequest(
+            namespace=namespace,
+            flow_id=id,
+            input_id=name,
+            file_name=sent.file_name,
+            content=sent.content,
+        )
+        inputs[name] = await call(request, caller, upload)
     operation = StartRequest(
         namespace=namespace,
         flow_id=id,
-        inputs=dict(await inputs_for(request, caller, StartRequest)),
+        inputs=inputs,
         labels=parse_labels(labels),
         revision=revision,
     )
     view = await call(request, caller, operation, idempotency_key)
     execution = kestra_execution(view)
     return JSONResponse({**execution, "url": None})
+
+
+@router.get(
+    "/executions/{execution_id}/file",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def kestra_execution_file(
+    request: Request, execution_id: str, path: StorageUri, caller: TenantCaller
+) -> Response:
+    """Kestra: a file of an execution, by its ``kestra:///`` URI."""
+    return await execution_file(request, caller, execution_id, path)
+
+
+@router.post("/namespaces/{namespace}/files", openapi_extra=FILE_BODY)
+async def kestra_put_namespace_file(
+    request: Request, namespace: str, path: FilePath, caller: TenantCaller
+) -> JSONResponse:
+    """Kestra: store a namespace file (the multipart part ``fileContent``)."""
+    uri = await store_namespace_file(request, caller, namespace, path)
+    return JSONResponse({"uri": uri})
 
 
 @router.get("/executions/{execution_id}")
