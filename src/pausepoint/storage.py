@@ -183,6 +183,17 @@ def deferred_reads(value: object) -> set[str]:
     return set()
 
 
+def has_mangled_read(value: object) -> bool:
+    """Whether a read() mark was changed by a filter (so it could not be replaced)."""
+    if isinstance(value, str):
+        return "\x00" in value and "pausepoint-read" in value.casefold()
+    if isinstance(value, dict):
+        return any(has_mangled_read(item) for item in value.values())
+    if isinstance(value, list):
+        return any(has_mangled_read(item) for item in value)
+    return False
+
+
 def resolve_reads(value: object, texts: dict[str, str]) -> object:
     """``value`` with each read mark replaced by the text of its file."""
     if isinstance(value, str):

@@ -9,6 +9,7 @@ the cascade paused.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -214,7 +215,13 @@ async def _child_of(engine: Engine, parent_id: str, count: int = 1) -> str:
         ),
         timeout=TIMEOUT,
     )
-    return str(next(run.outputs["executionId"] for run in view.task_runs if run.outputs))
+    return str(
+        next(
+            run.outputs["executionId"]
+            for run in view.task_runs
+            if run.outputs and "executionId" in run.outputs
+        )
+    )
 
 
 async def test_pause_cascades_down_a_three_level_tree_and_resume_releases_it(
@@ -468,3 +475,112 @@ async def test_a_pause_in_a_subflow_shows_in_the_roots_tree_and_is_resumable_the
     assert [c.id for c in await engine.list_executions(root_id=started.id)] == [child_id]
     await engine.resume(child_id)
     assert (await engine.wait(started.id, timeout=TIMEOUT)).state == "COMPLETED"
+
+
+# -- ForEachItem -------------------------------------------------------------------------
+
+GATED_ITEM = """
+id: item
+namespace: trees
+inputs:
+  - id: items
+    type: STRING
+tasks:
+  - id: gate
+    type: pause
+  - id: echo
+    type: return
+    format: "{{ read(inputs.items) }}"
+outputs:
+  line: "{{ outputs.echo.value }}"
+"""
+
+ITEMS_PARENT = """
+id: items
+namespace: trees
+inputs:
+  - id: file
+    type: FILE
+tasks:
+  - id: each
+    type: foreach_item
+    items: "{{ inputs.file }}"
+    namespace: trees
+    flowId: item
+    concurrencyLimit: 2
+    inputs:
+      items: "{{ taskrun.items }}"
+"""
+
+
+async def _items_children(engine: Engine, parent_id: str, count: int) -> list[ExecutionView]:
+    """The parent's children once ``count`` of them are PAUSED on their own gate."""
+    for _ in range(400):
+        children = [
+            await engine.execution(record.id)
+            for record in await engine.list_executions(parent_id=parent_id)
+        ]
+        if sum(1 for child in children if child.state == "PAUSED") >= count:
+            return children
+        await _sleep(0.05)
+    raise AssertionError(f"fewer than {count} children of {parent_id} paused")
+
+
+async def test_for_each_item_runs_at_most_its_concurrency_limit_of_subflows(
+    engine: Engine,
+) -> None:
+    """Five one-line batches, two subflows at a time: while the first two wait on their
+    Pause task no third starts; each answer lets the next one in; the merged outputs
+    keep the batches' order."""
+    await _with_flows(engine, GATED_ITEM, ITEMS_PARENT)
+    file = await engine.put_namespace_file("trees", "five.txt", b"a\nb\nc\nd\ne\n")
+    started = await engine.start_execution("trees", "items", inputs={"file": file})
+    answered: set[str] = set()
+    while len(answered) < 5:
+        children = await _items_children(engine, started.id, 1)
+        waiting = [c for c in children if c.state == "PAUSED" and c.id not in answered]
+        assert len([c for c in children if c.id not in answered]) <= 2, children
+        for child in waiting:
+            await engine.resume(child.id)
+            answered.add(child.id)
+        await _sleep(0.05)
+    view = await engine.wait(started.id, timeout=TIMEOUT)
+    assert view.state == "COMPLETED", view.error
+    (items_run,) = [r for r in view.task_runs if r.type == "items_batches"]
+    items = items_run.outputs or {}
+    assert items["iterations"] == {"CREATED": 0, "RUNNING": 0, "SUCCESS": 5}
+    merged = (view.task_run("each_merge").outputs or {})["subflowOutputs"]
+    lines = (await engine.read_file(merged)).decode().splitlines()
+    assert [json.loads(line) for line in lines] == [{"line": f"{x}\n"} for x in "abcde"]
+
+
+async def test_a_pause_of_the_parent_holds_its_batches_and_a_cancel_ends_them(
+    engine: Engine,
+) -> None:
+    """ForEachItem's subflows are children like any other: the parent's pause reaches
+    them, and its cancel ends every one of them."""
+    slow_item = SLOW_CHILD.replace("id: slow", "id: slow-item").replace(
+        "tasks:", "inputs:\n  - id: items\n    type: STRING\ntasks:", 1
+    )
+    await _with_flows(engine, slow_item, ITEMS_PARENT.replace("flowId: item", "flowId: slow-item"))
+    file = await engine.put_namespace_file("trees", "three.txt", b"1\n2\n3\n")
+    started = await engine.start_execution("trees", "items", inputs={"file": file})
+    await _child_of(engine, started.id)
+    await engine.pause(started.id)
+    for _ in range(400):
+        children = [
+            await engine.execution(record.id)
+            for record in await engine.list_executions(parent_id=started.id)
+        ]
+        if children and all(c.state in ("PAUSED", "COMPLETED") for c in children):
+            break
+        await _sleep(0.05)
+    assert any(c.state == "PAUSED" for c in children), children
+    assert len(children) <= 2  # the limit holds while the tree is held
+    await engine.cancel(started.id)
+    view = await engine.wait(started.id, timeout=TIMEOUT)
+    assert view.state == "CANCELLED"
+    for record in await engine.list_executions(parent_id=started.id):
+        child = await engine.wait(record.id, timeout=TIMEOUT)
+        assert child.state in ("CANCELLED", "COMPLETED")
+    assert len(await engine.list_executions(parent_id=started.id)) <= 2  # nothing new began

@@ -19,6 +19,11 @@ from tests.integration.test_kestra_outcomes import (
     test_exit_killed_kills_the_execution,
     test_fail_on_a_condition,
     test_fail_on_a_switch_case,
+    test_for_each_item_fails_with_its_failed_subflows,
+    test_for_each_item_merges_the_subflows_outputs,
+    test_for_each_item_starts_a_subflow_per_batch,
+    test_for_each_item_with_no_items_starts_nothing,
+    test_for_each_item_without_waiting,
     test_labels_from_numbers_and_booleans,
     test_labels_tasks_set_the_execution_labels,
 )
@@ -40,6 +45,11 @@ __all__ = [
     "test_exit_killed_kills_the_execution",
     "test_fail_on_a_condition",
     "test_fail_on_a_switch_case",
+    "test_for_each_item_fails_with_its_failed_subflows",
+    "test_for_each_item_merges_the_subflows_outputs",
+    "test_for_each_item_starts_a_subflow_per_batch",
+    "test_for_each_item_with_no_items_starts_nothing",
+    "test_for_each_item_without_waiting",
     "test_labels_from_numbers_and_booleans",
     "test_labels_tasks_set_the_execution_labels",
 ]

@@ -9,6 +9,7 @@ from pausepoint.storage import (
     check_uri,
     deferred_read,
     deferred_reads,
+    has_mangled_read,
     namespace_file_uri,
     parse_size,
     resolve_reads,
@@ -83,3 +84,9 @@ def test_read_marks_are_replaced_by_the_files_text_wherever_they_are() -> None:
         "list": ["hello"],
         "n": 1,
     }
+
+
+def test_a_read_mark_changed_by_a_filter_is_found_not_passed_on() -> None:
+    mark = deferred_read("kestra:///team/_files/a.txt")
+    assert has_mangled_read({"x": [mark.upper()]})
+    assert not has_mangled_read({"x": ["plain text"]})

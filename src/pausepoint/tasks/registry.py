@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pausepoint.errors import TaskError
-from pausepoint.storage import deferred_reads, resolve_reads
+from pausepoint.storage import deferred_reads, has_mangled_read, resolve_reads
 from pausepoint.tasks.agent import run_agent_llm
 from pausepoint.tasks.context import LeafContext
 from pausepoint.tasks.http import run_http
@@ -59,6 +59,11 @@ async def run_leaf(task_type: str, spec: Mapping[str, Any], ctx: LeafContext) ->
         )
     if reads := deferred_reads(spec):
         spec = await _with_files_read(spec, reads, ctx)
+    if has_mangled_read(spec):
+        raise TaskError(
+            "read() gives a file's text as a value or inside text only: "
+            "a filter or function applied to it cannot see the text"
+        )
     tracing = tracing_for(ctx.settings)
     if not tracing.enabled:
         return await executor(spec, ctx)
