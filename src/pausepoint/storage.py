@@ -48,7 +48,11 @@ def _segment(value: str, what: str) -> str:
 
 
 def _namespace(namespace: str) -> str:
-    return "/".join(_segment(part, "namespace part") for part in namespace.split("."))
+    parts = namespace.split(".")
+    if "_files" in parts:
+        # kestra:///<ns>/_files/ holds a namespace's own files: no flow's may land there.
+        raise StorageError(f"namespace {namespace!r}: a part named '_files' cannot hold files")
+    return "/".join(_segment(part, "namespace part") for part in parts)
 
 
 def task_file_uri(
@@ -72,14 +76,17 @@ def upload_uri(namespace: str, flow_id: str, token: str, input_id: str, file_nam
     )
 
 
+def namespace_root(namespace: str) -> str:
+    """Where a namespace's own files are kept: ``kestra:///<ns>/_files/``."""
+    return f"{_PREFIX}{_namespace(namespace)}/_files/"
+
+
 def namespace_file_uri(namespace: str, path: str) -> str:
     """Where the namespace's own file ``path`` (``a/b.txt``) is kept."""
     parts = [part for part in path.strip().split("/") if part]
     if not parts:
         raise StorageError("a namespace file needs a path")
-    return f"{_PREFIX}{_namespace(namespace)}/_files/" + "/".join(
-        _segment(part, "path part") for part in parts
-    )
+    return namespace_root(namespace) + "/".join(_segment(part, "path part") for part in parts)
 
 
 def parse_size(value: str) -> int:

@@ -15,6 +15,7 @@ import pytest
 
 from pausepoint.models import ExecutionView
 from pausepoint.service.engine import Engine
+from tests.integration.flows_functions import MODULE, gate, new_key
 
 TIMEOUT = 20.0
 
@@ -242,6 +243,7 @@ async def test_pause_cascades_down_a_three_level_tree_and_resume_releases_it(
             break
         await _sleep(0.05)
     assert len(tree) >= 4
+    # Kestra #14300: a pause did not reach the subflows. Here it holds the whole tree.
     await engine.pause(root.id, reason="weekend")
     for view in await _tree(engine, root.id):
         if view.state not in ("COMPLETED",):
@@ -584,3 +586,87 @@ async def test_a_pause_of_the_parent_holds_its_batches_and_a_cancel_ends_them(
         child = await engine.wait(record.id, timeout=TIMEOUT)
         assert child.state in ("CANCELLED", "COMPLETED")
     assert len(await engine.list_executions(parent_id=started.id)) <= 2  # nothing new began
+
+
+# -- PAUSED means the whole tree has stopped ----------------------------------------------
+
+
+async def test_a_parent_is_paused_only_once_its_children_have_stopped(engine: Engine) -> None:
+    """The child's task is in flight when the root is paused: the child is PAUSING until
+    its task ends, and so is the root; both are PAUSED once the step is over. A pause that
+    does not cascade lands at once and leaves the child running."""
+    key = new_key("tree-pause")
+    child_flow = f"""
+id: gated-step
+namespace: trees
+tasks:
+  - id: step
+    type: python
+    function: {MODULE}:step
+    kwargs:
+      key: {key}
+  - id: after
+    type: return
+    format: done
+"""
+    root_flow = """
+id: gated-root
+namespace: trees
+tasks:
+  - id: call
+    type: subflow
+    namespace: trees
+    flowId: gated-step
+"""
+    await _with_flows(engine, child_flow, root_flow)
+    started = await engine.start_execution("trees", "gated-root")
+    await asyncio.wait_for(gate(key).started.wait(), TIMEOUT)
+    child_id = await _child_of(engine, started.id)
+    await engine.pause(started.id)
+    child = await engine.wait(child_id, until=lambda v: v.state == "PAUSING", timeout=TIMEOUT)
+    await _sleep(0.5)  # several subflow polls: nothing may tell the root its child stopped
+    root = await engine.execution(started.id)
+    assert root.state == "PAUSING"
+    assert root.busy_descendants == [child_id]
+    gate(key).release.set()
+    child = await engine.wait(child_id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    root = await engine.wait(started.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    assert root.busy_descendants == []
+    assert [r.task_id for r in child.task_runs] == ["step"]  # "after" waits for the resume
+    await engine.resume(started.id)
+    assert (await engine.wait(started.id, timeout=TIMEOUT)).state == "COMPLETED"
+
+
+async def test_a_pause_that_does_not_hold_the_subflows_lands_at_once(engine: Engine) -> None:
+    key = new_key("tree-no-cascade")
+    child_flow = f"""
+id: gated-step-2
+namespace: trees
+tasks:
+  - id: step
+    type: python
+    function: {MODULE}:step
+    kwargs:
+      key: {key}
+"""
+    root_flow = """
+id: gated-root-2
+namespace: trees
+tasks:
+  - id: call
+    type: subflow
+    namespace: trees
+    flowId: gated-step-2
+"""
+    await _with_flows(engine, child_flow, root_flow)
+    started = await engine.start_execution("trees", "gated-root-2")
+    await asyncio.wait_for(gate(key).started.wait(), TIMEOUT)
+    child_id = await _child_of(engine, started.id)
+    await engine.pause(started.id, cascade=False)
+    root = await engine.wait(started.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    assert root.busy_descendants == [child_id]  # said, not hidden
+    assert (await engine.execution(child_id)).state == "RUNNING"
+    gate(key).release.set()
+    assert (await engine.wait(child_id, timeout=TIMEOUT)).state == "COMPLETED"
+    await engine.resume(started.id)
+    assert (await engine.wait(started.id, timeout=TIMEOUT)).state == "COMPLETED"

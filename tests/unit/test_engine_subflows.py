@@ -114,3 +114,44 @@ def test_a_state_created_held_runs_nothing_until_its_hold_is_resumed() -> None:
     driver.resume("cascade-p1")
     assert driver.status() is S.RUNNING
     assert driver.started_task_ids() == ["call"]
+
+
+def test_a_pause_that_holds_the_subflows_lands_once_each_child_has_stopped() -> None:
+    """PAUSED means the whole tree has stopped: the execution stays PAUSING until the
+    control plane says the child it waits for is paused (``child_paused``)."""
+    driver = started_child()
+    assert driver.command("pause").applied
+    assert driver.status() is S.PAUSING
+    told = driver.command("resume", by="system:subflows", child_paused="child-1")
+    assert told.applied, told.message
+    assert driver.status() is S.PAUSED
+    (wait,) = [p for p in driver.state["pauses"].values() if p["kind"] == "subflow"]
+    assert wait["settled"]
+    # The resume lets the children run again: the next pause waits for them anew.
+    assert driver.command("resume").applied
+    assert driver.status() is S.RUNNING
+    assert not any(p.get("settled") for p in driver.state["pauses"].values())
+    assert driver.command("pause").applied
+    assert driver.status() is S.PAUSING
+
+
+def test_a_pause_that_does_not_cascade_lands_without_waiting_for_the_children() -> None:
+    driver = started_child()
+    assert driver.command("pause", cascade=False).applied
+    assert driver.status() is S.PAUSED
+
+
+def test_word_of_a_paused_child_is_refused_unless_the_execution_pauses_and_waits_for_it() -> None:
+    driver = started_child()
+    refused = driver.command("resume", by="system:subflows", child_paused="child-1")
+    assert not refused.applied and "not pausing" in (refused.message or "")
+    assert driver.command("pause").applied
+    unknown = driver.command("resume", by="system:subflows", child_paused="someone-else")
+    assert not unknown.applied and "does not wait for" in (unknown.message or "")
+
+
+def test_a_child_that_ends_while_its_parent_pauses_lets_the_pause_land() -> None:
+    driver = started_child()
+    assert driver.command("pause").applied
+    child_ended(driver, "COMPLETED")
+    assert driver.status() is S.PAUSED

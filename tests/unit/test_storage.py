@@ -90,3 +90,9 @@ def test_a_read_mark_changed_by_a_filter_is_found_not_passed_on() -> None:
     mark = deferred_read("kestra:///team/_files/a.txt")
     assert has_mangled_read({"x": [mark.upper()]})
     assert not has_mangled_read({"x": ["plain text"]})
+
+
+def test_no_flow_files_land_among_a_namespaces_own_files() -> None:
+    """A namespace ``x._files`` would put its executions' files under ``x``'s own files."""
+    with pytest.raises(StorageError, match="_files"):
+        task_file_uri("io.kestra._files", "f", "e1", "t", "t1", "a.txt")

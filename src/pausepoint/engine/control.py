@@ -32,6 +32,7 @@ class OpenPause:
     task_id: str | None = None
     deadline: float | None = None
     inputs: tuple[InputSpec, ...] = ()  # an approval's own onResume inputs
+    child: str | None = None  # a subflow wait's child execution
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def view_of(data: StateData) -> ControlView:
             task_id=pause.get("task_id"),
             deadline=pause.get("deadline"),
             inputs=tuple(InputSpec.model_validate(spec) for spec in pause.get("on_resume", ())),
+            child=pause.get("child"),
         )
         for pause_id, pause in state["pauses"].items()
     }
@@ -107,7 +109,22 @@ def admit(view: ControlView, command: Command, index: FlowIndex) -> Command:
         if view.manual_pause is not None:
             raise Conflict(f"{subject} is already paused")
         return command
+    if "child_paused" in command.payload:
+        return _admit_child_paused(view, command, subject)
     return _admit_resume(view, command, index, subject)
+
+
+def _admit_child_paused(view: ControlView, command: Command, subject: str) -> Command:
+    """The control plane's word that a child a pausing execution waits for has stopped."""
+    child = command.payload["child_paused"]
+    if view.status is not S.PAUSING:
+        raise Conflict(f"{subject} is {view.status.value}, not pausing")
+    pause = next(
+        (p for p in view.pauses.values() if p.kind == "subflow" and p.child == child), None
+    )
+    if pause is None:
+        raise Conflict(f"{subject} does not wait for subflow execution {child}")
+    return replace(command, payload={"pause_id": pause.id, "child_paused": child})
 
 
 def _admit_resume(view: ControlView, command: Command, index: FlowIndex, subject: str) -> Command:
@@ -197,6 +214,8 @@ def project(view: ControlView, command: Command) -> ControlView:
         pause = OpenPause(id=command.id, kind="manual")
         status = S.PAUSED if view.status in (S.QUEUED, S.PAUSED) else S.PAUSING
         return replace(view, status=status, pauses={**view.pauses, pause.id: pause})
+    if kind is CommandKind.RESUME and "child_paused" in command.payload:
+        return view  # a note: the execution stays pausing until its children have stopped
     if kind is CommandKind.RESUME:
         pauses = {k: v for k, v in view.pauses.items() if k != command.payload["pause_id"]}
         blocked = any(p.kind == "manual" for p in pauses.values())

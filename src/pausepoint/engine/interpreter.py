@@ -644,7 +644,12 @@ class _Step(Scheduler):
     def resume(self, command: Command) -> None:
         pause_id = command.payload["pause_id"]
         pause = self.state["pauses"][pause_id]
-        if pause["kind"] == "approval":
+        if "child_paused" in command.payload:
+            pause["settled"] = True  # settle() lands the pause once every child stopped
+            self.emit(
+                "subflow.paused", task_run_id=pause["task_run_id"], execution_id=pause["child"]
+            )
+        elif pause["kind"] == "approval":
             agent.resume_approval(self, pause, command.payload["inputs"], by=command.by)
             self.run_again_unless_held()
         elif pause["kind"] == "subflow":
@@ -666,6 +671,8 @@ class _Step(Scheduler):
             )
             self.state["pause_reason"] = None
             self.state["checkpoint"] = None
+            for point in self.state["pauses"].values():
+                point.pop("settled", None)  # its children run again
             if command.payload.get("cascade") is False:
                 self.state["children_held"] = True  # the subflows stay paused
             self.thaw_clock()

@@ -389,7 +389,8 @@ class Scheduler:
         if state["inflight"]:
             return
         if self.status is S.PAUSING:
-            self.land_pause(self.next_checkpoint())
+            if not self.children_still_moving():
+                self.land_pause(self.next_checkpoint())
         elif self.status is S.RUNNING and any(
             pause["kind"] in ANSWERED_KINDS for pause in state["pauses"].values()
         ):
@@ -406,6 +407,23 @@ class Scheduler:
                     reason=None,
                     pause_ids=list(state["pauses"]),
                 )
+
+    def children_still_moving(self) -> bool:
+        """Whether a pause that holds the subflows waits for some of them to stop.
+
+        PAUSED means the whole tree has stopped: the control plane says when each
+        child it waits for is paused (``child_paused``); one that ends closes its wait.
+        """
+        by_default = self.index.flow.cascade.pause
+        holds = any(
+            pause.get("cascade", by_default)
+            for pause in self.state["pauses"].values()
+            if pause["kind"] == "manual"
+        )
+        return holds and any(
+            pause["kind"] == "subflow" and not pause.get("settled")
+            for pause in self.state["pauses"].values()
+        )
 
     def next_checkpoint(self) -> Checkpoint:
         """``pre_completion`` when finishing is all that is left, else ``pre_execution``."""

@@ -147,6 +147,7 @@ class PausePoint(TypedDict):
     task_id: NotRequired[str]  # task, approval, subflow
     task_run_id: NotRequired[str]  # task, approval, subflow
     child: NotRequired[str]  # subflow: the child execution's id
+    settled: NotRequired[bool]  # subflow: the child stopped while this execution pauses
     deadline: NotRequired[float | None]  # task, approval: when a pauseDuration ends it
     on_resume: NotRequired[list[dict[str, Any]]]  # approval: its own onResume inputs
     traceparent: NotRequired[str]  # manual: the W3C trace context of the pause command

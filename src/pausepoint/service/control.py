@@ -149,7 +149,7 @@ class ControlLayer(EventsLayer):
             wait = self.settings.command_wait_timeout if request.wait else 0.0
             command = await self.runtime.deliver(command, commands_version, wait=wait)
             # A child's end or a concurrency slot changes nothing for the subflows.
-            answers = "child" in command.payload or "release" in command.payload
+            answers = any(key in command.payload for key in ("child", "child_paused", "release"))
             if command.kind in _CASCADING and not answers:
                 self._in_background(steer_children(self, request.execution_id))  # type: ignore[arg-type]
         return await self._control_result(command, replayed)

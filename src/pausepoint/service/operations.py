@@ -372,8 +372,8 @@ class PutNamespaceFileRequest(Operation[str]):
     """Store a namespace's own file; answers its ``kestra:///`` URI."""
 
     namespace: str
-    path: str
-    content: bytes = field(repr=False)
+    path: str | None  # None: the caller did not say (the engine says it is required)
+    content: bytes | None = field(repr=False)  # None: a form without its fileContent part
 
     required_role = "operator"
     action = "storing files"
@@ -395,6 +395,7 @@ class UploadInputRequest(Operation[str]):
     input_id: str
     file_name: str
     content: bytes = field(repr=False)
+    start_key: str | None = None  # the start's Idempotency-Key: a retry stores it once
 
     required_role = "operator"
     action = "starting an execution"
@@ -405,7 +406,12 @@ class UploadInputRequest(Operation[str]):
 
     async def run(self, engine: Engine) -> str:
         return await engine.put_upload(
-            self.namespace, self.flow_id, self.input_id, self.file_name, self.content
+            self.namespace,
+            self.flow_id,
+            self.input_id,
+            self.file_name,
+            self.content,
+            idempotency_key=self.start_key,
         )
 
 

@@ -10,6 +10,9 @@ child and the parent's command), audited under ``system:subflows`` or
 - **A child's end** is delivered to its waiting parent as a resume of that
   pause point carrying the child's state and outputs; the link records that
   the parent accepted it, so it is delivered until it is heard once.
+- **A child's pause** is told to its pausing parent (``child_paused``): a
+  parent whose pause holds its subflows is PAUSED only once every child it
+  waits for has stopped, so PAUSED means the whole tree has stopped.
 - **Cascades** are level-triggered: the children a parent waits for are
   steered to what the parent's state says. A parent cancelled or terminated
   (or whose task no longer waits for the child) cancels or terminates them; a
@@ -68,6 +71,17 @@ class ChildEndedRequest(ResumeRequest):
 
     def payload(self) -> dict[str, Any]:
         return {**super().payload(), "child": self.child}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildPausedRequest(ResumeRequest):
+    """A child a pausing execution waits for has stopped: the parent's pause may land
+    once all have (PAUSED means the whole tree has stopped)."""
+
+    child_paused: str
+
+    def payload(self) -> dict[str, Any]:
+        return {**super().payload(), "child_paused": self.child_paused}
 
 
 # -- a child's end ------------------------------------------------------------------------
@@ -171,6 +185,40 @@ async def _child_result(
     except TemplateError as error:
         result["error"] = f"its outputs could not be read: {error}"
     return result
+
+
+# -- a child's pause ------------------------------------------------------------------------
+
+
+async def deliver_pauses(engine: Engine) -> int:
+    """Tell pausing parents which of the children they wait for have stopped."""
+    by_parent: dict[str, list[ExecutionLink]] = defaultdict(list)
+    for link in await engine.store.stopped_children_of_pausing():
+        by_parent[link.parent_id].append(link)
+    told = 0
+    for parent_id, links in by_parent.items():
+        parent = await engine.store.get_execution(parent_id)
+        if parent is None or parent.status != S.PAUSING:
+            continue
+        hold = next(iter(holding_pauses(parent.state, True)), "-")
+        for link in links:
+            pause = parent.state["pauses"].get(subflow_wait_id(link.parent_task_run_id))
+            if pause is None or pause.get("child") != link.child_id or pause.get("settled"):
+                continue
+            request = ChildPausedRequest(
+                execution_id=parent.id, child_paused=link.child_id, actor=SUBFLOWS, wait=False
+            )
+            try:
+                await engine.as_org(link.org_id).call(
+                    request,
+                    Principal(link.org_id, "operator", SUBFLOWS),
+                    # One note per child per hold: the next pause of the parent asks again.
+                    idempotency_key=f"subflow-paused:{hold}:{link.child_id}",
+                )
+                told += 1
+            except PausepointError as error:
+                log.info("child %s: its pause not told to %s: %s", link.child_id, parent.id, error)
+    return told
 
 
 # -- cascades ------------------------------------------------------------------------------
@@ -341,6 +389,7 @@ async def subflow_loop(engine: Engine) -> None:
     while True:
         try:
             await deliver_ends(engine)
+            await deliver_pauses(engine)
             if polls % SWEEP_EVERY == 0:
                 await sweep(engine)
         except asyncio.CancelledError:

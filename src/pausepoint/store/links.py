@@ -136,6 +136,27 @@ class Links:
         with self._db.read() as conn:
             return [_link(row) for row in conn.execute(query)]
 
+    def stopped_under_pausing(self, limit: int) -> list[ExecutionLink]:
+        """Children that have stopped (PAUSED, or QUEUED and not started) whose parent
+        waits for them and is PAUSING: what the parent's pause waits to hear of."""
+        t, e = schema.execution_links, schema.executions
+        parent, child = e.alias("parent"), e.alias("child")
+        query = (
+            sa.select(t)
+            .join(parent, parent.c.id == t.c.parent_id)
+            .join(child, child.c.id == t.c.child_id)
+            .where(
+                parent.c.status == "PAUSING",
+                t.c.waits == sa.true(),
+                t.c.notified_at.is_(None),
+                child.c.status.in_(("PAUSED", "QUEUED")),
+            )
+            .order_by(t.c.created_at)
+            .limit(limit)
+        )
+        with self._db.read() as conn:
+            return [_link(row) for row in conn.execute(query)]
+
     def mark_heard(self, child_id: str, at: float) -> None:
         t = schema.execution_links
         with self._db.write() as conn:

@@ -275,6 +275,9 @@ class SqlStore:
         """Children still running whose parent waits for them."""
         return await self._db.run(self._links.running_attached, limit)
 
+    async def stopped_children_of_pausing(self, limit: int = 1000) -> list[ExecutionLink]:
+        return await self._db.run(self._links.stopped_under_pausing, limit)
+
     async def mark_child_heard(self, child_id: str, at: float) -> None:
         await self._db.run(self._links.mark_heard, child_id, at)
 

@@ -54,9 +54,9 @@ async def run_leaf(task_type: str, spec: Mapping[str, Any], ctx: LeafContext) ->
     """
     executor = EXECUTORS.get(task_type)
     if executor is None:
-        raise TaskError(
-            f"unknown leaf task type {task_type!r}; known types: {', '.join(sorted(EXECUTORS))}"
-        )
+        # ForEachItem's stages are the engine's to run, never a flow's to name.
+        known = sorted(name for name in EXECUTORS if not name.startswith("items_"))
+        raise TaskError(f"unknown leaf task type {task_type!r}; known types: {', '.join(known)}")
     if reads := deferred_reads(spec):
         spec = await _with_files_read(spec, reads, ctx)
     if has_mangled_read(spec):

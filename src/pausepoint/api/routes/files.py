@@ -1,6 +1,6 @@
 """Internal storage over HTTP: store a namespace's file, read an execution's files.
 
-``POST /api/v1/namespaces/{namespace}/files?path=items.txt`` takes the file as
+``PUT /api/v1/namespaces/{namespace}/files?path=items.txt`` takes the file as
 the raw body or as the multipart part ``fileContent`` (Kestra's form) and
 answers its ``kestra:///`` URI, to pass as a FILE input. ``GET
 /api/v1/executions/{id}/file?path=kestra:///...`` answers a file's bytes (a
@@ -48,30 +48,35 @@ class StoredFile(BaseModel):
     uri: str
 
 
-Path = Annotated[str, Query(min_length=1, max_length=900, description="a/b.txt")]
-StorageUri = Annotated[str, Query(min_length=1, max_length=1024, description="kestra:///...")]
+# Optional in the signature so that a caller without the role hears 403 before anything
+# about the request (the route says when it is missing).
+Path = Annotated[str | None, Query(max_length=900, description="a/b.txt (required)")]
+StorageUri = Annotated[str | None, Query(max_length=1024, description="kestra:///... (required)")]
 
 
 async def store_namespace_file(
-    request: Request, caller: Principal, namespace: str, path: str
+    request: Request, caller: Principal, namespace: str, path: str | None
 ) -> str:
-    body = await request.body()
+    content: bytes | None = await request.body()
     content_type = request.headers.get("content-type", "")
-    if media_type(content_type) in FORM_TYPES:
-        _, files = form_parts(body, content_type)
+    if content and media_type(content_type) in FORM_TYPES:
+        caller.require(PutNamespaceFileRequest.required_role, PutNamespaceFileRequest.action)
+        _, files = form_parts(content, content_type)
         sent = files.get("fileContent")
-        if sent is None:
-            message = "send the file as the multipart part 'fileContent'"
-            raise InvalidInput(message, [FieldError(("body", "fileContent"), message)])
-        body = sent.content
-    operation = PutNamespaceFileRequest(namespace=namespace, path=path, content=body)
+        content = None if sent is None else sent.content  # None: the engine names the part
+    elif media_type(content_type) in FORM_TYPES:
+        content = None
+    operation = PutNamespaceFileRequest(namespace=namespace, path=path, content=content)
     return await call(request, caller, operation)
 
 
 async def execution_file(
-    request: Request, caller: Principal, execution_id: str, uri: str
+    request: Request, caller: Principal, execution_id: str, uri: str | None
 ) -> Response:
     await call(request, caller, GetExecutionRequest(execution_id=execution_id))  # 404 if none
+    if not uri:
+        message = "path is required: the file's kestra:/// URI"
+        raise InvalidInput(message, [FieldError(("query", "path"), message, "missing")])
     content = await call(request, caller, ReadFileRequest(uri=uri))
     name = uri.rsplit("/", 1)[-1]
     return Response(
@@ -81,11 +86,11 @@ async def execution_file(
     )
 
 
-@router.post("/namespaces/{namespace}/files", openapi_extra=FILE_BODY)
+@router.put("/namespaces/{namespace}/files", openapi_extra=FILE_BODY)
 async def put_namespace_file(
-    request: Request, namespace: str, path: Path, caller: Caller
+    request: Request, namespace: str, caller: Caller, path: Path = None
 ) -> StoredFile:
-    """Store a file of the namespace; its URI is what a FILE input takes."""
+    """Store (or replace) a file of the namespace; its URI is what a FILE input takes."""
     return StoredFile(uri=await store_namespace_file(request, caller, namespace, path))
 
 
@@ -95,7 +100,7 @@ async def put_namespace_file(
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 async def get_execution_file(
-    request: Request, execution_id: str, path: StorageUri, caller: Caller
+    request: Request, execution_id: str, caller: Caller, path: StorageUri = None
 ) -> Response:
     """A file an execution reads or wrote, by its ``kestra:///`` URI."""
     return await execution_file(request, caller, execution_id, path)

@@ -532,6 +532,7 @@ async def kestra_create_execution(
             input_id=name,
             file_name=sent.file_name,
             content=sent.content,
+            start_key=idempotency_key,
         )
         inputs[name] = await call(request, caller, upload)
     operation = StartRequest(
@@ -552,7 +553,7 @@ async def kestra_create_execution(
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 async def kestra_execution_file(
-    request: Request, execution_id: str, path: StorageUri, caller: TenantCaller
+    request: Request, execution_id: str, caller: TenantCaller, path: StorageUri = None
 ) -> Response:
     """Kestra: a file of an execution, by its ``kestra:///`` URI."""
     return await execution_file(request, caller, execution_id, path)
@@ -560,7 +561,7 @@ async def kestra_execution_file(
 
 @router.post("/namespaces/{namespace}/files", openapi_extra=FILE_BODY)
 async def kestra_put_namespace_file(
-    request: Request, namespace: str, path: FilePath, caller: TenantCaller
+    request: Request, namespace: str, caller: TenantCaller, path: FilePath = None
 ) -> JSONResponse:
     """Kestra: store a namespace file (the multipart part ``fileContent``)."""
     uri = await store_namespace_file(request, caller, namespace, path)
