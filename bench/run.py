@@ -299,6 +299,7 @@ async def run(quick: bool, peer_runs: int | None = None) -> dict[str, Any]:
         results["awaiting"] = await await_cost.measure(3 if quick else 9, 200)
         progress("L. a tree of subflows paused and resumed from its root")
         results["subflow_tree"] = await measure_tree(workdir, quick)
+        results["subflow_items"] = await measure_tree(workdir, quick, "foreach_item")
         progress(f"D. memory of {sizes['paused']} paused executions")
         results["paused_memory"] = await paused_memory(workdir, sizes["paused"])
         progress("G. HTTP: 32 concurrent clients from this process against a server process")
@@ -371,6 +372,7 @@ def render_readme(results: dict[str, Any]) -> str:
         *throughput_section(results.get("throughput")),
         *awaiting_section(results.get("awaiting")),
         *tree_section(results.get("subflow_tree")),
+        *tree_section(results.get("subflow_items")),
         "## Paused executions hold no memory",
         "",
         "Measured in the benchmark process after the workloads above: memory they",
@@ -488,19 +490,28 @@ def awaiting_section(figures: dict[str, Any] | None) -> list[str]:
     ]
 
 
-async def measure_tree(workdir: Path, quick: bool) -> dict[str, Any]:
+async def measure_tree(workdir: Path, quick: bool, shape: str = "foreach") -> dict[str, Any]:
     import subflow_tree
 
-    return await subflow_tree.measure(workdir, 200 if quick else 1000)
+    return await subflow_tree.measure(workdir, 200 if quick else 1000, shape)
 
 
 def tree_section(figures: dict[str, Any] | None) -> list[str]:
     if not figures:
         return []
+    if figures.get("shape") == "foreach_item":
+        title = "## A ForEachItem of subflows paused and resumed from its root"
+        shape = (
+            f"A root `foreach_item` cutting a stored file of {figures['children']} lines into"
+            " one-line batches, a subflow per batch at once, each child"
+        )
+    else:
+        title = "## A tree of subflows paused and resumed from its root"
+        shape = f"A root `foreach` of {figures['children']} `subflow` tasks at once, each child"
     return [
-        "## A tree of subflows paused and resumed from its root",
+        title,
         "",
-        f"A root `foreach` of {figures['children']} `subflow` tasks at once, each child",
+        shape,
         f"sleeping {figures['child_sleep_s']:g} s with its clock frozen while held"
         " (`bench/subflow_tree.py`).",
         "The root is paused, then resumed, each after a human-like delay of 0.5 s,",
@@ -599,6 +610,9 @@ def rerun(section: str, args: argparse.Namespace, results: dict[str, Any]) -> No
             results["awaiting"] = asyncio.run(await_cost.measure(3 if args.quick else 9, 200))
         elif section == "tree":
             results["subflow_tree"] = asyncio.run(measure_tree(Path(tmp), args.quick))
+            results["subflow_items"] = asyncio.run(
+                measure_tree(Path(tmp), args.quick, "foreach_item")
+            )
         else:
             results["temporal_runtime"] = asyncio.run(temporal_side_by_side(Path(tmp), args.quick))
 

@@ -9,7 +9,11 @@ has COMPLETED (which includes what was left of the children's sleep).
 Everything goes through ``Engine``: ``start_execution``, ``pause``,
 ``resume``, ``list_executions`` (by root) and ``wait``.
 
-    python bench/subflow_tree.py [--children 1000]
+``--shape foreach_item`` runs the same tree as Kestra's ForEachItem: the root
+cuts a stored file of N lines into one-line batches (``put_namespace_file``)
+and starts a subflow per batch.
+
+    python bench/subflow_tree.py [--children 1000] [--shape foreach|foreach_item]
 """
 
 from __future__ import annotations
@@ -67,6 +71,43 @@ tasks:
 """
 
 
+ITEM_CHILD = CHILD.replace("id: leaf", "id: item-leaf").replace(
+    "tasks:", "inputs:\n  - id: items\n    type: STRING\ntasks:", 1
+)
+
+ITEMS_ROOT = """
+id: fan-items
+namespace: bench.tree
+inputs:
+  - id: file
+    type: FILE
+tasks:
+  - id: each
+    type: foreach_item
+    items: "{{ inputs.file }}"
+    namespace: bench.tree
+    flowId: item-leaf
+    inputs:
+      items: "{{ taskrun.items }}"
+  - id: after
+    type: return
+    format: all done
+"""
+
+
+async def start_root(engine: Engine, children: int, shape: str) -> str:
+    """Load the flows and start the root; its id."""
+    if shape == "foreach":
+        await engine.put_flow(CHILD)
+        await engine.put_flow(root_flow(children))
+        return (await engine.start_execution("bench.tree", "fan")).id
+    await engine.put_flow(ITEM_CHILD)
+    await engine.put_flow(ITEMS_ROOT)
+    lines = "".join(f"{n}\n" for n in range(children)).encode()
+    file = await engine.put_namespace_file("bench.tree", "items.txt", lines)
+    return (await engine.start_execution("bench.tree", "fan-items", inputs={"file": file})).id
+
+
 async def count(engine: Engine, root_id: str, state: str, children: int) -> int:
     records = await engine.list_executions(root_id=root_id, states=[state], limit=children + 1)
     return len(records)
@@ -84,13 +125,11 @@ async def until_count(
     return time.perf_counter() - began
 
 
-async def measure(workdir: Path, children: int) -> dict[str, Any]:
-    settings = Settings(db=f"sqlite:///{workdir / 'tree.db'}", poll_interval=0.05)
+async def measure(workdir: Path, children: int, shape: str = "foreach") -> dict[str, Any]:
+    settings = Settings(db=f"sqlite:///{workdir / f'tree-{shape}.db'}", poll_interval=0.05)
     async with Engine(settings) as engine:
-        await engine.put_flow(CHILD)
-        await engine.put_flow(root_flow(children))
         began = time.perf_counter()
-        root = await engine.start_execution("bench.tree", "fan")
+        root = await engine.execution(await start_root(engine, children, shape))
         await until_count(engine, root.id, "RUNNING", children, timeout=600)
         all_running_s = time.perf_counter() - began
         await asyncio.sleep(HUMAN_DELAY)
@@ -109,6 +148,7 @@ async def measure(workdir: Path, children: int) -> dict[str, Any]:
             raise RuntimeError(f"the root ended {done.state}: {done.error}")
         completed = await count(engine, root.id, "COMPLETED", children)
     return {
+        "shape": shape,
         "children": children,
         "started_to_all_running_s": round(all_running_s, 3),
         "pause_to_all_children_paused_s": round(all_paused_s, 3),
@@ -123,9 +163,11 @@ async def measure(workdir: Path, children: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--children", type=int, default=1000)
+    parser.add_argument("--shape", choices=("foreach", "foreach_item"), default="foreach")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pausepoint-tree-") as tmp:
-        print(json.dumps(asyncio.run(measure(Path(tmp), args.children)), indent=2))
+        figures = asyncio.run(measure(Path(tmp), args.children, args.shape))
+        print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

@@ -122,7 +122,7 @@ def test_a_pause_that_holds_the_subflows_lands_once_each_child_has_stopped() -> 
     driver = started_child()
     assert driver.command("pause").applied
     assert driver.status() is S.PAUSING
-    told = driver.command("resume", by="system:subflows", child_paused="child-1")
+    told = driver.command("resume", by="system:subflows", child_paused=["child-1"])
     assert told.applied, told.message
     assert driver.status() is S.PAUSED
     (wait,) = [p for p in driver.state["pauses"].values() if p["kind"] == "subflow"]
@@ -143,10 +143,10 @@ def test_a_pause_that_does_not_cascade_lands_without_waiting_for_the_children() 
 
 def test_word_of_a_paused_child_is_refused_unless_the_execution_pauses_and_waits_for_it() -> None:
     driver = started_child()
-    refused = driver.command("resume", by="system:subflows", child_paused="child-1")
+    refused = driver.command("resume", by="system:subflows", child_paused=["child-1"])
     assert not refused.applied and "not pausing" in (refused.message or "")
     assert driver.command("pause").applied
-    unknown = driver.command("resume", by="system:subflows", child_paused="someone-else")
+    unknown = driver.command("resume", by="system:subflows", child_paused=["someone-else"])
     assert not unknown.applied and "does not wait for" in (unknown.message or "")
 
 

@@ -115,16 +115,16 @@ def admit(view: ControlView, command: Command, index: FlowIndex) -> Command:
 
 
 def _admit_child_paused(view: ControlView, command: Command, subject: str) -> Command:
-    """The control plane's word that a child a pausing execution waits for has stopped."""
-    child = command.payload["child_paused"]
+    """The control plane's word that children a pausing execution waits for have stopped
+    (``child_paused``: their ids); those it no longer waits for are left out."""
+    named = command.payload["child_paused"]
     if view.status is not S.PAUSING:
         raise Conflict(f"{subject} is {view.status.value}, not pausing")
-    pause = next(
-        (p for p in view.pauses.values() if p.kind == "subflow" and p.child == child), None
-    )
-    if pause is None:
-        raise Conflict(f"{subject} does not wait for subflow execution {child}")
-    return replace(command, payload={"pause_id": pause.id, "child_paused": child})
+    waited = {p.child for p in view.pauses.values() if p.kind == "subflow"}
+    children = [child for child in named if child in waited]
+    if not children:
+        raise Conflict(f"{subject} does not wait for subflow executions {', '.join(named)}")
+    return replace(command, payload={"child_paused": children})
 
 
 def _admit_resume(view: ControlView, command: Command, index: FlowIndex, subject: str) -> Command:

@@ -642,14 +642,12 @@ class _Step(Scheduler):
             self.land_pause("pre_execution")
 
     def resume(self, command: Command) -> None:
+        if "child_paused" in command.payload:
+            self.children_stopped(command.payload["child_paused"])
+            return
         pause_id = command.payload["pause_id"]
         pause = self.state["pauses"][pause_id]
-        if "child_paused" in command.payload:
-            pause["settled"] = True  # settle() lands the pause once every child stopped
-            self.emit(
-                "subflow.paused", task_run_id=pause["task_run_id"], execution_id=pause["child"]
-            )
-        elif pause["kind"] == "approval":
+        if pause["kind"] == "approval":
             agent.resume_approval(self, pause, command.payload["inputs"], by=command.by)
             self.run_again_unless_held()
         elif pause["kind"] == "subflow":
@@ -684,6 +682,15 @@ class _Step(Scheduler):
                     self.begin()
         else:
             self.resume_task_pause(pause_id, pause, command.payload["inputs"], by=command.by)
+
+    def children_stopped(self, children: list[str]) -> None:
+        """Subflows this pausing execution waits for have stopped: settle() lands the
+        pause once every one has."""
+        named = set(children)
+        for pause in self.state["pauses"].values():
+            if pause["kind"] == "subflow" and pause.get("child") in named:
+                pause["settled"] = True
+        self.emit("subflows.paused", count=len(named))
 
     def resume_task_pause(
         self,

@@ -10,7 +10,8 @@ child and the parent's command), audited under ``system:subflows`` or
 - **A child's end** is delivered to its waiting parent as a resume of that
   pause point carrying the child's state and outputs; the link records that
   the parent accepted it, so it is delivered until it is heard once.
-- **A child's pause** is told to its pausing parent (``child_paused``): a
+- **A child's pause** is told to its pausing parent (``child_paused``, the
+  children seen stopped since the last poll, in one command): a
   parent whose pause holds its subflows is PAUSED only once every child it
   waits for has stopped, so PAUSED means the whole tree has stopped.
 - **Cascades** are level-triggered: the children a parent waits for are
@@ -25,6 +26,7 @@ child and the parent's command), audited under ``system:subflows`` or
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -75,13 +77,13 @@ class ChildEndedRequest(ResumeRequest):
 
 @dataclass(frozen=True, kw_only=True)
 class ChildPausedRequest(ResumeRequest):
-    """A child a pausing execution waits for has stopped: the parent's pause may land
+    """Children a pausing execution waits for have stopped: the parent's pause may land
     once all have (PAUSED means the whole tree has stopped)."""
 
-    child_paused: str
+    children: tuple[str, ...]
 
     def payload(self) -> dict[str, Any]:
-        return {**super().payload(), "child_paused": self.child_paused}
+        return {**super().payload(), "child_paused": list(self.children)}
 
 
 # -- a child's end ------------------------------------------------------------------------
@@ -191,7 +193,8 @@ async def _child_result(
 
 
 async def deliver_pauses(engine: Engine) -> int:
-    """Tell pausing parents which of the children they wait for have stopped."""
+    """Tell pausing parents which of the children they wait for have stopped (one
+    command per parent for all its children seen stopped since the last poll)."""
     by_parent: dict[str, list[ExecutionLink]] = defaultdict(list)
     for link in await engine.store.stopped_children_of_pausing():
         by_parent[link.parent_id].append(link)
@@ -200,24 +203,33 @@ async def deliver_pauses(engine: Engine) -> int:
         parent = await engine.store.get_execution(parent_id)
         if parent is None or parent.status != S.PAUSING:
             continue
-        hold = next(iter(holding_pauses(parent.state, True)), "-")
-        for link in links:
-            pause = parent.state["pauses"].get(subflow_wait_id(link.parent_task_run_id))
-            if pause is None or pause.get("child") != link.child_id or pause.get("settled"):
-                continue
-            request = ChildPausedRequest(
-                execution_id=parent.id, child_paused=link.child_id, actor=SUBFLOWS, wait=False
+        pauses = parent.state["pauses"]
+        children = tuple(
+            sorted(
+                link.child_id
+                for link in links
+                if (pause := pauses.get(subflow_wait_id(link.parent_task_run_id))) is not None
+                and pause.get("child") == link.child_id
+                and not pause.get("settled")
             )
-            try:
-                await engine.as_org(link.org_id).call(
-                    request,
-                    Principal(link.org_id, "operator", SUBFLOWS),
-                    # One note per child per hold: the next pause of the parent asks again.
-                    idempotency_key=f"subflow-paused:{hold}:{link.child_id}",
-                )
-                told += 1
-            except PausepointError as error:
-                log.info("child %s: its pause not told to %s: %s", link.child_id, parent.id, error)
+        )
+        if not children:
+            continue
+        hold = next(iter(holding_pauses(parent.state, True)), "-")
+        digest = hashlib.sha256("\n".join(children).encode()).hexdigest()[:16]
+        request = ChildPausedRequest(
+            execution_id=parent.id, children=children, actor=SUBFLOWS, wait=False
+        )
+        try:
+            await engine.as_org(parent.org_id).call(
+                request,
+                Principal(parent.org_id, "operator", SUBFLOWS),
+                # Once per hold and set of children: the next pause of the parent asks again.
+                idempotency_key=f"subflow-paused:{hold}:{digest}",
+            )
+            told += len(children)
+        except PausepointError as error:
+            log.info("children of %s: their pause not told: %s", parent.id, error.message)
     return told
 
 
