@@ -68,3 +68,49 @@ def test_a_parent_lists_its_subflow_and_the_child_links_back(
     card.get_by_role("button", name="Resume").click()
     expect(page.locator("#execution-state")).to_contain_text("COMPLETED", timeout=15_000)
     expect(page.locator("#children li .badge")).to_have_text("COMPLETED")
+
+
+TWO_GATES_CHILD = """
+id: tree_child_two
+namespace: ui.tests
+tasks:
+  - id: first_gate
+    type: pause
+  - id: second_gate
+    type: pause
+"""
+
+TWO_GATES_PARENT = PARENT.replace("tree_parent", "tree_parent_two").replace(
+    "flowId: tree_child", "flowId: tree_child_two"
+)
+
+
+def test_the_roots_page_follows_its_subflows_live(
+    server: Server, signed_in: Callable[..., Page]
+) -> None:
+    """The root's own events say nothing of its child: when the child moves on to its
+    next Pause task (resumed elsewhere), the root's open page shows it without a reload."""
+    with server.api() as client:
+        for flow_id, source in (
+            ("tree_child_two", TWO_GATES_CHILD),
+            ("tree_parent_two", TWO_GATES_PARENT),
+        ):
+            client.put(
+                f"/flows/ui.tests/{flow_id}",
+                content=source,
+                headers={"Content-Type": "application/x-yaml"},
+            ).raise_for_status()
+    parent_id = server.start("ui.tests", "tree_parent_two")
+    page = signed_in("operator")
+    page.goto(f"{server.base_url}/#/executions/{parent_id}")
+    first = page.locator("#pause-points .pause-point", has_text="first_gate")
+    expect(first).to_have_count(1, timeout=15_000)
+    # The root's own stream has caught up: nothing more will come on it.
+    expect(page.locator("#event-log")).to_contain_text("subflow.started")
+    page.wait_for_timeout(500)  # and the refresh its last event asked for is done
+    with server.api() as client:
+        (child,) = client.get(f"/executions?parent={parent_id}").json()["items"]
+        client.post(f"/executions/{child['id']}/resume", json={}).raise_for_status()
+    second = page.locator("#pause-points .pause-point", has_text="second_gate")
+    expect(second).to_have_count(1, timeout=15_000)
+    expect(first).to_have_count(0)

@@ -434,13 +434,35 @@ export async function renderExecution(view, executionId, session) {
       if (thisRefresh !== latestRefresh) return; // a newer answer is on its way
       execution = fresh;
       render();
+      followTree();
     } catch (error) {
       if (error.name !== "AbortError") showNotice(error.message);
     }
   }
 
   const refreshSoon = debounce(refresh, 100);
+
+  // A tree: what moves below this execution shows here live too. Its own stream says
+  // nothing of its subflows, so once it has some, the organization's stream is followed
+  // and its descendants' events (children, what still moves, what waits) refresh the page.
+  const refreshTree = debounce(refresh, 500);
+  let followingTree = false;
+  const below = () => new Set([
+    ...(execution.children ?? []).map((child) => child.id),
+    ...(execution.busy_descendants ?? []),
+    ...(execution.descendant_pause_points ?? []).map((point) => point.execution_id),
+  ]);
+  function followTree() {
+    if (followingTree || !execution.children?.length) return;
+    followingTree = true;
+    follow("/events", {
+      signal: session.signal,
+      onEvent: (event) => { if (below().has(event.data?.execution_id)) refreshTree(); },
+      onOpen: refreshTree,
+    });
+  }
   render();
+  followTree();
   const ticker = setInterval(() => {
     if (!execution.ended_at) renderMeta();
   }, 1000);
