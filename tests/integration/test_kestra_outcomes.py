@@ -458,3 +458,45 @@ async def test_for_each_item_with_after_execution(engine: Engine) -> None:
     assert state_of(view, "afterExecution") == "SUCCESS"
     children = await _children(engine, view)
     assert len(children) == 26 and all(len(c.task_runs) == 2 for c in children)
+
+
+# -- Loop -------------------------------------------------------------------------------
+
+
+async def test_a_loop_runs_each_value_and_the_flow_reads_what_follows_it(engine: Engine) -> None:
+    """flow-with-outputs-with-loop.yml (Kestra's Loop: ``item.value`` in its tasks; every
+    iteration at once by default): the flow's typed output is the task after the loop."""
+    view = await run(engine, "flow-with-outputs-with-loop.yml")
+    assert view.state == "COMPLETED", view.error
+    assert view.outputs == {"out": "done"}
+    logged = [r for r in view.task_runs if r.task_id == "inner"]
+    assert sorted(r.value for r in logged) == ["a", "b"]
+
+
+async def test_nested_loops_read_their_item_and_the_items_above(engine: Engine) -> None:
+    """Kestra's Loop example: ``item.parent`` and ``item.parents`` reach the loops above."""
+    source = """
+id: nested-loops
+namespace: io.kestra.tests
+tasks:
+  - id: years
+    type: io.kestra.plugin.core.flow.Loop
+    values: [2025, 2026]
+    concurrencyLimit: 1
+    tasks:
+      - id: months
+        type: io.kestra.plugin.core.flow.Loop
+        values: ["March", "April"]
+        concurrencyLimit: 1
+        tasks:
+          - id: name
+            type: io.kestra.plugin.core.debug.Return
+            format: >-
+              {{ item.parent.value }}-{{ item.value }}-{{ item.index }}/{{ item.parents[0].index }}
+"""
+    await engine.put_flow(source)
+    started = await engine.start_execution(NAMESPACE, "nested-loops")
+    view = await engine.wait(started.id, timeout=TIMEOUT)
+    assert view.state == "COMPLETED", view.error
+    names = [(r.outputs or {})["value"] for r in view.task_runs if r.task_id == "name"]
+    assert names == ["2025-March-0/0", "2025-April-1/0", "2026-March-0/1", "2026-April-1/1"]

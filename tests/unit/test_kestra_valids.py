@@ -50,8 +50,6 @@ REFUSED: dict[str, str] = {
     "retry-new-execution-flow-duration.yml": NEW_EXECUTION_RETRY,
     "retry-new-execution-task-attempts.yml": NEW_EXECUTION_RETRY,
     "retry-new-execution-task-duration.yml": NEW_EXECUTION_RETRY,
-    "flow-concurrency-loop.yml": "unknown task type 'io.kestra.plugin.core.flow.Loop'",
-    "flow-with-outputs-with-loop.yml": "unknown task type 'io.kestra.plugin.core.flow.Loop'",
     "working-directory-inputs.yml": "unknown task type 'io.kestra.plugin.core.storage.LocalFiles'",
     # SleepTest's flow: Sleep's `delay` and a `core.scripts.Shell` type nothing else names.
     "sleep-task-flow.yaml": "delay: unknown property",

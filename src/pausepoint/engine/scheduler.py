@@ -1041,6 +1041,20 @@ class Scheduler:
             parent_id = parent["parent"]
         return parents
 
+    def item_of(self, run: TaskRun) -> dict[str, Any] | None:
+        """Kestra Loop's ``item``: the value and index of the nearest iteration holding
+        ``run`` (or that ``run`` is), with ``parent`` and ``parents`` for the ones above."""
+        items: list[dict[str, Any]] = []
+        current: TaskRun | None = run
+        while current is not None:
+            if current["type"] == "iteration":
+                items.append({"value": current.get("value"), "index": current.get("index")})
+            parent = current["parent"]
+            current = self.runs[parent] if parent is not None else None
+        if not items:
+            return None
+        return {**items[0], "parent": items[1] if len(items) > 1 else None, "parents": items[1:]}
+
     def error_variable(self) -> dict[str, Any]:
         """Kestra's ``error`` in ``errors`` tasks: the first task run that failed."""
         failed = next(
@@ -1090,6 +1104,9 @@ class Scheduler:
                 "attemptsCount": run["attempt"],
                 "value": run.get("value"),
             }
+            item = self.item_of(run)
+            if item is not None:
+                variables["item"] = item
             if run["type"] == "items_batch":  # a ForEachItem batch: its file and position
                 variables["taskrun"]["items"] = run.get("value")
                 variables["taskrun"]["iteration"] = self.owner_of(run).get("index")

@@ -9,6 +9,8 @@ Notable mappings (the engine sees only the pausepoint form):
 - ``core.debug.Echo`` is a ``log`` whose ``format`` becomes ``message``.
 - ``core.flow.ForEach`` is a ``foreach``; ``concurrencyLimit`` becomes
   ``concurrency`` (default 1; 0 = every iteration at once).
+- ``core.flow.Loop`` is a ``foreach`` whose ``concurrencyLimit`` defaults to 0
+  (every iteration at once); its tasks read ``item.value`` and ``item.index``.
 - ``core.flow.EachSequential`` / ``EachParallel`` are ``foreach`` with
   ``value`` renamed ``values`` and ``concurrency`` 1 / 0 (0 = all at once;
   EachParallel's ``concurrent`` becomes ``concurrency``).
@@ -79,6 +81,10 @@ _SWITCH = TaskAlias("switch")
 _FOREACH = TaskAlias(
     "foreach", renames={"concurrencyLimit": "concurrency"}, defaults={"concurrency": 1}
 )
+# Kestra's newer Loop: its iterations read item.value and item.index (every foreach has them).
+_LOOP = TaskAlias(
+    "foreach", renames={"concurrencyLimit": "concurrency"}, defaults={"concurrency": 0}
+)
 _EACH_SEQUENTIAL = TaskAlias("foreach", renames={"value": "values"}, defaults={"concurrency": 1})
 _EACH_PARALLEL = TaskAlias(
     "foreach", renames={"value": "values", "concurrent": "concurrency"}, defaults={"concurrency": 0}
@@ -121,6 +127,7 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.core.tasks.flows.Switch": _SWITCH,
     "io.kestra.plugin.core.flow.ForEach": _FOREACH,
     "io.kestra.core.tasks.flows.ForEach": _FOREACH,
+    "io.kestra.plugin.core.flow.Loop": _LOOP,
     "io.kestra.plugin.core.flow.EachSequential": _EACH_SEQUENTIAL,
     "io.kestra.core.tasks.flows.EachSequential": _EACH_SEQUENTIAL,
     "io.kestra.plugin.core.flow.EachParallel": _EACH_PARALLEL,
