@@ -500,3 +500,50 @@ tasks:
     assert view.state == "COMPLETED", view.error
     names = [(r.outputs or {})["value"] for r in view.task_runs if r.task_id == "name"]
     assert names == ["2025-March-0/0", "2025-April-1/0", "2026-March-0/1", "2026-April-1/1"]
+
+
+async def test_a_kill_task_kills_its_own_execution(engine: Engine) -> None:
+    """kill.yaml (Kestra's Kill without an executionId): the execution ends KILLED
+    (pausepoint's TERMINATED) right after the task before it."""
+    view = await run(engine, "kill.yaml")
+    assert view.state == "TERMINATED"
+    assert state_of(view, "first") == "SUCCESS"
+
+
+async def test_loop_until_loops_until_its_condition_holds(engine: Engine) -> None:
+    """Kestra's LoopUntil (WaitFor's newer name): its condition says when to stop; a
+    condition that never holds loops until ``maxIterations``, then FAILED with
+    ``failOnMaxReached`` (loop-until-restart.yaml's shape, bounded by iterations)."""
+    source = """
+id: loop-until
+namespace: io.kestra.tests
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.LoopUntil
+    condition: "{{ outputs.loop.iterationCount == 3 }}"
+    checkFrequency:
+      interval: PT0.01S
+    tasks:
+      - id: count
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ outputs.loop.iterationCount }}"
+  - id: never
+    type: io.kestra.plugin.core.flow.LoopUntil
+    condition: "{{ false }}"
+    failOnMaxReached: true
+    checkFrequency:
+      interval: PT0.01S
+      maxIterations: 2
+    tasks:
+      - id: again
+        type: io.kestra.plugin.core.debug.Return
+        format: again
+"""
+    await engine.put_flow(source)
+    started = await engine.start_execution(NAMESPACE, "loop-until")
+    view = await engine.wait(started.id, timeout=TIMEOUT)
+    assert view.state == "FAILED"
+    assert run_of(view, "loop").outputs == {"iterationCount": 3}
+    assert state_of(view, "loop") == "SUCCESS"
+    assert state_of(view, "never") == "FAILED"
+    assert len([r for r in view.task_runs if r.task_id == "again"]) == 2

@@ -866,8 +866,8 @@ class Scheduler:
                 return True
             return False
         where = f"task '{task.id}' condition"
-        if not truthy(render(task.condition, self.variables(run), where=where)):
-            return False
+        if truthy(render(task.condition, self.variables(run), where=where)) is task.until:
+            return False  # the condition says the loop is done
         run["outputs"] = {"iterationCount": count + 1}
         index_output(self.state["outputs"], run)
         run["waiting"] = True

@@ -93,6 +93,7 @@ _SHELL = TaskAlias("shell")
 _HTTP = TaskAlias("http")
 _FAIL = TaskAlias("fail")
 _EXIT = TaskAlias("exit")
+_KILL = TaskAlias("exit", defaults={"state": "KILLED"})
 _ASSERT = TaskAlias("assert")
 _SLEEP = TaskAlias("sleep")
 _LABELS = TaskAlias("labels")
@@ -104,6 +105,7 @@ _FOR_EACH_ITEM = TaskAlias("foreach_item")
 _ALLOW_FAILURE = TaskAlias("allow_failure")
 _WORKING_DIRECTORY = TaskAlias("working_directory")
 _WAIT_FOR = TaskAlias("wait_for")
+_LOOP_UNTIL = TaskAlias("wait_for", defaults={"until": True})
 _DAG = TaskAlias("dag")
 
 TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
@@ -153,6 +155,10 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.plugin.core.flow.WorkingDirectory": _WORKING_DIRECTORY,
     "io.kestra.core.tasks.flows.WorkingDirectory": _WORKING_DIRECTORY,
     "io.kestra.plugin.core.flow.WaitFor": _WAIT_FOR,
+    # WaitFor's newer name in Kestra, whose condition says when to stop.
+    "io.kestra.plugin.core.flow.LoopUntil": _LOOP_UNTIL,
+    # Kill without an executionId kills its own execution: Exit's KILLED.
+    "io.kestra.plugin.core.execution.Kill": _KILL,
     "io.kestra.plugin.core.flow.Dag": _DAG,
     "io.kestra.core.tasks.flows.Dag": _DAG,
     "io.kestra.plugin.scripts.shell.Commands": _SHELL,

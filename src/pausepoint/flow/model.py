@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal, cast
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -149,15 +150,25 @@ class FlowableBase(TaskBase):
         return blocks
 
 
+def _number_as_text(value: Any) -> Any:
+    """Kestra reads a number written where text goes as its text (``format: 1`` is "1")."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_number_as_text)]
+
+
 class LogTask(TaskBase):
     type: Literal["log"]
-    message: str | list[str]
+    message: Text | list[Text]
     level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
 
 
 class ReturnTask(TaskBase):
     type: Literal["return"]
-    format: str | None = None
+    format: Text | None = None
 
 
 class OutputValuesTask(TaskBase):
@@ -667,7 +678,8 @@ class CheckFrequency(BaseModel):
 
 
 class WaitForTask(FlowableBase):
-    """Run ``tasks`` again and again while ``condition`` renders truthy.
+    """Run ``tasks`` again and again while ``condition`` renders truthy (with ``until``:
+    until it renders truthy, as Kestra's LoopUntil).
 
     The condition is checked after each pass (it can read the pass's outputs
     and ``outputs.<id>.iterationCount``); passes are ``checkFrequency.interval``
@@ -680,6 +692,9 @@ class WaitForTask(FlowableBase):
     tasks: list[Task] = Field(min_length=1)
     fail_on_max_reached: bool = Field(default=False, alias="failOnMaxReached")
     check_frequency: CheckFrequency = Field(default_factory=CheckFrequency, alias="checkFrequency")
+    until: bool = Field(
+        default=False, description="Stop once the condition renders truthy (else: once falsy)."
+    )
 
     @property
     def is_leaf(self) -> bool:

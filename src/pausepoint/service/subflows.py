@@ -26,6 +26,7 @@ child and the parent's command), audited under ``system:subflows`` or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections import defaultdict
@@ -57,6 +58,7 @@ log = logging.getLogger("pausepoint.subflows")
 SUBFLOWS = "system:subflows"
 SWEEP_EVERY = 10  # polls between two sweeps of every running child
 AT_ONCE = 32  # commands to children (or ends to parents) in flight at once
+STOP_GRACE = 5.0  # seconds a poll in progress may take to finish when the loop stops
 S = ExecutionStatus
 
 
@@ -396,17 +398,27 @@ async def _send(
 
 
 async def subflow_loop(engine: Engine) -> None:
-    """Deliver children's ends every poll interval, sweep cascades every few polls."""
+    """Deliver children's ends and pauses every poll interval, sweep cascades every few
+    polls. Stopping it lets a poll in progress finish (up to ``STOP_GRACE`` seconds), so
+    that no store call is cut off halfway and its connection left open."""
     polls = 0
     while True:
+        work = asyncio.ensure_future(_poll(engine, sweeping=polls % SWEEP_EVERY == 0))
         try:
-            await deliver_ends(engine)
-            await deliver_pauses(engine)
-            if polls % SWEEP_EVERY == 0:
-                await sweep(engine)
+            await asyncio.shield(work)
         except asyncio.CancelledError:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(work, STOP_GRACE)
             raise
-        except Exception:
-            log.exception("subflows: delivering ends or cascading failed; retrying")
         polls += 1
         await asyncio.sleep(engine.settings.poll_interval)
+
+
+async def _poll(engine: Engine, *, sweeping: bool) -> None:
+    try:
+        await deliver_ends(engine)
+        await deliver_pauses(engine)
+        if sweeping:
+            await sweep(engine)
+    except Exception:
+        log.exception("subflows: delivering ends or cascading failed; retrying")
