@@ -591,13 +591,12 @@ async def test_a_pause_of_the_parent_holds_its_batches_and_a_cancel_ends_them(
 # -- PAUSED means the whole tree has stopped ----------------------------------------------
 
 
-async def test_a_parent_is_paused_only_once_its_children_have_stopped(engine: Engine) -> None:
-    """The child's task is in flight when the root is paused: the child is PAUSING until
-    its task ends, and so is the root; both are PAUSED once the step is over. A pause that
-    does not cascade lands at once and leaves the child running."""
-    key = new_key("tree-pause")
-    child_flow = f"""
-id: gated-step
+def _gated_tree(name: str, key: str, *, then_return: bool = False) -> tuple[str, str]:
+    """A root ``<name>-root`` whose subflow ``<name>-step`` runs a python step that waits
+    on the gate ``key`` (then, with ``then_return``, a return task)."""
+    after = "  - id: after\n    type: return\n    format: done\n" if then_return else ""
+    child = f"""
+id: {name}-step
 namespace: trees
 tasks:
   - id: step
@@ -605,20 +604,25 @@ tasks:
     function: {MODULE}:step
     kwargs:
       key: {key}
-  - id: after
-    type: return
-    format: done
-"""
-    root_flow = """
-id: gated-root
+{after}"""
+    root = f"""
+id: {name}-root
 namespace: trees
 tasks:
   - id: call
     type: subflow
     namespace: trees
-    flowId: gated-step
+    flowId: {name}-step
 """
-    await _with_flows(engine, child_flow, root_flow)
+    return child, root
+
+
+async def test_a_parent_is_paused_only_once_its_children_have_stopped(engine: Engine) -> None:
+    """The child's task is in flight when the root is paused: the child is PAUSING until
+    its task ends, and so is the root; both are PAUSED once the step is over. A pause that
+    does not cascade lands at once and leaves the child running."""
+    key = new_key("tree-pause")
+    await _with_flows(engine, *_gated_tree("gated", key, then_return=True))
     started = await engine.start_execution("trees", "gated-root")
     await asyncio.wait_for(gate(key).started.wait(), TIMEOUT)
     child_id = await _child_of(engine, started.id)
@@ -639,27 +643,8 @@ tasks:
 
 async def test_a_pause_that_does_not_hold_the_subflows_lands_at_once(engine: Engine) -> None:
     key = new_key("tree-no-cascade")
-    child_flow = f"""
-id: gated-step-2
-namespace: trees
-tasks:
-  - id: step
-    type: python
-    function: {MODULE}:step
-    kwargs:
-      key: {key}
-"""
-    root_flow = """
-id: gated-root-2
-namespace: trees
-tasks:
-  - id: call
-    type: subflow
-    namespace: trees
-    flowId: gated-step-2
-"""
-    await _with_flows(engine, child_flow, root_flow)
-    started = await engine.start_execution("trees", "gated-root-2")
+    await _with_flows(engine, *_gated_tree("gated-2", key))
+    started = await engine.start_execution("trees", "gated-2-root")
     await asyncio.wait_for(gate(key).started.wait(), TIMEOUT)
     child_id = await _child_of(engine, started.id)
     await engine.pause(started.id, cascade=False)

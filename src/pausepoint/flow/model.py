@@ -478,7 +478,21 @@ class ResumeTask(TaskBase):
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 
-class SubflowTask(TaskBase):
+class ChildFlow(TaskBase):
+    """What a task that starts executions of another flow says of them (Subflow,
+    ForEachItem): which flow, with what, and what their ends do to the task."""
+
+    namespace: str
+    flow_id: str = Field(alias="flowId")
+    revision: int | str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, Any] | list[dict[str, Any]] = Field(default_factory=dict)
+    wait: bool = True
+    transmit_failed: bool = Field(default=True, alias="transmitFailed")
+    inherit_labels: bool = Field(default=False, alias="inheritLabels")
+
+
+class SubflowTask(ChildFlow):
     """Start an execution of another flow as a child of this task run, and wait for its end.
 
     The child is a whole execution (its own id, events, pause points), linked to
@@ -490,14 +504,6 @@ class SubflowTask(TaskBase):
     """
 
     type: Literal["subflow"]
-    namespace: str
-    flow_id: str = Field(alias="flowId")
-    revision: int | str | None = None
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    labels: dict[str, Any] | list[dict[str, Any]] = Field(default_factory=dict)
-    wait: bool = True
-    transmit_failed: bool = Field(default=True, alias="transmitFailed")
-    inherit_labels: bool = Field(default=False, alias="inheritLabels")
     outputs: dict[str, Any] | None = Field(
         default=None,
         description="Kestra's deprecated outputs: templates rendered in the child execution.",
@@ -563,7 +569,11 @@ class ItemsMergeTask(TaskBase):
     type: Literal["items_merge"]
 
 
-class ForEachItemTask(FlowableBase):
+# The properties every task has: a ForEachItem's batch subflow does not inherit them.
+_OWN = frozenset(TaskBase.model_fields)
+
+
+class ForEachItemTask(ChildFlow, FlowableBase):
     """Kestra's ForEachItem: a subflow per batch of the items stored at ``items``.
 
     It runs as three stages of its own: ``<id>_split`` cuts the items into batch
@@ -575,14 +585,6 @@ class ForEachItemTask(FlowableBase):
     type: Literal["foreach_item"]
     items: str
     batch: ItemBatches = Field(default_factory=ItemBatches)
-    namespace: str
-    flow_id: str = Field(alias="flowId")
-    revision: int | str | None = None
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    labels: dict[str, Any] | list[dict[str, Any]] = Field(default_factory=dict)
-    wait: bool = True
-    transmit_failed: bool = Field(default=True, alias="transmitFailed")
-    inherit_labels: bool = Field(default=False, alias="inheritLabels")
     concurrency_limit: int = Field(
         default=0, ge=0, alias="concurrencyLimit", description="Subflows at once; 0: all."
     )
@@ -596,14 +598,7 @@ class ForEachItemTask(FlowableBase):
         batch = ItemBatchTask(
             id=f"{self.id}_batch",
             type="items_batch",
-            namespace=self.namespace,
-            flow_id=self.flow_id,
-            revision=self.revision,
-            inputs=self.inputs,
-            labels=self.labels,
-            wait=self.wait,
-            transmit_failed=self.transmit_failed,
-            inherit_labels=self.inherit_labels,
+            **{name: getattr(self, name) for name in ChildFlow.model_fields if name not in _OWN},
         )
         stages: list[TaskBase] = [
             ItemsSplitTask(
