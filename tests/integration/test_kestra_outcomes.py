@@ -460,17 +460,120 @@ async def test_for_each_item_with_after_execution(engine: Engine) -> None:
     assert len(children) == 26 and all(len(c.task_runs) == 2 for c in children)
 
 
-# -- Loop -------------------------------------------------------------------------------
+# -- Loop (LoopCaseTest) ----------------------------------------------------------------
+#
+# Kestra runs each Loop iteration as an execution of its own; here an iteration is a task
+# run (type "iteration") under the loop's, and the tests read the iterations' task runs
+# where Kestra reads its sub-executions.
 
 
-async def test_a_loop_runs_each_value_and_the_flow_reads_what_follows_it(engine: Engine) -> None:
-    """flow-with-outputs-with-loop.yml (Kestra's Loop: ``item.value`` in its tasks; every
-    iteration at once by default): the flow's typed output is the task after the loop."""
-    view = await run(engine, "flow-with-outputs-with-loop.yml")
+def _loop(view: ExecutionView, task_id: str = "loop") -> dict[str, Any]:
+    (run,) = [r for r in view.task_runs if r.task_id == task_id and r.type == "loop"]
+    return run.outputs or {}
+
+
+def _iterations(view: ExecutionView, task_id: str = "loop") -> list[Any]:
+    (loop,) = [r for r in view.task_runs if r.task_id == task_id and r.type == "loop"]
+    return [r for r in view.task_runs if r.parent == loop.id]
+
+
+def _values_of(view: ExecutionView, task_id: str) -> list[str]:
+    return sorted((r.outputs or {})["value"] for r in view.task_runs if r.task_id == task_id)
+
+
+async def test_a_loop_runs_every_iteration_and_counts_them(engine: Engine) -> None:
+    """LoopCaseTest#loopSerial, #loopParallelUnlimited/Equal/More/Less: SUCCESS, the
+    counts in the loop's outputs, each iteration's Return reading item.index/value."""
+    for name, count in (
+        ("loop-serial.yaml", 3),
+        ("loop-parallel-unlimited.yaml", 3),
+        ("loop-parallel-equal.yaml", 3),
+        ("loop-parallel-more.yaml", 3),
+        ("loop-parallel-less.yaml", 4),
+    ):
+        view = await run(engine, name)
+        assert view.state == "COMPLETED", (name, view.error)
+        assert _loop(view)["iterationCount"] == count, name
+        assert _loop(view)["terminatedIterations"] == {"SUCCESS": count}, name
+        assert _values_of(view, "item") == [f"{n} - value {n + 1}" for n in range(count)]
+
+
+async def test_a_failed_iteration_fails_the_loop_and_starts_no_other(engine: Engine) -> None:
+    """LoopCaseTest#loopFailed (loop-failed.yaml): the execution and the loop FAILED.
+    Kestra counts one iteration: its Loop ends at the first failure and drops the
+    iterations still running. Here every iteration of the loop started at once (its
+    default); those in flight end as they would, then the loop fails."""
+    view = await run(engine, "loop-failed.yaml")
+    assert view.state == "FAILED"
+    assert state_of(view, "loop") == "FAILED"
+    assert set(_loop(view)["terminatedIterations"]) == {"FAILED"}
+
+
+async def test_without_transmit_failed_every_iteration_runs_and_the_loop_succeeds(
+    engine: Engine,
+) -> None:
+    """LoopCaseTest#loopTransmitFailedFalse (loop-failed-no-transmit.yaml)."""
+    view = await run(engine, "loop-failed-no-transmit.yaml")
     assert view.state == "COMPLETED", view.error
-    assert view.outputs == {"out": "done"}
-    logged = [r for r in view.task_runs if r.task_id == "inner"]
-    assert sorted(r.value for r in logged) == ["a", "b"]
+    assert state_of(view, "loop") == "SUCCESS"
+    assert _loop(view)["iterationCount"] == 3
+    assert _loop(view)["terminatedIterations"] == {"FAILED": 3}
+
+
+async def test_a_loop_over_a_mapping_gives_each_iteration_its_key(engine: Engine) -> None:
+    """LoopCaseTest#loopMap (loop-map.yaml): item.key and item.value."""
+    view = await run(engine, "loop-map.yaml")
+    assert view.state == "COMPLETED", view.error
+    assert _loop(view)["terminatedIterations"] == {"SUCCESS": 3}
+    assert _values_of(view, "item") == [f"key{n} - value {n}" for n in (1, 2, 3)]
+
+
+async def test_two_loops_and_nested_loops(engine: Engine) -> None:
+    """LoopCaseTest#loopMultiple (two loops of 3) and #loopNested (3x3x3: item, item.parent,
+    item.parents)."""
+    view = await run(engine, "loop-multiple.yaml")
+    assert view.state == "COMPLETED", view.error
+    loops = [r for r in view.task_runs if r.type == "loop"]
+    assert len(loops) == 2
+    assert all((r.outputs or {})["terminatedIterations"] == {"SUCCESS": 3} for r in loops)
+    nested = await run(engine, "loop-nested.yaml")
+    assert nested.state == "COMPLETED", nested.error
+    assert _loop(nested, "loop1")["terminatedIterations"] == {"SUCCESS": 3}
+    assert len([r for r in nested.task_runs if r.task_id == "item"]) == 27
+    parents = _values_of(nested, "parents")
+    assert parents[0] == "0 - 1 - 0 - 1" and parents[-1] == "2 - 3 - 2 - 3"
+    assert set(_values_of(nested, "parent")) == {f"{n} - {n + 1}" for n in range(3)}
+
+
+async def test_an_iteration_reads_the_execution_around_the_loop(engine: Engine) -> None:
+    """LoopCaseTest#loopExpressionContext (loop-expression-context.yaml)."""
+    view = await run(engine, "loop-expression-context.yaml")
+    assert view.state == "COMPLETED", view.error
+    assert _values_of(view, "canAccessBefore") == ["I'm before the loop"] * 3
+    assert _values_of(view, "contextIsFromParent") == [view.id] * 3
+
+
+async def test_a_loops_declared_outputs_are_one_per_iteration(engine: Engine) -> None:
+    """LoopCaseTest#loopOutputs (loop-outputs.yaml): the task after the loop reads
+    ``outputs.loop.outputs``, one ``{item, outputs}`` per iteration."""
+    view = await run(engine, "loop-outputs.yaml")
+    assert view.state == "COMPLETED", view.error
+    declared = _loop(view)["outputs"]
+    assert [entry["outputs"] for entry in declared] == [{"value": "some output"}] * 3
+    assert [entry["item"]["value"] for entry in declared] == ["value 1", "value 2", "value 3"]
+    assert json.loads(run_of(view, "end").outputs["value"])[0]["outputs"] == {
+        "value": "some output"
+    }
+
+
+async def test_an_iteration_whose_outputs_cannot_render_fails_the_loop(engine: Engine) -> None:
+    """LoopCaseTest#loopOutputsFailedRender (loop-outputs-failed-render.yaml): FAILED, the
+    iteration's own tasks SUCCESS."""
+    view = await run(engine, "loop-outputs-failed-render.yaml")
+    assert view.state == "FAILED"
+    assert state_of(view, "loop") == "FAILED"
+    inner = [r for r in view.task_runs if r.type not in ("loop", "iteration")]
+    assert inner and all(r.state == "SUCCESS" for r in inner)
 
 
 async def test_nested_loops_read_their_item_and_the_items_above(engine: Engine) -> None:

@@ -7,6 +7,8 @@ from tests.integration.test_kestra_outcomes import (
     test_a_dags_errors_and_finally_run_when_a_task_fails,
     test_a_failed_subflow_fails_its_parent,
     test_a_labels_task_without_earlier_labels,
+    test_a_loop_runs_every_iteration_and_counts_them,
+    test_a_loops_declared_outputs_are_one_per_iteration,
     test_a_subflow_waits_for_its_child_and_succeeds_with_it,
     test_after_execution_runs_flowable_tasks,
     test_after_execution_tasks_run_after_errors_and_see_the_failure,
@@ -26,6 +28,7 @@ from tests.integration.test_kestra_outcomes import (
     test_for_each_item_without_waiting,
     test_labels_from_numbers_and_booleans,
     test_labels_tasks_set_the_execution_labels,
+    test_without_transmit_failed_every_iteration_runs_and_the_loop_succeeds,
 )
 
 __all__ = [
@@ -33,6 +36,8 @@ __all__ = [
     "test_a_dags_errors_and_finally_run_when_a_task_fails",
     "test_a_failed_subflow_fails_its_parent",
     "test_a_labels_task_without_earlier_labels",
+    "test_a_loop_runs_every_iteration_and_counts_them",
+    "test_a_loops_declared_outputs_are_one_per_iteration",
     "test_a_subflow_waits_for_its_child_and_succeeds_with_it",
     "test_after_execution_runs_flowable_tasks",
     "test_after_execution_tasks_run_after_errors_and_see_the_failure",
@@ -52,4 +57,5 @@ __all__ = [
     "test_for_each_item_without_waiting",
     "test_labels_from_numbers_and_booleans",
     "test_labels_tasks_set_the_execution_labels",
+    "test_without_transmit_failed_every_iteration_runs_and_the_loop_succeeds",
 ]

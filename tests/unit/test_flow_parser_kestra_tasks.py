@@ -56,9 +56,9 @@ tasks:
 """
     ) == [
         "flow.yaml:8 tasks[0].wait: expected a boolean, got 'sometimes'",
-        "flow.yaml:9 tasks[1].items: required property is missing",
         "flow.yaml:9 tasks[1].namespace: required property is missing",
         "flow.yaml:9 tasks[1].flowId: required property is missing",
+        "flow.yaml:9 tasks[1].items: required property is missing",
         "flow.yaml:12 tasks[2].type: io.kestra.plugin.core.flow.Approval is not supported yet "
         "(it comes with approvals)",
         "flow.yaml:14 tasks[3].type: unknown task type 'io.kestra.plugin.jdbc.postgresql.Query'; "

@@ -102,14 +102,6 @@ REFUSED: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            "loop-outputs-failed-render.yaml",
-            "loop-outputs.yaml",
-            "working-directory-loop.yaml",
-        ),
-        "outputs: unknown property 'outputs'",
-    ),
-    **dict.fromkeys(
-        (
             "retry-flowable-behavior-allow-failure.yaml",
             "retry-flowable-behavior-nested-leaf.yaml",
             "retry-flowable-behavior.yaml",
@@ -166,6 +158,13 @@ REFUSED: dict[str, str] = {
             "working-directory-namespace-files.yaml",
         ),
         "tasks[0].namespaceFiles: unknown property 'namespaceFiles'",
+    ),
+    **dict.fromkeys(
+        (
+            "working-directory-each.yaml",
+            "working-directory-loop.yaml",
+        ),
+        "tasks[0].tasks[0].tasks[1].tasks[0].type: unknown task type 'io.kestra.p",
     ),
     **dict.fromkeys(
         (
@@ -244,7 +243,7 @@ REFUSED: dict[str, str] = {
     "sleep-task-flow.yaml": "duration: required property is missing",
     "pause-errors-finally-after-execution.yaml": "errors: unknown property 'errors'",
     "retry-flowable-parallel.yaml": "failFast: unknown property 'failFast'",
-    "loop-outputs-store.yaml": "fetchType: unknown property 'fetchType'",
+    "loop-outputs-store.yaml": "fetchType: 'STORE' is not allowed",
     "allow-failure.yaml": "id: expected a string, got 1",
     "indexed-fields.yaml": "indexedFields: unknown property 'indexedFields'",
     "webhook-inputs.yaml": "inputs: unknown property 'inputs'",
@@ -261,9 +260,6 @@ REFUSED: dict[str, str] = {
         "retry.behavior: Input should be 'RETRY_FAILED_TASK', got 'RETRY_FAILED'"
     ),
     "webhook-signature.yaml": "signature: unknown property 'signature'",
-    "working-directory-each.yaml": (
-        "tasks[0].tasks[0].tasks[1].tasks[0].type: unknown task type 'io.kestra.p"
-    ),
     "worker-each.yaml": "tasks[0].tasks[0].tasks[1].type: unknown task type 'io.kestra.core.tasks",
     "approval-parallel-loop-pause.yaml": (
         "tasks[0].tasks[0].type: io.kestra.plugin.core.flow.Approval is not suppo"
@@ -277,7 +273,6 @@ REFUSED: dict[str, str] = {
     "each-object.yaml": "tasks[0].value: invalid template '{{isJson taskrun.value}}': expected to",
     "template.yaml": "template: unknown property 'template'",
     "state.yaml": "then[0].type: unknown task type 'io.kestra.core.tasks.states.Delete'",
-    "loop-failed-no-transmit.yaml": "transmitFailed: unknown property 'transmitFailed'",
     "inputs.yaml": "type: unknown input type 'OBJECT'",
     "additional-plugin.yaml": (
         "type: unknown task type 'io.kestra.core.plugins.AdditionalPluginTest$Add"
@@ -310,14 +305,13 @@ REFUSED: dict[str, str] = {
     "unset-variables.yaml": (
         "values.message: invalid template \"{{ vars.message ??? 'default' }}\": '?'"
     ),
-    "loop-map.yaml": "values: expected a string or a list, got {'key1': 'value 1', 'key2': 'va",
     "webhook-with-condition.yaml": "when: unknown property 'when'",
 }
 
 FLOWS = sorted(path.name for path in VALIDS.glob("*.y*ml"))
 # What share of the copied flows load today; it may only go up. (Issue 16 asks for 0.9 of
 # the whole folder: without Approval, 34 of these flows, that cannot be reached.)
-LOADING_FLOOR = 0.64
+LOADING_FLOOR = 0.65
 
 
 def first_problem(name: str) -> str | None:

@@ -58,12 +58,15 @@ from pausepoint.flow.model import (
     AgentTask,
     DagTask,
     FlowableBase,
+    FlowOutput,
     ForEachTask,
     IfTask,
     ItemBatchesTask,
+    LoopTask,
     OutputValuesTask,
     ParallelTask,
     PauseTask,
+    ReturnTask,
     SwitchTask,
     TaskBase,
     WaitForTask,
@@ -74,6 +77,28 @@ from pausepoint.states import KESTRA_STATES
 
 # ForEachItem's stages whose leaf the engine tells more than their properties.
 ITEMS_STAGES = frozenset({"items_split", "items_batch", "items_merge"})
+
+
+def render_typed_outputs(
+    outputs: list[FlowOutput], variables: dict[str, Any], task_id: str | None
+) -> dict[str, Any]:
+    """Kestra's typed outputs (a flow's, or a Loop iteration's of task ``task_id``),
+    rendered, then checked as inputs of their types are."""
+    values: dict[str, Any] = {}
+    for output in outputs:
+        where = (
+            f"flow output '{output.id}'"
+            if task_id is None
+            else (f"task '{task_id}' output '{output.id}'")
+        )
+        try:
+            values[output.id] = render(output.value, variables, where=where)
+        except TemplateError:
+            if output.required:
+                raise
+            values[output.id] = None  # an optional output that cannot render is absent
+    specs = [output.as_input() for output in outputs]
+    return coerce_inputs(specs, values, loc_prefix=("outputs",))
 
 
 def truthy(value: Any) -> bool:
@@ -369,19 +394,7 @@ class Scheduler:
         if isinstance(outputs, dict):
             rendered: dict[str, Any] = render(outputs, self.variables(None), where="flow outputs")
             return rendered
-        variables = self.variables(None)
-        values: dict[str, Any] = {}
-        for output in outputs:
-            try:
-                values[output.id] = render(
-                    output.value, variables, where=f"flow output '{output.id}'"
-                )
-            except TemplateError:
-                if output.required:
-                    raise
-                values[output.id] = None  # an optional output that cannot render is absent
-        specs = [output.as_input() for output in outputs]
-        return coerce_inputs(specs, values, loc_prefix=("outputs",))
+        return render_typed_outputs(outputs, self.variables(None), None)
 
     def settle(self) -> None:
         """Land a pending pause once nothing is in flight; note when only Pause tasks wait."""
@@ -450,7 +463,11 @@ class Scheduler:
                 if child["state"] in TERMINAL_TASK_STATES:
                     block["active"].remove(child_id)
                     progressed = True
-                    if child["state"] == T.FAILED and block["failed"] is None:
+                    if (
+                        child["state"] == T.FAILED
+                        and block["failed"] is None
+                        and not block.get("tolerant")
+                    ):
                         block["failed"] = child_id
             if block["failed"] is None and self.can_start():
                 limit = block["concurrency"] if block["parallel"] else 1
@@ -510,6 +527,8 @@ class Scheduler:
             )
             iteration["value"] = block["values"][position]
             iteration["index"] = position
+            if "keys" in block:
+                iteration["key"] = block["keys"][position]
             return iteration
         path = f"{block['list']}[{position}]"
         task = self.index.task(path)
@@ -606,7 +625,7 @@ class Scheduler:
                     self.index.leaf_spec(path),
                     variables,
                     where=f"task '{task.id}'",
-                    as_string=isinstance(task, OutputValuesTask) and task.as_text,
+                    as_string=isinstance(task, OutputValuesTask | ReturnTask) and task.as_text,
                 )
             )
             if run["type"] == "shell":
@@ -685,7 +704,7 @@ class Scheduler:
             list_path = f"{path}.cases.{key}" if key in task.cases else f"{path}.defaults"
             run["branch"] = key if key in task.cases else "defaults"
             block = new_block(list_path, len(self.index.task_list(list_path)))
-        elif isinstance(task, ForEachTask):
+        elif isinstance(task, ForEachTask | LoopTask):
             values = render(task.values, self.variables(run), where=f"task '{task.id}'")
             if isinstance(values, str):
                 try:
@@ -694,12 +713,19 @@ class Scheduler:
                     raise TemplateError(
                         f"task '{task.id}': values must be a list or a JSON array, got {values!r}"
                     ) from None
+            keys = None
+            if isinstance(task, LoopTask) and isinstance(values, dict):
+                keys, values = [str(key) for key in values], list(values.values())
             if not isinstance(values, list):
                 raise TemplateError(f"task '{task.id}': values must be a list, got {values!r}")
             block = new_block(
                 None, len(values), parallel=task.concurrency != 1, concurrency=task.concurrency
             )
             block["values"] = values
+            if keys is not None:
+                block["keys"] = keys
+            if isinstance(task, LoopTask) and not task.transmit_failed:
+                block["tolerant"] = True  # a failed iteration does not fail the loop
         elif isinstance(task, ItemBatchesTask):
             batches = self.split_batches(run)
             block = new_block(None, len(batches), parallel=True, concurrency=task.concurrency)
@@ -812,6 +838,12 @@ class Scheduler:
             counted = self.batch_counts(run)
             if counted:
                 run["outputs"] = counted
+        elif run["type"] == "loop" and stage == "tasks":
+            run["outputs"] = self.loop_outputs(run)
+        elif (
+            run["type"] == "iteration" and outcome == "success" and not self.iteration_outputs(run)
+        ):
+            return  # its outputs could not be rendered: it failed
         if outcome == "failed" and "failure" not in run:
             failed = self.runs[block["failed"]] if block and block["failed"] else None
             run["failure"] = f"task '{failed['task_id']}' failed" if failed else "failed"
@@ -1048,12 +1080,95 @@ class Scheduler:
         current: TaskRun | None = run
         while current is not None:
             if current["type"] == "iteration":
-                items.append({"value": current.get("value"), "index": current.get("index")})
+                item = {"value": current.get("value"), "index": current.get("index")}
+                if "key" in current:
+                    item["key"] = current["key"]
+                items.append(item)
             parent = current["parent"]
             current = self.runs[parent] if parent is not None else None
         if not items:
             return None
         return {**items[0], "parent": items[1] if len(items) > 1 else None, "parents": items[1:]}
+
+    # -- Loop ---------------------------------------------------------------------
+
+    def outputs_seen_by(self, run: TaskRun) -> dict[str, Any]:
+        """The outputs ``run``'s templates read: inside a Loop iteration, the iteration's
+        own tasks' outputs stand under their ids (as in Kestra, where each iteration is
+        an execution of its own)."""
+        scopes: list[str] = []  # the Loop iterations holding run, innermost first
+        current: TaskRun | None = run
+        while current is not None:
+            parent = current["parent"]
+            owner = self.runs[parent] if parent is not None else None
+            if current["type"] == "iteration" and owner is not None and owner["type"] == "loop":
+                scopes.append(current["id"])
+            current = owner
+        if not scopes:
+            return self.state["outputs"]
+        seen = dict(self.state["outputs"])
+        for scope in reversed(scopes):
+            for other in self.runs.values():
+                if (
+                    other.get("outputs") is not None
+                    and other["type"] != "iteration"
+                    and self.holds(scope, other)
+                ):
+                    seen[other["task_id"]] = other["outputs"]
+        return seen
+
+    def holds(self, ancestor_id: str, run: TaskRun) -> bool:
+        parent = run["parent"]
+        while parent is not None:
+            if parent == ancestor_id:
+                return True
+            parent = self.runs[parent]["parent"]
+        return False
+
+    def iteration_outputs(self, iteration: TaskRun) -> bool:
+        """Render a Loop iteration's declared ``outputs`` onto it; False when they cannot
+        be rendered (the iteration has then failed)."""
+        owner = self.owner_of(iteration)
+        if owner["type"] != "loop":
+            return True
+        task = self.index.task(owner["path"])
+        assert isinstance(task, LoopTask)
+        if not task.outputs:
+            return True
+        item = {"value": iteration.get("value"), "index": iteration.get("index")}
+        if "key" in iteration:
+            item["key"] = iteration["key"]
+        try:
+            values = render_typed_outputs(task.outputs, self.variables(iteration), task.id)
+        except (TemplateError, InputValidationError) as error:
+            self.finish_run(iteration, T.FAILED, error=str(error))
+            return False
+        iteration["outputs"] = {"item": item, "outputs": values}
+        return True
+
+    def loop_outputs(self, loop: TaskRun) -> dict[str, Any]:
+        """Kestra Loop's outputs: iterations started, running, ended per state, and each
+        iteration's declared outputs in order."""
+        iterations = sorted(
+            (r for r in self.runs.values() if r["parent"] == loop["id"]),
+            key=lambda r: r.get("index", 0),
+        )
+        ended: dict[str, int] = {}
+        for iteration in iterations:
+            if iteration["state"] in TERMINAL_TASK_STATES:
+                name = "KILLED" if iteration["state"] == T.CANCELLED else str(iteration["state"])
+                ended[name] = ended.get(name, 0) + 1
+        outputs: dict[str, Any] = {
+            "iterationCount": len(iterations),
+            "runningIterations": sum(
+                1 for r in iterations if r["state"] not in TERMINAL_TASK_STATES
+            ),
+            "terminatedIterations": ended,
+        }
+        task = self.index.task(loop["path"])
+        if isinstance(task, LoopTask) and task.outputs:
+            outputs["outputs"] = [r["outputs"] for r in iterations if "outputs" in r]
+        return outputs
 
     def error_variable(self) -> dict[str, Any]:
         """Kestra's ``error`` in ``errors`` tasks: the first task run that failed."""
@@ -1074,7 +1189,7 @@ class Scheduler:
         flow = self.index.flow
         variables: dict[str, Any] = {
             "inputs": state["inputs"],
-            "outputs": state["outputs"],
+            "outputs": state["outputs"] if run is None else self.outputs_seen_by(run),
             "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},
             "execution": {
                 "id": state["execution_id"],

@@ -111,6 +111,8 @@ Block = TypedDict(  # noqa: UP013  # functional form: a key is named "list"
         "active": list[str],  # task run ids of the children not yet finished
         "failed": str | None,  # the first child that failed
         "values": NotRequired[list[Any]],  # a foreach's values, one iteration each
+        "keys": NotRequired[list[str]],  # a Loop over a mapping: each iteration's key
+        "tolerant": NotRequired[bool],  # a Loop without transmitFailed: failures do not count
         # A Dag's: the positions each child waits for, and the run started per position.
         "depends": NotRequired[list[list[int]]],
         "started": NotRequired[dict[str, str]],
@@ -232,6 +234,7 @@ class TaskRun(TypedDict):
     type: str
     value: NotRequired[Any]  # the foreach value it runs for (iterations and their tasks)
     index: NotRequired[int]  # an iteration's position
+    key: NotRequired[str]  # a Loop iteration's key, when its values are a mapping
     block: NotRequired[Block]  # containers: their children
     branch: NotRequired[str]  # if, switch: the branch taken
     outputs: NotRequired[dict[str, Any]]
@@ -450,6 +453,7 @@ CONTAINERS = frozenset(
         "if",
         "switch",
         "foreach",
+        "loop",
         "agent",
         "allow_failure",
         "working_directory",

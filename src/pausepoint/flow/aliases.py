@@ -9,8 +9,7 @@ Notable mappings (the engine sees only the pausepoint form):
 - ``core.debug.Echo`` is a ``log`` whose ``format`` becomes ``message``.
 - ``core.flow.ForEach`` is a ``foreach``; ``concurrencyLimit`` becomes
   ``concurrency`` (default 1; 0 = every iteration at once).
-- ``core.flow.Loop`` is a ``foreach`` whose ``concurrencyLimit`` defaults to 0
-  (every iteration at once); its tasks read ``item.value`` and ``item.index``.
+- ``core.flow.Loop`` is a ``loop``: iterations on their own, ``item.*``.
 - ``core.flow.EachSequential`` / ``EachParallel`` are ``foreach`` with
   ``value`` renamed ``values`` and ``concurrency`` 1 / 0 (0 = all at once;
   EachParallel's ``concurrent`` becomes ``concurrency``).
@@ -55,6 +54,7 @@ TASK_BLOCKS: Mapping[str, Mapping[str, BlockKind]] = {
     "sequential": {"tasks": "list", **_HANDLERS},
     "parallel": {"tasks": "list", **_HANDLERS},
     "foreach": {"tasks": "list", **_HANDLERS},
+    "loop": {"tasks": "list", **_HANDLERS},
     "if": {"then": "list", "else": "list", **_HANDLERS},
     "switch": {"cases": "cases", "defaults": "list", **_HANDLERS},
     "allow_failure": {"tasks": "list", **_HANDLERS},
@@ -70,7 +70,8 @@ RETRY_RENAMES: Mapping[str, str] = {"maxAttempt": "maxAttempts"}
 _PAUSE = TaskAlias("pause")
 _LOG = TaskAlias("log")
 _ECHO = TaskAlias("log", renames={"format": "message"})
-_RETURN = TaskAlias("return")
+# Kestra's Return renders its format to text: '{{ 1 + 1 }}' is "2", a list its JSON.
+_RETURN = TaskAlias("return", defaults={"asText": True})
 _OUTPUTS = TaskAlias("outputs")
 # Kestra's OutputValues renders its values to text: '{{ 1 + 1 }}' is "2", not 2.
 _KESTRA_OUTPUTS = TaskAlias("outputs", defaults={"asText": True})
@@ -81,10 +82,7 @@ _SWITCH = TaskAlias("switch")
 _FOREACH = TaskAlias(
     "foreach", renames={"concurrencyLimit": "concurrency"}, defaults={"concurrency": 1}
 )
-# Kestra's newer Loop: its iterations read item.value and item.index (every foreach has them).
-_LOOP = TaskAlias(
-    "foreach", renames={"concurrencyLimit": "concurrency"}, defaults={"concurrency": 0}
-)
+_LOOP = TaskAlias("loop")
 _EACH_SEQUENTIAL = TaskAlias("foreach", renames={"value": "values"}, defaults={"concurrency": 1})
 _EACH_PARALLEL = TaskAlias(
     "foreach", renames={"value": "values", "concurrent": "concurrency"}, defaults={"concurrency": 0}

@@ -169,6 +169,11 @@ class LogTask(TaskBase):
 class ReturnTask(TaskBase):
     type: Literal["return"]
     format: Text | None = None
+    as_text: bool = Field(
+        default=False,
+        alias="asText",
+        description="The value is text, as Kestra's Return's is (its type sets it).",
+    )
 
 
 class OutputValuesTask(TaskBase):
@@ -361,6 +366,40 @@ class ForEachTask(FlowableBase):
     tasks: list[Task] = Field(min_length=1)
     concurrency: int = Field(
         default=1, ge=0, description="Iterations run at once; 0 runs every iteration at once."
+    )
+
+    @property
+    def is_leaf(self) -> bool:
+        return False
+
+    def blocks(self) -> dict[str, list[Task]]:
+        return {"tasks": self.tasks, **self.handlers()}
+
+
+class LoopTask(FlowableBase):
+    """Kestra's Loop: ``tasks`` once per value, each iteration on its own.
+
+    ``values`` is a list, a JSON array or a mapping (each entry an iteration,
+    ``item.key`` its key). The tasks of an iteration read ``item.value``,
+    ``item.index`` (``item.parent``/``parents`` for loops above) and each other's
+    outputs as ``outputs.<id>``. ``concurrencyLimit`` iterations run at once
+    (0: all). With ``transmitFailed`` (the default) a failed iteration fails the
+    loop and no other starts; without it every iteration runs and the loop
+    succeeds. Outputs: ``iterationCount``, ``runningIterations``,
+    ``terminatedIterations`` (iterations per end state) and, with ``outputs``
+    declared, ``outputs``: one ``{item, outputs}`` per iteration, in order.
+    """
+
+    type: Literal["loop"]
+    values: str | list[Any] | dict[str, Any]
+    tasks: list[Task] = Field(min_length=1)
+    concurrency: int = Field(default=0, ge=0, alias="concurrencyLimit")
+    transmit_failed: bool = Field(default=True, alias="transmitFailed")
+    outputs: list[FlowOutput] = Field(default_factory=list)
+    fetch_type: Literal["AUTO", "FETCH"] = Field(
+        default="AUTO",
+        alias="fetchType",
+        description="Kestra's STORE (outputs kept as files) is not supported.",
     )
 
     @property
@@ -837,6 +876,7 @@ Task = Annotated[
     | IfTask
     | SwitchTask
     | ForEachTask
+    | LoopTask
     | AgentTask
     | FailTask
     | AssertTask
@@ -990,6 +1030,7 @@ for _model in (
     IfTask,
     SwitchTask,
     ForEachTask,
+    LoopTask,
     AgentTool,
     AgentTask,
     AllowFailureTask,
