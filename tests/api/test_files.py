@@ -16,6 +16,7 @@ import pytest
 
 from pausepoint.testing import assert_eventually
 from tests.api.conftest import RunningServer
+from tests.api.kestra_errors import assert_kestra_error
 
 VALIDS = Path(__file__).parents[1] / "kestra" / "valids"
 NAMESPACE = "io.kestra.tests"
@@ -117,16 +118,6 @@ def assert_native_error(reply: httpx.Response, status: int, *loc: str) -> dict[s
     body: dict[str, Any] = reply.json()
     if loc:
         assert [tuple(e["loc"]) for e in body["detail"]] == [loc], body
-    return body
-
-
-def assert_kestra_error(reply: httpx.Response, status: int, *paths: str) -> dict[str, Any]:
-    """Kestra's (Micronaut's) error: message, _links, and each invalid field's path."""
-    assert reply.status_code == status, reply.text
-    body: dict[str, Any] = reply.json()
-    assert isinstance(body["message"], str) and "_links" in body, body
-    if paths:
-        assert [e["path"] for e in body["_embedded"]["errors"]] == list(paths), body
     return body
 
 

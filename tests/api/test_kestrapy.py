@@ -20,6 +20,7 @@ import pytest
 
 from pausepoint.testing import assert_eventually
 from tests.api.conftest import RunningServer
+from tests.api.kestra_errors import assert_kestra_error
 from tests.api.matrix_support import gated_server, gates, wait_started
 
 with warnings.catch_warnings():
@@ -362,15 +363,6 @@ async def test_basic_auth_with_the_key_and_the_main_tenant_and_tenancy(
 async def executions_of(http: httpx.AsyncClient) -> list[str]:
     reply = await http.get("/api/v1/executions", params={"namespace": NAMESPACE})
     return [item["id"] for item in reply.json()["items"]]
-
-
-def assert_kestra_error(reply: httpx.Response, status: int, *paths: str) -> dict[str, Any]:
-    assert reply.status_code == status, reply.text
-    body: dict[str, Any] = reply.json()
-    assert isinstance(body["message"], str) and "_links" in body, body
-    if paths:
-        assert [e["path"] for e in body["_embedded"]["errors"]] == list(paths), body
-    return body
 
 
 async def test_bad_input_gets_kestras_error_shape_naming_the_field_and_changes_nothing(

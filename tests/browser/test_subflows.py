@@ -29,16 +29,21 @@ tasks:
 """
 
 
-def test_a_parent_lists_its_subflow_and_the_child_links_back(
-    server: Server, signed_in: Callable[..., Page]
-) -> None:
+def put_flows(server: Server, **sources: str) -> None:
+    """Store each flow (by id) in the namespace ui.tests."""
     with server.api() as client:
-        for flow_id, source in (("tree_child", CHILD), ("tree_parent", PARENT)):
+        for flow_id, source in sources.items():
             client.put(
                 f"/flows/ui.tests/{flow_id}",
                 content=source,
                 headers={"Content-Type": "application/x-yaml"},
             ).raise_for_status()
+
+
+def test_a_parent_lists_its_subflow_and_the_child_links_back(
+    server: Server, signed_in: Callable[..., Page]
+) -> None:
+    put_flows(server, tree_child=CHILD, tree_parent=PARENT)
     parent_id = server.start("ui.tests", "tree_parent")
 
     def child_paused() -> bool:
@@ -90,16 +95,7 @@ def test_the_roots_page_follows_its_subflows_live(
 ) -> None:
     """The root's own events say nothing of its child: when the child moves on to its
     next Pause task (resumed elsewhere), the root's open page shows it without a reload."""
-    with server.api() as client:
-        for flow_id, source in (
-            ("tree_child_two", TWO_GATES_CHILD),
-            ("tree_parent_two", TWO_GATES_PARENT),
-        ):
-            client.put(
-                f"/flows/ui.tests/{flow_id}",
-                content=source,
-                headers={"Content-Type": "application/x-yaml"},
-            ).raise_for_status()
+    put_flows(server, tree_child_two=TWO_GATES_CHILD, tree_parent_two=TWO_GATES_PARENT)
     parent_id = server.start("ui.tests", "tree_parent_two")
     page = signed_in("operator")
     page.goto(f"{server.base_url}/#/executions/{parent_id}")
