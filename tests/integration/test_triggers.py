@@ -326,3 +326,32 @@ async def test_a_webhook_starts_only_with_its_key(engine: Engine) -> None:
     with pytest.raises(NotFound):
         await engine.fire_webhook(NAMESPACE, "hooked", "s3cret-key", body={})
     assert len(await engine.list_executions(flow_id="hooked")) == 1
+
+
+VALIDS = Path(__file__).resolve().parents[1] / "kestra" / "valids"
+
+
+async def test_kestras_newer_flow_trigger_states_and_depends_on(
+    engine: Engine, clock: Clock
+) -> None:
+    """Kestra's flow-trigger-multiple-conditions flows: a Flow trigger's ``states`` and a
+    ``dependsOn`` of one flow. The upstream's SUCCESS fires ``on_completion`` once and
+    ``on_failure`` never."""
+    for name in (
+        "flow-trigger-multiple-conditions-flow-a.yaml",
+        "flow-trigger-multiple-conditions-flow-listen.yaml",
+    ):
+        await engine.put_flow_file(VALIDS / name)
+    await engine.fire_triggers()  # the first pass marks where history ends
+    clock.set("2026-01-01T00:00:31")
+    namespace = "io.kestra.tests.trigger.multiple.conditions"
+    upstream = await engine.start_execution(namespace, "flow-trigger-multiple-conditions-flow-a")
+    assert (await engine.wait(upstream.id)).state == "COMPLETED"
+    assert await engine.fire_triggers() == 1
+    assert await engine.fire_triggers() == 0
+    (started,) = await engine.list_executions(
+        flow_id="flow-trigger-multiple-conditions-flow-listen"
+    )
+    view = await engine.execution(started.id)
+    assert (view.trigger or {})["executionId"] == upstream.id
+    assert (view.trigger or {})["state"] == "SUCCESS"

@@ -75,30 +75,27 @@ REFUSED: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            "flow-trigger-mixed-conditions-flow-listen.yaml",
-            "flow-trigger-multiple-conditions-flow-listen.yaml",
-            "flow-trigger-when-condition-flow-listen.yaml",
-            "trigger-flow-listener-with-concurrency-limit.yaml",
-            "trigger-flow-listener-with-pause.yaml",
-        ),
-        "states: unknown property 'states'",
-    ),
-    **dict.fromkeys(
-        (
-            "flow-trigger-depends-on-flow-listen.yaml",
-            "flow-trigger-fire-once-true-flow-listen.yaml",
-            "flow-trigger-multiple-depends-on-flow-listen.yaml",
-            "flow-trigger-stable-condition-id-flow-listen.yaml",
-        ),
-        "dependsOn: unknown property 'dependsOn'",
-    ),
-    **dict.fromkeys(
-        (
             "finally-eachparallel.yaml",
             "finally-foreach.yaml",
             "foreach-error.yaml",
         ),
         "childFailurePolicy: unknown property 'childFailurePolicy'",
+    ),
+    **dict.fromkeys(
+        (
+            "flow-trigger-depends-on-flow-listen.yaml",
+            "flow-trigger-fire-once-true-flow-listen.yaml",
+            "flow-trigger-stable-condition-id-flow-listen.yaml",
+        ),
+        "dependsOn: a dependsOn of several flows (fire once all have ended) is no",
+    ),
+    **dict.fromkeys(
+        (
+            "flow-trigger-paused-listen.yaml",
+            "flow-trigger-preconditions-flow-listen.yaml",
+            "trigger-flow-listener-with-concurrency-limit.yaml",
+        ),
+        "preconditions: unknown property 'preconditions'",
     ),
     **dict.fromkeys(
         (
@@ -130,13 +127,6 @@ REFUSED: dict[str, str] = {
             "listeners.yaml",
         ),
         "listeners: Kestra's listeners (deprecated in Kestra: use errors and fina",
-    ),
-    **dict.fromkeys(
-        (
-            "flow-trigger-paused-listen.yaml",
-            "flow-trigger-preconditions-flow-listen.yaml",
-        ),
-        "preconditions: unknown property 'preconditions'",
     ),
     **dict.fromkeys(
         (
@@ -305,13 +295,16 @@ REFUSED: dict[str, str] = {
     "unset-variables.yaml": (
         "values.message: invalid template \"{{ vars.message ??? 'default' }}\": '?'"
     ),
+    "flow-trigger-when-condition-flow-listen.yaml": (
+        "when: invalid template '{{ labels.source ??? labels.source == \"when-test"
+    ),
     "webhook-with-condition.yaml": "when: unknown property 'when'",
 }
 
 FLOWS = sorted(path.name for path in VALIDS.glob("*.y*ml"))
 # What share of the copied flows load today; it may only go up. (Issue 16 asks for 0.9 of
 # the whole folder: without Approval, 34 of these flows, that cannot be reached.)
-LOADING_FLOOR = 0.65
+LOADING_FLOOR = 0.66
 
 
 def first_problem(name: str) -> str | None:

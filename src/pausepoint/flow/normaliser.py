@@ -236,8 +236,54 @@ class Normaliser:
             item = {**item, "type": short}
             if isinstance(item.get("conditions"), list):
                 item["conditions"] = self.conditions(item["conditions"], (*where, "conditions"))
+            if short == "flow":
+                item = self.flow_dependency(item, where)
             out.append(item)
         return out
+
+    def flow_dependency(self, item: dict[str, Any], where: Path_) -> dict[str, Any]:
+        """Kestra's newer Flow trigger: ``states`` (of the ended execution) and a
+        ``dependsOn`` of one flow (with its own ``states``) become its conditions."""
+        if "states" not in item and "dependsOn" not in item:
+            return item
+        item = dict(item)
+        conditions = list(item.get("conditions") or [])
+        states = item.pop("states", None)
+        if states is not None:
+            conditions.append({"type": "execution_status", "in": states})
+        depends = item.pop("dependsOn", None)
+        if depends is not None:
+            if not isinstance(depends, list) or len(depends) != 1:
+                msg = (
+                    "a dependsOn of several flows (fire once all have ended) is not supported "
+                    "yet: one flow, or conditions"
+                )
+                self.problems.append(Problem((*where, "dependsOn"), msg, type="not_supported"))
+            elif not isinstance(depends[0], dict) or set(depends[0]) - {
+                "namespace",
+                "flowId",
+                "states",
+            }:
+                extra = (
+                    sorted(set(depends[0]) - {"namespace", "flowId", "states"})
+                    if isinstance(depends[0], dict)
+                    else depends[0]
+                )
+                msg = f"expected {{namespace, flowId, states}}, got {show(extra)}"
+                self.problems.append(Problem((*where, "dependsOn", 0), msg))
+            else:
+                flow = depends[0]
+                conditions.append(
+                    {
+                        "type": "execution_flow",
+                        "namespace": flow.get("namespace"),
+                        "flowId": flow.get("flowId"),
+                    }
+                )
+                if flow.get("states") is not None:
+                    conditions.append({"type": "execution_status", "in": flow["states"]})
+        item["conditions"] = conditions
+        return item
 
     def conditions(self, items: list[Any], path: Path_) -> list[Any]:
         out: list[Any] = []
