@@ -20,7 +20,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from pausepoint.errors import PausepointError
+from pausepoint.errors import Conflict, PausepointError
 from pausepoint.service.auth import Principal
 from pausepoint.service.requests import ResumeRequest
 
@@ -50,14 +50,19 @@ async def release_waiting(engine: Engine) -> int:
         except PausepointError:
             continue  # the flow is gone: its queued executions can only be cancelled
         concurrency = flow.concurrency
-        async with scoped.concurrency_lock(namespace, flow_id):
-            occupancy = await engine.store.occupancy(org_id, namespace, flow_id)
-            # A flow whose limit was removed since lets every waiting execution go.
-            limit = concurrency.limit if concurrency else len(occupancy.waiting)
-            free = limit - occupancy.running
-            for execution_id in occupancy.waiting[: max(free, 0)]:
-                if await _release(scoped, org_id, execution_id):
-                    released += 1
+        try:
+            async with scoped.concurrency_lock(namespace, flow_id):
+                occupancy = await engine.store.occupancy(org_id, namespace, flow_id)
+                # A flow whose limit was removed since lets every waiting execution go.
+                limit = concurrency.limit if concurrency else len(occupancy.waiting)
+                free = limit - occupancy.running
+                for execution_id in occupancy.waiting[: max(free, 0)]:
+                    if await _release(scoped, org_id, execution_id):
+                        released += 1
+        except Conflict as busy:
+            # Another server decides for this flow now (or a killed one's lease has not
+            # run out yet): the next poll tries again.
+            log.info("%s", busy.message)
     return released
 
 
