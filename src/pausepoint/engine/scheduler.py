@@ -101,6 +101,15 @@ def render_typed_outputs(
     return coerce_inputs(specs, values, loc_prefix=("outputs",))
 
 
+def item_entry(iteration: TaskRun) -> dict[str, Any]:
+    """An iteration as Kestra's ``item`` names it: its value, index and (a Loop over a
+    mapping) key."""
+    item = {"value": iteration.get("value"), "index": iteration.get("index")}
+    if "key" in iteration:
+        item["key"] = iteration["key"]
+    return item
+
+
 def truthy(value: Any) -> bool:
     """Kestra's truth rule for conditions (``runIf``, Fail, WaitFor).
 
@@ -1080,10 +1089,7 @@ class Scheduler:
         current: TaskRun | None = run
         while current is not None:
             if current["type"] == "iteration":
-                item = {"value": current.get("value"), "index": current.get("index")}
-                if "key" in current:
-                    item["key"] = current["key"]
-                items.append(item)
+                items.append(item_entry(current))
             parent = current["parent"]
             current = self.runs[parent] if parent is not None else None
         if not items:
@@ -1135,9 +1141,7 @@ class Scheduler:
         assert isinstance(task, LoopTask)
         if not task.outputs:
             return True
-        item = {"value": iteration.get("value"), "index": iteration.get("index")}
-        if "key" in iteration:
-            item["key"] = iteration["key"]
+        item = item_entry(iteration)
         try:
             values = render_typed_outputs(task.outputs, self.variables(iteration), task.id)
         except (TemplateError, InputValidationError) as error:
