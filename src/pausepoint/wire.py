@@ -290,7 +290,14 @@ class Identity(PublicModel):
 
     org: str
     role: Literal["viewer", "operator", "admin"]
-    subject: str = Field(description='"key:<id>" for an API key, or the JWT\'s subject.')
+    subject: str = Field(
+        description='The key\'s user, "key:<id>" for an API key issued for no user, '
+        "or the JWT's subject."
+    )
+    groups: list[str] = Field(
+        default_factory=list,
+        description="The caller's groups: the key's, or the JWT's 'groups' claim.",
+    )
 
 
 class Health(PublicModel):

@@ -2,9 +2,10 @@
 
 Every route the live ``/openapi.json`` lists refuses a caller without valid
 credentials (401) and every write route refuses a viewer (403) before it
-changes anything. API keys: missing, malformed, wrong, revoked. JWT: a valid
-token acts for its organization and role; expired, not yet valid, forged,
-``alg: none``, the wrong algorithm and missing claims are 401.
+changes anything. API keys: missing, malformed, wrong, revoked; a key issued
+for a user acts as that user, in its groups. JWT: a valid token acts for its
+organization and role (and its ``groups``); expired, not yet valid, forged,
+``alg: none``, the wrong algorithm and missing or malformed claims are 401.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pausepoint.errors import InvalidInput
+from pausepoint.service.engine import Engine
 from tests.api.conftest import RunningServer, running_server
 from tests.api.matrix_support import (
     assert_sane,
@@ -243,6 +246,59 @@ async def test_a_revoked_key_is_401_and_only_its_own_org_can_revoke_it(
         assert started.status_code == 401, started.text
 
 
+async def test_a_key_issued_for_a_user_acts_as_that_user_in_its_groups(
+    server: RunningServer,
+) -> None:
+    key, record = await server.engine.as_org("acme").create_api_key(
+        "operator", "alice's laptop", user="alice@acme", groups=["ops", "security", "ops"]
+    )
+    assert (record.user, record.groups) == ("alice@acme", ("ops", "security"))
+    async with httpx.AsyncClient(
+        base_url=server.base_url, headers={"X-API-Key": key}, timeout=30
+    ) as http:
+        me = await http.get("/api/v1/me")
+        assert me.json() == {
+            "org": "acme",
+            "role": "operator",
+            "subject": "alice@acme",
+            "groups": ["ops", "security"],
+        }
+        started = await http.post(
+            "/api/v1/executions", json={"namespace": "api.tests", "flow_id": "approval"}
+        )
+        assert started.status_code == 201, started.text
+        execution_id = started.json()["id"]
+        cancelled = await http.post(
+            f"/api/v1/executions/{execution_id}/cancel", json={"reason": "by alice"}
+        )
+        assert cancelled.status_code == 202, cancelled.text
+        commands = (await http.get(f"/api/v1/executions/{execution_id}/audit")).json()
+    assert [(c["kind"], c["actor"]) for c in commands] == [("cancel", "alice@acme")]
+
+
+@pytest.mark.parametrize(
+    ("user", "groups", "field"),
+    [
+        ("alice smith", [], "user"),
+        ("", [], "user"),
+        ("a" * 101, [], "user"),
+        ("jürgen", [], "user"),  # ASCII only: no look-alike of another person's name
+        (None, ["ops", "on call"], "groups[1]"),
+        (None, [""], "groups[0]"),
+        (None, ["ops/admin"], "groups[0]"),
+        (None, "ops", "groups"),
+    ],
+)
+async def test_a_bad_user_or_group_name_is_refused_naming_the_field(
+    engine: Engine, user: str | None, groups: Any, field: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        await engine.create_api_key("operator", user=user, groups=groups)
+    assert str(refused.value).startswith(f"{field} "), str(refused.value)
+    assert refused.value.errors[0].loc[0] == field.partition("[")[0]
+    assert await engine.list_api_keys() == []
+
+
 async def test_a_key_works_as_a_bearer_token_too(server: RunningServer) -> None:
     key = server.keys["globex:viewer"]
     async with httpx.AsyncClient(base_url=server.base_url) as http:
@@ -388,6 +444,7 @@ def bad_hs256_tokens() -> dict[str, str]:
         "missing role": hs256(claims(role=None)),
         "unknown role": hs256(claims(role="root")),
         "org not a string": hs256(claims(org=["acme", "globex"])),
+        "groups not a list": hs256(claims(groups="ops")),
         "two segments": f"{header}.{payload}",
     }
 
@@ -407,6 +464,26 @@ async def test_bad_tokens_are_401(db_path: Path) -> None:
                 assert isinstance(reply.json()["detail"], str), reply.text
         listed = await http.get("/api/v1/executions", headers=server.headers("acme", "admin"))
         assert listed.json()["items"] == [], "a refused token started an execution"
+
+
+async def test_a_tokens_groups_claim_gives_the_callers_groups(db_path: Path) -> None:
+    async with (
+        running_server(db_path, jwt_key=SECRET, auth_failure_limit=0) as server,
+        httpx.AsyncClient(base_url=server.base_url, timeout=30) as http,
+    ):
+        me = await http.get("/api/v1/me", headers=bearer(hs256(claims(groups=["ops", "sec"]))))
+        assert me.json() == {
+            "org": "acme",
+            "role": "operator",
+            "subject": "alice@acme",
+            "groups": ["ops", "sec"],
+        }
+        without = await http.get("/api/v1/me", headers=bearer(hs256(claims())))
+        assert without.json()["groups"] == []
+        for groups in ("ops", ["ops", 1], {"ops": True}):
+            reply = await http.get("/api/v1/me", headers=bearer(hs256(claims(groups=groups))))
+            assert reply.status_code == 401, (groups, reply.text)
+            assert reply.json()["detail"] == "invalid token: 'groups' must be a list of names"
 
 
 async def test_jwt_is_refused_when_the_server_has_no_jwt_key(server: RunningServer) -> None:

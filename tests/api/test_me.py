@@ -18,6 +18,7 @@ async def test_me_names_the_org_role_and_subject_of_the_key(
     body = reply.json()
     assert (body["org"], body["role"]) == ("globex", role)
     assert body["subject"].startswith("key:")
+    assert body["groups"] == []
 
 
 async def test_me_without_credentials_is_401(server: RunningServer) -> None:

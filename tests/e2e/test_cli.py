@@ -617,6 +617,20 @@ def test_triggers_are_listed_paused_and_resumed_from_the_cli(cli: Cli, tmp_path:
     assert "invalid choice: 'LATER'" in bad.stderr
 
 
+def test_a_key_is_created_for_a_user_and_groups_and_listed_with_them(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "x.db", tmp_path, COLUMNS="200")  # the table's rows on one line each
+    options = "--org acme --role operator --user alice@acme --group ops --group security"
+    created = cli("keys", "create", *options.split(), "--name", "alice's laptop")
+    assert created.code == 0, str(created)
+    assert "(operator, org acme, user alice@acme, groups ops, security)" in created.stdout
+    listed = cli("keys", "list", "--org", "acme")
+    assert listed.code == 0, str(listed)
+    [row] = [line for line in listed.stdout.splitlines() if "alice@acme" in line]
+    assert "alice's laptop" in row and "ops, security" in row, str(listed)
+    refused = cli("keys", "create", "--role", "viewer", "--group", "on call")
+    assert "groups[0] 'on call' must be" in assert_one_error_line(refused)
+
+
 def test_show_draws_the_subflow_tree(cli: Cli, tmp_path: Path) -> None:
     """`run` a parent whose subflow runs a grandchild; `show` draws all three levels."""
     write(

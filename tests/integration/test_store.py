@@ -1,20 +1,26 @@
-"""The store on SQLite and PostgreSQL: migrations equal the schema; leases; group commit."""
+"""The store on SQLite and PostgreSQL: migrations equal the schema (and keep the rows
+already there); leases; group commit; API keys."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from pausepoint.errors import InvalidInput
+from pausepoint.service.auth import Authenticator, Principal, hash_key, new_api_key
 from pausepoint.store import schema, wal
 from pausepoint.store.dialects import asyncpg_url
+from pausepoint.store.migrate import MIGRATIONS
 from pausepoint.store.records import Checkpoint, EventRecord, ExecutionRecord
 from pausepoint.store.sql import SqlStore, create_store
 
@@ -56,6 +62,20 @@ async def describe(url: str) -> dict[str, Any]:
     return shape
 
 
+async def in_transaction(url: str, work: Callable[[sa.Connection], None]) -> None:
+    """Run ``work`` on a connection to ``url`` in one transaction, bypassing the store."""
+    if is_postgres(url):
+        engine = create_async_engine(asyncpg_url(url))
+        async with engine.begin() as async_conn:
+            await async_conn.run_sync(work)
+        await engine.dispose()
+        return
+    sync_engine = sa.create_engine(url)
+    with sync_engine.begin() as conn:
+        work(conn)
+    sync_engine.dispose()
+
+
 async def recreate_from_metadata(url: str) -> None:
     """Drop everything and create the declared schema directly, without migrations."""
 
@@ -64,16 +84,14 @@ async def recreate_from_metadata(url: str) -> None:
         conn.execute(sa.text("DROP TABLE alembic_version"))
         schema.metadata.create_all(conn)
 
-    if is_postgres(url):
-        engine = create_async_engine(asyncpg_url(url))
-        async with engine.begin() as async_conn:
-            await async_conn.run_sync(recreate)
-        await engine.dispose()
-        return
-    sync_engine = sa.create_engine(url)
-    with sync_engine.begin() as conn:
-        recreate(conn)
-    sync_engine.dispose()
+    await in_transaction(url, recreate)
+
+
+def migrate_to(conn: sa.Connection, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    command.upgrade(config, revision)
 
 
 def is_postgres(url: str) -> bool:
@@ -89,6 +107,50 @@ async def test_all_migrations_equal_the_declared_schema(db_url: str) -> None:
 
     await recreate_from_metadata(db_url)
     assert migrated == await describe(db_url)
+
+
+async def test_a_key_created_before_0007_keeps_working_as_itself(db_url: str) -> None:
+    key = f"pp_0123456789ab_{'K' * 43}"
+
+    def key_of_0006(conn: sa.Connection) -> None:
+        migrate_to(conn, "0006")
+        conn.execute(
+            sa.text(
+                "INSERT INTO api_keys (id, org_id, role, name, hash, created_at) "
+                "VALUES ('0123456789ab', 'acme', 'operator', 'old', :hash, 1.0)"
+            ),
+            {"hash": hash_key(key)},
+        )
+
+    await in_transaction(db_url, key_of_0006)
+    store = SqlStore(db_url)
+    await store.open()  # migrates to the newest revision
+    try:
+        principal = await Authenticator(store).authenticate(api_key=key, authorization=None)
+        assert principal == Principal("acme", "operator", "key:0123456789ab", ())
+        [listed] = await store.list_api_keys("acme")
+        assert (listed.user, listed.groups) == (None, ())
+    finally:
+        await store.close()
+
+
+async def test_a_keys_user_and_groups_are_stored_and_read_back(db_url: str) -> None:
+    store = SqlStore(db_url)
+    await store.open()
+    try:
+        _, alice = new_api_key(
+            "acme", "operator", "alice", 1.0, user="alice@acme", groups=["ops", "security"]
+        )
+        _, plain = new_api_key("acme", "viewer", "ci", 2.0)
+        for record in (alice, plain):
+            await store.create_api_key(record)
+        assert await store.get_api_key(alice.id) == alice
+        assert await store.get_api_key(plain.id) == plain
+        assert await store.list_api_keys("acme") == [alice, plain]
+        assert (alice.user, alice.groups) == ("alice@acme", ("ops", "security"))
+        assert (plain.user, plain.groups) == (None, ())
+    finally:
+        await store.close()
 
 
 async def test_sqlite_offers_no_notifications(tmp_path: Path) -> None:

@@ -131,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     keys_create.add_argument("--org", default="default")
     keys_create.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
     keys_create.add_argument("--name", default="")
+    keys_create.add_argument("--user", help="the person the key acts for (its actor)")
+    keys_create.add_argument(
+        "--group",
+        dest="groups",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="a group the user belongs to (repeat for several)",
+    )
     keys_list = keys.add("list", help="list keys (never the keys themselves)")
     keys_list.add_argument("--org")
     keys_revoke = keys.add("revoke", help="revoke a key by its id")

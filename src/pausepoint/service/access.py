@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 from pausepoint.errors import FieldError, InvalidInput, NotFound
@@ -35,9 +36,17 @@ class AccessLayer(EngineCore):
 
     # -- keys and secrets ----------------------------------------------------------
 
-    async def create_api_key(self, role: str, name: str = "") -> tuple[str, ApiKeyRecord]:
-        """A new API key for this organization; the key itself is returned once, never stored."""
-        key, record = new_api_key(self.org_id, check_role(role), name or role, self.clock())
+    async def create_api_key(
+        self, role: str, name: str = "", *, user: str | None = None, groups: Sequence[str] = ()
+    ) -> tuple[str, ApiKeyRecord]:
+        """A new API key for this organization; the key itself is returned once, never stored.
+
+        With ``user`` the key acts as that person (the actor of what it does), a
+        member of ``groups``; bad names are ``InvalidInput`` naming the field.
+        """
+        key, record = new_api_key(
+            self.org_id, check_role(role), name or role, self.clock(), user=user, groups=groups
+        )
         await self.store.create_api_key(record)
         return key, record
 

@@ -7,6 +7,10 @@ key as the password (the user name is ignored). API keys are long random tokens
 shown once; only their SHA-256 is stored, and comparison is constant-time.
 JWTs are verified with the configured key, the algorithm pinned, and ``exp``,
 ``sub``, ``org`` and ``role`` required.
+
+A caller may be a person in groups: a key issued for a user acts as that user
+(its subject) with the key's groups; a JWT's optional ``groups`` claim gives
+its groups. Approvals count people and groups, not keys.
 """
 
 from __future__ import annotations
@@ -15,15 +19,16 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import jwt
 
-from pausepoint.errors import Forbidden, InvalidInput, Unauthorized
+from pausepoint.errors import FieldError, Forbidden, InvalidInput, Unauthorized
 from pausepoint.store.access import ApiKeyRecord
 from pausepoint.store.sql import SqlStore
 
@@ -35,6 +40,10 @@ KEY_PREFIX = "pp"
 # revoked through this process stops at once.
 KEY_CACHE_SECONDS = 1.0
 KEY_CACHE_SIZE = 10_000
+# User and group names: what people and directories use, nothing that needs quoting,
+# and ASCII only: a look-alike letter must not make a second "alice" for a quorum.
+_NAME = re.compile(r"[A-Za-z0-9._@-]{1,100}")
+NAME_RULE = "1 to 100 letters, digits or . _ @ -"
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,10 @@ class Principal:
 
     org_id: str
     role: Role
-    subject: str  # "key:<id>" or the JWT's sub: recorded as the actor of commands
+    # The key's user, "key:<id>" for a key without one, or the JWT's sub: recorded as
+    # the actor of commands.
+    subject: str
+    groups: tuple[str, ...] = ()
 
     def can(self, role: Role) -> bool:
         return _RANK[self.role] >= _RANK[role]
@@ -64,11 +76,49 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def new_api_key(org_id: str, role: Role, name: str, now: float) -> tuple[str, ApiKeyRecord]:
-    """A new key (to show once) and the record to store (its hash, never the key)."""
+def check_user(user: str) -> str:
+    """``user`` if it is a valid user name; ``InvalidInput`` naming the field otherwise."""
+    if not _NAME.fullmatch(user):
+        message = f"user {user!r} must be {NAME_RULE}"
+        raise InvalidInput(message, [FieldError(("user",), message, "pattern")])
+    return user
+
+
+def check_groups(groups: Sequence[str]) -> tuple[str, ...]:
+    """The group names, each once and in order; ``InvalidInput`` naming the bad one."""
+    if isinstance(groups, str):  # a str is a Sequence[str]: "ops" would be three groups
+        message = "groups must be a list of names, not one string"
+        raise InvalidInput(message, [FieldError(("groups",), message, "type")])
+    for index, group in enumerate(groups):
+        if not isinstance(group, str) or not _NAME.fullmatch(group):
+            message = f"groups[{index}] {group!r} must be {NAME_RULE}"
+            raise InvalidInput(message, [FieldError(("groups", index), message, "pattern")])
+    return tuple(dict.fromkeys(groups))
+
+
+def new_api_key(
+    org_id: str,
+    role: Role,
+    name: str,
+    now: float,
+    *,
+    user: str | None = None,
+    groups: Sequence[str] = (),
+) -> tuple[str, ApiKeyRecord]:
+    """A new key (to show once) and the record to store (its hash, never the key).
+
+    With ``user`` the key acts as that person; ``groups`` are theirs. Both are
+    checked (``InvalidInput`` naming the field).
+    """
+    if user is not None:
+        check_user(user)
+    checked_groups = check_groups(groups)
     key_id = secrets.token_hex(6)
     key = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-    return key, ApiKeyRecord(key_id, org_id, role, name, hash_key(key), now, None)
+    record = ApiKeyRecord(
+        key_id, org_id, role, name, hash_key(key), now, None, user=user, groups=checked_groups
+    )
+    return key, record
 
 
 @dataclass(frozen=True)
@@ -129,7 +179,8 @@ class Authenticator:
             raise Unauthorized("invalid API key")
         if record.revoked_at is not None:
             raise Unauthorized("this API key was revoked")
-        return Principal(record.org_id, check_role(record.role), f"key:{record.id}")
+        subject = record.user or f"key:{record.id}"
+        return Principal(record.org_id, check_role(record.role), subject, record.groups)
 
     def _jwt(self, token: str) -> Principal:
         if self.jwt is None:
@@ -149,7 +200,10 @@ class Authenticator:
         role = claims.get("role")
         if role not in ROLES or not isinstance(claims.get("org"), str):
             raise Unauthorized("invalid token: 'role' must be viewer, operator or admin")
-        return Principal(str(claims["org"]), role, str(claims["sub"]))
+        groups = claims.get("groups", [])
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise Unauthorized("invalid token: 'groups' must be a list of names")
+        return Principal(str(claims["org"]), role, str(claims["sub"]), tuple(dict.fromkeys(groups)))
 
 
 AUTHORIZATION_SCHEMES = (

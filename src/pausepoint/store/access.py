@@ -5,6 +5,8 @@ Repositories that ``SqlStore`` composes: each takes the store's :class:`Database
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,8 @@ class ApiKeyRecord:
     hash: str
     created_at: float
     revoked_at: float | None
+    user: str | None = None  # the person the key acts for
+    groups: tuple[str, ...] = ()  # that person's groups
 
 
 @dataclass(frozen=True)
@@ -58,20 +62,23 @@ class ApiKeys:
                     hash=record.hash,
                     created_at=record.created_at,
                     revoked_at=None,
+                    user=record.user,
+                    groups=_encode_groups(record.groups),
                 )
             )
 
     def get(self, key_id: str) -> ApiKeyRecord | None:
         # Every request authenticates: plain SQL through the driver keeps this cheap.
+        # "user" is quoted: unquoted, PostgreSQL reads it as CURRENT_USER.
         with self._db.read() as conn:
             cursor = driver_cursor(conn)
             cursor.execute(
-                "SELECT id, org_id, role, name, hash, created_at, revoked_at "
+                'SELECT id, org_id, role, name, hash, created_at, revoked_at, "user", groups '
                 "FROM api_keys WHERE id = ?",
                 (key_id,),
             )
             row = cursor.fetchone()
-            return ApiKeyRecord(*row) if row else None
+            return _key(row) if row else None
 
     def list_all(self, org_id: str | None) -> list[ApiKeyRecord]:
         t = schema.api_keys
@@ -215,10 +222,28 @@ class IdempotencyKeys:
             )
 
 
-def _key(row: Any) -> ApiKeyRecord:
+def _key(row: Sequence[Any]) -> ApiKeyRecord:
+    """The record of a row of ``api_keys``'s columns in table order (as both reads select)."""
+    key_id, org_id, role, name, digest, created_at, revoked_at, user, groups = row
     return ApiKeyRecord(
-        row.id, row.org_id, row.role, row.name, row.hash, row.created_at, row.revoked_at
+        key_id,
+        org_id,
+        role,
+        name,
+        digest,
+        created_at,
+        revoked_at,
+        user=user,
+        groups=_decode_groups(groups),
     )
+
+
+def _encode_groups(groups: tuple[str, ...]) -> str | None:
+    return json.dumps(list(groups)) if groups else None
+
+
+def _decode_groups(stored: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(stored)) if stored else ()
 
 
 __all__ = [

@@ -108,6 +108,8 @@ api_keys = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float),
+    sa.Column("user", sa.String(255)),  # the person the key acts for; NULL: the key itself
+    sa.Column("groups", sa.Text),  # that person's groups, a JSON list of names
     sa.Index("ix_api_keys_org", "org_id"),
 )
 

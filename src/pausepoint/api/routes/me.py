@@ -12,5 +12,8 @@ router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 @router.get("/me", response_model=Identity)
 async def me(caller: Caller) -> Identity:
-    """The organization, role and subject of the credentials sent (401 without valid ones)."""
-    return Identity(org=caller.org_id, role=caller.role, subject=caller.subject)
+    """The organization, role, subject and groups of the credentials sent (401 without
+    valid ones)."""
+    return Identity(
+        org=caller.org_id, role=caller.role, subject=caller.subject, groups=list(caller.groups)
+    )
