@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         description="Seconds a subprocess gets between SIGTERM and SIGKILL when cancelled.",
     )
     shell_enabled: bool = Field(default=False, description="Allow `shell` tasks to run.")
+    public_url: str = Field(
+        default="",
+        description="The server's address as its users reach it (http://host:port): approval "
+        "tasks' `url` output and decision links start with it (empty: links are relative).",
+    )
     trigger_interval: float = Field(
         default=1.0, gt=0, description="Seconds between two passes of a server's trigger loop."
     )

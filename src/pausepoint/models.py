@@ -59,6 +59,33 @@ class TaskRunView(PublicModel):
     error: str | None = None
 
 
+class VoteView(PublicModel):
+    """One vote on an approval request."""
+
+    by: str
+    decision: Literal["approve", "deny"]
+    on: str
+    comment: str | None = None
+    groups: list[str] = Field(default_factory=list, description="Quorum groups it counts for.")
+    inputs: dict[str, Any] | None = None
+
+
+class ApprovalRequestView(PublicModel):
+    """What an approval task's open request asks, of whom, and the votes so far."""
+
+    title: str | None = None
+    decisions: dict[str, str] = Field(description="The names of approve and deny on the form.")
+    comment_required: Literal["NEVER", "ALWAYS", "ON_DENY", "ON_APPROVE"]
+    approvers: dict[str, list[str]] = Field(description="users, groups and roles who may vote.")
+    quorum: int | dict[str, int] = Field(description="Approvals needed, overall or per group.")
+    deny_policy: Literal["ANY", "MAJORITY"]
+    separation_of_duties: bool
+    excluded: dict[str, str] = Field(
+        default_factory=dict, description="Who may not approve it, and why."
+    )
+    votes: list[VoteView] = Field(default_factory=list)
+
+
 class PausePointView(PublicModel):
     """An open pause point: a manual pause, a Pause task, an agent tool call to approve,
     (``queue``) a wait for a free slot of the flow's concurrency limit, which only the
@@ -66,7 +93,7 @@ class PausePointView(PublicModel):
     end, which only that end answers."""
 
     id: str
-    kind: Literal["manual", "task", "approval", "queue", "subflow"]
+    kind: Literal["manual", "task", "approval", "decision", "queue", "subflow"]
     task_id: str | None = None
     task_run_id: str | None = None
     opened_at: str
@@ -78,6 +105,9 @@ class PausePointView(PublicModel):
     )
     child_execution_id: str | None = Field(
         default=None, description="subflow: the child execution waited for."
+    )
+    approval: ApprovalRequestView | None = Field(
+        default=None, description="decision: an approval task's request, its rules and votes."
     )
 
 

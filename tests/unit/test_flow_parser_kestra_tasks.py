@@ -51,6 +51,7 @@ tasks:
     type: io.kestra.plugin.core.flow.ForEachItem
   - id: approve
     type: io.kestra.plugin.core.flow.Approval
+    denyBehavior: MAYBE
   - id: query
     type: io.kestra.plugin.jdbc.postgresql.Query
 """
@@ -59,9 +60,9 @@ tasks:
         "flow.yaml:9 tasks[1].namespace: required property is missing",
         "flow.yaml:9 tasks[1].flowId: required property is missing",
         "flow.yaml:9 tasks[1].items: required property is missing",
-        "flow.yaml:12 tasks[2].type: io.kestra.plugin.core.flow.Approval is not supported yet "
-        "(it comes with approvals)",
-        "flow.yaml:14 tasks[3].type: unknown task type 'io.kestra.plugin.jdbc.postgresql.Query'; "
+        "flow.yaml:13 tasks[2].denyBehavior: 'MAYBE' is not allowed; expected 'CONTINUE', "
+        "'WARN', 'FAIL', 'SUCCEED', 'CANCEL' or 'KILL'",
+        "flow.yaml:15 tasks[3].type: unknown task type 'io.kestra.plugin.jdbc.postgresql.Query'; "
         "known types: " + problems_known_types(),
     ]
 

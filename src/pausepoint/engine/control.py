@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pausepoint.engine.approvals import check_vote, tally, vote_of
 from pausepoint.engine.flowindex import FlowIndex
 from pausepoint.engine.model import Command, CommandKind, ExecutionStatus
-from pausepoint.engine.state import PauseKind, StateData, engine_state
+from pausepoint.engine.state import PauseKind, StateData, Vote, engine_state
 from pausepoint.errors import Conflict, FieldError, InvalidInput
 from pausepoint.flow.inputs import InputSpec, coerce_inputs
+from pausepoint.flow.model import ApprovalTask
 
 S = ExecutionStatus
 
@@ -33,6 +35,8 @@ class OpenPause:
     deadline: float | None = None
     inputs: tuple[InputSpec, ...] = ()  # an approval's own onResume inputs
     child: str | None = None  # a subflow wait's child execution
+    votes: tuple[Vote, ...] = ()  # an approval task's request: the votes so far
+    excluded: dict[str, str] = field(default_factory=dict)  # ... who may not approve
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ def view_of(data: StateData) -> ControlView:
             deadline=pause.get("deadline"),
             inputs=tuple(InputSpec.model_validate(spec) for spec in pause.get("on_resume", ())),
             child=pause.get("child"),
+            votes=tuple(pause.get("votes", ())),
+            excluded=pause.get("excluded", {}),
         )
         for pause_id, pause in state["pauses"].items()
     }
@@ -79,6 +85,8 @@ def _describe(status: ExecutionStatus) -> str:
 def on_resume_specs(index: FlowIndex, pause: OpenPause) -> list[InputSpec]:
     if pause.kind == "approval":
         return list(pause.inputs)
+    if pause.kind == "decision" and pause.task_path is not None:
+        return list(getattr(index.task(pause.task_path), "inputs", []))
     if pause.kind != "task" or pause.task_path is None:
         return []
     return list(getattr(index.task(pause.task_path), "on_resume", []))
@@ -94,7 +102,8 @@ def admit(view: ControlView, command: Command, index: FlowIndex) -> Command:
     kind = command.kind
     subject = f"execution {view.execution_id}"
     if view.status.is_terminal:
-        raise Conflict(f"cannot {kind} {_describe(view.status)} {subject}")
+        action = "vote on" if "vote" in command.payload else kind
+        raise Conflict(f"cannot {action} {_describe(view.status)} {subject}")
     if kind in (CommandKind.CANCEL, CommandKind.TERMINATE):
         return command
     if view.stopping and not (kind is CommandKind.RESUME and view.pauses):
@@ -111,7 +120,44 @@ def admit(view: ControlView, command: Command, index: FlowIndex) -> Command:
         return command
     if "child_paused" in command.payload:
         return _admit_child_paused(view, command, subject)
+    if "vote" in command.payload:
+        return _admit_vote(view, command, index, subject)
     return _admit_resume(view, command, index, subject)
+
+
+def _admit_vote(view: ControlView, command: Command, index: FlowIndex, subject: str) -> Command:
+    """A vote on an approval task's open request (see ``engine/approvals.py``)."""
+    requests = {key: p for key, p in view.pauses.items() if p.kind == "decision"}
+    pause_id = command.payload.get("pause_id")
+    if pause_id is None:
+        if not requests:
+            raise Conflict(f"{subject} has no open approval request")
+        if len(requests) > 1:
+            listed = ", ".join(f"{p.id} (approval {p.task_id})" for p in requests.values())
+            raise InvalidInput(
+                f"{subject} has several open approval requests; name one: {listed}",
+                [
+                    FieldError(
+                        ("body", "pause_id"), f"required: several are open ({listed})", "missing"
+                    )
+                ],
+            )
+        pause = next(iter(requests.values()))
+    else:
+        found = requests.get(pause_id)
+        if found is None:
+            raise Conflict(
+                f"cannot vote on {subject}: approval request {pause_id!r} is not open "
+                f"(it was decided, expired, or never opened; open: {', '.join(requests) or 'none'})"
+            )
+        pause = found
+    assert pause.task_path is not None
+    task = index.task(pause.task_path)
+    assert isinstance(task, ApprovalTask)
+    payload = check_vote(
+        task, pause.id, list(pause.votes), pause.excluded, command.payload, command.by
+    )
+    return replace(command, payload=payload)
 
 
 def _admit_child_paused(view: ControlView, command: Command, subject: str) -> Command:
@@ -181,6 +227,12 @@ def _admit_resume(view: ControlView, command: Command, index: FlowIndex, subject
                 f"(open: {', '.join(pauses) or 'none'})"
             )
         pause = found
+    if pause.kind == "decision":
+        raise Conflict(
+            f"pause point {pause.id} of {subject} is the approval request of task "
+            f"'{pause.task_id}': approve or deny it (POST /api/v1/executions/"
+            f"{view.execution_id}/review), it is not resumed"
+        )
     specs = on_resume_specs(index, pause)
     if specs:
         values = coerce_inputs(specs, inputs, loc_prefix=("body", "inputs"))
@@ -201,7 +253,7 @@ def _admit_resume(view: ControlView, command: Command, index: FlowIndex, subject
     return replace(command, payload=payload)
 
 
-def project(view: ControlView, command: Command) -> ControlView:
+def project(view: ControlView, command: Command, index: FlowIndex) -> ControlView:
     """The control view after ``command`` (already admitted) is applied."""
     if view.status.is_terminal:
         return view  # nothing brings a finished execution back
@@ -216,6 +268,15 @@ def project(view: ControlView, command: Command) -> ControlView:
         return replace(view, status=status, pauses={**view.pauses, pause.id: pause})
     if kind is CommandKind.RESUME and "child_paused" in command.payload:
         return view  # a note: the execution stays pausing until its children have stopped
+    if kind is CommandKind.RESUME and "vote" in command.payload:
+        pause = view.pauses[command.payload["pause_id"]]
+        votes = (*pause.votes, vote_of(command.by, command.payload, command.at))
+        assert pause.task_path is not None
+        task = index.task(pause.task_path)
+        assert isinstance(task, ApprovalTask)
+        if tally(task, list(votes)) is None:
+            pauses = {**view.pauses, pause.id: replace(pause, votes=votes)}
+            return replace(view, pauses=pauses)
     if kind is CommandKind.RESUME:
         pauses = {k: v for k, v in view.pauses.items() if k != command.payload["pause_id"]}
         blocked = any(p.kind == "manual" for p in pauses.values())

@@ -17,7 +17,7 @@ import json
 import zlib
 from typing import Any
 
-from pausepoint.engine import agent
+from pausepoint.engine import agent, approvals
 from pausepoint.engine.control import admit, view_of
 from pausepoint.engine.model import (
     TERMINAL_TASK_STATES,
@@ -42,6 +42,7 @@ from pausepoint.engine.scheduler import EXIT_OUTCOMES, Scheduler, truthy
 from pausepoint.engine.state import (
     ContextEntry,
     EngineEnv,
+    ExitRequest,
     PausePoint,
     StateData,
     Stop,
@@ -58,7 +59,13 @@ from pausepoint.engine.state import (
     subflow_wait_id,
     timer_id_of,
 )
-from pausepoint.errors import Conflict, InputValidationError, InvalidInput, TemplateError
+from pausepoint.errors import (
+    Conflict,
+    Forbidden,
+    InputValidationError,
+    InvalidInput,
+    TemplateError,
+)
 from pausepoint.flow.durations import format_duration, parse_duration
 from pausepoint.flow.inputs import coerce_inputs
 from pausepoint.flow.model import (
@@ -479,7 +486,9 @@ class _Step(Scheduler):
         self.emit("execution.labeled", labels=changed, task_id=run["task_id"])
         self.finish_run(run, T.SUCCESS)
 
-    def exit(self, run: TaskRun, state: str) -> None:
+    def exit(
+        self, run: TaskRun, state: str, *, reason: str | None = None, run_finally: bool = False
+    ) -> None:
         """Kestra's Exit: this run and its parents end in ``state``, then the execution does.
 
         ``KILLED`` kills what is running and ends it now. Any other state starts
@@ -494,7 +503,12 @@ class _Step(Scheduler):
                 error = f"exited with {state}" if run_state is T.FAILED else None
                 self.finish_run(current, run_state, error=error)
             current = self.runs[current["parent"]] if current["parent"] else None
-        self.state["exit"] = {"state": state, "by": by}
+        request: ExitRequest = {"state": state, "by": by}
+        if reason is not None:
+            request["reason"] = reason
+        if run_finally:
+            request["run_finally"] = True
+        self.state["exit"] = request
         if state != "KILLED":
             return
         # Runs started in this very step never reached a runtime: dropped, not killed.
@@ -510,7 +524,8 @@ class _Step(Scheduler):
             if run_id not in unsent:
                 self.act(CancelTask(run_id, kill=True))
         self.state["inflight"] = []
-        self.end_exit()
+        if not self.end_exit():
+            self.drive_phases()
 
     # -- timers ----------------------------------------------------------------
 
@@ -558,6 +573,9 @@ class _Step(Scheduler):
         pause = self.state["pauses"].get(pause_id)
         if pause is None:
             return
+        if pause["kind"] == "decision":
+            approvals.expire(self, pause_id)
+            return
         task = self.index.task(pause["task_path"])
         assert isinstance(task, PauseTask)
         behavior = task.behavior if task.pause_duration else "RESUME"
@@ -599,7 +617,7 @@ class _Step(Scheduler):
         self.cause = command.traceparent
         try:
             command = admit(view_of(self.state), command, self.index)
-        except (Conflict, InvalidInput) as error:
+        except (Conflict, Forbidden, InvalidInput) as error:
             self.reject(command, error.message)
             return
         match command.kind:
@@ -647,7 +665,10 @@ class _Step(Scheduler):
             return
         pause_id = command.payload["pause_id"]
         pause = self.state["pauses"][pause_id]
-        if pause["kind"] == "approval":
+        if "vote" in command.payload:
+            vote = approvals.vote_of(command.by, command.payload, self.at)
+            approvals.apply_vote(self, pause_id, vote)
+        elif pause["kind"] == "approval":
             agent.resume_approval(self, pause, command.payload["inputs"], by=command.by)
             self.run_again_unless_held()
         elif pause["kind"] == "subflow":
@@ -766,7 +787,7 @@ class _Step(Scheduler):
         self.state.pop("frozen", None)  # nothing it held will fire
         for pause_id in list(self.state["pauses"]):
             pause = self.close_pause(pause_id)
-            if pause["kind"] in ("task", "approval", "subflow"):
+            if pause["kind"] in ("task", "approval", "decision", "subflow"):
                 self.finish_run(self.runs[pause["task_run_id"]], T.CANCELLED)
         for timer_id in list(self.state["timers"]):
             self.clear_timer(timer_id)

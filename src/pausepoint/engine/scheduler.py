@@ -11,7 +11,7 @@ import functools
 import json
 from typing import Any, Literal
 
-from pausepoint.engine import agent
+from pausepoint.engine import agent, approvals
 from pausepoint.engine.model import (
     STATUS_BY_VALUE,
     TERMINAL_TASK_STATES,
@@ -56,6 +56,7 @@ from pausepoint.flow.durations import parse_duration
 from pausepoint.flow.inputs import coerce_inputs
 from pausepoint.flow.model import (
     AgentTask,
+    ApprovalTask,
     DagTask,
     FlowableBase,
     FlowOutput,
@@ -265,9 +266,9 @@ class Scheduler:
                 continue
             if state.get("exit") is not None:
                 self.drivenew_block(state["blocks"][phase], None)  # the runs still finishing
-                if not state["inflight"]:
-                    self.end_exit()
-                return
+                if self.still_finishing() or self.end_exit():
+                    return
+                continue
             outcome = self.drivenew_block(state["blocks"][phase], None)
             if state.get("exit") is not None:
                 continue  # an Exit task ran: end as it asked (above)
@@ -320,12 +321,23 @@ class Scheduler:
         assert decided is not None  # set when the "after" phase began
         self.end(STATUS_BY_VALUE[decided["status"]])
 
-    def end_exit(self) -> None:
-        """End the execution as its Exit task asked, once nothing is in flight."""
+    def still_finishing(self) -> bool:
+        """Whether tasks started before an exit still run: leaves in flight, or Sleeps."""
+        return bool(self.state["inflight"]) or any(
+            read_timer(key, timer)["kind"] == "sleep" for key, timer in self.state["timers"].items()
+        )
+
+    def end_exit(self) -> bool:
+        """End the execution as its Exit task asked, once nothing is in flight.
+
+        False when the flow's ``finally`` runs first (an approval's SUCCEED or
+        CANCEL): the execution then ends as a completed or cancelled one does.
+        """
         exit_ = self.state["exit"]
         assert exit_ is not None
         _, status = EXIT_OUTCOMES[exit_["state"]]
-        by, reason = exit_["by"], f"{exit_['by']} exited with {exit_['state']}"
+        by = exit_["by"]
+        reason = exit_.get("reason") or f"{by} exited with {exit_['state']}"
         for pause_id in list(self.state["pauses"]):
             self.close_pause(pause_id)
         self.cancel_leftovers()
@@ -336,7 +348,7 @@ class Scheduler:
             self.set_status(S.TERMINATED)
             self.state["ended_at"] = self.at
             self.emit("workflow.terminated", by=by, reason=reason)
-            return
+            return True
         if status is S.FAILED:
             self.state["error"] = {"message": reason}
         elif status is S.CANCELLED:
@@ -347,7 +359,21 @@ class Scheduler:
                 "at": self.at,
                 "phase": self.state["phase"],
             }
+        phase = self.state["phase"]
+        if exit_.get("run_finally") and self.index.flow.finally_ and phase in ("main", "errors"):
+            self.state["exit"] = None
+            if status is S.COMPLETED:
+                self.state["outcome"] = S.COMPLETED.value
+                self.enter_phase("finally")
+            return False  # a stop (cancelled) enters finally as a cancel does
         self.finish(status)
+        return True
+
+    def exit(
+        self, run: TaskRun, state: str, *, reason: str | None = None, run_finally: bool = False
+    ) -> None:
+        """End ``run``, its parents, then the execution in ``state`` (the interpreter's)."""
+        raise NotImplementedError
 
     def finish(self, outcome: ExecutionStatus) -> None:
         """End the execution now: COMPLETED becomes WARNING or FAILED as ``decide`` says."""
@@ -691,6 +717,9 @@ class Scheduler:
         if isinstance(task, PauseTask):
             self.start_pause(run, task)
             return
+        if isinstance(task, ApprovalTask):
+            approvals.start_approval(self, run, task)
+            return
         if isinstance(task, AgentTask):
             agent.start_agent(self, run, task)
             return
@@ -812,6 +841,9 @@ class Scheduler:
             return
         if run["type"] == "agent":
             agent.drive_agent(self, run)
+            return
+        if run["type"] == "approval":
+            approvals.drive_approval(self, run)
             return
         on_pause = run.get("on_pause")
         if on_pause is not None:
@@ -1226,6 +1258,9 @@ class Scheduler:
             item = self.item_of(run)
             if item is not None:
                 variables["item"] = item
+            approval = approvals.approval_variables(self, run)
+            if approval is not None:
+                variables["approval"] = approval
             if run["type"] == "items_batch":  # a ForEachItem batch: its file and position
                 variables["taskrun"]["items"] = run.get("value")
                 variables["taskrun"]["iteration"] = self.owner_of(run).get("index")

@@ -49,6 +49,7 @@ __all__ = [
     "ContextEntry",
     "EngineEnv",
     "EngineState",
+    "ExitRequest",
     "Masker",
     "PauseKind",
     "PausePoint",
@@ -60,6 +61,7 @@ __all__ = [
     "Timer",
     "TimerKind",
     "ToolCall",
+    "Vote",
     "engine_state",
     "hold_before_start",
     "index_output",
@@ -89,9 +91,9 @@ PHASES: tuple[Phase, ...] = ("main", "errors", "finally", "after")
 StopKind = Literal["cancel", "timeout", "terminate"]
 # "queue": a flow at its concurrency limit holds the execution QUEUED until a slot frees up.
 # "subflow": a subflow task waits for its child execution's end (the execution stays RUNNING).
-PauseKind = Literal["manual", "task", "approval", "queue", "subflow"]
+PauseKind = Literal["manual", "task", "approval", "decision", "queue", "subflow"]
 # The pause points a person answers: only these make a RUNNING execution PAUSED.
-ANSWERED_KINDS: frozenset[str] = frozenset({"task", "approval"})
+ANSWERED_KINDS: frozenset[str] = frozenset({"task", "approval", "decision"})
 TimerKind = Literal["execution", "retry", "timeout", "pause", "pause_timeout", "sleep", "wait"]
 # Where a paused execution stopped: before the next task, before finishing, or on
 # Pause tasks (and approvals) waiting for an answer.
@@ -138,6 +140,17 @@ class Stop(TypedDict):
     cascade: NotRequired[bool]  # whether it reaches the subflows (else: the flow's policy)
 
 
+class Vote(TypedDict):
+    """One person's vote on an approval task's request."""
+
+    by: str
+    decision: str  # approve | deny
+    on: str
+    groups: list[str]  # the groups of the quorum it counts for
+    comment: NotRequired[str]
+    inputs: NotRequired[dict[str, Any]]
+
+
 class PausePoint(TypedDict):
     """An open pause point, by id: a manual pause, a Pause task or a tool call to approve."""
 
@@ -155,6 +168,9 @@ class PausePoint(TypedDict):
     traceparent: NotRequired[str]  # manual: the W3C trace context of the pause command
     cascade: NotRequired[bool]  # manual: whether it holds the subflows (else: the flow's policy)
     freeze_clock: NotRequired[bool]  # manual: whether it stops the deadlines (else: the flow's)
+    votes: NotRequired[list[Vote]]  # decision: the votes counted so far, in order
+    excluded: NotRequired[dict[str, str]]  # decision: who may not approve, and why
+    title: NotRequired[str]  # decision: the request's rendered title
 
 
 class Timer(TypedDict):
@@ -259,6 +275,8 @@ class ExitRequest(TypedDict):
 
     state: str
     by: str
+    reason: NotRequired[str]  # said in place of "<by> exited with <state>"
+    run_finally: NotRequired[bool]  # the flow's finally runs first (an approval's behavior)
 
 
 class Admission(TypedDict):
@@ -291,6 +309,7 @@ class EngineState(TypedDict):
     # The flow's concurrency limit was reached when it was created: what happens then.
     admission: NotRequired[Admission]
     trigger: NotRequired[dict[str, Any]]  # what started it (a schedule's tick, a webhook)
+    started_by: NotRequired[str]  # who started it (separation of duties in approvals)
     variables: NotRequired[
         dict[str, Any]
     ]  # flow variables as SetVariables/UnsetVariables left them
@@ -335,6 +354,7 @@ class EngineEnv:
 
     index: FlowIndex
     secrets: Mapping[str, str] = field(default_factory=dict)
+    public_url: str = ""  # the server's address as its users reach it (links in outputs)
 
 
 @functools.lru_cache(maxsize=4096)  # a step formats the same few instants again and again
@@ -352,6 +372,7 @@ def new_state(
     labels: dict[str, str],
     at: float,
     traceparent: str | None = None,
+    started_by: str | None = None,
 ) -> dict[str, Any]:
     """The state of a freshly created (QUEUED) execution.
 
@@ -389,6 +410,8 @@ def new_state(
     }
     if traceparent is not None:
         state["traceparent"] = traceparent
+    if started_by is not None:
+        state["started_by"] = started_by
     return cast("dict[str, Any]", state)
 
 
@@ -447,6 +470,7 @@ def index_output(outputs: dict[str, Any], run: TaskRun) -> None:
 CONTAINERS = frozenset(
     {
         "iteration",
+        "approval",
         "pause",
         "sequential",
         "parallel",

@@ -62,6 +62,7 @@ TASK_BLOCKS: Mapping[str, Mapping[str, BlockKind]] = {
     "wait_for": {"tasks": "list", **_HANDLERS},
     "dag": {"tasks": "dag", **_HANDLERS},
     "foreach_item": {**_HANDLERS},
+    "approval": {"onWait": "list", "onApprove": "list", "onDeny": "list", **_HANDLERS},
 }
 """Properties (as written in YAML) that hold child tasks, per short type."""
 
@@ -158,6 +159,7 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     # Kill without an executionId kills its own execution: Exit's KILLED.
     "io.kestra.plugin.core.execution.Kill": _KILL,
     "io.kestra.plugin.core.flow.Dag": _DAG,
+    "io.kestra.plugin.core.flow.Approval": TaskAlias("approval"),
     "io.kestra.core.tasks.flows.Dag": _DAG,
     "io.kestra.plugin.scripts.shell.Commands": _SHELL,
     "io.kestra.plugin.scripts.shell.Script": TaskAlias("shell", renames={"script": "commands"}),
@@ -167,9 +169,7 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
 }
 
 
-NOT_YET_SUPPORTED: Mapping[str, str] = {
-    "io.kestra.plugin.core.flow.Approval": "approvals",
-}
+NOT_YET_SUPPORTED: Mapping[str, str] = {}
 """Kestra task types that later work will bring, and what that work is called."""
 
 NOT_YET_SUPPORTED_FLOW_PROPERTIES: Mapping[str, str] = {

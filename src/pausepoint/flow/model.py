@@ -766,6 +766,105 @@ class DagTask(FlowableBase):
         return {"tasks": [node.task for node in self.tasks], **self.handlers()}
 
 
+ApprovalBehavior = Literal["CONTINUE", "WARN", "FAIL", "SUCCEED", "CANCEL", "KILL"]
+CommentRequired = Literal["NEVER", "ALWAYS", "ON_DENY", "ON_APPROVE"]
+NAME_PATTERN = r"^[A-Za-z0-9._@\-]{1,100}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class Approvers(BaseModel):
+    """Who may decide: users by name, members of groups, callers with a role.
+
+    Empty everywhere: anyone allowed to control the execution (the operator role).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    users: list[Name] = Field(default_factory=list)
+    groups: list[Name] = Field(default_factory=list)
+    roles: list[Literal["viewer", "operator", "admin"]] = Field(default_factory=list)
+
+
+class Decisions(BaseModel):
+    """What the two decisions are called on the review form (Kestra's ``decisions``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    approve: str = Field(default="Approve", min_length=1, max_length=100)
+    deny: str = Field(default="Deny", min_length=1, max_length=100)
+
+
+class ApprovalTask(FlowableBase):
+    """Wait for a decision: approve or deny, by the right people, before a deadline.
+
+    ``onWait`` runs first, then the execution waits for votes. ``quorum``
+    approvals (overall, or per group) approve it; a deny denies it (``denyPolicy``
+    ANY), or denies outnumbering half the approvals needed (MAJORITY). Then
+    ``onApprove`` or ``onDeny`` runs, then ``errors``/``finally``, and the
+    decision's behavior says what happens to the execution. ``timeout`` is the
+    time reviewers have (Kestra's meaning): the request then expires.
+    """
+
+    type: Literal["approval"]
+    title: str | None = Field(default=None, max_length=500)
+    inputs: list[InputSpec] = Field(default_factory=list)
+    decisions: Decisions = Field(default_factory=Decisions)
+    comment_required: CommentRequired = Field(default="NEVER", alias="commentRequired")
+    auto_approve: bool | str = Field(default=False, alias="autoApprove")
+    approve_behavior: ApprovalBehavior = Field(default="CONTINUE", alias="approveBehavior")
+    deny_behavior: ApprovalBehavior = Field(default="CANCEL", alias="denyBehavior")
+    expire_behavior: ApprovalBehavior = Field(default="CANCEL", alias="expireBehavior")
+    on_wait: list[Task] = Field(default_factory=list, alias="onWait")
+    on_approve: list[Task] = Field(default_factory=list, alias="onApprove")
+    on_deny: list[Task] = Field(default_factory=list, alias="onDeny")
+    # pausepoint's own: who decides, how many, and who may not.
+    approvers: Approvers = Field(
+        default_factory=Approvers, validation_alias=AliasChoices("approvers", "assignment")
+    )
+    quorum: int | dict[Name, int] = 1
+    deny_policy: Literal["ANY", "MAJORITY"] = Field(default="ANY", alias="denyPolicy")
+    separation_of_duties: bool = Field(default=True, alias="separationOfDuties")
+    admin_override: bool = Field(
+        default=False,
+        alias="adminOverride",
+        description="An admin's approval is not bound by separation of duties.",
+    )
+
+    @field_validator("quorum")
+    @classmethod
+    def _quorum(cls, value: int | dict[str, int]) -> int | dict[str, int]:
+        counts = value.values() if isinstance(value, dict) else [value]
+        if isinstance(value, dict) and not value:
+            raise ValueError("a quorum per group names at least one group")
+        if any(count < 1 for count in counts):
+            raise ValueError("a quorum counts at least 1 approval")
+        return value
+
+    @model_validator(mode="after")
+    def _inputs_unique(self) -> ApprovalTask:
+        ids = [spec.id for spec in self.inputs]
+        if len(ids) != len(set(ids)):
+            raise ValueError("inputs: each input id must be unique")
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return False
+
+    @property
+    def required_approvals(self) -> int:
+        """How many approvals the quorum needs in all (per group ones added up)."""
+        return sum(self.quorum.values()) if isinstance(self.quorum, dict) else self.quorum
+
+    def blocks(self) -> dict[str, list[Task]]:
+        return {
+            "onWait": self.on_wait,
+            "onApprove": self.on_approve,
+            "onDeny": self.on_deny,
+            **self.handlers(),
+        }
+
+
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 
 
@@ -891,7 +990,8 @@ Task = Annotated[
     | AllowFailureTask
     | WorkingDirectoryTask
     | WaitForTask
-    | DagTask,
+    | DagTask
+    | ApprovalTask,
     Field(discriminator="type"),
 ]
 

@@ -415,6 +415,8 @@ class Normaliser:
                 )
             if isinstance(task.get("onResume"), list):
                 self.inputs(task["onResume"], (*path, "onResume"))
+        elif kind == "approval" and isinstance(task.get("inputs"), list):
+            self.inputs(task["inputs"], (*path, "inputs"))
         elif kind == "shell" and isinstance(task.get("commands"), str):
             task["commands"] = [task["commands"]]  # Kestra's Script: one script
         elif kind == "switch":

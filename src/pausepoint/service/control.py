@@ -29,6 +29,7 @@ from pausepoint.service.requests import (
     PauseRequest,
     ResumeRequest,
     TerminateRequest,
+    VoteRequest,
 )
 from pausepoint.service.subflows import steer_children
 from pausepoint.service.views import masker_for
@@ -62,7 +63,7 @@ def _admitted(
     commands will leave it; raises ``Conflict`` or ``InvalidInput`` as the call would."""
     view = view_of(execution.state)
     for earlier in pending:
-        view = project(view, command_event(earlier))
+        view = project(view, command_event(earlier), index)
     if (
         isinstance(request, PauseRequest)
         and request.refuse_when_paused
@@ -98,6 +99,13 @@ def decision_command(
         "reason": request.reason,
         "wait": request.wait,
     }
+    if pause.kind == "decision":
+        return VoteRequest(
+            decision="approve" if request.approved else "deny",
+            pause_id=pause.id,
+            comment=request.reason,
+            **common,
+        )
     inputs: dict[str, Any] = {}
     if pause.kind == "approval":
         inputs["decision"] = "approve" if request.approved else "reject"
@@ -254,6 +262,36 @@ class ControlLayer(EventsLayer):
                 actor=actor or self.default_actor,
                 idempotency_key=idempotency_key,
                 cascade=cascade,
+            )
+        )
+
+    async def vote(
+        self,
+        execution_id: str,
+        decision: str,
+        *,
+        pause_id: str | None = None,
+        comment: str | None = None,
+        inputs: dict[str, Any] | None = None,
+        actor: str | None = None,
+        groups: tuple[str, ...] = (),
+        role: str = "admin",
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        """Vote ``approve`` or ``deny`` on an approval task's open request, as ``actor``
+        (a member of ``groups``, with ``role``). The vote that completes the quorum,
+        or a deny that denies, decides it."""
+        return await self.control(
+            VoteRequest(
+                execution_id=execution_id,
+                decision=decision,
+                pause_id=pause_id,
+                comment=comment,
+                inputs=inputs or {},
+                actor=actor or self.default_actor,
+                groups=groups,
+                role=role,
+                idempotency_key=idempotency_key,
             )
         )
 

@@ -31,6 +31,7 @@ from pausepoint.models import (
 )
 from pausepoint.runtime.actor import core_state
 from pausepoint.runtime.base import NewExecution
+from pausepoint.service.approvals import approval_request_view
 from pausepoint.service.core import EXECUTION_FLOW_CACHE, FlowKey, iso_or_none, keyed_id, new_id
 from pausepoint.service.files import FilesLayer
 from pausepoint.service.operations import SubflowParent
@@ -56,6 +57,7 @@ class _Start:
     traceparent: str | None
     trigger: dict[str, Any] | None
     parent: SubflowParent | None
+    started_by: str | None
 
 
 class ExecutionsLayer(FilesLayer):
@@ -73,6 +75,7 @@ class ExecutionsLayer(FilesLayer):
         traceparent: str | None = None,
         trigger: dict[str, Any] | None = None,
         parent: SubflowParent | None = None,
+        started_by: str | None = None,
     ) -> ExecutionView:
         """Create an execution (inputs validated and coerced) and start running it here.
 
@@ -92,7 +95,7 @@ class ExecutionsLayer(FilesLayer):
         if flow.disabled:
             raise Conflict(f"flow {namespace}.{flow_id} is disabled: enable it to start executions")
         values = coerce_inputs(flow.inputs, inputs or {}, loc_prefix=("inputs",))
-        start = _Start(values, labels, idempotency_key, traceparent, trigger, parent)
+        start = _Start(values, labels, idempotency_key, traceparent, trigger, parent, started_by)
         if flow.concurrency is None:
             return await self._create_execution(index, revision, start, None)
         async with self.concurrency_lock(flow.namespace, flow.id):
@@ -147,7 +150,13 @@ class ExecutionsLayer(FilesLayer):
         inherited = parent.inherited_labels if parent is not None else {}
         all_labels = {**inherited, **flow.labels, **(labels or {})}
         state = new_state(
-            execution_id, index, inputs=values, labels=all_labels, at=now, traceparent=traceparent
+            execution_id,
+            index,
+            inputs=values,
+            labels=all_labels,
+            at=now,
+            traceparent=traceparent,
+            started_by=start.started_by,
         )
         if admission is not None:
             state["admission"] = admission
@@ -193,7 +202,7 @@ class ExecutionsLayer(FilesLayer):
                     created_at=now,
                 )
             )
-        env = EngineEnv(index, await self._secrets_for(self.org_id))
+        env = EngineEnv(index, await self._secrets_for(self.org_id), self.settings.public_url)
         if not await self.runtime.submit(NewExecution(execution, state, env)):
             return await self.execution(execution_id)
         self._remember_flow(execution_id, (self.org_id, namespace, flow_id, revision))
@@ -323,6 +332,11 @@ class ExecutionsLayer(FilesLayer):
                         else None
                     ),
                     child_execution_id=pause.get("child"),
+                    approval=(
+                        approval_request_view(env.index, pause)
+                        if pause["kind"] == "decision"
+                        else None
+                    ),
                 )
             )
         return points

@@ -145,4 +145,4 @@ class FlowsLayer(AccessLayer):
         _, index = await self._flow_index(
             execution.namespace, execution.flow_id, execution.flow_revision, org_id=execution.org_id
         )
-        return EngineEnv(index, await self._secrets_for(execution.org_id))
+        return EngineEnv(index, await self._secrets_for(execution.org_id), self.settings.public_url)

@@ -81,6 +81,8 @@ class StartRequest(Operation[ExecutionView]):
     trigger: dict[str, Any] | None = None
     # Set by subflow tasks only: the execution is a child of this task run.
     parent: SubflowParent | None = None
+    # Given by the chain: who starts it (separation of duties in its approvals).
+    actor: str | None = None
 
     required_role = "operator"
     action = "starting an execution"
@@ -102,6 +104,7 @@ class StartRequest(Operation[ExecutionView]):
             traceparent=self.traceparent,
             trigger=self.trigger,
             parent=self.parent,
+            started_by=self.actor,
         )
 
 

@@ -37,7 +37,7 @@ from pydantic import TypeAdapter
 from pausepoint.errors import Conflict, FieldError, InvalidInput, PausepointError
 from pausepoint.service.auth import Principal
 from pausepoint.service.operations import BulkRequest, Operation, StartRequest
-from pausepoint.service.requests import ControlRequest
+from pausepoint.service.requests import ControlRequest, VoteRequest
 from pausepoint.store.access import IdempotencyRecord
 from pausepoint.tracecontext import TraceContext
 from pausepoint.tracing import tracing_for
@@ -177,7 +177,13 @@ class ControlPlane:
         if isinstance(operation, ControlRequest | StartRequest):
             operation = dataclasses.replace(operation, idempotency_key=call.idempotency_key)
         if isinstance(operation, StartRequest):
-            operation = dataclasses.replace(operation, traceparent=traceparent)
+            operation = dataclasses.replace(
+                operation, traceparent=traceparent, actor=call.principal.subject
+            )
+        if isinstance(operation, VoteRequest):
+            operation = dataclasses.replace(
+                operation, groups=call.principal.groups, role=call.principal.role
+            )
         if operation.required_role == "viewer":
             return await self._implement(operation, call.principal)
         outcome = "error"

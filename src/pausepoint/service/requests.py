@@ -97,6 +97,50 @@ class DecideRequest(ControlRequest):
         return await engine.decide(self)
 
 
+VOTE_WORDS = {"approve": "approve", "approved": "approve", "deny": "deny", "denied": "deny"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoteRequest(ControlRequest):
+    """A vote, approve or deny, on an approval task's open request.
+
+    ``groups`` and ``role`` are the voter's, set by the chain from the caller's
+    credentials (the quorum counts groups; ``adminOverride`` looks at the role).
+    """
+
+    decision: str
+    pause_id: str | None = None
+    comment: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
+    role: str = "operator"
+    kind = "resume"
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "vote": VOTE_WORDS.get(self.decision.lower(), self.decision),
+            "pause_id": self.pause_id,
+            "comment": self.comment,
+            "inputs": self.inputs,
+            "groups": list(self.groups),
+            "role": self.role,
+        }
+
+    def validate(self) -> None:
+        super().validate()
+        if self.decision.lower() not in VOTE_WORDS:
+            raise InvalidInput(
+                f"decision is approve or deny, not {self.decision!r}",
+                [
+                    FieldError(
+                        ("body", "decision"),
+                        "approve or deny (Kestra's APPROVED or DENIED)",
+                        "enum",
+                    )
+                ],
+            )
+
+
 @dataclass(frozen=True, kw_only=True)
 class CancelRequest(ControlRequest):
     kind = "cancel"
