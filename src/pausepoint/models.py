@@ -86,6 +86,38 @@ class ApprovalRequestView(PublicModel):
     votes: list[VoteView] = Field(default_factory=list)
 
 
+class MyVote(PublicModel):
+    """What the caller may do with an approval request."""
+
+    may_approve: bool = False
+    may_deny: bool = False
+    voted: Literal["approve", "deny"] | None = None
+    why_not: str | None = Field(default=None, description="Why they may not approve, if so.")
+
+
+class ApprovalItem(PublicModel):
+    """An open approval request in the inbox, with its execution's context."""
+
+    execution_id: str
+    namespace: str
+    flow_id: str
+    labels: dict[str, str]
+    execution_state: str
+    task_id: str
+    task_run_id: str
+    pause_id: str
+    opened_at: str
+    due: str | None = None
+    waiting_seconds: float
+    request: ApprovalRequestView
+    me: MyVote
+
+
+class ApprovalPage(PublicModel):
+    items: list[ApprovalItem]
+    total: int = Field(description="Open requests matched (items holds up to limit of them).")
+
+
 class PausePointView(PublicModel):
     """An open pause point: a manual pause, a Pause task, an agent tool call to approve,
     (``queue``) a wait for a free slot of the flow's concurrency limit, which only the

@@ -79,6 +79,37 @@ class ResumeBody(_Cascading):
     reason: str | None = Field(default=None, max_length=500)
 
 
+class ReviewBody(BaseModel):
+    """A vote on an approval task's open request."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"decision": "approve", "comment": "looks good", "inputs": {}}]
+        },
+    )
+
+    decision: str = Field(
+        description="approve or deny (Kestra's APPROVED or DENIED)", min_length=1, max_length=20
+    )
+    comment: str | None = Field(default=None, max_length=5000)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    pause_id: str | None = Field(
+        default=None, max_length=64, description="The request, when several are open."
+    )
+
+
+class KestraReviewBody(BaseModel):
+    """Kestra's review of an Approval task: the task run, the decision, a comment, inputs."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    task_run_id: str | None = Field(default=None, alias="taskRunId", max_length=64)
+    decision: str = Field(min_length=1, max_length=20)
+    comment: str | None = Field(default=None, max_length=5000)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
 class CancelBody(_Cascading):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"reason": "wrong input"}]}

@@ -123,6 +123,7 @@ def create_app(engine: Engine) -> FastAPI:
     """The API for ``engine``; the engine's lifecycle belongs to the caller."""
     from pausepoint.api.metrics import ControlMetricsMiddleware, Metrics, time_checkpoints
     from pausepoint.api.middleware import RequestLimits
+    from pausepoint.api.routes import approvals as approval_routes
     from pausepoint.api.routes import (
         bulk,
         control,
@@ -216,6 +217,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(kestra.router)
     app.include_router(secret_routes.router, responses=ERROR_RESPONSES)
     app.include_router(me.router, responses=ERROR_RESPONSES)
+    app.include_router(approval_routes.router, responses=ERROR_RESPONSES)
     # The web UI: its page at "/", its files under "/ui" (a mount at "/" would answer
     # every unmatched path, turning an API route's 405 into a 404).
     app.mount("/ui", StaticFiles(directory=UI_DIRECTORY), name="ui")

@@ -19,7 +19,7 @@ from pausepoint.models import (
 )
 from pausepoint.runtime.actor import command_event
 from pausepoint.service.core import iso_or_none, new_id
-from pausepoint.service.events import EventsLayer
+from pausepoint.service.inbox import InboxLayer
 from pausepoint.service.operations import BulkRequest
 from pausepoint.service.requests import (
     CancelRequest,
@@ -121,7 +121,7 @@ def decision_command(
     return ResumeRequest(inputs=inputs, pause_id=pause.id, **common)
 
 
-class ControlLayer(EventsLayer):
+class ControlLayer(InboxLayer):
     async def control(self, request: ControlRequest) -> ControlResult:
         """Accept a control command: validate, record durably, then have it applied.
 

@@ -13,9 +13,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pausepoint.errors import FieldError, InvalidInput
-from pausepoint.models import CommandView, EventView, ExecutionView, StateView, TriggerView
+from pausepoint.models import (
+    ApprovalPage,
+    CommandView,
+    EventView,
+    ExecutionView,
+    StateView,
+    TriggerView,
+)
 from pausepoint.service.auth import Role
 from pausepoint.service.flows import StoredFlow
+from pausepoint.service.inbox import Reviewer
 from pausepoint.store.records import FlowRecord
 from pausepoint.wire import BulkReply, ExecutionPage, FlowSummary
 
@@ -131,6 +139,32 @@ class ListExecutionsRequest(Operation[ExecutionPage]):
             cursor=self.cursor,
             parent_id=self.parent_id,
             root_id=self.root_id,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalsRequest(Operation[ApprovalPage]):
+    """Open approval requests across executions (the inbox), oldest first."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+    role: str = "viewer"
+    assigned_to_me: bool = False
+    namespace: str | None = None
+    flow_id: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    older_than: str | None = None
+    limit: int = 100
+
+    async def run(self, engine: Engine) -> ApprovalPage:
+        return await engine.approvals(
+            Reviewer(self.user, self.groups, self.role),
+            assigned_to_me=self.assigned_to_me,
+            namespace=self.namespace,
+            flow_id=self.flow_id,
+            labels=self.labels,
+            older_than=self.older_than,
+            limit=self.limit,
         )
 
 

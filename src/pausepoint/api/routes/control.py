@@ -19,6 +19,7 @@ from pausepoint.api.schemas import (
     InjectBody,
     PauseBody,
     ResumeBody,
+    ReviewBody,
     TerminateBody,
     TerminateReply,
     ValidatedInputs,
@@ -27,7 +28,7 @@ from pausepoint.api.schemas import (
 from pausepoint.models import ControlResult
 from pausepoint.service.auth import Principal
 from pausepoint.service.operations import ValidateResumeRequest
-from pausepoint.service.requests import ControlRequest
+from pausepoint.service.requests import ControlRequest, VoteRequest
 
 router = APIRouter(prefix="/api/v1/executions", tags=["control"])
 
@@ -95,6 +96,26 @@ async def validate_resume(
         ),
     )
     return ValidatedInputs(inputs=values, pause_id=body.pause_id)
+
+
+@router.post("/{execution_id}/review", status_code=202, response_model=ControlResult)
+async def review(
+    request: Request,
+    execution_id: str,
+    caller: Caller,
+    body: ReviewBody,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Vote approve or deny on an approval task's open request (name it with pause_id when
+    several are open). The vote that completes the quorum, or a deny, decides it."""
+    command = VoteRequest(
+        execution_id=execution_id,
+        decision=body.decision,
+        pause_id=body.pause_id,
+        comment=body.comment,
+        inputs=body.inputs,
+    )
+    return await send(request, caller, idempotency_key, command)
 
 
 @router.post("/{execution_id}/cancel", status_code=202, response_model=ControlResult)

@@ -70,8 +70,13 @@ from pausepoint.service.operations import (
     UploadInputRequest,
     ValidateResumeRequest,
 )
-from pausepoint.service.requests import PauseRequest, ResumeRequest, TerminateRequest
-from pausepoint.wire import ExecutionSummary
+from pausepoint.service.requests import (
+    PauseRequest,
+    ResumeRequest,
+    TerminateRequest,
+    VoteRequest,
+)
+from pausepoint.wire import ExecutionSummary, KestraReviewBody
 
 # What a kill records as the reason of the terminate it is (Kestra's kill takes none).
 KILL_REASON = "killed through Kestra's API"
@@ -678,6 +683,37 @@ async def kestra_resume(
     return await resume(request, caller, execution_id, idempotency_key)
 
 
+async def review(
+    request: Request,
+    caller: Principal,
+    execution_id: str,
+    body: KestraReviewBody,
+    idempotency_key: str | None,
+) -> JSONResponse:
+    command = VoteRequest(
+        execution_id=execution_id,
+        decision=body.decision,
+        pause_id=f"p-{body.task_run_id}" if body.task_run_id else None,
+        comment=body.comment,
+        inputs=body.inputs,
+    )
+    await call(request, caller, command, idempotency_key)
+    return JSONResponse(await snapshot(request, caller, execution_id))
+
+
+@router.post("/executions/{execution_id}/actions/review")
+async def kestra_review(
+    request: Request,
+    execution_id: str,
+    caller: TenantCaller,
+    body: KestraReviewBody,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Kestra: decide an Approval task's request (``decision`` APPROVED or DENIED, the
+    task run when several wait, a comment, the review form's inputs)."""
+    return await review(request, caller, execution_id, body, idempotency_key)
+
+
 @router.post("/executions/{execution_id}/actions/resume/validate", openapi_extra=FORM_BODY)
 async def kestra_validate_resume(
     request: Request, execution_id: str, caller: TenantCaller
@@ -823,6 +859,18 @@ async def kestra_legacy_kill(
 ) -> JSONResponse:
     """Kestra (untenanted): kill an execution of the caller's organization."""
     return await kill(request, caller, execution_id, idempotency_key)
+
+
+@legacy.post("/{execution_id}/actions/review")
+async def kestra_legacy_review(
+    request: Request,
+    execution_id: str,
+    caller: Caller,
+    body: KestraReviewBody,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Kestra (untenanted): decide an Approval task's request."""
+    return await review(request, caller, execution_id, body, idempotency_key)
 
 
 @legacy.get("/{execution_id}/follow")

@@ -1,0 +1,125 @@
+"""The approvals inbox: open approval requests across executions, and who may decide them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pausepoint.engine.approvals import eligible
+from pausepoint.engine.state import iso
+from pausepoint.errors import FieldError, InvalidInput
+from pausepoint.flow.durations import parse_duration
+from pausepoint.flow.model import ApprovalTask
+from pausepoint.models import ApprovalItem, ApprovalPage, MyVote
+from pausepoint.service.approvals import approval_request_view
+from pausepoint.service.core import iso_or_none
+from pausepoint.service.events import EventsLayer
+
+# Executions not ended are read in pages of this many, up to INBOX_SCAN in all.
+INBOX_PAGE = 200
+INBOX_SCAN = 10_000
+OPEN_STATES = ("RUNNING", "PAUSING", "PAUSED")
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """Who asks: their name, groups and role (``assigned=me`` keeps what they may decide)."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+    role: str = "operator"
+
+
+def my_vote(task: ApprovalTask, pause: dict, reviewer: Reviewer) -> MyVote:  # type: ignore[type-arg]
+    """Whether ``reviewer`` may approve or deny this request, and if not, why."""
+    votes = pause.get("votes") or []
+    earlier = next((vote for vote in votes if vote["by"] == reviewer.user), None)
+    if earlier is not None:
+        return MyVote(voted=earlier["decision"], why_not=f"you voted {earlier['decision']}")
+    if reviewer.role == "viewer":
+        return MyVote(why_not="viewers do not decide")
+    if eligible(task, reviewer.user, list(reviewer.groups), reviewer.role) is None:
+        return MyVote(why_not="you are not one of its approvers")
+    excluded = (pause.get("excluded") or {}).get(reviewer.user)
+    if (
+        excluded
+        and task.separation_of_duties
+        and not (task.admin_override and reviewer.role == "admin")
+    ):
+        return MyVote(may_deny=True, why_not=f"separation of duties: you {excluded}")
+    return MyVote(may_approve=True, may_deny=True)
+
+
+class InboxLayer(EventsLayer):
+    async def approvals(
+        self,
+        reviewer: Reviewer,
+        *,
+        assigned_to_me: bool = False,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: dict[str, str] | None = None,
+        older_than: str | None = None,
+        limit: int = 100,
+    ) -> ApprovalPage:
+        """Open approval requests, oldest first; ``assigned_to_me`` keeps those ``reviewer``
+        may still vote on; ``older_than`` (an ISO-8601 duration) those open that long."""
+        now = self.clock()
+        opened_before = None
+        if older_than is not None:
+            try:
+                opened_before = now - parse_duration(older_than)
+            except ValueError as error:
+                raise InvalidInput(
+                    f"older_than: {error}", [FieldError(("query", "older_than"), str(error))]
+                ) from None
+        items: list[ApprovalItem] = []
+        before: tuple[float, str] | None = None
+        scanned = 0
+        while scanned < INBOX_SCAN:
+            page = await self.store.list_executions(
+                self.org_id,
+                statuses=OPEN_STATES,
+                namespace=namespace,
+                flow_id=flow_id,
+                labels=labels,
+                limit=INBOX_PAGE,
+                before=before,
+            )
+            scanned += len(page)
+            for record in page:
+                pauses = record.state.get("pauses") or {}
+                requests = {k: p for k, p in pauses.items() if p.get("kind") == "decision"}
+                if not requests:
+                    continue
+                index = (await self._env_for(record)).index
+                for pause_id, pause in requests.items():
+                    if opened_before is not None and pause["opened_at"] > opened_before:
+                        continue
+                    task = index.task(pause["task_path"])
+                    assert isinstance(task, ApprovalTask)
+                    mine = my_vote(task, pause, reviewer)
+                    if assigned_to_me and not (mine.may_approve or mine.may_deny):
+                        continue
+                    items.append(
+                        ApprovalItem(
+                            execution_id=record.id,
+                            namespace=record.namespace,
+                            flow_id=record.flow_id,
+                            labels=record.labels,
+                            execution_state=record.status,
+                            task_id=pause["task_id"],
+                            task_run_id=pause["task_run_id"],
+                            pause_id=pause_id,
+                            opened_at=iso(pause["opened_at"]),
+                            due=iso_or_none(pause.get("deadline")),
+                            waiting_seconds=round(max(0.0, now - pause["opened_at"]), 3),
+                            request=approval_request_view(index, pause),
+                            me=mine,
+                        )
+                    )
+            if len(page) < INBOX_PAGE:
+                break
+            last = page[-1]
+            before = (last.created_at, last.id)
+        items.sort(key=lambda item: item.opened_at)
+        return ApprovalPage(items=items[:limit], total=len(items))
