@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pausepoint.engine.flowindex import FlowIndex
@@ -29,3 +30,12 @@ def approval_request_view(index: FlowIndex, pause: dict[str, Any]) -> ApprovalRe
         excluded=dict(pause.get("excluded") or {}),
         votes=[VoteView(**vote) for vote in pause.get("votes") or []],
     )
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """Who asks: their name, groups and role (``assigned=me`` keeps what they may decide)."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+    role: str = "operator"

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pausepoint.engine.approvals import eligible
 from pausepoint.engine.state import iso
 from pausepoint.errors import FieldError, InvalidInput
 from pausepoint.flow.durations import parse_duration
 from pausepoint.flow.model import ApprovalTask
 from pausepoint.models import ApprovalItem, ApprovalPage, MyVote
-from pausepoint.service.approvals import approval_request_view
+from pausepoint.service.approvals import Reviewer, approval_request_view
 from pausepoint.service.core import iso_or_none
 from pausepoint.service.events import EventsLayer
 
@@ -18,15 +16,6 @@ from pausepoint.service.events import EventsLayer
 INBOX_PAGE = 200
 INBOX_SCAN = 10_000
 OPEN_STATES = ("RUNNING", "PAUSING", "PAUSED")
-
-
-@dataclass(frozen=True)
-class Reviewer:
-    """Who asks: their name, groups and role (``assigned=me`` keeps what they may decide)."""
-
-    user: str
-    groups: tuple[str, ...] = ()
-    role: str = "operator"
 
 
 def my_vote(task: ApprovalTask, pause: dict, reviewer: Reviewer) -> MyVote:  # type: ignore[type-arg]

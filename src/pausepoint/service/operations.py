@@ -21,9 +21,9 @@ from pausepoint.models import (
     StateView,
     TriggerView,
 )
+from pausepoint.service.approvals import Reviewer
 from pausepoint.service.auth import Role
 from pausepoint.service.flows import StoredFlow
-from pausepoint.service.inbox import Reviewer
 from pausepoint.store.records import FlowRecord
 from pausepoint.wire import BulkReply, ExecutionPage, FlowSummary
 
