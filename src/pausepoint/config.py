@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         description="Seconds a subprocess gets between SIGTERM and SIGKILL when cancelled.",
     )
     shell_enabled: bool = Field(default=False, description="Allow `shell` tasks to run.")
+    decision_link_ttl: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="Seconds a decision link is valid by default (never past its request's "
+        "deadline).",
+    )
     public_url: str = Field(
         default="",
         description="The server's address as its users reach it (http://host:port): approval "

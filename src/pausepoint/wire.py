@@ -99,6 +99,19 @@ class ReviewBody(BaseModel):
     )
 
 
+class LinkBody(BaseModel):
+    """Who a decision link votes as, and what it does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approver: str = Field(pattern=r"^[A-Za-z0-9._@\-]{1,100}$")
+    groups: list[str] = Field(default_factory=list, max_length=50)
+    decision: Literal["approve", "deny", "review"] = "review"
+    expires_in: str | None = Field(
+        default=None, description="ISO-8601 duration (default: the server's link lifetime)."
+    )
+
+
 class KestraReviewBody(BaseModel):
     """Kestra's review of an Approval task: the task run, the decision, a comment, inputs."""
 

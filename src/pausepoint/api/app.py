@@ -127,6 +127,7 @@ def create_app(engine: Engine) -> FastAPI:
     from pausepoint.api.routes import (
         bulk,
         control,
+        decide,
         events,
         executions,
         flows,
@@ -218,6 +219,8 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(secret_routes.router, responses=ERROR_RESPONSES)
     app.include_router(me.router, responses=ERROR_RESPONSES)
     app.include_router(approval_routes.router, responses=ERROR_RESPONSES)
+    app.include_router(decide.api, responses=ERROR_RESPONSES)
+    app.include_router(decide.pages)
     # The web UI: its page at "/", its files under "/ui" (a mount at "/" would answer
     # every unmatched path, turning an API route's 405 into a 404).
     app.mount("/ui", StaticFiles(directory=UI_DIRECTORY), name="ui")

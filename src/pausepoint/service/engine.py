@@ -26,14 +26,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any, TypeVar
 
-from pausepoint.models import ExecutionView, TriggerView
+from pausepoint.models import ControlResult, ExecutionView, TriggerView
 from pausepoint.service import triggers
 from pausepoint.service.auth import Principal
 from pausepoint.service.concurrency import release_loop, stop_loop
 from pausepoint.service.control import ControlLayer
 from pausepoint.service.core import DEFAULT_ORG, keyed_id, new_id
+from pausepoint.service.links import LinkPage, LinkRefused
 from pausepoint.service.operations import Operation
 from pausepoint.service.plane import ControlPlane, Reply
+from pausepoint.service.requests import VoteRequest
 from pausepoint.service.subflows import subflow_loop
 from pausepoint.service.surface import SurfaceMixin
 from pausepoint.service.taskcontrol import TaskResumer
@@ -139,6 +141,27 @@ class Engine(SurfaceMixin, ControlLayer):
             parameters=parameters or {},
             idempotency_key=idempotency_key,
         )
+
+    async def use_decision_link(
+        self, token: str, decision: str, comment: str | None, inputs: dict[str, Any]
+    ) -> tuple[LinkPage, ControlResult]:
+        """Vote through a link, as its approver, through the control plane's chain."""
+        page = await self.open_decision_link(token)
+        link = page.link
+        if link.action != "review" and decision != link.action:
+            raise LinkRefused(f"this link can only {link.action}", http_status=409)
+        principal = Principal(link.org_id, "operator", link.approver, link.groups)
+        request = VoteRequest(
+            execution_id=link.execution_id,
+            decision=decision,
+            pause_id=link.pause_id,
+            comment=comment,
+            inputs=inputs,
+            reason="decision link",
+        )
+        key = f"link:{link.nonce}:{decision}"
+        reply = await self.call(request, principal, idempotency_key=key)
+        return page, reply.value
 
     def _trigger_key(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerKey:
         return TriggerKey(self.org_id, namespace, flow_id, trigger_id)

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from pausepoint.engine.approvals import eligible
 from pausepoint.engine.state import iso
-from pausepoint.errors import FieldError, InvalidInput
+from pausepoint.errors import Conflict, FieldError, InvalidInput
 from pausepoint.flow.durations import parse_duration
 from pausepoint.flow.model import ApprovalTask
 from pausepoint.models import ApprovalItem, ApprovalPage, MyVote
 from pausepoint.service.approvals import Reviewer, approval_request_view
 from pausepoint.service.core import iso_or_none
 from pausepoint.service.events import EventsLayer
+from pausepoint.service.links import (
+    Action,
+    LinkPage,
+    LinkRefused,
+    MintedLink,
+    link_url,
+    new_link,
+    sign,
+    verify,
+)
 
 # Executions not ended are read in pages of this many, up to INBOX_SCAN in all.
 INBOX_PAGE = 200
@@ -112,3 +122,88 @@ class InboxLayer(EventsLayer):
             before = (last.created_at, last.id)
         items.sort(key=lambda item: item.opened_at)
         return ApprovalPage(items=items[:limit], total=len(items))
+
+    # -- decision links ------------------------------------------------------------------
+
+    @property
+    def link_key(self) -> bytes:
+        return self.secret_box.derive("decision-links")
+
+    async def mint_decision_link(
+        self,
+        execution_id: str,
+        pause_id: str,
+        approver: str,
+        action: Action,
+        *,
+        groups: tuple[str, ...] = (),
+        expires_in: float | None = None,
+        must_be_open: bool = True,
+    ) -> MintedLink:
+        """A signed link voting ``action`` on request ``pause_id`` as ``approver``.
+
+        It expires after ``expires_in`` seconds (default ``decision_link_ttl``), and no
+        later than the request's own deadline. ``Conflict`` if the request is not open.
+        """
+        record = await self._record(execution_id)
+        pause = (record.state.get("pauses") or {}).get(pause_id)
+        if must_be_open and (pause is None or pause.get("kind") != "decision"):
+            raise Conflict(
+                f"execution {execution_id} has no open approval request {pause_id!r}: "
+                "links are made for open requests"
+            )
+        now = self.clock()
+        expires_at = now + (
+            expires_in if expires_in is not None else self.settings.decision_link_ttl
+        )
+        if pause is not None and pause.get("deadline") is not None:
+            expires_at = min(expires_at, pause["deadline"])
+        link = new_link(
+            self.org_id, execution_id, pause_id, approver, action, expires_at, tuple(groups)
+        )
+        token = sign(link, self.link_key)
+        return MintedLink(
+            url=link_url(self.settings.public_url, token),
+            token=token,
+            approver=approver,
+            action=action,
+            expires_at=iso(link.expires_at),
+        )
+
+    async def open_decision_link(self, token: str) -> LinkPage:
+        """What a link's page shows; ``LinkRefused`` (403/404/409/410) saying why it cannot
+        be used. Nothing is recorded."""
+        link = verify(token, self.link_key, self.clock())
+        record = await self.store.get_execution(link.execution_id)
+        if record is None or record.org_id != link.org_id:
+            raise LinkRefused(f"execution {link.execution_id} was not found", http_status=404)
+        pause = (record.state.get("pauses") or {}).get(link.pause_id)
+        if pause is None or pause.get("kind") != "decision":
+            raise LinkRefused(
+                f"this approval request is no longer open (execution {record.id} is "
+                f"{record.status.lower()}): it was decided, expired or cancelled",
+                http_status=409,
+            )
+        index = (await self._env_for(record)).index
+        task = index.task(pause["task_path"])
+        assert isinstance(task, ApprovalTask)
+        mine = my_vote(task, pause, Reviewer(link.approver, link.groups, "operator"))
+        if mine.voted is not None:
+            raise LinkRefused(
+                f"this link was already used: {link.approver} voted {mine.voted}",
+                http_status=409,
+            )
+        why = (mine.why_not or "").replace("you ", f"{link.approver} ", 1)
+        if link.action == "approve" and not mine.may_approve:
+            raise LinkRefused(f"{link.approver} may not approve: {why}")
+        if not (mine.may_approve or mine.may_deny):
+            raise LinkRefused(f"{link.approver} may not decide: {why}")
+        return LinkPage(
+            link=link,
+            namespace=record.namespace,
+            flow_id=record.flow_id,
+            execution_id=record.id,
+            task_id=pause["task_id"],
+            request=approval_request_view(index, pause),
+            may_approve=mine.may_approve,
+        )

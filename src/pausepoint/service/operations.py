@@ -24,6 +24,7 @@ from pausepoint.models import (
 from pausepoint.service.approvals import Reviewer
 from pausepoint.service.auth import Role
 from pausepoint.service.flows import StoredFlow
+from pausepoint.service.links import Action, MintedLink
 from pausepoint.store.records import FlowRecord
 from pausepoint.wire import BulkReply, ExecutionPage, FlowSummary
 
@@ -165,6 +166,37 @@ class ApprovalsRequest(Operation[ApprovalPage]):
             labels=self.labels,
             older_than=self.older_than,
             limit=self.limit,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class MintLinkRequest(Operation[MintedLink]):
+    """A signed link that votes on an open approval request as one approver (admins only:
+    whoever holds the link acts as that approver)."""
+
+    execution_id: str
+    pause_id: str
+    approver: str
+    decision: Action  # approve, deny, or review (the form with both)
+    groups: tuple[str, ...] = ()
+    expires_in: float | None = None
+
+    required_role = "admin"
+    action = "making decision links"
+    result_type = MintedLink
+
+    @property
+    def target(self) -> str:
+        return f"{self.execution_id}/{self.pause_id}"
+
+    async def run(self, engine: Engine) -> MintedLink:
+        return await engine.mint_decision_link(
+            self.execution_id,
+            self.pause_id,
+            self.approver,
+            self.decision,
+            groups=self.groups,
+            expires_in=self.expires_in,
         )
 
 

@@ -8,6 +8,8 @@ database backups.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -19,6 +21,11 @@ from pausepoint.errors import PausepointError
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive(self, purpose: str) -> bytes:
+        """A key of its own for ``purpose`` (signing links, say), from the same secret."""
+        return hmac.new(self._key, f"pausepoint:{purpose}".encode(), hashlib.sha256).digest()
 
     @classmethod
     def from_settings(cls, configured: str | None, key_file: Path) -> SecretBox:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pausepoint.errors import PausepointError, TaskError
 from pausepoint.service.auth import Principal
+from pausepoint.service.links import ACTIONS
 from pausepoint.service.operations import StartRequest, SubflowParent
 from pausepoint.service.requests import ResumeRequest
 from pausepoint.service.subflows import holding_pauses
@@ -126,6 +127,17 @@ class TaskResumer:
         if content is None:
             raise TaskError(f"no file is stored at {uri}")
         return content
+
+    async def decision_link(
+        self, caller: LeafContext, pause_id: str, approver: str, action: str
+    ) -> str:
+        own = await self._own(caller, "approval link")
+        if action not in ACTIONS:
+            raise TaskError(f"a decision link approves, denies or reviews, not {action!r}")
+        minted = await self._engine.as_org(own.org_id).mint_decision_link(
+            own.id, pause_id, approver, action, must_be_open=False
+        )
+        return minted.url
 
     async def write_file(self, caller: LeafContext, task_id: str, name: str, content: bytes) -> str:
         own = await self._own(caller, "file")

@@ -57,6 +57,13 @@ class TaskControl(Protocol):
         """The content stored at ``uri`` in the caller's organization; TaskError if none."""
         ...
 
+    async def decision_link(
+        self, caller: LeafContext, pause_id: str, approver: str, action: str
+    ) -> str:
+        """A signed link voting ``action`` as ``approver`` on the caller's execution's
+        approval request ``pause_id`` (see service/links.py)."""
+        ...
+
     async def write_file(self, caller: LeafContext, task_id: str, name: str, content: bytes) -> str:
         """Store ``content`` as the caller's task run's file ``name``; its URI."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -59,6 +60,8 @@ async def run_leaf(task_type: str, spec: Mapping[str, Any], ctx: LeafContext) ->
         raise TaskError(f"unknown leaf task type {task_type!r}; known types: {', '.join(known)}")
     if reads := deferred_reads(spec):
         spec = await _with_files_read(spec, reads, ctx)
+    if links := LINK_MARKS.findall(repr(spec)):
+        spec = await _with_links(spec, set(links), ctx)
     if has_mangled_read(spec):
         raise TaskError(
             "read() gives a file's text as a value or inside text only: "
@@ -89,6 +92,35 @@ async def _with_files_read(
     resolved = resolve_reads(dict(spec), texts)
     assert isinstance(resolved, dict)
     return resolved
+
+
+# What `{{ approval.links.<user>.<action> }}` renders to in the engine (which signs
+# nothing): replaced here, when the task runs, by a signed link (service/links.py).
+LINK_MARKS = re.compile(r"\[\[pausepoint-link (\S+) (\S+) (approve|deny|review)\]\]")
+
+
+async def _with_links(
+    spec: Mapping[str, Any], links: set[tuple[str, str, str]], ctx: LeafContext
+) -> dict[str, Any]:
+    if ctx.control is None:
+        raise TaskError("approval links need a runtime that can sign them")
+    urls = {}
+    for pause_id, approver, action in sorted(links):
+        url = await ctx.control.decision_link(ctx, pause_id, approver, action)
+        urls[f"[[pausepoint-link {pause_id} {approver} {action}]]"] = url
+
+    def replace(value: Any) -> Any:
+        if isinstance(value, str):
+            return LINK_MARKS.sub(lambda match: urls[match.group(0)], value)
+        if isinstance(value, dict):
+            return {key: replace(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [replace(item) for item in value]
+        return value
+
+    replaced = replace(dict(spec))
+    assert isinstance(replaced, dict)
+    return replaced
 
 
 async def shutdown_executors() -> None:
