@@ -123,6 +123,7 @@ class ExecutionActivities:
             secrets=dict(env.secrets),
             pending=[command_message(command) for command in loaded.pending],
             next_command_seq=max(decided, default=0) + 1,
+            public_url=env.public_url,
         )
 
     @activity.defn(name=CHECKPOINT_ACTIVITY)

@@ -67,6 +67,8 @@ class Carried:
     secrets: dict[str, str]
     # Actions of the last step not yet carried out (tasks to start, timers to arm).
     actions: list[dict[str, Any]]
+    # Defaults keep the histories of workflows begun before a field existed replayable.
+    public_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class LoadedExecution:
     secrets: dict[str, str] = field(default_factory=dict)
     pending: list[CommandMessage] = field(default_factory=list)
     next_command_seq: int = 1
+    public_url: str = ""  # the server's address as its users reach it (Settings.public_url)
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,12 @@ TASK_RUN_LIMIT = timedelta(days=365)
 WORKER_LOSS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=0)
 
 
-def engine_env(flow_source: str, flow_revision: int, secrets: dict[str, str]) -> EngineEnv:
+def engine_env(
+    flow_source: str, flow_revision: int, secrets: dict[str, str], public_url: str = ""
+) -> EngineEnv:
     flow = load_flow(flow_source, source="<stored flow>")
-    return EngineEnv(FlowIndex.build(flow.model_copy(update={"revision": flow_revision})), secrets)
+    index = FlowIndex.build(flow.model_copy(update={"revision": flow_revision}))
+    return EngineEnv(index, secrets, public_url)
 
 
 __all__ = ["ExecutionWorkflow", "advance_all", "engine_env"]
@@ -102,7 +105,8 @@ class ExecutionWorkflow:
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._state: dict[str, Any] = {}
         self._event_seq = 0
-        self._flow: tuple[str, int, dict[str, str]] = ("", 0, {})
+        # What engine_env is built from: flow source, revision, secrets, public url.
+        self._flow: tuple[str, int, dict[str, str], str] = ("", 0, {}, "")
 
     # -- control ----------------------------------------------------------------
 
@@ -179,7 +183,12 @@ class ExecutionWorkflow:
 
     def _begin(self, loaded: LoadedExecution) -> None:
         self._take_checkpoint(loaded)
-        self._flow = (loaded.flow_source, loaded.flow_revision, loaded.secrets)
+        self._flow = (
+            loaded.flow_source,
+            loaded.flow_revision,
+            loaded.secrets,
+            loaded.public_url,
+        )
         self._inbox.extend(
             opening_events(loaded.status, loaded.event_seq, self._now(), self._ready_commands())
         )
@@ -408,7 +417,7 @@ class ExecutionWorkflow:
         )
 
     def _carry(self, actions: list[Action]) -> Carried:
-        flow_source, flow_revision, secrets = self._flow
+        flow_source, flow_revision, secrets, public_url = self._flow
         assert self._next_command_seq is not None
         return Carried(
             state=self._state,
@@ -418,6 +427,7 @@ class ExecutionWorkflow:
             flow_source=flow_source,
             flow_revision=flow_revision,
             secrets=secrets,
+            public_url=public_url,
             actions=[
                 {"kind": "run", **dataclasses.asdict(action)}
                 for action in actions
@@ -429,7 +439,12 @@ class ExecutionWorkflow:
         """Take over from the previous run: same state, same commands, same timers."""
         self._state = rebuild_state(carried.state, carried.state["task_runs"].values())
         self._event_seq = carried.event_seq
-        self._flow = (carried.flow_source, carried.flow_revision, carried.secrets)
+        self._flow = (
+            carried.flow_source,
+            carried.flow_revision,
+            carried.secrets,
+            carried.public_url,
+        )
         self._next_command_seq = carried.next_command_seq
         for message in carried.waiting_commands:
             self._waiting.setdefault(message.seq, message)
