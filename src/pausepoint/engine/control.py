@@ -131,7 +131,10 @@ def _admit_vote(view: ControlView, command: Command, index: FlowIndex, subject: 
     pause_id = command.payload.get("pause_id")
     if pause_id is None:
         if not requests:
-            raise Conflict(f"{subject} has no open approval request")
+            raise Conflict(
+                f"cannot vote on {subject}: it has no open approval request "
+                "(it was decided, expired, or never opened)"
+            )
         if len(requests) > 1:
             listed = ", ".join(f"{p.id} (approval {p.task_id})" for p in requests.values())
             raise InvalidInput(
