@@ -12,8 +12,9 @@ With ``--url`` (or ``$PAUSEPOINT_URL``) the read, control, ``flows`` and
 
 The package by concept: ``options`` (the grammar), ``render`` (output shared by
 all commands), ``target`` (local engine or remote client), ``live`` (following
-an execution in the terminal), ``executions``, ``flows``, ``keys``, ``serve``
-(server, worker, dev services) and ``agent`` (the agent chat view).
+an execution in the terminal), ``executions``, ``approvals`` (``approve``,
+``deny``, ``inbox``), ``flows``, ``keys``, ``serve`` (server, worker, dev
+services) and ``agent`` (the agent chat view).
 """
 
 from pausepoint.cli.main import main

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
-from pausepoint.cli.render import console, errors, event_line, render_runs
+from pausepoint.cli.render import console, errors, event_line, how_to_go_on, render_runs
 from pausepoint.errors import InvalidInput
 from pausepoint.models import ExecutionView, PausePointView
 from pausepoint.surface import ControlSurface
@@ -65,7 +65,11 @@ async def follow_live(
                 if any(p.deadline for p in view.pause_points):
                     await plane.wait(execution_id, until=lambda v: v.state != "PAUSED")
                     continue
-                console.print(f"paused: resume with `pausepoint resume {execution_id}`")
+                console.print(how_to_go_on(view), markup=False, soft_wrap=True)
+                return view
+            if not any(p.kind != "decision" for p in view.pause_points):
+                # Approval requests are voted on, by whoever the flow names: nothing to ask here.
+                console.print(how_to_go_on(view), markup=False, soft_wrap=True)
                 return view
             if interrupts:
                 if not await _ask_resume_after_interrupt():
@@ -123,8 +127,11 @@ class sigint:
 
 
 async def prompt_resume(plane: ControlSurface, view: ExecutionView) -> None:
-    """Ask for each open pause point's onResume inputs, then resume it."""
+    """Ask for each open pause point's onResume inputs, then resume it (approval requests
+    are voted on, not resumed: they are left to ``pausepoint approve``)."""
     for point in view.pause_points:
+        if point.kind == "decision":
+            continue
         while True:
             inputs = await asyncio.to_thread(ask_inputs, point)
             try:

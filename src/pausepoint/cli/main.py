@@ -74,6 +74,14 @@ def _command(name: str) -> Command:
         from pausepoint.cli.keys import cmd_keys
 
         return cmd_keys
+    if name in ("approve", "deny", "inbox"):
+        from pausepoint.cli import approvals
+
+        return {
+            "approve": approvals.cmd_approve,
+            "deny": approvals.cmd_deny,
+            "inbox": approvals.cmd_inbox,
+        }[name]
     if name == "agent":
         from pausepoint.cli.agent import cmd_agent
 

@@ -237,6 +237,36 @@ def build_parser() -> argparse.ArgumentParser:
     inject.add_argument("message")
     inject.add_argument("--role", choices=MESSAGE_ROLES, default="user")
 
+    for verb, text in (
+        ("approve", "approve an approval task's open request (your vote)"),
+        ("deny", "deny an approval task's open request (your vote)"),
+    ):
+        vote = commands.add(verb, help=text)
+        vote.add_argument("id")
+        vote.add_argument("--comment", help="why (a flow may require one)")
+        vote.add_argument(
+            "-i", "--input", action="append", metavar="KEY=VALUE", help="the request's input"
+        )
+        vote.add_argument("--pause-id", help="the request, when the execution has several open")
+        vote.add_argument(
+            "--no-follow", action="store_true", help="return once the vote is applied"
+        )
+
+    inbox = commands.add(
+        "inbox", help="open approval requests, oldest first, and what you may do with each"
+    )
+    inbox.add_argument("--mine", action="store_true", help="only those you may still vote on")
+    inbox.add_argument("--namespace")
+    inbox.add_argument("--flow", help="a flow id")
+    inbox.add_argument(
+        "--label", action="append", metavar="KEY:VALUE", help="a label (repeat: all must match)"
+    )
+    inbox.add_argument(
+        "--older-than", metavar="DURATION", help="open at least this long (ISO-8601: PT1H, P1D)"
+    )
+    inbox.add_argument("--limit", type=int, default=100)
+    inbox.add_argument("--json", action="store_true", help="print JSON")
+
     add_agent_arguments(
         commands.add(
             "agent",
@@ -338,6 +368,17 @@ def parse_pairs(pairs: Sequence[str] | None, what: str) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"{what} must look like key=value, got {pair!r}")
+        values[key] = value
+    return values
+
+
+def parse_labels(labels: Sequence[str] | None) -> dict[str, str]:
+    """``KEY:VALUE`` filters (the API's form of a label filter) as a mapping."""
+    values: dict[str, str] = {}
+    for label in labels or ():
+        key, sep, value = label.partition(":")
+        if not sep or not key:
+            raise UsageError(f"--label must look like key:value, got {label!r}")
         values[key] = value
     return values
 

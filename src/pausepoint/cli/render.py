@@ -7,6 +7,7 @@ both :class:`~pausepoint.Engine` and :class:`~pausepoint.AsyncClient` return.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ from pausepoint.models import ChildView, EventView, ExecutionView, StateView
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from pausepoint.models import ControlResult
+    from pausepoint.models import ApprovalItem, ApprovalPage, ApprovalRequestView, ControlResult
     from pausepoint.wire import ExecutionSummary, FlowSummary, TerminateReply
 
 console = Console(highlight=False)
@@ -186,6 +187,23 @@ def report(result: ControlResult | TerminateReply) -> int:
     return 0 if getattr(result, "applied", None) is not False else 1
 
 
+def report_vote(result: ControlResult, decision: str) -> int:
+    """Print the reply to a vote (its command is a resume: say what it was); exit code 1
+    if it was refused when applied."""
+    vote = {"approve": "approval", "deny": "denial"}.get(decision, decision)
+    request = f" of {result.pause_id}" if result.pause_id else ""
+    if result.applied is None:
+        said = f"your {vote}{request} is accepted; it is counted at the next checkpoint"
+    elif result.applied:
+        said = f"your {vote}{request} is counted"
+    else:
+        said = f"your {vote}{request} was not counted ({escape(result.message)})"
+    console.print(
+        f"{said}; execution {result.execution_id} is {styled(result.state)}", soft_wrap=True
+    )
+    return 0 if result.applied is not False else 1
+
+
 def settled(view: ExecutionView) -> bool:
     return view.is_terminal or view.state == "PAUSED"
 
@@ -201,8 +219,19 @@ def print_outcome(view: ExecutionView) -> int:
     if view.error:
         console.print(f"[red]{escape(view.error)}[/]")
     if view.state == "PAUSED":
-        console.print(f"paused: resume with `pausepoint resume {view.id}`", markup=False)
+        console.print(how_to_go_on(view), markup=False, soft_wrap=True)
     return 0 if view.state in ("COMPLETED", "PAUSED") else 1
+
+
+def how_to_go_on(view: ExecutionView) -> str:
+    """What a person does about a paused execution: vote on its approval requests (which
+    are never resumed), or resume it."""
+    if any(point.kind == "decision" for point in view.pause_points):
+        return (
+            f"waiting for approval: `pausepoint approve {view.id}` or "
+            f"`pausepoint deny {view.id}` (`pausepoint inbox` lists the requests)"
+        )
+    return f"paused: resume with `pausepoint resume {view.id}`"
 
 
 def print_flows(flows: Sequence[FlowSummary]) -> None:
@@ -212,3 +241,68 @@ def print_flows(flows: Sequence[FlowSummary]) -> None:
     for flow in flows:
         table.add_row(f"{flow.namespace}.{flow.id}", str(flow.revision), flow.created_at)
     console.print(table)
+
+
+def print_approvals(page: ApprovalPage, *, as_json: bool, mine: bool) -> None:
+    """The inbox: one line per open request (``--pause-id`` shown where an execution has
+    several), then how many were left out."""
+    if as_json:
+        console.print_json(page.model_dump_json())
+        return
+    if not page.items:
+        console.print(f"no open approval requests{' you may vote on' if mine else ''}")
+        return
+    per_execution = Counter(item.execution_id for item in page.items)
+    for item in page.items:
+        line = approval_line(item, name_the_request=per_execution[item.execution_id] > 1)
+        console.print(line, markup=False, soft_wrap=True)
+    if page.total > len(page.items):
+        console.print(f"{len(page.items)} of {page.total} open requests shown (see --limit)")
+
+
+def approval_line(item: ApprovalItem, *, name_the_request: bool = False) -> str:
+    """Execution, flow, task, title, time waiting, votes against the quorum, and what the
+    caller may do (or why not)."""
+    parts = [item.execution_id, f"{item.namespace}.{item.flow_id}", f"task {item.task_id}"]
+    if name_the_request:
+        parts.append(f"--pause-id {item.pause_id}")
+    if item.request.title:
+        parts.append(json.dumps(" ".join(item.request.title.split()), ensure_ascii=False))
+    parts.append(f"waiting {waiting_time(item.waiting_seconds)}")
+    parts.append(votes_against_quorum(item.request))
+    me = item.me
+    if me.may_approve:
+        parts.append("you may approve or deny")
+    elif me.may_deny:
+        parts.append(f"you may deny, not approve ({me.why_not})")
+    elif me.voted:
+        parts.append(f"you voted {me.voted}")
+    else:
+        parts.append(f"you may not vote: {me.why_not}")
+    return "  ".join(parts)
+
+
+def votes_against_quorum(request: ApprovalRequestView) -> str:
+    """``approvals 1/2`` (per group: ``approvals ops 1/1, security 0/1``), and any denials."""
+    approvals = [vote for vote in request.votes if vote.decision == "approve"]
+    if isinstance(request.quorum, int):
+        text = f"approvals {len(approvals)}/{request.quorum}"
+    else:
+        text = "approvals " + ", ".join(
+            f"{group} {sum(1 for vote in approvals if group in vote.groups)}/{needed}"
+            for group, needed in request.quorum.items()
+        )
+    denials = len(request.votes) - len(approvals)
+    return text + (f", denials {denials}" if denials else "")
+
+
+def waiting_time(seconds: float) -> str:
+    """``45s``, ``12m``, ``3h05m``, ``2d4h``: how long a request has been open."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600}h"

@@ -13,13 +13,18 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pausepoint.cli.options import UsageError, settings_for
 from pausepoint.surface import ControlSurface
 
 if TYPE_CHECKING:
+    from pausepoint.models import ApprovalPage, ControlResult
     from pausepoint.service.engine import Engine
+
+# Who the local commands act as: the audit trail's actor, and the voter of approvals.
+LOCAL_ACTOR = "cli"
+LOCAL_ROLE = "admin"
 
 # What a server answers; the other commands run here even with --url.
 REMOTE_COMMANDS = frozenset(
@@ -36,15 +41,103 @@ REMOTE_COMMANDS = frozenset(
         "flows",
         "start",
         "triggers",
+        "approve",
+        "deny",
+        "inbox",
     }
 )
 
 
+class Reviews(Protocol):
+    """Votes on approval requests and the inbox, as :class:`~pausepoint.AsyncClient` has them.
+
+    Not part of :class:`~pausepoint.surface.ControlSurface`: ``Engine`` takes the
+    voter's name, groups and role as arguments (``vote``, ``approvals``), where a
+    server reads them from the caller's key. :class:`LocalReviews` gives them for
+    this process's engine.
+    """
+
+    async def review(
+        self,
+        execution_id: str,
+        decision: Literal["approve", "deny"],
+        *,
+        comment: str | None = None,
+        inputs: dict[str, Any] | None = None,
+        pause_id: str | None = None,
+    ) -> ControlResult: ...
+
+    async def approvals(
+        self,
+        *,
+        mine: bool = False,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: dict[str, str] | None = None,
+        older_than: str | None = None,
+        limit: int = 100,
+    ) -> ApprovalPage: ...
+
+
+class LocalReviews:
+    """:class:`Reviews` on this process's engine: the local user, with full rights, votes.
+
+    The local user is the engine's actor (``cli``, as for ``resume``): it is
+    in no group, so a request whose approvers are only users or groups refuses
+    its vote (list ``roles: [admin]`` among them to let it decide).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def review(
+        self,
+        execution_id: str,
+        decision: Literal["approve", "deny"],
+        *,
+        comment: str | None = None,
+        inputs: dict[str, Any] | None = None,
+        pause_id: str | None = None,
+    ) -> ControlResult:
+        return await self.engine.vote(
+            execution_id,
+            decision,
+            pause_id=pause_id,
+            comment=comment,
+            inputs=inputs,
+            role=LOCAL_ROLE,
+        )
+
+    async def approvals(
+        self,
+        *,
+        mine: bool = False,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: dict[str, str] | None = None,
+        older_than: str | None = None,
+        limit: int = 100,
+    ) -> ApprovalPage:
+        from pausepoint.service.approvals import Reviewer
+
+        return await self.engine.approvals(
+            Reviewer(self.engine.default_actor, (), LOCAL_ROLE),
+            assigned_to_me=mine,
+            namespace=namespace,
+            flow_id=flow_id,
+            labels=labels,
+            older_than=older_than,
+            limit=limit,
+        )
+
+
 @dataclass
 class Target:
-    """The control plane a command calls, and this process's engine when it is local."""
+    """The control plane a command calls, its votes and inbox (``reviews``: the client
+    itself, or :class:`LocalReviews`), and this process's engine when it is local."""
 
     plane: ControlSurface
+    reviews: Reviews
     engine: Engine | None = None
 
     def runs_here(self, execution_id: str) -> bool:
@@ -64,10 +157,11 @@ async def open_target(
         from pausepoint.client.async_client import AsyncClient
 
         async with AsyncClient(args.url, api_key=args.api_key) as client:
-            yield Target(client)
+            yield Target(client, client)
         return
     async with open_engine(args, python_paths=python_paths, **settings) as engine:
-        yield Target(engine.acting_as("cli"), engine)
+        local = engine.acting_as(LOCAL_ACTOR)
+        yield Target(local, LocalReviews(local), engine)
 
 
 def import_httpx_without_its_command_line() -> None:

@@ -16,6 +16,7 @@ from pausepoint.client.calls import (
     Call,
     Calls,
     EventStream,
+    ReviewDecision,
     T,
     Until,
     auth_headers,
@@ -27,6 +28,7 @@ from pausepoint.client.calls import (
 )
 from pausepoint.client.errors import error_from, unreachable
 from pausepoint.models import (
+    ApprovalPage,
     CommandView,
     ControlResult,
     EventView,
@@ -361,6 +363,89 @@ class AsyncClient:
             ids, state, namespace, flow_id, labels, reason, inputs, pause_id, dry_run
         )
         return await self._send(Calls.bulk(op, selection, idempotency_key))
+
+    # approvals
+
+    async def review(
+        self,
+        execution_id: str,
+        decision: ReviewDecision,
+        *,
+        comment: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        pause_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        """Vote ``approve`` or ``deny`` on an approval task's open request, as the caller.
+
+        The vote that completes the quorum, or a deny that denies, decides it.
+        Name the request with ``pause_id`` when the execution has several open.
+        Raises :class:`Conflict` (no open request, or already voted),
+        :class:`Forbidden` (not an approver, or separation of duties) or
+        :class:`InvalidInput` naming the field (``comment`` when one is required,
+        ``inputs``, ``pause_id``).
+        """
+        return await self._send(
+            Calls.review(execution_id, decision, comment, inputs, pause_id, idempotency_key)
+        )
+
+    async def approve(
+        self,
+        execution_id: str,
+        *,
+        comment: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        pause_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        """:meth:`review` with ``approve``."""
+        return await self.review(
+            execution_id,
+            "approve",
+            comment=comment,
+            inputs=inputs,
+            pause_id=pause_id,
+            idempotency_key=idempotency_key,
+        )
+
+    async def deny(
+        self,
+        execution_id: str,
+        *,
+        comment: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        pause_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        """:meth:`review` with ``deny``."""
+        return await self.review(
+            execution_id,
+            "deny",
+            comment=comment,
+            inputs=inputs,
+            pause_id=pause_id,
+            idempotency_key=idempotency_key,
+        )
+
+    async def approvals(
+        self,
+        *,
+        mine: bool = False,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        older_than: str | None = None,
+        limit: int = 100,
+    ) -> ApprovalPage:
+        """Open approval requests, oldest first, each saying what the caller may do with it.
+
+        ``mine`` keeps those the caller may still vote on; ``older_than`` (an
+        ISO-8601 duration such as ``PT1H``) those open at least that long;
+        ``total`` counts every match, ``items`` holds up to ``limit`` of them.
+        """
+        return await self._send(
+            Calls.approvals(mine, namespace, flow_id, labels, older_than, limit)
+        )
 
     # events
 

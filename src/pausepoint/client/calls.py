@@ -18,6 +18,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pausepoint.client.errors import ConnectionFailed, UnexpectedStatus, unreachable
 from pausepoint.errors import FieldError, FlowError, InvalidInput
 from pausepoint.models import (
+    ApprovalPage,
     CommandView,
     ControlResult,
     EventView,
@@ -51,6 +52,8 @@ MAX_RECONNECTS = 8  # consecutive failures without a new event before giving up
 EVENTS_PAGE = 1000
 
 BulkOp = Literal["pause", "resume", "cancel", "terminate"]
+# What a review decides; the server also takes Kestra's words for them.
+ReviewDecision = Literal["approve", "deny", "APPROVED", "DENIED"]
 Until = Callable[[ExecutionView], bool] | str | Collection[str] | None
 Params = list[tuple[str, str | int | float | bool | None]]
 
@@ -365,6 +368,46 @@ class Calls:
             json=selection.body(),
             headers=_idempotent(idempotency_key),
         )
+
+    @staticmethod
+    def review(
+        execution_id: str,
+        decision: str,
+        comment: str | None,
+        inputs: Mapping[str, Any] | None,
+        pause_id: str | None,
+        idempotency_key: str | None,
+    ) -> Call[ControlResult]:
+        body = _without_none(
+            decision=decision,
+            comment=comment,
+            inputs=dict(inputs) if inputs is not None else None,
+            pause_id=pause_id,
+        )
+        return Calls.control(execution_id, "review", body, idempotency_key)
+
+    @staticmethod
+    def approvals(
+        mine: bool,
+        namespace: str | None,
+        flow_id: str | None,
+        labels: Mapping[str, str] | None,
+        older_than: str | None,
+        limit: int,
+    ) -> Call[ApprovalPage]:
+        params: Params = [("assigned", "me" if mine else "anyone")]
+        params += [("label", f"{k}:{v}") for k, v in (labels or {}).items()]
+        params += [
+            (k, v)
+            for k, v in (
+                ("namespace", namespace),
+                ("flow_id", flow_id),
+                ("older_than", older_than),
+                ("limit", limit),
+            )
+            if v is not None
+        ]
+        return Call("GET", f"{API}/approvals", _model(ApprovalPage), params)
 
     @staticmethod
     def put_secret(name: str, value: str) -> Call[None]:

@@ -16,6 +16,7 @@ from pausepoint.client.calls import (
     Call,
     Calls,
     EventStream,
+    ReviewDecision,
     T,
     Until,
     auth_headers,
@@ -27,6 +28,7 @@ from pausepoint.client.calls import (
 )
 from pausepoint.client.errors import error_from, unreachable
 from pausepoint.models import (
+    ApprovalPage,
     CommandView,
     ControlResult,
     EventView,
@@ -325,6 +327,70 @@ class Client:
             ids, state, namespace, flow_id, labels, reason, inputs, pause_id, dry_run
         )
         return self._send(Calls.bulk(op, selection, idempotency_key))
+
+    def review(
+        self,
+        execution_id: str,
+        decision: ReviewDecision,
+        *,
+        comment: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        pause_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        """See :meth:`AsyncClient.review`."""
+        return self._send(
+            Calls.review(execution_id, decision, comment, inputs, pause_id, idempotency_key)
+        )
+
+    def approve(
+        self,
+        execution_id: str,
+        *,
+        comment: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        pause_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        return self.review(
+            execution_id,
+            "approve",
+            comment=comment,
+            inputs=inputs,
+            pause_id=pause_id,
+            idempotency_key=idempotency_key,
+        )
+
+    def deny(
+        self,
+        execution_id: str,
+        *,
+        comment: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        pause_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ControlResult:
+        return self.review(
+            execution_id,
+            "deny",
+            comment=comment,
+            inputs=inputs,
+            pause_id=pause_id,
+            idempotency_key=idempotency_key,
+        )
+
+    def approvals(
+        self,
+        *,
+        mine: bool = False,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        older_than: str | None = None,
+        limit: int = 100,
+    ) -> ApprovalPage:
+        """See :meth:`AsyncClient.approvals`."""
+        return self._send(Calls.approvals(mine, namespace, flow_id, labels, older_than, limit))
 
     def events(self, execution_id: str, *, after: int = 0) -> list[EventView]:
         events: list[EventView] = []
