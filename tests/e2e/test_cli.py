@@ -576,7 +576,7 @@ def test_validate_lists_every_problem_of_every_file_and_counts_them(
         tmp_path,
         "flows/kestra.yml",
         "id: k\nnamespace: e2e\ntasks:\n"
-        "  - id: child\n    type: io.kestra.plugin.core.flow.Approval\n"
+        "  - id: child\n    type: io.kestra.plugin.core.flow.Approval\n    quorum: 0\n"
         "  - id: query\n    type: io.kestra.plugin.jdbc.postgresql.Query\n"
         "  - id: sleep\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: soon\n",
     )
@@ -585,10 +585,10 @@ def test_validate_lists_every_problem_of_every_file_and_counts_them(
     assert "ok flows/gate.yaml" in result.stdout
     assert "1 of 2 flows load" in result.stdout
     lines = result.stderr.strip().splitlines()
-    assert lines[0].startswith("error: flows/kestra.yml:5 tasks[0].type: ")
-    assert "Approval is not supported yet" in lines[0]
-    assert lines[1].startswith("flows/kestra.yml:7 tasks[1].type: unknown task type")
-    assert lines[2].startswith("flows/kestra.yml:10 tasks[2].duration: 'soon'")
+    assert lines[0].startswith("error: flows/kestra.yml:6 tasks[0].quorum: ")
+    assert "a quorum counts at least 1 approval" in lines[0]
+    assert lines[1].startswith("flows/kestra.yml:8 tasks[1].type: unknown task type")
+    assert lines[2].startswith("flows/kestra.yml:11 tasks[2].duration: 'soon'")
     assert len(lines) == 3
 
 

@@ -157,7 +157,9 @@ async def test_a_second_decision_is_refused(engine: Engine) -> None:
     """ApprovalTest#shouldRefuseASecondDecisionOnTheSameTaskRun."""
     view = await until_paused(engine, "approval-basic.yaml")
     await engine.vote(view.id, "approve", comment="ok", actor="reviewer")
-    with pytest.raises(Conflict, match=r"cannot vote on completed execution|no open approval request"):
+    with pytest.raises(
+        Conflict, match=r"cannot vote on completed execution|no open approval request"
+    ):
         await engine.vote(view.id, "deny", comment="changed my mind", actor="someone-else")
 
 
