@@ -3,9 +3,11 @@
 import { api, forgetKey, setUnauthorizedHandler, storedKey, storeKey } from "./api.js";
 import { fill, h } from "./dom.js";
 import { clearNotice, showNotice } from "./ui.js";
+import { renderApprovalRequest, renderApprovals } from "./views/approvals.js";
 import { renderExecutionList } from "./views/executions.js";
 import { renderExecution } from "./views/execution.js";
 import { renderFlow, renderFlowList } from "./views/flows.js";
+import { watchWaitingCount } from "./waiting.js";
 
 const ROUTES = [
   [/^\/executions\/([^/]+)$/, (view, match, params, session) =>
@@ -14,10 +16,16 @@ const ROUTES = [
   [/^\/flows\/([^/]+)\/([^/]+)$/, (view, match, params, session) =>
     renderFlow(view, decodeURIComponent(match[1]), decodeURIComponent(match[2]), session)],
   [/^\/flows$/, (view, match, params, session) => renderFlowList(view, session)],
+  [/^\/approvals\/([^/]+)\/([^/]+)$/, (view, match, params, session) =>
+    renderApprovalRequest(view, decodeURIComponent(match[1]), decodeURIComponent(match[2]),
+      session)],
+  [/^\/approvals$/, (view, match, params, session) => renderApprovals(view, params, session)],
 ];
 
 let session = null;
 let leaveView = () => {};
+// The header's count of requests waiting for me lives as long as the session.
+let countWatch = new AbortController();
 
 /** The session: who is signed in, and what the role allows. */
 function makeSession(me) {
@@ -61,6 +69,9 @@ async function signIn(key) {
   document.getElementById("identity-text").textContent = `${me.org} · ${me.role}`;
   document.getElementById("identity").hidden = false;
   document.getElementById("main-nav").hidden = false;
+  countWatch.abort();
+  countWatch = new AbortController();
+  watchWaitingCount(document.getElementById("approvals-count"), countWatch.signal);
   window.addEventListener("hashchange", route);
   if (!location.hash.startsWith("#/")) history.replaceState(null, "", "#/executions");
   await route();
@@ -72,6 +83,7 @@ function signOut(message) {
   session = null;
   leaveView();
   leaveView = () => {};
+  countWatch.abort();
   window.removeEventListener("hashchange", route);
   document.getElementById("identity").hidden = true;
   document.getElementById("main-nav").hidden = true;

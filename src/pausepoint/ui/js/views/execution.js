@@ -1,12 +1,15 @@
-// One execution, live: state, controls, resume forms, task-run tree, context, event log.
+// One execution, live: state, controls, resume and review forms, task-run tree, context,
+// event log.
 
 import { api, executionPath, flowPath } from "../api.js";
 import {
   TERMINAL_STATES, badge, debounce, elapsed, fill, formatDuration, h, json, timeElement,
 } from "../dom.js";
+import { reviewCard, standingsOf } from "../review.js";
 import { schemaFields } from "../schemaform.js";
 import { follow } from "../sse.js";
 import { announce, askInDialog, showNotice } from "../ui.js";
+import { approvalsChanged } from "../waiting.js";
 
 const ACTIVE = new Set(["QUEUED", "RUNNING", "PAUSING", "PAUSED"]);
 
@@ -25,6 +28,8 @@ export function legalOperations(state) {
 export async function renderExecution(view, executionId, session) {
   const path = executionPath(executionId);
   let execution = await api(path, { signal: session.signal });
+  // What the caller may do with each open approval request ("execution_id:pause_id").
+  let standings = await standingsFor(execution);
   const seenEvents = new Set();
 
   const stateBadge = h("span", { id: "execution-state", "aria-live": "polite" });
@@ -156,12 +161,12 @@ export async function renderExecution(view, executionId, session) {
 
   async function resumeFromToolbar() {
     const open = execution.pause_points;
-    const takesInputs = open.some(
-      (point) => Object.keys(point.on_resume_schema?.properties ?? {}).length > 0);
+    const takesInputs = open.some((point) => point.kind === "decision"
+      || Object.keys(point.on_resume_schema?.properties ?? {}).length > 0);
     if (execution.state === "PAUSED" && (open.length > 1 || takesInputs)) {
-      // The inputs belong to a pause point: send the user to its form.
+      // The inputs (or the vote) belong to a pause point: send the user to its form.
       pauseSection.querySelector("form input, form select, form textarea, form button")?.focus();
-      announce("Fill in the resume form for the pause point below.");
+      announce("Fill in the form of the pause point below.");
       return;
     }
     const body = open.length === 1 ? { pause_id: open[0].id } : {};
@@ -244,7 +249,10 @@ export async function renderExecution(view, executionId, session) {
   }
 
   function renderPausePoints(state) {
-    const own = state === "PAUSED" || state === "PAUSING" ? execution.pause_points : [];
+    // An approval request waits on its own while the rest of the execution may run on.
+    const own = state === "PAUSED" || state === "PAUSING" ? execution.pause_points
+      : TERMINAL_STATES.has(state) ? []
+        : execution.pause_points.filter((point) => point.kind === "decision");
     // A subflow's Pause task is answered from here too (the request goes to the subflow).
     const below = TERMINAL_STATES.has(state) ? [] : execution.descendant_pause_points ?? [];
     const open = [
@@ -259,9 +267,11 @@ export async function renderExecution(view, executionId, session) {
         pauseForms.delete(id);
       }
     }
-    // A form already on screen is kept as it is, so live updates never wipe what is typed.
+    // A form already on screen is kept as it is, so live updates never wipe what is typed;
+    // an approval request's card redraws its votes beside it.
     for (const { id, point, owner } of open) {
       if (!pauseForms.has(id)) pauseForms.set(id, buildPauseForm(point, owner));
+      else pauseForms.get(id).update?.(point, standingOf(point, owner));
     }
     const resumed = execution.task_runs.filter((run) => run.outputs?.resumed);
     // Rebuild only on change: moving a form out and back in would take the focus (and
@@ -277,8 +287,10 @@ export async function renderExecution(view, executionId, session) {
         ? h("pre", { class: "json" }, json(run.outputs.onResume)) : null)));
     const sections = [];
     if (open.length) {
-      sections.push(h("h2", { id: "pause-title" },
-        open.length > 1 ? `Waiting at ${open.length} pause points` : "Waiting at a pause point"));
+      const decisions = open.every((entry) => entry.point.kind === "decision");
+      sections.push(h("h2", { id: "pause-title" }, decisions
+        ? open.length > 1 ? `Waiting for ${open.length} decisions` : "Waiting for a decision"
+        : open.length > 1 ? `Waiting at ${open.length} pause points` : "Waiting at a pause point"));
       sections.push(...open.map((entry) => pauseForms.get(entry.id).element));
     }
     if (resumed.length) {
@@ -289,8 +301,13 @@ export async function renderExecution(view, executionId, session) {
     if (focused instanceof HTMLElement && pauseSection.contains(focused)) focused.focus();
   }
 
+  function standingOf(point, owner) {
+    return standings.get(`${owner?.execution_id ?? execution.id}:${point.id}`) ?? null;
+  }
+
   /** The card of one open pause point: of this execution, or of ``owner`` below it. */
   function buildPauseForm(point, owner = null) {
+    if (point.kind === "decision") return buildReviewCard(point, owner);
     const own = point.kind === "approval" ? `Approve a call of the tool ${point.task_id}`
       : point.kind === "queue" ? "Queued: waiting for a free slot"
       : point.kind === "subflow" ? `Subflow task ${point.task_id} waits for its execution`
@@ -353,6 +370,24 @@ export async function renderExecution(view, executionId, session) {
     });
     element.append(form);
     return { element };
+  }
+
+  /** An approval task's open request: its votes, and the review form when one may vote. */
+  function buildReviewCard(point, owner) {
+    const note = owner ? h("p", { class: "muted" },
+      `In subflow ${owner.namespace}.${owner.flow_id}, execution `,
+      h("a", { href: `#${executionPath(owner.execution_id)}`, class: "mono" },
+        owner.execution_id)) : null;
+    return reviewCard({
+      executionId: owner?.execution_id ?? execution.id,
+      point,
+      me: standingOf(point, owner),
+      note,
+      onVoted: async () => {
+        approvalsChanged();
+        await refresh();
+      },
+    });
   }
 
   function renderTree() {
@@ -431,8 +466,10 @@ export async function renderExecution(view, executionId, session) {
     const thisRefresh = ++latestRefresh;
     try {
       const fresh = await api(path, { signal: session.signal });
+      const freshStandings = await standingsFor(fresh);
       if (thisRefresh !== latestRefresh) return; // a newer answer is on its way
       execution = fresh;
+      standings = freshStandings;
       render();
       followTree();
     } catch (error) {
@@ -461,6 +498,16 @@ export async function renderExecution(view, executionId, session) {
       onOpen: refreshTree,
     });
   }
+
+  async function standingsFor(shown) {
+    const own = shown.pause_points.some((point) => point.kind === "decision")
+      ? [{ execution_id: shown.id, namespace: shown.namespace, flow_id: shown.flow_id }] : [];
+    const below = (shown.descendant_pause_points ?? [])
+      .filter((entry) => entry.pause_point.kind === "decision");
+    const open = [...own, ...below];
+    return open.length ? standingsOf(open, session.signal) : new Map();
+  }
+
   render();
   followTree();
   const ticker = setInterval(() => {
