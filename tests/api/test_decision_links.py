@@ -256,4 +256,4 @@ async def test_on_wait_posts_signed_links_to_a_chat_webhook(
         approval = next(r for r in view.task_runs if r.task_id == "review")
         outputs = approval.outputs or {}
         assert outputs["by"] == "alice"
-        assert outputs["url"].startswith("http://approvals.example/ui/")
+        assert outputs["url"].startswith("http://approvals.example/#/executions/")

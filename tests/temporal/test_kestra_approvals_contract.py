@@ -64,7 +64,7 @@ async def test_the_url_starts_with_the_public_url_and_reaches_on_approve_tasks(
     engine: Engine,
 ) -> None:
     view = await until_paused(engine, "approval-url-merge.yaml")
-    expected = f"{PUBLIC_URL}/ui/#/executions/{view.id}"
+    expected = f"{PUBLIC_URL}/#/executions/{view.id}"
     assert the(view, "approval").outputs["url"] == expected
     ended = await decide(engine, view, "approve")
     assert ended.state == "COMPLETED"
@@ -135,4 +135,4 @@ async def test_the_public_url_is_kept_when_the_workflow_continues_as_new(
         description = await handle.describe()
     first_run = description.raw_description.workflow_execution_info.first_run_id
     assert first_run and first_run != description.run_id  # it did continue as new
-    assert the(view, "approval").outputs["url"] == f"{PUBLIC_URL}/ui/#/executions/{view.id}"
+    assert the(view, "approval").outputs["url"] == f"{PUBLIC_URL}/#/executions/{view.id}"

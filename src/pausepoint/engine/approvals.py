@@ -47,7 +47,7 @@ def pause_id_of(run: TaskRun) -> str:
 
 def execution_url(sched: Scheduler) -> str:
     """The execution's page in the UI (absolute when the server knows its public URL)."""
-    return f"{sched.env.public_url.rstrip('/')}/ui/#/executions/{sched.state['execution_id']}"
+    return f"{sched.env.public_url.rstrip('/')}/#/executions/{sched.state['execution_id']}"
 
 
 # -- the stages ------------------------------------------------------------------------
@@ -294,7 +294,7 @@ def tally(task: ApprovalTask, votes: list[Vote]) -> Decision | None:
         return "APPROVED"
     if task.deny_policy == "ANY":
         return "DENIED" if denials else None
-    return "DENIED" if denials * 2 > task.required_approvals else None
+    return "DENIED" if denials * 2 >= task.required_approvals else None
 
 
 def excluded_voters(sched: Scheduler, run: TaskRun) -> dict[str, str]:
