@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         description="Seconds a decision link is valid by default (never past its request's "
         "deadline).",
     )
+    callback_ttl: float = Field(
+        default=30 * 24 * 3600.0, gt=0, description="Seconds a callback token is valid by default."
+    )
     public_url: str = Field(
         default="",
         description="The server's address as its users reach it (http://host:port): approval "

@@ -138,6 +138,7 @@ def create_app(engine: Engine) -> FastAPI:
         shannon,
         syntropic,
     )
+    from pausepoint.api.routes import callbacks as callback_routes
     from pausepoint.api.routes import files as file_routes
     from pausepoint.api.routes import secrets as secret_routes
     from pausepoint.api.routes import triggers as trigger_routes
@@ -221,6 +222,8 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(approval_routes.router, responses=ERROR_RESPONSES)
     app.include_router(decide.api, responses=ERROR_RESPONSES)
     app.include_router(decide.pages)
+    app.include_router(callback_routes.api, responses=ERROR_RESPONSES)
+    app.include_router(callback_routes.public, responses=ERROR_RESPONSES)
     # The web UI: its page at "/", its files under "/ui" (a mount at "/" would answer
     # every unmatched path, turning an API route's 405 into a 404).
     app.mount("/ui", StaticFiles(directory=UI_DIRECTORY), name="ui")

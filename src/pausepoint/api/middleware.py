@@ -223,8 +223,10 @@ _WEBHOOK = re.compile(r"^/api/v1/(?:[^/]+/)?executions/webhook/")
 def _needs_credentials(path: str) -> bool:
     # The seed-compatible routes (Shannon's /api/v1/tasks, Syntropic137's /executions)
     # answer in their seeds' error shapes, so they authenticate in their handlers.
+    # Callback tokens (/api/v1/callbacks/{token}) are their own credential.
     return (
         path.startswith("/api/")
         and not path.startswith("/api/v1/tasks/")
+        and not path.startswith("/api/v1/callbacks/")
         and _WEBHOOK.match(path) is None
     )

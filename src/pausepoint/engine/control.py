@@ -47,6 +47,7 @@ class ControlView:
     status: ExecutionStatus
     pauses: dict[str, OpenPause] = field(default_factory=dict)
     stopping: bool = False  # cancel or terminate accepted
+    callbacks: dict[str, str] = field(default_factory=dict)  # Pause task id -> its status
 
     @property
     def manual_pause(self) -> OpenPause | None:
@@ -75,6 +76,7 @@ def view_of(data: StateData) -> ControlView:
         status=S(state["status"]),
         pauses=pauses,
         stopping=state["stop"] is not None,
+        callbacks={key: record["status"] for key, record in state.get("callbacks", {}).items()},
     )
 
 
@@ -122,7 +124,51 @@ def admit(view: ControlView, command: Command, index: FlowIndex) -> Command:
         return _admit_child_paused(view, command, subject)
     if "vote" in command.payload:
         return _admit_vote(view, command, index, subject)
+    if "callback" in command.payload:
+        return _admit_callback(view, command, index, subject)
+    if "heartbeat" in command.payload:
+        return _admit_heartbeat(view, command, subject)
     return _admit_resume(view, command, index, subject)
+
+
+def _waiting_task(view: ControlView, task_id: str) -> OpenPause | None:
+    return next(
+        (p for p in view.pauses.values() if p.kind == "task" and p.task_id == task_id), None
+    )
+
+
+def _admit_callback(view: ControlView, command: Command, index: FlowIndex, subject: str) -> Command:
+    """A callback's completion of the Pause task it names: now, or kept until it waits."""
+    task_id = command.payload["callback"]
+    task = index.pause_task(task_id)
+    if task is None:
+        raise Conflict(f"{subject} has no Pause task {task_id!r}")
+    status = view.callbacks.get(task_id)
+    if status in ("kept", "applied"):
+        raise Conflict(f"the callback of task '{task_id}' of {subject} was already completed")
+    if status == "ended":
+        raise Conflict(f"the wait of task '{task_id}' of {subject} already ended without it")
+    specs = list(getattr(task, "on_resume", []))
+    raw = command.payload.get("inputs") or {}
+    if raw and not specs:
+        raise InvalidInput(
+            f"task '{task_id}' takes no inputs",
+            [FieldError(("body",), f"task '{task_id}' takes no inputs")],
+        )
+    values = coerce_inputs(specs, raw, loc_prefix=("body",)) if specs else {}
+    payload: dict[str, Any] = {"callback": task_id, "inputs": values}
+    waiting = _waiting_task(view, task_id)
+    if waiting is not None:
+        payload["pause_id"] = waiting.id
+    return replace(command, payload=payload)
+
+
+def _admit_heartbeat(view: ControlView, command: Command, subject: str) -> Command:
+    task_id = command.payload["heartbeat"]
+    waiting = _waiting_task(view, task_id)
+    if waiting is None:
+        raise Conflict(f"task '{task_id}' of {subject} is not waiting: nothing to keep alive")
+    return replace(command, payload={"heartbeat": task_id, "pause_id": waiting.id})
 
 
 def _admit_vote(view: ControlView, command: Command, index: FlowIndex, subject: str) -> Command:
@@ -271,6 +317,13 @@ def project(view: ControlView, command: Command, index: FlowIndex) -> ControlVie
         return replace(view, status=status, pauses={**view.pauses, pause.id: pause})
     if kind is CommandKind.RESUME and "child_paused" in command.payload:
         return view  # a note: the execution stays pausing until its children have stopped
+    if kind is CommandKind.RESUME and "heartbeat" in command.payload:
+        return view
+    if kind is CommandKind.RESUME and "callback" in command.payload:
+        callbacks = {**view.callbacks, command.payload["callback"]: "kept"}
+        if "pause_id" not in command.payload:
+            return replace(view, callbacks=callbacks)
+        view = replace(view, callbacks=callbacks)
     if kind is CommandKind.RESUME and "vote" in command.payload:
         pause = view.pauses[command.payload["pause_id"]]
         votes = (*pause.votes, vote_of(command.by, command.payload, command.at))

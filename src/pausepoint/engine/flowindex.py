@@ -36,6 +36,7 @@ class FlowIndex:
     lists: dict[str, list[Any]] = field(default_factory=dict)
     _specs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _templated: dict[str, bool] = field(default_factory=dict)
+    _pause_ids: list[str] | None = None
 
     @classmethod
     def build(cls, flow: Flow) -> FlowIndex:
@@ -54,6 +55,16 @@ class FlowIndex:
 
     def task(self, path: str) -> TaskBase:
         return self.tasks[path]
+
+    def pause_task_ids(self) -> list[str]:
+        """The ids of the flow's Pause tasks (callbacks name them)."""
+        if self._pause_ids is None:
+            self._pause_ids = sorted({t.id for t in self.tasks.values() if t.type == "pause"})
+        return self._pause_ids
+
+    def pause_task(self, task_id: str) -> TaskBase | None:
+        """The Pause task called ``task_id``, if the flow has one."""
+        return next((t for t in self.tasks.values() if t.type == "pause" and t.id == task_id), None)
 
     def task_list(self, path: str) -> list[Any]:
         return self.lists[path]

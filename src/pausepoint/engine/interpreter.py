@@ -40,6 +40,7 @@ from pausepoint.engine.model import (
 )
 from pausepoint.engine.scheduler import EXIT_OUTCOMES, Scheduler, truthy
 from pausepoint.engine.state import (
+    CallbackRecord,
     ContextEntry,
     EngineEnv,
     ExitRequest,
@@ -561,6 +562,14 @@ class _Step(Scheduler):
                 self.next_pass(run)
         elif kind == "pause":
             self.on_pause_expired(timer["pause_id"])
+        elif kind == "heartbeat":
+            pause = self.state["pauses"].get(timer["pause_id"])
+            if pause is not None:
+                task = self.index.task(pause["task_path"])
+                assert isinstance(task, PauseTask)
+                self.fail_pause(
+                    pause, f"pause '{task.id}' got no heartbeat within {task.heartbeat_timeout}"
+                )
         elif kind == "pause_timeout":
             pause = self.state["pauses"].get(timer["pause_id"])
             if pause is not None and pause["kind"] == "subflow":
@@ -663,6 +672,12 @@ class _Step(Scheduler):
         if "child_paused" in command.payload:
             self.children_stopped(command.payload["child_paused"])
             return
+        if "heartbeat" in command.payload:
+            self.heartbeat(command)
+            return
+        if "callback" in command.payload:
+            self.complete_callback(command)
+            return
         pause_id = command.payload["pause_id"]
         pause = self.state["pauses"][pause_id]
         if "vote" in command.payload:
@@ -703,6 +718,33 @@ class _Step(Scheduler):
                     self.begin()
         else:
             self.resume_task_pause(pause_id, pause, command.payload["inputs"], by=command.by)
+
+    def complete_callback(self, command: Command) -> None:
+        """A callback's completion: resume the task's wait, or keep it until it waits."""
+        task_id, inputs = command.payload["callback"], command.payload["inputs"]
+        record: CallbackRecord = {"status": "kept", "at": self.at, "by": command.by}
+        if inputs:
+            record["inputs"] = inputs
+        self.state.setdefault("callbacks", {})[task_id] = record
+        pause_id = command.payload.get("pause_id")
+        if pause_id is None:
+            self.emit("callback.kept", task_id=task_id, by=command.by)
+            return
+        record["status"] = "applied"
+        self.emit("callback.applied", task_id=task_id, pause_id=pause_id, early=False)
+        self.resume_task_pause(pause_id, self.state["pauses"][pause_id], inputs, by=command.by)
+
+    def heartbeat(self, command: Command) -> None:
+        """A callback's heartbeat: its Pause task's heartbeatTimeout starts again."""
+        pause_id = command.payload["pause_id"]
+        pause = self.state["pauses"][pause_id]
+        task = self.index.task(pause["task_path"])
+        assert isinstance(task, PauseTask) and task.heartbeat_timeout
+        run = self.runs[pause["task_run_id"]]
+        self.set_timer(
+            "heartbeat", self.at + self.duration(task.heartbeat_timeout, run), pause_id=pause_id
+        )
+        self.emit("callback.heartbeat", task_id=task.id, pause_id=pause_id, by=command.by)
 
     def children_stopped(self, children: list[str]) -> None:
         """Subflows this pausing execution waits for have stopped: settle() lands the

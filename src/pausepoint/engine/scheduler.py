@@ -139,6 +139,9 @@ EXIT_OUTCOMES: dict[str, tuple[TaskRunState, ExecutionStatus]] = {
 
 
 BlockOutcome = Literal["running", "success", "failed"]
+# What `{{ callbacks.<pause task id> }}` renders to: the task's runner replaces it with
+# a signed callback URL (the engine signs nothing; see service/callbacks.py).
+CALLBACK_MARK = "[[pausepoint-callback {task}]]"
 
 
 class Scheduler:
@@ -810,6 +813,9 @@ class Scheduler:
             self.set_timer("pause", self.at + duration, pause_id=pause_id)
         if timeout is not None:
             self.set_timer("pause_timeout", self.at + timeout, pause_id=pause_id)
+        if task.heartbeat_timeout:
+            beat = self.duration(task.heartbeat_timeout, run)
+            self.set_timer("heartbeat", self.at + beat, pause_id=pause_id)
         self.emit(
             "task.paused",
             task_run_id=run["id"],
@@ -819,6 +825,13 @@ class Scheduler:
             behavior=task.behavior if duration is not None else None,
             on_resume=[spec.id for spec in task.on_resume],
         )
+        kept = self.state.get("callbacks", {}).get(task.id)
+        if kept is not None and kept["status"] == "kept":
+            # Its callback came before it waited: the wait ends as it begins.
+            kept["status"] = "applied"
+            self.emit("callback.applied", task_id=task.id, pause_id=pause_id, early=True)
+            self.resume_task_pause(pause_id, pause, kept.get("inputs", {}), by=kept.get("by", ""))
+            return
         if task.on_pause is not None:
             child = self.create_child(new_block(f"{run['path']}.onPause", 1), run)
             run["on_pause"] = child["id"]
@@ -1082,7 +1095,24 @@ class Scheduler:
         pause = self.state["pauses"].pop(pause_id)
         self.clear_timer(timer_id_of("pause", pause_id))
         self.clear_timer(timer_id_of("pause_timeout", pause_id))
+        if pause["kind"] == "task":
+            self.clear_timer(timer_id_of("heartbeat", pause_id))
+            # A callback for this task can no longer complete it (one completion per task).
+            callbacks = self.state.setdefault("callbacks", {})
+            callbacks.setdefault(pause["task_id"], {"status": "ended", "at": self.at})
         return pause
+
+    def resume_task_pause(
+        self,
+        pause_id: str,
+        pause: PausePoint,
+        values: dict[str, Any],
+        *,
+        by: str,
+        warn: bool = False,
+    ) -> None:
+        """Resume a Pause task's pause point with ``values`` (the interpreter's)."""
+        raise NotImplementedError
 
     def fail_pause(self, pause: PausePoint, error: str) -> None:
         run = self.runs[pause["task_run_id"]]
@@ -1239,6 +1269,10 @@ class Scheduler:
             "trigger": state.get("trigger") or {},
             "context": state["context"],
             "secrets": self.env.secrets,
+            "callbacks": {
+                task_id: CALLBACK_MARK.format(task=task_id)
+                for task_id in self.index.pause_task_ids()
+            },
             # The time of the event being applied, for now(): never the wall clock.
             "__now__": self.at,
         }

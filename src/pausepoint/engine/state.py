@@ -45,6 +45,7 @@ __all__ = [
     "STATE_VERSION",
     "AgentConversation",
     "Block",
+    "CallbackRecord",
     "Checkpoint",
     "ContextEntry",
     "EngineEnv",
@@ -94,7 +95,9 @@ StopKind = Literal["cancel", "timeout", "terminate"]
 PauseKind = Literal["manual", "task", "approval", "decision", "queue", "subflow"]
 # The pause points a person answers: only these make a RUNNING execution PAUSED.
 ANSWERED_KINDS: frozenset[str] = frozenset({"task", "approval", "decision"})
-TimerKind = Literal["execution", "retry", "timeout", "pause", "pause_timeout", "sleep", "wait"]
+TimerKind = Literal[
+    "execution", "retry", "timeout", "pause", "pause_timeout", "heartbeat", "sleep", "wait"
+]
 # Where a paused execution stopped: before the next task, before finishing, or on
 # Pause tasks (and approvals) waiting for an answer.
 Checkpoint = Literal["pre_execution", "pre_completion", "pause_task"]
@@ -138,6 +141,15 @@ class Stop(TypedDict):
     phase: Phase  # the phase it arrived in: `finally` still runs unless it arrived there
     traceparent: NotRequired[str]  # the W3C trace context of the command that asked for it
     cascade: NotRequired[bool]  # whether it reaches the subflows (else: the flow's policy)
+
+
+class CallbackRecord(TypedDict):
+    """What became of a Pause task's callback: kept (early), applied, or its wait ended."""
+
+    status: str  # kept | applied | ended
+    at: float
+    by: NotRequired[str]
+    inputs: NotRequired[dict[str, Any]]
 
 
 class Vote(TypedDict):
@@ -333,6 +345,9 @@ class EngineState(TypedDict):
     frozen: NotRequired[FrozenClock]
     # Its outcome, decided before its afterExecution tasks run: they do not change it.
     decided: NotRequired[Decided]
+    # Callback completions by Pause task id: kept until the task waits, applied, or the
+    # task's wait ended without one (then a completion is refused).
+    callbacks: NotRequired[dict[str, CallbackRecord]]
 
 
 # What the engine's entry points take: its state, or the same data as a runtime loaded
@@ -507,6 +522,7 @@ _TIMER_ID_PREFIX: dict[TimerKind, str] = {
     "timeout": "timeout",
     "pause": "pause",
     "pause_timeout": "ptimeout",
+    "heartbeat": "heartbeat",
     "sleep": "sleep",
     "wait": "wait",
 }

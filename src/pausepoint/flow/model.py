@@ -284,8 +284,13 @@ class PauseTask(TaskBase):
     # Kestra's deprecated spelling of pauseDuration with behavior RESUME.
     delay: str | None = None
     tasks: list[Task] = Field(default_factory=list)
+    heartbeat_timeout: str | None = Field(
+        default=None,
+        alias="heartbeatTimeout",
+        description="Fail the pause when no callback heartbeat comes within this long.",
+    )
 
-    @field_validator("pause_duration", "delay")
+    @field_validator("pause_duration", "delay", "heartbeat_timeout")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         return _check_duration(value)

@@ -24,18 +24,23 @@ authorizes them, applies their idempotency keys and audits what they change.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from typing import Any, TypeVar
 
+from pausepoint.engine.state import iso
+from pausepoint.errors import Conflict
 from pausepoint.models import ControlResult, ExecutionView, TriggerView
 from pausepoint.service import triggers
 from pausepoint.service.auth import Principal
+from pausepoint.service.callbacks import CallbackOutcome, CallbackToken, verify_callback
 from pausepoint.service.concurrency import release_loop, stop_loop
 from pausepoint.service.control import ControlLayer
 from pausepoint.service.core import DEFAULT_ORG, keyed_id, new_id
 from pausepoint.service.links import LinkPage, LinkRefused
 from pausepoint.service.operations import Operation
 from pausepoint.service.plane import ControlPlane, Reply
-from pausepoint.service.requests import VoteRequest
+from pausepoint.service.requests import CallbackRequest, HeartbeatRequest, VoteRequest
 from pausepoint.service.subflows import subflow_loop
 from pausepoint.service.surface import SurfaceMixin
 from pausepoint.service.taskcontrol import TaskResumer
@@ -163,6 +168,52 @@ class Engine(SurfaceMixin, ControlLayer):
         reply = await self.call(request, principal, idempotency_key=key)
         return page, reply.value
 
+    async def complete_callback(self, token: str, inputs: dict[str, Any]) -> CallbackOutcome:
+        """Complete the Pause task a callback token names (see service/callbacks.py)."""
+        parsed = verify_callback(token, self.callback_key, self.clock())
+        prior = await self._callback_record(parsed)
+        if prior is not None and prior["status"] in ("kept", "applied"):
+            return _outcome(parsed, prior, replayed=True)
+        principal = Principal(parsed.org_id, "operator", f"callback:{parsed.task_id}")
+        request = CallbackRequest(
+            execution_id=parsed.execution_id,
+            task_id=parsed.task_id,
+            inputs=inputs,
+            reason="callback",
+        )
+        digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+        key = f"callback:{parsed.execution_id}:{parsed.task_id}:{digest}"
+        try:
+            await self.call(request, principal, idempotency_key=key)
+        except Conflict:
+            prior = await self._callback_record(parsed)
+            if prior is not None and prior["status"] in ("kept", "applied"):
+                return _outcome(parsed, prior, replayed=True)  # another completion won
+            raise
+        record = await self._callback_record(parsed)
+        if record is None or record["status"] == "ended":
+            return CallbackOutcome(
+                parsed.execution_id, parsed.task_id, "accepted", inputs, iso(self.clock()), False
+            )
+        return _outcome(parsed, record, replayed=False)
+
+    async def callback_heartbeat(self, token: str) -> None:
+        """Keep a callback's Pause task waiting: its heartbeatTimeout starts again."""
+        parsed = verify_callback(token, self.callback_key, self.clock())
+        await self._callback_record(parsed)  # 404 for an execution that is not there
+        principal = Principal(parsed.org_id, "operator", f"callback:{parsed.task_id}")
+        request = HeartbeatRequest(
+            execution_id=parsed.execution_id, task_id=parsed.task_id, reason="heartbeat"
+        )
+        await self.call(request, principal)
+
+    async def _callback_record(self, parsed: CallbackToken) -> dict[str, Any] | None:
+        execution = await self.store.get_execution(parsed.execution_id)
+        if execution is None or execution.org_id != parsed.org_id:
+            raise LinkRefused(f"execution {parsed.execution_id} was not found", http_status=404)
+        record: dict[str, Any] | None = (execution.state.get("callbacks") or {}).get(parsed.task_id)
+        return record
+
     def _trigger_key(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerKey:
         return TriggerKey(self.org_id, namespace, flow_id, trigger_id)
 
@@ -195,3 +246,14 @@ class Engine(SurfaceMixin, ControlLayer):
             request_id=request_id,
             trace_context=trace_context,
         )
+
+
+def _outcome(parsed: CallbackToken, record: dict[str, Any], *, replayed: bool) -> CallbackOutcome:
+    return CallbackOutcome(
+        parsed.execution_id,
+        parsed.task_id,
+        record["status"],
+        record.get("inputs", {}),
+        iso(record["at"]),
+        replayed,
+    )

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from pausepoint.engine.approvals import eligible
 from pausepoint.engine.state import iso
-from pausepoint.errors import Conflict, FieldError, InvalidInput
+from pausepoint.errors import Conflict, FieldError, InvalidInput, NotFound
 from pausepoint.flow.durations import parse_duration
 from pausepoint.flow.model import ApprovalTask
 from pausepoint.models import ApprovalItem, ApprovalPage, MyVote
 from pausepoint.service.approvals import Reviewer, approval_request_view
+from pausepoint.service.callbacks import (
+    CallbackToken,
+    MintedCallback,
+    callback_url,
+    sign_callback,
+)
 from pausepoint.service.core import iso_or_none
 from pausepoint.service.events import EventsLayer
 from pausepoint.service.links import (
@@ -206,4 +212,28 @@ class InboxLayer(EventsLayer):
             task_id=pause["task_id"],
             request=approval_request_view(index, pause),
             may_approve=mine.may_approve,
+        )
+
+    # -- callback tokens -----------------------------------------------------------------
+
+    @property
+    def callback_key(self) -> bytes:
+        return self.secret_box.derive("callbacks")
+
+    async def mint_callback(
+        self, execution_id: str, task_id: str, *, expires_in: float | None = None
+    ) -> MintedCallback:
+        """A callback token completing the Pause task ``task_id`` of ``execution_id``."""
+        record = await self._record(execution_id)
+        index = (await self._env_for(record)).index
+        if index.pause_task(task_id) is None:
+            raise NotFound(f"execution {execution_id} has no Pause task {task_id!r}")
+        ttl = expires_in if expires_in is not None else self.settings.callback_ttl
+        token = CallbackToken(self.org_id, execution_id, task_id, int(self.clock() + ttl))
+        signed = sign_callback(token, self.callback_key)
+        return MintedCallback(
+            url=callback_url(self.settings.public_url, signed),
+            token=signed,
+            task_id=task_id,
+            expires_at=iso(token.expires_at),
         )

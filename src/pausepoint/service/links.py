@@ -101,11 +101,33 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def sign(link: DecisionLink, key: bytes) -> str:
-    """The token of ``link``: its claims and their HMAC, URL-safe."""
-    body = _b64(json.dumps(link.claims(), separators=(",", ":"), sort_keys=True).encode())
+def sign_claims(claims: dict[str, Any], key: bytes) -> str:
+    """A token carrying ``claims`` and their HMAC, URL-safe."""
+    body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
     mac = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
     return f"{body}.{mac}"
+
+
+def verify_claims(token: str, key: bytes, altered: PausepointError) -> dict[str, Any]:
+    """The claims ``token`` carries, if ``key`` signed them; else raises ``altered``."""
+    if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
+        raise altered
+    body, mac = token.split(".")
+    expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(mac, expected):
+        raise altered
+    try:
+        claims = json.loads(_unb64(body))
+    except (ValueError, binascii.Error):
+        raise altered from None
+    if not isinstance(claims, dict):
+        raise altered
+    return claims
+
+
+def sign(link: DecisionLink, key: bytes) -> str:
+    """The token of ``link``: its claims and their HMAC, URL-safe."""
+    return sign_claims(link.claims(), key)
 
 
 def new_link(
@@ -134,14 +156,8 @@ def verify(token: str, key: bytes, now: float) -> DecisionLink:
     altered = LinkRefused(
         "this link is not valid: it was altered, cut short, or not made by this server"
     )
-    if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
-        raise altered
-    body, mac = token.split(".")
-    expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(mac, expected):
-        raise altered
+    claims = verify_claims(token, key, altered)
     try:
-        claims = json.loads(_unb64(body))
         link = DecisionLink(
             org_id=str(claims["o"]),
             execution_id=str(claims["e"]),
@@ -152,7 +168,7 @@ def verify(token: str, key: bytes, now: float) -> DecisionLink:
             groups=tuple(str(group) for group in claims.get("g") or ()),
             nonce=str(claims.get("n", "")),
         )
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError):
         raise altered from None
     if link.action not in ACTIONS:
         raise altered

@@ -23,6 +23,7 @@ from pausepoint.models import (
 )
 from pausepoint.service.approvals import Reviewer
 from pausepoint.service.auth import Role
+from pausepoint.service.callbacks import MintedCallback
 from pausepoint.service.flows import StoredFlow
 from pausepoint.service.links import Action, MintedLink
 from pausepoint.store.records import FlowRecord
@@ -197,6 +198,28 @@ class MintLinkRequest(Operation[MintedLink]):
             self.decision,
             groups=self.groups,
             expires_in=self.expires_in,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class MintCallbackRequest(Operation[MintedCallback]):
+    """A callback token for one Pause task of an execution (operators: it resumes)."""
+
+    execution_id: str
+    task_id: str
+    expires_in: float | None = None
+
+    required_role = "operator"
+    action = "making callback tokens"
+    result_type = MintedCallback
+
+    @property
+    def target(self) -> str:
+        return f"{self.execution_id}/{self.task_id}"
+
+    async def run(self, engine: Engine) -> MintedCallback:
+        return await engine.mint_callback(
+            self.execution_id, self.task_id, expires_in=self.expires_in
         )
 
 

@@ -142,6 +142,29 @@ class VoteRequest(ControlRequest):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CallbackRequest(ControlRequest):
+    """A callback token's completion of a Pause task's wait (see service/callbacks.py)."""
+
+    task_id: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    kind = "resume"
+
+    def payload(self) -> dict[str, Any]:
+        return {"callback": self.task_id, "inputs": self.inputs}
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeartbeatRequest(ControlRequest):
+    """A callback token's sign of life: its Pause task's heartbeatTimeout starts again."""
+
+    task_id: str
+    kind = "resume"
+
+    def payload(self) -> dict[str, Any]:
+        return {"heartbeat": self.task_id}
+
+
+@dataclass(frozen=True, kw_only=True)
 class CancelRequest(ControlRequest):
     kind = "cancel"
 

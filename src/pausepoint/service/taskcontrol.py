@@ -139,6 +139,14 @@ class TaskResumer:
         )
         return minted.url
 
+    async def callback_url(self, caller: LeafContext, task_id: str) -> str:
+        own = await self._own(caller, "callback")
+        try:
+            minted = await self._engine.as_org(own.org_id).mint_callback(own.id, task_id)
+        except PausepointError as error:
+            raise TaskError(f"callback: {error.message}") from None
+        return minted.url
+
     async def write_file(self, caller: LeafContext, task_id: str, name: str, content: bytes) -> str:
         own = await self._own(caller, "file")
         run_id = caller.task_run_id.rpartition("/")[2]

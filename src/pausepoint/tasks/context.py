@@ -64,6 +64,10 @@ class TaskControl(Protocol):
         approval request ``pause_id`` (see service/links.py)."""
         ...
 
+    async def callback_url(self, caller: LeafContext, task_id: str) -> str:
+        """A callback URL completing the Pause task ``task_id`` of the caller's execution."""
+        ...
+
     async def write_file(self, caller: LeafContext, task_id: str, name: str, content: bytes) -> str:
         """Store ``content`` as the caller's task run's file ``name``; its URI."""
         ...

@@ -96,18 +96,24 @@ async def _with_files_read(
 
 # What `{{ approval.links.<user>.<action> }}` renders to in the engine (which signs
 # nothing): replaced here, when the task runs, by a signed link (service/links.py).
-LINK_MARKS = re.compile(r"\[\[pausepoint-link (\S+) (\S+) (approve|deny|review)\]\]")
+LINK_MARKS = re.compile(
+    r"\[\[pausepoint-(?:link (\S+) (\S+) (approve|deny|review)|callback (\S+))\]\]"
+)
 
 
 async def _with_links(
-    spec: Mapping[str, Any], links: set[tuple[str, str, str]], ctx: LeafContext
+    spec: Mapping[str, Any], links: set[tuple[str, str, str, str]], ctx: LeafContext
 ) -> dict[str, Any]:
     if ctx.control is None:
-        raise TaskError("approval links need a runtime that can sign them")
+        raise TaskError("approval links and callbacks need a runtime that can sign them")
     urls = {}
-    for pause_id, approver, action in sorted(links):
-        url = await ctx.control.decision_link(ctx, pause_id, approver, action)
-        urls[f"[[pausepoint-link {pause_id} {approver} {action}]]"] = url
+    for pause_id, approver, action, task_id in sorted(links):
+        if task_id:
+            url = await ctx.control.callback_url(ctx, task_id)
+            urls[f"[[pausepoint-callback {task_id}]]"] = url
+        else:
+            url = await ctx.control.decision_link(ctx, pause_id, approver, action)
+            urls[f"[[pausepoint-link {pause_id} {approver} {action}]]"] = url
 
     def replace(value: Any) -> Any:
         if isinstance(value, str):
