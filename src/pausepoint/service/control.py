@@ -121,6 +121,16 @@ def decision_command(
     return ResumeRequest(inputs=inputs, pause_id=pause.id, **common)
 
 
+def _what(command: CommandRecord) -> str:
+    """What a command is called in its reply: votes, callbacks and heartbeats are resumes
+    underneath, but their senders did not ask to resume."""
+    payload = command.payload or {}
+    for key, name in (("vote", "vote"), ("callback", "callback"), ("heartbeat", "heartbeat")):
+        if key in payload:
+            return name
+    return command.kind
+
+
 class ControlLayer(InboxLayer):
     async def control(self, request: ControlRequest) -> ControlResult:
         """Accept a control command: validate, record durably, then have it applied.
@@ -203,12 +213,13 @@ class ControlLayer(InboxLayer):
             state = command.state_before  # read in the transaction that accepted it
         else:
             state = (await self._record(command.execution_id)).status
+        what = _what(command)
         if applied is None:
-            message = f"{command.kind} accepted; it will be applied at the next checkpoint"
+            message = f"{what} accepted; it will be applied at the next checkpoint"
         elif applied:
-            message = f"{command.kind} applied"
+            message = f"{what} applied"
         else:
-            message = f"{command.kind} accepted but not applied: {command.message}"
+            message = f"{what} accepted but not applied: {command.message}"
         result = ControlResult(
             execution_id=command.execution_id,
             state=state,
