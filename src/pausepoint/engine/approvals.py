@@ -294,7 +294,7 @@ def tally(task: ApprovalTask, votes: list[Vote]) -> Decision | None:
         return "APPROVED"
     if task.deny_policy == "ANY":
         return "DENIED" if denials else None
-    return "DENIED" if denials * 2 >= task.required_approvals else None
+    return "DENIED" if denials * 2 > task.required_approvals else None
 
 
 def excluded_voters(sched: Scheduler, run: TaskRun) -> dict[str, str]:
