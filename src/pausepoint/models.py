@@ -84,6 +84,11 @@ class ApprovalRequestView(PublicModel):
         default_factory=dict, description="Who may not approve it, and why."
     )
     votes: list[VoteView] = Field(default_factory=list)
+    tool_call: dict[str, Any] | None = Field(
+        default=None,
+        description="An agent's tool call waiting for a decision: its tool and arguments "
+        "(approve, deny with feedback, or respond in its place).",
+    )
 
 
 class MyVote(PublicModel):

@@ -347,6 +347,56 @@ async def test_an_approval_rejects_bad_decisions_before_anything_changes(
     assert (await engine.state(execution_id)).state == "PAUSED"
 
 
+async def test_a_person_responds_in_place_of_the_tool(engine: Engine, model: ModelServer) -> None:
+    """respond: the tool does not run; the model reads the answer as its result."""
+    model.by_turn({1: Reply("", [tool_call("c1", "note", text="draft")]), 2: Reply("thanks")})
+    execution_id = await start(engine, agent_flow(model.url, extra=APPROVE_NOTE))
+    await approval_pause(engine, execution_id)
+    await engine.vote(execution_id, "respond", inputs={"response": {"saved": False}}, actor="ops")
+    view = await wait_state(engine, execution_id, "COMPLETED", "FAILED")
+    assert view.state == "COMPLETED"
+    result = model.requests[1]["messages"][-1]
+    assert result["tool_call_id"] == "c1"
+    assert json.loads(result["content"]) == {"saved": False}
+    events = await engine.events(execution_id, limit=1000)
+    assert "note: draft" not in json.dumps([e.data for e in events])  # the tool never ran
+
+
+async def test_a_deny_vote_on_a_tool_call_is_feedback_the_model_reads(
+    engine: Engine, model: ModelServer
+) -> None:
+    model.by_turn({1: Reply("", [tool_call("c1", "note", text="draft")]), 2: Reply("ok")})
+    execution_id = await start(engine, agent_flow(model.url, extra=APPROVE_NOTE))
+    await approval_pause(engine, execution_id)
+    from pausepoint.service.approvals import Reviewer
+
+    inbox = await engine.approvals(Reviewer("ops", (), "operator"), assigned_to_me=True)
+    (item,) = [i for i in inbox.items if i.execution_id == execution_id]
+    assert item.request.tool_call == {"tool": "note", "arguments": {"text": "draft"}}
+    assert item.me.may_approve
+    await engine.vote(execution_id, "deny", comment="use the wiki instead", actor="ops")
+    view = await wait_state(engine, execution_id, "COMPLETED", "FAILED")
+    assert view.state == "COMPLETED"
+    content = model.requests[1]["messages"][-1]["content"]
+    assert "rejected by ops" in content and "use the wiki instead" in content
+
+
+@pytest.mark.parametrize(("text", "asks"), [("short", False), ("a much longer note", True)])
+async def test_approve_when_decides_per_call(
+    engine: Engine, model: ModelServer, text: str, asks: bool
+) -> None:
+    model.by_turn({1: Reply("", [tool_call("c1", "note", text=text)]), 2: Reply("done")})
+    extra = (
+        '    approve:\n      tools: [note]\n      when: "{{ call.arguments.text | length > 10 }}"\n'
+    )
+    execution_id = await start(engine, agent_flow(model.url, extra=extra))
+    view = await wait_state(engine, execution_id, "PAUSED", "COMPLETED", "FAILED")
+    assert view.state == ("PAUSED" if asks else "COMPLETED"), view.error
+    if asks:
+        (point,) = view.pause_points
+        assert point.kind == "approval" and point.task_id == "note"
+
+
 async def test_after_a_crash_only_the_unfinished_call_is_sent_again(
     db_path: Path, model: ModelServer
 ) -> None:

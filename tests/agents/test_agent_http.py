@@ -79,7 +79,7 @@ async def test_a_tool_call_is_approved_through_the_resume_endpoint(
         (point,) = state["pause_points"]
         assert point["kind"] == "approval"
         schema = point["on_resume_schema"]
-        assert schema["properties"]["decision"]["enum"] == ["approve", "reject"]
+        assert schema["properties"]["decision"]["enum"] == ["approve", "reject", "respond"]
         resume = f"/api/v1/executions/{execution_id}/resume"
         bad = await operator.post(
             resume, json={"pause_id": point["id"], "inputs": {"decision": "maybe"}}

@@ -162,6 +162,8 @@ def _ask_properties(schema: dict[str, Any], prefix: str, values: dict[str, Any])
     required = set(schema.get("required", ()))
     for name, prop in (schema.get("properties") or {}).items():
         key = f"{prefix}{name}"
+        if key == "response" and values.get("decision") not in (None, "respond"):
+            continue  # a tool call's answer in place of the tool: only to respond
         if prop.get("type") == "object" and "properties" in prop:
             _ask_properties(prop, f"{key}.", values)
             continue

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 T = TaskRunState
 
 MODEL_CALL = "agent_llm"
-DECISIONS = ("approve", "reject")
+DECISIONS = ("approve", "reject", "respond")
 
 
 def start_agent(sched: Scheduler, run: TaskRun, task: AgentTask) -> None:
@@ -194,10 +194,25 @@ def _call_tool(sched: Scheduler, run: TaskRun, task: AgentTask, call: ToolCall) 
     child["args"] = call["arguments"]
     run["agent"]["call"] = child["id"]
     sched.touch(run)
-    if task.needs_approval(call["name"]):
+    if task.needs_approval(call["name"]) and _asks(sched, run, task, call):
         _ask_approval(sched, child, call)
     else:
         sched.start_leaf(child)
+
+
+def _asks(sched: Scheduler, run: TaskRun, task: AgentTask, call: ToolCall) -> bool:
+    """Whether this call waits: ``approve.when`` rendered with the call (true without one)."""
+    when = task.approve_when
+    if when is None:
+        return True
+    variables = {
+        **sched.variables(run),
+        "call": {"name": call["name"], "arguments": call["arguments"]},
+    }
+    rendered = render(when, variables, where=f"task '{task.id}' approve.when")
+    if isinstance(rendered, str):
+        return rendered.strip().lower() == "true"
+    return bool(rendered)
 
 
 def _ask_approval(sched: Scheduler, child: TaskRun, call: ToolCall) -> None:
@@ -247,6 +262,12 @@ def approval_inputs(tool: str, arguments: dict[str, Any]) -> list[dict[str, Any]
             "defaults": arguments,
             "description": "The arguments the tool runs with (edit them to correct the call).",
         },
+        {
+            "id": "response",
+            "type": "JSON",
+            "required": False,
+            "description": "respond: what the model reads as the tool's result (it does not run).",
+        },
     ]
 
 
@@ -270,6 +291,10 @@ def resume_approval(
             child["args"] = arguments
         child["state"] = T.CREATED.value
         sched.touch(child)
+    elif values.get("decision") == "respond":
+        # The tool does not run: the model reads this person's answer as its result.
+        sched.finish_run(child, T.SUCCESS, outputs={"response": values.get("response")})
+        child["responded"] = True
     else:
         reason = values.get("reason") or "no reason given"
         sched.finish_run(child, T.SKIPPED)
@@ -278,7 +303,11 @@ def resume_approval(
 
 def _tool_done(sched: Scheduler, run: TaskRun, child: TaskRun) -> None:
     call_id, name = child.get("tool_call_id", ""), child["task_id"]
-    if child["state"] in (T.SUCCESS, T.WARNING):
+    if child.get("responded"):
+        response = (child.get("outputs") or {}).get("response")
+        content = response if isinstance(response, str) else json.dumps(response)
+        _reply(sched, run, call_id, name, content, False)
+    elif child["state"] in (T.SUCCESS, T.WARNING):
         _reply(sched, run, call_id, name, json.dumps(child.get("outputs") or {}), False)
     elif child["state"] == T.FAILED:
         _reply(sched, run, call_id, name, f"error: {child.get('error')}", True)

@@ -137,6 +137,24 @@ def _waiting_task(view: ControlView, task_id: str) -> OpenPause | None:
     )
 
 
+def _tool_call_decision(pause: OpenPause, command: Command) -> Command:
+    """A vote on an agent's tool call: approve (with the arguments as edited), deny (the
+    comment is the feedback the model reads) or respond (``inputs.response`` in place of
+    the tool's result) — the resume of its pause point."""
+    choice = command.payload.get("vote")
+    decision = {"approve": "approve", "deny": "reject", "respond": "respond"}.get(str(choice))
+    if decision is None:
+        raise InvalidInput(
+            f"a tool call is approved, denied or responded to, not {choice!r}",
+            [FieldError(("body", "decision"), "approve, deny or respond")],
+        )
+    raw = {**(command.payload.get("inputs") or {}), "decision": decision}
+    if command.payload.get("comment"):
+        raw["reason"] = command.payload["comment"]
+    values = coerce_inputs(list(pause.inputs), raw, loc_prefix=("body", "inputs"))
+    return replace(command, payload={"pause_id": pause.id, "inputs": values})
+
+
 def _admit_callback(view: ControlView, command: Command, index: FlowIndex, subject: str) -> Command:
     """A callback's completion of the Pause task it names: now, or kept until it waits."""
     task_id = command.payload["callback"]
@@ -173,7 +191,7 @@ def _admit_heartbeat(view: ControlView, command: Command, subject: str) -> Comma
 
 def _admit_vote(view: ControlView, command: Command, index: FlowIndex, subject: str) -> Command:
     """A vote on an approval task's open request (see ``engine/approvals.py``)."""
-    requests = {key: p for key, p in view.pauses.items() if p.kind == "decision"}
+    requests = {key: p for key, p in view.pauses.items() if p.kind in ("decision", "approval")}
     pause_id = command.payload.get("pause_id")
     if pause_id is None:
         if not requests:
@@ -200,6 +218,8 @@ def _admit_vote(view: ControlView, command: Command, index: FlowIndex, subject: 
                 f"(it was decided, expired, or never opened; open: {', '.join(requests) or 'none'})"
             )
         pause = found
+    if pause.kind == "approval":
+        return _tool_call_decision(pause, command)
     assert pause.task_path is not None
     task = index.task(pause.task_path)
     assert isinstance(task, ApprovalTask)

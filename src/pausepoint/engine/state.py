@@ -277,6 +277,7 @@ class TaskRun(TypedDict):
     tool_call_id: NotRequired[str]  # a tool call
     args: NotRequired[dict[str, Any]]  # a tool call's arguments
     rejected: NotRequired[str]  # a tool call whose approval was refused: why
+    responded: NotRequired[bool]  # a tool call answered by a person in place of the tool
     waiting: NotRequired[bool]  # a WaitFor between two passes
     stage: NotRequired[str]  # a container's: "errors" or "finally" once its tasks ended
     failure: NotRequired[str]  # a container's: why its tasks failed (kept through its handlers)

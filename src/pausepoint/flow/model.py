@@ -926,11 +926,22 @@ class AgentTool(BaseModel):
         return PythonTask(id=self.name, type="python", function=self.python)
 
 
+class ToolApproval(BaseModel):
+    """Which tool calls wait for a decision: of these ``tools``, those ``when`` (a template
+    with ``call.name`` and ``call.arguments``) renders true for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tools: Literal["always"] | list[str] = "always"
+    when: str | None = None
+
+
 class AgentTask(TaskBase):
     """An LLM loop: model call → tool calls → next model call, each a checkpoint.
 
     ``timeout`` and ``retry`` apply to each model call. ``approve`` names the
-    tools whose calls wait for a person (``always``: every tool).
+    tools whose calls wait for a decision (``always``: every tool), or gives
+    ``tools`` and a ``when`` template that decides per call.
     """
 
     type: Literal["agent"]
@@ -938,7 +949,7 @@ class AgentTask(TaskBase):
     system: str | None = None
     prompt: str
     tools: list[AgentTool] = Field(default_factory=list)
-    approve: Literal["never", "always"] | list[str] = "never"
+    approve: Literal["never", "always"] | list[str] | ToolApproval = "never"
     max_turns: int = Field(default=10, ge=1, le=1000, alias="maxTurns")
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, alias="maxTokens")
@@ -950,8 +961,9 @@ class AgentTask(TaskBase):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"tool names must be unique: {', '.join(duplicates)}")
-        if isinstance(self.approve, list):
-            unknown = [name for name in self.approve if name not in names]
+        listed = self.approve.tools if isinstance(self.approve, ToolApproval) else self.approve
+        if isinstance(listed, list):
+            unknown = [name for name in listed if name not in names]
             if unknown:
                 raise ValueError(f"approve names unknown tools: {', '.join(unknown)}")
         return self
@@ -964,7 +976,13 @@ class AgentTask(TaskBase):
         return {"tools": [tool.as_task() for tool in self.tools]}  # type: ignore[misc]
 
     def needs_approval(self, tool: str) -> bool:
-        return self.approve == "always" or (isinstance(self.approve, list) and tool in self.approve)
+        """Whether calls of ``tool`` may wait for a decision (``approve.when`` decides each)."""
+        listed = self.approve.tools if isinstance(self.approve, ToolApproval) else self.approve
+        return listed == "always" or (isinstance(listed, list) and tool in listed)
+
+    @property
+    def approve_when(self) -> str | None:
+        return self.approve.when if isinstance(self.approve, ToolApproval) else None
 
 
 Task = Annotated[

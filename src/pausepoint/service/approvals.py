@@ -11,7 +11,27 @@ from pausepoint.models import ApprovalRequestView, VoteView
 
 
 def approval_request_view(index: FlowIndex, pause: dict[str, Any]) -> ApprovalRequestView:
-    """An open ``decision`` pause point: its task's rules and the votes counted so far."""
+    """An open ``decision`` pause point: its task's rules and the votes counted so far (an
+    agent's tool call waiting for approval: one decision by anyone who may control it)."""
+    if pause["kind"] == "approval":
+        arguments = next(
+            (
+                spec.get("defaults")
+                for spec in pause.get("on_resume", ())
+                if spec["id"] == "arguments"
+            ),
+            None,
+        )
+        return ApprovalRequestView(
+            title=f"Call the tool '{pause['task_id']}'",
+            decisions={"approve": "Approve", "deny": "Reject", "respond": "Respond"},
+            comment_required="NEVER",
+            approvers={"users": [], "groups": [], "roles": []},
+            quorum=1,
+            deny_policy="ANY",
+            separation_of_duties=False,
+            tool_call={"tool": pause["task_id"], "arguments": arguments},
+        )
     task = index.task(pause["task_path"])
     assert isinstance(task, ApprovalTask)
     approvers = task.approvers

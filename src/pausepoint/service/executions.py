@@ -334,7 +334,7 @@ class ExecutionsLayer(FilesLayer):
                     child_execution_id=pause.get("child"),
                     approval=(
                         approval_request_view(env.index, pause)
-                        if pause["kind"] == "decision"
+                        if pause["kind"] in ("decision", "approval")
                         else None
                     ),
                 )

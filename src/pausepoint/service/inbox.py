@@ -54,6 +54,13 @@ def my_vote(task: ApprovalTask, pause: dict, reviewer: Reviewer) -> MyVote:  # t
     return MyVote(may_approve=True, may_deny=True)
 
 
+def tool_call_vote(reviewer: Reviewer) -> MyVote:
+    """An agent's tool call: whoever may control the execution decides it."""
+    if reviewer.role == "viewer":
+        return MyVote(why_not="viewers do not decide")
+    return MyVote(may_approve=True, may_deny=True)
+
+
 class InboxLayer(EventsLayer):
     async def approvals(
         self,
@@ -93,7 +100,9 @@ class InboxLayer(EventsLayer):
             scanned += len(page)
             for record in page:
                 pauses = record.state.get("pauses") or {}
-                requests = {k: p for k, p in pauses.items() if p.get("kind") == "decision"}
+                requests = {
+                    k: p for k, p in pauses.items() if p.get("kind") in ("decision", "approval")
+                }
                 if not requests:
                     continue
                 index = (await self._env_for(record)).index
@@ -101,8 +110,11 @@ class InboxLayer(EventsLayer):
                     if opened_before is not None and pause["opened_at"] > opened_before:
                         continue
                     task = index.task(pause["task_path"])
-                    assert isinstance(task, ApprovalTask)
-                    mine = my_vote(task, pause, reviewer)
+                    mine = (
+                        my_vote(task, pause, reviewer)
+                        if isinstance(task, ApprovalTask)
+                        else tool_call_vote(reviewer)
+                    )
                     if assigned_to_me and not (mine.may_approve or mine.may_deny):
                         continue
                     items.append(

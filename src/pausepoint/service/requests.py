@@ -97,7 +97,13 @@ class DecideRequest(ControlRequest):
         return await engine.decide(self)
 
 
-VOTE_WORDS = {"approve": "approve", "approved": "approve", "deny": "deny", "denied": "deny"}
+VOTE_WORDS = {
+    "approve": "approve",
+    "approved": "approve",
+    "deny": "deny",
+    "denied": "deny",
+    "respond": "respond",  # an agent's tool call only: answer in place of the tool
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,7 +140,7 @@ class VoteRequest(ControlRequest):
                 [
                     FieldError(
                         ("body", "decision"),
-                        "approve or deny (Kestra's APPROVED or DENIED)",
+                        "approve or deny (Kestra's APPROVED or DENIED; respond for a tool call)",
                         "enum",
                     )
                 ],
