@@ -423,8 +423,11 @@ async def test_the_rules_decide_who_may_vote_and_when_it_is_decided(
                 assert reply.status_code == 202, reply.text
         request = await open_request(watcher, execution_id, "review")
         excluded = request["approval"]["excluded"]
-        assert set(excluded) == {row.starter.user, *row.excluded}, excluded
-        assert "started this execution" in excluded[row.starter.user], excluded
+        if row.rules.get("separationOfDuties") is False:
+            assert excluded == {}, excluded  # no one is kept from approving
+        else:
+            assert set(excluded) == {row.starter.user, *row.excluded}, excluded
+            assert "started this execution" in excluded[row.starter.user], excluded
 
         accepted: list[Ballot] = []
         for number, ballot in enumerate(row.ballots, 1):

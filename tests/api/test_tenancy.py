@@ -75,6 +75,11 @@ class Ids:
             if name == "tenant":
                 values[name] = PROBER  # past the tenant check, to the ids themselves
                 continue
+            if name == "token":
+                # A callback token is its own credential and names its organization:
+                # no id of another organization's goes in its path.
+                values[name] = "not-a-callback-token"
+                continue
             if name == "namespace":
                 value = "api.tenancy" if real else "api.nowhere"
             elif flows and name in ("id", "flow_id"):
@@ -85,6 +90,8 @@ class Ids:
                 value = SECRET_NAME if real else "NO_SUCH_SECRET"
             elif name in ("key_id",):
                 value = self.key_id if real else self.random_key
+            elif name == "pause_id":  # an approval request: the execution is the resource
+                value = "p-t1"
             elif name == "trigger_id":
                 value = "acme_trigger" if real else "no_such_trigger"
             elif name == "key":  # a webhook's key: acme's own, through another tenant

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pausepoint.engine.model import TERMINAL_TASK_STATES
 from pausepoint.engine.model import TaskRunState as T
-from pausepoint.engine.state import PausePoint, TaskRun, Vote, index_output, iso, new_block
+from pausepoint.engine.state import (
+    PausePoint,
+    TaskRun,
+    Vote,
+    index_output,
+    iso,
+    new_block,
+    secret_input_values,
+)
 from pausepoint.errors import Conflict, FieldError, Forbidden, InvalidInput
 from pausepoint.flow.inputs import coerce_inputs
 from pausepoint.flow.model import ApprovalTask
@@ -221,6 +229,8 @@ def apply_vote(sched: Scheduler, pause_id: str, vote: Vote) -> None:
     pause = sched.state["pauses"][pause_id]
     task = sched.index.task(pause["task_path"])
     assert isinstance(task, ApprovalTask)
+    # Later tasks read the real values; every view, event and audit masks SECRET ones.
+    sched.remember_secret_values(secret_input_values(task.inputs, vote.get("inputs") or {}))
     pause.setdefault("votes", []).append(vote)
     sched.emit(
         "approval.voted",

@@ -989,6 +989,8 @@ class Scheduler:
         if outputs is not None:
             if run["type"] == "pause":
                 shown = self.shown_pause_outputs(run, outputs)
+            elif run["type"] == "approval":
+                shown = self.mask(outputs)  # its SECRET review inputs stay readable to tasks
             else:
                 outputs = shown = self.mask(outputs)
         # Iterations and model calls have no task of their own to allow failure.

@@ -787,7 +787,8 @@ class Approvers(BaseModel):
 
     users: list[Name] = Field(default_factory=list)
     groups: list[Name] = Field(default_factory=list)
-    roles: list[Literal["viewer", "operator", "admin"]] = Field(default_factory=list)
+    # Viewers never vote: deciding needs the operator role.
+    roles: list[Literal["operator", "admin"]] = Field(default_factory=list)
 
 
 class Decisions(BaseModel):

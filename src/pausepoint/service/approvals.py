@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pausepoint.engine.flowindex import FlowIndex
+from pausepoint.engine.state import redact_secret_inputs
 from pausepoint.flow.model import ApprovalTask
 from pausepoint.models import ApprovalRequestView, VoteView
 
@@ -47,8 +48,13 @@ def approval_request_view(index: FlowIndex, pause: dict[str, Any]) -> ApprovalRe
         quorum=task.quorum,
         deny_policy=task.deny_policy,
         separation_of_duties=task.separation_of_duties,
-        excluded=dict(pause.get("excluded") or {}),
-        votes=[VoteView(**vote) for vote in pause.get("votes") or []],
+        excluded=dict(pause.get("excluded") or {}) if task.separation_of_duties else {},
+        votes=[
+            VoteView(**{**vote, "inputs": redact_secret_inputs(task.inputs, vote["inputs"])})
+            if vote.get("inputs")
+            else VoteView(**vote)
+            for vote in pause.get("votes") or []
+        ],
     )
 
 

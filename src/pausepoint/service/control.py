@@ -399,6 +399,9 @@ class ControlLayer(InboxLayer):
                 if run.get("type") == "pause" and run.get("pause_id"):
                     task = env.index.task(run["path"])
                     pause_specs[run["pause_id"]] = getattr(task, "on_resume", ())
+                elif run.get("type") == "approval":
+                    task = env.index.task(run["path"])
+                    pause_specs[f"p-{run['id']}"] = getattr(task, "inputs", ())
 
         def shown(payload: dict[str, Any]) -> dict[str, Any]:
             inputs = payload.get("inputs")

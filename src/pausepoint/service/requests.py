@@ -112,6 +112,8 @@ class VoteRequest(ControlRequest):
 
     ``groups`` and ``role`` are the voter's, set by the chain from the caller's
     credentials (the quorum counts groups; ``adminOverride`` looks at the role).
+    ``decision`` is checked when the vote is admitted, after the execution is found
+    (another organization's execution is unknown, whatever the body says).
     """
 
     decision: str
@@ -131,20 +133,6 @@ class VoteRequest(ControlRequest):
             "groups": list(self.groups),
             "role": self.role,
         }
-
-    def validate(self) -> None:
-        super().validate()
-        if self.decision.lower() not in VOTE_WORDS:
-            raise InvalidInput(
-                f"decision is approve or deny, not {self.decision!r}",
-                [
-                    FieldError(
-                        ("body", "decision"),
-                        "approve or deny (Kestra's APPROVED or DENIED; respond for a tool call)",
-                        "enum",
-                    )
-                ],
-            )
 
 
 @dataclass(frozen=True, kw_only=True)

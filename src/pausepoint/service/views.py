@@ -27,7 +27,9 @@ def masker_for(state: dict[str, Any], env: EngineEnv) -> Masker:
 
 
 def shown_run(run: dict[str, Any], env: EngineEnv, mask: Masker) -> dict[str, Any]:
-    """A Pause task run keeps its onResume values for later tasks: show them redacted."""
+    """Pause and approval task runs keep their inputs for later tasks: show them redacted."""
+    if run.get("type") == "approval" and run.get("outputs"):
+        return {**run, "outputs": mask(run["outputs"])}
     if run.get("type") != "pause" or not run.get("outputs"):
         return run
     specs = getattr(env.index.task(run["path"]), "on_resume", ())
