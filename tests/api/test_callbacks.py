@@ -55,9 +55,7 @@ async def start(server: RunningServer, flow: str) -> ExecutionView:
             "/api/v1/executions", json={"namespace": record.namespace, "flow_id": record.flow_id}
         )
         assert started.status_code == 201, started.text
-    return await engine.wait(
-        started.json()["id"], until=lambda v: v.state == "PAUSED", timeout=30
-    )
+    return await engine.wait(started.json()["id"], until=lambda v: v.state == "PAUSED", timeout=30)
 
 
 def announced(view: ExecutionView) -> str:
