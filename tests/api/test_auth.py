@@ -40,8 +40,10 @@ from tests.api.matrix_support import (
     wait_started,
 )
 
-# Routes anyone may call: probes, the API description, and Kestra's webhooks (whose key
-# in the URL is the secret; test_triggers_api proves a wrong key starts nothing).
+# Routes anyone may call: probes, the API description, Kestra's webhooks (whose key
+# in the URL is the secret; test_triggers_api proves a wrong key starts nothing) and
+# callback tokens (the token is the credential; test_callbacks proves a forged one does
+# nothing).
 PUBLIC = {
     "/healthz",
     "/readyz",
@@ -52,6 +54,8 @@ PUBLIC = {
     "/",
     "/api/v1/executions/webhook/{namespace}/{flow_id}/{key}",
     "/api/v1/{tenant}/executions/webhook/{namespace}/{flow_id}/{key}",
+    "/api/v1/callbacks/{token}",
+    "/api/v1/callbacks/{token}/heartbeat",
 }
 SECRET = "test-hmac-secret-" + "0123456789abcdef" * 4  # long enough for HS512 too
 
