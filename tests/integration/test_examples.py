@@ -50,6 +50,7 @@ async def test_every_example_flow_loads() -> None:
         "parallel_approvals.yaml",
         "pause_warn.yaml",
         "python_task.yaml",
+        "release_sign_off.yaml",
         "vacation_approval_process.yaml",
     }
     for path in EXAMPLES.glob("*.yaml"):
@@ -63,6 +64,7 @@ async def test_load_flow_dir_stores_every_example(engine: Engine) -> None:
         "parallel_approvals",
         "pause_warn",
         "python_task",
+        "release_sign_off",
         "vacation_approval_process",
     }
 
@@ -300,3 +302,58 @@ async def test_vacation_approval_as_make_run_starts_it_completes(engine: Engine)
         for log in event.data["logs"]
     ]
     assert messages and "Status is Team offsite (approved: False)" in messages[0]
+
+
+async def test_release_sign_off_posts_links_that_count_toward_each_groups_quorum(
+    engine: Engine,
+) -> None:
+    """The chat message carries each named approver's signed links; a link votes as that
+    person, in the groups their keys give them: one of ops and one of security ship it."""
+    await engine.create_api_key("operator", "dana", user="dana", groups=("ops",))
+    await engine.create_api_key("operator", "lee", user="lee", groups=("security",))
+    record = await engine.put_flow_file(EXAMPLES / "release_sign_off.yaml")
+    with webhook_receiver() as receiver:
+        started = await engine.start_execution(
+            record.namespace,
+            record.flow_id,
+            inputs={"chat_webhook_uri": f"{receiver.base_url}/chat"},
+        )
+        view = await engine.wait(started.id, until=paused, timeout=TIMEOUT)
+        [message] = receiver.to("/chat")
+    posted = message.json()
+    assert "Release 2.4.0 needs one of ops and one of security" in posted["text"]
+    assert started.id in posted["text"]
+    links = posted["links"]
+    assert set(links) == {"dana", "lee"}
+    token = {user: links[user]["approve"].rsplit("/decide/", 1)[1] for user in links}
+    (point,) = view.pause_points
+    assert point.approval is not None and point.approval.quorum == {"ops": 1, "security": 1}
+
+    await engine.use_decision_link(token["dana"], "approve", None, {})
+    still = await engine.wait(started.id, until=paused, timeout=TIMEOUT)
+    (point,) = still.pause_points
+    assert point.approval is not None
+    assert [(v.by, v.groups) for v in point.approval.votes] == [("dana", ["ops"])]
+
+    await engine.use_decision_link(token["lee"], "approve", None, {})
+    done = await engine.wait(started.id, timeout=TIMEOUT)
+    assert done.state == "COMPLETED", done.error
+    outputs = done.task_run("sign_off").outputs or {}
+    assert outputs["decision"] == "APPROVED" and outputs["by"] == "lee"
+    assert await log_lines(engine, started.id, "ship") == ["Shipping 2.4.0: approved by 2 people"]
+
+
+async def test_release_sign_off_as_make_run_starts_it_logs_and_a_deny_holds(
+    engine: Engine,
+) -> None:
+    record = await engine.put_flow_file(EXAMPLES / "release_sign_off.yaml")
+    started = await engine.start_execution(record.namespace, record.flow_id)
+    await engine.wait(started.id, until=paused, timeout=TIMEOUT)
+    [line] = await log_lines(engine, started.id, "log_links")
+    assert line.startswith("Release 2.4.0 waits for sign-off: ")
+    with pytest.raises(InvalidInput):  # commentRequired: ON_DENY
+        await engine.vote(started.id, "deny", actor="lee", groups=("security",))
+    await engine.vote(started.id, "deny", comment="CVE open", actor="lee", groups=("security",))
+    done = await engine.wait(started.id, timeout=TIMEOUT)
+    assert done.state == "CANCELLED"
+    assert await log_lines(engine, started.id, "hold") == ["Held by lee: CVE open"]

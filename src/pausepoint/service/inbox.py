@@ -176,6 +176,8 @@ class InboxLayer(EventsLayer):
         )
         if pause is not None and pause.get("deadline") is not None:
             expires_at = min(expires_at, pause["deadline"])
+        if not groups:
+            groups = await self.groups_of(approver)
         link = new_link(
             self.org_id, execution_id, pause_id, approver, action, expires_at, tuple(groups)
         )
@@ -187,6 +189,15 @@ class InboxLayer(EventsLayer):
             action=action,
             expires_at=iso(link.expires_at),
         )
+
+    async def groups_of(self, user: str) -> tuple[str, ...]:
+        """The groups the organization's live API keys issued for ``user`` name (a link
+        made for a person counts toward their groups' quorums, as their key would)."""
+        found: list[str] = []
+        for record in await self.store.list_api_keys(self.org_id):
+            if record.user == user and record.revoked_at is None:
+                found.extend(group for group in record.groups if group not in found)
+        return tuple(found)
 
     async def open_decision_link(self, token: str) -> LinkPage:
         """What a link's page shows; ``LinkRefused`` (403/404/409/410) saying why it cannot
