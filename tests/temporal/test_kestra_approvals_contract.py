@@ -136,3 +136,69 @@ async def test_the_public_url_is_kept_when_the_workflow_continues_as_new(
     first_run = description.raw_description.workflow_execution_info.first_run_id
     assert first_run and first_run != description.run_id  # it did continue as new
     assert the(view, "approval").outputs["url"] == f"{PUBLIC_URL}/#/executions/{view.id}"
+
+
+CALLBACK_FLOW = """\
+id: callback-on-temporal
+namespace: approvals.temporal
+tasks:
+  - id: announce
+    type: return
+    format: "{{ callbacks.settled }}"
+  - id: gate
+    type: pause
+  - id: settled
+    type: pause
+    onResume:
+      - id: amount
+        type: INT
+  - id: done
+    type: return
+    format: "{{ outputs.settled.onResume.amount }}"
+"""
+
+LINKED_APPROVAL = """\
+id: linked-approval
+namespace: approvals.temporal
+tasks:
+  - id: approval
+    type: approval
+    approvers:
+      users: [alice]
+    onWait:
+      - id: links
+        type: return
+        format: "{{ approval.links.alice.approve }}"
+"""
+
+
+async def test_a_callback_kept_before_its_task_waits_is_applied_on_temporal(
+    engine: Engine,
+) -> None:
+    record = await engine.put_flow(CALLBACK_FLOW)
+    started = await engine.start_execution(record.namespace, record.flow_id)
+    view = await engine.wait(started.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    url = (the(view, "announce").outputs or {})["value"]
+    assert url.startswith(f"{PUBLIC_URL}/api/v1/callbacks/")
+    kept = await engine.complete_callback(url.rsplit("/", 1)[1], {"amount": "7"})
+    assert kept.status == "kept"
+    (gate,) = (await engine.execution(started.id)).pause_points
+    await engine.resume(started.id, pause_id=gate.id)
+    ended = await engine.wait(started.id, timeout=TIMEOUT)
+    assert ended.state == "COMPLETED", ended.error
+    assert (the(ended, "done").outputs or {})["value"] == 7
+    again = await engine.complete_callback(url.rsplit("/", 1)[1], {"amount": "8"})
+    assert again.replayed and again.inputs == {"amount": 7}
+
+
+async def test_a_decision_link_signed_in_on_wait_votes_on_temporal(engine: Engine) -> None:
+    record = await engine.put_flow(LINKED_APPROVAL)
+    started = await engine.start_execution(record.namespace, record.flow_id)
+    view = await engine.wait(started.id, until=lambda v: v.state == "PAUSED", timeout=TIMEOUT)
+    link = (the(view, "links").outputs or {})["value"]
+    assert link.startswith(f"{PUBLIC_URL}/decide/")
+    page, _ = await engine.use_decision_link(link.rsplit("/", 1)[1], "approve", None, {})
+    assert page.link.approver == "alice"
+    ended = await engine.wait(started.id, timeout=TIMEOUT)
+    assert ended.state == "COMPLETED", ended.error
+    assert (the(ended, "approval").outputs or {})["by"] == "alice"
