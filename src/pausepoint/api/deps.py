@@ -7,7 +7,8 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, Request
 
 from pausepoint.api.ratelimit import AuthFailureLimiter, Network, client_key, parse_networks
-from pausepoint.errors import Unauthorized
+from pausepoint.errors import FieldError, InvalidInput, Unauthorized
+from pausepoint.flow.durations import parse_duration
 from pausepoint.service.auth import Principal
 from pausepoint.service.engine import Engine
 from pausepoint.service.operations import Operation
@@ -120,3 +121,13 @@ async def call_replayed(
         trace_context=trace_context(request),
     )
     return reply.value, ({"Idempotent-Replayed": "true"} if reply.replayed else {})
+
+
+def body_duration(value: str | None, field: str) -> float | None:
+    """Seconds of an ISO-8601 duration given in a body's ``field``; 422 naming it if bad."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise InvalidInput(f"{field}: {error}", [FieldError(("body", field), str(error))]) from None

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from pausepoint.api.deps import Caller, call
+from pausepoint.api.deps import Caller, body_duration, call
 from pausepoint.errors import FieldError, InvalidInput
-from pausepoint.flow.durations import parse_duration
 from pausepoint.service.callbacks import MintedCallback
 from pausepoint.service.engine import Engine
 from pausepoint.service.operations import MintCallbackRequest
@@ -33,14 +32,7 @@ async def mint_callback(
     request: Request, execution_id: str, caller: Caller, body: CallbackBody
 ) -> MintedCallback:
     """A callback token completing the Pause task ``task_id`` of this execution."""
-    expires_in = None
-    if body.expires_in is not None:
-        try:
-            expires_in = parse_duration(body.expires_in)
-        except ValueError as error:
-            raise InvalidInput(
-                f"expires_in: {error}", [FieldError(("body", "expires_in"), str(error))]
-            ) from None
+    expires_in = body_duration(body.expires_in, "expires_in")
     operation = MintCallbackRequest(
         execution_id=execution_id, task_id=body.task_id, expires_in=expires_in
     )

@@ -14,10 +14,9 @@ import html
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from pausepoint.api.deps import Caller, call
+from pausepoint.api.deps import Caller, body_duration, call
 from pausepoint.api.kestra_shapes import form_parts
-from pausepoint.errors import FieldError, InvalidInput, PausepointError
-from pausepoint.flow.durations import parse_duration
+from pausepoint.errors import InvalidInput, PausepointError
 from pausepoint.service.engine import Engine
 from pausepoint.service.links import LinkPage, MintedLink
 from pausepoint.service.operations import MintLinkRequest
@@ -33,14 +32,7 @@ async def mint_link(
     request: Request, execution_id: str, pause_id: str, caller: Caller, body: LinkBody
 ) -> MintedLink:
     """A signed, expiring link that votes on this open request as ``approver`` (admins)."""
-    expires_in = None
-    if body.expires_in is not None:
-        try:
-            expires_in = parse_duration(body.expires_in)
-        except ValueError as error:
-            raise InvalidInput(
-                f"expires_in: {error}", [FieldError(("body", "expires_in"), str(error))]
-            ) from None
+    expires_in = body_duration(body.expires_in, "expires_in")
     operation = MintLinkRequest(
         execution_id=execution_id,
         pause_id=pause_id,
