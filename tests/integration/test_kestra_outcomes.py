@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pausepoint.models import ExecutionView
 from pausepoint.service.engine import Engine
 
@@ -650,3 +652,22 @@ tasks:
     assert state_of(view, "loop") == "SUCCESS"
     assert state_of(view, "never") == "FAILED"
     assert len([r for r in view.task_runs if r.task_id == "again"]) == 2
+
+
+@pytest.mark.parametrize(("behavior", "state"), [("RESUME", "COMPLETED"), ("FAIL", "FAILED")])
+async def test_a_pause_behavior_given_by_an_input(
+    engine: Engine, behavior: str, state: str
+) -> None:
+    """pause-behavior.yaml: the Pause's behavior is a template, rendered when its
+    pauseDuration ends."""
+    view = await run(engine, "pause-behavior.yaml", behavior=behavior)
+    assert view.state == state, view.error
+    assert state_of(view, "pause") == ("SUCCESS" if behavior == "RESUME" else "FAILED")
+
+
+async def test_a_pause_behavior_that_renders_to_nothing_known_fails_the_pause(
+    engine: Engine,
+) -> None:
+    view = await run(engine, "pause-behavior.yaml", behavior="SOMETIMES")
+    assert view.state == "FAILED"
+    assert "behavior 'SOMETIMES' is not RESUME, WARN, FAIL or CANCEL" in (view.error or "")

@@ -67,7 +67,7 @@ from pausepoint.errors import (
     InvalidInput,
     TemplateError,
 )
-from pausepoint.flow.durations import format_duration, parse_duration
+from pausepoint.flow.durations import format_duration, is_template, parse_duration
 from pausepoint.flow.inputs import coerce_inputs
 from pausepoint.flow.model import (
     AssertTask,
@@ -588,6 +588,15 @@ class _Step(Scheduler):
         task = self.index.task(pause["task_path"])
         assert isinstance(task, PauseTask)
         behavior = task.behavior if task.pause_duration else "RESUME"
+        if is_template(behavior):
+            run = self.runs[pause["task_run_id"]]
+            behavior = str(render(behavior, self.variables(run), where=f"task '{task.id}'"))
+            if behavior not in ("RESUME", "WARN", "FAIL", "CANCEL"):
+                self.fail_pause(
+                    pause,
+                    f"pause '{task.id}': behavior {behavior!r} is not RESUME, WARN, FAIL or CANCEL",
+                )
+                return
         deadline = pause["deadline"]
         assert deadline is not None  # its timer is armed only with a deadline
         waited = format_duration(deadline - pause["opened_at"])

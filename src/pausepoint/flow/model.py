@@ -278,7 +278,9 @@ class HttpTask(TaskBase):
 class PauseTask(TaskBase):
     type: Literal["pause"]
     pause_duration: str | None = Field(default=None, alias="pauseDuration")
-    behavior: Behavior = "RESUME"
+    behavior: Behavior | str = Field(
+        default="RESUME", description="RESUME, WARN, FAIL or CANCEL, or a {{ … }} template."
+    )
     on_pause: Task | None = Field(default=None, alias="onPause")
     on_resume: list[InputSpec] = Field(default_factory=list, alias="onResume")
     # Kestra's deprecated spelling of pauseDuration with behavior RESUME.
@@ -289,6 +291,16 @@ class PauseTask(TaskBase):
         alias="heartbeatTimeout",
         description="Fail the pause when no callback heartbeat comes within this long.",
     )
+
+    @field_validator("behavior")
+    @classmethod
+    def _behavior(cls, value: str) -> str:
+        if value in ("RESUME", "WARN", "FAIL", "CANCEL") or is_template(value):
+            return value
+        raise ValueError(
+            f"{value!r} is not allowed; expected 'RESUME', 'WARN', 'FAIL', 'CANCEL' "
+            "or a {{ … }} template"
+        )
 
     @field_validator("pause_duration", "delay", "heartbeat_timeout")
     @classmethod

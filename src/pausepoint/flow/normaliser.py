@@ -119,6 +119,9 @@ class Normaliser:
                 self.plugin_defaults.extend(self.defaults(out.pop(key), (key,)))
         if isinstance(out.get("labels"), list):
             out["labels"] = self.label_pairs(out["labels"], ("labels",))
+        elif isinstance(out.get("labels"), dict):
+            # Kestra reads a label written as a number or a boolean as its text.
+            out["labels"] = {key: scalar_text(value) for key, value in out["labels"].items()}
         if "retry" in out:
             self.flow_retry = self.checked_retry(out.pop("retry"), ("retry",))
         for block in ("tasks", "errors", "finally", "afterExecution"):
@@ -392,6 +395,8 @@ class Normaliser:
         return labels
 
     def _task_checks(self, task: dict[str, Any], path: Path_) -> None:
+        if isinstance(task.get("id"), int) and not isinstance(task.get("id"), bool):
+            task["id"] = str(task["id"])  # Kestra's first flows number their tasks: `id: 1`
         task_id = task.get("id")
         if isinstance(task_id, str):
             first = self.task_ids.get(task_id)
@@ -420,6 +425,8 @@ class Normaliser:
         elif kind == "shell" and isinstance(task.get("commands"), str):
             task["commands"] = [task["commands"]]  # Kestra's Script: one script
         elif kind == "switch":
+            if "defaults" in task and task["defaults"] is None:
+                del task["defaults"]  # `defaults: null`: no defaults, as Kestra reads it
             if not task.get("cases") and not task.get("defaults"):
                 self.problems.append(Problem(path, "a switch needs 'cases' or 'defaults'"))
         elif kind == "foreach":
@@ -451,3 +458,12 @@ class Normaliser:
         ids = [item.get("id") if isinstance(item, dict) else None for item in items]
         for position, msg in input_id_problems(ids):
             self.problems.append(Problem((*path, position, "id"), msg))
+
+
+def scalar_text(value: Any) -> Any:
+    """A number or a boolean as Kestra writes it as text; anything else unchanged."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
