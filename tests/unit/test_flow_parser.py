@@ -410,7 +410,7 @@ tasks:
         "flow.yaml:13 tasks[1].colour: unknown property 'colour'; known properties: allowFailure, "
         "allowWarning, description, disabled, id, level, message, retry, runIf, timeout, type",
         "flow.yaml:16 tasks[2].behavior: 'SOMETIMES' is not allowed; "
-        "expected 'RESUME', 'WARN', 'FAIL' or 'CANCEL'",
+        "expected 'RESUME', 'WARN', 'FAIL', 'CANCEL' or a {{ … }} template",
     ]
 
 

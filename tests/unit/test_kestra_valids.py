@@ -180,7 +180,7 @@ REFUSED: dict[str, str] = {
         "conditions[0].type: unknown or unsupported condition 'io.kestra.core.mod"
     ),
     "foreach-duplicate-values.yaml": "deduplicate: unknown property 'deduplicate'",
-    "sleep-task-flow.yaml": "tasks[1].type: unknown task type 'io.kestra.plugin.core.scripts.Shell'",
+    "sleep-task-flow.yaml": "tasks[1].type: unknown task type 'io.kestra.plugin.core.scripts",
     "pause-errors-finally-after-execution.yaml": "errors: unknown property 'errors'",
     "retry-flowable-parallel.yaml": "failFast: unknown property 'failFast'",
     "loop-outputs-store.yaml": "fetchType: 'STORE' is not allowed",
