@@ -671,3 +671,10 @@ async def test_a_pause_behavior_that_renders_to_nothing_known_fails_the_pause(
     view = await run(engine, "pause-behavior.yaml", behavior="SOMETIMES")
     assert view.state == "FAILED"
     assert "behavior 'SOMETIMES' is not RESUME, WARN, FAIL or CANCEL" in (view.error or "")
+
+
+async def test_an_unset_variable_falls_back_with_the_undefined_operator(engine: Engine) -> None:
+    """unset-variables.yaml: after UnsetVariables, `vars.message ??? 'default'` is the default."""
+    view = await run(engine, "unset-variables.yaml")
+    assert view.state == "COMPLETED", view.error
+    assert run_of(view, "output").outputs["values"] == {"message": "default"}

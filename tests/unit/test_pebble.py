@@ -35,6 +35,10 @@ def rendered(template: str) -> Any:
         ("{{ inputs.items[0:2] }}", [3, 1]),
         ("x={{ inputs.none ?? 'dflt' }}", "x=dflt"),
         ("{{ inputs.missing ?? inputs.none ?? 'last' }}", "last"),
+        # ??? replaces only what is undefined: a None stays None
+        ("{{ inputs.missing ??? 'dflt' }}", "dflt"),
+        ("{{ inputs.none ??? 'dflt' }}", None),
+        ("{{ inputs.missing ??? inputs.none ?? 'last' }}", "last"),
         # operators
         ("{{ inputs.s equals 'Hello World' }}", True),
         ("{{ inputs.items contains 2 }}", True),
@@ -109,6 +113,7 @@ def test_pebble_expressions_render_as_kestra_renders_them(template: str, expecte
         ("{{ a ? b }}", "'?' without its ':'"),
         ("{{ ? b : c }}", "'?' needs a condition before it"),
         ("{{ a ?? }}", "'??' needs a value on each side"),
+        ("{{ a ??? }}", "'???' needs a value on each side"),
         ("{{ x | nosuchfilter }}", "no filter named 'nosuchfilter'"),
         ("{{ x is nosuchtest }}", "no test named 'nosuchtest'"),
         ("{% if a equals %}x{% endif %}", "invalid template"),

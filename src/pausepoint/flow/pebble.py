@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 COALESCE = "_pp_coalesce"
+DEFINED_OR = "_pp_defined_or"
 
 _TOKEN = re.compile(
     r"""
@@ -28,7 +29,7 @@ _TOKEN = re.compile(
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
   | (?P<number>\d+(?:\.\d+(?!\.))?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>\?\?|\.\.|==|!=|<=|>=|//|\*\*|[-+*/%~<>=!?:,.|()\[\]{}])
+  | (?P<op>\?\?\?|\?\?|\.\.|==|!=|<=|>=|//|\*\*|[-+*/%~<>=!?:,.|()\[\]{}])
   | (?P<other>.)
     """,
     re.VERBOSE | re.DOTALL,
@@ -220,12 +221,22 @@ def _matching_colon(tokens: list[Token]) -> int:
 
 
 def _coalesce(tokens: list[Token]) -> str:
-    parts = [_render(part) for part in _split_top(tokens, "??")]
+    parts = [_defined_or(part) for part in _split_top(tokens, "??")]
     if len(parts) == 1:
         return parts[0]
     if any(not part for part in parts):
         raise PebbleSyntaxError("'??' needs a value on each side")
     return f"{COALESCE}({', '.join(f'({part})' for part in parts)})"
+
+
+def _defined_or(tokens: list[Token]) -> str:
+    """Kestra's ``a ??? b``: ``b`` only when ``a`` is undefined (a None stays None)."""
+    parts = [_render(part) for part in _split_top(tokens, "???")]
+    if len(parts) == 1:
+        return parts[0]
+    if any(not part for part in parts):
+        raise PebbleSyntaxError("'???' needs a value on each side")
+    return f"{DEFINED_OR}({', '.join(f'({part})' for part in parts)})"
 
 
 def _translate_group(tokens: list[Token], opener: str) -> str:

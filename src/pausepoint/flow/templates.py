@@ -45,6 +45,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pausepoint.errors import TemplateError
 from pausepoint.flow.pebble import (
     COALESCE,
+    DEFINED_OR,
     PebbleSyntaxError,
     translate_expression,
     translate_template,
@@ -161,6 +162,14 @@ def _coalesce(*values: Any) -> Any:
     return values[-1]
 
 
+def _defined_or(*values: Any) -> Any:
+    """Kestra's ``a ??? b``: the first value that is not missing (None counts as given)."""
+    for value in values[:-1]:
+        if not isinstance(value, Undefined):
+            return value
+    return values[-1]
+
+
 @pass_context
 def _render_again(context: Context, text: Any) -> Any:
     """Kestra's ``render(x)``: render a value that is itself a template (``vars.x``)."""
@@ -179,6 +188,7 @@ def _render_again(context: Context, text: Any) -> Any:
 def _configure(env: SandboxedEnvironment) -> None:
     env.globals.pop("lipsum", None)
     env.globals[COALESCE] = _coalesce
+    env.globals[DEFINED_OR] = _defined_or
     env.globals["fromJson"] = _from_json
     env.globals.update(FUNCTIONS)
     env.globals["render"] = _render_again
