@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from pausepoint.errors import InputValidationError
 from pausepoint.models import ExecutionView
 from pausepoint.service.engine import Engine
 
@@ -678,3 +679,25 @@ async def test_an_unset_variable_falls_back_with_the_undefined_operator(engine: 
     view = await run(engine, "unset-variables.yaml")
     assert view.state == "COMPLETED", view.error
     assert run_of(view, "output").outputs["values"] == {"message": "default"}
+
+
+async def test_a_json_input_is_checked_against_its_json_schema(engine: Engine) -> None:
+    """json-input-schema-validation.yaml: a value its jsonSchema refuses starts nothing; one it
+    accepts runs."""
+    record = await engine.put_flow_file(VALIDS / "json-input-schema-validation.yaml")
+    with pytest.raises(InputValidationError) as refused:
+        await engine.start_execution(
+            record.namespace,
+            record.flow_id,
+            inputs={"jsonWithSchema": '{"name": 1}', "jsonWithoutSchema": "{}"},
+        )
+    assert refused.value.errors[0].loc == ("inputs", "jsonWithSchema")
+    assert await engine.list_executions(namespace=record.namespace) == []
+    view = await run(
+        engine,
+        "json-input-schema-validation.yaml",
+        jsonWithSchema='{"name": "kestra"}',
+        jsonWithoutSchema='{"any": [1]}',
+    )
+    assert view.state == "COMPLETED", view.error
+    assert json.loads(run_of(view, "withSchema").outputs["value"]) == {"name": "kestra"}

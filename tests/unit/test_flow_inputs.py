@@ -366,3 +366,78 @@ def test_any_raw_value_either_coerces_to_json_or_is_an_input_error(type_: str, r
     except InputValidationError:
         return
     json.dumps(value, allow_nan=False)
+
+
+# --- OBJECT, TABLE and JSON with a jsonSchema (Kestra's inputs.yaml and
+# json-input-schema-validation.yaml) --------------------------------------------------
+
+DISK = [
+    {"id": "size_gb", "type": "INT", "min": 10},
+    {"id": "mountpoint", "type": "STRING", "validator": "^/.*", "required": False},
+]
+
+
+def test_an_object_input_checks_each_of_its_fields() -> None:
+    assert one("OBJECT", '{"size_gb": "20"}', properties=DISK) == {
+        "size_gb": 20,
+        "mountpoint": None,
+    }
+    assert "size_gb: expected at least 10" in problem("OBJECT", {"size_gb": 5}, properties=DISK)
+    assert "unknown input 'colour'" in problem(
+        "OBJECT", {"size_gb": 11, "colour": "red"}, properties=DISK
+    )
+    assert "expected an object" in problem("OBJECT", "[1]", properties=DISK)
+
+
+def test_a_table_input_checks_its_rows_and_their_cells() -> None:
+    rows = [{"size_gb": 11, "mountpoint": "/a"}, {"size_gb": "12"}]
+    assert one("TABLE", rows, columns=DISK, rows={"max": 2}) == [
+        {"size_gb": 11, "mountpoint": "/a"},
+        {"size_gb": 12, "mountpoint": None},
+    ]
+    assert "at most 2 rows" in problem("TABLE", rows * 2, columns=DISK, rows={"max": 2})
+    assert "row 1: mountpoint" in problem(
+        "TABLE", [{"size_gb": 11}, {"size_gb": 11, "mountpoint": "rel"}], columns=DISK
+    )
+
+
+def test_object_and_table_specs_are_checked_where_they_are_written() -> None:
+    with pytest.raises(ValidationError, match="needs 'properties'"):
+        spec("x", "OBJECT")
+    with pytest.raises(ValidationError, match="only TABLE inputs"):
+        spec("x", "STRING", columns=DISK)
+    with pytest.raises(ValidationError, match="declared twice"):
+        spec("x", "OBJECT", properties=[DISK[0], DISK[0]])
+
+
+NAMED = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": {"type": "string"}},
+    "additionalProperties": False,
+}
+
+
+def test_a_json_input_meets_its_json_schema() -> None:
+    assert one("JSON", '{"name": "x"}', jsonSchema=json.dumps(NAMED)) == {"name": "x"}
+    assert "'name' is a required property" in problem("JSON", {}, jsonSchema=NAMED)
+    assert "at name: 1 is not of type 'string'" in problem("JSON", {"name": 1}, jsonSchema=NAMED)
+    with pytest.raises(ValidationError, match="not a valid JSON Schema"):
+        spec("x", "JSON", jsonSchema={"type": "no-such-type"})
+    with pytest.raises(ValidationError, match="only to JSON inputs"):
+        spec("x", "STRING", jsonSchema=NAMED)
+
+
+def test_object_table_and_json_schema_reach_the_forms_json_schema() -> None:
+    schema = inputs_json_schema(
+        [
+            spec("disk", "OBJECT", properties=DISK),
+            spec("disks", "TABLE", columns=DISK, rows={"min": 1, "max": 2}),
+            spec("doc", "JSON", jsonSchema=NAMED),
+        ]
+    )["properties"]
+    assert schema["disk"]["properties"]["size_gb"]["minimum"] == 10
+    assert schema["disk"]["required"] == ["size_gb"]
+    assert schema["disks"]["type"] == "array" and schema["disks"]["maxItems"] == 2
+    assert schema["disks"]["items"]["properties"]["mountpoint"]["pattern"] == "^(?:^/.*)$"
+    assert schema["doc"]["required"] == ["name"]

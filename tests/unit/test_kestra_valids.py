@@ -186,7 +186,6 @@ REFUSED: dict[str, str] = {
     "loop-outputs-store.yaml": "fetchType: 'STORE' is not allowed",
     "indexed-fields.yaml": "indexedFields: unknown property 'indexedFields'",
     "webhook-inputs.yaml": "inputs: unknown property 'inputs'",
-    "json-input-schema-validation.yaml": "jsonSchema: unknown property 'jsonSchema'",
     "webhook.yaml": "key: required property is missing",
     "log-to-file.yaml": "logToFile: unknown property 'logToFile'",
     "dag-fail-fast-cancelled.yaml": "onChildFailure: unknown property 'onChildFailure'",
@@ -208,7 +207,6 @@ REFUSED: dict[str, str] = {
     "each-object.yaml": "tasks[0].value: invalid template '{{isJson taskrun.value}}': expected to",
     "template.yaml": "template: unknown property 'template'",
     "state.yaml": "then[0].type: unknown task type 'io.kestra.core.tasks.states.Delete'",
-    "inputs.yaml": "type: unknown input type 'OBJECT'",
     "additional-plugin.yaml": (
         "type: unknown task type 'io.kestra.core.plugins.AdditionalPluginTest$Add"
     ),

@@ -18,7 +18,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pausepoint.errors import FlowError
+import jsonschema
+
+from pausepoint.errors import FlowError, InputValidationError
 from pausepoint.flow.durations import format_duration, parse_duration
 from pausepoint.flow.yaml_document import load_yaml_data
 
@@ -249,6 +251,70 @@ def _as_json(value: Any, spec: InputSpec) -> Any:
     return value
 
 
+def _as_json_checked(value: Any, spec: InputSpec) -> Any:
+    """JSON, and (with ``jsonSchema``) a value that schema accepts."""
+    value = _as_json(value, spec)
+    schema = spec.json_schema
+    if isinstance(schema, dict):
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        if error is not None:
+            where = "/".join(str(part) for part in error.absolute_path)
+            raise InvalidValue(
+                f"does not match its jsonSchema{f' at {where}' if where else ''}: {error.message}"
+            )
+    return value
+
+
+def _as_mapping(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise InvalidValue(f"expected a JSON object, got {show_value(value)} ({exc})") from None
+    return value
+
+
+def _nested_errors(error: InputValidationError) -> str:
+    return "; ".join(str(item) for item in error.errors)
+
+
+def _as_object(value: Any, spec: InputSpec) -> dict[str, Any]:
+    """OBJECT: a mapping whose fields are checked as inputs (its ``properties``)."""
+    from pausepoint.flow.inputs import coerce_inputs
+
+    value = _as_mapping(value)
+    if not isinstance(value, dict):
+        raise InvalidValue(f"expected an object, got {show_value(value)}")
+    try:
+        return coerce_inputs(spec.properties or [], value, loc_prefix=())
+    except InputValidationError as exc:
+        raise InvalidValue(_nested_errors(exc)) from None
+
+
+def _as_table(value: Any, spec: InputSpec) -> list[dict[str, Any]]:
+    """TABLE: rows, each a mapping whose cells are checked as inputs (its ``columns``)."""
+    from pausepoint.flow.inputs import coerce_inputs
+
+    value = _as_mapping(value)
+    if not isinstance(value, list):
+        raise InvalidValue(f"expected a list of rows, got {show_value(value)}")
+    rows = spec.rows
+    if rows is not None and rows.min is not None and len(value) < rows.min:
+        raise InvalidValue(f"expected at least {rows.min} rows, got {len(value)}")
+    if rows is not None and rows.max is not None and len(value) > rows.max:
+        raise InvalidValue(f"expected at most {rows.max} rows, got {len(value)}")
+    table = []
+    for position, row in enumerate(value):
+        if not isinstance(row, dict):
+            raise InvalidValue(f"row {position}: expected an object, got {show_value(row)}")
+        try:
+            table.append(coerce_inputs(spec.columns or [], row, loc_prefix=()))
+        except InputValidationError as exc:
+            raise InvalidValue(f"row {position}: {_nested_errors(exc)}") from None
+    return table
+
+
 def _as_yaml(value: Any, spec: InputSpec) -> Any:
     if not isinstance(value, str):
         return _as_json(value, spec)
@@ -299,12 +365,14 @@ _COERCERS: Mapping[str, Callable[[Any, InputSpec], Any]] = {
     "DURATION": _as_duration,
     "SELECT": _as_choice,
     "MULTISELECT": _as_multiselect,
-    "JSON": _as_json,
+    "JSON": _as_json_checked,
     "YAML": _as_yaml,
     "URI": _as_uri,
     "EMAIL": _as_email,
     "ARRAY": _as_array,
     "FILE": _as_file,
+    "OBJECT": _as_object,
+    "TABLE": _as_table,
 }
 
 

@@ -58,6 +58,20 @@ def _type_schema(spec: InputSpec) -> dict[str, Any]:
         schema["contentMediaType"] = "application/yaml"
     elif kind == "FILE":
         schema["contentMediaType"] = "application/octet-stream"
+    elif kind == "OBJECT":
+        fields = inputs_json_schema(spec.properties or [])
+        fields.pop("$schema")
+        schema.update(fields)
+    elif kind == "TABLE":
+        row = inputs_json_schema(spec.columns or [])
+        row.pop("$schema")
+        schema.update(type="array", items=row)
+        if spec.rows is not None and spec.rows.min is not None:
+            schema["minItems"] = spec.rows.min
+        if spec.rows is not None and spec.rows.max is not None:
+            schema["maxItems"] = spec.rows.max
+    elif kind == "JSON" and isinstance(spec.json_schema, dict):
+        schema.update({k: v for k, v in spec.json_schema.items() if k != "$schema"})
     if spec.validator is not None:
         schema["pattern"] = f"^(?:{spec.validator})$"
     if kind in ("INT", "FLOAT"):
@@ -100,8 +114,9 @@ def inputs_json_schema(
       ``email``), ``enum`` for SELECT/ENUM, ``type: array`` with ``items.enum``
       and ``uniqueItems`` for MULTISELECT, ``items`` from ``itemType`` for ARRAY,
       ``writeOnly`` with ``format: password`` for SECRET, ``pattern`` from
-      ``validator``, ``minimum``/``maximum`` for INT and FLOAT. JSON and YAML
-      inputs accept any value.
+      ``validator``, ``minimum``/``maximum`` for INT and FLOAT, an object of its
+      fields for OBJECT, an array of rows for TABLE. JSON inputs accept any
+      value their ``jsonSchema`` (if any) accepts; YAML inputs any value.
     """
     root = _object_schema()
     root["$schema"] = "https://json-schema.org/draft/2020-12/schema"

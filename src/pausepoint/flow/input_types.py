@@ -27,8 +27,18 @@ INPUT_TYPES: Mapping[str, str] = {
     "SECRET": "SECRET",
     "ARRAY": "ARRAY",
     "FILE": "FILE",
+    "OBJECT": "OBJECT",  # fields of their own (``properties``), each an input spec
+    "TABLE": "TABLE",  # rows of ``columns``, each an input spec
 }
-ITEM_TYPES = frozenset(INPUT_TYPES) - {"ARRAY", "MULTISELECT", "SELECT", "ENUM", "FILE"}
+ITEM_TYPES = frozenset(INPUT_TYPES) - {
+    "ARRAY",
+    "MULTISELECT",
+    "SELECT",
+    "ENUM",
+    "FILE",
+    "OBJECT",
+    "TABLE",
+}
 ORDERED = frozenset({"INT", "FLOAT", "DURATION"})
 TEMPORAL = frozenset({"DATE", "DATETIME", "TIME"})
 CHOICES = frozenset({"SELECT", "MULTISELECT"})

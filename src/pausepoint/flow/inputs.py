@@ -16,10 +16,12 @@ Ids may be dotted (``request.name``): the coerced values nest
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pausepoint.errors import FieldError, InputValidationError
@@ -73,6 +75,12 @@ class InputSpec(BaseModel):
     after: str | None = Field(default=None, description="DATE, DATETIME, TIME: exclusive.")
     before: str | None = Field(default=None, description="DATE, DATETIME, TIME: exclusive.")
     allow_custom_value: bool = Field(default=False, alias="allowCustomValue")
+    properties: list[InputSpec] | None = Field(default=None, description="OBJECT: its fields.")
+    columns: list[InputSpec] | None = Field(default=None, description="TABLE: its columns.")
+    rows: TableRows | None = Field(default=None, description="TABLE: how many rows.")
+    json_schema: str | dict[str, Any] | None = Field(
+        default=None, alias="jsonSchema", description="JSON: a JSON Schema the value must meet."
+    )
 
     @field_validator("type", "item_type", mode="before")
     @classmethod
@@ -100,6 +108,19 @@ class InputSpec(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> InputSpec:
         kind = self.kind
+        if (self.properties is not None) != (kind == "OBJECT"):
+            raise ValueError("an OBJECT input needs 'properties'; only OBJECT inputs have them")
+        if (self.columns is not None) != (kind == "TABLE"):
+            raise ValueError("a TABLE input needs 'columns'; only TABLE inputs have them")
+        if self.rows is not None and kind != "TABLE":
+            raise ValueError("rows applies only to TABLE inputs")
+        for nested in (self.properties, self.columns):
+            for position, message in input_id_problems([spec.id for spec in nested or ()]):
+                raise ValueError(f"{nested[position].id}: {message}")  # type: ignore[index]
+        if self.json_schema is not None:
+            if kind != "JSON":
+                raise ValueError("jsonSchema applies only to JSON inputs")
+            object.__setattr__(self, "json_schema", checked_schema(self.json_schema))
         if kind in CHOICES and not self.values:
             raise ValueError(f"a {self.type} input needs a non-empty 'values' list")
         if self.item_type is not None and kind != "ARRAY":
@@ -142,6 +163,32 @@ class InputSpec(BaseModel):
     def item_spec(self) -> InputSpec:
         """The spec each item of an ARRAY input is checked against."""
         return InputSpec(id="item", type=self.item_type or "STRING")
+
+
+class TableRows(BaseModel):
+    """How many rows a TABLE input takes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=1)
+
+
+def checked_schema(schema: str | dict[str, Any]) -> dict[str, Any]:
+    """A JSON input's ``jsonSchema`` as a mapping, checked to be a valid schema."""
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except ValueError as exc:
+            raise ValueError(f"jsonSchema is not JSON: {exc}") from None
+    if not isinstance(schema, dict):
+        raise ValueError("jsonSchema must be a JSON object")
+    validator = jsonschema.validators.validator_for(schema)
+    try:
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"jsonSchema is not a valid JSON Schema: {exc.message}") from None
+    return schema
 
 
 def _check(spec: InputSpec, value: Any, prefix: str, *, check_bounds: bool = False) -> None:
@@ -281,3 +328,6 @@ def coerce_inputs(
 
 def _summary(errors: Sequence[FieldError]) -> str:
     return "invalid inputs: " + "; ".join(str(error) for error in errors)
+
+
+InputSpec.model_rebuild()
