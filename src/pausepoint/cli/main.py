@@ -82,6 +82,10 @@ def _command(name: str) -> Command:
             "deny": approvals.cmd_deny,
             "inbox": approvals.cmd_inbox,
         }[name]
+    if name in ("link", "callback"):
+        from pausepoint.cli import links
+
+        return {"link": links.cmd_link, "callback": links.cmd_callback}[name]
     if name == "agent":
         from pausepoint.cli.agent import cmd_agent
 

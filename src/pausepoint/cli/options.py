@@ -267,6 +267,48 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--limit", type=int, default=100)
     inbox.add_argument("--json", action="store_true", help="print JSON")
 
+    link = commands.add(
+        "link",
+        help="a signed link that votes on an open approval request as APPROVER, no key needed",
+    )
+    link.add_argument("id")
+    link.add_argument("--approver", required=True, help="who the link votes as (a user name)")
+    link.add_argument(
+        "--decision",
+        choices=("approve", "deny", "review"),
+        default="review",
+        help="what the link does (default review: the form with both)",
+    )
+    link.add_argument(
+        "--group",
+        dest="groups",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="a group the vote counts for (repeat; default: the approver's keys' groups)",
+    )
+    link.add_argument(
+        "--expires-in",
+        metavar="DURATION",
+        help="ISO-8601 (PT2H; default: the server's link lifetime, at most the request's)",
+    )
+    link.add_argument(
+        "--pause-id", help="the request (default: the one open; needed when several are)"
+    )
+    link.add_argument("--json", action="store_true", help="print the token and expiry too")
+
+    callback = commands.add(
+        "callback", help="a callback URL: a POST to it completes a Pause task's wait, no key"
+    )
+    callback.add_argument("id")
+    callback.add_argument("task", help="the Pause task's id")
+    callback.add_argument(
+        "--expires-in",
+        metavar="DURATION",
+        help="ISO-8601 (P7D; default: the server's callback token lifetime)",
+    )
+    callback.add_argument("--json", action="store_true", help="print the token and expiry too")
+
     add_agent_arguments(
         commands.add(
             "agent",

@@ -19,6 +19,7 @@ from pausepoint.models import ChildView, EventView, ExecutionView, StateView
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from pausepoint.client.tokens import MintedCallback, MintedLink
     from pausepoint.models import ApprovalItem, ApprovalPage, ApprovalRequestView, ControlResult
     from pausepoint.wire import ExecutionSummary, FlowSummary, TerminateReply
 
@@ -202,6 +203,22 @@ def report_vote(result: ControlResult, decision: str) -> int:
         f"{said}; execution {result.execution_id} is {styled(result.state)}", soft_wrap=True
     )
     return 0 if result.applied is not False else 1
+
+
+def print_minted(minted: MintedLink | MintedCallback, *, as_json: bool) -> None:
+    """A decision link's or callback token's URL, alone on its line (for a pipe), or the
+    whole reply; a note on stderr when the URL is only a path."""
+    if as_json:
+        console.print_json(minted.model_dump_json())
+    else:
+        console.print(minted.url, markup=False, soft_wrap=True)
+    if not minted.url.startswith(("http://", "https://")):
+        errors.print(
+            "note: this is a path on the server: set PAUSEPOINT_PUBLIC_URL to its address "
+            "(http://host:port) for whole URLs",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def settled(view: ExecutionView) -> bool:

@@ -11,20 +11,25 @@ import argparse
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pausepoint.cli.options import UsageError, settings_for
 from pausepoint.surface import ControlSurface
 
 if TYPE_CHECKING:
+    from pausepoint.client.calls import LinkDecision
+    from pausepoint.client.tokens import MintedCallback, MintedLink
     from pausepoint.models import ApprovalPage, ControlResult
     from pausepoint.service.engine import Engine
+    from pausepoint.service.operations import Operation
+
+R = TypeVar("R")
 
 # Who the local commands act as: the audit trail's actor, and the voter of approvals.
 LOCAL_ACTOR = "cli"
-LOCAL_ROLE = "admin"
+LOCAL_ROLE: Literal["admin"] = "admin"
 
 # What a server answers; the other commands run here even with --url.
 REMOTE_COMMANDS = frozenset(
@@ -44,16 +49,20 @@ REMOTE_COMMANDS = frozenset(
         "approve",
         "deny",
         "inbox",
+        "link",
+        "callback",
     }
 )
 
 
 class Reviews(Protocol):
-    """Votes on approval requests and the inbox, as :class:`~pausepoint.AsyncClient` has them.
+    """Votes on approval requests, the inbox, decision links and callback tokens, as
+    :class:`~pausepoint.AsyncClient` has them.
 
     Not part of :class:`~pausepoint.surface.ControlSurface`: ``Engine`` takes the
-    voter's name, groups and role as arguments (``vote``, ``approvals``), where a
-    server reads them from the caller's key. :class:`LocalReviews` gives them for
+    voter's name, groups and role as arguments (``vote``, ``approvals``), and
+    mints links and tokens for a caller of the control plane, where a server
+    reads who calls from the caller's key. :class:`LocalReviews` gives them for
     this process's engine.
     """
 
@@ -77,6 +86,21 @@ class Reviews(Protocol):
         older_than: str | None = None,
         limit: int = 100,
     ) -> ApprovalPage: ...
+
+    async def decision_link(
+        self,
+        execution_id: str,
+        pause_id: str,
+        approver: str,
+        *,
+        decision: LinkDecision = "review",
+        groups: Sequence[str] = (),
+        expires_in: str | None = None,
+    ) -> MintedLink: ...
+
+    async def callback(
+        self, execution_id: str, task_id: str, *, expires_in: str | None = None
+    ) -> MintedCallback: ...
 
 
 class LocalReviews:
@@ -129,6 +153,64 @@ class LocalReviews:
             older_than=older_than,
             limit=limit,
         )
+
+    async def decision_link(
+        self,
+        execution_id: str,
+        pause_id: str,
+        approver: str,
+        *,
+        decision: LinkDecision = "review",
+        groups: Sequence[str] = (),
+        expires_in: str | None = None,
+    ) -> MintedLink:
+        """Minted through the control plane, as the API's route does: audited, as ``cli``."""
+        from pausepoint.client.tokens import MintedLink
+        from pausepoint.service.operations import MintLinkRequest
+
+        operation = MintLinkRequest(
+            execution_id=execution_id,
+            pause_id=pause_id,
+            approver=approver,
+            decision=decision,
+            groups=tuple(groups),
+            expires_in=_seconds(expires_in),
+        )
+        minted = await self._call(operation)
+        return MintedLink.model_validate(asdict(minted))
+
+    async def callback(
+        self, execution_id: str, task_id: str, *, expires_in: str | None = None
+    ) -> MintedCallback:
+        from pausepoint.client.tokens import MintedCallback
+        from pausepoint.service.operations import MintCallbackRequest
+
+        operation = MintCallbackRequest(
+            execution_id=execution_id, task_id=task_id, expires_in=_seconds(expires_in)
+        )
+        minted = await self._call(operation)
+        return MintedCallback.model_validate(asdict(minted))
+
+    async def _call(self, operation: Operation[R]) -> R:
+        from pausepoint.service.auth import Principal
+
+        principal = Principal(self.engine.org_id, LOCAL_ROLE, self.engine.default_actor)
+        return (await self.engine.call(operation, principal)).value
+
+
+def _seconds(expires_in: str | None) -> float | None:
+    """``--expires-in`` in seconds; the server's words when it is not a duration."""
+    if expires_in is None:
+        return None
+    from pausepoint.errors import FieldError, InvalidInput
+    from pausepoint.flow.durations import parse_duration
+
+    try:
+        return parse_duration(expires_in)
+    except ValueError as error:
+        raise InvalidInput(
+            f"expires_in: {error}", [FieldError(("body", "expires_in"), str(error))]
+        ) from None
 
 
 @dataclass

@@ -5,13 +5,16 @@ the blocking one (over ``httpx.Client``, no event loop). Every endpoint of the
 API has a method and a typed result, and every error status raises one
 exception class (a :class:`~pausepoint.errors.PausepointError`)::
 
-    401 Unauthorized   403 Forbidden   404 NotFound   409 Conflict
+    401 Unauthorized   403 Forbidden   404 NotFound   409 Conflict   410 Expired
     413 PayloadTooLarge   422 InvalidInput (``.errors``: one FieldError per field)
     5xx ServerError    other statuses UnexpectedStatus    no answer ConnectionFailed
 
 ``follow()`` reads the server-sent event stream of an execution and, when the
 connection drops, reconnects with ``Last-Event-ID``: every event arrives once,
 in order, and the iteration ends after the execution's terminal event.
+
+``complete_callback()`` and ``heartbeat()`` send no API key or token (the
+callback token is the credential): a client made with none can call them.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from pausepoint.client.errors import (
     ConnectionFailed,
+    Expired,
     PayloadTooLarge,
     ServerError,
     UnexpectedStatus,
     error_from,
 )
+from pausepoint.client.tokens import CallbackOutcome, MintedCallback, MintedLink
 
 if TYPE_CHECKING:
     from pausepoint.client.async_client import AsyncClient
@@ -32,8 +37,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncClient",
+    "CallbackOutcome",
     "Client",
     "ConnectionFailed",
+    "Expired",
+    "MintedCallback",
+    "MintedLink",
     "PayloadTooLarge",
     "ServerError",
     "UnexpectedStatus",

@@ -16,6 +16,7 @@ from pausepoint.client.calls import (
     Call,
     Calls,
     EventStream,
+    LinkDecision,
     ReviewDecision,
     T,
     Until,
@@ -25,8 +26,10 @@ from pausepoint.client.calls import (
     pause_body,
     resume_body,
     tls_verification,
+    without_credentials,
 )
 from pausepoint.client.errors import error_from, unreachable
+from pausepoint.client.tokens import CallbackOutcome, MintedCallback, MintedLink
 from pausepoint.models import (
     ApprovalPage,
     CommandView,
@@ -91,15 +94,18 @@ class AsyncClient:
         await self._http.aclose()
 
     async def _send(self, call: Call[T]) -> T:
+        request = self._http.build_request(
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            content=call.content,
+            headers=call.headers,
+        )
+        if call.anonymous:
+            without_credentials(request)
         try:
-            response = await self._http.request(
-                call.method,
-                call.path,
-                params=call.params,
-                json=call.json,
-                content=call.content,
-                headers=call.headers,
-            )
+            response = await self._http.send(request)
         except httpx.TransportError as error:
             raise unreachable(self._http.base_url, error) from error
         if response.is_error:
@@ -446,6 +452,64 @@ class AsyncClient:
         return await self._send(
             Calls.approvals(mine, namespace, flow_id, labels, older_than, limit)
         )
+
+    async def decision_link(
+        self,
+        execution_id: str,
+        pause_id: str,
+        approver: str,
+        *,
+        decision: LinkDecision = "review",
+        groups: Sequence[str] = (),
+        expires_in: str | None = None,
+    ) -> MintedLink:
+        """A signed link that votes on the open request ``pause_id`` as ``approver`` (admins).
+
+        Whoever opens the link needs no API key: it shows the request and a form
+        that votes ``decision`` (``review``: approve or deny). The vote counts for
+        ``groups`` (default: the groups of ``approver``'s keys). It expires after
+        ``expires_in`` (ISO-8601, e.g. ``PT2H``; default: the server's link
+        lifetime), never after the request's deadline. Raises :class:`Conflict`
+        if the request is not open, :class:`Forbidden` below the admin role.
+        """
+        return await self._send(
+            Calls.decision_link(execution_id, pause_id, approver, decision, groups, expires_in)
+        )
+
+    # callback tokens
+
+    async def callback(
+        self, execution_id: str, task_id: str, *, expires_in: str | None = None
+    ) -> MintedCallback:
+        """A callback token completing the Pause task ``task_id``'s wait (operators).
+
+        Hand its ``url`` to the system that finishes the work; it calls
+        :meth:`complete_callback` (or POSTs to the URL) with no API key.
+        ``expires_in``: ISO-8601 (default: the server's callback lifetime).
+        Raises :class:`NotFound` if the execution has no Pause task ``task_id``.
+        """
+        return await self._send(Calls.callback(execution_id, task_id, expires_in))
+
+    async def complete_callback(
+        self, token_or_url: str, inputs: Mapping[str, Any] | None = None
+    ) -> CallbackOutcome:
+        """Complete the wait a callback token names with ``inputs`` (the task's ``onResume``).
+
+        ``token_or_url`` is the token or its URL; no API key is sent. The outcome
+        is ``applied`` when the task waits, ``kept`` when it does not wait yet
+        (applied once it does); a second completion returns the first one's
+        outcome (``replayed``). Raises :class:`InvalidInput` naming the field,
+        :class:`Conflict` once the wait ended, :class:`Forbidden` for an altered
+        token, :class:`Expired` for an expired one; ``ValueError`` for a URL that
+        is not a callback's (only its token is read: the call goes to this
+        client's server).
+        """
+        return await self._send(Calls.complete_callback(token_or_url, inputs))
+
+    async def heartbeat(self, token_or_url: str) -> None:
+        """The work behind a callback token goes on: its Pause task's ``heartbeatTimeout``
+        starts again. No API key is sent."""
+        await self._send(Calls.callback_heartbeat(token_or_url))
 
     # events
 

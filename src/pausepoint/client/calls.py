@@ -9,13 +9,14 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from urllib.request import getproxies
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from pausepoint.client.errors import ConnectionFailed, UnexpectedStatus, unreachable
+from pausepoint.client.tokens import CallbackOutcome, MintedCallback, MintedLink
 from pausepoint.errors import FieldError, FlowError, InvalidInput
 from pausepoint.models import (
     ApprovalPage,
@@ -45,6 +46,7 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 API = "/api/v1"
+CALLBACK_PATH = f"{API}/callbacks/"
 USER_AGENT = "pausepoint-client/0.1.0"
 RECONNECT_DELAY = 0.1  # doubled after each failed reconnect, up to MAX_RECONNECT_DELAY
 MAX_RECONNECT_DELAY = 5.0
@@ -54,6 +56,8 @@ EVENTS_PAGE = 1000
 BulkOp = Literal["pause", "resume", "cancel", "terminate"]
 # What a review decides; the server also takes Kestra's words for them.
 ReviewDecision = Literal["approve", "deny", "APPROVED", "DENIED"]
+# What a decision link does: vote approve, vote deny, or show the form with both.
+LinkDecision = Literal["approve", "deny", "review"]
 Until = Callable[[ExecutionView], bool] | str | Collection[str] | None
 Params = list[tuple[str, str | int | float | bool | None]]
 
@@ -114,6 +118,9 @@ class Call(Generic[T]):
     headers: dict[str, str] = field(default_factory=dict)
     # What a 422 raises: flow endpoints answer with a flow's problems.
     invalid: type[InvalidInput] = InvalidInput
+    # Sent without the client's API key or token: the token in the path is the credential,
+    # and a callback must not act with (or leak) the rights of whoever holds the client.
+    anonymous: bool = False
 
 
 def _model(model: type[M]) -> Callable[[httpx.Response], M]:
@@ -138,6 +145,41 @@ def _idempotent(key: str | None) -> dict[str, str]:
 
 def _without_none(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _minted(model: type[M]) -> Callable[[httpx.Response], M]:
+    """A minted link's or token's reply, its ``url`` made absolute: a server without a
+    ``public_url`` answers with a path, which is on the server this client called."""
+
+    def parse(response: httpx.Response) -> M:
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("url"), str):
+            body["url"] = str(response.request.url.join(body["url"]))
+        return model.model_validate(body)
+
+    return parse
+
+
+def callback_token(token_or_url: str) -> str:
+    """The token of a callback URL (``…/api/v1/callbacks/<token>``), or the token itself.
+
+    Only the token is read from a URL: the call goes to the client's own server,
+    which signed it (its public address may not be the one the client uses).
+    Raises ``ValueError`` for a URL that is not a callback's.
+    """
+    text = token_or_url.strip()
+    if "/" not in text:
+        if not text:
+            raise ValueError("the callback token is empty")
+        return text
+    _, found, rest = urlsplit(text).path.partition(CALLBACK_PATH)
+    token = rest.split("/", 1)[0]
+    if not found or not token:
+        raise ValueError(
+            f"{token_or_url!r} is neither a callback token nor a callback URL "
+            f"(…{CALLBACK_PATH}<token>)"
+        )
+    return token
 
 
 def _trigger_list(response: httpx.Response) -> list[TriggerView]:
@@ -410,6 +452,45 @@ class Calls:
         return Call("GET", f"{API}/approvals", _model(ApprovalPage), params)
 
     @staticmethod
+    def decision_link(
+        execution_id: str,
+        pause_id: str,
+        approver: str,
+        decision: LinkDecision,
+        groups: Sequence[str],
+        expires_in: str | None,
+    ) -> Call[MintedLink]:
+        body = _without_none(
+            approver=approver, groups=list(groups), decision=decision, expires_in=expires_in
+        )
+        path = _execution(execution_id, f"/approvals/{_seg(pause_id)}/links")
+        return Call("POST", path, _minted(MintedLink), json=body)
+
+    @staticmethod
+    def callback(execution_id: str, task_id: str, expires_in: str | None) -> Call[MintedCallback]:
+        body = _without_none(task_id=task_id, expires_in=expires_in)
+        return Call(
+            "POST", _execution(execution_id, "/callbacks"), _minted(MintedCallback), json=body
+        )
+
+    @staticmethod
+    def complete_callback(
+        token_or_url: str, inputs: Mapping[str, Any] | None
+    ) -> Call[CallbackOutcome]:
+        return Call(
+            "POST",
+            CALLBACK_PATH + _seg(callback_token(token_or_url)),
+            _model(CallbackOutcome),
+            json=dict(inputs or {}),
+            anonymous=True,
+        )
+
+    @staticmethod
+    def callback_heartbeat(token_or_url: str) -> Call[None]:
+        path = f"{CALLBACK_PATH}{_seg(callback_token(token_or_url))}/heartbeat"
+        return Call("POST", path, _nothing, anonymous=True)
+
+    @staticmethod
     def put_secret(name: str, value: str) -> Call[None]:
         return Call("PUT", f"{API}/secrets/{_seg(name)}", _nothing, json={"value": value})
 
@@ -531,6 +612,16 @@ class EventStream:
                 f"before its terminal event (after event {self.last_seq})"
             )
         return min(self.delay * 2.0 ** (self.failures - 1), MAX_RECONNECT_DELAY)
+
+
+CREDENTIAL_HEADERS = ("X-API-Key", "Authorization")
+
+
+def without_credentials(request: httpx.Request) -> httpx.Request:
+    """``request`` without the client's API key or bearer token (an ``anonymous`` call)."""
+    for name in CREDENTIAL_HEADERS:
+        request.headers.pop(name, None)
+    return request
 
 
 def auth_headers(api_key: str | None, token: str | None) -> dict[str, str]:

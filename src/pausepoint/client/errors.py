@@ -27,6 +27,13 @@ class PayloadTooLarge(PausepointError):
     http_status = 413
 
 
+class Expired(PausepointError):
+    """What was asked for has expired: a decision link or a callback token (HTTP 410)."""
+
+    code = "expired"
+    http_status = 410
+
+
 class ServerError(PausepointError):
     """The server failed (HTTP 5xx); ``status_code`` is the status it sent."""
 
@@ -61,6 +68,7 @@ _BY_STATUS: dict[int, type[PausepointError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    410: Expired,
     413: PayloadTooLarge,
 }
 _INVALID_BY_CODE: dict[str, type[InvalidInput]] = {

@@ -16,6 +16,7 @@ from pausepoint.client.calls import (
     Call,
     Calls,
     EventStream,
+    LinkDecision,
     ReviewDecision,
     T,
     Until,
@@ -25,8 +26,10 @@ from pausepoint.client.calls import (
     pause_body,
     resume_body,
     tls_verification,
+    without_credentials,
 )
 from pausepoint.client.errors import error_from, unreachable
+from pausepoint.client.tokens import CallbackOutcome, MintedCallback, MintedLink
 from pausepoint.models import (
     ApprovalPage,
     CommandView,
@@ -89,15 +92,18 @@ class Client:
         self._http.close()
 
     def _send(self, call: Call[T]) -> T:
+        request = self._http.build_request(
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            content=call.content,
+            headers=call.headers,
+        )
+        if call.anonymous:
+            without_credentials(request)
         try:
-            response = self._http.request(
-                call.method,
-                call.path,
-                params=call.params,
-                json=call.json,
-                content=call.content,
-                headers=call.headers,
-            )
+            response = self._http.send(request)
         except httpx.TransportError as error:
             raise unreachable(self._http.base_url, error) from error
         if response.is_error:
@@ -391,6 +397,37 @@ class Client:
     ) -> ApprovalPage:
         """See :meth:`AsyncClient.approvals`."""
         return self._send(Calls.approvals(mine, namespace, flow_id, labels, older_than, limit))
+
+    def decision_link(
+        self,
+        execution_id: str,
+        pause_id: str,
+        approver: str,
+        *,
+        decision: LinkDecision = "review",
+        groups: Sequence[str] = (),
+        expires_in: str | None = None,
+    ) -> MintedLink:
+        """See :meth:`AsyncClient.decision_link`."""
+        return self._send(
+            Calls.decision_link(execution_id, pause_id, approver, decision, groups, expires_in)
+        )
+
+    def callback(
+        self, execution_id: str, task_id: str, *, expires_in: str | None = None
+    ) -> MintedCallback:
+        """See :meth:`AsyncClient.callback`."""
+        return self._send(Calls.callback(execution_id, task_id, expires_in))
+
+    def complete_callback(
+        self, token_or_url: str, inputs: Mapping[str, Any] | None = None
+    ) -> CallbackOutcome:
+        """See :meth:`AsyncClient.complete_callback` (no API key is sent)."""
+        return self._send(Calls.complete_callback(token_or_url, inputs))
+
+    def heartbeat(self, token_or_url: str) -> None:
+        """See :meth:`AsyncClient.heartbeat` (no API key is sent)."""
+        self._send(Calls.callback_heartbeat(token_or_url))
 
     def events(self, execution_id: str, *, after: int = 0) -> list[EventView]:
         events: list[EventView] = []
