@@ -134,6 +134,20 @@ stored_files = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+kv_pairs = sa.Table(
+    "kv_pairs",
+    metadata,
+    # Kestra's key-value store (kv.Set, kv.Get, kv.Delete): a namespace's keys, an
+    # organization's own. ``value`` is JSON text; past ``expires_at`` a key reads as absent.
+    sa.Column("org_id", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(255), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 idempotency = sa.Table(
     "idempotency",
     metadata,

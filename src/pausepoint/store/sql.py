@@ -8,7 +8,8 @@ parts:
   statements run and what a read or write transaction is;
 - small repositories by concept, which hold the SQL as synchronous functions:
   ``flows``, ``executions`` (with task runs and events), ``checkpoints``,
-  ``leases``, ``commands`` and ``access`` (API keys, secrets, idempotency).
+  ``leases``, ``commands``, ``access`` (API keys, secrets, idempotency), ``files``
+  and ``kv`` (Kestra's internal storage and key-value store).
 
 Each method below hands one repository function to ``Database.run``: one hop
 to the database thread (SQLite) or one pooled connection (PostgreSQL) per call,
@@ -39,6 +40,7 @@ from pausepoint.store.dialects import SQLITE, dialect_of
 from pausepoint.store.executions import Executions, Occupancy
 from pausepoint.store.files import Files
 from pausepoint.store.flows import Flows
+from pausepoint.store.kv import KeyValues
 from pausepoint.store.leases import Leases, Loaded
 from pausepoint.store.links import ChildRow, ExecutionLink, Links
 from pausepoint.store.postgresql import PostgresDatabase
@@ -97,6 +99,7 @@ class SqlStore:
         self._triggers = Triggers(db)
         self._links = Links(db)
         self._files = Files(db)
+        self._kv = KeyValues(db)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -297,6 +300,42 @@ class SqlStore:
 
     async def get_file(self, org_id: str, uri: str) -> bytes | None:
         return await self._db.run(self._files.get, org_id, uri)
+
+    # -- key-value store -----------------------------------------------------------------
+
+    async def put_kv(
+        self,
+        org_id: str,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        overwrite: bool,
+        expires_at: float | None,
+        description: str | None,
+        now: float,
+    ) -> bool:
+        """Set a key of a namespace; False when ``overwrite`` is false and it has a value."""
+        return await self._db.run(
+            lambda: self._kv.put(
+                org_id,
+                namespace,
+                key,
+                value,
+                overwrite=overwrite,
+                expires_at=expires_at,
+                description=description,
+                now=now,
+            )
+        )
+
+    async def get_kv(self, org_id: str, namespace: str, key: str, now: float) -> tuple[bool, Any]:
+        """``(True, value)`` for a key with a value that has not expired, else ``(False, None)``."""
+        return await self._db.run(self._kv.get, org_id, namespace, key, now)
+
+    async def delete_kv(self, org_id: str, namespace: str, key: str, now: float) -> bool:
+        """Remove a key; whether it had a value that had not expired."""
+        return await self._db.run(self._kv.delete, org_id, namespace, key, now)
 
     async def occupancy(self, org_id: str, namespace: str, flow_id: str) -> Occupancy:
         """A flow's running executions and its queue, for its concurrency limit."""
