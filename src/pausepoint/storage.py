@@ -15,8 +15,11 @@ This module is pure: the store keeps the bytes, tasks and the service build the 
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import urllib.parse
 from collections.abc import Iterable
+from typing import Any
 
 SCHEME = "kestra://"
 _PREFIX = "kestra:///"
@@ -58,13 +61,27 @@ def _namespace(namespace: str) -> str:
 def task_file_uri(
     namespace: str, flow_id: str, execution_id: str, task_id: str, run_id: str, name: str
 ) -> str:
-    """Where task run ``run_id`` of ``task_id`` writes the file ``name``."""
+    """Where task run ``run_id`` of ``task_id`` writes the file ``name``.
+
+    ``name`` may be a relative path (``out/stay.txt``, as a working directory's
+    files are named); characters other than letters, digits, ``.``, ``_`` and
+    ``-`` are percent-encoded, so every name has a URI of its own.
+    """
     task = _segment(task_id.replace("_", "-"), "task id")
     return (
         f"{_PREFIX}{_namespace(namespace)}/{_segment(flow_id, 'flow id')}/executions/"
         f"{_segment(execution_id, 'execution id')}/tasks/{task}/{_segment(run_id, 'task run')}/"
-        f"{_segment(name, 'file name')}"
+        f"{_file_path(name)}"
     )
+
+
+def _file_path(name: str) -> str:
+    parts = name.split("/")
+    if name.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise StorageError(
+            f"file name {name!r}: must be a relative path without empty, '.' or '..' parts"
+        )
+    return "/".join(urllib.parse.quote(part, safe="._-") for part in parts)
 
 
 def upload_uri(namespace: str, flow_id: str, token: str, input_id: str, file_name: str) -> str:
@@ -157,6 +174,20 @@ def _by_size(items: Iterable[bytes], limit: int) -> Iterable[bytes]:
         used += len(item)
     if batch:
         yield b"".join(batch)
+
+
+def stored_values(content: bytes) -> list[Any]:
+    """The values a stored file holds, one per item: a JSON array's elements, or else
+    each non-blank line as its text (as Kestra's Loop reads a file's lines)."""
+    text = content.decode("utf-8", errors="replace")
+    if text.lstrip().startswith("["):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list):
+            return parsed
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
 
 
 # -- read() in expressions ---------------------------------------------------------------

@@ -11,7 +11,7 @@ import functools
 import json
 from typing import Any, Literal
 
-from pausepoint.engine import agent, approvals
+from pausepoint.engine import agent, approvals, loops
 from pausepoint.engine.model import (
     STATUS_BY_VALUE,
     TERMINAL_TASK_STATES,
@@ -78,6 +78,8 @@ from pausepoint.states import KESTRA_STATES
 
 # ForEachItem's stages whose leaf the engine tells more than their properties.
 ITEMS_STAGES = frozenset({"items_split", "items_batch", "items_merge"})
+# Leaves that store files under their task run's URIs, named by their task's id.
+FILE_WRITERS = frozenset({"write", "local_files", "log_fetch"})
 
 
 def render_typed_outputs(
@@ -666,10 +668,14 @@ class Scheduler:
                     as_string=isinstance(task, OutputValuesTask | ReturnTask) and task.as_text,
                 )
             )
-            if run["type"] == "shell":
+            if run["type"] in ("shell", "local_files"):
                 self.share_directory(run, spec)
             elif run["type"] in ITEMS_STAGES:
                 spec.update(self.items_stage_spec(run))
+            elif run["type"] in loops.STAGE_TYPES:
+                spec.update(loops.stage_spec(self, run))
+            if run["type"] in FILE_WRITERS:
+                spec["taskId"] = run["task_id"]
         except TemplateError as error:
             self.finish_run(run, T.FAILED, error=str(error))
             return None
@@ -747,26 +753,11 @@ class Scheduler:
             block = new_block(list_path, len(self.index.task_list(list_path)))
         elif isinstance(task, ForEachTask | LoopTask):
             values = render(task.values, self.variables(run), where=f"task '{task.id}'")
-            if isinstance(values, str):
-                try:
-                    values = json.loads(values)
-                except ValueError:
-                    raise TemplateError(
-                        f"task '{task.id}': values must be a list or a JSON array, got {values!r}"
-                    ) from None
-            keys = None
-            if isinstance(task, LoopTask) and isinstance(values, dict):
-                keys, values = [str(key) for key in values], list(values.values())
-            if not isinstance(values, list):
-                raise TemplateError(f"task '{task.id}': values must be a list, got {values!r}")
-            block = new_block(
-                None, len(values), parallel=task.concurrency != 1, concurrency=task.concurrency
-            )
-            block["values"] = values
-            if keys is not None:
-                block["keys"] = keys
-            if isinstance(task, LoopTask) and not task.transmit_failed:
-                block["tolerant"] = True  # a failed iteration does not fail the loop
+            if isinstance(task, LoopTask) and loops.names_stored_file(values):
+                loops.start_values_stage(run)  # the engine reads no file: a leaf stage does
+                self.mark_started(run)
+                return
+            block = self.iteration_block(task, values)
         elif isinstance(task, ItemBatchesTask):
             batches = self.split_batches(run)
             block = new_block(None, len(batches), parallel=True, concurrency=task.concurrency)
@@ -792,6 +783,30 @@ class Scheduler:
             block = new_block(f"{path}.tasks", len(self.index.task_list(f"{path}.tasks")))
         run["block"] = block
         self.mark_started(run)
+
+    def iteration_block(self, task: ForEachTask | LoopTask, values: Any) -> Block:
+        """The block of a ForEach's or Loop's iterations over its rendered ``values``."""
+        if isinstance(values, str):
+            try:
+                values = json.loads(values)
+            except ValueError:
+                raise TemplateError(
+                    f"task '{task.id}': values must be a list or a JSON array, got {values!r}"
+                ) from None
+        keys = None
+        if isinstance(task, LoopTask) and isinstance(values, dict):
+            keys, values = [str(key) for key in values], list(values.values())
+        if not isinstance(values, list):
+            raise TemplateError(f"task '{task.id}': values must be a list, got {values!r}")
+        block = new_block(
+            None, len(values), parallel=task.concurrency != 1, concurrency=task.concurrency
+        )
+        block["values"] = values
+        if keys is not None:
+            block["keys"] = keys
+        if isinstance(task, LoopTask) and not task.transmit_failed:
+            block["tolerant"] = True  # a failed iteration does not fail the loop
+        return block
 
     def start_pause(self, run: TaskRun, task: PauseTask) -> None:
         pause_id = f"p-{run['id']}"
@@ -892,8 +907,11 @@ class Scheduler:
             counted = self.batch_counts(run)
             if counted:
                 run["outputs"] = counted
-        elif run["type"] == "loop" and stage == "tasks":
-            run["outputs"] = self.loop_outputs(run)
+        elif run["type"] == "loop" and stage in loops.STAGES:
+            if outcome == "success" and loops.next_stage(self, run, stage):
+                return
+            run["outputs"] = loops.outputs(self, run, stage)
+            stage = "tasks"  # a stage that failed is its tasks failing: errors, then finally
         elif (
             run["type"] == "iteration" and outcome == "success" and not self.iteration_outputs(run)
         ):
@@ -1217,10 +1235,7 @@ class Scheduler:
     def loop_outputs(self, loop: TaskRun) -> dict[str, Any]:
         """Kestra Loop's outputs: iterations started, running, ended per state, and each
         iteration's declared outputs in order."""
-        iterations = sorted(
-            (r for r in self.runs.values() if r["parent"] == loop["id"]),
-            key=lambda r: r.get("index", 0),
-        )
+        iterations = loops.iterations(self, loop)
         ended: dict[str, int] = {}
         for iteration in iterations:
             if iteration["state"] in TERMINAL_TASK_STATES:

@@ -107,6 +107,9 @@ _WORKING_DIRECTORY = TaskAlias("working_directory")
 _WAIT_FOR = TaskAlias("wait_for")
 _LOOP_UNTIL = TaskAlias("wait_for", defaults={"until": True})
 _DAG = TaskAlias("dag")
+_WRITE = TaskAlias("write")
+_LOCAL_FILES = TaskAlias("local_files")
+_LOG_FETCH = TaskAlias("log_fetch")
 
 TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.plugin.core.flow.Pause": _PAUSE,
@@ -167,6 +170,17 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.core.tasks.scripts.Bash": _SHELL,
     "io.kestra.plugin.core.http.Request": _HTTP,
     "io.kestra.plugin.fs.http.Request": _HTTP,
+    "io.kestra.plugin.core.storage.Write": _WRITE,
+    "io.kestra.plugin.core.storage.LocalFiles": _LOCAL_FILES,
+    "io.kestra.core.tasks.storages.LocalFiles": _LOCAL_FILES,
+    # Kestra's tests keep LocalFiles, unchanged, under this name (their flows use it).
+    "io.kestra.plugin.core.flow.WorkingDirectoryTest$LocalFiles": _LOCAL_FILES,
+    "io.kestra.plugin.core.log.Fetch": _LOG_FETCH,
+    "io.kestra.core.tasks.log.Fetch": _LOG_FETCH,
+    "io.kestra.core.tasks.debugs.Fetch": _LOG_FETCH,
+    "io.kestra.plugin.core.kv.Set": TaskAlias("kv_set"),
+    "io.kestra.plugin.core.kv.Get": TaskAlias("kv_get"),
+    "io.kestra.plugin.core.kv.Delete": TaskAlias("kv_delete"),
 }
 
 

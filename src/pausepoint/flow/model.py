@@ -9,9 +9,11 @@ structure only; templates are rendered by the engine when a task starts.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal, cast
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -413,10 +415,11 @@ class LoopTask(FlowableBase):
     concurrency: int = Field(default=0, ge=0, alias="concurrencyLimit")
     transmit_failed: bool = Field(default=True, alias="transmitFailed")
     outputs: list[FlowOutput] = Field(default_factory=list)
-    fetch_type: Literal["AUTO", "FETCH"] = Field(
+    fetch_type: Literal["AUTO", "FETCH", "STORE"] = Field(
         default="AUTO",
         alias="fetchType",
-        description="Kestra's STORE (outputs kept as files) is not supported.",
+        description="STORE keeps each iteration's outputs as a stored file (AUTO: when the "
+        "values come from a stored file).",
     )
 
     @property
@@ -424,7 +427,41 @@ class LoopTask(FlowableBase):
         return False
 
     def blocks(self) -> dict[str, list[Task]]:
-        return {"tasks": self.tasks, **self.handlers()}
+        return {"tasks": self.tasks, **self.handlers(), **self.stages()}
+
+    def stages(self) -> dict[str, list[Task]]:
+        """The leaf runs that do a Loop's storage I/O, which the engine cannot: ``values``
+        reads the values of a stored file (when ``values`` renders to its URI), ``store``
+        keeps each iteration's outputs as a stored file (fetchType STORE)."""
+        stages: dict[str, list[TaskBase]] = {}
+        if isinstance(self.values, str):
+            stages["values"] = [
+                LoopValuesTask(id=f"{self.id}_values", type="loop_values", values=self.values)
+            ]
+        if self.outputs and self.fetch_type != "FETCH":
+            stages["store"] = [LoopStoreTask(id=f"{self.id}_store", type="loop_store")]
+        return cast("dict[str, list[Task]]", stages)
+
+    def stores_outputs(self, values_were_stored: bool) -> bool:
+        """Whether iterations' outputs are kept as files: STORE, or AUTO over a stored file."""
+        if not self.outputs:
+            return False
+        return self.fetch_type == "STORE" or (self.fetch_type == "AUTO" and values_were_stored)
+
+
+class LoopValuesTask(TaskBase):
+    """A Loop's first stage (``<id>_values``) when its ``values`` render to a stored
+    file's URI: the file's values (a JSON array's elements, or its lines)."""
+
+    type: Literal["loop_values"]
+    values: str
+
+
+class LoopStoreTask(TaskBase):
+    """A Loop's last stage (``<id>_store``) with fetchType STORE: each iteration's
+    outputs written to a stored JSON file, whose URI replaces them."""
+
+    type: Literal["loop_store"]
 
 
 class FailTask(TaskBase):
@@ -710,6 +747,124 @@ class WorkingDirectoryTask(FlowableBase):
 
     def blocks(self) -> dict[str, list[Task]]:
         return {"tasks": self.tasks, **self.handlers()}
+
+
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
+KV_TYPES = ("STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON")
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+
+
+def _one_of(value: str | None, allowed: tuple[str, ...], what: str) -> str | None:
+    if value is None or is_template(value) or value.upper() in allowed:
+        return value
+    raise ValueError(f"{value!r} is not a {what}; expected one of {', '.join(allowed)}")
+
+
+def _key(value: str) -> str:
+    if is_template(value) or re.match(KEY_PATTERN, value):
+        return value
+    raise ValueError(
+        f"{value!r} is not a key: start with a letter or digit, then letters, digits, '.', '_', '-'"
+    )
+
+
+Key = Annotated[str, AfterValidator(_key)]
+
+
+class WriteTask(TaskBase):
+    """Kestra's storage.Write: ``content`` stored as a file of the task run (output ``uri``)."""
+
+    type: Literal["write"]
+    content: Text
+    extension: str | None = None
+
+    @field_validator("extension")
+    @classmethod
+    def _extension(cls, value: str | None) -> str | None:
+        if value is None or is_template(value) or re.match(r"^\.?[A-Za-z0-9_\-]{1,16}$", value):
+            return value
+        raise ValueError(f"{value!r} is not a file extension (such as .ion or .txt)")
+
+
+class LocalFilesTask(TaskBase):
+    """Kestra's LocalFiles: files in a WorkingDirectory's directory, to and from storage.
+
+    ``inputs`` (name -> content; a ``kestra:///`` URI is replaced by that file's
+    content) are written there; the files matching ``outputs`` (globs) are then
+    stored, output ``uris`` (name -> URI). Outside a WorkingDirectory it works in
+    a scratch directory of its own.
+    """
+
+    type: Literal["local_files"]
+    inputs: dict[str, Any] | str = Field(default_factory=dict)
+    outputs: list[str] | str = Field(default_factory=list)
+
+    @field_validator("inputs")
+    @classmethod
+    def _relative(cls, files: dict[str, Any] | str) -> dict[str, Any] | str:
+        if isinstance(files, dict):
+            relative_names({str(name): "" for name in files})
+        return files
+
+
+class LogFetchTask(TaskBase):
+    """Kestra's log Fetch: an execution's log lines (this one's unless ``executionId``) at
+    ``level`` or above, of the tasks ``tasksId`` (all without), as a stored file of JSON
+    lines; outputs ``uri`` and ``size`` (the lines)."""
+
+    type: Literal["log_fetch"]
+    execution_id: str | None = Field(default=None, alias="executionId")
+    namespace: str | None = None
+    flow_id: str | None = Field(default=None, alias="flowId")
+    tasks_id: list[str] | str = Field(default_factory=list, alias="tasksId")
+    level: str = "INFO"
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str | None:
+        return _one_of(value, LOG_LEVELS, "log level")
+
+
+class KvSetTask(TaskBase):
+    """Kestra's kv.Set: ``key`` = ``value`` in the key-value store of ``namespace`` (the
+    flow's by default), in the flow's organization."""
+
+    type: Literal["kv_set"]
+    key: Key
+    value: Any
+    namespace: str = "{{ flow.namespace }}"
+    overwrite: bool | str = True
+    ttl: str | None = None
+    kv_type: str | None = Field(default=None, alias="kvType")
+    kv_description: str | None = Field(default=None, alias="kvDescription")
+
+    @field_validator("kv_type")
+    @classmethod
+    def _kv_type(cls, value: str | None) -> str | None:
+        return _one_of(value, KV_TYPES, "kvType")
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: str | None) -> str | None:
+        return _check_duration(value)
+
+
+class KvGetTask(TaskBase):
+    """Kestra's kv.Get: output ``value``, the value of ``key`` (null when none)."""
+
+    type: Literal["kv_get"]
+    key: Key
+    namespace: str = "{{ flow.namespace }}"
+    error_on_missing: bool | str = Field(default=False, alias="errorOnMissing")
+
+
+class KvDeleteTask(TaskBase):
+    """Kestra's kv.Delete: output ``deleted``, whether ``key`` had a value."""
+
+    type: Literal["kv_delete"]
+    key: Key
+    namespace: str = "{{ flow.namespace }}"
+    error_on_missing: bool | str = Field(default=False, alias="errorOnMissing")
 
 
 class CheckFrequency(BaseModel):
@@ -1027,7 +1182,13 @@ Task = Annotated[
     | WorkingDirectoryTask
     | WaitForTask
     | DagTask
-    | ApprovalTask,
+    | ApprovalTask
+    | WriteTask
+    | LocalFilesTask
+    | LogFetchTask
+    | KvSetTask
+    | KvGetTask
+    | KvDeleteTask,
     Field(discriminator="type"),
 ]
 
@@ -1044,6 +1205,14 @@ LEAF_TYPES = frozenset(
         "items_split",
         "items_batch",
         "items_merge",
+        "write",
+        "local_files",
+        "log_fetch",
+        "kv_set",
+        "kv_get",
+        "kv_delete",
+        "loop_values",
+        "loop_store",
     }
 )
 

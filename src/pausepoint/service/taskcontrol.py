@@ -1,4 +1,5 @@
-"""Control actions taken by tasks (Kestra's Resume and Subflow), through the control plane.
+"""Control actions taken by tasks (Kestra's Resume and Subflow), through the control plane,
+and the storage tasks reach: files, an execution's logs, the key-value store.
 
 A task acts as its flow (``flow:<namespace>.<id>``, operator role) in its
 execution's organization: roles, tenancy, idempotency and the audit trail
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pausepoint.engine.state import iso
 from pausepoint.errors import PausepointError, TaskError
 from pausepoint.service.auth import Principal
 from pausepoint.service.links import ACTIONS
@@ -158,6 +160,85 @@ class TaskResumer:
             raise TaskError(f"{uri}: {len(content)} bytes is more than a file may hold")
         await self._engine.store.put_file(own.org_id, uri, content, self._engine.clock())
         return uri
+
+    async def execution_logs(
+        self,
+        caller: LeafContext,
+        execution_id: str | None,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+    ) -> list[dict[str, Any]]:
+        store = self._engine.store
+        own = await self._own(caller, "log fetch")
+        target = own if execution_id in (None, own.id) else await store.get_execution(execution_id)
+        if target is None or target.org_id != own.org_id:
+            raise TaskError(f"log fetch task: execution {execution_id} not found")
+        expected = (namespace or own.namespace, flow_id or own.flow_id)
+        if target is not own and expected != (target.namespace, target.flow_id):
+            raise TaskError(
+                f"log fetch task: execution {target.id} is an execution of "
+                f"{target.namespace}.{target.flow_id}, not of {expected[0]}.{expected[1]} "
+                "(name its namespace and flowId)"
+            )
+        lines: list[dict[str, Any]] = []
+        after = 0
+        while events := await store.read_events(target.id, after=after):
+            for event in events:
+                after = event.seq
+                logs = event.data.get("logs")
+                if not isinstance(logs, list):
+                    continue
+                for line in logs:
+                    if isinstance(line, dict):
+                        lines.append(
+                            {
+                                "executionId": target.id,
+                                "taskId": event.data.get("task_id"),
+                                "taskRunId": event.data.get("task_run_id"),
+                                "level": line.get("level"),
+                                "message": line.get("message"),
+                                "timestamp": iso(float(line.get("at") or event.at)),
+                            }
+                        )
+        return lines
+
+    async def kv_put(
+        self,
+        caller: LeafContext,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        overwrite: bool,
+        ttl: float | None,
+        description: str | None,
+    ) -> None:
+        own = await self._own(caller, "kv")
+        now = self._engine.clock()
+        written = await self._engine.store.put_kv(
+            own.org_id,
+            namespace,
+            key,
+            value,
+            overwrite=overwrite,
+            expires_at=None if ttl is None else now + ttl,
+            description=description,
+            now=now,
+        )
+        if not written:
+            raise TaskError(
+                f"kv set task: key {key!r} of namespace {namespace} already has a value "
+                "(set overwrite: true to replace it)"
+            )
+
+    async def kv_get(self, caller: LeafContext, namespace: str, key: str) -> tuple[bool, Any]:
+        own = await self._own(caller, "kv")
+        return await self._engine.store.get_kv(own.org_id, namespace, key, self._engine.clock())
+
+    async def kv_delete(self, caller: LeafContext, namespace: str, key: str) -> bool:
+        own = await self._own(caller, "kv")
+        return await self._engine.store.delete_kv(own.org_id, namespace, key, self._engine.clock())
 
     async def _own(self, caller: LeafContext, task: str) -> ExecutionRecord:
         own = await self._engine.store.get_execution(caller.execution_id)

@@ -69,7 +69,45 @@ class TaskControl(Protocol):
         ...
 
     async def write_file(self, caller: LeafContext, task_id: str, name: str, content: bytes) -> str:
-        """Store ``content`` as the caller's task run's file ``name``; its URI."""
+        """Store ``content`` as the caller's task run's file ``name`` (a relative path); its URI."""
+        ...
+
+    async def execution_logs(
+        self,
+        caller: LeafContext,
+        execution_id: str | None,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+    ) -> list[dict[str, Any]]:
+        """The log lines of ``execution_id`` (the caller's own when None), in order:
+        ``{taskId, taskRunId, level, message, timestamp}``. Without ``namespace`` and
+        ``flowId`` the execution must be one of the caller's flow. TaskError naming the
+        execution when it is not found (another organization's never is)."""
+        ...
+
+    async def kv_put(
+        self,
+        caller: LeafContext,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        overwrite: bool,
+        ttl: float | None,
+        description: str | None,
+    ) -> None:
+        """Set ``key`` in ``namespace``'s key-value store of the caller's organization
+        (expiring ``ttl`` seconds from now). TaskError when ``overwrite`` is false and
+        the key has a value."""
+        ...
+
+    async def kv_get(self, caller: LeafContext, namespace: str, key: str) -> tuple[bool, Any]:
+        """``(True, value)`` for a key with an unexpired value, else ``(False, None)``."""
+        ...
+
+    async def kv_delete(self, caller: LeafContext, namespace: str, key: str) -> bool:
+        """Remove ``key``; whether it had an unexpired value."""
         ...
 
 

@@ -10,9 +10,13 @@ from pausepoint.errors import TaskError
 from pausepoint.storage import deferred_reads, has_mangled_read, resolve_reads
 from pausepoint.tasks.agent import run_agent_llm
 from pausepoint.tasks.context import LeafContext
+from pausepoint.tasks.files import run_local_files, run_write
 from pausepoint.tasks.http import run_http
 from pausepoint.tasks.items import run_items_batch, run_items_merge, run_items_split
+from pausepoint.tasks.kv import run_kv_delete, run_kv_get, run_kv_set
 from pausepoint.tasks.log import run_log
+from pausepoint.tasks.log_fetch import run_log_fetch
+from pausepoint.tasks.loops import run_loop_store, run_loop_values
 from pausepoint.tasks.python import run_python, shutdown_thread_pool
 from pausepoint.tasks.resume import run_resume
 from pausepoint.tasks.shell import run_shell
@@ -35,8 +39,18 @@ EXECUTORS: Mapping[str, Executor] = {
     "items_batch": run_items_batch,
     "items_merge": run_items_merge,
     "agent_llm": run_agent_llm,
+    "write": run_write,
+    "local_files": run_local_files,
+    "log_fetch": run_log_fetch,
+    "kv_set": run_kv_set,
+    "kv_get": run_kv_get,
+    "kv_delete": run_kv_delete,
+    "loop_values": run_loop_values,
+    "loop_store": run_loop_store,
 }
 
+
+STAGE_TYPES = frozenset({"items_split", "items_batch", "items_merge", "loop_values", "loop_store"})
 
 # Leaf types with no effect outside the execution: a runtime may run them inside the
 # engine step that starts them (a crash re-runs them and nothing else notices).
@@ -55,8 +69,8 @@ async def run_leaf(task_type: str, spec: Mapping[str, Any], ctx: LeafContext) ->
     """
     executor = EXECUTORS.get(task_type)
     if executor is None:
-        # ForEachItem's stages are the engine's to run, never a flow's to name.
-        known = sorted(name for name in EXECUTORS if not name.startswith("items_"))
+        # ForEachItem's and Loop's stages are the engine's to run, never a flow's to name.
+        known = sorted(name for name in EXECUTORS if name not in STAGE_TYPES)
         raise TaskError(f"unknown leaf task type {task_type!r}; known types: {', '.join(known)}")
     if reads := deferred_reads(spec):
         spec = await _with_files_read(spec, reads, ctx)
