@@ -245,65 +245,56 @@ class Normaliser:
         return out
 
     def flow_dependency(self, item: dict[str, Any], where: Path_) -> dict[str, Any]:
-        """Kestra's newer Flow trigger: ``states`` (of the ended execution) and a
-        ``dependsOn`` of one flow (with its own ``states``) become its conditions."""
-        if "states" not in item and "dependsOn" not in item:
+        """A ``dependsOn`` of one flow (no labels, ``when`` or ``window``) becomes plain
+        conditions, judged on each execution alone; any other stays a window of
+        conditions the service judges over time."""
+        depends = item.get("dependsOn")
+        if not isinstance(depends, list) or len(depends) != 1 or "window" in item:
+            return item
+        only = depends[0]
+        if not isinstance(only, dict) or set(only) - {"namespace", "flowId", "states"}:
             return item
         item = dict(item)
+        del item["dependsOn"]
         conditions = list(item.get("conditions") or [])
-        states = item.pop("states", None)
-        if states is not None:
-            conditions.append({"type": "execution_status", "in": states})
-        depends = item.pop("dependsOn", None)
-        if depends is not None:
-            if not isinstance(depends, list) or len(depends) != 1:
-                msg = (
-                    "a dependsOn of several flows (fire once all have ended) is not supported "
-                    "yet: one flow, or conditions"
-                )
-                self.problems.append(Problem((*where, "dependsOn"), msg, type="not_supported"))
-            elif not isinstance(depends[0], dict) or set(depends[0]) - {
-                "namespace",
-                "flowId",
-                "states",
-            }:
-                extra = (
-                    sorted(set(depends[0]) - {"namespace", "flowId", "states"})
-                    if isinstance(depends[0], dict)
-                    else depends[0]
-                )
-                msg = f"expected {{namespace, flowId, states}}, got {show(extra)}"
-                self.problems.append(Problem((*where, "dependsOn", 0), msg))
-            else:
-                flow = depends[0]
-                conditions.append(
-                    {
-                        "type": "execution_flow",
-                        "namespace": flow.get("namespace"),
-                        "flowId": flow.get("flowId"),
-                    }
-                )
-                if flow.get("states") is not None:
-                    conditions.append({"type": "execution_status", "in": flow["states"]})
+        namespace, flow_id = only.get("namespace"), only.get("flowId")
+        if flow_id is not None:
+            conditions.append({"type": "execution_flow", "namespace": namespace, "flowId": flow_id})
+        elif namespace is not None:
+            conditions.append({"type": "execution_namespace", "namespace": namespace})
+        if only.get("states") is not None:
+            conditions.append({"type": "execution_status", "in": only["states"]})
         item["conditions"] = conditions
         return item
 
     def conditions(self, items: list[Any], path: Path_) -> list[Any]:
-        out: list[Any] = []
+        return [self.condition(item, (*path, position)) for position, item in enumerate(items)]
+
+    def condition(self, item: Any, where: Path_, *, inner: bool = False) -> Any:
+        """Kestra's condition type names -> pausepoint's; unknown ones named where written."""
         known = "io.kestra.plugin.core.condition.ExecutionStatus, ExecutionFlow, ExecutionNamespace"
-        for position, item in enumerate(items):
-            type_name = item.get("type") if isinstance(item, dict) else None
-            short = CONDITION_TYPE_ALIASES.get(str(type_name), type_name)
-            if not isinstance(item, dict) or short not in CONDITION_TYPES:
-                what = show(type_name) if isinstance(item, dict) else show(item)
-                self._bad(
-                    (*path, position, "type") if isinstance(item, dict) else (*path, position),
-                    f"unknown or unsupported condition {what}; supported: {known}",
-                )
-                out.append(item)
-                continue
-            out.append({**item, "type": short})
-        return out
+        if not inner:
+            known += " and MultipleCondition"
+        type_name = item.get("type") if isinstance(item, dict) else None
+        short = CONDITION_TYPE_ALIASES.get(str(type_name), type_name)
+        if (
+            not isinstance(item, dict)
+            or short not in CONDITION_TYPES
+            or (inner and short == "multiple")
+        ):
+            what = show(type_name) if isinstance(item, dict) else show(item)
+            self._bad(
+                (*where, "type") if isinstance(item, dict) else where,
+                f"unknown or unsupported condition {what}; supported: {known}",
+            )
+            return item
+        item = {**item, "type": short}
+        if short == "multiple" and isinstance(item.get("conditions"), dict):
+            item["conditions"] = {
+                name: self.condition(value, (*where, "conditions", name), inner=True)
+                for name, value in item["conditions"].items()
+            }
+        return item
 
     def dag(self, nodes: list[Any], path: Path_) -> list[Any]:
         """Normalise a Dag's ``{task, dependsOn}`` entries; unknown ids and cycles are problems."""

@@ -1,5 +1,8 @@
 """Firing triggers: schedules, webhooks and Flow triggers (``flow/triggers.py``).
 
+Flow triggers are judged in ``service/flow_triggers.py``; this module runs the
+scheduler's loop, answers webhooks and pauses and resumes triggers.
+
 One loop per server (an engine with ``serve=True``) wakes every
 ``trigger_interval`` seconds; only the process holding the scheduler's lease
 fires anything. Every execution a trigger starts goes through the control
@@ -20,21 +23,23 @@ either fires every tick missed while paused (``QUEUE``) or none (``DROP``).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import hmac
 import logging
 import os
 import secrets
 import socket
-from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pausepoint.errors import NotFound, PausepointError
+from pausepoint.engine.scheduler import truthy
+from pausepoint.errors import Conflict, NotFound, PausepointError, Unauthorized
 from pausepoint.flow.model import Flow
 from pausepoint.flow.templates import render
 from pausepoint.flow.triggers import (
-    EndedExecution,
     FlowTrigger,
     ScheduleTrigger,
     Trigger,
@@ -43,8 +48,9 @@ from pausepoint.flow.triggers import (
 from pausepoint.models import ExecutionView, TriggerView
 from pausepoint.service.auth import Principal
 from pausepoint.service.core import iso_or_none
+from pausepoint.service.flow_triggers import FlowTriggers
 from pausepoint.service.operations import StartRequest
-from pausepoint.store.triggers import EndedRow, TriggerKey, TriggerRecord
+from pausepoint.store.triggers import TriggerKey, TriggerRecord
 
 if TYPE_CHECKING:
     from pausepoint.service.engine import Engine
@@ -58,7 +64,6 @@ TICKS_PER_PASS = 100
 # Flow triggers look this far behind their cursor: an execution may be written after
 # one that ended later. The execution they start is keyed, so looking twice is harmless.
 LOOKBACK_SECONDS = 60.0
-_FIRED_MEMORY = 10_000
 
 
 def iso_tick(at: float) -> str:
@@ -82,7 +87,7 @@ def trigger_view(flow: Flow | None, record: TriggerRecord) -> TriggerView:
         ),
         paused=record.paused,
         paused_at=iso_or_none(record.paused_at),
-        next_fire=iso_or_none(record.next_at),
+        next_fire=iso_or_none(record.next_at) if record.type == "schedule" else None,
         backfill_next=iso_or_none(record.backfill_at),
         last_fired_at=iso_or_none(record.last_fired_at),
         last_execution_id=record.last_execution_id,
@@ -96,7 +101,8 @@ class TriggerLoop:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.owner = f"{secrets.token_hex(4)}:{os.getpid()}:{socket.gethostname()}"[:64]
-        self._fired: OrderedDict[str, None] = OrderedDict()  # flow-trigger keys fired here
+        self.flow_triggers = FlowTriggers(self)
+        self._holding = False  # whether this process held the lease at its last pass
 
     # -- the loop -------------------------------------------------------------------
 
@@ -117,7 +123,12 @@ class TriggerLoop:
         now = engine.clock()
         ttl = max(engine.settings.lease_ttl, engine.settings.trigger_interval * 3)
         if not await engine.store.take_scheduler_lease(SCHEDULER, self.owner, ttl, now):
+            self._holding = False
             return 0
+        if not self._holding:
+            # Another process may have fired meanwhile: what this one remembers is stale.
+            self.flow_triggers.forget()
+            self._holding = True
         started = 0
         for record in await engine.store.due_triggers(now):
             started += await self._schedule(record, now)
@@ -173,7 +184,7 @@ class TriggerLoop:
             if tick in backfilled and trigger.backfill is not None:
                 inputs |= trigger.backfill.inputs
                 labels |= trigger.backfill.labels
-            started += await self._fire(
+            started += await self.fire(
                 key, flow, inputs, labels, variables, fired_by=f"tick {iso_tick(tick)}"
             )
         return started
@@ -202,61 +213,19 @@ class TriggerLoop:
         if cursor is None:
             await store.set_scheduler_cursor(SCHEDULER, self.owner, now)
             return 0  # the first pass ever: history does not fire anything
-        listeners = await store.flow_trigger_rows()
-        if not listeners:
+        records = await store.flow_trigger_rows()
+        if not records:
             # Nothing listens: history stays history for a Flow trigger added later.
             await store.set_scheduler_cursor(SCHEDULER, self.owner, now)
             return 0
-        ended = await store.ended_since(cursor - LOOKBACK_SECONDS)
-        if not ended:
+        listeners = await self.flow_triggers.listeners(records)
+        changes = await self.flow_triggers.feed.since(cursor - LOOKBACK_SECONDS, listeners)
+        if not changes:
             return 0
-        started = 0
-        for row in ended:
-            for record in listeners:
-                if record.key.org_id != row.org_id or record.paused:
-                    continue
-                started += await self.fire_flow_trigger(record, row)
-        latest = max(row.ended_at for row in ended)
+        started = await self.flow_triggers.judge_all(listeners, changes)
+        latest = max(change.at for change in changes)
         if latest > cursor:
             await store.set_scheduler_cursor(SCHEDULER, self.owner, latest)
-        return started
-
-    async def fire_flow_trigger(self, record: TriggerRecord, row: EndedRow) -> int:
-        """Start the trigger's flow for execution ``row`` if its conditions hold (once)."""
-        memo = f"{record.key}:{row.id}"
-        key = record.key
-        if memo in self._fired or (row.namespace, row.flow_id) == (key.namespace, key.flow_id):
-            return 0  # fired already here, or its own execution (which would loop forever)
-        flow = await self._flow(key)
-        trigger = _trigger_of(flow, key.trigger_id) if flow is not None else None
-        if flow is None or not isinstance(trigger, FlowTrigger):
-            return 0
-        if flow.disabled or trigger.disabled:
-            return 0
-        ended = EndedExecution(
-            id=row.id,
-            namespace=row.namespace,
-            flow_id=row.flow_id,
-            flow_revision=row.flow_revision,
-            status=row.status,
-            outputs=row.state.get("result") or {},
-        )
-        if not trigger.fires_for(ended):
-            return 0
-        variables = {
-            "executionId": ended.id,
-            "namespace": ended.namespace,
-            "flowId": ended.flow_id,
-            "flowRevision": ended.flow_revision,
-            "state": ended.kestra_state,
-            "outputs": ended.outputs,
-        }
-        started = await self._fire(
-            key, flow, dict(trigger.inputs), {}, variables, fired_by=f"execution {row.id}"
-        )
-        self._fired[memo] = None
-        if len(self._fired) > _FIRED_MEMORY:
-            self._fired.popitem(last=False)
         return started
 
     # -- starting -----------------------------------------------------------------------
@@ -267,7 +236,7 @@ class TriggerLoop:
         except NotFound:
             return None
 
-    async def _fire(
+    async def fire(
         self,
         key: TriggerKey,
         flow: Flow,
@@ -313,13 +282,15 @@ async def start_for_trigger(
 ) -> ExecutionView:
     """Start ``flow`` as its trigger ``key``, through the control plane (audited, keyed).
 
-    ``inputs`` may be templates reading ``trigger.*`` and ``flow.*``.
+    ``inputs`` may be templates reading ``trigger.*``, ``flow.*`` and ``vars.*``; they
+    render to text, as Kestra's do (the flow's typed inputs read the text).
     """
     context = {
         "trigger": variables,
         "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},
+        "vars": dict(flow.variables),
     }
-    rendered = render(inputs, context, where=f"trigger '{key.trigger_id}' inputs")
+    rendered = render(inputs, context, where=f"trigger '{key.trigger_id}' inputs", as_string=True)
     principal = Principal(
         key.org_id, "operator", f"trigger:{key.namespace}.{key.flow_id}.{key.trigger_id}"
     )
@@ -383,15 +354,214 @@ async def resume_trigger(engine: Engine, key: TriggerKey, catch_up: CatchUp) -> 
             values["next_at"] = trigger.next_tick(now)
         else:
             values["catch_up"] = "QUEUE"
+    elif isinstance(trigger, FlowTrigger) and trigger.has_window and catch_up == "DROP":
+        values["next_at"] = now  # its window starts again: what ended while paused is dropped
     await engine.store.update_trigger(key, **values)
     if isinstance(trigger, FlowTrigger) and catch_up == "QUEUE" and record.paused_at is not None:
         resumed = await engine.store.get_trigger(key)
         assert resumed is not None
-        loop = TriggerLoop(engine)
-        for row in await engine.store.ended_since(record.paused_at, limit=1000):
-            if row.org_id == key.org_id:
-                await loop.fire_flow_trigger(resumed, row)
+        # What it missed while paused, judged as the scheduler would have (each change once:
+        # the executions it starts are keyed by the change).
+        flow_triggers = TriggerLoop(engine).flow_triggers
+        listener = await flow_triggers.listener(resumed)
+        if listener is not None:
+            changes = await flow_triggers.feed.since(record.paused_at, [listener], remember=False)
+            await flow_triggers.judge_all([listener], changes)
     return await get_trigger(engine, key)
+
+
+# -- webhooks ---------------------------------------------------------------------------
+
+# A webhook's caller may send credentials meant for someone else: the flow never sees them.
+PRIVATE_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "proxy-authorization"})
+
+
+@dataclass(frozen=True)
+class WebhookCall:
+    """A request to a flow's webhook, as the route read it.
+
+    ``headers`` have lower-case names (the flow does not see :data:`PRIVATE_HEADERS`);
+    ``raw_body`` is what a ``signature`` is computed over (None: not known, as
+    when the engine is called from Python, and then a signed webhook refuses).
+    """
+
+    namespace: str
+    flow_id: str
+    key: str
+    body: Any = None
+    raw_body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    multipart: bool = False
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    """What the webhook answers: ``status``, and the execution it started (None: its
+    ``when`` was false, nothing started); with ``wait``, the execution as it ended,
+    and with ``returnOutputs`` the flow's ``outputs`` are the body."""
+
+    status: int
+    execution: ExecutionView | None = None
+    returns_outputs: bool = False
+    content_type: str | None = None
+
+    @property
+    def outputs(self) -> Any:
+        return (self.execution.outputs if self.execution is not None else None) or {}
+
+
+def webhook_key(engine: Engine, namespace: str, flow_id: str, trigger_id: str) -> str:
+    """The key of a Webhook trigger written without one (Kestra's first Webhook generated
+    it): derived from the installation's secret, so it is the same in every process
+    and across restarts, and never guessable from the flow."""
+    secret = engine.secret_box.derive("webhook-keys")
+    what = f"{engine.org_id}\0{namespace}\0{flow_id}\0{trigger_id}".encode()
+    digest = hmac.new(secret, what, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:32]
+
+
+async def _flow_context(engine: Engine, flow: Flow, texts: list[str]) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},
+        "vars": dict(flow.variables),
+    }
+    if any("secret" in text for text in texts):
+        context["secrets"] = await engine._secrets_for(engine.org_id)
+    return context
+
+
+async def _expected_key(engine: Engine, flow: Flow, trigger: WebhookTrigger) -> str | None:
+    if trigger.key is None:
+        return webhook_key(engine, flow.namespace, flow.id, trigger.id)
+    if "{{" not in trigger.key and "{%" not in trigger.key:
+        return trigger.key
+    try:
+        context = await _flow_context(engine, flow, [trigger.key])
+        return str(
+            render(trigger.key, context, where=f"trigger '{trigger.id}' key", as_string=True)
+        )
+    except PausepointError as error:
+        log.warning("webhook %s of %s.%s: %s", trigger.id, flow.namespace, flow.id, error.message)
+        return None
+
+
+async def _webhook_of(engine: Engine, flow: Flow, key: str) -> WebhookTrigger | None:
+    found = None
+    for trigger in flow.triggers:
+        if not isinstance(trigger, WebhookTrigger) or trigger.disabled:
+            continue
+        expected = await _expected_key(engine, flow, trigger)
+        # Every trigger is compared, in constant time: the answer's timing tells no key.
+        if expected is not None and hmac.compare_digest(expected.encode(), key.encode()):
+            found = found or trigger
+    return found
+
+
+async def _check_signature(
+    engine: Engine, flow: Flow, trigger: WebhookTrigger, call: WebhookCall
+) -> None:
+    """Refuse (401) a call whose signature is missing or wrong; nothing starts then."""
+    signature = trigger.signature
+    if signature is None:
+        return
+    refused = Unauthorized(
+        f"the webhook's {signature.header} signature is missing or does not match the body"
+    )
+    given = call.headers.get(signature.header.lower())
+    if call.raw_body is None or call.multipart or given is None:
+        raise refused  # a multipart body is re-encoded by every client: it cannot be signed
+    if not given.startswith(signature.prefix):
+        raise refused
+    try:
+        context = await _flow_context(engine, flow, [signature.secret])
+        secret = render(
+            signature.secret,
+            context,
+            where=f"trigger '{trigger.id}' signature.secret",
+            as_string=True,
+        )
+    except PausepointError as error:
+        log.warning("webhook %s of %s.%s: %s", trigger.id, flow.namespace, flow.id, error.message)
+        raise refused from None
+    expected = hmac.new(str(secret).encode(), call.raw_body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, given[len(signature.prefix) :].strip().lower()):
+        raise refused
+
+
+async def answer_webhook(engine: Engine, call: WebhookCall) -> WebhookAnswer:
+    """Start the flow from its Webhook trigger whose key is ``call.key``.
+
+    A wrong key, an unknown flow, a disabled or paused trigger all raise the same
+    ``NotFound`` and start nothing. A signed trigger refuses a missing or wrong
+    signature (``Unauthorized``). A false ``when`` starts nothing (status 204).
+    With ``wait``, the answer comes when the execution ends: 200, or 500 when it
+    failed (Kestra's), or the trigger's ``responseCode``.
+    """
+    missing = NotFound(f"no webhook {call.namespace}/{call.flow_id} with this key")
+    try:
+        flow = await engine.flow(call.namespace, call.flow_id)
+    except NotFound:
+        raise missing from None
+    trigger = await _webhook_of(engine, flow, call.key)
+    if trigger is None:
+        raise missing
+    trigger_key = TriggerKey(engine.org_id, call.namespace, call.flow_id, trigger.id)
+    record = await engine.store.get_trigger(trigger_key)
+    if record is not None and record.paused:
+        raise missing
+    await _check_signature(engine, flow, trigger, call)
+    headers = {name: value for name, value in call.headers.items() if name not in PRIVATE_HEADERS}
+    variables = {"body": call.body, "headers": headers, "parameters": call.parameters}
+    if trigger.when is not None:
+        context = {**await _flow_context(engine, flow, [trigger.when]), "trigger": variables}
+        if not truthy(render(trigger.when, context, where=f"trigger '{trigger.id}' when")):
+            return WebhookAnswer(204)
+    view = await start_for_trigger(
+        engine,
+        trigger_key,
+        flow,
+        dict(trigger.inputs),
+        {},
+        variables,
+        idempotency=call.idempotency_key,
+    )
+    if not trigger.wait:
+        return WebhookAnswer(200, view)
+    ended = await engine.wait(view.id)
+    status = 500 if ended.state in ("FAILED", "TIMED_OUT") else 200
+    if trigger.response_code is not None:
+        status = _response_code(trigger, ended, status)
+    return WebhookAnswer(
+        status,
+        ended,
+        returns_outputs=trigger.return_outputs,
+        content_type=trigger.response_content_type if trigger.return_outputs else None,
+    )
+
+
+def _response_code(trigger: WebhookTrigger, ended: ExecutionView, default: int) -> int:
+    """The trigger's ``responseCode`` (a template reads ``execution`` and ``outputs``);
+    the default when it does not render to a status code."""
+    context = {
+        "execution": {"id": ended.id, "state": ended.state},
+        "outputs": ended.outputs or {},
+        "trigger": ended.trigger or {},
+    }
+    try:
+        code = int(
+            str(render(trigger.response_code, context, where="responseCode", as_string=True))
+        )
+    except (PausepointError, ValueError) as error:
+        log.warning("webhook %s: responseCode: %s; answering %d", trigger.id, error, default)
+        return default
+    if not 100 <= code <= 599:
+        log.warning(
+            "webhook %s: responseCode %d is no status; answering %d", trigger.id, code, default
+        )
+        return default
+    return code
 
 
 async def fire_webhook(
@@ -408,28 +578,22 @@ async def fire_webhook(
     """Start ``flow_id`` from its Webhook trigger whose key is ``key``; 404 otherwise.
 
     The key is the secret: a wrong one, an unknown flow, a disabled or paused
-    trigger all answer the same "not found", and nothing starts.
+    trigger all answer the same "not found", and nothing starts. A false ``when``
+    is a ``Conflict`` (nothing started); a signed webhook refuses (there is no raw
+    body to check): call it over HTTP.
     """
-    missing = NotFound(f"no webhook {namespace}/{flow_id} with this key")
-    try:
-        flow = await engine.flow(namespace, flow_id)
-    except NotFound:
-        raise missing from None
-    trigger = next(
-        (
-            t
-            for t in flow.triggers
-            if isinstance(t, WebhookTrigger) and hmac.compare_digest(t.key.encode(), key.encode())
-        ),
-        None,
+    call = WebhookCall(
+        namespace,
+        flow_id,
+        key,
+        body=body,
+        headers={name.lower(): value for name, value in headers.items()},
+        parameters=parameters,
+        idempotency_key=idempotency_key,
     )
-    if trigger is None or trigger.disabled:
-        raise missing
-    trigger_key = TriggerKey(engine.org_id, namespace, flow_id, trigger.id)
-    record = await engine.store.get_trigger(trigger_key)
-    if record is not None and record.paused:
-        raise missing
-    variables = {"body": body, "headers": headers, "parameters": parameters}
-    return await start_for_trigger(
-        engine, trigger_key, flow, {}, {}, variables, idempotency=idempotency_key
-    )
+    answer = await answer_webhook(engine, call)
+    if answer.execution is None:
+        raise Conflict(
+            f"the webhook's when condition of {namespace}.{flow_id} is false: nothing started"
+        )
+    return answer.execution

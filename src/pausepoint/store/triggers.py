@@ -11,13 +11,14 @@ both advance it.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from pausepoint.flow.model import Flow
-from pausepoint.flow.triggers import ScheduleTrigger, aware
+from pausepoint.flow.triggers import FlowTrigger, ScheduleTrigger, aware
 from pausepoint.store import schema
 from pausepoint.store.checkpoints import TERMINAL
 from pausepoint.store.database import Database
@@ -47,6 +48,14 @@ class TriggerRecord:
     last_error: str | None
     updated_at: float
 
+    @property
+    def counts_from(self) -> float | None:
+        """A Flow trigger's window: the state changes at or before this moment no longer
+        count toward its next firing (its last reset, or when it was saved).
+
+        Kept in ``next_at``, which is a schedule's next tick and unused by Flow triggers."""
+        return self.next_at if self.type == "flow" else None
+
 
 @dataclass(frozen=True)
 class TriggerSpec:
@@ -70,14 +79,21 @@ class EndedRow:
     status: str
     ended_at: float
     state: dict[str, Any]
+    labels: dict[str, str]
 
 
 def trigger_specs(flow: Flow, now: float) -> list[TriggerSpec]:
     """What the store keeps for each of ``flow``'s triggers when the flow is saved at ``now``."""
     specs: list[TriggerSpec] = []
     for trigger in flow.triggers:
-        digest = hashlib.sha256(trigger.model_dump_json(by_alias=True).encode()).hexdigest()
+        if isinstance(trigger, FlowTrigger):
+            text = json.dumps(trigger.canonical(), sort_keys=True)
+        else:
+            text = trigger.model_dump_json(by_alias=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()
         next_at = backfill_at = backfill_end = None
+        if isinstance(trigger, FlowTrigger) and trigger.has_window:
+            next_at = now  # a new or changed window counts what happens from now on
         if isinstance(trigger, ScheduleTrigger):
             next_at = trigger.next_tick(now)
             if trigger.backfill is not None:
@@ -289,6 +305,7 @@ class Triggers:
                 e.c.status,
                 e.c.ended_at,
                 e.c.state,
+                e.c.labels,
             )
             .where(e.c.ended_at >= after, e.c.status.in_(list(TERMINAL)))
             .order_by(e.c.ended_at, e.c.id)
@@ -299,14 +316,9 @@ class Triggers:
             rows = conn.execute(query).all()
         return [
             EndedRow(
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                row[6],
-                loads(row[7]) if isinstance(row[7], str | bytes) else row[7],
+                *row[:7],
+                state=loads(row[7]) if isinstance(row[7], str | bytes) else row[7],
+                labels=dict((loads(row[8]) if isinstance(row[8], str | bytes) else row[8]) or {}),
             )
             for row in rows
         ]

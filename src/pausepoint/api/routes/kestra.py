@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -76,6 +76,7 @@ from pausepoint.service.requests import (
     TerminateRequest,
     VoteRequest,
 )
+from pausepoint.service.triggers import WebhookCall, answer_webhook
 from pausepoint.wire import ExecutionSummary, KestraReviewBody
 
 # What a kill records as the reason of the terminate it is (Kestra's kill takes none).
@@ -743,19 +744,20 @@ async def kestra_follow(request: Request, execution_id: str, caller: TenantCalle
 # -- webhooks -----------------------------------------------------------------------------
 
 MAX_WEBHOOK_BODY = 1024 * 1024
-# A webhook's caller may send credentials meant for someone else: the flow never sees them.
-_PRIVATE_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "proxy-authorization"})
 WEBHOOK_DOC = (
     "Start the flow from its Webhook trigger whose key is {key}; the key is the secret, so "
     "no credentials are needed. A wrong key, an unknown flow or a paused trigger is a 404 and "
-    "starts nothing. The flow reads the body (JSON, else text) as trigger.body, the headers "
-    "as trigger.headers and the query parameters as trigger.parameters."
+    "starts nothing; a signed webhook answers 401 to a missing or wrong signature, and 204 "
+    "when its when condition is false (nothing starts). The flow reads the body (JSON, else "
+    "text) as trigger.body, the headers as trigger.headers and the query parameters as "
+    "trigger.parameters. With wait: true the answer comes when the execution ends (500 if "
+    "it failed), and with returnOutputs (outputsAsResponse) its body is the flow's outputs."
 )
 
 
 async def start_from_webhook(
     request: Request, organization: str, namespace: str, flow_id: str, key: str
-) -> JSONResponse:
+) -> Response:
     raw = await request.body()
     if len(raw) > MAX_WEBHOOK_BODY:
         raise InvalidInput(
@@ -769,28 +771,32 @@ async def start_from_webhook(
             body = json.loads(text)
         except ValueError:
             body = text
-    headers = {
-        name: value for name, value in request.headers.items() if name not in _PRIVATE_HEADERS
-    }
-    view = (
-        await engine_of(request)
-        .as_org(organization)
-        .fire_webhook(
-            namespace,
-            flow_id,
-            key,
-            body=body,
-            headers=headers,
-            parameters=dict(request.query_params),
-            idempotency_key=request.headers.get("idempotency-key"),
-        )
+    call = WebhookCall(
+        namespace,
+        flow_id,
+        key,
+        body=body,
+        raw_body=raw,
+        headers=dict(request.headers.items()),
+        parameters=dict(request.query_params),
+        multipart=media_type(request.headers.get("content-type", "")) == "multipart/form-data",
+        idempotency_key=request.headers.get("idempotency-key"),
     )
-    return JSONResponse(kestra_execution(view))
+    answer = await answer_webhook(engine_of(request).as_org(organization), call)
+    if answer.execution is None:
+        return Response(status_code=answer.status)  # its when condition is false
+    if not answer.returns_outputs:
+        return JSONResponse(kestra_execution(answer.execution), status_code=answer.status)
+    if answer.content_type == "text/plain":
+        outputs = answer.outputs
+        text = outputs if isinstance(outputs, str) else json.dumps(outputs)
+        return PlainTextResponse(text, status_code=answer.status)
+    return JSONResponse(answer.outputs, status_code=answer.status)
 
 
 async def kestra_webhook(
     request: Request, tenant: str, namespace: str, flow_id: str, key: str
-) -> JSONResponse:
+) -> Response:
     """Kestra: start an execution from a webhook (``main`` is the default organization)."""
     organization = DEFAULT_ORG if tenant == MAIN_TENANT else tenant
     return await start_from_webhook(request, organization, namespace, flow_id, key)
@@ -798,7 +804,7 @@ async def kestra_webhook(
 
 async def kestra_legacy_webhook(
     request: Request, namespace: str, flow_id: str, key: str
-) -> JSONResponse:
+) -> Response:
     """Kestra (untenanted): a webhook of the default organization."""
     return await start_from_webhook(request, DEFAULT_ORG, namespace, flow_id, key)
 
