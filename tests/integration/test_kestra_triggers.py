@@ -23,7 +23,7 @@ from pausepoint.errors import Conflict, FlowError, Unauthorized
 from pausepoint.flow import load_flow
 from pausepoint.models import ExecutionView
 from pausepoint.service.engine import Engine
-from pausepoint.service.triggers import webhook_key
+from pausepoint.service.triggers import CatchUp, webhook_key
 from pausepoint.testing import assert_eventually, fast_settings
 from tests.api.conftest import RunningServer, running_server
 
@@ -720,3 +720,23 @@ async def test_a_listener_hears_the_queued_executions_of_a_limited_flow(db_path:
                 ("SUCCESS", second.id),
             ]
         )
+
+
+@pytest.mark.parametrize(("catch_up", "fired"), [("QUEUE", 1), ("DROP", 0)])
+async def test_resuming_a_window_queues_or_drops_what_ended_while_paused(
+    engine: Engine, clock: Clock, catch_up: CatchUp, fired: int
+) -> None:
+    await load(engine, *PRECONDITION_FLOWS)
+    listener = "flow-trigger-preconditions-flow-listen"
+    await engine.pause_trigger(PRECONDITIONS, listener, "flow")
+    await run(engine, clock, PRECONDITIONS, "flow-trigger-preconditions-flow-a")
+    await run(engine, clock, PRECONDITIONS, "flow-trigger-preconditions-flow-b")
+    assert await engine.fire_triggers() == 0
+    clock.tick()
+    await engine.resume_trigger(PRECONDITIONS, listener, "flow", catch_up=catch_up)
+    assert len(await started_by(engine, listener)) == fired
+    assert await engine.fire_triggers() == 0  # judged once, whoever judged it
+    await run(engine, clock, PRECONDITIONS, "flow-trigger-preconditions-flow-b")
+    assert await engine.fire_triggers() == 0  # flow-a must end again in the window
+    await run(engine, clock, PRECONDITIONS, "flow-trigger-preconditions-flow-a")
+    assert await engine.fire_triggers() == 1

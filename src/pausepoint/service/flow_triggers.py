@@ -34,6 +34,8 @@ from pausepoint.flow.templates import as_text, render
 from pausepoint.flow.triggers import (
     EndedExecution,
     ExecutionFilter,
+    ExecutionFlowCondition,
+    ExecutionNamespaceCondition,
     Filter,
     FlowTrigger,
     MultipleCondition,
@@ -124,13 +126,14 @@ class Listener:
         None for every flow of its organization; [] when no live state is listened to."""
         if not LIVE_STATES.intersection(self.trigger.listened_states):
             return []
-        pinned: list[tuple[str | None, str | None]] = [
-            (c.namespace, c.flow_id)
-            for c in self.trigger.plain_conditions
-            if c.type == "execution_flow"
-        ]
+        pinned: list[tuple[str | None, str | None]] = []
+        for condition in self.trigger.plain_conditions:
+            if isinstance(condition, ExecutionFlowCondition):
+                return [(condition.namespace, condition.flow_id)]
+            if isinstance(condition, ExecutionNamespaceCondition) and not condition.prefix:
+                pinned = [(condition.namespace, None)]
         if pinned:
-            return pinned[:1]
+            return pinned
         upstream = upstream_flows(self.trigger)
         filtered = bool(self.trigger.preconditions and self.trigger.preconditions.where)
         if upstream and not filtered and all(flow.namespace for flow in upstream):
@@ -406,12 +409,15 @@ class ChangeFeed:
             return []  # nothing new in its log
         store = self.loop.engine.store
         changes: list[Transition] = []
+        # Past where this process read, every change is new; a log read for the first time
+        # holds history too, of which only what happened since ``after`` counts.
+        since = after if read == 0 else None
         while True:
             events = await store.read_events(execution.id, after=read, limit=EVENT_PAGE)
             for event in events:
                 read = event.seq
                 state = LIVE_EVENTS.get(event.type)
-                if state is None or event.at < after:
+                if state is None or (since is not None and event.at < since):
                     continue
                 snapshot = EndedExecution(
                     id=execution.id,
