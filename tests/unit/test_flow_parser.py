@@ -404,7 +404,7 @@ tasks:
         "starting with a letter or digit",
         "flow.yaml:4 inputs[0].type: unknown input type 'NUMBER'; allowed types: ARRAY, BOOL, "
         "BOOLEAN, DATE, DATETIME, DURATION, EMAIL, ENUM, FILE, FLOAT, INT, JSON, MULTISELECT, "
-        "SECRET, SELECT, STRING, TIME, URI, YAML",
+        "OBJECT, SECRET, SELECT, STRING, TABLE, TIME, URI, YAML",
         "flow.yaml:5 inputs[1].id: input id 'n' is declared twice",
         "flow.yaml:8 tasks[0].message: required property is missing",
         "flow.yaml:13 tasks[1].colour: unknown property 'colour'; known properties: allowFailure, "

@@ -139,7 +139,7 @@ tasks:
         "expected 'QUEUE', 'CANCEL' or 'FAIL'",
         "flow.yaml:16 outputs[0].type: unknown input type 'NUMBER'; allowed types: ARRAY, BOOL, "
         "BOOLEAN, DATE, DATETIME, DURATION, EMAIL, ENUM, FILE, FLOAT, INT, JSON, MULTISELECT, "
-        "SECRET, SELECT, STRING, TIME, URI, YAML",
+        "OBJECT, SECRET, SELECT, STRING, TABLE, TIME, URI, YAML",
     ]
 
 
