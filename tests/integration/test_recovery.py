@@ -46,7 +46,14 @@ def settings_for(db_path: Path) -> Settings:
 
 
 async def die(engine: Engine) -> None:
-    """Stop like a killed process: no checkpoint, no lease released."""
+    """Stop like a killed process: no checkpoint, no lease released, and nothing of it
+    still running afterwards (its subflow, release and trigger loops stop before its store
+    closes, as a dead process's would: none left mid-connection to a closed pool)."""
+    for loop in (engine._subflows, engine._releaser, engine._trigger_task):
+        if loop is not None:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
     runtime = embedded_runtime(engine)
     runtime._stopped = True
     for loop_task in runtime._loops:
