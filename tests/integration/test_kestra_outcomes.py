@@ -701,3 +701,17 @@ async def test_a_json_input_is_checked_against_its_json_schema(engine: Engine) -
     )
     assert view.state == "COMPLETED", view.error
     assert json.loads(run_of(view, "withSchema").outputs["value"]) == {"name": "kestra"}
+
+
+async def test_a_pause_that_times_out_runs_its_errors_finally_and_after_execution(
+    engine: Engine,
+) -> None:
+    """PauseTest#shouldExecuteErrorsFinallyAndAfterExecution
+    (pause-errors-finally-after-execution.yaml)."""
+    view = await run(engine, "pause-errors-finally-after-execution.yaml")
+    assert view.state == "FAILED"
+    assert len(view.task_runs) == 4
+    assert state_of(view, "pause") == "FAILED"
+    assert state_of(view, "logError") == "SUCCESS"
+    assert state_of(view, "logFinally") == "SUCCESS"
+    assert state_of(view, "logAfter") == "SUCCESS"

@@ -128,7 +128,6 @@ REFUSED: dict[str, str] = {
     "dag-invalid-concurrent.yaml": "concurrent: expected an integer, got '{{ 0 - 1 }}'",
     "foreach-duplicate-values.yaml": "deduplicate: unknown property 'deduplicate'",
     "sleep-task-flow.yaml": "tasks[1].type: unknown task type 'io.kestra.plugin.core.scripts",
-    "pause-errors-finally-after-execution.yaml": "errors: unknown property 'errors'",
     "retry-flowable-parallel.yaml": "failFast: unknown property 'failFast'",
     "indexed-fields.yaml": "indexedFields: unknown property 'indexedFields'",
     "log-to-file.yaml": "logToFile: unknown property 'logToFile'",

@@ -1135,6 +1135,8 @@ class Scheduler:
         raise NotImplementedError
 
     def fail_pause(self, pause: PausePoint, error: str) -> None:
+        """The pause failed (its timeout, behavior FAIL, its onPause task): its own
+        ``errors`` and ``finally`` run first, then it ends FAILED."""
         run = self.runs[pause["task_run_id"]]
         self.close_pause(f"p-{run['id']}")
         child_id = run.get("on_pause")
@@ -1142,9 +1144,13 @@ class Scheduler:
             self.state["inflight"].remove(child_id)
             self.act(CancelTask(child_id))
             self.finish_run(self.runs[child_id], T.CANCELLED)
-        self.finish_run(run, T.FAILED, error=error)
         if self.status is S.PAUSED and not self.manual_pause_open():
             self.set_status(S.RUNNING)
+        run["failure"] = error
+        run["state"] = T.RUNNING.value
+        self.touch(run)
+        if not self.next_stage(run, "tasks"):
+            self.finish_run(run, T.FAILED, error=error)
 
     # -- templates ---------------------------------------------------------------
 

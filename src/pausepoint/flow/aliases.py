@@ -50,7 +50,7 @@ BlockKind = Literal["list", "single", "cases", "dag"]
 _HANDLERS: Mapping[str, BlockKind] = {"errors": "list", "finally": "list"}
 
 TASK_BLOCKS: Mapping[str, Mapping[str, BlockKind]] = {
-    "pause": {"tasks": "list", "onPause": "single"},
+    "pause": {"tasks": "list", "onPause": "single", **_HANDLERS},
     "sequential": {"tasks": "list", **_HANDLERS},
     "parallel": {"tasks": "list", **_HANDLERS},
     "foreach": {"tasks": "list", **_HANDLERS},

@@ -277,7 +277,7 @@ class HttpTask(TaskBase):
     )
 
 
-class PauseTask(TaskBase):
+class PauseTask(FlowableBase):
     type: Literal["pause"]
     pause_duration: str | None = Field(default=None, alias="pauseDuration")
     behavior: Behavior | str = Field(
@@ -317,7 +317,7 @@ class PauseTask(TaskBase):
         blocks: dict[str, list[Task]] = {"tasks": self.tasks}
         if self.on_pause is not None:
             blocks["onPause"] = [self.on_pause]
-        return blocks
+        return {**blocks, **self.handlers()}
 
     @property
     def duration(self) -> str | None:
