@@ -715,3 +715,12 @@ async def test_a_pause_that_times_out_runs_its_errors_finally_and_after_executio
     assert state_of(view, "logError") == "SUCCESS"
     assert state_of(view, "logFinally") == "SUCCESS"
     assert state_of(view, "logAfter") == "SUCCESS"
+
+
+async def test_a_dag_whose_concurrent_renders_below_zero_fails(engine: Engine) -> None:
+    """dag-invalid-concurrent.yaml (no Kestra test states its outcome): `concurrent` is a
+    template rendered when the Dag starts; -1 fails the Dag, naming the property."""
+    view = await run(engine, "dag-invalid-concurrent.yaml")
+    assert view.state == "FAILED"
+    assert state_of(view, "dag") == "FAILED"
+    assert "concurrent is 0 (every ready task at once) or more, got -1" in (view.error or "")

@@ -125,7 +125,6 @@ REFUSED: dict[str, str] = {
     "flow-concurrency-queue-duration.yml": "concurrency.duration: unknown property 'duration'",
     "flow-concurrency-queue-limit.yml": "concurrency.queueLimit: unknown property 'queueLimit'",
     "flow-concurrency-queue-size.yml": "concurrency.queueSize: unknown property 'queueSize'",
-    "dag-invalid-concurrent.yaml": "concurrent: expected an integer, got '{{ 0 - 1 }}'",
     "foreach-duplicate-values.yaml": "deduplicate: unknown property 'deduplicate'",
     "sleep-task-flow.yaml": "tasks[1].type: unknown task type 'io.kestra.plugin.core.scripts",
     "retry-flowable-parallel.yaml": "failFast: unknown property 'failFast'",

@@ -768,7 +768,10 @@ class Scheduler:
             )
         elif isinstance(task, DagTask):
             block = new_block(
-                f"{path}.tasks", len(task.tasks), parallel=True, concurrency=task.concurrent
+                f"{path}.tasks",
+                len(task.tasks),
+                parallel=True,
+                concurrency=self.dag_limit(run, task),
             )
             positions = {node.task.id: n for n, node in enumerate(task.tasks)}
             block["depends"] = [
@@ -807,6 +810,22 @@ class Scheduler:
         if isinstance(task, LoopTask) and not task.transmit_failed:
             block["tolerant"] = True  # a failed iteration does not fail the loop
         return block
+
+    def dag_limit(self, run: TaskRun, task: DagTask) -> int:
+        """A Dag's ``concurrent``, rendered when it starts; TemplateError unless 0 or more."""
+        value = task.concurrent
+        if isinstance(value, str):
+            value = render(value, self.variables(run), where=f"task '{task.id}' concurrent")
+        try:
+            limit = int(value)
+        except (TypeError, ValueError):
+            limit = -1
+        if limit < 0 or isinstance(value, bool):
+            raise TemplateError(
+                f"task '{task.id}': concurrent is 0 (every ready task at once) or more, "
+                f"got {value!r}"
+            )
+        return limit
 
     def start_pause(self, run: TaskRun, task: PauseTask) -> None:
         pause_id = f"p-{run['id']}"

@@ -928,7 +928,18 @@ class DagTask(FlowableBase):
 
     type: Literal["dag"]
     tasks: list[DagNode] = Field(min_length=1)
-    concurrent: int = Field(default=0, ge=0, description="0 runs every ready task at once.")
+    concurrent: int | str = Field(
+        default=0, description="0 runs every ready task at once; a {{ … }} template is allowed."
+    )
+
+    @field_validator("concurrent")
+    @classmethod
+    def _concurrent(cls, value: int | str) -> int | str:
+        if isinstance(value, str) and not is_template(value):
+            raise ValueError(f"expected an integer or a {{{{ … }}}} template, got {value!r}")
+        if isinstance(value, int) and value < 0:
+            raise ValueError("concurrent is 0 (every ready task at once) or more")
+        return value
 
     @property
     def is_leaf(self) -> bool:
