@@ -724,3 +724,32 @@ async def test_a_dag_whose_concurrent_renders_below_zero_fails(engine: Engine) -
     assert view.state == "FAILED"
     assert state_of(view, "dag") == "FAILED"
     assert "concurrent is 0 (every ready task at once) or more, got -1" in (view.error or "")
+
+
+async def test_a_toggle_task_enables_a_paused_trigger(engine: Engine) -> None:
+    """trigger-toggle.yaml (no Kestra test states its outcome): the task resumes its own
+    flow's paused schedule, through the control plane, as the flow."""
+    record = await engine.put_flow_file(VALIDS / "trigger-toggle.yaml")
+    await engine.pause_trigger(record.namespace, record.flow_id, "schedule")
+    view = await run(engine, "trigger-toggle.yaml")
+    assert view.state == "COMPLETED", view.error
+    assert run_of(view, "disable").outputs == {
+        "namespace": record.namespace,
+        "flowId": record.flow_id,
+        "trigger": "schedule",
+        "enabled": True,
+    }
+    trigger = await engine.trigger(record.namespace, record.flow_id, "schedule")
+    assert trigger.paused is False
+
+
+async def test_a_toggle_task_of_an_unknown_trigger_fails_naming_it(engine: Engine) -> None:
+    await engine.put_flow(
+        "id: toggler\nnamespace: io.kestra.tests\ntasks:\n"
+        "  - id: off\n    type: io.kestra.plugin.core.trigger.Toggle\n"
+        "    trigger: nope\n    enabled: false\n"
+    )
+    started = await engine.start_execution("io.kestra.tests", "toggler")
+    view = await engine.wait(started.id, timeout=TIMEOUT)
+    assert view.state == "FAILED"
+    assert "toggle task:" in (view.error or "") and "nope" in (view.error or "")

@@ -161,7 +161,6 @@ REFUSED: dict[str, str] = {
     "executable-fail.yml": "type: unknown task type 'io.kestra.core.tasks.test.BadExecutable'",
     "flowable-fail.yaml": "type: unknown task type 'io.kestra.core.tasks.test.BadSequential'",
     "null-output.yaml": "type: unknown task type 'io.kestra.core.tasks.test.NullOutputTask'",
-    "trigger-toggle.yaml": "type: unknown task type 'io.kestra.core.tasks.trigger.Toggle'",
     "wait-task-flow.yaml": "type: unknown task type 'io.kestra.plugin.core.flow.Wait'",
     "purge_logs_no_arguments.yaml": "type: unknown task type 'io.kestra.plugin.core.log.PurgeLogs'",
     "alias-trigger.yaml": "type: unknown trigger type 'io.kestra.core.runners.test.trigger.Alias'",

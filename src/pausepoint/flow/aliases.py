@@ -163,6 +163,8 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     # Kill without an executionId kills its own execution: Exit's KILLED.
     "io.kestra.plugin.core.execution.Kill": _KILL,
     "io.kestra.plugin.core.flow.Dag": _DAG,
+    "io.kestra.plugin.core.trigger.Toggle": TaskAlias("toggle_trigger"),
+    "io.kestra.core.tasks.trigger.Toggle": TaskAlias("toggle_trigger"),
     "io.kestra.plugin.core.flow.Approval": TaskAlias("approval"),
     "io.kestra.core.tasks.flows.Dag": _DAG,
     "io.kestra.plugin.scripts.shell.Commands": _SHELL,

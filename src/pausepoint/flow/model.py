@@ -571,6 +571,17 @@ class ResumeTask(TaskBase):
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 
+class ToggleTriggerTask(TaskBase):
+    """Kestra's trigger Toggle: pause (``enabled: false``) or resume (``true``) a trigger of
+    a flow of its organization, as the API would; without ``enabled``, flip it."""
+
+    type: Literal["toggle_trigger"]
+    namespace: str | None = None
+    flow_id: str | None = Field(default=None, alias="flowId")
+    trigger: str = Field(min_length=1)
+    enabled: bool | str | None = None
+
+
 class ChildFlow(TaskBase):
     """What a task that starts executions of another flow says of them (Subflow,
     ForEachItem): which flow, with what, and what their ends do to the task."""
@@ -1187,6 +1198,7 @@ Task = Annotated[
     | SetVariablesTask
     | UnsetVariablesTask
     | ResumeTask
+    | ToggleTriggerTask
     | SubflowTask
     | ForEachItemTask
     | AllowFailureTask
@@ -1212,6 +1224,7 @@ LEAF_TYPES = frozenset(
         "shell",
         "http",
         "resume",
+        "toggle_trigger",
         "subflow",
         "items_split",
         "items_batch",

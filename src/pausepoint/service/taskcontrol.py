@@ -15,7 +15,12 @@ from pausepoint.engine.state import iso
 from pausepoint.errors import PausepointError, TaskError
 from pausepoint.service.auth import Principal
 from pausepoint.service.links import ACTIONS
-from pausepoint.service.operations import StartRequest, SubflowParent
+from pausepoint.service.operations import (
+    PauseTriggerRequest,
+    ResumeTriggerRequest,
+    StartRequest,
+    SubflowParent,
+)
 from pausepoint.service.requests import ResumeRequest
 from pausepoint.service.subflows import holding_pauses
 from pausepoint.storage import MAX_FILE_BYTES, StorageError, check_uri, task_file_uri
@@ -140,6 +145,44 @@ class TaskResumer:
             own.id, pause_id, approver, action, must_be_open=False
         )
         return minted.url
+
+    async def toggle_trigger(
+        self,
+        caller: LeafContext,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+        trigger_id: str,
+        enabled: bool | None,
+    ) -> dict[str, Any]:
+        own = await self._own(caller, "toggle")
+        namespace, flow_id = namespace or own.namespace, flow_id or own.flow_id
+        principal = _as_flow(own)
+        try:
+            if enabled is None:
+                current = await self._engine.as_org(own.org_id).trigger(
+                    namespace, flow_id, trigger_id
+                )
+                enabled = current.paused
+            request: PauseTriggerRequest | ResumeTriggerRequest = (
+                ResumeTriggerRequest(namespace=namespace, flow_id=flow_id, trigger_id=trigger_id)
+                if enabled
+                else PauseTriggerRequest(
+                    namespace=namespace, flow_id=flow_id, trigger_id=trigger_id
+                )
+            )
+            reply = await self._engine.call(
+                request, principal, idempotency_key=f"toggle-task:{caller.task_run_id}"
+            )
+        except PausepointError as error:
+            raise TaskError(f"toggle task: {error.message}") from None
+        view = reply.value
+        return {
+            "namespace": view.namespace,
+            "flowId": view.flow_id,
+            "trigger": view.trigger_id,
+            "enabled": not view.paused,
+        }
 
     async def callback_url(self, caller: LeafContext, task_id: str) -> str:
         own = await self._own(caller, "callback")

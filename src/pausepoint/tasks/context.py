@@ -64,6 +64,19 @@ class TaskControl(Protocol):
         approval request ``pause_id`` (see service/links.py)."""
         ...
 
+    async def toggle_trigger(
+        self,
+        caller: LeafContext,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+        trigger_id: str,
+        enabled: bool | None,
+    ) -> dict[str, Any]:
+        """Pause (``enabled`` False) or resume a trigger of a flow of the caller's
+        organization (its own flow by default); None flips it. Its state after."""
+        ...
+
     async def callback_url(self, caller: LeafContext, task_id: str) -> str:
         """A callback URL completing the Pause task ``task_id`` of the caller's execution."""
         ...

@@ -21,6 +21,7 @@ from pausepoint.tasks.python import run_python, shutdown_thread_pool
 from pausepoint.tasks.resume import run_resume
 from pausepoint.tasks.shell import run_shell
 from pausepoint.tasks.subflow import run_subflow
+from pausepoint.tasks.toggle import run_toggle_trigger
 from pausepoint.tasks.values import run_output_values, run_return
 from pausepoint.tracing import tracing_for
 
@@ -35,6 +36,7 @@ EXECUTORS: Mapping[str, Executor] = {
     "http": run_http,
     "resume": run_resume,
     "subflow": run_subflow,
+    "toggle_trigger": run_toggle_trigger,
     "items_split": run_items_split,
     "items_batch": run_items_batch,
     "items_merge": run_items_merge,
