@@ -43,7 +43,7 @@ namespace: callbacks.tests
 tasks:
   - id: work
     type: pause
-    heartbeatTimeout: PT3S
+    heartbeatTimeout: PT2S
 """
 
 
@@ -188,10 +188,10 @@ async def test_heartbeats_keep_a_wait_alive_and_their_absence_fails_it(
         assert missing.status_code == 404
     engine = server.engine.as_org("acme")
     async with httpx.AsyncClient(base_url=server.base_url) as anonymous:
-        for _ in range(12):  # 4 s of heartbeats, more than the 3 s heartbeatTimeout
+        for _ in range(10):  # 2.5 s of heartbeats, more than the 2 s heartbeatTimeout
             beat = await anonymous.post(f"/api/v1/callbacks/{token}/heartbeat")
             assert beat.status_code == 202, beat.text
-            await asyncio.sleep(0.33)
+            await asyncio.sleep(0.25)
         assert (await engine.execution(view.id)).state == "PAUSED"
     ended = await engine.wait(view.id, timeout=30)  # no more heartbeats
     assert ended.state == "FAILED"

@@ -65,7 +65,7 @@ namespace: {NS}
 tasks:
   - id: work
     type: pause
-    heartbeatTimeout: PT3S
+    heartbeatTimeout: PT2S
 """
 
 
@@ -239,6 +239,9 @@ async def test_a_callback_completes_a_waiting_task_and_refusals_raise_their_clas
         await admin.complete_callback(late.url, {})
 
 
+BEATS = 10
+
+
 async def test_heartbeats_send_no_key_and_keep_the_wait_alive(
     server: RunningServer, admin: AsyncClient
 ) -> None:
@@ -249,13 +252,13 @@ async def test_heartbeats_send_no_key_and_keep_the_wait_alive(
     async with AsyncClient(
         server.base_url, api_key=server.keys["acme:admin"], transport=transport
     ) as holder:
-        for beat in range(12):  # 4 s of heartbeats, past the 3 s heartbeatTimeout
+        for beat in range(BEATS):  # 2.5 s of heartbeats, past the 2 s heartbeatTimeout
             await holder.heartbeat(minted.url if beat % 2 else minted.token)
-            await asyncio.sleep(0.33)
+            await asyncio.sleep(0.25)
         assert (await holder.state(execution_id)).state == "PAUSED"
     beats = [r for r in transport.sent if r.url.path.endswith("/heartbeat")]
-    assert len(beats) == 12
-    assert transport.statuses[:12] == [202] * 12
+    assert len(beats) == BEATS
+    assert transport.statuses[:BEATS] == [202] * BEATS
     assert all(r.url.path == f"/api/v1/callbacks/{minted.token}/heartbeat" for r in beats)
     assert not any("x-api-key" in r.headers or "authorization" in r.headers for r in beats)
     assert "x-api-key" in transport.sent[-1].headers  # the state request carried it

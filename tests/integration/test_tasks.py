@@ -102,7 +102,9 @@ async def test_outputs_task_publishes_values_under_values() -> None:
 
 
 async def test_unknown_task_type_fails_with_the_known_types() -> None:
-    with pytest.raises(TaskError, match=r"unknown leaf task type 'pause'.*http, log"):
+    with pytest.raises(
+        TaskError, match=r"unknown leaf task type 'pause'; known types: .*http.*log, "
+    ):
         await run_leaf("pause", {}, make_ctx())
 
 
