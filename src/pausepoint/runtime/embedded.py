@@ -300,7 +300,9 @@ class EmbeddedRuntime:
     # -- background loops ----------------------------------------------------------
 
     async def _poll_loop(self) -> None:
-        while True:
+        # Not `while True`: Python 3.11's wait_for can swallow a cancel that lands as work
+        # is noticed; stop() sets _stopped first, so the loop ends all the same.
+        while not self._stopped:
             self._work_noticed.clear()
             try:
                 await self.poll_once()

@@ -52,6 +52,9 @@ class EventRelay:
         self._followed: dict[str, _Followed] = {}
         self._task: asyncio.Task[None] | None = None
         self._news = asyncio.Event()
+        # Set by stop(): Python 3.11's wait_for can swallow a cancel that lands as the
+        # event it waits for is set, and the loop must end all the same.
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(
@@ -71,6 +74,7 @@ class EventRelay:
             self._news.set()
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -78,7 +82,7 @@ class EventRelay:
             self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._news.clear()
             try:
                 await self.relay_once()
