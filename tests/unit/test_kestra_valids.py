@@ -172,7 +172,7 @@ REFUSED: dict[str, str] = {
 
 FLOWS = sorted(path.name for path in VALIDS.glob("*.y*ml"))
 # What share of the copied flows load today; it may only go up (issue 16 asks for 0.9).
-LOADING_FLOOR = 0.82
+LOADING_FLOOR = 0.83
 
 
 def first_problem(name: str) -> str | None:
