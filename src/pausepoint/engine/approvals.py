@@ -344,6 +344,18 @@ def eligible(task: ApprovalTask, voter: str, groups: list[str], role: str) -> li
     return None
 
 
+def kept_from_approving(
+    task: ApprovalTask, excluded: dict[str, str], voter: str, role: str
+) -> str | None:
+    """Why separation of duties keeps ``voter`` from approving (what they did), or None."""
+    why = excluded.get(voter)
+    if why is None or not task.separation_of_duties:
+        return None
+    if task.admin_override and role == "admin":
+        return None
+    return why
+
+
 def check_vote(
     task: ApprovalTask,
     pause_id: str,
@@ -371,15 +383,9 @@ def check_vote(
     groups = eligible(task, voter, list(payload.get("groups") or ()), role)
     if groups is None:
         raise Forbidden(f"{voter} is not one of the approvers of {where}")
-    if (
-        choice == "approve"
-        and task.separation_of_duties
-        and voter in excluded
-        and not (task.admin_override and role == "admin")
-    ):
-        raise Forbidden(
-            f"separation of duties: {voter} {excluded[voter]} and may not approve {where}"
-        )
+    kept_out = kept_from_approving(task, excluded, voter, role)
+    if choice == "approve" and kept_out is not None:
+        raise Forbidden(f"separation of duties: {voter} {kept_out} and may not approve {where}")
     comment = payload.get("comment")
     if comment is not None and (not isinstance(comment, str) or len(comment) > 5000):
         raise InvalidInput(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pausepoint.engine.approvals import eligible
+from pausepoint.engine.approvals import eligible, kept_from_approving
 from pausepoint.engine.state import iso
 from pausepoint.errors import Conflict, FieldError, InvalidInput, NotFound
 from pausepoint.flow.durations import parse_duration
@@ -44,13 +44,10 @@ def my_vote(task: ApprovalTask, pause: dict, reviewer: Reviewer) -> MyVote:  # t
         return MyVote(why_not="viewers do not decide")
     if eligible(task, reviewer.user, list(reviewer.groups), reviewer.role) is None:
         return MyVote(why_not="you are not one of its approvers")
-    excluded = (pause.get("excluded") or {}).get(reviewer.user)
-    if (
-        excluded
-        and task.separation_of_duties
-        and not (task.admin_override and reviewer.role == "admin")
-    ):
-        return MyVote(may_deny=True, why_not=f"separation of duties: you {excluded}")
+    excluded = pause.get("excluded") or {}
+    kept_out = kept_from_approving(task, excluded, reviewer.user, reviewer.role)
+    if kept_out is not None:
+        return MyVote(may_deny=True, why_not=f"separation of duties: you {kept_out}")
     return MyVote(may_approve=True, may_deny=True)
 
 
