@@ -37,6 +37,7 @@ class FlowIndex:
     _specs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _templated: dict[str, bool] = field(default_factory=dict)
     _pause_ids: list[str] | None = None
+    _callback_marks: dict[str, str] | None = None
 
     @classmethod
     def build(cls, flow: Flow) -> FlowIndex:
@@ -61,6 +62,15 @@ class FlowIndex:
         if self._pause_ids is None:
             self._pause_ids = sorted({t.id for t in self.tasks.values() if t.type == "pause"})
         return self._pause_ids
+
+    def callback_marks(self, mark: str) -> dict[str, str]:
+        """``callbacks.<pause task id>`` as templates read it: built once per flow, since
+        every render of a task's variables offers it (callers hand templates a copy)."""
+        if self._callback_marks is None:
+            self._callback_marks = {
+                task_id: mark.format(task=task_id) for task_id in self.pause_task_ids()
+            }
+        return self._callback_marks
 
     def pause_task(self, task_id: str) -> TaskBase | None:
         """The Pause task called ``task_id``, if the flow has one."""

@@ -1311,10 +1311,8 @@ class Scheduler:
             "trigger": state.get("trigger") or {},
             "context": state["context"],
             "secrets": self.env.secrets,
-            "callbacks": {
-                task_id: CALLBACK_MARK.format(task=task_id)
-                for task_id in self.index.pause_task_ids()
-            },
+            # A copy: the sandbox lets a template change a dict it is given.
+            "callbacks": dict(self.index.callback_marks(CALLBACK_MARK)),
             # The time of the event being applied, for now(): never the wall clock.
             "__now__": self.at,
         }
