@@ -46,6 +46,7 @@ RATE = 1.0 if FULL else 0.5
 # -- the soak itself ---------------------------------------------------------------------
 
 
+@pytest.mark.soak
 @pytest.mark.timeout(int(MINUTES * 60) + 600)
 async def test_sustained_mixed_load_loses_nothing_and_neither_grows_nor_drifts(
     tmp_path: Path,
