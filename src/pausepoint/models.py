@@ -57,6 +57,9 @@ class TaskRunView(PublicModel):
     ended_at: str | None = None
     outputs: dict[str, Any] | None = None
     error: str | None = None
+    log_file: str | None = Field(
+        default=None, description="The stored file of the last attempt's log lines (logToFile)."
+    )
 
 
 class VoteView(PublicModel):
@@ -234,6 +237,17 @@ class ExecutionView(PublicModel):
     )
     parent_task_run_id: str | None = None
     root_id: str | None = Field(default=None, description="The top of its tree (itself if none).")
+    retried_by: str | None = Field(
+        default=None,
+        description="The new execution started to retry this failed one (a retry with "
+        "behavior CREATE_NEW_EXECUTION; Kestra's RETRIED).",
+    )
+    original_id: str | None = Field(
+        default=None, description="The first execution, when this one retries it."
+    )
+    attempt_number: int = Field(
+        default=1, description="Which attempt of the first execution this one is."
+    )
     children: list[ChildView] = Field(
         default_factory=list, description="The executions its subflow tasks started."
     )

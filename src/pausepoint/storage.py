@@ -75,6 +75,11 @@ def task_file_uri(
     )
 
 
+def log_file_name(attempt: int) -> str:
+    """The name of the file an attempt of a ``logToFile`` task writes its log lines to."""
+    return f"logs/attempt-{attempt}.log"
+
+
 def _file_path(name: str) -> str:
     parts = name.split("/")
     if name.startswith("/") or any(part in ("", ".", "..") for part in parts):

@@ -129,3 +129,8 @@ class _UnhashableAdder(_Adder):
 
 hashable_adder = _Adder()
 unhashable_adder = _UnhashableAdder()
+
+
+def log_then_fail(pausepoint: LeafContext) -> None:
+    pausepoint.log("WARN", f"attempt {pausepoint.attempt} is about to fail")
+    raise TaskError(f"attempt {pausepoint.attempt} failed")

@@ -130,6 +130,50 @@ async def test_a_labels_task_without_earlier_labels(engine: Engine) -> None:
     assert view.labels["someLabel"] == f"{view.id}/{view.task_runs[0].id}"
 
 
+async def test_log_to_file_stores_the_attempts_log_lines(engine: Engine) -> None:
+    """LogToFileTest#task (log-to-file.yaml): SUCCESS, one task run whose attempt has a
+    log file holding one line, with INFO and "Hello World!"; the line is not in the
+    execution's events."""
+    view = await run(engine, "log-to-file.yaml")
+    assert view.state == "COMPLETED"
+    (hello,) = view.task_runs
+    assert hello.state == "SUCCESS" and hello.attempt == 1
+    assert hello.log_file is not None
+    lines = (await engine.read_file(hello.log_file)).decode().splitlines()
+    assert len(lines) == 1
+    assert "INFO" in lines[0] and "Hello World!" in lines[0]
+    logged = [line for event in await engine.events(view.id) for line in event.data.get("logs", [])]
+    assert "Hello World!" not in json.dumps(logged)
+
+
+async def test_log_to_file_keeps_a_file_per_attempt_of_a_failing_task(engine: Engine) -> None:
+    record = await engine.put_flow(
+        """
+id: log-to-file-retried
+namespace: io.kestra.tests
+tasks:
+  - id: flaky
+    type: python
+    function: tests.integration.tasks_functions:log_then_fail
+    logToFile: true
+    retry:
+      type: constant
+      interval: PT0.05S
+      maxAttempts: 2
+"""
+    )
+    started = await engine.start_execution(record.namespace, record.flow_id)
+    view = await engine.wait(started.id, timeout=TIMEOUT)
+    assert view.state == "FAILED"
+    (flaky,) = view.task_runs
+    assert (flaky.state, flaky.attempt, flaky.error) == ("FAILED", 2, "attempt 2 failed")
+    assert flaky.log_file is not None and flaky.log_file.endswith("/attempt-2.log")
+    for attempt in (1, 2):
+        uri = flaky.log_file.replace("attempt-2.log", f"attempt-{attempt}.log")
+        (line,) = (await engine.read_file(uri)).decode().splitlines()
+        assert line.endswith(f"WARN attempt {attempt} is about to fail")
+
+
 async def test_labels_from_numbers_and_booleans(engine: Engine) -> None:
     """RuntimeLabelsTest#primitiveTypeLabels (primitive-labels-flow.yml)."""
     view = await run(

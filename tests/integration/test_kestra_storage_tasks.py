@@ -222,6 +222,58 @@ async def test_a_working_directorys_input_files_are_stored_by_local_files(
     assert await engine.read_file(uri) == b"Hello World"
 
 
+async def test_a_working_directory_stores_its_output_files(engine: Engine) -> None:
+    """WorkingDirectoryTest#outputFiles: SUCCESS; the WorkingDirectory's ``outputFiles``
+    output names output.txt, stored holding "Hello World". Kestra counts two task runs;
+    here the storing is a third, the WorkingDirectory's ``workingDir_outputFiles`` stage
+    (the engine does no I/O), so ids and states are compared."""
+    view = await run(engine, "working-directory-outputs.yml")
+
+    assert view.state == "COMPLETED", view.error
+    assert [(r.task_id, r.state) for r in view.task_runs] == [
+        ("workingDir", "SUCCESS"),
+        ("outputFiles", "SUCCESS"),
+        ("workingDir_outputFiles", "SUCCESS"),
+    ]
+    (uri,) = outputs(run_of(view, "workingDir"))["outputFiles"].values()
+    assert await engine.read_file(uri) == b"Hello World"
+
+
+async def test_output_files_that_match_nothing_store_nothing_and_a_failure_stores_none(
+    engine: Engine,
+) -> None:
+    source = """
+id: wd-outputs
+namespace: io.kestra.tests
+inputs:
+  - id: fail
+    type: BOOL
+    defaults: false
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    outputFiles: ["*.csv", "out/**"]
+    tasks:
+      - id: make
+        type: io.kestra.plugin.core.storage.LocalFiles
+        inputs:
+          out/a/b.txt: "deep"
+          note.md: "not matched"
+      - id: maybe
+        type: io.kestra.plugin.core.execution.Fail
+        condition: "{{ inputs.fail }}"
+"""
+    view = await run_source(engine, source)
+    assert view.state == "COMPLETED", view.error
+    stored = outputs(run_of(view, "wd"))["outputFiles"]
+    assert sorted(stored) == ["out/a/b.txt"]
+    assert await engine.read_file(stored["out/a/b.txt"]) == b"deep"
+
+    failed = await run_source(engine, source, fail=True)
+    assert failed.state == "FAILED"
+    assert "wd_outputFiles" not in [r.task_id for r in failed.task_runs]
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="outputs of a task inside nested ForEach are indexed by the nearest value only "

@@ -19,6 +19,7 @@ from pausepoint.service.engine import Engine
 from pausepoint.testing import fast_settings
 
 TIMEOUT = 20.0
+VALIDS = Path(__file__).parents[1] / "kestra" / "valids"
 
 
 def paused(view: ExecutionView) -> bool:
@@ -266,3 +267,27 @@ tasks:
     files = outputs["outputFiles"]
     assert sorted(files) == ["before.txt", "lines.txt"]
     assert files["lines.txt"] == str(tmp_path / "work" / view.id / "t1" / "lines.txt")
+
+
+async def test_kestras_wait_and_sleep_flows_sleep_then_run_their_shell_task(
+    db_path: Path, tmp_path: Path
+) -> None:
+    """SequentialTest#waitTaskTest (wait-task-flow.yaml) and SleepTest#sleepTaskTest
+    (sleep-task-flow.yaml), copied unchanged: each sleeps ten seconds (both at once
+    here), then its shell task runs, and the execution succeeds."""
+    settings = fast_settings(db_path, shell_enabled=True, work_dir=str(tmp_path / "work"))
+    async with Engine(settings) as engine:
+        started = []
+        for name in ("wait-task-flow.yaml", "sleep-task-flow.yaml"):
+            record = await engine.put_flow_file(VALIDS / name)
+            started.append(await engine.start_execution(record.namespace, record.flow_id))
+        for execution in started:
+            view = await engine.wait(execution.id, timeout=TIMEOUT + 10)
+            assert view.state == "COMPLETED"
+            assert [(run.task_id, run.state) for run in view.task_runs] == [
+                ("wait" if view.flow_id == "wait-task-flow" else "sleep", "SUCCESS"),
+                ("next-task", "SUCCESS"),
+            ]
+            outputs = view.task_runs[1].outputs or {}
+            assert outputs["exitCode"] == 0
+            assert "Wait task completed" in outputs["stdout"]

@@ -28,6 +28,8 @@ from tests.integration.test_kestra_outcomes import (
     test_for_each_item_without_waiting,
     test_labels_from_numbers_and_booleans,
     test_labels_tasks_set_the_execution_labels,
+    test_log_to_file_keeps_a_file_per_attempt_of_a_failing_task,
+    test_log_to_file_stores_the_attempts_log_lines,
     test_without_transmit_failed_every_iteration_runs_and_the_loop_succeeds,
 )
 
@@ -57,5 +59,7 @@ __all__ = [
     "test_for_each_item_without_waiting",
     "test_labels_from_numbers_and_booleans",
     "test_labels_tasks_set_the_execution_labels",
+    "test_log_to_file_keeps_a_file_per_attempt_of_a_failing_task",
+    "test_log_to_file_stores_the_attempts_log_lines",
     "test_without_transmit_failed_every_iteration_runs_and_the_loop_succeeds",
 ]

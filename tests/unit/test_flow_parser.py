@@ -408,7 +408,8 @@ tasks:
         "flow.yaml:5 inputs[1].id: input id 'n' is declared twice",
         "flow.yaml:8 tasks[0].message: required property is missing",
         "flow.yaml:13 tasks[1].colour: unknown property 'colour'; known properties: allowFailure, "
-        "allowWarning, description, disabled, id, level, message, retry, runIf, timeout, type",
+        "allowWarning, description, disabled, id, level, logToFile, message, retry, runIf, "
+        "timeout, type",
         "flow.yaml:16 tasks[2].behavior: 'SOMETIMES' is not allowed; "
         "expected 'RESUME', 'WARN', 'FAIL', 'CANCEL' or a {{ … }} template",
     ]

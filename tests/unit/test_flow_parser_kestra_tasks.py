@@ -170,3 +170,16 @@ def test_script_properties_pausepoint_cannot_honour_are_refused(
     )
     assert len(lines) == 1
     assert lines[0].startswith(expected), lines[0]
+
+
+def test_working_directory_output_files_must_stay_inside_it() -> None:
+    lines = problems(
+        "id: d\nnamespace: n\ntasks:\n  - id: wd\n"
+        "    type: io.kestra.plugin.core.flow.WorkingDirectory\n"
+        "    outputFiles:\n      - ok.txt\n      - ../../etc/passwd\n"
+        "    tasks:\n      - id: t\n"
+        "        type: io.kestra.plugin.core.log.Log\n        message: m\n"
+    )
+    assert len(lines) == 1
+    assert lines[0].startswith("flow.yaml:6 tasks[0].outputFiles: "), lines[0]
+    assert "'../../etc/passwd' must stay inside the working directory" in lines[0]

@@ -29,7 +29,7 @@ from pausepoint.service.views import FlowRecord
 from pausepoint.states import KESTRA_STATES, TERMINAL_STATES
 
 # The Kestra states an execution ends in.
-KESTRA_ENDED = frozenset(KESTRA_STATES[state] for state in TERMINAL_STATES)
+KESTRA_ENDED = frozenset({*(KESTRA_STATES[state] for state in TERMINAL_STATES), "RETRIED"})
 
 # Kestra's State.Type names (kestrapy 2.0.3's StateType): a filter may name any of them.
 KESTRA_STATE_NAMES = (
@@ -51,7 +51,9 @@ KESTRA_STATE_NAMES = (
     "BREAKPOINT",
     "RESUBMITTED",
 )
-TERMINAL_KESTRA_STATES = frozenset({"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED"})
+TERMINAL_KESTRA_STATES = frozenset(
+    {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "RETRIED"}
+)
 
 # The state each of the execution's log events moves it to, for its histories.
 EVENT_STATES: dict[str, str] = {
@@ -147,6 +149,11 @@ def parse_labels(labels: Iterable[str], where: str = "labels") -> dict[str, str]
 # -- executions -----------------------------------------------------------------------
 
 
+def kestra_execution_state(view: ExecutionView) -> str:
+    """Kestra's state of an execution: RETRIED for a failed one a new execution retries."""
+    return "RETRIED" if view.retried_by is not None else kestra_state_name(view.state)
+
+
 def execution_histories(view: ExecutionView, events: Iterable[EventView]) -> list[tuple[str, str]]:
     """The execution's Kestra state histories, from its creation and its log's state events.
 
@@ -164,7 +171,7 @@ def execution_histories(view: ExecutionView, events: Iterable[EventView]) -> lis
         name = kestra_state_name(state)
         if name != histories[-1][0]:
             histories.append((name, event.at))
-    current = kestra_state_name(view.state)
+    current = kestra_execution_state(view)
     if histories[-1][0] != current:
         histories.append((current, view.ended_at or _iso(datetime.now(UTC))))
     return histories
@@ -189,7 +196,10 @@ def kestra_task_run(run: TaskRunView, view: ExecutionView) -> dict[str, Any]:
         "taskId": run.task_id,
         "parentTaskRunId": run.parent,
         "value": None if run.value is None else str(run.value),
-        "attempts": [{"state": state} for _ in range(max(run.attempt, 1))],
+        "attempts": [
+            {"state": state, **({"logFile": run.log_file} if run.log_file and last else {})}
+            for last in [False] * (max(run.attempt, 1) - 1) + [True]
+        ],
         "outputs": run.outputs,
         "state": state,
     }
@@ -207,9 +217,9 @@ def kestra_execution(view: ExecutionView, events: Iterable[EventView] = ()) -> d
         "inputs": view.inputs,
         "outputs": view.outputs,
         "taskRunList": [kestra_task_run(run, view) for run in view.task_runs],
-        "state": kestra_state(kestra_state_name(view.state), histories),
+        "state": kestra_state(kestra_execution_state(view), histories),
         "parentId": None,
-        "originalId": view.id,
+        "originalId": view.original_id or view.id,
         "trigger": None,
         "deleted": False,
         "metadata": {"attemptNumber": 1, "originalCreatedDate": view.created_at},

@@ -8,7 +8,7 @@ in O(1) and caches each task's unrendered properties.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pausepoint.flow.model import Flow, TaskBase
 from pausepoint.flow.templates import has_templates
@@ -25,8 +25,21 @@ ENGINE_PROPERTIES = frozenset(
         "allowWarning",
         "disabled",
         "runIf",
+        "logToFile",
     }
 )
+
+
+class RetryExecutionTask(TaskBase):
+    """The engine's stage that starts a new execution to retry this one (Kestra's
+    CREATE_NEW_EXECUTION): a leaf, so that the start happens outside the pure engine,
+    once however often it runs (it is keyed by its task run)."""
+
+    type: Literal["retry_execution"]
+
+
+RETRY_EXECUTION_PATH = "retryExecution[0]"
+"""Where the flow index keeps that stage's task (no flow names it)."""
 
 
 @dataclass
@@ -44,6 +57,9 @@ class FlowIndex:
         index = cls(flow)
         for name, tasks in flow.blocks().items():
             index._add_list(name, tasks)
+        index.tasks[RETRY_EXECUTION_PATH] = RetryExecutionTask(
+            id="retry_execution", type="retry_execution"
+        )
         return index
 
     def _add_list(self, list_path: str, tasks: list[Any]) -> None:

@@ -193,6 +193,7 @@ class StepInProgress:
                     self._inline_left
                     and isinstance(action, RunTask)
                     and action.task_type in self._inline_types
+                    and not action.spec.get("logToFile")  # it writes a file: a runtime's I/O
                 ):
                     self._inline_left -= 1
                     self._inline.append(action)

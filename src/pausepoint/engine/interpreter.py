@@ -17,7 +17,7 @@ import json
 import zlib
 from typing import Any
 
-from pausepoint.engine import agent, approvals
+from pausepoint.engine import agent, approvals, retries, sla
 from pausepoint.engine.control import admit, view_of
 from pausepoint.engine.model import (
     TERMINAL_TASK_STATES,
@@ -110,6 +110,7 @@ class _Step(Scheduler):
             if isinstance(event, Command):
                 self.on_command(event)  # admission refuses it, naming the state
             return
+        sla.arm(self)
         if isinstance(event, Started):
             self.on_started()
         elif isinstance(event, Recovered):
@@ -124,6 +125,7 @@ class _Step(Scheduler):
             self.on_timer(event)
         elif isinstance(event, Command):
             self.on_command(event)
+        sla.check_assertions(self)  # on the execution as this event changed it
         self.drive()
         for command in self.applied:
             self.transition.command_results.append(
@@ -218,6 +220,9 @@ class _Step(Scheduler):
         if run.get("timing_out"):
             self.fail_leaf(run, self.timeout_message(run), logs=event.logs)
             return
+        if run["type"] == "retry_execution":
+            retries.retried(self, run, event.outputs)
+            return
         task = self.index.task(run["path"])
         if isinstance(task, SubflowTask) and task.wait:
             self.wait_for_child(run, task, event)
@@ -235,6 +240,9 @@ class _Step(Scheduler):
             return
         self.leave_flight(run)
         error = self.timeout_message(run) if run.get("timing_out") else event.error
+        if run["type"] == "retry_execution":
+            retries.not_retried(self, run, self.mask(error))
+            return
         self.fail_leaf(run, error, logs=event.logs)
 
     def on_task_cancelled(self, event: TaskCancelled) -> None:
@@ -350,6 +358,8 @@ class _Step(Scheduler):
         if delay is not None:
             run["state"] = T.RETRYING.value
             run["error"] = error
+            if task.retry is not None and task.retry.behavior == "CREATE_NEW_EXECUTION":
+                run["new_execution"] = "waiting"
             self.touch(run)
             self.set_timer("retry", self.at + delay, task_run_id=run["id"])
             self.emit(
@@ -369,24 +379,26 @@ class _Step(Scheduler):
         policy = task.retry
         if policy is None:
             return None
+        attempt, since = run["attempt"], run["created_at"]
+        if policy.behavior == "CREATE_NEW_EXECUTION":
+            # Attempts are executions, counted from the first one (Kestra's metadata).
+            attempt, since = retries.new_execution_attempt(self)
         attempts = policy.attempts
-        if attempts is not None and run["attempt"] >= attempts:
+        if attempts is not None and attempt >= attempts:
             return None
         if policy.type == "random":
             low = parse_duration(policy.min_interval or "PT0S")
             high = parse_duration(policy.max_interval or "PT0S")
             # Drawn from the run and attempt, not a random source: a replay waits the same.
-            seed = zlib.crc32(f"{self.state['execution_id']}/{run['id']}/{run['attempt']}".encode())
+            seed = zlib.crc32(f"{self.state['execution_id']}/{run['id']}/{attempt}".encode())
             delay = low + (high - low) * (seed / 0xFFFFFFFF)
         else:
             delay = parse_duration(policy.interval)
             if policy.type == "exponential":
-                delay *= policy.backoff ** (run["attempt"] - 1)
+                delay *= policy.backoff ** (attempt - 1)
             if policy.max_interval:
                 delay = min(delay, parse_duration(policy.max_interval))
-        if policy.max_duration and self.at + delay > run["created_at"] + parse_duration(
-            policy.max_duration
-        ):
+        if policy.max_duration and self.at + delay > since + parse_duration(policy.max_duration):
             return None
         return delay
 
@@ -542,9 +554,7 @@ class _Step(Scheduler):
         elif kind == "retry":
             run = self.runs[timer["task_run_id"]]
             if run["state"] == T.RETRYING:
-                run["state"] = T.CREATED.value
-                run["attempt"] += 1
-                self.touch(run)
+                retries.retry_due(self, run)
         elif kind == "timeout":
             run_id = timer["task_run_id"]
             run = self.runs[run_id]
@@ -560,6 +570,8 @@ class _Step(Scheduler):
             run = self.runs[timer["task_run_id"]]
             if run.get("waiting") and run["state"] == T.RUNNING:
                 self.next_pass(run)
+        elif kind == "sla":
+            sla.on_deadline(self, timer["sla"])
         elif kind == "pause":
             self.on_pause_expired(timer["pause_id"])
         elif kind == "heartbeat":

@@ -11,7 +11,7 @@ import functools
 import json
 from typing import Any, Literal
 
-from pausepoint.engine import agent, approvals, loops
+from pausepoint.engine import agent, approvals, loops, retries
 from pausepoint.engine.model import (
     STATUS_BY_VALUE,
     TERMINAL_TASK_STATES,
@@ -75,6 +75,7 @@ from pausepoint.flow.model import (
 )
 from pausepoint.flow.templates import render, render_condition
 from pausepoint.states import KESTRA_STATES
+from pausepoint.storage import log_file_name, task_file_uri
 
 # ForEachItem's stages whose leaf the engine tells more than their properties.
 ITEMS_STAGES = frozenset({"items_split", "items_batch", "items_merge"})
@@ -111,6 +112,19 @@ def item_entry(iteration: TaskRun) -> dict[str, Any]:
     if "key" in iteration:
         item["key"] = iteration["key"]
     return item
+
+
+def distinct(values: list[Any]) -> list[Any]:
+    """``values`` without repeats, first occurrences in order (equal JSON is the same value:
+    ``1`` and ``"1"`` differ, two equal mappings do not)."""
+    seen: set[str] = set()
+    kept: list[Any] = []
+    for value in values:
+        key = json.dumps(value, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            kept.append(value)
+    return kept
 
 
 def truthy(value: Any) -> bool:
@@ -380,6 +394,10 @@ class Scheduler:
         """End ``run``, its parents, then the execution in ``state`` (the interpreter's)."""
         raise NotImplementedError
 
+    def retry_delay(self, run: TaskRun, task: TaskBase) -> float | None:
+        """How long until ``run`` is tried again, None when it is not (the interpreter's)."""
+        raise NotImplementedError
+
     def finish(self, outcome: ExecutionStatus) -> None:
         """End the execution now: COMPLETED becomes WARNING or FAILED as ``decide`` says."""
         self.end(self.decide(outcome))
@@ -509,7 +527,9 @@ class Scheduler:
                         and not block.get("tolerant")
                     ):
                         block["failed"] = child_id
-            if block["failed"] is None and self.can_start():
+                        self.interrupt_siblings(block, child)
+            keeps_starting = block["failed"] is None or block.get("on_failure") == "continue"
+            if keeps_starting and self.can_start():
                 limit = block["concurrency"] if block["parallel"] else 1
                 if "depends" in block:
                     progressed = self.start_ready(block, owner, limit) or progressed
@@ -533,6 +553,52 @@ class Scheduler:
         if block["failed"] is not None:
             return "failed"
         return "success" if block["next"] >= block["count"] else "running"
+
+    def interrupt_siblings(self, block: Block, failed: TaskRun) -> None:
+        """A child of ``block`` failed: under a ``cancel`` or ``fail`` policy, end the
+        children still running (at any depth) in that state, naming the one that failed."""
+        policy = block.get("on_failure")
+        if policy not in ("cancel", "fail"):
+            return
+        outcome = T.CANCELLED if policy == "cancel" else T.FAILED
+        if failed["type"] == "iteration":
+            culprit = f"iteration {failed.get('index')} of '{failed['task_id']}'"
+        else:
+            culprit = f"sibling task '{failed['task_id']}'"
+        reason = f"interrupted because {culprit} failed"
+        for sibling_id in block["active"]:
+            if sibling_id != failed["id"]:
+                self.interrupt(self.runs[sibling_id], outcome, reason)
+
+    def interrupt(self, run: TaskRun, outcome: TaskRunState, reason: str) -> None:
+        """End ``run`` and every run still going under it in ``outcome``, innermost first.
+
+        Leaves in flight are cancelled (their late results are dropped: they are no
+        longer in flight), and their durable timers (Sleep, retry, timeout, WaitFor)
+        and pause points (Pause tasks, approvals, subflow waits) are closed, as a
+        cancel of the execution would; a subflow child no longer waited for is then
+        cancelled by the control plane.
+        """
+        for inner in [r for r in self.runs.values() if r["parent"] == run["id"]]:
+            if inner["state"] not in TERMINAL_TASK_STATES:
+                self.interrupt(inner, outcome, reason)
+        if run["state"] in TERMINAL_TASK_STATES:
+            return
+        if run["id"] in self.state["inflight"]:
+            self.state["inflight"].remove(run["id"])
+            self.act(CancelTask(run["id"]))
+        frozen = self.state.get("frozen")
+        timers = {**(frozen["timers"] if frozen is not None else {}), **self.state["timers"]}
+        for key, timer in timers.items():
+            if read_timer(key, timer).get("task_run_id") == run["id"]:
+                self.clear_timer(key)
+        for pause_id, pause in list(self.state["pauses"].items()):
+            if pause.get("task_run_id") == run["id"]:
+                self.close_pause(pause_id)
+        run.pop("waiting", None)
+        run.pop("timing_out", None)
+        self.finish_run(run, outcome, error=reason)
+        self.run_again_unless_held()
 
     def start_ready(self, block: Block, owner: TaskRun | None, limit: int) -> bool:
         """Start the Dag children whose dependencies all succeeded; whether any started."""
@@ -674,8 +740,22 @@ class Scheduler:
                 spec.update(self.items_stage_spec(run))
             elif run["type"] in loops.STAGE_TYPES:
                 spec.update(loops.stage_spec(self, run))
+            elif run["type"] == "retry_execution":
+                spec.update(retries.stage_spec(self))
             if run["type"] in FILE_WRITERS:
                 spec["taskId"] = run["task_id"]
+            if task.log_to_file:
+                spec["taskId"] = run["task_id"]
+                spec["logToFile"] = True
+                flow = self.state["flow"]
+                run["log_file"] = task_file_uri(
+                    flow["namespace"],
+                    flow["id"],
+                    self.state["execution_id"],
+                    run["task_id"],
+                    run["id"],
+                    log_file_name(run["attempt"]),
+                )
         except TemplateError as error:
             self.finish_run(run, T.FAILED, error=str(error))
             return None
@@ -784,6 +864,10 @@ class Scheduler:
             block = new_block(f"{path}.tasks", len(task.tasks))
         else:
             block = new_block(f"{path}.tasks", len(self.index.task_list(f"{path}.tasks")))
+        if isinstance(task, ParallelTask | DagTask) and task.on_child_failure != "CONTINUE":
+            block["on_failure"] = "fail" if task.on_child_failure == "FAIL" else "cancel"
+        elif isinstance(task, ParallelTask) and task.fail_fast:
+            block["on_failure"] = "cancel"  # Kestra kills them: CANCELLED here
         run["block"] = block
         self.mark_started(run)
 
@@ -801,6 +885,8 @@ class Scheduler:
             keys, values = [str(key) for key in values], list(values.values())
         if not isinstance(values, list):
             raise TemplateError(f"task '{task.id}': values must be a list, got {values!r}")
+        if isinstance(task, ForEachTask) and task.deduplicate:
+            values = distinct(values)
         block = new_block(
             None, len(values), parallel=task.concurrency != 1, concurrency=task.concurrency
         )
@@ -809,6 +895,11 @@ class Scheduler:
             block["keys"] = keys
         if isinstance(task, LoopTask) and not task.transmit_failed:
             block["tolerant"] = True  # a failed iteration does not fail the loop
+        if isinstance(task, ForEachTask):
+            if task.fail_fast:
+                block["on_failure"] = "cancel"  # Kestra kills them: CANCELLED here
+            elif task.child_failure_policy == "CONTINUE":
+                block["on_failure"] = "continue"
         return block
 
     def dag_limit(self, run: TaskRun, task: DagTask) -> int:
@@ -885,6 +976,15 @@ class Scheduler:
                         self.finish_run(run, T.FAILED, error=str(error))
                 else:
                     self.start_leaf(run)
+            elif state == T.RETRYING and run.get("new_execution") == "due" and self.can_start():
+                retries.start_new_execution(self, run)
+            return
+        if state == T.RETRYING:
+            return  # a flowable waiting to be run again (RETRY_FLOWABLE)
+        if state == T.CREATED and run.get("rerun"):
+            if self.can_start():
+                retries.restart_flowable(self, run)
+                self.drive_run(run)
             return
         if run["type"] == "agent":
             agent.drive_agent(self, run)
@@ -926,11 +1026,24 @@ class Scheduler:
             counted = self.batch_counts(run)
             if counted:
                 run["outputs"] = counted
+        elif run["type"] == "foreach" and stage == "tasks":
+            run["outputs"] = {"outputs": self.foreach_outputs(run)}
         elif run["type"] == "loop" and stage in loops.STAGES:
             if outcome == "success" and loops.next_stage(self, run, stage):
                 return
             run["outputs"] = loops.outputs(self, run, stage)
             stage = "tasks"  # a stage that failed is its tasks failing: errors, then finally
+        elif run["type"] == "working_directory" and stage in ("tasks", "outputs"):
+            if outcome == "success" and stage == "tasks" and self.store_output_files(run):
+                return
+            if outcome == "success" and stage == "outputs":
+                (stored,) = [
+                    r
+                    for r in self.runs.values()
+                    if r["parent"] == run["id"] and r["path"] == f"{run['path']}.outputs[0]"
+                ]
+                run["outputs"] = {"outputFiles": stored.get("outputs", {}).get("uris", {})}
+            stage = "tasks"
         elif (
             run["type"] == "iteration" and outcome == "success" and not self.iteration_outputs(run)
         ):
@@ -941,11 +1054,26 @@ class Scheduler:
         if self.next_stage(run, stage):
             return
         if "failure" in run:
+            if retries.retry_flowable(self, run):
+                return
             self.finish_run(run, T.FAILED, error=run["failure"], outputs=run.get("outputs"))
         else:
-            self.finish_run(
-                run, T.WARNING if run.get("warn") else T.SUCCESS, outputs=run.get("outputs")
-            )
+            warn = run.get("warn") or retries.warn_after_retry(self, run)
+            self.finish_run(run, T.WARNING if warn else T.SUCCESS, outputs=run.get("outputs"))
+
+    def store_output_files(self, run: TaskRun) -> bool:
+        """After a WorkingDirectory's tasks succeeded: start its ``outputs`` stage (the
+        LocalFiles leaf storing what ``outputFiles`` names) and say True, or False when
+        it names nothing."""
+        task = self.index.task(run["path"])
+        assert isinstance(task, WorkingDirectoryTask)
+        if not task.output_files:
+            return False
+        run["stage"] = "outputs"
+        run["block"] = new_block(f"{run['path']}.outputs", 1)
+        self.touch(run)
+        self.drive_run(run)
+        return True
 
     def next_stage(self, run: TaskRun, stage: str) -> bool:
         """Start a container's local ``errors`` (after a failure) or ``finally`` block.
@@ -954,7 +1082,11 @@ class Scheduler:
         FAILED after its ``errors`` ran (WARNING with allowFailure).
         """
         task = self.index.task(run["path"])
-        handlers = task.handlers() if isinstance(task, FlowableBase) else {}
+        # An iteration shares its ForEach's (or Loop's) path, not its handlers: those run
+        # once, for the whole task, after its iterations.
+        handlers = (
+            task.handlers() if isinstance(task, FlowableBase) and run["type"] != "iteration" else {}
+        )
         upcoming = (
             ["errors", "finally"] if stage == "tasks" else ["finally"] if stage == "errors" else []
         )
@@ -1257,6 +1389,21 @@ class Scheduler:
         iteration["outputs"] = {"item": item, "outputs": values}
         return True
 
+    def foreach_outputs(self, foreach: TaskRun) -> list[dict[str, Any]]:
+        """Kestra ForEach's ``outputs``: per iteration, in order, the outputs of the task runs
+        inside it by task id (every iteration, also two of the same value)."""
+        iterations = loops.iterations(self, foreach)
+        by_iteration: dict[str, dict[str, Any]] = {r["id"]: {} for r in iterations}
+        for other in self.runs.values():  # one pass: each run climbs to its iteration
+            if other.get("outputs") is None or other["type"] == "iteration":
+                continue
+            current = other
+            while current["parent"] is not None and current["parent"] != foreach["id"]:
+                current = self.runs[current["parent"]]
+            if current["id"] in by_iteration:
+                by_iteration[current["id"]][other["task_id"]] = other["outputs"]
+        return [by_iteration[r["id"]] for r in iterations]
+
     def loop_outputs(self, loop: TaskRun) -> dict[str, Any]:
         """Kestra Loop's outputs: iterations started, running, ended per state, and each
         iteration's declared outputs in order."""
@@ -1301,6 +1448,8 @@ class Scheduler:
             "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},
             "execution": {
                 "id": state["execution_id"],
+                # The first execution when this one retries it (CREATE_NEW_EXECUTION).
+                "originalId": state.get("origin", {}).get("id", state["execution_id"]),
                 # Kestra's name of its state (of its decided outcome in afterExecution).
                 "state": KESTRA_STATES[state.get("decided", {}).get("status", state["status"])],
                 "startDate": iso(self.at if state["started_at"] is None else state["started_at"]),
@@ -1332,6 +1481,8 @@ class Scheduler:
             item = self.item_of(run)
             if item is not None:
                 variables["item"] = item
+                # Kestra's ForEach: the position of the iteration a task runs in.
+                variables["taskrun"]["iteration"] = item["index"]
             approval = approvals.approval_variables(self, run)
             if approval is not None:
                 variables["approval"] = approval

@@ -96,7 +96,7 @@ PauseKind = Literal["manual", "task", "approval", "decision", "queue", "subflow"
 # The pause points a person answers: only these make a RUNNING execution PAUSED.
 ANSWERED_KINDS: frozenset[str] = frozenset({"task", "approval", "decision"})
 TimerKind = Literal[
-    "execution", "retry", "timeout", "pause", "pause_timeout", "heartbeat", "sleep", "wait"
+    "execution", "retry", "timeout", "pause", "pause_timeout", "heartbeat", "sleep", "wait", "sla"
 ]
 # Where a paused execution stopped: before the next task, before finishing, or on
 # Pause tasks (and approvals) waiting for an answer.
@@ -118,6 +118,11 @@ Block = TypedDict(  # noqa: UP013  # functional form: a key is named "list"
         "values": NotRequired[list[Any]],  # a foreach's values, one iteration each
         "keys": NotRequired[list[str]],  # a Loop over a mapping: each iteration's key
         "tolerant": NotRequired[bool],  # a Loop without transmitFailed: failures do not count
+        # After a child failed: "continue" starts the others still (a ForEach's CONTINUE);
+        # "cancel" / "fail" interrupt those running, ending them CANCELLED / FAILED (a
+        # Parallel's or Dag's onChildFailure, a ForEach's failFast). Absent: start nothing
+        # new and let those running finish.
+        "on_failure": NotRequired[Literal["continue", "cancel", "fail"]],
         # A Dag's: the positions each child waits for, and the run started per position.
         "depends": NotRequired[list[list[int]]],
         "started": NotRequired[dict[str, str]],
@@ -192,6 +197,7 @@ class Timer(TypedDict):
     kind: TimerKind
     task_run_id: NotRequired[str]  # retry, timeout, sleep, wait
     pause_id: NotRequired[str]  # pause, pause_timeout
+    sla: NotRequired[int]  # sla: the position of the flow's MAX_DURATION sla
 
 
 class Decided(TypedDict):
@@ -267,6 +273,7 @@ class TaskRun(TypedDict):
     branch: NotRequired[str]  # if, switch: the branch taken
     outputs: NotRequired[dict[str, Any]]
     error: NotRequired[str]
+    log_file: NotRequired[str]  # the stored file of its attempt's log lines (logToFile)
     warn: NotRequired[bool]  # a Pause task resumed by its timer with behavior WARN
     timing_out: NotRequired[bool]  # its timeout fired; cancelled, it fails
     pause_id: NotRequired[str]  # Pause tasks and tool calls waiting for approval
@@ -281,6 +288,20 @@ class TaskRun(TypedDict):
     waiting: NotRequired[bool]  # a WaitFor between two passes
     stage: NotRequired[str]  # a container's: "errors" or "finally" once its tasks ended
     failure: NotRequired[str]  # a container's: why its tasks failed (kept through its handlers)
+    rerun: NotRequired[bool]  # a flowable whose RETRY_FLOWABLE timer fired: it starts again
+    # A run retried by a new execution (CREATE_NEW_EXECUTION): "waiting" for its
+    # delay, "due" once it passed (the new execution starts), then "started".
+    new_execution: NotRequired[Literal["waiting", "due", "started"]]
+
+
+class RetryOrigin(TypedDict):
+    """Kestra's execution metadata for a retry by a new execution: the first execution
+    (``execution.originalId``), this one's attempt number, and when the first was created
+    (a retry's ``maxDuration`` counts from then)."""
+
+    id: str
+    attempt: int
+    created_at: float
 
 
 class ExitRequest(TypedDict):
@@ -349,6 +370,12 @@ class EngineState(TypedDict):
     # Callback completions by Pause task id: kept until the task waits, applied, or the
     # task's wait ended without one (then a completion is refused).
     callbacks: NotRequired[dict[str, CallbackRecord]]
+    origin: NotRequired[RetryOrigin]  # an execution started to retry another one
+    retried_by: NotRequired[str]  # the execution started to retry this one
+    # Its MAX_DURATION slas' timers were armed (once: a fired one is not armed again).
+    sla_armed: NotRequired[bool]
+    # The positions of the flow's slas found violated (each is reported once).
+    sla_violated: NotRequired[list[int]]
 
 
 # What the engine's entry points take: its state, or the same data as a runtime loaded
@@ -526,6 +553,7 @@ _TIMER_ID_PREFIX: dict[TimerKind, str] = {
     "heartbeat": "heartbeat",
     "sleep": "sleep",
     "wait": "wait",
+    "sla": "sla",
 }
 _TIMER_KIND_BY_PREFIX: dict[str, TimerKind] = {v: k for k, v in _TIMER_ID_PREFIX.items()}
 
@@ -553,7 +581,9 @@ def read_timer(timer_id: str, timer: Timer) -> Timer:
     id is read.
     """
     kind = timer.get("kind")
-    if kind is not None and ("task_run_id" in timer or "pause_id" in timer or kind == "execution"):
+    if kind is not None and (
+        "task_run_id" in timer or "pause_id" in timer or kind in ("execution", "sla")
+    ):
         return timer
     prefix, _, target = timer_id.partition(":")
     kind = _TIMER_KIND_BY_PREFIX[prefix]

@@ -80,13 +80,20 @@ _SEQUENTIAL = TaskAlias("sequential")
 _PARALLEL = TaskAlias("parallel", renames={"concurrent": "concurrency"})
 _IF = TaskAlias("if")
 _SWITCH = TaskAlias("switch")
+# Kestra's each-tasks run one iteration per distinct value unless `deduplicate: false`.
 _FOREACH = TaskAlias(
-    "foreach", renames={"concurrencyLimit": "concurrency"}, defaults={"concurrency": 1}
+    "foreach",
+    renames={"concurrencyLimit": "concurrency"},
+    defaults={"concurrency": 1, "deduplicate": True},
 )
 _LOOP = TaskAlias("loop")
-_EACH_SEQUENTIAL = TaskAlias("foreach", renames={"value": "values"}, defaults={"concurrency": 1})
+_EACH_SEQUENTIAL = TaskAlias(
+    "foreach", renames={"value": "values"}, defaults={"concurrency": 1, "deduplicate": True}
+)
 _EACH_PARALLEL = TaskAlias(
-    "foreach", renames={"value": "values", "concurrent": "concurrency"}, defaults={"concurrency": 0}
+    "foreach",
+    renames={"value": "values", "concurrent": "concurrency"},
+    defaults={"concurrency": 0, "deduplicate": True},
 )
 _SHELL = TaskAlias("shell")
 _HTTP = TaskAlias("http")
@@ -142,6 +149,8 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.plugin.core.execution.Exit": _EXIT,
     "io.kestra.plugin.core.execution.Assert": _ASSERT,
     "io.kestra.plugin.core.flow.Sleep": _SLEEP,
+    # The name Kestra's SequentialTest#waitTaskTest gives Sleep (with its `delay`).
+    "io.kestra.plugin.core.flow.Wait": _SLEEP,
     "io.kestra.plugin.core.execution.Labels": _LABELS,
     "io.kestra.plugin.core.execution.SetVariables": _SET_VARIABLES,
     "io.kestra.plugin.core.execution.UnsetVariables": _UNSET_VARIABLES,
@@ -170,6 +179,8 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.plugin.scripts.shell.Commands": _SHELL,
     "io.kestra.plugin.scripts.shell.Script": TaskAlias("shell", renames={"script": "commands"}),
     "io.kestra.core.tasks.scripts.Bash": _SHELL,
+    # The shell task as Kestra's SleepTest and SequentialTest flows name it.
+    "io.kestra.plugin.core.scripts.Shell": _SHELL,
     "io.kestra.plugin.core.http.Request": _HTTP,
     "io.kestra.plugin.fs.http.Request": _HTTP,
     "io.kestra.plugin.core.storage.Write": _WRITE,
@@ -183,6 +194,7 @@ TASK_TYPE_ALIASES: Mapping[str, TaskAlias] = {
     "io.kestra.plugin.core.kv.Set": TaskAlias("kv_set"),
     "io.kestra.plugin.core.kv.Get": TaskAlias("kv_get"),
     "io.kestra.plugin.core.kv.Delete": TaskAlias("kv_delete"),
+    "io.kestra.plugin.core.log.PurgeLogs": TaskAlias("purge_logs"),
 }
 
 
@@ -191,7 +203,6 @@ NOT_YET_SUPPORTED: Mapping[str, str] = {}
 
 NOT_YET_SUPPORTED_FLOW_PROPERTIES: Mapping[str, str] = {
     "listeners": "deprecated in Kestra: use errors and finally",
-    "sla": "service-level agreements",
     "checks": "flow checks",
     "workerGroup": "worker groups",
     "taskCache": "task caching",

@@ -21,6 +21,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -39,6 +40,14 @@ def _check_duration(value: str | None) -> str | None:
         return value
     parse_duration(value)  # raises ValueError with a clear message
     return value
+
+
+RetryBehavior = Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION", "RETRY_FLOWABLE"]
+# Kestra's first names of the behaviors (its AbstractRetry.Behavior before 0.16).
+RETRY_BEHAVIOR_ALIASES = {
+    "RETRY_FAILED": "RETRY_FAILED_TASK",
+    "NEW_EXECUTION": "CREATE_NEW_EXECUTION",
+}
 
 
 class Retry(BaseModel):
@@ -60,10 +69,23 @@ class Retry(BaseModel):
     max_interval: str | None = Field(default=None, alias="maxInterval")
     backoff: float = Field(default=2.0, ge=1.0, alias="delayFactor")
     warning_on_retry: bool = Field(default=False, alias="warningOnRetry")
-    behavior: Literal["RETRY_FAILED_TASK"] = Field(
+    behavior: RetryBehavior = Field(
         default="RETRY_FAILED_TASK",
-        description="Kestra's CREATE_NEW_EXECUTION is not supported: a retry reruns the task.",
+        description="RETRY_FAILED_TASK reruns the failed task; CREATE_NEW_EXECUTION starts a "
+        "new execution of the flow; RETRY_FLOWABLE (a flowable task's) reruns the whole task.",
     )
+
+    @field_validator("behavior", mode="before")
+    @classmethod
+    def _behavior(cls, value: Any) -> Any:
+        if isinstance(value, str) and value in RETRY_BEHAVIOR_ALIASES:
+            return RETRY_BEHAVIOR_ALIASES[value]
+        if value in ("RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION", "RETRY_FLOWABLE"):
+            return value
+        raise ValueError(
+            f"{value!r} is not allowed; expected 'RETRY_FAILED_TASK', 'CREATE_NEW_EXECUTION' "
+            "or 'RETRY_FLOWABLE' (Kestra's older 'RETRY_FAILED' and 'NEW_EXECUTION' too)"
+        )
 
     @field_validator("interval", "max_interval", "min_interval", "max_duration")
     @classmethod
@@ -99,6 +121,12 @@ class TaskBase(BaseModel):
         default=False, alias="allowWarning", description="A WARNING ends this task as SUCCESS."
     )
     disabled: bool = False
+    log_to_file: bool = Field(
+        default=False,
+        alias="logToFile",
+        description="A leaf's log lines go to a stored file per attempt (its task run's "
+        "log_file), not to the execution's events.",
+    )
     run_if: str | bool | None = Field(
         default=None,
         alias="runIf",
@@ -110,6 +138,20 @@ class TaskBase(BaseModel):
     @classmethod
     def _timeout(cls, value: str | None) -> str | None:
         return _check_duration(value)
+
+    @model_validator(mode="after")
+    def _retry_fits(self) -> TaskBase:
+        if (
+            self.retry is not None
+            and self.retry.behavior == "RETRY_FLOWABLE"
+            and not isinstance(self, FlowableBase)
+        ):
+            raise ValueError(
+                "retry: behavior RETRY_FLOWABLE reruns a flowable task (Sequential, "
+                f"AllowFailure, ForEach, …) when one of its tasks failed; {self.id!r} is not one "
+                "(use RETRY_FAILED_TASK)"
+            )
+        return self
 
     # Properties the engine reads itself: left out of the spec handed to the leaf.
     ENGINE_ONLY: ClassVar[frozenset[str]] = frozenset()
@@ -160,6 +202,28 @@ def _number_as_text(value: Any) -> Any:
 
 
 Text = Annotated[str, BeforeValidator(_number_as_text)]
+
+_CHILD_FAILURE_SPELLINGS = {"FAILED": "FAIL", "CANCELLED": "CANCEL", "CANCELED": "CANCEL"}
+
+
+def _child_failure_value(value: Any) -> Any:
+    """Kestra reads these in any case, and its flows spell FAIL and CANCEL both ways."""
+    if not isinstance(value, str):
+        return value
+    upper = value.strip().upper()
+    return _CHILD_FAILURE_SPELLINGS.get(upper, upper)
+
+
+OnChildFailure = Annotated[
+    Literal["CONTINUE", "FAIL", "CANCEL"], BeforeValidator(_child_failure_value)
+]
+"""What a Parallel or Dag does with its other running tasks when one fails: CONTINUE lets
+them finish (nothing new starts); FAIL and CANCEL interrupt them, ending them FAILED or
+CANCELLED."""
+
+ChildFailurePolicy = Annotated[Literal["STOP", "CONTINUE"], BeforeValidator(_child_failure_value)]
+"""What a ForEach does after an iteration failed: STOP starts no other iteration, CONTINUE
+starts the rest; either way the running ones finish and the ForEach fails."""
 
 
 class LogTask(TaskBase):
@@ -340,6 +404,12 @@ class ParallelTask(FlowableBase):
     type: Literal["parallel"]
     tasks: list[Task] = Field(min_length=1)
     concurrency: int = Field(default=0, ge=0, description="0 runs every branch at once.")
+    on_child_failure: OnChildFailure = Field(default="CONTINUE", alias="onChildFailure")
+    fail_fast: bool = Field(
+        default=False,
+        alias="failFast",
+        description="Kestra's earlier spelling of onChildFailure CANCEL (when that is CONTINUE).",
+    )
 
     @property
     def is_leaf(self) -> bool:
@@ -385,6 +455,15 @@ class ForEachTask(FlowableBase):
     tasks: list[Task] = Field(min_length=1)
     concurrency: int = Field(
         default=1, ge=0, description="Iterations run at once; 0 runs every iteration at once."
+    )
+    child_failure_policy: ChildFailurePolicy = Field(default="STOP", alias="childFailurePolicy")
+    fail_fast: bool = Field(
+        default=False,
+        alias="failFast",
+        description="When an iteration fails, cancel the iterations still running.",
+    )
+    deduplicate: bool = Field(
+        default=False, description="Run one iteration per distinct value (Kestra's default)."
     )
 
     @property
@@ -741,23 +820,44 @@ class WorkingDirectoryTask(FlowableBase):
     """Run ``tasks`` in order in one scratch directory that their shell tasks share.
 
     ``inputFiles`` (name -> content) are written there before the first task.
+    Once the tasks succeeded, the files matching ``outputFiles`` (globs) are
+    stored by a last leaf stage, ``<id>_outputFiles`` (the engine does no I/O),
+    and the WorkingDirectory outputs ``outputFiles`` (relative name -> URI).
     """
 
     type: Literal["working_directory"]
     tasks: list[Task] = Field(min_length=1)
     input_files: dict[str, str] = Field(default_factory=dict, alias="inputFiles")
+    output_files: list[str] = Field(default_factory=list, alias="outputFiles")
 
     @field_validator("input_files")
     @classmethod
     def _relative(cls, files: dict[str, str]) -> dict[str, str]:
         return relative_names(files)
 
+    @field_validator("output_files")
+    @classmethod
+    def _inside(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if pattern.startswith("/") or ".." in pattern.split("/"):
+                raise ValueError(f"{pattern!r} must stay inside the working directory")
+        return patterns
+
     @property
     def is_leaf(self) -> bool:
         return False
 
     def blocks(self) -> dict[str, list[Task]]:
-        return {"tasks": self.tasks, **self.handlers()}
+        return {"tasks": self.tasks, **self.handlers(), **self.stages()}
+
+    def stages(self) -> dict[str, list[Task]]:
+        """``outputs``: the LocalFiles leaf storing the files ``outputFiles`` names."""
+        if not self.output_files:
+            return {}
+        store = LocalFilesTask(
+            id=f"{self.id}_outputFiles", type="local_files", outputs=self.output_files
+        )
+        return cast("dict[str, list[Task]]", {"outputs": [store]})
 
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
@@ -878,6 +978,44 @@ class KvDeleteTask(TaskBase):
     error_on_missing: bool | str = Field(default=False, alias="errorOnMissing")
 
 
+class PurgeLogsTask(TaskBase):
+    """Kestra's PurgeLogs: remove the log lines of the organization's executions logged
+    up to ``endDate`` (from ``startDate``), of ``logLevels`` (all when unset), under
+    ``namespace`` (a prefix, or the flow's namespace with ``flowId``) or of one
+    ``executionId``. The executions' events stay. Outputs ``count``,
+    ``executionLogsCount`` and ``nonExecutionLogsCount`` (pausepoint keeps no logs
+    outside executions: always 0)."""
+
+    type: Literal["purge_logs"]
+    end_date: str = Field(alias="endDate")
+    start_date: str | None = Field(default=None, alias="startDate")
+    namespace: str | None = None
+    flow_id: str | None = Field(default=None, alias="flowId")
+    execution_id: str | None = Field(default=None, alias="executionId")
+    log_levels: list[str] | None = Field(default=None, alias="logLevels")
+    purge_execution_logs: bool | str = Field(default=True, alias="purgeExecutionLogs")
+    purge_non_execution_logs: bool | str = Field(default=True, alias="purgeNonExecutionLogs")
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        alias="batchSize",
+        description="Accepted for Kestra's flows; pausepoint always purges in bounded pages.",
+    )
+
+    @field_validator("log_levels")
+    @classmethod
+    def _levels(cls, values: list[str] | None) -> list[str] | None:
+        for value in values or []:
+            _one_of(value, LOG_LEVELS, "log level")
+        return values
+
+    @model_validator(mode="after")
+    def _flow_needs_namespace(self) -> PurgeLogsTask:
+        if self.flow_id is not None and self.namespace is None:
+            raise ValueError("flowId needs namespace: the namespace of the flow")
+        return self
+
+
 class CheckFrequency(BaseModel):
     """How often a WaitFor checks, and when it gives up."""
 
@@ -942,6 +1080,7 @@ class DagTask(FlowableBase):
     concurrent: int | str = Field(
         default=0, description="0 runs every ready task at once; a {{ … }} template is allowed."
     )
+    on_child_failure: OnChildFailure = Field(default="CONTINUE", alias="onChildFailure")
 
     @field_validator("concurrent")
     @classmethod
@@ -1211,7 +1350,8 @@ Task = Annotated[
     | LogFetchTask
     | KvSetTask
     | KvGetTask
-    | KvDeleteTask,
+    | KvDeleteTask
+    | PurgeLogsTask,
     Field(discriminator="type"),
 ]
 
@@ -1235,6 +1375,7 @@ LEAF_TYPES = frozenset(
         "kv_set",
         "kv_get",
         "kv_delete",
+        "purge_logs",
         "loop_values",
         "loop_store",
     }
@@ -1297,6 +1438,94 @@ class Concurrency(BaseModel):
 
     limit: int = Field(ge=1, validation_alias=AliasChoices("limit", "maximum"))
     behavior: Literal["QUEUE", "CANCEL", "FAIL"] = "QUEUE"
+    queue_size: int | None = Field(
+        default=None,
+        ge=0,
+        validation_alias=AliasChoices("queueSize", "queueLimit"),
+        description="With QUEUE: at most this many wait; one more is created CANCELLED.",
+    )
+    duration: str | None = Field(
+        default=None,
+        description="How long an execution holds its slot at most: past it, the slot is "
+        "given to the next one while it keeps running.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_queue_bound(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "queueSize" in data and "queueLimit" in data:
+            raise ValueError(
+                "queueSize and queueLimit are two names of the same bound: give one of them"
+            )
+        return data
+
+    @field_validator("queue_size")
+    @classmethod
+    def _queue_needs_queue(cls, value: int | None, info: ValidationInfo) -> int | None:
+        behavior = info.data.get("behavior")  # absent: its own error is reported
+        if value is not None and behavior not in (None, "QUEUE"):
+            raise ValueError(
+                f"a queue bound only applies with behavior QUEUE (behavior is {behavior}): "
+                "nothing waits, so remove it or use QUEUE"
+            )
+        return value
+
+    @field_validator("duration")
+    @classmethod
+    def _slot_duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError(f"{value!r} is not longer than zero: a slot must be held a while")
+        return value
+
+    @property
+    def slot_seconds(self) -> float | None:
+        """How long an execution holds its slot at most (``duration``), in seconds."""
+        return None if self.duration is None else parse_duration(self.duration)
+
+
+SLA_TYPES = ("MAX_DURATION", "EXECUTION_ASSERTION")
+
+
+class SlaBase(BaseModel):
+    """A flow's service-level agreement (Kestra's ``sla``): what a violation does.
+
+    FAIL and CANCEL end the execution in that state (in-flight work killed, as
+    Kestra kills it); NONE leaves it running. ``labels`` are added to the
+    execution's in every case.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: str = Field(min_length=1)
+    behavior: Literal["FAIL", "CANCEL", "NONE"]
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class MaxDurationSla(SlaBase):
+    """Violated once ``duration`` has passed since the execution was created."""
+
+    type: Literal["MAX_DURATION"]
+    duration: str
+
+    @field_validator("duration")
+    @classmethod
+    def _positive_duration(cls, value: str) -> str:
+        if is_template(value):
+            raise ValueError("an sla duration is an ISO-8601 duration (e.g. PT1H), not a template")
+        if parse_duration(value) <= 0:
+            raise ValueError(f"{value!r} is not a positive duration")
+        return value
+
+
+class ExecutionAssertionSla(SlaBase):
+    """Violated when ``assert`` (a template) renders falsy, checked at each change of the
+    execution while it runs."""
+
+    type: Literal["EXECUTION_ASSERTION"]
+    assert_: str = Field(alias="assert", min_length=1)
+
+
+Sla = Annotated[MaxDurationSla | ExecutionAssertionSla, Field(discriminator="type")]
 
 
 class Flow(BaseModel):
@@ -1325,6 +1554,7 @@ class Flow(BaseModel):
     outputs: FlowOutputs = Field(default_factory=dict)
     timeout: str | None = None
     concurrency: Concurrency | None = None
+    sla: list[Sla] = Field(default_factory=list)
     triggers: list[Trigger] = Field(default_factory=list)
     disabled: bool = Field(default=False, description="Nothing starts a disabled flow.")
     cascade: CascadePolicy = Field(

@@ -24,7 +24,7 @@ from pausepoint.flow.aliases import (
 )
 from pausepoint.flow.durations import is_template
 from pausepoint.flow.inputs import input_id_problems
-from pausepoint.flow.model import Retry
+from pausepoint.flow.model import SLA_TYPES, Retry
 from pausepoint.flow.problems import Path_, Problem, show
 from pausepoint.flow.triggers import (
     CONDITION_TYPE_ALIASES,
@@ -129,6 +129,8 @@ class Normaliser:
                 out[block] = self.tasks(out[block], (block,))
         if isinstance(out.get("triggers"), list):
             out["triggers"] = self.triggers(out["triggers"], ("triggers",))
+        if isinstance(out.get("sla"), list):
+            out["sla"] = self.slas(out["sla"], ("sla",))
         if isinstance(out.get("inputs"), list):
             self.inputs(out["inputs"], ("inputs",))
         return out
@@ -199,7 +201,14 @@ class Normaliser:
         if isinstance(data, dict) and any(key in data for key in RETRY_RENAMES):
             data = {RETRY_RENAMES.get(key, key): value for key, value in data.items()}
         try:
-            Retry.model_validate(data)
+            retry = Retry.model_validate(data)
+            if retry.behavior == "RETRY_FLOWABLE":
+                msg = (
+                    "RETRY_FLOWABLE is a flowable task's behavior; the flow's retry is "
+                    "RETRY_FAILED_TASK or CREATE_NEW_EXECUTION"
+                )
+                self.problems.append(Problem((*path, "behavior"), msg))
+                return None
         except ValidationError as error:
             for detail in error.errors(include_url=False):
                 where = (*path, *(part for part in detail["loc"] if isinstance(part, str)))
@@ -368,6 +377,29 @@ class Normaliser:
             else:
                 found.append(PluginDefault(type_name, values, forced))
         return found
+
+    def slas(self, items: list[Any], path: Path_) -> list[Any]:
+        """Kestra's ``sla`` entries: a known ``type`` each, labels as a mapping of text."""
+        out: list[Any] = []
+        for position, item in enumerate(items):
+            where = (*path, position)
+            if not isinstance(item, dict):
+                out.append(item)  # the model says what it expected
+                continue
+            item = dict(item)
+            kind = item.get("type")
+            if kind is None:
+                msg = f"required property is missing; expected one of {', '.join(SLA_TYPES)}"
+                self.problems.append(Problem((*where, "type"), msg))
+            elif kind not in SLA_TYPES:
+                msg = f"unknown sla type {show(kind)}; expected one of {', '.join(SLA_TYPES)}"
+                self.problems.append(Problem((*where, "type"), msg))
+            if isinstance(item.get("labels"), list):
+                item["labels"] = self.label_pairs(item["labels"], (*where, "labels"))
+            if isinstance(item.get("labels"), dict):
+                item["labels"] = {str(k): scalar_text(v) for k, v in item["labels"].items()}
+            out.append(item)
+        return out
 
     def label_pairs(self, items: list[Any], path: Path_) -> dict[str, Any]:
         """Kestra's ``[{key, value}]`` labels as a mapping."""

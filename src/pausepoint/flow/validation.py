@@ -16,7 +16,13 @@ from pydantic_core import ErrorDetails
 
 from pausepoint.flow.aliases import SHORT_TYPES
 from pausepoint.flow.inputs import InputSpec
-from pausepoint.flow.model import Flow, Retry, TaskBase
+from pausepoint.flow.model import (
+    ExecutionAssertionSla,
+    Flow,
+    MaxDurationSla,
+    Retry,
+    TaskBase,
+)
 from pausepoint.flow.problems import Path_, Problem, show
 from pausepoint.flow.templates import syntax_error
 
@@ -84,6 +90,9 @@ def _model_for(data: Any, path: Path_) -> type[BaseModel] | None:
         return Retry
     if len(path) >= 2 and path[-2] in ("inputs", "onResume") and isinstance(path[-1], int):
         return InputSpec
+    if path[:1] == ("sla",) and len(path) == 2 and isinstance(data, dict):
+        assertion = data.get("type") == "EXECUTION_ASSERTION"
+        return ExecutionAssertionSla if assertion else MaxDurationSla
     if isinstance(data, dict) and data.get("type") in SHORT_TYPES:
         for model in TaskBase.__subclasses__():
             if data["type"] in str(model.model_fields["type"].annotation):

@@ -11,6 +11,8 @@ the audit trail like any other command.
 
 Deciding is serialised per flow across processes (``concurrency_lock``: a
 short lease in the database), so two servers never give away the same slot.
+A flow's ``duration`` ends a slot held too long: who still counts is read from
+the executions' start times in the store, so every server agrees on it.
 """
 
 from __future__ import annotations
@@ -50,13 +52,25 @@ async def release_waiting(engine: Engine) -> int:
         except PausepointError:
             continue  # the flow is gone: its queued executions can only be cancelled
         concurrency = flow.concurrency
+        slot_seconds = concurrency.slot_seconds if concurrency else None
         try:
             async with scoped.concurrency_lock(namespace, flow_id):
-                occupancy = await engine.store.occupancy(org_id, namespace, flow_id)
+                slot_since = None if slot_seconds is None else engine.clock() - slot_seconds
+                occupancy = await engine.store.occupancy(org_id, namespace, flow_id, slot_since)
                 # A flow whose limit was removed since lets every waiting execution go.
                 limit = concurrency.limit if concurrency else len(occupancy.waiting)
                 free = limit - occupancy.running
                 for execution_id in occupancy.waiting[: max(free, 0)]:
+                    if occupancy.expired:
+                        log.warning(
+                            "flow %s.%s: executions %s held their concurrency slot longer than "
+                            "its duration (%s); they keep running, and %s takes a slot",
+                            namespace,
+                            flow_id,
+                            ", ".join(occupancy.expired),
+                            concurrency.duration if concurrency else None,
+                            execution_id,
+                        )
                     if await _release(scoped, org_id, execution_id):
                         released += 1
         except Conflict as busy:

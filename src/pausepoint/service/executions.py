@@ -16,11 +16,13 @@ from pausepoint.engine.model import ExecutionStatus
 from pausepoint.engine.state import (
     ANSWERED_KINDS,
     Admission,
+    RetryOrigin,
     hold_before_start,
     redact_secret_inputs,
 )
 from pausepoint.errors import Conflict, FieldError, InvalidInput, NotFound
 from pausepoint.flow import coerce_inputs, inputs_json_schema
+from pausepoint.flow.model import Concurrency
 from pausepoint.models import (
     ChildView,
     ContextMessage,
@@ -58,6 +60,7 @@ class _Start:
     trigger: dict[str, Any] | None
     parent: SubflowParent | None
     started_by: str | None
+    origin: RetryOrigin | None = None
 
 
 class ExecutionsLayer(FilesLayer):
@@ -76,6 +79,7 @@ class ExecutionsLayer(FilesLayer):
         trigger: dict[str, Any] | None = None,
         parent: SubflowParent | None = None,
         started_by: str | None = None,
+        origin: RetryOrigin | None = None,
     ) -> ExecutionView:
         """Create an execution (inputs validated and coerced) and start running it here.
 
@@ -95,19 +99,36 @@ class ExecutionsLayer(FilesLayer):
         if flow.disabled:
             raise Conflict(f"flow {namespace}.{flow_id} is disabled: enable it to start executions")
         values = coerce_inputs(flow.inputs, inputs or {}, loc_prefix=("inputs",))
-        start = _Start(values, labels, idempotency_key, traceparent, trigger, parent, started_by)
+        start = _Start(
+            values, labels, idempotency_key, traceparent, trigger, parent, started_by, origin
+        )
         if flow.concurrency is None:
             return await self._create_execution(index, revision, start, None)
         async with self.concurrency_lock(flow.namespace, flow.id):
-            occupancy = await self.store.occupancy(self.org_id, flow.namespace, flow.id)
-            admission: Admission | None = None
-            limit = flow.concurrency.limit
-            if occupancy.running + len(occupancy.waiting) >= limit:
-                reason = (
-                    f"flow {flow.namespace}.{flow.id} is at its concurrency limit ({limit} at once)"
-                )
-                admission = {"behavior": flow.concurrency.behavior, "reason": reason}
+            admission = await self._admission(flow.namespace, flow.id, flow.concurrency)
             return await self._create_execution(index, revision, start, admission)
+
+    async def _admission(
+        self, namespace: str, flow_id: str, concurrency: Concurrency
+    ) -> Admission | None:
+        """What a new execution does, decided under the flow's concurrency lock.
+
+        ``None``: it runs. At the limit, ``behavior`` says; with QUEUE and a
+        ``queueSize``, a queue already that long creates it CANCELLED instead.
+        """
+        slot_seconds = concurrency.slot_seconds
+        slot_since = None if slot_seconds is None else self.clock() - slot_seconds
+        occupancy = await self.store.occupancy(self.org_id, namespace, flow_id, slot_since)
+        limit = concurrency.limit
+        if occupancy.running + len(occupancy.waiting) < limit:
+            return None
+        reason = f"flow {namespace}.{flow_id} is at its concurrency limit ({limit} at once)"
+        queue_size = concurrency.queue_size
+        queue_full = queue_size is not None and len(occupancy.waiting) >= queue_size
+        if concurrency.behavior == "QUEUE" and queue_full:
+            reason += f" and its queue is full ({queue_size} waiting at most)"
+            return {"behavior": "CANCEL", "reason": reason}
+        return {"behavior": concurrency.behavior, "reason": reason}
 
     @contextlib.asynccontextmanager
     async def concurrency_lock(self, namespace: str, flow_id: str) -> AsyncIterator[None]:
@@ -171,6 +192,8 @@ class ExecutionsLayer(FilesLayer):
             )
         if start.trigger is not None:
             state["trigger"] = start.trigger
+        if start.origin is not None:
+            state["origin"] = start.origin
         execution = ExecutionRecord(
             id=execution_id,
             org_id=self.org_id,
@@ -309,6 +332,9 @@ class ExecutionsLayer(FilesLayer):
             outputs=state.get("result"),
             error=(state.get("error") or {}).get("message") or first_failure(runs),
             trigger=state.get("trigger") or None,
+            retried_by=state.get("retried_by"),
+            original_id=(state.get("origin") or {}).get("id"),
+            attempt_number=(state.get("origin") or {}).get("attempt", 1),
         )
 
     def _pause_points(self, state: dict[str, Any], env: EngineEnv) -> list[PausePointView]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
+from pausepoint.engine.state import RetryOrigin
 from pausepoint.errors import FieldError, InvalidInput
 from pausepoint.models import (
     ApprovalPage,
@@ -93,6 +94,8 @@ class StartRequest(Operation[ExecutionView]):
     parent: SubflowParent | None = None
     # Given by the chain: who starts it (separation of duties in its approvals).
     actor: str | None = None
+    # Set by retries only (CREATE_NEW_EXECUTION): the execution retries the one named.
+    origin: RetryOrigin | None = None
 
     required_role = "operator"
     action = "starting an execution"
@@ -115,6 +118,7 @@ class StartRequest(Operation[ExecutionView]):
             trigger=self.trigger,
             parent=self.parent,
             started_by=self.actor,
+            origin=self.origin,
         )
 
 

@@ -121,12 +121,19 @@ async def _deliver_end(engine: Engine, parent: ExecutionRecord | None, link: Exe
     store = engine.store
     child = await store.get_execution(link.child_id)
     now = engine.clock()
-    if parent is None or child is None or S(parent.status).is_terminal:
+    if (
+        parent is None
+        or child is None
+        or S(parent.status).is_terminal
+        or child.state.get("retried_by") is not None  # its retry's end answers the parent
+    ):
         await store.mark_child_heard(link.child_id, now)
         return True
     pause_id = subflow_wait_id(link.parent_task_run_id)
     pause = parent.state["pauses"].get(pause_id)
-    if pause is None or pause.get("child") != link.child_id:
+    # A retry by a new execution (CREATE_NEW_EXECUTION) answers for the child it retries.
+    answers_for = (child.state.get("origin") or {}).get("id", link.child_id)
+    if pause is None or pause.get("child") not in (link.child_id, answers_for):
         # Not waiting (yet): the parent has not taken in that its task started the
         # child, or the task ended another way (a timeout, an Exit).
         run = await _task_run(engine, parent.id, link.parent_task_run_id)

@@ -24,11 +24,15 @@ from pausepoint.service.operations import (
 from pausepoint.service.requests import ResumeRequest
 from pausepoint.service.subflows import holding_pauses
 from pausepoint.storage import MAX_FILE_BYTES, StorageError, check_uri, task_file_uri
+from pausepoint.store.logs import LogFilter
 from pausepoint.store.records import ExecutionRecord
 from pausepoint.tasks.context import LeafContext
 
 if TYPE_CHECKING:
     from pausepoint.service.engine import Engine
+
+REPLAY_LABEL = "system.replay"
+"""The label Kestra gives an execution that replays another (a retry by a new execution)."""
 
 
 class TaskResumer:
@@ -122,6 +126,41 @@ class TaskResumer:
             )
         except PausepointError as error:
             raise TaskError(f"subflow task: {error.message}") from None
+        return {"executionId": reply.value.id}
+
+    async def retry_execution(
+        self, caller: LeafContext, *, original_id: str, attempt: int, original_created_at: float
+    ) -> dict[str, Any]:
+        own = await self._own(caller, "retry")
+        link = await self._engine.store.execution_link(own.id)
+        parent = None
+        if link is not None:
+            # A subflow's retry is its parent's child too: the parent waits for it instead.
+            parent = SubflowParent(
+                execution_id=link.parent_id,
+                task_run_id=link.parent_task_run_id,
+                root_id=link.root_id,
+                waits=link.waits,
+                hold=None,
+                inherited_labels={},
+            )
+        request = StartRequest(
+            namespace=own.namespace,
+            flow_id=own.flow_id,
+            inputs=dict(own.state.get("inputs") or {}),
+            labels={**own.labels, REPLAY_LABEL: "true"},
+            revision=own.flow_revision,
+            trigger=own.state.get("trigger"),
+            parent=parent,
+            origin={"id": original_id, "attempt": attempt, "created_at": original_created_at},
+        )
+        try:
+            # Keyed by the stage's task run: run again, it finds the execution it started.
+            reply = await self._engine.call(
+                request, _as_flow(own), idempotency_key=f"retry:{own.id}/{caller.task_run_id}"
+            )
+        except PausepointError as error:
+            raise TaskError(f"retry: {error.message}") from None
         return {"executionId": reply.value.id}
 
     async def read_file(self, caller: LeafContext, uri: str) -> bytes:
@@ -278,6 +317,10 @@ class TaskResumer:
     async def kv_get(self, caller: LeafContext, namespace: str, key: str) -> tuple[bool, Any]:
         own = await self._own(caller, "kv")
         return await self._engine.store.get_kv(own.org_id, namespace, key, self._engine.clock())
+
+    async def purge_logs(self, caller: LeafContext, which: dict[str, Any]) -> int:
+        own = await self._own(caller, "purge logs")
+        return await self._engine.store.purge_logs(LogFilter(org_id=own.org_id, **which))
 
     async def kv_delete(self, caller: LeafContext, namespace: str, key: str) -> bool:
         own = await self._own(caller, "kv")

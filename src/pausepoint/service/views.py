@@ -51,6 +51,7 @@ def task_run_view(run: dict[str, Any]) -> TaskRunView:
         ended_at=iso_or_none(run.get("ended_at")),
         outputs=run.get("outputs"),
         error=run.get("error"),
+        log_file=run.get("log_file"),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +30,8 @@ class Occupancy:
 
     running: int  # not ended and not waiting for a slot
     waiting: list[str]  # held for a slot, oldest first
+    # Still running, but held their slot longer than the flow's `duration`: they no longer count.
+    expired: list[str] = field(default_factory=list)
 
 
 class Executions:
@@ -73,8 +75,15 @@ class Executions:
         with self._db.read() as conn:
             return select_execution(conn, execution_id, self._db.loads)
 
-    def occupancy(self, org_id: str, namespace: str, flow_id: str) -> Occupancy:
-        """How many executions of a flow are running, and which wait for a concurrency slot."""
+    def occupancy(
+        self, org_id: str, namespace: str, flow_id: str, slot_since: float | None = None
+    ) -> Occupancy:
+        """How many executions of a flow are running, and which wait for a concurrency slot.
+
+        With ``slot_since``, an execution that took its slot before then (when it
+        started, or was created when it has not started yet) holds it no longer:
+        it is listed in ``expired`` and does not count.
+        """
         t = schema.executions
         mine = sa.and_(
             t.c.org_id == org_id,
@@ -82,11 +91,22 @@ class Executions:
             t.c.flow_id == flow_id,
             t.c.status.not_in(list(TERMINAL)),
         )
+        held_since = sa.func.coalesce(t.c.started_at, t.c.created_at)
         loads = self._db.loads
+        expired: list[str] = []
         with self._db.read() as conn:
+            counted = mine if slot_since is None else sa.and_(mine, held_since >= slot_since)
             others = conn.execute(
-                sa.select(sa.func.count()).where(mine, t.c.status != "QUEUED")
+                sa.select(sa.func.count()).where(counted, t.c.status != "QUEUED")
             ).scalar_one()
+            if slot_since is not None:
+                expired = list(
+                    conn.execute(
+                        sa.select(t.c.id)
+                        .where(mine, t.c.status != "QUEUED", held_since < slot_since)
+                        .order_by(held_since, t.c.id)
+                    ).scalars()
+                )
             queued = conn.execute(
                 sa.select(t.c.id, t.c.state, t.c.created_at)
                 .where(mine, t.c.status == "QUEUED")
@@ -94,13 +114,15 @@ class Executions:
             ).all()
         waiting: list[str] = []
         running = int(others)
-        for execution_id, state, _ in queued:
+        for execution_id, state, created_at in queued:
             state = loads(state) if isinstance(state, str | bytes) else state
             if "admission" in state or "queue" in state.get("pauses", {}):
                 waiting.append(execution_id)
+            elif slot_since is not None and created_at < slot_since:
+                expired.append(execution_id)  # created long ago and never started
             else:
                 running += 1  # created, about to start
-        return Occupancy(running, waiting)
+        return Occupancy(running, waiting, expired)
 
     def queued_flows(self) -> list[tuple[str, str, str]]:
         t = schema.executions

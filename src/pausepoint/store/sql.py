@@ -43,6 +43,7 @@ from pausepoint.store.flows import Flows
 from pausepoint.store.kv import KeyValues
 from pausepoint.store.leases import Leases, Loaded
 from pausepoint.store.links import ChildRow, ExecutionLink, Links
+from pausepoint.store.logs import LogFilter, LogLines
 from pausepoint.store.postgresql import PostgresDatabase
 from pausepoint.store.records import (
     Checkpoint,
@@ -100,6 +101,7 @@ class SqlStore:
         self._links = Links(db)
         self._files = Files(db)
         self._kv = KeyValues(db)
+        self._logs = LogLines(db)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -337,9 +339,27 @@ class SqlStore:
         """Remove a key; whether it had a value that had not expired."""
         return await self._db.run(self._kv.delete, org_id, namespace, key, now)
 
-    async def occupancy(self, org_id: str, namespace: str, flow_id: str) -> Occupancy:
-        """A flow's running executions and its queue, for its concurrency limit."""
-        return await self._db.run(self._executions.occupancy, org_id, namespace, flow_id)
+    async def purge_logs(self, which: LogFilter, *, page: int = 500) -> int:
+        """Remove the log lines ``which`` selects from executions' events (the events
+        stay), a page of events per transaction; how many lines went."""
+        removed, after = 0, ("", -1)
+        while True:
+            count, upcoming = await self._db.run(self._logs.purge_page, which, after, page)
+            removed += count
+            if upcoming is None:
+                return removed
+            after = upcoming
+
+    async def occupancy(
+        self, org_id: str, namespace: str, flow_id: str, slot_since: float | None = None
+    ) -> Occupancy:
+        """A flow's running executions and its queue, for its concurrency limit.
+
+        With ``slot_since``, executions that took their slot before it no longer count.
+        """
+        return await self._db.run(
+            self._executions.occupancy, org_id, namespace, flow_id, slot_since
+        )
 
     async def queued_flows(self) -> list[tuple[str, str, str]]:
         """(org, namespace, flow) of every flow with a QUEUED execution."""

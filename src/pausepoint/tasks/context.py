@@ -53,6 +53,14 @@ class TaskControl(Protocol):
         batch's position. Raises TaskError naming what went wrong."""
         ...
 
+    async def retry_execution(
+        self, caller: LeafContext, *, original_id: str, attempt: int, original_created_at: float
+    ) -> dict[str, Any]:
+        """Start a new execution of the caller's flow retrying the caller's execution
+        (Kestra's CREATE_NEW_EXECUTION): its inputs, labels, trigger and parent, attempt
+        number ``attempt``. Once, however often it is called; ``{"executionId": ...}``."""
+        ...
+
     async def read_file(self, caller: LeafContext, uri: str) -> bytes:
         """The content stored at ``uri`` in the caller's organization; TaskError if none."""
         ...
@@ -117,6 +125,12 @@ class TaskControl(Protocol):
 
     async def kv_get(self, caller: LeafContext, namespace: str, key: str) -> tuple[bool, Any]:
         """``(True, value)`` for a key with an unexpired value, else ``(False, None)``."""
+        ...
+
+    async def purge_logs(self, caller: LeafContext, which: dict[str, Any]) -> int:
+        """Remove the log lines of the caller's organization's executions that ``which``
+        selects (``end``, ``start``: epoch seconds; ``namespace``, ``flow_id``,
+        ``execution_id``, ``levels``); how many went."""
         ...
 
     async def kv_delete(self, caller: LeafContext, namespace: str, key: str) -> bool:

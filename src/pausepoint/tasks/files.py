@@ -78,6 +78,8 @@ def _exchange(
     write_files(directory, inputs)
     found: dict[str, bytes] = {}
     for pattern in patterns:
+        if pattern == "**" or pattern.endswith("/**"):
+            pattern += "/*"  # Kestra's `dir/**` is every file below; Path.glob's, only folders
         for path in sorted(directory.glob(pattern)):
             if not path.is_file() or directory not in path.resolve().parents:
                 continue

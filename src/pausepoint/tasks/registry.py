@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from pausepoint.errors import TaskError
-from pausepoint.storage import deferred_reads, has_mangled_read, resolve_reads
+from pausepoint.storage import deferred_reads, has_mangled_read, log_file_name, resolve_reads
 from pausepoint.tasks.agent import run_agent_llm
 from pausepoint.tasks.context import LeafContext
 from pausepoint.tasks.files import run_local_files, run_write
@@ -16,9 +18,11 @@ from pausepoint.tasks.items import run_items_batch, run_items_merge, run_items_s
 from pausepoint.tasks.kv import run_kv_delete, run_kv_get, run_kv_set
 from pausepoint.tasks.log import run_log
 from pausepoint.tasks.log_fetch import run_log_fetch
+from pausepoint.tasks.log_purge import run_purge_logs
 from pausepoint.tasks.loops import run_loop_store, run_loop_values
 from pausepoint.tasks.python import run_python, shutdown_thread_pool
 from pausepoint.tasks.resume import run_resume
+from pausepoint.tasks.retry import run_retry_execution
 from pausepoint.tasks.shell import run_shell
 from pausepoint.tasks.subflow import run_subflow
 from pausepoint.tasks.toggle import run_toggle_trigger
@@ -47,12 +51,16 @@ EXECUTORS: Mapping[str, Executor] = {
     "kv_set": run_kv_set,
     "kv_get": run_kv_get,
     "kv_delete": run_kv_delete,
+    "purge_logs": run_purge_logs,
     "loop_values": run_loop_values,
     "loop_store": run_loop_store,
+    "retry_execution": run_retry_execution,
 }
 
 
-STAGE_TYPES = frozenset({"items_split", "items_batch", "items_merge", "loop_values", "loop_store"})
+STAGE_TYPES = frozenset(
+    {"items_split", "items_batch", "items_merge", "loop_values", "loop_store", "retry_execution"}
+)
 
 # Leaf types with no effect outside the execution: a runtime may run them inside the
 # engine step that starts them (a crash re-runs them and nothing else notices).
@@ -83,6 +91,40 @@ async def run_leaf(task_type: str, spec: Mapping[str, Any], ctx: LeafContext) ->
             "read() gives a file's text as a value or inside text only: "
             "a filter or function applied to it cannot see the text"
         )
+    if spec.get("logToFile"):
+        return await _with_log_file(task_type, executor, spec, ctx)
+    return await _traced(task_type, executor, spec, ctx)
+
+
+async def _with_log_file(
+    task_type: str, executor: Executor, spec: Mapping[str, Any], ctx: LeafContext
+) -> dict[str, Any]:
+    """Run the task with its log lines kept out of the execution's events and stored,
+    whether it succeeds or fails, as its attempt's own file (the run's ``log_file``)."""
+    control, task_id = ctx.control, spec.get("taskId")
+    if control is None or not isinstance(task_id, str):
+        raise TaskError("logToFile: this runtime has no internal storage to write logs to")
+    lines: list[str] = []
+
+    def keep(level: str, message: str) -> None:
+        lines.append(f"{datetime.now(UTC).isoformat()} {level} {message}\n")
+
+    async def store() -> None:
+        content = "".join(lines).encode()
+        await control.write_file(ctx, task_id, log_file_name(ctx.attempt), content)
+
+    try:
+        outputs = await _traced(task_type, executor, spec, replace(ctx, log=keep))
+    except Exception:
+        await store()
+        raise
+    await store()
+    return outputs
+
+
+async def _traced(
+    task_type: str, executor: Executor, spec: Mapping[str, Any], ctx: LeafContext
+) -> dict[str, Any]:
     tracing = tracing_for(ctx.settings)
     if not tracing.enabled:
         return await executor(spec, ctx)
