@@ -128,6 +128,27 @@ async def test_a_failed_call_frees_its_key_for_a_retry(acme: Engine) -> None:
     assert [c.kind for c in await acme.commands(execution_id)] == ["resume"]
 
 
+async def test_a_call_cancelled_while_claiming_its_key_frees_it_for_a_retry(
+    acme: Engine,
+) -> None:
+    """What a Temporal activity re-run after a missed heartbeat does: the first attempt
+    is cancelled wherever it is, the retry calls again with the same key. Cancelled at
+    every moment of the first few loop turns, some land while the key is being claimed;
+    each retry gets the key at once (before the plane's wait for an answer from the
+    first holder would give up) and one execution per key is started."""
+    for turns in range(12):
+        key = f"cancelled-{turns}"
+        start = StartRequest(namespace="plane.tests", flow_id="gate", labels={"key": key})
+        first = asyncio.ensure_future(acme.call(start, OPERATOR, idempotency_key=key))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        async with asyncio.timeout(acme.settings.command_wait_timeout):
+            retried = await acme.call(start, OPERATOR, idempotency_key=key)
+        assert [v.id for v in await acme.list_executions(labels={"key": key})] == [retried.value.id]
+
+
 async def test_commands_record_the_caller_and_changes_are_audited(
     acme: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:

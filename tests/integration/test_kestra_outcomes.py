@@ -473,7 +473,7 @@ async def test_for_each_item_merges_the_subflows_outputs(engine: Engine) -> None
     of outputs per subflow in ``each_merge.subflowOutputs``."""
     await engine.put_flow_file(VALIDS / "for-each-item-outputs-subflow.yaml")
     view = await run(engine, "for-each-item-outputs.yaml", file=await _items_file(engine))
-    assert view.state == "COMPLETED", view.error
+    assert view.state == "COMPLETED", [(r.task_id, r.error) for r in view.task_runs if r.error]
     assert run_of(view, "each_items").outputs["iterations"]["SUCCESS"] == 26
     merged = run_of(view, "each_merge").outputs["subflowOutputs"]
     assert run_of(view, "return").outputs["value"] == merged

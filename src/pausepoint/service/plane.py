@@ -24,7 +24,9 @@ around the chain, so a rule added to a step holds for every route at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -101,6 +103,7 @@ class ControlPlane:
         self._chain: Step = self._authorize
         self._adapters: dict[type[Any], TypeAdapter[Any]] = {}
         self.tracing = tracing_for(engine.settings)
+        self._releasing: set[asyncio.Task[None]] = set()
 
     async def call(
         self,
@@ -134,7 +137,7 @@ class ControlPlane:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + engine.settings.command_wait_timeout + 5
         while True:
-            record = await engine.store.claim_idempotency(mine)
+            record = await self._claim(mine)
             if record is None:
                 break
             if record.body_hash != mine.body_hash or record.path != mine.path:
@@ -162,6 +165,34 @@ class ControlPlane:
         result = self._adapter(operation).dump_python(reply.value, mode="json")
         await engine.store.complete_idempotency(org_id, key, 200, result)
         return reply
+
+    async def _claim(self, mine: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Claim ``mine``'s key (None when it is ours now, else the record holding it).
+
+        A caller cancelled while the claim is being written gives the key back once the
+        claim lands: otherwise the key would stay "in progress" with nobody to answer,
+        and the caller's retry (a task re-run after its worker was taken for dead) would
+        wait for that answer until it gave up."""
+        claiming = asyncio.ensure_future(self.engine.store.claim_idempotency(mine))
+        try:
+            return await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            claiming.add_done_callback(functools.partial(self._give_back, mine))
+            raise
+
+    def _give_back(
+        self, mine: IdempotencyRecord, claiming: asyncio.Future[IdempotencyRecord | None]
+    ) -> None:
+        if claiming.cancelled() or claiming.exception() is not None:
+            return
+        if claiming.result() is None:  # the claim was ours: free it
+            release = asyncio.ensure_future(self._release(mine.org_id, mine.key))
+            self._releasing.add(release)
+            release.add_done_callback(self._releasing.discard)
+
+    async def _release(self, org_id: str, key: str) -> None:
+        with contextlib.suppress(Exception):  # a store closing at shutdown: nothing to free
+            await self.engine.store.release_idempotency(org_id, key)
 
     async def _audit(self, call: Call[Any]) -> Reply[Any]:
         operation = call.operation
