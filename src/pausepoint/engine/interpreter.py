@@ -356,21 +356,9 @@ class _Step(Scheduler):
         task = self.index.task(run["path"])
         delay = self.retry_delay(run, task) if retry and self.state["stop"] is None else None
         if delay is not None:
-            run["state"] = T.RETRYING.value
-            run["error"] = error
             if task.retry is not None and task.retry.behavior == "CREATE_NEW_EXECUTION":
                 run["new_execution"] = "waiting"
-            self.touch(run)
-            self.set_timer("retry", self.at + delay, task_run_id=run["id"])
-            self.emit(
-                "task.retrying",
-                task_run_id=run["id"],
-                task_id=run["task_id"],
-                attempt=run["attempt"],
-                error=error,
-                retry_at=iso(self.at + delay),
-                logs=logs or [],
-            )
+            self.wait_to_retry(run, delay, error, logs)
             return
         self.finish_run(run, T.FAILED, error=error, logs=logs)
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pausepoint.engine.flowindex import RETRY_EXECUTION_PATH
 from pausepoint.engine.model import TaskRunState
-from pausepoint.engine.state import CONTAINERS, TaskRun, iso
+from pausepoint.engine.state import CONTAINERS, TaskRun
 from pausepoint.errors import TemplateError
 from pausepoint.flow.model import Retry
 
@@ -50,19 +50,7 @@ def retry_flowable(scheduler: Scheduler, run: TaskRun) -> bool:
     delay = scheduler.retry_delay(run, scheduler.index.task(run["path"]))
     if delay is None:
         return False
-    run["state"] = T.RETRYING.value
-    run["error"] = run["failure"]
-    scheduler.touch(run)
-    scheduler.set_timer("retry", scheduler.at + delay, task_run_id=run["id"])
-    scheduler.emit(
-        "task.retrying",
-        task_run_id=run["id"],
-        task_id=run["task_id"],
-        attempt=run["attempt"],
-        error=run["failure"],
-        retry_at=iso(scheduler.at + delay),
-        logs=[],
-    )
+    scheduler.wait_to_retry(run, delay, run["failure"])
     return True
 
 

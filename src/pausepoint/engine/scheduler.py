@@ -398,6 +398,25 @@ class Scheduler:
         """How long until ``run`` is tried again, None when it is not (the interpreter's)."""
         raise NotImplementedError
 
+    def wait_to_retry(
+        self, run: TaskRun, delay: float, error: str, logs: list[Any] | None = None
+    ) -> None:
+        """``run`` failed with ``error`` and is tried again ``delay`` from now: RETRYING, on
+        a durable timer, told as a ``task.retrying`` event."""
+        run["state"] = T.RETRYING.value
+        run["error"] = error
+        self.touch(run)
+        self.set_timer("retry", self.at + delay, task_run_id=run["id"])
+        self.emit(
+            "task.retrying",
+            task_run_id=run["id"],
+            task_id=run["task_id"],
+            attempt=run["attempt"],
+            error=error,
+            retry_at=iso(self.at + delay),
+            logs=logs or [],
+        )
+
     def finish(self, outcome: ExecutionStatus) -> None:
         """End the execution now: COMPLETED becomes WARNING or FAILED as ``decide`` says."""
         self.end(self.decide(outcome))
