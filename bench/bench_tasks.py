@@ -8,18 +8,28 @@ import time
 
 step_started: list[float] = []
 step_ended: list[float] = []
-started_event: asyncio.Event | None = None
+_start_expected: asyncio.Future[float] | None = None
 
 
 async def noop() -> None:
     """A step that does nothing (pausepoint runs a python task as a Temporal activity)."""
 
 
+def expect_start() -> asyncio.Future[float]:
+    """A future that the next ``mark_start`` resolves with the moment it started.
+
+    The step is user code telling the benchmark when it runs, as the peers' marking
+    steps do; pausepoint itself is only driven and awaited through its public API."""
+    global _start_expected
+    _start_expected = asyncio.get_running_loop().create_future()
+    return _start_expected
+
+
 async def mark_start() -> dict[str, float]:
     now = time.perf_counter()
     step_started.append(now)
-    if started_event is not None:
-        started_event.set()
+    if _start_expected is not None and not _start_expected.done():
+        _start_expected.set_result(now)
     return {"at": now}
 
 
@@ -45,7 +55,8 @@ def noop_steps_flow(flow_id: str, count: int, namespace: str = "bench") -> str:
 
 
 def gate_flow(flow_id: str, count: int, namespace: str = "bench") -> str:
-    """``count`` times: a Pause task, then a step that notes when it started (mark_start)."""
+    """``count`` times: a Pause task ``wait{i}``, then a step ``step{i}`` that notes when
+    it started (mark_start)."""
     tasks = "".join(
         f"  - id: wait{i}\n    type: pause\n"
         f"  - id: step{i}\n    type: python\n    function: bench_tasks:mark_start\n"

