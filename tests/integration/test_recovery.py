@@ -146,3 +146,48 @@ async def test_a_paused_execution_stays_paused_across_a_crash(db_path: Path) -> 
         view = await taker.wait(execution.id, timeout=10)
     assert view.state == "COMPLETED"
     assert [run.task_id for run in view.task_runs] == ["first", "second", "cleanup"]
+
+
+TWO_PAUSES = """
+id: two_pauses
+namespace: recovery
+tasks:
+  - id: first
+    type: pause
+    pauseDuration: PT0.3S
+  - id: second
+    type: pause
+  - id: last
+    type: return
+    format: done
+"""
+
+
+async def test_a_resume_of_a_paused_copy_another_process_moved_on_applies_to_the_stored_state(
+    db_path: Path,
+) -> None:
+    """A process keeps a paused execution's state to resume it without reading it
+    back. When another process moved the execution on meanwhile (here its pause timed
+    out there), that copy is stale: the checkpoint made from it is refused, and the
+    resume is applied once, to the stored state (the second pause), not to the first."""
+    keeper_settings = fast_settings(db_path, python_paths=(str(HERE),), poll_interval=30.0)
+    async with Engine(keeper_settings, serve=True) as keeper:
+        await keeper.put_flow(TWO_PAUSES)
+        execution = await keeper.start_execution("recovery", "two_pauses")
+        await keeper.wait(execution.id, until=lambda v: v.state == "PAUSED", timeout=10)
+        async with Engine(settings_for(db_path), serve=True) as other:
+            await other.wait(
+                execution.id,
+                until=lambda v: [p.task_id for p in v.pause_points] == ["second"],
+                timeout=10,
+            )
+        await keeper.resume(execution.id, actor="alice")
+        view = await keeper.wait(execution.id, timeout=10)
+    assert view.state == "COMPLETED"
+    assert [(run.task_id, run.state) for run in view.task_runs] == [
+        ("first", "SUCCESS"),
+        ("second", "SUCCESS"),
+        ("last", "SUCCESS"),
+    ]
+    commands = await taker_commands(settings_for(db_path), execution.id)
+    assert [(c.kind, c.status) for c in commands] == [("resume", "applied")]

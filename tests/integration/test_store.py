@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from pausepoint.errors import InvalidInput
 from pausepoint.service.auth import Authenticator, Principal, hash_key, new_api_key
 from pausepoint.store import schema, wal
+from pausepoint.store.database import NEWEST_MIGRATION
 from pausepoint.store.dialects import asyncpg_url
-from pausepoint.store.migrate import MIGRATIONS
+from pausepoint.store.migrate import MIGRATIONS, head_revision
 from pausepoint.store.records import Checkpoint, EventRecord, ExecutionRecord
 from pausepoint.store.sql import SqlStore, create_store
 
@@ -153,13 +154,15 @@ async def test_a_keys_user_and_groups_are_stored_and_read_back(db_url: str) -> N
         await store.close()
 
 
-async def test_sqlite_offers_no_notifications(tmp_path: Path) -> None:
-    store = SqlStore(f"sqlite:///{tmp_path / 'quiet.db'}")
-    await store.open()
-    try:
-        assert not await store.listen(lambda _execution_id: None)
-    finally:
-        await store.close()
+async def test_a_sqlite_file_offers_notifications_and_memory_none(tmp_path: Path) -> None:
+    # Processes sharing the file notify each other (tests/integration/test_sqlite_notify.py).
+    for url, notifies in ((f"sqlite:///{tmp_path / 'shared.db'}", True), ("sqlite://", False)):
+        store = SqlStore(url)
+        await store.open()
+        try:
+            assert await store.listen(lambda _execution_id: None) is notifies
+        finally:
+            await store.close()
 
 
 async def test_opening_twice_is_idempotent_and_uses_wal(tmp_path: Path) -> None:
@@ -223,6 +226,41 @@ async def test_a_checkpoint_from_a_process_that_lost_its_lease_is_refused(db_url
         assert written == [False, True]
         events = await store.read_events("e1")
         assert [(e.seq, e.data) for e in events] == [(1, {"n": 1})]
+    finally:
+        await store.close()
+
+
+async def test_a_checkpoint_that_claims_takes_a_free_lease_only_from_the_copy_it_read(
+    db_url: str,
+) -> None:
+    """A paused execution resumed from a process's own copy takes the lease with its
+    first checkpoint: refused when anyone wrote the execution since that copy, or when
+    another process holds it; accepted (and holding the lease) otherwise."""
+    store = SqlStore(db_url)
+    await store.open()
+    try:
+        await store.create_execution(
+            execution_record("e1", 100.0, None), _checkpoint("e1", "nobody", 0)
+        )
+
+        def claiming(owner: str, copy_seq: int, now: float) -> Checkpoint:
+            return dataclasses.replace(
+                _checkpoint("e1", owner, copy_seq + 1),
+                updated_at=now,
+                claim_until=now + 10,
+                claim_from_seq=copy_seq,
+            )
+
+        assert await store.claim("e1", "b", ttl=10, now=101.0)
+        assert await store.checkpoint([claiming("a", 0, 102.0)]) == [False]  # b holds it
+        assert await store.checkpoint([_checkpoint("e1", "b", 1)]) == [True]  # b wrote seq 1
+        assert await store.checkpoint([claiming("a", 0, 200.0)]) == [False]  # a's copy is old
+        assert await store.checkpoint([claiming("a", 1, 200.0)]) == [True]
+        record = await store.get_execution("e1")
+        assert record is not None
+        assert (record.lease_owner, record.lease_expires_at, record.event_seq) == ("a", 210.0, 2)
+        assert await store.checkpoint([_checkpoint("e1", "b", 3)]) == [False]  # b lost it
+        assert [e.seq for e in await store.read_events("e1")] == [1, 2]
     finally:
         await store.close()
 
@@ -416,3 +454,8 @@ async def test_closing_a_sqlite_store_just_after_a_write_stops_its_checkpointing
         # The checkpointing thread is now waiting to gather more writes: stop it there.
         await asyncio.wait_for(store.close(), 10)
     assert not [t for t in threading.enumerate() if t.name == "pausepoint-wal-checkpoint"]
+
+
+def test_the_newest_migration_named_in_the_store_is_alembics_head() -> None:
+    # A database at NEWEST_MIGRATION opens without importing Alembic: it must be the head.
+    assert head_revision() == NEWEST_MIGRATION

@@ -80,6 +80,7 @@ class ExecutionActor:
         *,
         event_seq: int,
         commands_version: int,
+        claiming: bool = False,
     ) -> None:
         self.runtime = runtime
         self.state = state
@@ -87,6 +88,9 @@ class ExecutionActor:
         self.execution_id: str = state["execution_id"]
         self.event_seq = event_seq
         self.commands_version = commands_version
+        # Not holding the lease yet: the first checkpoint takes it (see
+        # ``EmbeddedRuntime._resume_parked``).
+        self.claiming = claiming
         self.inbox: asyncio.Queue[Event] = asyncio.Queue()
         self.seen_commands: set[str] = set()
         self.leaves: dict[str, asyncio.Task[None]] = {}
@@ -155,11 +159,18 @@ class ExecutionActor:
             owner=self.runtime.owner,
             updated_at=now,
             commands_version_seen=self.commands_version,
+            claim_until=now + self.runtime.settings.lease_ttl if self.claiming else None,
         )
         if not await self.runtime.committer.commit(checkpoint):
-            log.warning("execution %s: lease lost; another process runs it now", self.execution_id)
             self.abandon()
+            if self.claiming:  # written meanwhile, or held elsewhere: take it on the usual way
+                self.runtime.readopt(self.execution_id)
+            else:
+                log.warning(
+                    "execution %s: lease lost; another process runs it now", self.execution_id
+                )
             return
+        self.claiming = False
         # The store may have added events (commands refused as the execution finished).
         records = checkpoint.events
         self.event_seq = checkpoint.event_seq
@@ -168,7 +179,7 @@ class ExecutionActor:
             self.closed = True
             self.ended = step.status.is_terminal
             if not self.ended:
-                self.runtime.park(self)
+                self.runtime.park(self, step.status.value)
         for action in step.actions:
             self.perform(action)
         results = [

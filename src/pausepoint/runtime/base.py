@@ -51,8 +51,10 @@ def checkpoint_of(
     owner: str,
     updated_at: float,
     commands_version_seen: int | None = None,
+    claim_until: float | None = None,
 ) -> Checkpoint:
-    """The checkpoint that writes ``step`` to the store under ``owner``'s lease."""
+    """The checkpoint that writes ``step`` to the store under ``owner``'s lease (taking
+    it until ``claim_until`` if given, from the execution as of event ``step.first_seq - 1``)."""
     return Checkpoint(
         execution_id=execution_id,
         owner=owner,
@@ -71,6 +73,8 @@ def checkpoint_of(
         release=step.release,
         wake_at=step.wake_at,
         commands_version_seen=commands_version_seen,
+        claim_until=claim_until,
+        claim_from_seq=step.first_seq - 1,
     )
 
 

@@ -34,6 +34,18 @@ UPDATE executions SET
     wake_at = CASE WHEN ? AND commands_version = ? THEN ? ELSE wake_at END
 WHERE id = ? AND lease_owner = ?
 """
+# The same for a writer that takes the lease with its checkpoint (a paused execution
+# resumed from the writer's own copy): only if nothing was written since that copy.
+_CLAIM_AND_UPDATE_EXECUTION = f"""
+UPDATE executions SET
+    status = ?, state = ?, updated_at = ?, started_at = ?, ended_at = ?, event_seq = ?,
+    lease_owner = CASE WHEN ? THEN NULL ELSE ? END,
+    lease_expires_at = CASE WHEN ? THEN NULL ELSE CAST(? AS DOUBLE PRECISION) END,
+    wake_at = CASE WHEN ? AND commands_version = ? THEN ? ELSE wake_at END
+WHERE id = ? AND event_seq = ?
+  AND status NOT IN ({", ".join(f"'{status}'" for status in TERMINAL)})
+  AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)
+"""
 # The labels column is what search filters on: a Labels task's change reaches it too.
 _UPDATE_LABELS = "UPDATE executions SET labels = ? WHERE id = ?"
 LABELED_EVENT = "execution.labeled"
@@ -60,13 +72,14 @@ class Checkpoints:
 
     def commit(self, batch: Sequence[Checkpoint]) -> list[bool]:
         with self._db.write() as conn:
-            if not is_postgresql(conn):  # one writer at a time: nothing to order or announce
-                return [write_checkpoint(conn, item) for item in batch]
-            # Concurrent transactions lock rows: taking them in id order, as lease
-            # renewals do, means two writers never deadlock.
-            written = [False] * len(batch)
-            for n in sorted(range(len(batch)), key=lambda n: batch[n].execution_id):
-                written[n] = write_checkpoint(conn, batch[n])
+            if not is_postgresql(conn):  # one writer at a time: nothing to order
+                written = [write_checkpoint(conn, item) for item in batch]
+            else:
+                # Concurrent transactions lock rows: taking them in id order, as lease
+                # renewals do, means two writers never deadlock.
+                written = [False] * len(batch)
+                for n in sorted(range(len(batch)), key=lambda n: batch[n].execution_id):
+                    written[n] = write_checkpoint(conn, batch[n])
             notify(
                 conn,
                 EVENTS_CHANNEL,
@@ -83,24 +96,24 @@ def write_checkpoint(conn: Connection, item: Checkpoint) -> bool:
     cursor = driver_cursor(conn)
     release = bool(item.release)
     settle_wake = item.commands_version_seen is not None
-    cursor.execute(
-        _UPDATE_EXECUTION,
-        (
-            item.status,
-            json_text(item.state),
-            item.updated_at,
-            item.started_at,
-            item.ended_at,
-            item.event_seq,
-            release,
-            release,
-            settle_wake,
-            item.commands_version_seen,
-            item.wake_at,
-            item.execution_id,
-            item.owner,
-        ),
+    written = (
+        item.status,
+        json_text(item.state),
+        item.updated_at,
+        item.started_at,
+        item.ended_at,
+        item.event_seq,
     )
+    wake = (settle_wake, item.commands_version_seen, item.wake_at)
+    if item.claim_until is None:
+        cursor.execute(
+            _UPDATE_EXECUTION,
+            (*written, release, release, *wake, item.execution_id, item.owner),
+        )
+    else:
+        lease = (release, item.owner, release, item.claim_until)
+        where = (item.execution_id, item.claim_from_seq, item.owner, item.updated_at)
+        cursor.execute(_CLAIM_AND_UPDATE_EXECUTION, (*written, *lease, *wake, *where))
     if cursor.rowcount == 0:
         return False
     if item.status in TERMINAL:

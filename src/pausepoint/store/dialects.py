@@ -22,9 +22,13 @@ from pausepoint.store import schema
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 
-# LISTEN/NOTIFY channels (PostgreSQL); the payload is an execution id.
+# Notification channels (PostgreSQL's LISTEN/NOTIFY, SQLite's sockets); the payload is
+# an execution id.
 WORK_CHANNEL = "pausepoint_work"  # a command was accepted or an execution needs a runner
 EVENTS_CHANNEL = "pausepoint_events"  # an execution has new events
+# SQLite: where a write transaction's notifications wait for its commit, in
+# ``Connection.info`` (see ``store/sqlite_notify.py``).
+NOTIFY_PENDING_KEY = "pausepoint_notify"
 
 _SCHEMES = {
     "sqlite": SQLITE,
@@ -184,10 +188,19 @@ def lock_leases_of(conn: Connection, owner: str) -> None:
 def notify(conn: Connection, channel: str, execution_ids: Sequence[str]) -> None:
     """Tell listeners, when the transaction commits, that these executions changed.
 
-    A no-op on SQLite, where runners poll.
+    PostgreSQL sends NOTIFYs at the commit; on SQLite the ids wait on the connection
+    for the database to send them to the other processes once it commits
+    (``store/sqlite_notify.py``). Notifications of a write that is rolled back may
+    still be sent: a listener then reads what did not change, nothing worse.
     """
-    if execution_ids and is_postgresql(conn):
+    if not execution_ids:
+        return
+    if is_postgresql(conn):
         driver_cursor(conn).execute(
             "SELECT pg_notify(?, id) FROM unnest(?::text[]) AS id",
             (channel, list(dict.fromkeys(execution_ids))),
         )
+        return
+    pending = conn.info.get(NOTIFY_PENDING_KEY)
+    if pending is not None:  # None: a database nobody can listen to (``:memory:``)
+        pending.append((channel, execution_ids))

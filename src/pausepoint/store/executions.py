@@ -13,7 +13,7 @@ from pausepoint.store.checkpoints import TERMINAL, write_checkpoint
 from pausepoint.store.database import Database
 from pausepoint.store.dialects import WORK_CHANNEL, driver_cursor, json_text, notify
 from pausepoint.store.records import Checkpoint, EventRecord, ExecutionRecord
-from pausepoint.store.rows import select_execution
+from pausepoint.store.rows import select_execution, select_task_runs
 
 _INSERT_EXECUTION = """
 INSERT INTO executions (
@@ -183,10 +183,8 @@ class Executions:
             return {status: int(n) for status, n in rows}
 
     def task_runs(self, execution_id: str) -> list[dict[str, Any]]:
-        t = schema.task_runs
         with self._db.read() as conn:
-            rows = conn.execute(sa.select(t.c.data).where(t.c.execution_id == execution_id))
-            return [row.data for row in rows]
+            return select_task_runs(conn, execution_id, self._db.loads)
 
     def events(self, execution_id: str, after: int, limit: int) -> list[EventRecord]:
         t = schema.events

@@ -19,7 +19,7 @@ from pausepoint.store.checkpoints import TERMINAL
 from pausepoint.store.database import Database
 from pausepoint.store.dialects import WORK_CHANNEL, driver_cursor, lock_leases_of, notify
 from pausepoint.store.records import CommandRecord, ExecutionRecord
-from pausepoint.store.rows import select_execution, select_pending_commands
+from pausepoint.store.rows import select_execution, select_pending_commands, select_task_runs
 
 _NOT_ENDED = "status NOT IN ({})".format(", ".join(f"'{status}'" for status in sorted(TERMINAL)))
 # Someone should look at these now: a timer fell due or a command arrived (ix_executions_wake).
@@ -40,7 +40,6 @@ UPDATE executions SET lease_owner = ?, lease_expires_at = ?, wake_at = NULL
 WHERE id = ? AND {_NOT_ENDED}
   AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)
 """
-_TASK_RUNS = "SELECT data FROM task_runs WHERE execution_id = ?"
 
 
 @dataclass(frozen=True)
@@ -74,9 +73,7 @@ class Leases:
             assert record is not None
             runs = None
             if known_seq != record.event_seq:
-                cursor = driver_cursor(conn)
-                cursor.execute(_TASK_RUNS, (execution_id,))
-                runs = [loads(row[0]) for row in cursor.fetchall()]
+                runs = select_task_runs(conn, execution_id, loads)
             pending = select_pending_commands(conn, execution_id, loads)
             return Loaded(record, runs, pending, record.commands_version)
 

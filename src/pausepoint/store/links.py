@@ -9,12 +9,14 @@ accepted the child's end, so the end is delivered until it is heard once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
 from pausepoint.store import schema
 from pausepoint.store.checkpoints import TERMINAL
 from pausepoint.store.database import Database
+from pausepoint.store.dialects import driver_cursor
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,33 @@ def _link(row: sa.Row[tuple[object, ...]]) -> ExecutionLink:
     )
 
 
+_LINK_COLUMNS = (
+    "child_id, org_id, parent_id, parent_task_run_id, root_id, waits, notified_at, created_at, "
+    "cascade_error"
+)
+_CHILDREN = (
+    f"SELECT {', '.join('l.' + c for c in _LINK_COLUMNS.split(', '))}, "
+    "e.namespace, e.flow_id, e.status "
+    "FROM execution_links l JOIN executions e ON e.id = l.child_id "
+    "WHERE l.parent_id = ? ORDER BY l.created_at, l.child_id"
+)
+
+
+def _driver_link(row: tuple[Any, ...]) -> ExecutionLink:
+    """A link from a driver row that starts with ``_LINK_COLUMNS``."""
+    return ExecutionLink(
+        child_id=row[0],
+        org_id=row[1],
+        parent_id=row[2],
+        parent_task_run_id=row[3],
+        root_id=row[4],
+        waits=bool(row[5]),
+        notified_at=row[6],
+        created_at=row[7],
+        cascade_error=row[8],
+    )
+
+
 class Links:
     """Statements on ``execution_links``, run by ``SqlStore`` through :meth:`Database.run`."""
 
@@ -82,25 +111,24 @@ class Links:
             )
             return link
 
+    # Read for every execution's view (``Engine.wait`` returns one): plain SQL through
+    # the driver, as the checkpoint path does.
     def get(self, child_id: str) -> ExecutionLink | None:
-        t = schema.execution_links
         with self._db.read() as conn:
-            row = conn.execute(sa.select(t).where(t.c.child_id == child_id)).first()
-            return None if row is None else _link(row)
+            cursor = driver_cursor(conn)
+            cursor.execute(
+                f"SELECT {_LINK_COLUMNS} FROM execution_links WHERE child_id = ?", (child_id,)
+            )
+            row = cursor.fetchone()
+            return None if row is None else _driver_link(row)
 
     def children(self, parent_id: str) -> list[ChildRow]:
         """The executions ``parent_id`` started, oldest first (those created so far)."""
-        t, e = schema.execution_links, schema.executions
-        query = (
-            sa.select(t, e.c.namespace, e.c.flow_id, e.c.status)
-            .join(e, e.c.id == t.c.child_id)
-            .where(t.c.parent_id == parent_id)
-            .order_by(t.c.created_at, t.c.child_id)
-        )
         with self._db.read() as conn:
+            cursor = driver_cursor(conn)
+            cursor.execute(_CHILDREN, (parent_id,))
             return [
-                ChildRow(_link(row), row.namespace, row.flow_id, row.status)
-                for row in conn.execute(query)
+                ChildRow(_driver_link(row), row[-3], row[-2], row[-1]) for row in cursor.fetchall()
             ]
 
     def tree(self, root_id: str) -> list[ExecutionLink]:

@@ -85,6 +85,11 @@ class Checkpoint:
     release: bool = False
     wake_at: float | None = None
     commands_version_seen: int | None = None
+    # Set when the writer does not hold the lease yet: the checkpoint takes it until
+    # ``claim_until``, if it is free (or expired, or already the writer's) and nobody
+    # wrote the execution since its event ``claim_from_seq`` (the writer's copy).
+    claim_until: float | None = None
+    claim_from_seq: int = 0
 
 
 class LeaseLost(Exception):

@@ -43,6 +43,15 @@ def select_execution(
     return execution_row(row, loads) if row else None
 
 
+def select_task_runs(
+    conn: Connection, execution_id: str, loads: Callable[[Any], Any]
+) -> list[dict[str, Any]]:
+    """The execution's task runs, in no particular order."""
+    cursor = driver_cursor(conn)
+    cursor.execute("SELECT data FROM task_runs WHERE execution_id = ?", (execution_id,))
+    return [loads(row[0]) for row in cursor.fetchall()]
+
+
 def select_pending_commands(
     conn: Connection, execution_id: str, loads: Callable[[Any], Any]
 ) -> list[CommandRecord]:

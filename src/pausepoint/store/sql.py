@@ -122,9 +122,12 @@ class SqlStore:
         command for an execution or leaves one for others to run, and
         ``on_events(execution_id)`` whenever any process commits new events.
 
-        Returns False when the database cannot notify (SQLite): then such
-        changes are found only by polling. A lost listening connection is not
-        re-established; polling still finds the work.
+        PostgreSQL notifies through LISTEN/NOTIFY, a SQLite file through Unix
+        datagram sockets beside it (``store/sqlite_notify.py``); both are best
+        effort, and polling still finds what a lost notification did not tell.
+        Returns False when the database cannot notify (SQLite ``:memory:``): then
+        such changes are found only by polling. A lost listening connection is
+        not re-established.
         """
         return await self._db.listen(on_work, on_events=on_events)
 
@@ -379,6 +382,11 @@ class SqlStore:
         return await self._db.run(self._executions.events, execution_id, after, limit)
 
     # -- runtime: checkpoints and leases -------------------------------------------
+
+    @property
+    def batches_calls(self) -> bool:
+        """Whether calls made in one turn of the loop share a transaction already (SQLite)."""
+        return self._db.batches_calls
 
     async def checkpoint(self, batch: Sequence[Checkpoint]) -> list[bool]:
         """Commit many executions' checkpoints in one transaction (group commit).

@@ -1,12 +1,20 @@
-"""SQLite: one connection on one thread, writes batched into shared transactions.
+"""SQLite: one connection, driven from the event loop's thread, writes batched.
 
-All statements run on one dedicated thread with one connection, so a
-checkpoint costs one thread hop for a whole batch, never one per statement.
-Calls that queue while the thread is busy run next as one transaction (group
-commit for every kind of write). Write transactions use ``BEGIN IMMEDIATE`` so
-that two processes sharing a database file serialise their writes instead of
-failing on upgrade; the WAL is copied back into the file by a thread of its own
-(``store/wal.py``), off the commit path.
+A statement on a local SQLite file costs microseconds: less than handing it to a
+thread and back (two wake-ups, and a GIL the busy loop gives up only every few
+milliseconds). So calls run on the loop's own thread, not in an executor. A call
+is queued and runs at the loop's next turn together with every call queued
+meanwhile, as one transaction (group commit for every kind of write): a
+thousand executions that checkpoint in one turn share one commit. Write
+transactions use ``BEGIN IMMEDIATE`` so that two processes sharing a database
+file serialise their writes instead of failing on upgrade; the WAL is copied
+back into the file by a thread of its own (``store/wal.py``), off the commit
+path.
+
+The price: while a batch runs, the loop waits for it, as it would for any
+Python code. A batch is bounded (``SQLITE_BATCH_LIMIT`` calls); a write that
+finds another process holding the write lock waits for it (``busy_timeout``),
+which with short transactions on both sides is a fraction of a millisecond.
 """
 
 from __future__ import annotations
@@ -14,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,14 +31,20 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from pausepoint.store import wal
+from pausepoint.store import sqlite_notify, wal
 from pausepoint.store.database import Database
-from pausepoint.store.dialects import SQLITE, driver_cursor, json_loader
+from pausepoint.store.dialects import (
+    EVENTS_CHANNEL,
+    SQLITE,
+    WORK_CHANNEL,
+    driver_cursor,
+    json_loader,
+)
 
 R = TypeVar("R")
 
-# Calls that queue while the database thread is busy run next as one
-# transaction, at most this many at a time.
+# Calls queued in one turn of the loop run at the next as one transaction, at most
+# this many at a time.
 SQLITE_BATCH_LIMIT = 256
 
 
@@ -43,28 +56,31 @@ def sqlite_path(url: str) -> Path | None:
 
 
 class SqliteDatabase(Database):
-    """A SQLite file (or ``:memory:``) in WAL mode, driven from one thread."""
+    """A SQLite file (or ``:memory:``) in WAL mode, driven from the event loop's thread."""
 
     dialect = SQLITE
+    batches_calls = True
 
     def __init__(self, url: str, synchronous: str) -> None:
         self.url = url
         self.synchronous = synchronous
         self.loads = json_loader(SQLITE)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pausepoint-db")
         self._engine: Engine | None = None
         self._conn: Connection | None = None
-        # Calls waiting for the database thread, and whether a batch is there.
+        # Calls waiting for the next batch, and whether that batch is scheduled.
         self._queue: list[_QueuedCall] = []
-        self._draining = False
-        self._batching = False  # on the database thread: inside a batch's transaction
-        self._batch_wrote = False  # on the database thread: a call of the batch wrote
+        self._scheduled = False
+        self._batching = False  # inside a batch's transaction
+        self._batch_wrote = False  # a call of the batch wrote
         self.wal: wal.WalCheckpointer | None = None  # files only: checkpoints the WAL
+        # Files only: tells other processes what commits changed (store/sqlite_notify.py).
+        self.announcer: sqlite_notify.Announcer | None = None
+        self._listeners: list[sqlite_notify.Listener] = []
 
     # -- lifecycle -------------------------------------------------------------
 
     async def open(self) -> None:
-        await self.run(self._open)
+        self._open()
 
     def _open(self) -> None:
         path = sqlite_path(self.url)
@@ -91,7 +107,10 @@ class SqliteDatabase(Database):
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+            # A Core statement run inside ``read``/``write`` autobegins: the driver is
+            # in that transaction already.
+            if not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+                conn.exec_driver_sql("BEGIN")
 
         self._engine = engine
         self._conn = engine.connect()
@@ -99,18 +118,28 @@ class SqliteDatabase(Database):
         if path is not None and str(path) != ":memory:":
             self.wal = wal.WalCheckpointer(path, synchronous)
             self.wal.start()
+            if sqlite_notify.SUPPORTED:
+                self.announcer = sqlite_notify.Announcer(sqlite_notify.notify_directory(path))
+                self.announcer.attach(self._conn.info)
 
     async def close(self) -> None:
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
         if self._engine is not None:
-            # Alone, after the batch in progress (the thread runs one job at a time).
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, self._close)
-        self._executor.shutdown(wait=True)
+            self._close()
+        for call in self._queue:  # queued after the last batch: the store is closing
+            if not call.future.done():
+                call.future.set_exception(RuntimeError("the store is closed"))
+        self._queue.clear()
 
     def _close(self) -> None:
         if self.wal is not None:
             self.wal.stop()
             self.wal = None
+        if self.announcer is not None:
+            self.announcer.close()
+            self.announcer = None
         if self._conn is not None:
             self._conn.close()
         if self._engine is not None:
@@ -124,41 +153,36 @@ class SqliteDatabase(Database):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append(_QueuedCall(fn, args, future))
-        if not self._draining:
-            self._drain_next(loop)
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._run_queued)
         result: R = await future
         return result
 
-    def _drain_next(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Send the calls queued so far to the database thread, as one batch."""
+    def _run_queued(self) -> None:
+        """Run the calls queued so far, as one batch, and hand each its outcome."""
         batch = self._queue[:SQLITE_BATCH_LIMIT]
         del self._queue[:SQLITE_BATCH_LIMIT]
-        self._draining = bool(batch)
-        if not batch:
-            return
-        job = loop.run_in_executor(self._executor, self._run_batch, batch)
-        job.add_done_callback(lambda done: self._drained(loop, batch, done))
-
-    def _drained(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[_QueuedCall],
-        done: asyncio.Future[list[tuple[bool, Any]]],
-    ) -> None:
-        """Back in the loop: hand every call its outcome (one wake-up for the batch)."""
-        error = done.exception()
-        outcomes = [(False, error)] * len(batch) if error is not None else done.result()
+        # A call whose caller was cancelled meanwhile still runs, as it would have had it
+        # started first: callers count on a write they began being done or not, whole.
+        try:
+            outcomes = self._run_batch(batch) if batch else []
+        except Exception as error:  # BEGIN or COMMIT failed: nothing of the batch holds
+            outcomes = [(False, error)] * len(batch)
+        finally:
+            self._scheduled = bool(self._queue)
+            if self._scheduled:
+                asyncio.get_running_loop().call_soon(self._run_queued)
         for call, (ok, value) in zip(batch, outcomes, strict=True):
-            if call.future.done():  # its caller was cancelled meanwhile
+            if call.future.done():
                 continue
             if ok:
                 call.future.set_result(value)
             else:
                 call.future.set_exception(value)
-        self._drain_next(loop)
 
     def _run_batch(self, batch: list[_QueuedCall]) -> list[tuple[bool, Any]]:
-        """On the database thread: run the calls; two or more share one transaction.
+        """Run the calls; two or more share one transaction.
 
         Each call of a shared transaction runs in a savepoint of its own, so one
         that fails undoes only its own writes; every caller hears back only
@@ -167,9 +191,8 @@ class SqliteDatabase(Database):
         if len(batch) == 1:
             return [_outcome(batch[0])]
         conn = self._connection()
-        conn.info["write"] = True
         self._batch_wrote = False
-        with conn.begin():
+        with _transaction(conn, write=True):
             self._batching = True
             try:
                 outcomes = [_outcome(call) for call in batch]
@@ -179,7 +202,7 @@ class SqliteDatabase(Database):
             self._committed()
         return outcomes
 
-    # -- transactions (on the database thread) -------------------------------------
+    # -- transactions ------------------------------------------------------------------
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
@@ -189,8 +212,7 @@ class SqliteDatabase(Database):
                 yield conn
             self._batch_wrote = True
             return
-        conn.info["write"] = True
-        with conn.begin():
+        with _transaction(conn, write=True):
             yield conn
         self._committed()
 
@@ -198,6 +220,8 @@ class SqliteDatabase(Database):
         """After a write transaction committed."""
         if self.wal is not None:
             self.wal.written()  # reads leave the log as it was: nothing to copy
+        if self.announcer is not None:
+            self.announcer.committed()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -205,14 +229,34 @@ class SqliteDatabase(Database):
         if self._batching:  # inside a batch's transaction already
             yield conn
             return
-        conn.info["write"] = False
-        with conn.begin():
+        with _transaction(conn, write=False):
             yield conn
 
     def _connection(self) -> Connection:
         if self._conn is None:
             raise RuntimeError("the store is not open")
         return self._conn
+
+    # -- notifications from other processes ---------------------------------------------
+
+    async def listen(
+        self,
+        on_work: Callable[[str], None],
+        *,
+        on_events: Callable[[str], None] | None = None,
+    ) -> bool:
+        """Hear what other processes sharing the file commit (``store/sqlite_notify.py``);
+        False for ``:memory:``, which no other process shares."""
+        if self.announcer is None:
+            return False
+        callbacks = {WORK_CHANNEL: on_work}
+        if on_events is not None:
+            callbacks[EVENTS_CHANNEL] = on_events
+        listener = sqlite_notify.Listener(self.announcer.directory, callbacks)
+        self.announcer.skip(listener.path)  # what this process commits, it knows
+        listener.start()
+        self._listeners.append(listener)
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +271,30 @@ def _outcome(call: _QueuedCall) -> tuple[bool, Any]:
         return True, call.fn(*call.args)
     except Exception as error:  # handed to the caller, as if it had run alone
         return False, error
+
+
+@contextlib.contextmanager
+def _transaction(conn: Connection, *, write: bool) -> Iterator[None]:
+    """One transaction, begun and ended through the driver.
+
+    SQLAlchemy's own begin and commit cost more than SQLite's commit itself. Core
+    statements run inside still work: their autobegin finds the driver in this
+    transaction (see ``_begin``), and is closed with it.
+    """
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield
+        raw.execute("COMMIT")
+    except BaseException:
+        if raw.in_transaction:  # the block or the commit failed (a full disk, say)
+            raw.execute("ROLLBACK")
+        if conn.in_transaction():
+            conn.rollback()
+        raise
+    if conn.in_transaction():
+        conn.commit()  # SQLAlchemy's record of the autobegun transaction; the driver's is over
 
 
 @contextlib.contextmanager

@@ -6,6 +6,13 @@ resume or so took 10 ms instead of 1.5. Here a thread with a connection of its
 own does that shortly after writes, as a PASSIVE checkpoint, which waits for no
 reader or writer; the next write then starts the log over.
 
+Once the log is wholly copied, the next write starts it over, and that write
+pays for it: SQLite rewrites the log's header and syncs it, half a millisecond
+here, which a resume after a person's pause always met. So after a checkpoint
+that copied everything, this thread makes that write itself (it sets
+``user_version`` to the value it has): the store's next commit then appends to a
+fresh log.
+
 Under a steady stream of writes the log may never be wholly copied at the moment
 a write begins, and SQLite starts it over only then. So the store's connection
 still checkpoints itself once the log passes ``BACKSTOP_PAGES``: by then this
@@ -83,7 +90,10 @@ class WalCheckpointer:
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames > 0 and copied == frames:  # start the log over here, not in a commit
+                (version,) = conn.execute("PRAGMA user_version").fetchone()
+                conn.execute(f"PRAGMA user_version = {int(version)}")
         except sqlite3.Error as error:  # another process checkpoints, or the file is gone
             log.debug("WAL checkpoint of %s skipped: %s", self.path, error)
             return
