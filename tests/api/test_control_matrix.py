@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from pausepoint.service.engine import Engine
+from pausepoint.store.sqlite_notify import notify_directory
 from pausepoint.testing import fast_settings
 from tests.api.matrix_support import (
     NAMESPACE,
@@ -286,8 +287,12 @@ QUEUED_CASES = OPS
 async def test_operation_on_a_queued_execution(db_path: Path, op: str) -> None:
     # QUEUED lasts until a process picks the execution up: a client-only engine
     # records it, and the server's poll interval is long enough that only the
-    # control request itself brings it in.
+    # control request itself brings it in. Processes sharing the file tell each other
+    # of new work at once: the server's socket is taken away before the side engine
+    # looks for listeners, so that it hears of this one only through the request.
     async with gated_server(db_path, poll_interval=30.0) as server:
+        for listener in notify_directory(db_path).iterdir():
+            listener.unlink()
         side = Engine(fast_settings(db_path), run_executions=False)
         await side.start()
         try:

@@ -90,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--flows", type=Path, help="load (create or update) the flows in DIR")
     server.add_argument("--enable-shell", action="store_true", help="allow shell tasks")
     server.add_argument(
+        "--workers",
+        type=_workers,
+        default=0,
+        metavar="N",
+        help="serve HTTP (API, UI, SSE) from N processes of their own, sharing the port and "
+        "the database, while this one runs the executions and triggers (default 0: one "
+        "process does everything)",
+    )
+    server.add_argument(
         "--runtime",
         choices=("embedded", "temporal"),
         help="where executions run (default: $PAUSEPOINT_RUNTIME or embedded)",
@@ -369,6 +378,18 @@ def add_agent_arguments(agent: argparse.ArgumentParser) -> None:
     )
     agent.add_argument("--max-turns", type=int, default=10)
     agent.add_argument("--no-input", action="store_true", help="never read the terminal")
+
+
+def _workers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of processes (0 or more), not {text!r}"
+        )
+    return count
 
 
 def settings_for(

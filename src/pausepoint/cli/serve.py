@@ -20,10 +20,13 @@ async def cmd_server(args: argparse.Namespace) -> int:
 
     With the embedded runtime executions run in this process; with
     ``--runtime temporal`` they run on ``pausepoint worker`` processes, and this
-    one records and forwards commands.
+    one records and forwards commands. With ``--workers N`` the HTTP API is
+    served by N child processes instead (``service/http_workers.py``), started
+    once the flows are loaded and the admin key exists, and stopped first.
     """
     from pausepoint.service.engine import Engine
     from pausepoint.service.hosting import serve_api
+    from pausepoint.service.http_workers import HttpWorkers
 
     extra: dict[str, Any] = {"shell_enabled": True} if args.enable_shell else {}
     paths = [args.flows.resolve()] if args.flows else []
@@ -35,15 +38,28 @@ async def cmd_server(args: argparse.Namespace) -> int:
             loaded = await engine.load_flow_dir(args.flows)
             console.print(f"loaded {len(loaded)} flows from {args.flows}")
         key = await engine.bootstrap_admin_key()
-        base = f"http://{args.host}:{args.port}"
+        workers = None
+        port = args.port
+        if args.workers:
+            workers = HttpWorkers.bind(settings, host=args.host, port=args.port, count=args.workers)
+            port = workers.port
+        base = f"http://{args.host}:{port}"
         if key:
             console.print(
                 f"[bold]admin API key for org 'default' (shown once, stored only hashed):[/]\n"
                 f"  {key}\n  sign in: {base}/#key={key}",
                 soft_wrap=True,
             )
-        console.print(f"pausepoint serving {base} (API docs: {base}/docs)")
-        await serve_api(engine, host=args.host, port=args.port)
+        if workers is None:
+            console.print(f"pausepoint serving {base} (API docs: {base}/docs)")
+            await serve_api(engine, host=args.host, port=args.port)
+        else:
+            console.print(
+                f"pausepoint serving {base} (API docs: {base}/docs) from {args.workers} HTTP "
+                f"worker processes; executions run in this one (pid {os.getpid()})",
+                soft_wrap=True,
+            )
+            await workers.serve()
         console.print("stopping: letting in-flight tasks reach a checkpoint")
         await engine.drain(settings.shutdown_grace_period)
     finally:

@@ -5,8 +5,8 @@ at a time under a lease; a process renews all its leases with one statement,
 and another process takes an execution over once its lease expires. Commands
 written by another process, and timers of executions nobody holds, are found
 by a poll every ``poll_interval`` seconds; on a database that notifies
-(PostgreSQL), a command accepted or work left by any process starts a poll at
-once instead.
+(PostgreSQL, and a SQLite file), a command accepted or work left by any process
+starts a poll at once instead.
 
 A paused execution holds no coroutine and no thread: its actor checkpoints,
 releases the lease and exits; its earliest timer deadline is stored as
@@ -80,15 +80,18 @@ class EmbeddedRuntime:
         self._stopped = False
         self.draining = False
         self._background: set[asyncio.Task[bool]] = set()
-        self._parked: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._parked: OrderedDict[str, _Parked] = OrderedDict()
         self._work_noticed = asyncio.Event()
+        # Per execution run elsewhere: callers here waiting for a command's outcome.
+        self._outcome_waiters: dict[str, set[asyncio.Event]] = {}
 
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
         self.committer.start()
-        # On PostgreSQL: work left by any process wakes the poll at once, and events
-        # written by other processes wake this process's followers of those executions.
+        # Work left by any process wakes the poll at once, and events written by other
+        # processes wake this process's followers of those executions (on a database
+        # that notifies: PostgreSQL, a SQLite file).
         await self.store.listen(self._work_noticed_elsewhere, on_events=self._events_elsewhere)
         if not self.run_executions:
             return
@@ -163,7 +166,7 @@ class EmbeddedRuntime:
                 # It already knows this command: no poll needs to wake it for it.
                 actor.note_commands_version(commands_version)
                 actor.deliver_command(command)
-            else:
+            elif not self._resume_parked(command, commands_version):
                 await self.adopt(command.execution_id)
             if wait <= 0:
                 return command
@@ -186,12 +189,26 @@ class EmbeddedRuntime:
             if self.runs_here(command.execution_id):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(outcome), seconds)
-            else:
-                await asyncio.sleep(seconds)
+            elif not await self._news_elsewhere(command.execution_id, seconds):
                 # Whoever ran it may have let go meanwhile (paused, or exiting): then it
                 # continues here rather than waiting for a process that is not coming.
                 await self.adopt(command.execution_id)
         return outcome.result() if outcome.done() else None
+
+    async def _news_elsewhere(self, execution_id: str, seconds: float) -> bool:
+        """Wait up to ``seconds`` for another process to write events of ``execution_id``
+        (as the database notifies them); whether it did."""
+        news = asyncio.Event()
+        waiters = self._outcome_waiters.setdefault(execution_id, set())
+        waiters.add(news)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(news.wait(), seconds)
+        finally:
+            waiters.discard(news)
+            if not waiters:
+                del self._outcome_waiters[execution_id]
+        return news.is_set()
 
     def _work_noticed_elsewhere(self, _execution_id: str) -> None:
         if self.run_executions:
@@ -199,6 +216,8 @@ class EmbeddedRuntime:
 
     def _events_elsewhere(self, execution_id: str) -> None:
         """Another process wrote events of ``execution_id``: its followers here read them."""
+        for news in self._outcome_waiters.get(execution_id, ()):
+            news.set()
         if not self.runs_here(execution_id) and self.listener.following(execution_id):
             self.listener.published(execution_id, [])  # the events are in the store
 
@@ -235,13 +254,13 @@ class EmbeddedRuntime:
             self.owner,
             self.settings.lease_ttl,
             self.clock(),
-            parked[0] if parked else None,
+            parked.event_seq if parked else None,
         )
         if loaded is None:
             return False
         record = loaded.record
         if loaded.task_runs is None and parked is not None:
-            state = parked[1]  # nothing happened since we let go: skip reloading task runs
+            state = parked.state  # nothing happened since we let go: skip reloading task runs
         else:
             state = rebuild_state(record.state, loaded.task_runs or ())
         env = await self._env_for(record)
@@ -266,9 +285,54 @@ class EmbeddedRuntime:
             actor.take(event)
         actor.task = asyncio.create_task(actor.run(), name=f"execution-{record.id}")
 
-    def park(self, actor: ExecutionActor) -> None:
+    def _resume_parked(self, command: CommandRecord, commands_version: int) -> bool:
+        """Run a parked execution again from the copy kept here, for ``command``, without
+        reading it back: its first checkpoint takes the lease, if nobody wrote the
+        execution since. Only when ``command`` is the one command accepted since it was
+        parked (a later one waits for the poll that finds it; an earlier one must not be
+        skipped). False when that does not hold: then adopt it the usual way."""
+        execution_id = command.execution_id
+        parked = self._parked.get(execution_id)
+        if (
+            parked is None
+            or parked.commands_version + 1 != commands_version
+            or self._stopped
+            or self.draining
+            or not self.run_executions
+            or execution_id in self._adopting
+        ):
+            return False
+        del self._parked[execution_id]
+        actor = ExecutionActor(
+            self,
+            parked.state,
+            parked.env,
+            event_seq=parked.event_seq,
+            commands_version=commands_version,
+            claiming=True,
+        )
+        self.actors[execution_id] = actor
+        opening = opening_events(
+            parked.status, parked.event_seq, self.clock(), [command_event(command)]
+        )
+        for event in opening:
+            actor.take(event)
+        actor.task = asyncio.create_task(actor.run(), name=f"execution-{execution_id}")
+        return True
+
+    def readopt(self, execution_id: str) -> None:
+        """Adopt ``execution_id`` the usual way, in the background (a claim that lost)."""
+        if self._stopped:
+            return
+        task = asyncio.get_running_loop().create_task(self.adopt(execution_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def park(self, actor: ExecutionActor, status: str) -> None:
         """Keep a released (paused) execution's state, bounded, to skip reloading it on resume."""
-        self._parked[actor.execution_id] = (actor.event_seq, actor.state)
+        self._parked[actor.execution_id] = _Parked(
+            actor.event_seq, actor.state, actor.env, status, actor.commands_version
+        )
         self._parked.move_to_end(actor.execution_id)
         while len(self._parked) > self.settings.parked_cache_size:
             self._parked.popitem(last=False)
@@ -278,11 +342,9 @@ class EmbeddedRuntime:
             del self.actors[actor.execution_id]
         if actor.ended:
             self.watched.discard(actor.execution_id)
-        if not actor.inbox.empty() and not self._stopped:
+        if not actor.inbox.empty():
             # Something arrived while the actor was letting go: pick it up again.
-            task = asyncio.get_running_loop().create_task(self.adopt(actor.execution_id))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self.readopt(actor.execution_id)
 
     # -- notifications -----------------------------------------------------------
 
@@ -338,3 +400,14 @@ class EmbeddedRuntime:
                 raise
             except Exception:
                 log.exception("lease renewal failed; retrying")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Parked:
+    """A paused execution's last checkpoint as this process wrote it, and what ran it."""
+
+    event_seq: int
+    state: dict[str, Any]
+    env: EngineEnv
+    status: str
+    commands_version: int  # as of that checkpoint

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import socket
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,16 +29,26 @@ class DevServiceMissing(PausepointError):
     code = "dev_service_missing"
 
 
-async def serve_api(engine: Engine, *, host: str, port: int) -> None:
+async def serve_api(
+    engine: Engine,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    sock: socket.socket | None = None,
+    hang_up_after: float | None = None,
+) -> None:
     """Serve the HTTP API and UI of a started ``engine`` until SIGINT or SIGTERM.
 
-    Returns once the server has stopped accepting requests; what runs is left
-    to the caller to drain (``engine.drain``) and stop.
+    On ``host:port``, or on the listening socket ``sock`` (an HTTP worker's, shared
+    with the others). Returns once the server has stopped accepting requests and
+    its open requests ended (with ``hang_up_after``, connections still open that
+    many seconds after the signal, such as SSE streams, are closed); what runs is
+    left to the caller to drain (``engine.drain``) and stop.
     """
     import uvicorn
 
     from pausepoint.api import create_app
-    from pausepoint.api.serving import GracefulServer
+    from pausepoint.api.serving import GracefulServer, WorkerServer
 
     # Start-up objects (modules, flows, the app) live as long as the process: keep
     # the cyclic garbage collector from walking them again and again.
@@ -55,7 +66,12 @@ async def serve_api(engine: Engine, *, host: str, port: int) -> None:
         # which trusts X-Forwarded-For only from the configured trusted proxies.
         proxy_headers=False,
     )
-    await GracefulServer(config).serve()
+    server = (
+        GracefulServer(config)
+        if hang_up_after is None
+        else WorkerServer(config, hang_up_after=hang_up_after)
+    )
+    await server.serve(sockets=None if sock is None else [sock])
 
 
 @contextlib.asynccontextmanager
