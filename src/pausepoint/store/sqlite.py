@@ -12,9 +12,10 @@ back into the file by a thread of its own (``store/wal.py``), off the commit
 path.
 
 The price: while a batch runs, the loop waits for it, as it would for any
-Python code. A batch is bounded (``SQLITE_BATCH_LIMIT`` calls); a write that
-finds another process holding the write lock waits for it (``busy_timeout``),
-which with short transactions on both sides is a fraction of a millisecond.
+Python code. A batch is bounded (``SQLITE_BATCH_LIMIT`` calls). A write that
+finds another process holding the write lock waits in SQLite's busy handler,
+which sleeps 1, 2, 5, 10… ms between tries: processes that write the same file
+often (``pausepoint server --workers``) stall each other's loops that long.
 """
 
 from __future__ import annotations
