@@ -16,7 +16,6 @@ import re
 import signal
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -24,6 +23,7 @@ import pytest
 
 from pausepoint.store.sqlite_notify import notify_directory
 from pausepoint.testing import assert_eventually
+from tests.api.test_server_crash import KEY, ServerProcess
 
 pytestmark = pytest.mark.e2e  # the server as a real subprocess
 
@@ -44,29 +44,13 @@ tasks:
     format: after
 """
 
-KEY = re.compile(r"\bpp_[A-Za-z0-9]+_[A-Za-z0-9_-]+")
 SERVING = re.compile(r"pausepoint serving (http://\S+) ")
 
 
-@dataclass
-class Server:
-    process: asyncio.subprocess.Process
-    output: list[str] = field(default_factory=list)
-    base_url: str = ""
-    key: str = ""
+class Server(ServerProcess):
+    """The server subprocess, with the admin key it printed."""
 
-    async def read_until(self, pattern: re.Pattern[str]) -> re.Match[str]:
-        assert self.process.stdout is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DEADLINE
-        while True:
-            remaining = deadline - loop.time()
-            assert remaining > 0, f"the server said no {pattern.pattern}: {self.output}"
-            line = (await asyncio.wait_for(self.process.stdout.readline(), remaining)).decode()
-            assert line, f"the server exited: {''.join(self.output)}"
-            self.output.append(line)
-            if found := pattern.search(line):
-                return found
+    key = ""
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -105,7 +89,7 @@ async def server_with_workers(tmp_path: Path, workers: int) -> AsyncIterator[Ser
         env=env,
         cwd=tmp_path,
     )
-    server = Server(process)
+    server = Server(process, "")
     try:
         server.key = (await server.read_until(KEY))[0]
         server.base_url = (await server.read_until(SERVING))[1]

@@ -30,20 +30,9 @@ from pausepoint.store.sqlite_notify import (
 )
 from pausepoint.testing import assert_eventually, fast_settings
 from tests.conftest import REPO
+from tests.integration.test_postgres_notify import APPROVAL, SLOW_POLL
 
-SLOW_POLL = 60.0
 PROMPTLY = 10.0  # seconds: generous for a loaded machine, far below SLOW_POLL
-
-APPROVAL = """
-id: approval
-namespace: notify
-tasks:
-  - id: wait
-    type: pause
-  - id: done
-    type: return
-    format: done
-"""
 
 
 async def test_a_resume_accepted_by_another_engine_wakes_the_paused_execution(
