@@ -1,13 +1,22 @@
 """HTTP figures: control requests/s and latency, and resume → next task through HTTP.
 
 The server runs as a subprocess (`pausepoint server`); this process is the load
-generator, so the two do not share an interpreter or an event loop.
+generator, so the two do not share an interpreter or an event loop. Every figure
+is taken twice: with one server process doing everything, and with
+``pausepoint server --workers N`` (HTTP and SSE served by N child processes,
+executions run by the parent). Everything is measured through HTTP.
+
+    python bench/http_bench.py [--quick] [--workers N]
+
+``--workers 0`` measures the single process only.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import signal
@@ -52,13 +61,16 @@ def start_server(
     flows: Path = HERE / "flows",
     db_name: str = "http.db",
     env: dict[str, str] | None = None,
+    workers: int = 0,
 ) -> Iterator[Server]:
     """Start ``pausepoint server`` on a free loopback port with a fresh SQLite file in
     ``workdir`` and the flows (and task modules) in ``flows``; SIGTERM it on exit.
+    With ``workers`` HTTP is served by that many child processes (``--workers``).
 
     The admin key is read from the server's first-start output (``workdir/server.log``).
     """
     port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "server.log"
     log = open(log_path, "w+")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
@@ -73,6 +85,7 @@ def start_server(
             str(port),
             "--flows",
             str(flows),
+            *(["--workers", str(workers)] if workers else []),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -107,10 +120,22 @@ def start_server(
 
 
 @contextlib.contextmanager
-def server_process(workdir: Path) -> Iterator[tuple[str, str]]:
+def server_process(workdir: Path, workers: int = 0) -> Iterator[tuple[str, str]]:
     """The benchmark's server (bench/flows, ``http.db``): yields its base URL and admin key."""
-    with start_server(workdir) as server:
+    with start_server(workdir, workers=workers) as server:
         yield server.base, server.key
+
+
+@functools.cache
+def server_takes_workers() -> bool:
+    """Whether this pausepoint's ``server`` command has ``--workers``."""
+    usage = subprocess.run(
+        [sys.executable, "-m", "pausepoint", "server", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return "--workers" in usage.stdout
 
 
 class RawConnection:
@@ -275,33 +300,59 @@ async def http_resume_latency(base: str, key: str, count: int) -> dict[str, Any]
     }
 
 
+FRAME_START = b"\nid: "
+CHUNKED_END = b"\r\n0\r\n\r\n"
+
+
+class _FrameCounter(asyncio.Protocol):
+    """Counts SSE frames as they arrive, in whole reads (C-speed ``bytes.count``, no copy):
+    the load process shares the two cores with the server, so a follower must cost it as
+    little as a browser would."""
+
+    def __init__(self, ready: asyncio.Event) -> None:
+        self.ready = ready
+        self.events = 0
+        self.tail = b""  # the last bytes read: a frame's start may straddle two reads
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.events += (self.tail + data[:4]).count(FRAME_START) + data.count(FRAME_START)
+        self.tail = (self.tail + data)[-7:] if len(data) < 7 else data[-7:]
+        if self.events:
+            # Following: the execution's first events have arrived, so the server is
+            # done setting this stream up (auth, the catch-up read) before it is timed.
+            self.ready.set()
+        if self.tail.endswith(CHUNKED_END) and self.transport is not None:
+            self.transport.close()  # the stream ended (after the terminal event)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ready.set()
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+
 async def sse_follower(base: str, key: str, execution_id: str, ready: asyncio.Event) -> int:
     """One SSE client on a raw connection; returns how many events it read."""
     host, _, port = base.removeprefix("http://").partition(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(
+    loop = asyncio.get_running_loop()
+    transport, counter = await loop.create_connection(lambda: _FrameCounter(ready), host, int(port))
+    transport.write(
         (
             f"GET /api/v1/executions/{execution_id}/events HTTP/1.1\r\nHost: {host}\r\n"
             f"X-API-Key: {key}\r\nAccept: text/event-stream\r\n\r\n"
         ).encode()
     )
-    # Count frames in whole chunks (C-speed ``bytes.count``): the load process shares
-    # the two cores with the server, so a follower must cost it as little as a browser would.
-    events = 0
-    tail = b""
     try:
-        while chunk := await reader.read(65536):
-            data = tail + chunk
-            events += data.count(b"\nid: ")
-            tail = data[-4:]
-            if events:
-                # Following: the execution's first events have arrived, so the server is
-                # done setting this stream up (auth, the catch-up read) before it is timed.
-                ready.set()
+        await counter.ended
     finally:
         ready.set()
-        writer.close()
-    return events
+        transport.close()
+    return counter.events
 
 
 async def checkpoints_with_followers(
@@ -360,7 +411,11 @@ async def checkpoints_with_followers(
         "followers": followers,
         "steps": steps,
         "steps_per_s": round(steps / elapsed, 1),
-        "checkpoint_mean_ms": round(1000 * (after[0] - before[0]) / transactions, 3),
+        # None with --workers: /metrics is an HTTP worker's, and the checkpoints are
+        # written by the parent process.
+        "checkpoint_mean_ms": (
+            round(1000 * (after[0] - before[0]) / transactions, 3) if transactions else None
+        ),
         "events_per_follower_min": min(delivered) if delivered else None,
     }
     if step_ms is not None:
@@ -379,8 +434,9 @@ async def checkpoint_totals(http: httpx.AsyncClient) -> tuple[float, int]:
     return float(total.group(1)), int(float(count.group(1)))
 
 
-async def run(workdir: Path, quick: bool) -> dict[str, Any]:
-    with server_process(workdir) as (base, key):
+async def measure(workdir: Path, quick: bool, workers: int = 0) -> dict[str, Any]:
+    """Every figure against one server: a single process, or one with ``workers`` HTTP workers."""
+    with server_process(workdir, workers) as (base, key):
         load = await control_load(base, key, clients=32, seconds=3 if quick else 10)
         resume = await http_resume_latency(base, key, 30 if quick else 100)
         steps = 500 if quick else 2000
@@ -414,9 +470,40 @@ async def run(workdir: Path, quick: bool) -> dict[str, Any]:
     }
 
 
-if __name__ == "__main__":
+async def run(workdir: Path, quick: bool, workers: int = 2) -> dict[str, Any]:
+    """The single-process figures at the top level, and under ``"workers"`` the same
+    measured with ``pausepoint server --workers N`` (``workers`` 0: not measured)."""
+    results = await measure(workdir / "single", quick)
+    if workers:
+        if server_takes_workers():
+            results["workers"] = {
+                "workers": workers,
+                **await measure(workdir / "workers", quick, workers),
+            }
+        else:
+            reason = "skipped: this pausepoint's `server` has no --workers option"
+            print(f"http_bench: --workers {workers} {reason}", file=sys.stderr)
+            results["workers"] = {"workers": workers, "skipped": reason}
+    return results
+
+
+def main() -> None:
     import json
     import tempfile
 
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="also measure `pausepoint server --workers N` (default 2; 0: only one process)",
+    )
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(asyncio.run(run(Path(tmp), "--quick" in sys.argv)), indent=2))
+        print(json.dumps(asyncio.run(run(Path(tmp), args.quick, args.workers)), indent=2))
+
+
+if __name__ == "__main__":
+    main()

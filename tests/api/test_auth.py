@@ -26,7 +26,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pausepoint.errors import InvalidInput
+from pausepoint.service import auth
+from pausepoint.service.auth import KEY_CACHE_SECONDS
 from pausepoint.service.engine import Engine
+from pausepoint.store.access import ApiKeyRecord
 from tests.api.conftest import RunningServer, running_server
 from tests.api.matrix_support import (
     assert_sane,
@@ -154,6 +157,24 @@ async def test_every_private_route_is_401_without_valid_credentials(db_path: Pat
         assert await audit(acme, execution_id) == []
 
 
+async def test_every_private_operation_documents_the_credential_headers(
+    server: RunningServer,
+) -> None:
+    """The routes read ``X-API-Key`` and ``Authorization`` themselves (not as FastAPI
+    parameters): the API description still names both, last, on every private operation."""
+    spec = await live_spec(server)
+    checked = 0
+    for method, path, operation in operations(spec):
+        headers = [p["name"] for p in operation.get("parameters", []) if p["in"] == "header"]
+        if path in PUBLIC:
+            assert "x-api-key" not in headers, (method, path)
+            continue
+        assert headers[-2:] == ["x-api-key", "authorization"], (method, path, headers)
+        assert "422" in operation["responses"], (method, path)
+        checked += 1
+    assert checked > 50
+
+
 async def test_a_known_key_id_with_a_wrong_secret_looks_like_an_unknown_key(
     server: RunningServer,
 ) -> None:
@@ -248,6 +269,92 @@ async def test_a_revoked_key_is_401_and_only_its_own_org_can_revoke_it(
             "/api/v1/executions", json={"namespace": "api.tests", "flow_id": "approval"}
         )
         assert started.status_code == 401, started.text
+
+
+class FakeClock:
+    """The authenticator's clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_key_revoked_by_another_process_is_refused_once_its_verification_expires(
+    server: RunningServer, db_path: Path
+) -> None:
+    """Verified keys are remembered for KEY_CACHE_SECONDS; a revocation written by another
+    process sharing the database (the CLI, another HTTP worker) is seen once that ends."""
+    clock = FakeClock()
+    server.engine.authenticator.clock = clock
+    key, record = await server.engine.as_org("acme").create_api_key("operator", "elsewhere")
+    async with httpx.AsyncClient(base_url=server.base_url, headers={"X-API-Key": key}) as http:
+        assert (await http.get("/api/v1/executions")).status_code == 200
+        async with Engine(server.engine.settings) as other_process:
+            await other_process.revoke_key_of_any_org(record.id)
+        clock.now += KEY_CACHE_SECONDS / 2
+        # Within the window a request may still pass; after it, none does.
+        assert (await http.get("/api/v1/executions")).status_code == 200
+        clock.now += KEY_CACHE_SECONDS
+        for headers in ({"X-API-Key": key}, {"Authorization": f"Bearer {key}"}):
+            reply = await http.get("/api/v1/executions", headers=headers)
+            assert reply.status_code == 401, reply.text
+            assert "revoked" in reply.json()["detail"]
+
+
+async def test_a_key_revoked_while_it_is_being_verified_is_not_remembered_as_valid(
+    server: RunningServer,
+) -> None:
+    engine = server.engine
+    key, record = await engine.as_org("acme").create_api_key("operator", "racing")
+    authenticator = engine.authenticator
+    store = authenticator.store
+    read = store.get_api_key
+
+    async def revoked_meanwhile(key_id: str) -> ApiKeyRecord | None:
+        found = await read(key_id)  # still valid when read...
+        await engine.as_org("acme").revoke_api_key(record.id)  # ...revoked before the reply
+        return found
+
+    store.get_api_key = revoked_meanwhile  # type: ignore[method-assign]
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url) as http:
+            first = await http.get("/api/v1/executions", headers={"X-API-Key": key})
+            assert first.status_code == 200  # verified before the revocation landed
+    finally:
+        store.get_api_key = read  # type: ignore[method-assign]
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        again = await http.get("/api/v1/executions", headers={"X-API-Key": key})
+        assert again.status_code == 401, again.text
+
+
+async def test_verified_keys_are_remembered_up_to_a_bound_least_recently_used_first(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "KEY_CACHE_SIZE", 2)
+    server.engine.authenticator.clock = FakeClock()  # nothing expires meanwhile
+    store = server.engine.authenticator.store
+    read = store.get_api_key
+    looked_up: list[str] = []
+
+    async def counted(key_id: str) -> ApiKeyRecord | None:
+        looked_up.append(key_id)
+        return await read(key_id)
+
+    monkeypatch.setattr(store, "get_api_key", counted)
+    viewer, operator, admin = (server.keys[f"acme:{role}"] for role in auth.ROLES)
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+
+        async def lookups(key: str) -> int:
+            before = len(looked_up)
+            reply = await http.get("/api/v1/executions", headers={"X-API-Key": key})
+            assert reply.status_code == 200
+            return len(looked_up) - before
+
+        assert [await lookups(key) for key in (viewer, operator, viewer, admin)] == [1, 1, 0, 1]
+        # The operator's was the least recently used of the three: it alone was forgotten.
+        assert [await lookups(key) for key in (viewer, admin, operator)] == [0, 0, 1]
 
 
 async def test_a_key_issued_for_a_user_acts_as_that_user_in_its_groups(

@@ -1246,7 +1246,7 @@ async def test_sse_clients_that_never_read_stay_within_the_window_and_are_droppe
             assert channel.followers == 8
             # Stuck followers hold the channel's window up to its byte bound, no further.
             assert channel.size <= WINDOW_BYTES + BLOB + 2000, channel.size
-            assert channel.size == sum(map(len, channel.frames)), "frames' sizes are tracked"
+            assert channel.size == sum(map(len, channel.blocks)), "frames' sizes are tracked"
             feed = running.engine.feed
             inboxes = [s.sink for s in feed.orgs.get("acme", ())]
             # The organization feed ends a stream whose inbox overflowed (reconnect to resume).

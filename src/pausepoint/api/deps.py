@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+import copy
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from pausepoint.api.ratelimit import AuthFailureLimiter, Network, client_key, parse_networks
 from pausepoint.errors import FieldError, InvalidInput, Unauthorized
@@ -47,32 +50,81 @@ AuthorizationHeader = Annotated[
 ]
 
 
-async def principal_of(
-    request: Request,
-    x_api_key: ApiKeyHeader = None,
-    authorization: AuthorizationHeader = None,
-) -> Principal:
-    """The authenticated caller; 401 for bad credentials, 429 for a client over the limit.
-
-    The limit is checked before any credential is looked at (see ``api.ratelimit``).
-    """
-    limiter, proxies = auth_failures_of(request)
+def _client_of(request: Request, proxies: tuple[Network, ...]) -> str:
     peer = request.client.host if request.client else None
     forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
-    client = client_key(peer, forwarded, proxies)
-    limiter.check(client)
+    return client_key(peer, forwarded, proxies)
+
+
+async def principal_of(request: Request) -> Principal:
+    """The authenticated caller (``X-API-Key`` or ``Authorization``); 401 for bad
+    credentials, 429 for a client over the limit.
+
+    The limit is checked before any credential is looked at (see ``api.ratelimit``).
+    The two headers are read here rather than declared as parameters, which FastAPI
+    would look up, parse and validate one by one on every request:
+    :func:`document_credentials` puts them in the OpenAPI schema as before.
+    """
+    limiter, proxies = auth_failures_of(request)
+    # Only a client that failed lately can be over the limit: nobody else is looked up.
+    client = _client_of(request, proxies) if len(limiter) else None
+    if client is not None:
+        limiter.check(client)
+    headers = request.headers
     try:
         principal = await engine_of(request).authenticator.authenticate(
-            api_key=x_api_key, authorization=authorization
+            api_key=headers.get("x-api-key"), authorization=headers.get("authorization")
         )
     except Unauthorized:
-        limiter.record_failure(client)
+        limiter.record_failure(client or _client_of(request, proxies))
         raise
     request.state.principal = principal
     return principal
 
 
 Caller = Annotated[Principal, Depends(principal_of)]
+
+
+async def _credentials(
+    x_api_key: ApiKeyHeader = None, authorization: AuthorizationHeader = None
+) -> None:
+    """Never called: the credential headers as FastAPI documents them (see below)."""
+
+
+def document_credentials(
+    schema: dict[str, Any], operations: set[tuple[str, str]]
+) -> dict[str, Any]:
+    """Add the credential headers to ``operations`` (path, lower-case method) of ``schema``,
+    last, as FastAPI would had ``principal_of`` declared them as parameters (with the
+    422 reply FastAPI gives every operation that has parameters)."""
+    probe = FastAPI()
+    probe.get("/")(_credentials)
+    documented = probe.openapi()["paths"]["/"]["get"]
+    for path, method in operations:
+        operation = schema.get("paths", {}).get(path, {}).get(method)
+        if operation is None:
+            continue
+        parameters = copy.deepcopy(documented["parameters"])
+        if "parameters" in operation:
+            operation["parameters"].extend(parameters)
+        else:  # where FastAPI puts them: after the operation's id
+            fields = list(operation.items())
+            at = next((n + 1 for n, (key, _) in enumerate(fields) if key == "operationId"), 0)
+            fields.insert(at, ("parameters", parameters))
+            operation.clear()
+            operation.update(fields)
+        responses = operation.setdefault("responses", {})
+        if "422" not in responses:
+            responses["422"] = copy.deepcopy(documented["responses"]["422"])
+    return schema
+
+
+def authenticated(dependant: Any, credentials: tuple[Any, ...]) -> bool:
+    """Whether a route's dependency tree (``APIRoute.dependant``) calls one of
+    ``credentials``."""
+    return any(
+        sub.call in credentials or authenticated(sub, credentials) for sub in dependant.dependencies
+    )
 
 
 def request_id(request: Request) -> str | None:
@@ -121,6 +173,23 @@ async def call_replayed(
         trace_context=trace_context(request),
     )
     return reply.value, ({"Idempotent-Replayed": "true"} if reply.replayed else {})
+
+
+class ModelReply(JSONResponse):
+    """A pydantic model as JSON, the body FastAPI would render for it, serialized once by
+    pydantic (a route returning the model makes FastAPI validate it again, then dump it)."""
+
+    def render(self, content: Any) -> bytes:
+        if isinstance(content, BaseModel):
+            return content.model_dump_json().encode()
+        return super().render(content)
+
+
+def json_reply(
+    model: BaseModel, *, status_code: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """``model`` as a JSON reply (see :class:`ModelReply`)."""
+    return ModelReply(model, status_code=status_code, headers=headers)
 
 
 def body_duration(value: str | None, field: str) -> float | None:

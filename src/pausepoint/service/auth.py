@@ -22,6 +22,7 @@ import hmac
 import re
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -36,9 +37,11 @@ Role = Literal["viewer", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
 KEY_PREFIX = "pp"
-# A key revoked by another process stops working within this many seconds; one
-# revoked through this process stops at once.
+# Verified API keys are remembered this long: a key revoked through this process stops
+# working at once, one revoked by another process sharing the database (the CLI's
+# ``keys revoke``, another HTTP worker of ``server --workers``) within this many seconds.
 KEY_CACHE_SECONDS = 1.0
+# At most this many verified keys are remembered (the least recently used go first).
 KEY_CACHE_SIZE = 10_000
 # User and group names: what people and directories use, nothing that needs quoting,
 # and ASCII only: a look-alike letter must not make a second "alice" for a quorum.
@@ -141,13 +144,17 @@ class Authenticator:
         self.store = store
         self.jwt = jwt_settings
         self.clock = clock
-        # Verified API keys, by hash, for KEY_CACHE_SECONDS: every request authenticates,
-        # and a store lookup per request was a third of a control request's cost.
-        self._verified: dict[str, tuple[float, Principal]] = {}
+        # Verified API keys by the SHA-256 of the key presented (never the key itself),
+        # each until its deadline (KEY_CACHE_SECONDS): every request authenticates, and a
+        # store lookup per request was a third of a control request's cost. Failures are
+        # not remembered: a key created a moment ago works at once.
+        self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._forgotten = 0  # how many times forget_verified ran
 
     def forget_verified(self) -> None:
-        """Drop cached verifications (a key was revoked in this process)."""
+        """Drop every remembered verification (a key was revoked in this process)."""
         self._verified.clear()
+        self._forgotten += 1
 
     async def authenticate(self, *, api_key: str | None, authorization: str | None) -> Principal:
         token = api_key
@@ -162,12 +169,17 @@ class Authenticator:
     async def _api_key(self, key: str) -> Principal:
         digest = hash_key(key)
         cached = self._verified.get(digest)
-        if cached is not None and cached[0] > self.clock():
-            return cached[1]
+        if cached is not None:
+            if cached[0] > self.clock():
+                self._verified.move_to_end(digest)
+                return cached[1]
+            del self._verified[digest]  # expired: verified again, against the store
+        forgotten = self._forgotten
         principal = await self._verify_api_key(key, digest)
-        if len(self._verified) >= KEY_CACHE_SIZE:
-            self._verified.clear()
-        self._verified[digest] = (self.clock() + KEY_CACHE_SECONDS, principal)
+        if forgotten == self._forgotten:  # no revocation meanwhile: the answer still holds
+            self._verified[digest] = (self.clock() + KEY_CACHE_SECONDS, principal)
+            while len(self._verified) > KEY_CACHE_SIZE:
+                self._verified.popitem(last=False)
         return principal
 
     async def _verify_api_key(self, key: str, digest: str) -> Principal:

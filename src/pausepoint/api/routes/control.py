@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from pausepoint.api.deps import Caller, IdempotencyKey, call, call_replayed
+from pausepoint.api.deps import Caller, IdempotencyKey, call, call_replayed, json_reply
 from pausepoint.api.schemas import (
     CancelBody,
     InjectBody,
@@ -44,8 +44,9 @@ async def send(
 ) -> JSONResponse:
     """The one path every control route takes: the control plane's chain, then the reply."""
     result, headers = await call_replayed(request, caller, command, idempotency_key)
-    payload = shape(result) if shape else result.model_dump(mode="json")
-    return JSONResponse(payload, status_code=status_code, headers=headers)
+    if shape is None:
+        return json_reply(result, status_code=status_code, headers=headers)
+    return JSONResponse(shape(result), status_code=status_code, headers=headers)
 
 
 @router.post("/{execution_id}/pause", status_code=202, response_model=ControlResult)

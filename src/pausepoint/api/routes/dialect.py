@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
-from pausepoint.api.deps import ApiKeyHeader, AuthorizationHeader, principal_of
+from pausepoint.api.deps import principal_of
 from pausepoint.api.routes.control import send
 from pausepoint.errors import InvalidInput, PausepointError
 from pausepoint.models import ControlResult
@@ -20,14 +20,10 @@ from pausepoint.service.auth import Principal
 from pausepoint.service.requests import ControlRequest
 
 
-async def caller_or_error(
-    request: Request,
-    x_api_key: ApiKeyHeader = None,
-    authorization: AuthorizationHeader = None,
-) -> Principal | PausepointError:
+async def caller_or_error(request: Request) -> Principal | PausepointError:
     """The caller, or the authentication error for the route to render in its seed's shape."""
     try:
-        return await principal_of(request, x_api_key, authorization)
+        return await principal_of(request)
     except PausepointError as error:
         return error
 

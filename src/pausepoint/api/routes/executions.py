@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from pausepoint.api.deps import Caller, IdempotencyKey, call, call_replayed
+from pausepoint.api.deps import Caller, IdempotencyKey, call, call_replayed, json_reply
 from pausepoint.api.schemas import ExecutionPage, StartExecutionBody
 from pausepoint.errors import FieldError, InvalidInput
 from pausepoint.models import CommandView, ExecutionView, StateView
@@ -92,8 +92,9 @@ async def get_execution(request: Request, execution_id: str, caller: Caller) -> 
 
 
 @router.get("/{execution_id}/state", response_model=StateView)
-async def get_state(request: Request, execution_id: str, caller: Caller) -> StateView:
-    return await call(request, caller, GetStateRequest(execution_id=execution_id))
+async def get_state(request: Request, execution_id: str, caller: Caller) -> JSONResponse:
+    view = await call(request, caller, GetStateRequest(execution_id=execution_id))
+    return json_reply(view)
 
 
 @router.get("/{execution_id}/audit", response_model=list[CommandView])

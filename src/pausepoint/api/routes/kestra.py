@@ -650,7 +650,7 @@ async def snapshots(engine: Engine, execution_id: str, request: Request) -> Asyn
     if last["state"]["current"] not in KESTRA_ENDED:
         yield snapshot_frame("progress", last)
         async for chunk in execution_events(engine, execution_id, after=0, timing=timing(request)):
-            if all(line.startswith(":") for line in chunk.splitlines() if line):
+            if all(line.startswith(b":") for line in chunk.splitlines() if line):
                 yield comment("keep-alive")
                 continue
             current = await engine_snapshot(engine, execution_id)

@@ -90,7 +90,7 @@ async def kubiya_stream(
         engine, execution_id, after=resume or 0, timing=timing(request), style=KUBIYA_FRAMES
     )
 
-    async def connected_then_events() -> AsyncIterator[str]:
+    async def connected_then_events() -> AsyncIterator[str | bytes]:
         yield connected_frame(execution_id, caller.org_id, state)
         async for text in frames:
             yield text
