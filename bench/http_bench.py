@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from peers.common import percentile
+from peers.common import human_delays, percentile
 
 HERE = Path(__file__).resolve().parent
 KEY = re.compile(r"pp_[A-Za-z0-9_-]+")
@@ -266,7 +266,7 @@ async def http_resume_latency(base: str, key: str, count: int) -> dict[str, Any]
             )
         ).json()["id"]
         after = 0
-        for i in range(count):
+        for i, delay in enumerate(human_delays(count)):
             while True:  # wait until this pause point is open
                 state = (await http.get(f"/api/v1/executions/{execution_id}/state")).json()
                 if state["state"] == "PAUSED":
@@ -276,6 +276,7 @@ async def http_resume_latency(base: str, key: str, count: int) -> dict[str, Any]
                 await http.get(f"/api/v1/executions/{execution_id}/events", params={"after": after})
             ).json()["items"]
             after = events[-1]["seq"] if events else after
+            await asyncio.sleep(delay)  # a person answers some time after the pause
             before = time.time()
             (await http.post(f"/api/v1/executions/{execution_id}/resume")).raise_for_status()
             while True:
@@ -438,7 +439,7 @@ async def measure(workdir: Path, quick: bool, workers: int = 0) -> dict[str, Any
     """Every figure against one server: a single process, or one with ``workers`` HTTP workers."""
     with server_process(workdir, workers) as (base, key):
         load = await control_load(base, key, clients=32, seconds=3 if quick else 10)
-        resume = await http_resume_latency(base, key, 30 if quick else 100)
+        resume = await http_resume_latency(base, key, 5 if quick else 100)
         steps = 500 if quick else 2000
         # Alternate quiet and followed runs, best of each: one noisy moment on a
         # two-core machine should not decide the comparison.

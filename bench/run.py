@@ -323,19 +323,12 @@ def render_readme(results: dict[str, Any]) -> str:
         "## Over HTTP",
         "",
         *remeasured(results, "http"),
-        "The server runs as its own process (`pausepoint server`); the load comes from",
-        "the benchmark process over loopback (raw HTTP/1.1 keep-alive connections).",
+        "The server runs as its own process (`pausepoint server`, and `pausepoint server",
+        "--workers 2`: HTTP and SSE in two child processes, executions in the parent); the",
+        "load comes from the benchmark process over loopback (raw HTTP/1.1 keep-alive",
+        "connections). HTTP resumes are sent a human delay after the pause, as in B.",
         "",
-        "| measure | value |",
-        "|---|---|",
-        f"| control requests/s, {http['control_load']['clients']} clients "
-        f"(pause, state, resume, state) | {http['control_load']['requests_per_s']} |",
-        f"| control request latency p50 / p99 (ms) | {http['control_load']['p50_ms']} / "
-        f"{http['control_load']['p99_ms']} |",
-        f"| HTTP resume → next task started p50 / p99 (ms, "
-        f"{http['resume_latency']['resumes']} resumes) | {http['resume_latency']['p50_ms']} / "
-        f"{http['resume_latency']['p99_ms']} |",
-        "",
+        *http_table(http),
         "Checkpoints while SSE clients follow the same execution live (every event fans",
         "out to each of them; best of alternating runs; a follower counts once the",
         "server has sent it its first events). The followers share one rendering of",
@@ -376,6 +369,52 @@ def render_readme(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def http_table(http: dict[str, Any]) -> list[str]:
+    """One process against ``--workers N``, with the issue's targets."""
+    variants = [("one process", http)]
+    workers = http.get("workers") or {}
+    if "control_load" in workers:
+        variants.append((f"`--workers {workers['workers']}`", workers))
+
+    def row(label: str, target: str, value: Any) -> str:
+        cells = " | ".join(str(value(figures)) for _, figures in variants)
+        return f"| {label} | {cells} | {target} |"
+
+    def followers_share(figures: dict[str, Any]) -> str:
+        rows = {r["followers"]: r["steps_per_s"] for r in figures.get("sse_followers", [])}
+        if 0 not in rows or 100 not in rows or not rows[0]:
+            return "-"
+        return f"{rows[100]} of {rows[0]} ({rows[100] / rows[0]:.0%})"
+
+    control = "control_load"
+    return [
+        "| measure | " + " | ".join(name for name, _ in variants) + " | target |",
+        "|---|" + "---|" * len(variants) + "---|",
+        row(
+            f"control requests/s, {http[control]['clients']} clients (pause, state, resume, state)",
+            "≥ 1,500",
+            lambda f: f[control]["requests_per_s"],
+        ),
+        row(
+            "control request latency p50 / p99 (ms)",
+            "p99 ≤ 20",
+            lambda f: f"{f[control]['p50_ms']} / {f[control]['p99_ms']}",
+        ),
+        row(
+            f"HTTP resume → next task started p50 / p99 (ms, "
+            f"{http['resume_latency']['resumes']} resumes)",
+            "",
+            lambda f: f"{f['resume_latency']['p50_ms']} / {f['resume_latency']['p99_ms']}",
+        ),
+        row(
+            "steps/s of a flat-out execution with 100 SSE followers, of none",
+            "≥ 95%",
+            followers_share,
+        ),
+        "",
+    ]
 
 
 def throughput_section(figures: dict[str, Any] | None) -> list[str]:
