@@ -1,8 +1,8 @@
 """What the store's repositories need from a database, whatever its dialect.
 
 The statements are written once, as synchronous functions of a SQLAlchemy
-connection. A :class:`Database` decides how such a function runs (on SQLite's
-one thread, or in a greenlet over a pooled asyncpg connection) and what a read
+connection. A :class:`Database` decides how such a function runs (batched on the
+event loop's thread for SQLite, or in a greenlet over a pooled asyncpg connection) and what a read
 or a write transaction is on its dialect. Repositories (``store/flows.py``,
 ``store/commands.py``, …) hold the SQL and take a database; ``SqlStore``
 composes them and hands each call to :meth:`Database.run`.

@@ -118,8 +118,7 @@ def json_text(value: Any) -> str:
     """``value`` as the JSON text of a JSON column.
 
     orjson writes a checkpoint's state several times faster than ``json.dumps``, which
-    took a third of the database thread's time (holding the GIL) when 1,000 executions
-    ran at once. What orjson
+    took a third of the database's time when 1,000 executions ran at once. What orjson
     refuses (an integer beyond 64 bits) goes through ``json.dumps``; a NaN, which is not
     JSON, is written as null.
     """

@@ -11,9 +11,9 @@ parts:
   ``leases``, ``commands``, ``access`` (API keys, secrets, idempotency), ``files``
   and ``kv`` (Kestra's internal storage and key-value store).
 
-Each method below hands one repository function to ``Database.run``: one hop
-to the database thread (SQLite) or one pooled connection (PostgreSQL) per call,
-and the function's one transaction inside it.
+Each method below hands one repository function to ``Database.run``: a place in
+the next batch on the event loop's thread (SQLite) or one pooled connection
+(PostgreSQL) per call, and the function's one transaction inside it.
 """
 
 from __future__ import annotations
