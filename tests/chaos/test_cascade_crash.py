@@ -22,10 +22,14 @@ import pytest
 
 from pausepoint.config import Settings
 from pausepoint.service.engine import Engine
+from pausepoint.store.access import ABANDONED_CLAIM_SECONDS
 from tests.api.conftest import free_port
 from tests.chaos.workers import WorkerProcess, start_worker
 
-TIMEOUT = 60.0
+# A kill that lands between a cascade command's Idempotency-Key reservation and its
+# answer leaves the key "in progress" until ABANDONED_CLAIM_SECONDS pass; then the new
+# worker's sweep takes it over. The cascade completes within that, plus a minute.
+TIMEOUT = ABANDONED_CLAIM_SECONDS + 60.0
 
 LEAF = """
 id: leaf
