@@ -95,9 +95,7 @@ async def server_with_workers(tmp_path: Path, workers: int) -> AsyncIterator[Ser
         server.base_url = (await server.read_until(SERVING))[1]
         yield server
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await server.kill()
 
 
 def http_workers_of(parent: int) -> list[int]:

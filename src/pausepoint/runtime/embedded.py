@@ -30,7 +30,7 @@ from typing import Any
 from pausepoint.config import Settings
 from pausepoint.engine.host import opening_events, rebuild_state
 from pausepoint.engine.interpreter import EngineEnv
-from pausepoint.engine.model import CommandResult
+from pausepoint.engine.model import Command, CommandResult
 from pausepoint.runtime.actor import ExecutionActor, command_event
 from pausepoint.runtime.base import NewExecution, RuntimeListener, settle
 from pausepoint.runtime.committer import GroupCommitter
@@ -276,14 +276,40 @@ class EmbeddedRuntime:
         pending: list[CommandRecord],
     ) -> None:
         """Run the execution here from ``state``, with the commands still to apply."""
-        actor = ExecutionActor(
-            self, state, env, event_seq=record.event_seq, commands_version=commands_version
+        self._run_actor(
+            state,
+            env,
+            record.id,
+            record.status,
+            record.event_seq,
+            commands_version,
+            [command_event(c) for c in pending if c.status == "pending"],
         )
-        self.actors[record.id] = actor
-        commands = [command_event(c) for c in pending if c.status == "pending"]
-        for event in opening_events(record.status, record.event_seq, self.clock(), commands):
+
+    def _run_actor(
+        self,
+        state: dict[str, Any],
+        env: EngineEnv,
+        execution_id: str,
+        status: str,
+        event_seq: int,
+        commands_version: int,
+        commands: list[Command],
+        *,
+        claiming: bool = False,
+    ) -> None:
+        actor = ExecutionActor(
+            self,
+            state,
+            env,
+            event_seq=event_seq,
+            commands_version=commands_version,
+            claiming=claiming,
+        )
+        self.actors[execution_id] = actor
+        for event in opening_events(status, event_seq, self.clock(), commands):
             actor.take(event)
-        actor.task = asyncio.create_task(actor.run(), name=f"execution-{record.id}")
+        actor.task = asyncio.create_task(actor.run(), name=f"execution-{execution_id}")
 
     def _resume_parked(self, command: CommandRecord, commands_version: int) -> bool:
         """Run a parked execution again from the copy kept here, for ``command``, without
@@ -303,21 +329,16 @@ class EmbeddedRuntime:
         ):
             return False
         del self._parked[execution_id]
-        actor = ExecutionActor(
-            self,
+        self._run_actor(
             parked.state,
             parked.env,
-            event_seq=parked.event_seq,
-            commands_version=commands_version,
+            execution_id,
+            parked.status,
+            parked.event_seq,
+            commands_version,
+            [command_event(command)],
             claiming=True,
         )
-        self.actors[execution_id] = actor
-        opening = opening_events(
-            parked.status, parked.event_seq, self.clock(), [command_event(command)]
-        )
-        for event in opening:
-            actor.take(event)
-        actor.task = asyncio.create_task(actor.run(), name=f"execution-{execution_id}")
         return True
 
     def readopt(self, execution_id: str) -> None:
