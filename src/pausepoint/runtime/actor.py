@@ -178,6 +178,10 @@ class ExecutionActor:
         if release:
             self.closed = True
             self.ended = step.status.is_terminal
+            if self.ended and (scratch := work_dirs_of(self.runtime.settings, self.execution_id)):
+                # Scratch space (WorkingDirectory, inputFiles) is the execution's: it is gone
+                # by the time anyone sees the execution ended.
+                await asyncio.to_thread(remove_work_dirs, scratch)
             if not self.ended:
                 self.runtime.park(self, step.status.value)
         for action in step.actions:
@@ -189,9 +193,6 @@ class ExecutionActor:
         self.runtime.published(self.execution_id, records, results)
         if release:
             self.abandon()
-        if self.ended and (scratch := work_dirs_of(self.runtime.settings, self.execution_id)):
-            # Scratch space (WorkingDirectory, inputFiles) is the execution's: it goes with it.
-            await asyncio.to_thread(remove_work_dirs, scratch)
 
     # -- actions ---------------------------------------------------------------
 

@@ -205,7 +205,7 @@ class ControlPlane:
                 request_id=call.request_id,
                 traceparent=traceparent,
             )
-        if isinstance(operation, ControlRequest | StartRequest):
+        if isinstance(operation, ControlRequest | StartRequest) and call.idempotency_key:
             operation = dataclasses.replace(operation, idempotency_key=call.idempotency_key)
         if isinstance(operation, StartRequest):
             operation = dataclasses.replace(

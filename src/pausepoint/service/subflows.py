@@ -30,7 +30,7 @@ import contextlib
 import hashlib
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pausepoint.engine.host import rebuild_state
@@ -387,8 +387,12 @@ async def _send(
     key: str | None,
 ) -> None:
     principal = Principal(link.org_id, "operator", cascader(parent.id))
+    # The key goes to the command only, not to the chain's reservation: a reservation a
+    # killed process left would hold every later sweep up until it is taken for abandoned,
+    # while the command's own key already makes a repeated cascade a replay.
+    request = replace(request, idempotency_key=key)
     try:
-        await engine.as_org(link.org_id).call(request, principal, idempotency_key=key)
+        await engine.as_org(link.org_id).call(request, principal)
     except PausepointError as error:
         # Recorded and retried by the next sweep; shown in the parent's children.
         log.warning(
