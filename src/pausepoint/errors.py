@@ -97,6 +97,19 @@ class Unauthorized(PausepointError):
     http_status = 401
 
 
+class StoreUnavailable(PausepointError):
+    """The database cannot be reached or written just now (a restart, a full disk, a
+    read-only file system): HTTP 503 with ``Retry-After``. Nothing was half-written; the
+    same request may be sent again."""
+
+    code = "store_unavailable"
+    http_status = 503
+
+    def __init__(self, message: str, retry_after: float = 2.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class TaskError(PausepointError):
     """Raised by a task body to fail its task run with a clear message."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
-from pausepoint.errors import InvalidInput, PausepointError, Unauthorized
+from pausepoint.errors import InvalidInput, PausepointError, StoreUnavailable, Unauthorized
 from pausepoint.service.engine import Engine
 
 UI_DIRECTORY = Path(__file__).resolve().parent.parent / "ui"
@@ -45,6 +46,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "Request body too large."},
     429: RATE_LIMITED,
     431: {"model": ErrorBody, "description": "Request headers too large."},
+    503: {
+        "model": ErrorBody,
+        "description": "The database cannot be reached or written just now (nothing was "
+        "written); send the request again after Retry-After seconds.",
+    },
 }
 
 
@@ -158,7 +164,11 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.exception_handler(PausepointError)
     async def _pausepoint_error(request: Request, error: PausepointError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+        headers: dict[str, str] | None = None
+        if isinstance(error, Unauthorized):
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(error, StoreUnavailable):
+            headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
         return JSONResponse(error_body(error), status_code=error.http_status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
