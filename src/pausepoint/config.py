@@ -50,7 +50,28 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a subprocess gets between SIGTERM and SIGKILL when cancelled.",
     )
-    shell_enabled: bool = Field(default=False, description="Allow `shell` tasks to run.")
+    shell_enabled: bool = Field(
+        default=False, description="Allow `shell` tasks to run, in every organization."
+    )
+    shell_organizations: tuple[str, ...] = Field(
+        default=(),
+        description="Organizations (ids) allowed to run `shell` tasks while shell_enabled is "
+        "false: PAUSEPOINT_SHELL_ORGANIZATIONS='[\"acme\"]'. See docs/SECURITY.md.",
+    )
+    http_allowed_hosts: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Organization id -> host patterns (`api.example.com`, `*.example.com`, "
+        "`10.0.0.5`) its `http` tasks and agent providers may reach; `*` is the entry for "
+        "organizations not listed. Empty: no host limit. PAUSEPOINT_HTTP_ALLOWED_HOSTS="
+        '\'{"acme": ["api.acme.com"], "*": []}\'.',
+    )
+    http_refuse_private: bool = Field(
+        default=False,
+        description="Refuse `http` tasks and agent providers whose host resolves to a loopback, "
+        "private, link-local (169.254.169.254), multicast or reserved address, redirects "
+        "included, unless the organization's http_allowed_hosts names that host exactly. "
+        "Turn on for servers shared by several organizations.",
+    )
     decision_link_ttl: float = Field(
         default=7 * 24 * 3600.0,
         gt=0,
@@ -81,6 +102,14 @@ class Settings(BaseSettings):
     )
     python_paths: tuple[str, ...] = Field(
         default=(), description="Extra directories searched when importing `python` task functions."
+    )
+    python_modules: tuple[str, ...] = Field(
+        default=(),
+        description="Modules (or packages, with everything in them) `python` tasks and agent "
+        "tools may call functions of, besides the modules and packages found directly under "
+        'python_paths: PAUSEPOINT_PYTHON_MODULES=\'["mycompany.tasks", "json"]\'. The '
+        "standard library's process, file, network and code-loading modules (os, subprocess, "
+        "builtins, importlib, ...) are allowed only when named here. See docs/SECURITY.md.",
     )
     max_task_threads: int = Field(default=16, gt=0, description="Threads for sync Python tasks.")
     secret_env_prefix: str = Field(
@@ -173,6 +202,13 @@ class Settings(BaseSettings):
         description="Seconds between looks (by the API server) for commands and executions that "
         "never reached Temporal, say because a process died between recording and sending.",
     )
+    temporal_send_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a start or command is given to reach Temporal before the request "
+        "is answered anyway (the command is recorded; the sweep delivers it once Temporal is "
+        "back). While Temporal is unreachable, requests do not try at all.",
+    )
     temporal_continue_as_new_after: int = Field(
         default=10_000,
         ge=0,
@@ -194,6 +230,29 @@ class Settings(BaseSettings):
         "answers 501.",
     )
 
+    retention: dict[str, str] = Field(
+        default_factory=dict,
+        description="How long ended executions are kept, as ISO-8601 durations keyed by "
+        "ORG, ORG/NAMESPACE (that namespace and those below it) or * (every organization); "
+        "the most specific key wins. Unset: kept forever. A server purges what is older "
+        "every purge_interval; `pausepoint purge` does it on demand.",
+    )
+    audit_retention: str | None = Field(
+        default=None,
+        description="ISO-8601 duration an execution with control commands (its audit trail) "
+        "is kept at least, whole, when that is longer than its retention (unset: its "
+        "retention alone).",
+    )
+    purge_interval: float = Field(
+        default=300.0, gt=0, description="Seconds between two retention purges of a server."
+    )
+    purge_batch: int = Field(
+        default=50,
+        gt=0,
+        description="Executions a purge removes per transaction: checkpoints commit between "
+        "batches (on SQLite a batch of 50 holds the writer about 16 ms, 200 about 55 ms).",
+    )
+
     @field_validator("trusted_proxies")
     @classmethod
     def _check_trusted_proxies(cls, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -205,3 +264,34 @@ class Settings(BaseSettings):
                     f"{value!r} is not an IP address or network (use 10.0.0.5 or 10.0.0.0/8)"
                 ) from None
         return values
+
+    @field_validator("retention")
+    @classmethod
+    def _check_retention(cls, values: dict[str, str]) -> dict[str, str]:
+        from pausepoint.flow.durations import parse_duration  # the flow package is heavy
+
+        for key, value in values.items():
+            org, _, namespace = key.partition("/")
+            if not org.strip() or (key.count("/") and not namespace.strip()) or "/" in namespace:
+                raise ValueError(
+                    f"retention key {key!r}: use ORG, ORG/NAMESPACE or * (e.g. acme/prod)"
+                )
+            if org == "*" and namespace:
+                raise ValueError(f"retention key {key!r}: * stands alone, without a namespace")
+            try:
+                parse_duration(value)
+            except ValueError as error:
+                raise ValueError(f"retention[{key!r}]: {error}") from None
+        return values
+
+    @field_validator("audit_retention")
+    @classmethod
+    def _check_audit_retention(cls, value: str | None) -> str | None:
+        from pausepoint.flow.durations import parse_duration
+
+        if value is not None:
+            try:
+                parse_duration(value)
+            except ValueError as error:
+                raise ValueError(f"audit_retention: {error}") from None
+        return value

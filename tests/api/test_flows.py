@@ -115,6 +115,29 @@ async def test_validate_stores_nothing(server: RunningServer) -> None:
         assert (await http.get("/api/v1/flows/api.flows/hello")).status_code == 404
 
 
+async def test_validate_and_put_refuse_a_function_the_operator_does_not_allow(
+    server: RunningServer,
+) -> None:
+    escape = """
+id: escape
+namespace: api.flows
+tasks:
+  - id: run
+    type: python
+    function: os:system
+"""
+    async with server.client("acme", "admin") as http:
+        for reply in (
+            await http.post("/api/v1/flows/validate", content=escape, headers=YAML),
+            await http.put("/api/v1/flows/api.flows/escape", content=escape, headers=YAML),
+        ):
+            assert reply.status_code == 422, reply.text
+            problem = reply.json()["detail"][0]
+            assert problem["loc"] == ["body", "tasks", 0, "function"], problem
+            assert "python_modules" in problem["msg"], problem
+        assert (await http.get("/api/v1/flows/api.flows/escape")).status_code == 404
+
+
 async def test_delete_then_unknown(server: RunningServer) -> None:
     async with server.client("acme", "admin") as http:
         await http.put("/api/v1/flows/api.flows/hello", content=FLOW, headers=YAML)

@@ -240,6 +240,8 @@ async def test_sigterm_lets_tasks_reach_a_checkpoint_and_releases_the_leases(
     another server takes its executions over at once rather than after a lease expires."""
     flows = tmp_path / "flows"
     flows.mkdir()
+    # Beside the flow, in the server's python_paths: the operator allows it there.
+    shutil.copy(HERE / "flows_crash.py", flows / "flows_crash.py")
     (flows / "crash.yaml").write_text(CRASH_FLOW)
     db = tmp_path / "graceful.db"
     async with server_process(db, flows, free_port()) as server:

@@ -202,7 +202,8 @@ async def test_python_non_serialisable_result_names_the_function() -> None:
 async def test_python_import_errors_name_the_module_and_the_paths_searched(
     tmp_path: Path,
 ) -> None:
-    ctx = make_ctx(python_paths=(str(tmp_path),))
+    # Allowed by name but nowhere to be found: the error says where it was looked for.
+    ctx = make_ctx(python_paths=(str(tmp_path),), python_modules=("tests", "no_such_module_pp"))
     with pytest.raises(TaskError) as caught:
         await run_leaf("python", {"function": "no_such_module_pp:run"}, ctx)
     assert "module 'no_such_module_pp' not found" in str(caught.value)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,13 @@ inputs:
   - id: trace
     type: STRING
 """
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """The API server allows what the workers run (worker_functions, in HERE): flows are
+    checked against the allow-list when saved there."""
+    return {"python_paths": (str(HERE),)}
 
 
 @contextlib.contextmanager

@@ -50,7 +50,9 @@ def test_pausepoint_runs_a_flow_without_the_opentelemetry_sdk(tmp_path: Path) ->
         '''
 
         async def main():
-            settings = Settings(db="sqlite:///{tmp_path / "runs.db"}", gc_freeze=False)
+            settings = Settings(
+                db="sqlite:///{tmp_path / "runs.db"}", gc_freeze=False, python_modules=("asyncio",)
+            )
             async with Engine(settings) as engine:
                 create_app(engine)
                 await engine.put_flow(FLOW)

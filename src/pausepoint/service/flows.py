@@ -17,6 +17,7 @@ from pausepoint.store.records import (
     FlowRecord,
 )
 from pausepoint.store.triggers import trigger_specs
+from pausepoint.tasks.policy import check_flow_functions
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,12 @@ class StoredFlow:
 
 class FlowsLayer(AccessLayer):
     async def put_flow(self, source: str, *, source_name: str = "<flow>") -> FlowRecord:
-        """Validate and store a flow (YAML text); returns its revision."""
+        """Validate and store a flow (YAML text); returns its revision.
+
+        A python task or agent tool naming a function the operator does not allow
+        is refused here (422 naming the task), not when it runs."""
         flow = load_flow(source, source=source_name)
+        check_flow_functions(flow, self.settings, source_name)
         record = await self.store.put_flow(
             self.org_id, flow.namespace, flow.id, source, self.clock()
         )

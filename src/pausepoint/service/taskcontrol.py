@@ -326,6 +326,9 @@ class TaskResumer:
         own = await self._own(caller, "kv")
         return await self._engine.store.delete_kv(own.org_id, namespace, key, self._engine.clock())
 
+    async def organization(self, caller: LeafContext) -> str:
+        return (await self._own(caller, "organization")).org_id
+
     async def _own(self, caller: LeafContext, task: str) -> ExecutionRecord:
         own = await self._engine.store.get_execution(caller.execution_id)
         if own is None:

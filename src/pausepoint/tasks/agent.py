@@ -9,7 +9,9 @@ message is the call's output either way.
 429 and 5xx replies and dropped connections are retried with back-off
 (honouring ``Retry-After``); other errors fail the call with the server's own
 words. Cancelling the task closes the connection, so the server sees the
-client go away.
+client go away. The provider's host obeys the operator's ``http_allowed_hosts``
+and ``http_refuse_private`` settings, as ``http`` tasks do; Python tools come only
+from the modules ``python_modules`` allows (see :mod:`pausepoint.tasks.policy`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pydantic import BaseModel, create_model
 
 from pausepoint.errors import TaskError
 from pausepoint.tasks.context import LeafContext
+from pausepoint.tasks.policy import HostRefused, guarded_client, host_policy
 from pausepoint.tasks.python import import_function
 
 ATTEMPTS = 4
@@ -54,12 +57,15 @@ async def run_agent_llm(spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, 
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     url = f"{base_url}/chat/completions"
-    async with httpx.AsyncClient(timeout=httpx.Timeout(None, connect=30)) as http:
+    policy = await host_policy(ctx, "agent")
+    async with guarded_client(policy, timeout=httpx.Timeout(None, connect=30)) as http:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 if stream:
                     return await _streamed(http, url, headers, body, ctx)
                 return await _whole(http, url, headers, body)
+            except HostRefused as refused:
+                raise TaskError(f"agent: provider {base_url} refused: {refused}") from None
             except _Retryable as problem:
                 if attempt == ATTEMPTS:
                     raise TaskError(
@@ -184,7 +190,7 @@ def _tool_schema(tool: Mapping[str, Any], ctx: LeafContext) -> dict[str, Any]:
     description = tool.get("description")
     parameters = tool.get("parameters")
     if tool.get("python") and (parameters is None or description is None):
-        function = import_function(tool["python"], ctx.settings.python_paths)
+        function = import_function(tool["python"], ctx.settings)
         parameters = parameters if parameters is not None else signature_schema(function)
         description = description or _first_paragraph(inspect.getdoc(function))
     return {

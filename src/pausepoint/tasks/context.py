@@ -137,6 +137,11 @@ class TaskControl(Protocol):
         """Remove ``key``; whether it had an unexpired value."""
         ...
 
+    async def organization(self, caller: LeafContext) -> str:
+        """The organization the caller's execution belongs to (what the operator's
+        per-organization rules for ``shell`` and ``http`` are keyed by)."""
+        ...
+
 
 @dataclass(frozen=True)
 class LeafContext:

@@ -17,6 +17,7 @@ import httpx
 from pausepoint.errors import TaskError
 from pausepoint.tasks import spec as read
 from pausepoint.tasks.context import LeafContext
+from pausepoint.tasks.policy import HostRefused, guarded_client, host_policy
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 """A response body past this size is cut and ends with TRUNCATED_MARKER."""
@@ -85,19 +86,23 @@ async def run_http(spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, Any]:
 
     Outputs ``{"code", "headers" (lower-case names), "body" (parsed JSON for a
     JSON content type, else text), "uri" (after redirects)}``. A 4xx/5xx status
-    raises TaskError unless ``allowFailed``; so does a connection failure.
+    raises TaskError unless ``allowFailed``; so does a connection failure, and a host
+    the operator's ``http_allowed_hosts`` / ``http_refuse_private`` settings refuse.
     """
     uri = read.required_str(spec, "uri", "http")
     method = (read.optional_str(spec, "method", "http") or "GET").upper()
     headers = read.str_map(spec, "headers", "http")
     allow_failed = read.flag(spec, "allowFailed", "http")
     arguments = _request_arguments(spec, headers)
+    policy = await host_policy(ctx, "http task")
     try:
         async with (
-            httpx.AsyncClient(follow_redirects=True, timeout=TIMEOUT) as client,
+            guarded_client(policy, follow_redirects=True, timeout=TIMEOUT) as client,
             client.stream(method, uri, headers=headers, **arguments) as response,
         ):
             raw, truncated = await _read_body(response)
+    except HostRefused as exc:
+        raise TaskError(f"http task: {method} {uri} refused: {exc}") from None
     except httpx.InvalidURL as exc:
         raise TaskError(f"http task: invalid uri {uri!r}: {exc}") from exc
     except httpx.UnsupportedProtocol as exc:

@@ -10,6 +10,11 @@ stop a thread — so cancelling abandons the await and the function keeps runnin
 in its thread until it returns; its result is discarded. A function that was
 still queued for a thread never starts. Sync task code that must stop early
 should do its work in small steps or be written as ``async def``.
+
+Which functions may be called is the operator's decision, not the flow's: only
+those of the modules the ``python_modules`` setting names or ``python_paths``
+holds, checked before anything is imported and again on
+the object the import found (see :mod:`pausepoint.tasks.policy`).
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from pausepoint.config import Settings
 from pausepoint.errors import TaskError
 from pausepoint.tasks.context import LeafContext
+from pausepoint.tasks.policy import function_refusal, resolved_refusal
 
 CONTEXT_PARAMETER = "pausepoint"
 """A function that declares a parameter with this name receives the LeafContext."""
@@ -109,12 +116,23 @@ def _searched(paths: tuple[str, ...]) -> str:
     return f"python_paths searched: {list(paths)}" if paths else "no python_paths configured"
 
 
-def import_function(reference: str, paths: tuple[str, ...]) -> Callable[..., Any]:
+def check_function(reference: str, settings: Settings) -> None:
+    """Raise TaskError unless ``reference`` names a function of a module the operator
+    allows (see :mod:`pausepoint.tasks.policy`); nothing is imported."""
+    refusal = function_refusal(reference, settings)
+    if refusal is not None:
+        raise TaskError(f"python task: {refusal}")
+
+
+def import_function(reference: str, settings: Settings) -> Callable[..., Any]:
+    """The function ``module:attribute.path`` names, imported through ``python_paths``.
+
+    Raises TaskError when the operator does not allow it (checked before importing,
+    and again on what the import found), or it cannot be imported or called.
+    """
+    check_function(reference, settings)
     module_name, _, attribute_path = reference.partition(":")
-    if not module_name or not attribute_path:
-        raise TaskError(
-            f"python task: 'function' must look like 'package.module:function', got {reference!r}"
-        )
+    paths = settings.python_paths
     _add_python_paths(paths)
     try:
         module = importlib.import_module(module_name)
@@ -134,6 +152,7 @@ def import_function(reference: str, paths: tuple[str, ...]) -> Callable[..., Any
             f"{_describe(exc)}{_location(exc)}"
         ) from exc
     target: Any = module
+    steps: list[Any] = [module]
     for part in attribute_path.split("."):
         try:
             target = getattr(target, part)
@@ -142,11 +161,15 @@ def import_function(reference: str, paths: tuple[str, ...]) -> Callable[..., Any
                 f"python task {reference}: module '{module_name}' has no attribute "
                 f"'{attribute_path}'"
             ) from None
+        steps.append(target)
     if not callable(target):
         raise TaskError(
             f"python task {reference}: '{attribute_path}' is a {type(target).__name__}, "
             "not a function"
         )
+    refusal = resolved_refusal(reference, steps, settings)
+    if refusal is not None:
+        raise TaskError(f"python task: {refusal}")
     return target  # type: ignore[no-any-return]
 
 
@@ -266,14 +289,15 @@ async def run_python(spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, Any
     kwargs = spec.get("kwargs") or {}
     if not isinstance(kwargs, Mapping):
         raise TaskError(f"python task {reference}: 'kwargs' must be a mapping")
-    paths = ctx.settings.python_paths
-    pool = _thread_pool(ctx.settings.max_task_threads)
+    settings = ctx.settings
+    check_function(reference, settings)  # before any import runs a module's code
+    pool = _thread_pool(settings.max_task_threads)
     loop = asyncio.get_running_loop()
     if reference.partition(":")[0] in sys.modules:
-        function = import_function(reference, paths)  # already imported: no I/O, no hop
+        function = import_function(reference, settings)  # already imported: no I/O, no hop
     else:
         # A module's first import runs its top-level code, which may take seconds.
-        function = await loop.run_in_executor(pool, import_function, reference, paths)
+        function = await loop.run_in_executor(pool, import_function, reference, settings)
     arguments = _call_arguments(reference, function, {str(k): v for k, v in kwargs.items()}, ctx)
     try:
         if _is_async(function):

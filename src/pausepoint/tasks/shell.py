@@ -28,6 +28,7 @@ from pausepoint.config import Settings
 from pausepoint.errors import TaskError
 from pausepoint.tasks import spec as read
 from pausepoint.tasks.context import LeafContext
+from pausepoint.tasks.policy import check_shell_allowed
 
 DEFAULT_INTERPRETER = ("/bin/sh", "-c")
 STDOUT_TAIL_BYTES = 64 * 1024
@@ -38,10 +39,6 @@ _MAX_LINE_BYTES = 64 * 1024
 # A process that escaped the group (setsid, a daemon) can hold our pipes open forever;
 # past this many seconds after the command ended its output is no longer read.
 _PIPE_DRAIN_SECONDS = 2.0
-_DISABLED_MESSAGE = (
-    "shell tasks are disabled; enable them with PAUSEPOINT_SHELL_ENABLED=true "
-    "or Settings(shell_enabled=True)"
-)
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
@@ -296,13 +293,15 @@ def _describe_exit(returncode: int) -> str:
 async def run_shell(spec: Mapping[str, Any], ctx: LeafContext) -> dict[str, Any]:
     """Run every command in order; the first that fails fails the task.
 
+    Refused (TaskError naming the settings) unless ``shell_enabled`` is on or
+    ``shell_organizations`` names the task's organization.
+
     Outputs ``{"exitCode", "stdout" (its last 64 KiB), "vars"}``. On
     cancellation the running command's process group gets SIGTERM, then SIGKILL
     after ``settings.cancel_grace_period`` seconds; it is reaped before
     ``CancelledError`` propagates.
     """
-    if not ctx.settings.shell_enabled:
-        raise TaskError(_DISABLED_MESSAGE)
+    await check_shell_allowed(ctx)
     commands = read.str_list(spec, "commands", "shell")
     if not commands:
         raise TaskError("shell task: 'commands' must hold at least one command")

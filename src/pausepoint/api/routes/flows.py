@@ -33,6 +33,7 @@ from pausepoint.service.operations import (
     PutFlowRequest,
 )
 from pausepoint.service.views import flow_record_view
+from pausepoint.tasks.policy import check_flow_functions
 
 router = APIRouter(prefix="/api/v1/flows", tags=["flows"])
 
@@ -159,6 +160,8 @@ async def validate_flow(request: Request, caller: Caller) -> Response:
     source = await flow_source(request)
     try:
         flow = parse(source, "<body>")
+        # What the operator allows a flow to call, checked as storing the flow would.
+        check_flow_functions(flow, request.app.state.engine.settings, "<body>")
     except FlowError as error:
         return flow_error_response(error)
     return JSONResponse(FlowValidation(namespace=flow.namespace, id=flow.id).model_dump())
