@@ -78,7 +78,12 @@ class WorkerProcess:
 
 
 def start_worker(
-    db_url: str, run_log: Path, log_path: Path, port: int | None = None
+    db_url: str,
+    run_log: Path,
+    log_path: Path,
+    port: int | None = None,
+    *,
+    poll_interval: float | None = None,
 ) -> WorkerProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PAUSEPOINT_")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -93,6 +98,7 @@ def start_worker(
                 "--run-log",
                 str(run_log),
                 *(["--port", str(port)] if port is not None else []),
+                *(["--poll-interval", str(poll_interval)] if poll_interval is not None else []),
             ],
             cwd=REPO,
             env=env,

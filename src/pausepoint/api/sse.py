@@ -42,6 +42,7 @@ from typing import Any, Protocol
 import orjson
 
 from pausepoint.engine.state import iso
+from pausepoint.errors import StoreUnavailable
 from pausepoint.models import LIVE_ONLY_SEQ, TERMINAL_EVENT_TYPES, EventView
 from pausepoint.service.engine import Engine, event_view
 from pausepoint.service.feed import EventFeed, EventRecord
@@ -403,6 +404,10 @@ class _Channel:
                 return  # nothing comes after the terminal event
             try:
                 views = await engine.events(self.execution_id, after=start, limit=CATCH_UP_PAGE)
+            except StoreUnavailable as error:  # an outage: no traceback, it says enough
+                log.warning("reading the events of %s failed: %s", self.execution_id, error)
+                self._settle()
+                return
             except Exception:  # its followers catch up from the store themselves
                 log.warning("reading the events of %s failed", self.execution_id, exc_info=True)
                 self._settle()
@@ -621,7 +626,18 @@ def execution_events(
     ``engine`` must be scoped to the caller's organization, and the execution
     checked to be theirs before any response starts (``OpenStreamRequest``).
     """
-    return _execution_frames(engine, execution_id, after, timing, style)
+    return _ended_by_outage(_execution_frames(engine, execution_id, after, timing, style))
+
+
+async def _ended_by_outage(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``frames``, ended cleanly if the database goes away mid-stream: the reply began with
+    a 200, so the client learns it by the end of the stream and resumes with
+    ``Last-Event-ID`` (and a 503 until the database is back), rather than by a broken one."""
+    try:
+        async for chunk in frames:
+            yield chunk
+    except StoreUnavailable as error:
+        log.warning("an event stream ended early: %s", error)
 
 
 async def _execution_frames(

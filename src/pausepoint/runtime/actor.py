@@ -39,10 +39,11 @@ from pausepoint.engine.model import (
     TaskSucceeded,
     TimerFired,
 )
-from pausepoint.errors import TaskError
+from pausepoint.errors import StoreUnavailable, TaskError
 from pausepoint.models import LIVE_ONLY_SEQ
+from pausepoint.runtime.backoff import StoreBackoff
 from pausepoint.runtime.base import checkpoint_of
-from pausepoint.store.records import CommandRecord, EventRecord
+from pausepoint.store.records import Checkpoint, CommandRecord, EventRecord
 from pausepoint.tasks import PURE_TYPES, LeafContext, run_leaf
 from pausepoint.tasks.shell import remove_work_dirs, work_dirs_of
 
@@ -161,7 +162,7 @@ class ExecutionActor:
             commands_version_seen=self.commands_version,
             claim_until=now + self.runtime.settings.lease_ttl if self.claiming else None,
         )
-        if not await self.runtime.committer.commit(checkpoint):
+        if not await self.commit(checkpoint):
             self.abandon()
             if self.claiming:  # written meanwhile, or held elsewhere: take it on the usual way
                 self.runtime.readopt(self.execution_id)
@@ -193,6 +194,43 @@ class ExecutionActor:
         self.runtime.published(self.execution_id, records, results)
         if release:
             self.abandon()
+
+    async def commit(self, checkpoint: Checkpoint) -> bool:
+        """Write ``checkpoint``, waiting out a database that cannot be reached; False when
+        the lease was lost.
+
+        The execution stays here meanwhile, with its results in hand: the step is
+        already decided, so the same checkpoint is written once the store is back. A
+        failure can be ambiguous (the connection broke after COMMIT was sent): before
+        writing again, the store is asked whether the checkpoint landed, since writing
+        its events twice would clash with themselves.
+        """
+        backoff = StoreBackoff(f"execution {self.execution_id}: writing its checkpoint")
+        while True:
+            try:
+                if backoff.failures and await self._landed(checkpoint):
+                    written = True
+                else:
+                    written = await self.runtime.committer.commit(checkpoint)
+            except StoreUnavailable as error:
+                await backoff.wait(error)
+                continue
+            backoff.recovered()
+            return written
+
+    async def _landed(self, checkpoint: Checkpoint) -> bool:
+        """Whether the store holds ``checkpoint`` already (a commit whose answer was lost).
+
+        Under the lease nobody else writes the execution, and every checkpoint stamps
+        its ``updated_at`` and ``event_seq`` on the row: both matching means it is this
+        one. If another process took the execution over meanwhile, they differ and the
+        rewrite is refused by the lease check as usual."""
+        record = await self.runtime.store.get_execution(self.execution_id)
+        return (
+            record is not None
+            and record.event_seq == checkpoint.event_seq
+            and record.updated_at == checkpoint.updated_at
+        )
 
     # -- actions ---------------------------------------------------------------
 
@@ -272,13 +310,21 @@ class ExecutionActor:
             traceparent=self.state.get("traceparent"),
             control=self.runtime.task_control,
         )
-        try:
-            outputs = await run_leaf(action.task_type, action.spec, context)
-        except TaskError as error:
-            return TaskFailed(action.task_run_id, action.attempt, clock(), error.message, logs)
-        except Exception as error:  # a bug in an executor still fails only this task
-            message = f"{type(error).__name__}: {error}"
-            return TaskFailed(action.task_run_id, action.attempt, clock(), message, logs)
+        backoff = StoreBackoff(f"execution {self.execution_id}: task {action.task_id}")
+        while True:
+            try:
+                outputs = await run_leaf(action.task_type, action.spec, context)
+                break
+            except StoreUnavailable as error:
+                # The task's own store call (a subflow, the key-value store) failed: not the
+                # task's fault, so it runs again once the store is back (at-least-once).
+                await backoff.wait(error)
+            except TaskError as error:
+                return TaskFailed(action.task_run_id, action.attempt, clock(), error.message, logs)
+            except Exception as error:  # a bug in an executor still fails only this task
+                message = f"{type(error).__name__}: {error}"
+                return TaskFailed(action.task_run_id, action.attempt, clock(), message, logs)
+        backoff.recovered()
         return TaskSucceeded(action.task_run_id, action.attempt, clock(), outputs, logs)
 
     def leaf_done(self, action: RunTask, leaf: asyncio.Task[None]) -> None:

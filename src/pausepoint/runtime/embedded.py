@@ -31,7 +31,9 @@ from pausepoint.config import Settings
 from pausepoint.engine.host import opening_events, rebuild_state
 from pausepoint.engine.interpreter import EngineEnv
 from pausepoint.engine.model import Command, CommandResult
+from pausepoint.errors import StoreUnavailable
 from pausepoint.runtime.actor import ExecutionActor, command_event
+from pausepoint.runtime.backoff import StoreBackoff
 from pausepoint.runtime.base import NewExecution, RuntimeListener, settle
 from pausepoint.runtime.committer import GroupCommitter
 from pausepoint.store.records import CommandRecord, EventRecord, ExecutionRecord
@@ -215,7 +217,18 @@ class EmbeddedRuntime:
             self._work_noticed.set()
 
     def _events_elsewhere(self, execution_id: str) -> None:
-        """Another process wrote events of ``execution_id``: its followers here read them."""
+        """Another process wrote events of ``execution_id``: its followers here read them.
+
+        An empty id is a catch-up (the database's notifications were lost for a while,
+        say across a restart): every follower and waiter here reads the store."""
+        if not execution_id:
+            for waiters in self._outcome_waiters.values():
+                for news in waiters:
+                    news.set()
+            for followed in list(self.listener.followed()):
+                if not self.runs_here(followed):
+                    self.listener.published(followed, [])
+            return
         for news in self._outcome_waiters.get(execution_id, ()):
             news.set()
         if not self.runs_here(execution_id) and self.listener.following(execution_id):
@@ -345,9 +358,23 @@ class EmbeddedRuntime:
         """Adopt ``execution_id`` the usual way, in the background (a claim that lost)."""
         if self._stopped:
             return
-        task = asyncio.get_running_loop().create_task(self.adopt(execution_id))
+        task = asyncio.get_running_loop().create_task(self._readopt(execution_id))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _readopt(self, execution_id: str) -> bool:
+        """Adopt, waiting out a database that cannot be reached (the poll would find the
+        execution too, but only once its wake-up falls due)."""
+        backoff = StoreBackoff(f"adopting execution {execution_id}")
+        while not self._stopped:
+            try:
+                result = await self.adopt(execution_id)
+            except StoreUnavailable as error:
+                await backoff.wait(error)
+                continue
+            backoff.recovered()
+            return result
+        return False
 
     def park(self, actor: ExecutionActor, status: str) -> None:
         """Keep a released (paused) execution's state, bounded, to skip reloading it on resume."""
@@ -385,14 +412,19 @@ class EmbeddedRuntime:
     async def _poll_loop(self) -> None:
         # Not `while True`: Python 3.11's wait_for can swallow a cancel that lands as work
         # is noticed; stop() sets _stopped first, so the loop ends all the same.
+        backoff = StoreBackoff("polling for work")
         while not self._stopped:
             self._work_noticed.clear()
             try:
                 await self.poll_once()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable as error:
+                await backoff.wait(error)  # until the database is back: then poll at once
+                continue
             except Exception:
                 log.exception("poll failed; retrying")
+            backoff.recovered()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._work_noticed.wait(), self.settings.poll_interval)
 
@@ -413,14 +445,21 @@ class EmbeddedRuntime:
                 await self.adopt(execution_id)
 
     async def _lease_loop(self) -> None:
+        backoff = StoreBackoff("renewing leases")
         while True:
             await asyncio.sleep(self.settings.lease_renew_interval)
             try:
                 await self.store.renew_leases(self.owner, self.settings.lease_ttl, self.clock())
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable as error:
+                # Leases lapse meanwhile; a checkpoint still writes while nobody else took
+                # the execution (it checks the owner), and is refused cleanly if someone did.
+                backoff.note(error)
+                continue
             except Exception:
                 log.exception("lease renewal failed; retrying")
+            backoff.recovered()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -22,7 +22,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from pausepoint.errors import Conflict, PausepointError
+from pausepoint.errors import Conflict, PausepointError, StoreUnavailable
+from pausepoint.runtime.backoff import StoreBackoff
 from pausepoint.service.auth import Principal
 from pausepoint.service.requests import ResumeRequest
 
@@ -94,13 +95,18 @@ async def _release(engine: Engine, org_id: str, execution_id: str) -> bool:
 
 async def release_loop(engine: Engine) -> None:
     """Release waiting executions every poll interval, for as long as the server runs."""
+    backoff = StoreBackoff("releasing queued executions")
     while True:
         try:
             await release_waiting(engine)
         except asyncio.CancelledError:
             raise
+        except StoreUnavailable as error:
+            backoff.note(error)  # once per outage; the queue is read again when it is back
         except Exception:
             log.exception("releasing queued executions failed; retrying")
+        else:
+            backoff.recovered()
         await asyncio.sleep(engine.settings.poll_interval)
 
 

@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 
-from pausepoint.errors import Conflict, FieldError, InvalidInput, PausepointError
+from pausepoint.errors import (
+    Conflict,
+    FieldError,
+    InvalidInput,
+    PausepointError,
+    StoreUnavailable,
+)
 from pausepoint.service.auth import Principal
 from pausepoint.service.operations import BulkRequest, Operation, StartRequest
 from pausepoint.service.requests import ControlRequest, VoteRequest
@@ -137,7 +143,13 @@ class ControlPlane:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + engine.settings.command_wait_timeout + 5
         while True:
-            record = await self._claim(mine)
+            try:
+                record = await self._claim(mine)
+            except StoreUnavailable:
+                # The reservation may have landed with its answer lost: free it once the
+                # database is back, or the caller's retry would find it "in progress".
+                self._release_later(mine)
+                raise
             if record is None:
                 break
             if record.body_hash != mine.body_hash or record.path != mine.path:
@@ -160,10 +172,22 @@ class ControlPlane:
             reply = await self._audit(call)
         except BaseException:
             # Freed for a retry: the request failed, or its caller went away.
-            await asyncio.shield(engine.store.release_idempotency(org_id, key))
+            try:
+                await asyncio.shield(engine.store.release_idempotency(org_id, key))
+            except StoreUnavailable:
+                # The database is away (which is likely why the request failed): free the
+                # key once it is back, or the caller's retry would wait for an answer that
+                # never comes until the reservation counts as abandoned.
+                self._release_later(mine)
             raise
         result = self._adapter(operation).dump_python(reply.value, mode="json")
-        await engine.store.complete_idempotency(org_id, key, 200, result)
+        try:
+            await engine.store.complete_idempotency(org_id, key, 200, result)
+        except StoreUnavailable:
+            # Done, but its answer not stored: the caller gets a 503 and retries, which
+            # replays the operation's own record (the command's key, the keyed execution).
+            self._release_later(mine)
+            raise
         return reply
 
     async def _claim(self, mine: IdempotencyRecord) -> IdempotencyRecord | None:
@@ -189,6 +213,28 @@ class ControlPlane:
             release = asyncio.ensure_future(self._release(mine.org_id, mine.key))
             self._releasing.add(release)
             release.add_done_callback(self._releasing.discard)
+
+    def _release_later(self, mine: IdempotencyRecord) -> None:
+        release = asyncio.ensure_future(self._release_when_back(mine))
+        self._releasing.add(release)
+        release.add_done_callback(self._releasing.discard)
+
+    async def _release_when_back(self, mine: IdempotencyRecord) -> None:
+        """Free ``mine``'s reservation (only that one: a retry may hold the key by then)."""
+        # Quietly: the loops of the runtime already log the outage, once.
+        delay = 0.1
+        while True:
+            try:
+                await self.engine.store.release_idempotency(
+                    mine.org_id, mine.key, claimed_at=mine.created_at
+                )
+            except StoreUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            except Exception:  # a store closing at shutdown: the reservation lapses instead
+                return
+            return
 
     async def _release(self, org_id: str, key: str) -> None:
         with contextlib.suppress(Exception):  # a store closing at shutdown: nothing to free

@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING, Any
 from pausepoint.engine.host import rebuild_state
 from pausepoint.engine.model import TERMINAL_TASK_STATES, ExecutionStatus
 from pausepoint.engine.state import subflow_wait_id
-from pausepoint.errors import PausepointError, TemplateError
+from pausepoint.errors import PausepointError, StoreUnavailable, TemplateError
 from pausepoint.flow.model import SubflowTask
 from pausepoint.flow.templates import render
+from pausepoint.runtime.backoff import StoreBackoff
 from pausepoint.service.auth import Principal
 from pausepoint.service.requests import (
     CancelRequest,
@@ -247,14 +248,20 @@ async def deliver_pauses(engine: Engine) -> int:
 
 async def steer_children(engine: Engine, parent_id: str) -> None:
     """Bring the children ``parent_id`` waits for in line with its state (a command on
-    it was just accepted)."""
-    rows = await engine.store.children(parent_id)
-    links = [row.link for row in rows if row.link.waits and not S(row.status).is_terminal]
-    if not links:
-        return
-    parent = await engine.store.get_execution(parent_id)
-    if parent is not None:
-        await _steer(engine, parent, links)
+    it was just accepted).
+
+    With the database away, the cascade is left to the sweep of ``subflow_loop``,
+    which steers every waiting child again once the store is back."""
+    try:
+        rows = await engine.store.children(parent_id)
+        links = [row.link for row in rows if row.link.waits and not S(row.status).is_terminal]
+        if not links:
+            return
+        parent = await engine.store.get_execution(parent_id)
+        if parent is not None:
+            await _steer(engine, parent, links)
+    except StoreUnavailable as error:
+        log.info("children of %s: cascade left to the next sweep: %s", parent_id, error.message)
 
 
 async def sweep(engine: Engine) -> None:
@@ -413,8 +420,9 @@ async def subflow_loop(engine: Engine) -> None:
     polls. Stopping it lets a poll in progress finish (up to ``STOP_GRACE`` seconds), so
     that no store call is cut off halfway and its connection left open."""
     polls = 0
+    backoff = StoreBackoff("subflows: delivering ends and cascading")
     while True:
-        work = asyncio.ensure_future(_poll(engine, sweeping=polls % SWEEP_EVERY == 0))
+        work = asyncio.ensure_future(_poll(engine, backoff, sweeping=polls % SWEEP_EVERY == 0))
         try:
             await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -425,11 +433,17 @@ async def subflow_loop(engine: Engine) -> None:
         await asyncio.sleep(engine.settings.poll_interval)
 
 
-async def _poll(engine: Engine, *, sweeping: bool) -> None:
+async def _poll(engine: Engine, backoff: StoreBackoff, *, sweeping: bool) -> None:
     try:
         await deliver_ends(engine)
         await deliver_pauses(engine)
         if sweeping:
             await sweep(engine)
+    except StoreUnavailable as error:
+        # Logged once per outage; the next poll tries again, and nothing is lost: ends
+        # and cascades are found again from the store.
+        backoff.note(error)
+        return
     except Exception:
         log.exception("subflows: delivering ends or cascading failed; retrying")
+    backoff.recovered()

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pausepoint.engine.scheduler import truthy
-from pausepoint.errors import Conflict, NotFound, PausepointError, Unauthorized
+from pausepoint.errors import Conflict, NotFound, PausepointError, StoreUnavailable, Unauthorized
 from pausepoint.flow.model import Flow
 from pausepoint.flow.templates import render
 from pausepoint.flow.triggers import (
@@ -46,6 +46,7 @@ from pausepoint.flow.triggers import (
     WebhookTrigger,
 )
 from pausepoint.models import ExecutionView, TriggerView
+from pausepoint.runtime.backoff import StoreBackoff
 from pausepoint.service.auth import Principal
 from pausepoint.service.core import iso_or_none
 from pausepoint.service.flow_triggers import FlowTriggers
@@ -108,13 +109,20 @@ class TriggerLoop:
 
     async def run(self) -> None:
         interval = self.engine.settings.trigger_interval
+        backoff = StoreBackoff("firing triggers")
         while True:
             try:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable as error:
+                # Ticks missed meanwhile are fired (or dropped) by each trigger's policy
+                # once the store is back: its cursor did not move.
+                backoff.note(error)
             except Exception:
                 log.exception("firing triggers failed; retrying")
+            else:
+                backoff.recovered()
             await asyncio.sleep(interval)
 
     async def tick(self) -> int:

@@ -214,11 +214,12 @@ class IdempotencyKeys:
                 .values(status_code=status_code, response=response)
             )
 
-    def release(self, org_id: str, key: str) -> None:
+    def release(self, org_id: str, key: str, claimed_at: float | None = None) -> None:
         t = schema.idempotency
+        mine = [] if claimed_at is None else [t.c.created_at == claimed_at]
         with self._db.write() as conn:
             conn.execute(
-                t.delete().where(t.c.org_id == org_id, t.c.key == key, t.c.status_code == 0)
+                t.delete().where(t.c.org_id == org_id, t.c.key == key, t.c.status_code == 0, *mine)
             )
 
 

@@ -28,8 +28,11 @@ async def readyz(request: Request) -> JSONResponse:
     try:
         await asyncio.wait_for(engine_of(request).ready(), READY_TIMEOUT_SECONDS)
     except Exception as error:  # any failure to reach the store means "not ready"
+        # Load balancers and clients back off as they would for any other 503.
         return JSONResponse(
-            {"status": f"unavailable: {type(error).__name__}: {error}"}, status_code=503
+            {"status": f"unavailable: {type(error).__name__}: {error}"},
+            status_code=503,
+            headers={"Retry-After": "2"},
         )
     return JSONResponse(Health(status="ok").model_dump())
 
