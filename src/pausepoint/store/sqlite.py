@@ -16,12 +16,27 @@ Python code. A batch is bounded (``SQLITE_BATCH_LIMIT`` calls). A write that
 finds another process holding the write lock waits in SQLite's busy handler,
 which sleeps 1, 2, 5, 10… ms between tries: processes that write the same file
 often (``pausepoint server --workers``) stall each other's loops that long.
+
+A disk that fills or a file system that turns read-only makes writes fail while
+reads still work. Such a failure is answered as :class:`StoreUnavailable` (HTTP
+503, "the database cannot be written: disk full"), never as an internal error,
+and nothing of it holds: SQLite may undo a whole transaction on such an error,
+so a batch that meets one is undone entirely and its calls run again one by one,
+each in a transaction of its own (reads answer, writes hear the 503). After an
+I/O error the connection is replaced before the next call, as SQLite may leave
+it in an error state; once space returns, writes work again without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import logging
+import os
+import sqlite3
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +47,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from pausepoint.errors import StoreUnavailable
 from pausepoint.store import sqlite_notify, wal
 from pausepoint.store.database import Database
 from pausepoint.store.dialects import (
@@ -44,9 +60,13 @@ from pausepoint.store.dialects import (
 
 R = TypeVar("R")
 
+log = logging.getLogger(__name__)
+
 # Calls queued in one turn of the loop run at the next as one transaction, at most
 # this many at a time.
 SQLITE_BATCH_LIMIT = 256
+# How long the reason an I/O error was probed for is reused (seconds).
+DIAGNOSIS_TTL = 1.0
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -77,6 +97,9 @@ class SqliteDatabase(Database):
         # Files only: tells other processes what commits changed (store/sqlite_notify.py).
         self.announcer: sqlite_notify.Announcer | None = None
         self._listeners: list[sqlite_notify.Listener] = []
+        # An I/O error may leave SQLite's connection unusable: replaced before the next call.
+        self._reconnect_due = False
+        self._diagnosis: tuple[float, str | None] | None = None  # when, and why writes fail
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -169,7 +192,7 @@ class SqliteDatabase(Database):
         try:
             outcomes = self._run_batch(batch) if batch else []
         except Exception as error:  # BEGIN or COMMIT failed: nothing of the batch holds
-            outcomes = [(False, error)] * len(batch)
+            outcomes = [(False, self.write_fault(error) or error)] * len(batch)
         finally:
             self._scheduled = bool(self._queue)
             if self._scheduled:
@@ -187,21 +210,108 @@ class SqliteDatabase(Database):
 
         Each call of a shared transaction runs in a savepoint of its own, so one
         that fails undoes only its own writes; every caller hears back only
-        after the commit, so nothing is acknowledged before it is durable.
+        after the commit, so nothing is acknowledged before it is durable. A write
+        the disk refuses (full, read-only) undoes the whole batch: its calls then
+        run again one at a time, so that each hears its own outcome.
         """
         if len(batch) == 1:
-            return [_outcome(batch[0])]
+            return [self._run_alone(batch[0])]
         conn = self._connection()
+        raw = conn.connection.driver_connection
+        assert raw is not None
         self._batch_wrote = False
-        with _transaction(conn, write=True):
-            self._batching = True
-            try:
-                outcomes = [_outcome(call) for call in batch]
-            finally:
-                self._batching = False
+        try:
+            with _transaction(conn, write=True):
+                self._batching = True
+                try:
+                    outcomes = [self._run_in_batch(call, raw) for call in batch]
+                finally:
+                    self._batching = False
+        except _BatchUndone:
+            # The batch's transaction is gone (undone by SQLite, or about to be): what
+            # its calls wrote does not hold, and none was answered. Alone, each call
+            # gets its own outcome: reads still answer, writes hear the 503.
+            return [self._run_alone(call) for call in batch]
+        except Exception as error:
+            if self.write_fault(error) is None:
+                raise
+            return [self._run_alone(call) for call in batch]  # the COMMIT could not be written
         if self._batch_wrote:
             self._committed()
         return outcomes
+
+    def _run_in_batch(self, call: _QueuedCall, raw: sqlite3.Connection) -> tuple[bool, Any]:
+        ok, value = _outcome(call)
+        # A full disk or an I/O error may have undone the whole transaction, the writes
+        # of the calls before this one included; later statements would run outside it.
+        if not raw.in_transaction or (not ok and self.write_fault(value) is not None):
+            raise _BatchUndone
+        return ok, value
+
+    def _run_alone(self, call: _QueuedCall) -> tuple[bool, Any]:
+        ok, value = _outcome(call)
+        if not ok:
+            value = self.write_fault(value) or value
+        return ok, value
+
+    # -- a disk that fills, a file system that turns read-only ---------------------------
+
+    def write_fault(self, error: BaseException) -> StoreUnavailable | None:
+        """The 503 for ``error`` when it says the file cannot be written just now (a
+        full disk, a read-only file system, an I/O error); None for any other error."""
+        if isinstance(error, StoreUnavailable):
+            return error
+        code = _sqlite_error_code(error)
+        if code is None:
+            return None
+        primary = code & 0xFF
+        if primary == sqlite3.SQLITE_FULL:
+            reason = "disk full"
+        elif primary == sqlite3.SQLITE_READONLY:
+            # Also what a file opened read-only (its permissions) answers: the probe tells.
+            reason = self._probe() or "the database file is read-only (check its permissions)"
+        elif primary == sqlite3.SQLITE_IOERR:
+            self._reconnect_due = True
+            reason = self._probe() or "a disk I/O error"
+        else:
+            return None
+        fault = StoreUnavailable(f"the database cannot be written: {reason}")
+        fault.__cause__ = error
+        return fault
+
+    def _probe(self) -> str | None:
+        """Why a file beside the database cannot be written (None: it can), probed at
+        most once a second: SQLite's errors do not say (its errno is not exposed), and
+        a batch whose calls all fail would otherwise probe, and fsync, once per call."""
+        now = time.monotonic()
+        if self._diagnosis is not None and now - self._diagnosis[0] < DIAGNOSIS_TTL:
+            return self._diagnosis[1]
+        path = sqlite_path(self.url)
+        reason = write_probe(path) if path is not None and str(path) != ":memory:" else None
+        self._diagnosis = (now, reason)
+        return reason
+
+    def _reconnect(self) -> None:
+        """Replace the connection after an I/O error (SQLite may keep it in an error
+        state, or in a transaction it could not roll back)."""
+        assert self._engine is not None
+        self._reconnect_due = False
+        old, self._conn = self._conn, None
+        with contextlib.suppress(Exception):
+            if old is not None:
+                old.close()
+        with contextlib.suppress(Exception):
+            self._engine.dispose()  # closes the pool's one driver connection
+        try:
+            self._conn = self._engine.connect()
+        except Exception as error:
+            self._reconnect_due = True
+            raise self.write_fault(error) or StoreUnavailable(
+                f"the database cannot be opened: {error}"
+            ) from error
+        log.warning("reconnected to %s after an I/O error", self.url)
+        if self.announcer is not None:
+            self.announcer.attach(self._conn.info)
 
     # -- transactions ------------------------------------------------------------------
 
@@ -234,8 +344,11 @@ class SqliteDatabase(Database):
             yield conn
 
     def _connection(self) -> Connection:
-        if self._conn is None:
+        if self._engine is None:
             raise RuntimeError("the store is not open")
+        if not self._batching and (self._reconnect_due or self._conn is None):
+            self._reconnect()
+        assert self._conn is not None
         return self._conn
 
     # -- notifications from other processes ---------------------------------------------
@@ -267,6 +380,50 @@ class _QueuedCall:
     future: asyncio.Future[Any]
 
 
+class _BatchUndone(Exception):
+    """A batch's transaction was undone by a write that could not be made."""
+
+
+def _sqlite_error_code(error: BaseException) -> int | None:
+    """SQLite's extended result code behind ``error`` (wrapped by SQLAlchemy, or the
+    context of an error raised while handling it), None when there is none."""
+    current: BaseException | None = error
+    for _ in range(8):
+        if current is None:
+            return None
+        if isinstance(current, sqlite3.Error):
+            code = getattr(current, "sqlite_errorcode", None)
+            if isinstance(code, int):
+                return code
+        orig = getattr(current, "orig", None)
+        current = (
+            orig if isinstance(orig, BaseException) else current.__cause__ or current.__context__
+        )
+    return None
+
+
+def write_probe(path: Path) -> str | None:
+    """Why a file beside ``path`` cannot be written ("disk full", "the file system is
+    read-only", …), None when it can: a small file is written, synced and removed."""
+    probe = path.parent / f".{path.name}.probe-{uuid.uuid4().hex[:8]}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+    except OSError as error:
+        if error.errno == errno.EROFS:
+            return "the file system is read-only"
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "disk full"
+        return f"a disk I/O error ({os.strerror(error.errno or errno.EIO)})"
+    return None
+
+
 def _outcome(call: _QueuedCall) -> tuple[bool, Any]:
     try:
         return True, call.fn(*call.args)
@@ -290,7 +447,7 @@ def _transaction(conn: Connection, *, write: bool) -> Iterator[None]:
         raw.execute("COMMIT")
     except BaseException:
         if raw.in_transaction:  # the block or the commit failed (a full disk, say)
-            raw.execute("ROLLBACK")
+            raw.execute("ROLLBACK")  # if this fails too, the connection is replaced
         if conn.in_transaction():
             conn.rollback()
         raise
@@ -306,7 +463,10 @@ def _savepoint(conn: Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        cursor.execute("ROLLBACK TO pausepoint_call")
-        cursor.execute("RELEASE pausepoint_call")
+        # Not when SQLite undid the whole transaction (a full disk): the savepoint went
+        # with it, and the batch is undone (``_run_in_batch``).
+        if cursor.connection.in_transaction:
+            cursor.execute("ROLLBACK TO pausepoint_call")
+            cursor.execute("RELEASE pausepoint_call")
         raise
     cursor.execute("RELEASE pausepoint_call")
