@@ -11,6 +11,14 @@ however often it is sent. A terminate its workflow leaves unapplied for
 by the sweep itself: Temporal terminates the workflow and the engine applies
 the terminate to the last checkpoint.
 
+Temporal itself may go away for a while (its frontend restarted, say). A
+start or a command is recorded first, so a request never needs Temporal to
+be accepted: a send that fails, or takes longer than
+``temporal_send_timeout``, leaves the command to the sweep, and once one has
+failed, requests stop trying until a sweep gets through again. So while
+Temporal is down the API answers at once from the store, and afterwards the
+sweep delivers what was accepted meanwhile, each command once.
+
 Events reach this process's followers from the store, through an
 :class:`EventRelay`; ``owns`` is always False, as for an execution another
 embedded process runs.
@@ -52,11 +60,20 @@ from pausepoint.tasks.context import TaskControl
 
 log = logging.getLogger("pausepoint.runtime.temporal")
 SWEEP_MEMORY = 10_000
+# What a frontend that is down, restarting or cut off answers (the client's own
+# retries exhausted); any other error is Temporal's answer to this send.
+UNREACHABLE = frozenset(
+    {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
+)
 
 
 class TemporalUnavailable(PausepointError):
     code = "temporal_unavailable"
     http_status = 503
+
+
+class _Unreachable(Exception):
+    """Temporal did not answer a send: the sweep ends its round and tries again later."""
 
 
 class TemporalRuntime:
@@ -85,6 +102,10 @@ class TemporalRuntime:
         # the sweep repairs a lost signal once, it does not repeat itself.
         self._swept: dict[str, int] = {}
         self._terminate_after = settings.temporal_terminate_after
+        # Set when a send found Temporal unreachable, cleared when one gets through: while
+        # set, requests leave their sends to the sweep instead of each waiting out a timeout.
+        self._unreachable_since: float | None = None
+        self._last_try = 0.0  # when a request last tried all the same (see _send_now)
         self.relay = EventRelay(store, listener, interval=settings.poll_interval, clock=clock)
 
     # -- lifecycle -------------------------------------------------------------
@@ -141,15 +162,17 @@ class TemporalRuntime:
         if not await self.store.create_execution(record, new.queued(record)):
             return False
         self.relay.follow(record.id, after=0)
-        await self._send(record.id)
+        await self._send_now(record.id)
         return True
 
     async def deliver(
         self, command: CommandRecord, commands_version: int, *, wait: float
     ) -> CommandRecord:
         self.relay.follow(command.execution_id)
-        await self._send(command.execution_id, command)
-        if wait <= 0:
+        await self._send_now(command.execution_id, command)
+        if wait <= 0 or not self.temporal_reachable:
+            # Temporal is away: nothing applies the command before it is back, so the
+            # reply is the accepted command, now, not after waiting ``wait`` for nothing.
             return command
         return await settle(
             self.store,
@@ -166,38 +189,84 @@ class TemporalRuntime:
 
     # -- sending --------------------------------------------------------------------
 
+    @property
+    def temporal_reachable(self) -> bool:
+        """False from a send that found Temporal unreachable until one gets through."""
+        return self._unreachable_since is None
+
+    async def _send_now(self, execution_id: str, command: CommandRecord | None = None) -> bool:
+        """Send on a request's behalf, unless Temporal is known to be unreachable.
+
+        False when not sent: the command is recorded, and the sweep (an API
+        server's) delivers it. A process without a sweep (a worker starting a
+        subflow) still tries once per sweep interval, so it notices Temporal's return.
+        """
+        if self._unreachable_since is not None:
+            now = self.clock()
+            if self.serve or now - self._last_try < self.settings.temporal_sweep_interval:
+                return False
+            self._last_try = now
+        try:
+            return await self._send(execution_id, command)
+        except _Unreachable:
+            return False
+
     async def _send(self, execution_id: str, command: CommandRecord | None = None) -> bool:
         """Start the execution's workflow unless it runs, and signal ``command`` to it.
 
-        False when Temporal could not be reached: the sweep sends it again. A
-        workflow that already finished needs nothing: its last checkpoint
-        refused every command still pending.
+        Raises :class:`_Unreachable` when Temporal did not answer within
+        ``temporal_send_timeout``: the sweep sends it again. False when Temporal
+        refused the send. A workflow that already finished needs nothing: its
+        last checkpoint refused every command still pending.
         """
         options = WorkflowOptions(
             heartbeat_timeout=self.settings.temporal_heartbeat_timeout,
             continue_as_new_after=self.settings.temporal_continue_as_new_after,
         )
+        # The client retries an unreachable frontend for many seconds on its own; the
+        # timeout bounds that. A send cut short here may still arrive later: harmless,
+        # since the workflow applies each command once however often it is sent.
+        sending = self.client.start_workflow(
+            WORKFLOW_NAME,
+            ExecutionInput(execution_id, options),
+            id=workflow_id(execution_id),
+            task_queue=self.settings.temporal_task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal=COMMAND_SIGNAL if command is not None else None,
+            start_signal_args=[command_message(command)] if command is not None else [],
+        )
         try:
-            await self.client.start_workflow(
-                WORKFLOW_NAME,
-                ExecutionInput(execution_id, options),
-                id=workflow_id(execution_id),
-                task_queue=self.settings.temporal_task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                start_signal=COMMAND_SIGNAL if command is not None else None,
-                start_signal_args=[command_message(command)] if command is not None else [],
-            )
+            await asyncio.wait_for(sending, self.settings.temporal_send_timeout)
         except WorkflowAlreadyStartedError:
-            return True
-        except RPCError as error:
-            log.warning(
-                "execution %s: cannot reach Temporal (%s); the sweep will retry",
-                execution_id,
-                error,
-            )
-            return False
+            pass
+        except (TimeoutError, RPCError) as error:
+            if isinstance(error, RPCError) and error.status not in UNREACHABLE:
+                log.warning("execution %s: Temporal refused a send (%s)", execution_id, error)
+                return False
+            self._lost_temporal(error)
+            raise _Unreachable() from None
+        self._found_temporal()
         return True
+
+    def _lost_temporal(self, error: Exception) -> None:
+        if self._unreachable_since is None:
+            self._unreachable_since = self.clock()
+            log.warning(
+                "Temporal at %s is unreachable (%s); commands are recorded and the sweep "
+                "delivers them once it is back",
+                self.settings.temporal_address,
+                str(error) or "no answer within temporal_send_timeout",
+            )
+
+    def _found_temporal(self) -> None:
+        if self._unreachable_since is not None:
+            log.warning(
+                "Temporal at %s is back after %.1fs; delivering what was accepted meanwhile",
+                self.settings.temporal_address,
+                self.clock() - self._unreachable_since,
+            )
+            self._unreachable_since = None
 
     # -- the sweep --------------------------------------------------------------------
 
@@ -207,13 +276,19 @@ class TemporalRuntime:
                 await self.sweep_once()
             except asyncio.CancelledError:
                 raise
+            except _Unreachable:
+                pass  # logged once per outage; the next round tries again
             except Exception:
                 log.exception("sweep failed; retrying")
             await asyncio.sleep(self.settings.temporal_sweep_interval)
 
     async def sweep_once(self) -> None:
         """Send again every command still pending, start workflows never started, and end
-        those that leave a terminate unapplied too long."""
+        those that leave a terminate unapplied too long.
+
+        Raises :class:`_Unreachable`, ending the round, at the first send Temporal
+        does not answer: the others would only wait out the same timeout.
+        """
         now = self.clock()
         for execution_id, _ in await self.store.find_work(TEMPORAL_OWNER, now):
             pending, version = await self.store.pending_commands(execution_id)
@@ -244,10 +319,19 @@ class TemporalRuntime:
         """
         handle = self.client.get_workflow_handle(workflow_id(execution_id))
         try:
-            await handle.terminate(reason=terminate.reason)
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:  # not found: it ended, or never began
+            await asyncio.wait_for(
+                handle.terminate(reason=terminate.reason), self.settings.temporal_send_timeout
+            )
+        except (TimeoutError, RPCError) as error:
+            if isinstance(error, RPCError) and error.status == RPCStatusCode.NOT_FOUND:
+                pass  # it ended, or never began
+            elif isinstance(error, RPCError) and error.status not in UNREACHABLE:
                 raise
+            else:
+                # Not recorded as terminated while its workflow may still run a step.
+                self._lost_temporal(error)
+                raise _Unreachable() from None
+        self._found_temporal()
         loaded = await self.store.claim_and_load(
             execution_id, TEMPORAL_OWNER, LEASE_SECONDS, self.clock(), None
         )
