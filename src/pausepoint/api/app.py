@@ -141,6 +141,7 @@ def create_app(engine: Engine) -> FastAPI:
         flows,
         kestra,
         kubiya,
+        maintenance,
         me,
         ops,
         shannon,
@@ -221,6 +222,7 @@ def create_app(engine: Engine) -> FastAPI:
         (flows.router, ERROR_RESPONSES),
         (trigger_routes.router, ERROR_RESPONSES),
         (file_routes.router, ERROR_RESPONSES),
+        (maintenance.router, ERROR_RESPONSES),
         *((dialect.router, ERROR_RESPONSES) for dialect in (shannon, kubiya, syntropic)),
         # Last: its paths start with a tenant, which must never shadow a native path.
         (kestra.router, None),

@@ -39,6 +39,15 @@ async def dispatch(args: argparse.Namespace) -> int:
         from pausepoint.cli.flows import cmd_validate
 
         return cmd_validate(args)
+    if args.command in ("backup", "restore"):
+        from pausepoint.cli import maintenance
+
+        upkeep = {"backup": maintenance.cmd_backup, "restore": maintenance.cmd_restore}
+        return await upkeep[args.command](args)
+    if args.command == "doctor":  # reads the database itself: no engine, no migration
+        from pausepoint.cli.doctor import cmd_doctor
+
+        return await cmd_doctor(args)
     if args.command in ("server", "worker", "dev"):
         from pausepoint.cli import serve
 
@@ -70,6 +79,10 @@ def _command(name: str) -> Command:
         from pausepoint.cli.triggers import cmd_triggers
 
         return cmd_triggers
+    if name == "purge":
+        from pausepoint.cli.maintenance import cmd_purge
+
+        return cmd_purge
     if name == "keys":
         from pausepoint.cli.keys import cmd_keys
 

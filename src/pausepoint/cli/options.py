@@ -154,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     keys_revoke = keys.add("revoke", help="revoke a key by its id")
     keys_revoke.add_argument("key_id")
 
+    from pausepoint.cli.maintenance import add_maintenance_commands
+
+    add_maintenance_commands(commands)
+
+    from pausepoint.cli.doctor import add_doctor_command
+
+    add_doctor_command(commands)
+
     validate = commands.add(
         "validate", help="check flow files (or directories of them) and report every problem"
     )

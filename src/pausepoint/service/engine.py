@@ -41,6 +41,7 @@ from pausepoint.service.links import LinkPage, LinkRefused
 from pausepoint.service.operations import Operation
 from pausepoint.service.plane import ControlPlane, Reply
 from pausepoint.service.requests import CallbackRequest, HeartbeatRequest, VoteRequest
+from pausepoint.service.retention import retention_loop
 from pausepoint.service.subflows import subflow_loop
 from pausepoint.service.surface import SurfaceMixin
 from pausepoint.service.taskcontrol import TaskResumer
@@ -69,6 +70,7 @@ class Engine(SurfaceMixin, ControlLayer):
     _trigger_loop: TriggerLoop | None = None  # a server's: fires schedules and Flow triggers
     _trigger_task: asyncio.Task[None] | None = None
     _subflows: asyncio.Task[None] | None = None  # delivers children's ends, sweeps cascades
+    _retention: asyncio.Task[None] | None = None  # a server's: purges what retention allows
 
     def _task_control(self) -> TaskControl:
         return TaskResumer(self)
@@ -83,10 +85,16 @@ class Engine(SurfaceMixin, ControlLayer):
             self._trigger_task = asyncio.create_task(
                 self._trigger_loop.run(), name="pausepoint-triggers"
             )
+            if self.settings.retention:
+                self._retention = asyncio.create_task(
+                    retention_loop(self), name="pausepoint-retention"
+                )
 
     async def stop(self, grace: float = 0.0) -> None:
         releaser, self._releaser = self._releaser, None
         await stop_loop(releaser)
+        retention, self._retention = self._retention, None
+        await stop_loop(retention)
         subflows, self._subflows = self._subflows, None
         await stop_loop(subflows)
         trigger_task, self._trigger_task = self._trigger_task, None

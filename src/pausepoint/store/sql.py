@@ -18,6 +18,7 @@ the next batch on the event loop's thread (SQLite) or one pooled connection
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -45,6 +46,7 @@ from pausepoint.store.leases import Leases, Loaded
 from pausepoint.store.links import ChildRow, ExecutionLink, Links
 from pausepoint.store.logs import LogFilter, LogLines
 from pausepoint.store.postgresql import PostgresDatabase
+from pausepoint.store.purge import PurgeCounts, Purges, PurgeScope
 from pausepoint.store.records import (
     Checkpoint,
     CommandRecord,
@@ -102,6 +104,7 @@ class SqlStore:
         self._files = Files(db)
         self._kv = KeyValues(db)
         self._logs = LogLines(db)
+        self._purges = Purges(db)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -126,8 +129,11 @@ class SqlStore:
         datagram sockets beside it (``store/sqlite_notify.py``); both are best
         effort, and polling still finds what a lost notification did not tell.
         Returns False when the database cannot notify (SQLite ``:memory:``): then
-        such changes are found only by polling. A lost listening connection is
-        not re-established.
+        such changes are found only by polling. On PostgreSQL a lost listening
+        connection (a restart, a killed backend) is re-established with back-off,
+        and then both callbacks are called with ``""``: notifications sent
+        meanwhile are lost, so the listener looks for work and re-reads what it
+        follows at once instead of waiting for its poll.
         """
         return await self._db.listen(on_work, on_events=on_events)
 
@@ -353,6 +359,27 @@ class SqlStore:
                 return removed
             after = upcoming
 
+    async def purge_executions(
+        self, scope: PurgeScope, *, dry_run: bool = False, batch: int = 50
+    ) -> PurgeCounts:
+        """Remove the ended executions ``scope`` selects with their events, task runs,
+        commands, links, files and idempotency records (``store/purge.py``), ``batch``
+        executions per transaction; with ``dry_run`` count them and delete nothing.
+
+        Between batches the loop gets a turn, so checkpoints commit in between (on SQLite
+        every write shares the event loop's thread)."""
+        counts = PurgeCounts()
+        after: tuple[float, str] | None = None
+        while True:
+            found, upcoming = await self._db.run(
+                self._purges.purge_batch, scope, after, batch, dry_run
+            )
+            counts.add(found)
+            if upcoming is None:
+                return counts
+            after = upcoming
+            await asyncio.sleep(0)
+
     async def occupancy(
         self, org_id: str, namespace: str, flow_id: str, slot_since: float | None = None
     ) -> Occupancy:
@@ -509,6 +536,11 @@ class SqlStore:
         """Store the answer to the reserved request, for its retries to replay."""
         await self._db.run(self._idempotency.complete, org_id, key, status_code, response)
 
-    async def release_idempotency(self, org_id: str, key: str) -> None:
-        """Drop an unfinished reservation (the request failed): a retry may try again."""
-        await self._db.run(self._idempotency.release, org_id, key)
+    async def release_idempotency(
+        self, org_id: str, key: str, claimed_at: float | None = None
+    ) -> None:
+        """Drop an unfinished reservation (the request failed): a retry may try again.
+
+        With ``claimed_at``, only the reservation made then: one whose claim may or may
+        not have landed (its answer was lost) is freed without touching a retry's."""
+        await self._db.run(self._idempotency.release, org_id, key, claimed_at)
