@@ -62,12 +62,13 @@ bench-peers: bench-setup
 
 # The reliability suites at full length (the test suite runs them in a bounded quick
 # mode): crash storms on embedded SQLite and on temporal+postgres (300 executions, 20
-# kills each), the 30-minute soak, and more examples for the race and hostile-input
-# fuzzers. Figures go in docs/RELIABILITY.md.
+# kills each), ten Temporal outages under load, the 30-minute soak, and more
+# examples for the race and hostile-input fuzzers. Figures go in docs/RELIABILITY.md.
 SOAK_ENV := PAUSEPOINT_CHAOS_FULL=1 PAUSEPOINT_RACES_EXAMPLES=150 \
 	PAUSEPOINT_HOSTILE_EXAMPLES=600 PAUSEPOINT_SCHEMATHESIS_EXAMPLES=100
 soak: setup
 	$(SOAK_ENV) $(BIN)/pytest -s -m "slow or not slow" tests/chaos tests/temporal/test_chaos.py \
+		tests/temporal/test_server_restart.py \
 		tests/api/test_races.py tests/api/test_hostile.py tests/api/test_schemathesis.py
 
 clean:
