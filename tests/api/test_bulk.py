@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 import httpx
 
 from pausepoint.testing import assert_eventually
@@ -150,3 +153,37 @@ async def test_a_dry_run_answers_each_execution_as_the_real_call_would(
             (r["status"], r["message"]) for r in real
         ]
         assert {r["status"] for r in dry} == {409}, dry
+
+
+async def test_a_retried_bulk_whose_answer_was_lost_replays_its_commands(
+    server: RunningServer,
+) -> None:
+    """A bulk request done but with its answer never stored (the database went away just
+    then: the chain frees the key for the retry) is sent again with the same key: each
+    execution's command is a replay, not a second cancel refused with 409."""
+    key = "bulk-answer-lost"
+    async with server.client("acme", "operator") as http:
+        ids = [await start_paused(http) for _ in range(2)]
+        first = await http.post(
+            "/api/v1/executions/bulk/cancel", json={"ids": ids}, headers={"Idempotency-Key": key}
+        )
+        assert [r["status"] for r in first.json()["results"]] == [202, 202], first.text
+
+        async def cancelled() -> bool:
+            return await states(http, ids) == ["CANCELLED", "CANCELLED"]
+
+        await assert_eventually(cancelled)
+        database = sqlite3.connect(server.engine.settings.db.removeprefix("sqlite:///"))
+        with contextlib.closing(database), database:
+            forgotten = database.execute("DELETE FROM idempotency WHERE key = ?", (key,))
+        assert forgotten.rowcount == 1
+        again = await http.post(
+            "/api/v1/executions/bulk/cancel", json={"ids": ids}, headers={"Idempotency-Key": key}
+        )
+        assert [r["status"] for r in again.json()["results"]] == [202, 202], again.text
+        for execution_id in ids:
+            audit = (await http.get(f"/api/v1/executions/{execution_id}/audit")).json()
+            assert [entry["kind"] for entry in audit] == ["cancel"], audit
+        # Without the key, the same bulk is a new request: each cancel is refused.
+        fresh = await http.post("/api/v1/executions/bulk/cancel", json={"ids": ids})
+        assert [r["status"] for r in fresh.json()["results"]] == [409, 409]

@@ -486,6 +486,7 @@ class ControlLayer(InboxLayer):
                 actor=request.actor,
                 request_id=request.request_id,
                 traceparent=request.traceparent,
+                idempotency_key=request.idempotency_key and f"bulk:{request.idempotency_key}",
                 **extra,
             )
             async with gate:

@@ -309,6 +309,9 @@ class BulkRequest(Operation[BulkReply]):
     actor: str = "anonymous"
     request_id: str | None = None
     traceparent: str | None = None
+    # Given by the chain: each execution's command is keyed by it, so that a retry of a
+    # request whose answer was lost replays the commands instead of sending them again.
+    idempotency_key: str | None = None
 
     required_role = "operator"
     action = "controlling executions"

@@ -251,7 +251,10 @@ class ControlPlane:
                 request_id=call.request_id,
                 traceparent=traceparent,
             )
-        if isinstance(operation, ControlRequest | StartRequest) and call.idempotency_key:
+        if (
+            isinstance(operation, ControlRequest | StartRequest | BulkRequest)
+            and call.idempotency_key
+        ):
             operation = dataclasses.replace(operation, idempotency_key=call.idempotency_key)
         if isinstance(operation, StartRequest):
             operation = dataclasses.replace(
