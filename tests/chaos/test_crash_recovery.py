@@ -51,6 +51,7 @@ from tests.agents.model_server import ModelServer, Reply, model_server, tool_cal
 from tests.api.conftest import free_port
 from tests.chaos.checks import Accepted, History, check_history, read_run_log
 from tests.chaos.flows import AGENT_TOOL_CALLS, NAMESPACE, FlowSpec, all_flows
+from tests.chaos.worker import CHAOS_DIR
 from tests.chaos.workers import WorkerProcess, start_worker
 
 TERMINAL = {"COMPLETED", "WARNING", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT"}
@@ -88,8 +89,11 @@ def agent_replies(request: dict[str, Any]) -> Reply:
 
 
 def client_settings(db_path: Path) -> Settings:
+    # The flows are saved through this engine, and saving checks their functions against
+    # what the settings allow: the workers' python_paths.
     return Settings(
         db=f"sqlite:///{db_path}",
+        python_paths=(str(CHAOS_DIR),),
         poll_interval=0.05,
         lease_ttl=1.0,
         lease_renew_interval=0.25,
