@@ -626,8 +626,7 @@ class Storm:
                     *check_event_log(history),
                     *check_recorded_results(history),
                     *check_commands(history),
-                    *check_task_bodies(history, self.killed),
-                    *check_agent(history),
+                    *self.body_checks(history),
                     *check_seen_before(
                         history.view,
                         history.events,
@@ -643,6 +642,10 @@ class Storm:
             if "Traceback" in process.log_text():
                 problems.append(f"{process!r} logged a traceback:\n{process.log_tail(60)}")
         return problems
+
+    def body_checks(self, history: History) -> list[str]:
+        """What the task bodies' runs must show: none ran twice unless its worker died."""
+        return [*check_task_bodies(history, self.killed), *check_agent(history)]
 
     def note_coverage(self, histories: list[History]) -> None:
         """What the storm actually exercised, for the summary line."""
