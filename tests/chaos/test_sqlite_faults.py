@@ -319,15 +319,32 @@ async def fault_round(
     return len(refused)
 
 
+def disk_flows(tmp_path: Path) -> Path:
+    """The flows a fault test's server loads: DISK_FLOW and the python module it calls."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    shutil.copy(HERE / "flows_crash.py", flows / "flows_crash.py")
+    (flows / "disk.yaml").write_text(DISK_FLOW)
+    return flows
+
+
+async def under_way(load: Load) -> tuple[list[str], dict[str, list[dict[str, Any]]]]:
+    """Executions the fault will meet, every second one paused: their ids, and their
+    events as read before the fault (which must not change)."""
+    for _ in range(12 if FULL else 6):
+        assert (await load.start()).status_code == 201
+    ids = list(load.executions.values())
+    for execution_id in ids[::2]:
+        await load.control(execution_id, "pause")
+    return ids, {e: await events_of(load.http, e) for e in ids}
+
+
 async def test_a_server_on_a_disk_that_fills_answers_503_and_continues(tmp_path: Path) -> None:
     """A real ``pausepoint server`` with its database on a small tmpfs, under load: the
     disk fills (writes 503 with Retry-After, reads answer, no other 5xx), is freed (the
     same process carries on); every acknowledged command is applied exactly once, no
     event is lost or changed, and every execution ends."""
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    shutil.copy(HERE / "flows_crash.py", flows / "flows_crash.py")
-    (flows / "disk.yaml").write_text(DISK_FLOW)
+    flows = disk_flows(tmp_path)
     rng = random.Random(20)
     rounds = 10 if FULL else 2
     with small_tmpfs(tmp_path / "disk", "24m") as disk:
@@ -340,12 +357,7 @@ async def test_a_server_on_a_disk_that_fills_answers_503_and_continues(tmp_path:
                 base_url=server.base_url, headers={"X-API-Key": api_key}, timeout=30
             ) as http:
                 load = Load(http)
-                for _ in range(12 if FULL else 6):
-                    assert (await load.start()).status_code == 201
-                ids = list(load.executions.values())
-                for execution_id in ids[::2]:
-                    await load.control(execution_id, "pause")
-                before = {e: await events_of(http, e) for e in ids}
+                ids, before = await under_way(load)
                 refused = 0
                 for _ in range(rounds):
                     refused += await fault_round(load, ids, disk / "ballast", db, rng)
@@ -500,10 +512,7 @@ async def test_a_server_on_a_file_system_turned_read_only(
     not yet synced, as a power cut does; NORMAL (the default) syncs the log only at
     checkpoints, so the last acknowledged commits would go with it."""
     monkeypatch.setenv("PAUSEPOINT_SQLITE_SYNCHRONOUS", "FULL")
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    shutil.copy(HERE / "flows_crash.py", flows / "flows_crash.py")
-    (flows / "disk.yaml").write_text(DISK_FLOW)
+    flows = disk_flows(tmp_path)
     rng = random.Random(21)
     port = free_port()
     with ext4_on_loop(tmp_path) as disk:
@@ -516,12 +525,7 @@ async def test_a_server_on_a_file_system_turned_read_only(
                 base_url=server.base_url, headers={"X-API-Key": api_key}, timeout=30
             ) as http:
                 load = Load(http)
-                for _ in range(12 if FULL else 6):
-                    assert (await load.start()).status_code == 201
-                ids = list(load.executions.values())
-                for execution_id in ids[::2]:
-                    await load.control(execution_id, "pause")
-                before = {e: await events_of(http, e) for e in ids}
+                ids, before = await under_way(load)
                 how = await asyncio.to_thread(disk.turn_read_only)
                 for _ in range(200):
                     if len(load.unavailable) >= 3:
