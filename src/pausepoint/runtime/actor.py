@@ -205,15 +205,22 @@ class ExecutionActor:
         writing again, the store is asked whether the checkpoint landed, since writing
         its events twice would clash with themselves.
         """
+        try:
+            return await self.runtime.committer.commit(checkpoint)
+        except StoreUnavailable as error:
+            return await self._commit_when_back(checkpoint, error)
+
+    async def _commit_when_back(self, checkpoint: Checkpoint, error: StoreUnavailable) -> bool:
+        """The outage path of :meth:`commit` (kept off the path every step takes)."""
         backoff = StoreBackoff(f"execution {self.execution_id}: writing its checkpoint")
         while True:
+            await backoff.wait(error)
             try:
-                if backoff.failures and await self._landed(checkpoint):
-                    written = True
-                else:
-                    written = await self.runtime.committer.commit(checkpoint)
-            except StoreUnavailable as error:
-                await backoff.wait(error)
+                written = await self._landed(checkpoint) or await self.runtime.committer.commit(
+                    checkpoint
+                )
+            except StoreUnavailable as again:
+                error = again
                 continue
             backoff.recovered()
             return written
